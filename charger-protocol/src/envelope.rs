@@ -1,0 +1,285 @@
+//! REQ and RES envelopes and the sealing of RES `data`.
+//!
+//! REQ (device to server): `{"id": <string or integer>, "key": "<64 hex>", "data": {...}}`.
+//! RES (server to device): `{"id": <same>, "status": 1|0, "code": <http code>, "data": "<base64>"}`
+//! where `data` is base64 (standard, padded) of `nonce(12) || ciphertext || tag(16)`:
+//! AES-256-GCM under the device key, over the UTF-8 JSON body, with associated data
+//! `<id>|<status>|<code>` (the id as its text).
+
+use std::fmt;
+
+use aes_gcm::aead::{Aead, KeyInit, Payload};
+use aes_gcm::{Aes256Gcm, Nonce};
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine as _;
+use rand::RngCore;
+use serde::{Deserialize, Serialize};
+use subtle::ConstantTimeEq;
+
+/// Longest accepted string id.
+pub const MAX_ID_LEN: usize = 64;
+/// Nonce length of AES-256-GCM as used here.
+pub const NONCE_LEN: usize = 12;
+/// Authentication tag length.
+pub const TAG_LEN: usize = 16;
+
+/// What went wrong with an envelope or its sealing.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EnvelopeError {
+    #[error("the key must be 64 hexadecimal characters")]
+    BadKey,
+    #[error("the id must be a string of 1 to 64 characters or an integer")]
+    BadId,
+    #[error("data is not valid base64")]
+    BadBase64,
+    #[error("sealed data is too short")]
+    TooShort,
+    #[error("sealed data does not authenticate under this key and envelope")]
+    Unauthentic,
+}
+
+/// A request id: the device's own string or integer, echoed back with the same JSON type.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum RequestId {
+    Int(i64),
+    Str(String),
+}
+
+impl RequestId {
+    /// Checks the length rule for string ids.
+    pub fn validate(&self) -> Result<(), EnvelopeError> {
+        match self {
+            RequestId::Str(s) if s.is_empty() || s.len() > MAX_ID_LEN => Err(EnvelopeError::BadId),
+            _ => Ok(()),
+        }
+    }
+
+    /// The id as JSON text (`42` or `"a1b2"`): distinct for `42` and `"42"`, used as the
+    /// idempotency key.
+    pub fn json_text(&self) -> String {
+        match self {
+            RequestId::Int(n) => n.to_string(),
+            RequestId::Str(s) => serde_json::Value::String(s.clone()).to_string(),
+        }
+    }
+}
+
+impl fmt::Display for RequestId {
+    /// The id's text as used in associated data: `42` or `a1b2` (no quotes).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RequestId::Int(n) => write!(f, "{n}"),
+            RequestId::Str(s) => f.write_str(s),
+        }
+    }
+}
+
+/// A device's 256-bit key. `Debug` never shows it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct DeviceKey([u8; 32]);
+
+impl DeviceKey {
+    pub fn from_bytes(bytes: [u8; 32]) -> Self {
+        Self(bytes)
+    }
+
+    /// Parses 64 hex characters, either case.
+    pub fn from_hex(s: &str) -> Result<Self, EnvelopeError> {
+        let mut out = [0u8; 32];
+        if s.len() != 64 {
+            return Err(EnvelopeError::BadKey);
+        }
+        hex::decode_to_slice(s, &mut out).map_err(|_| EnvelopeError::BadKey)?;
+        Ok(Self(out))
+    }
+
+    /// Lower-case hex, as printed in the firmware bundle.
+    pub fn to_hex(&self) -> String {
+        hex::encode(self.0)
+    }
+
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+
+    /// Constant-time comparison with a key presented in a REQ.
+    pub fn ct_eq(&self, other: &DeviceKey) -> bool {
+        self.0.ct_eq(&other.0).into()
+    }
+}
+
+impl fmt::Debug for DeviceKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("DeviceKey(<redacted>)")
+    }
+}
+
+/// A REQ as it travels.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RequestEnvelope {
+    pub id: RequestId,
+    pub key: String,
+    pub data: serde_json::Value,
+}
+
+/// A RES as it travels.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResponseEnvelope {
+    /// The REQ's id, `None` (JSON `null`) only when no id could be read.
+    pub id: Option<RequestId>,
+    /// 1 = success, 0 = error.
+    pub status: u8,
+    /// The HTTP status code that says which.
+    pub code: u16,
+    /// base64 of nonce || ciphertext || tag; empty for 401 and unreadable requests.
+    pub data: String,
+}
+
+/// The body of every error RES and REST error: `{"error": "<machine_code>", "message": "..."}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    pub error: String,
+    pub message: String,
+}
+
+/// The associated data bound to a sealed RES: `<id>|<status>|<code>`.
+pub fn associated_data(id: Option<&RequestId>, status: u8, code: u16) -> String {
+    match id {
+        Some(id) => format!("{id}|{status}|{code}"),
+        None => format!("null|{status}|{code}"),
+    }
+}
+
+/// Seals `body` into a RES with a fresh random nonce.
+pub fn seal_response(
+    key: &DeviceKey,
+    id: RequestId,
+    code: u16,
+    body: &[u8],
+) -> Result<ResponseEnvelope, EnvelopeError> {
+    let mut nonce = [0u8; NONCE_LEN];
+    rand::rngs::OsRng.fill_bytes(&mut nonce);
+    seal_response_with_nonce(key, id, code, body, nonce)
+}
+
+/// Seals with a caller-chosen nonce. Only for test vectors: a nonce must never repeat
+/// under one key, so production code calls [`seal_response`].
+pub fn seal_response_with_nonce(
+    key: &DeviceKey,
+    id: RequestId,
+    code: u16,
+    body: &[u8],
+    nonce: [u8; NONCE_LEN],
+) -> Result<ResponseEnvelope, EnvelopeError> {
+    let status = u8::from((200..300).contains(&code));
+    let aad = associated_data(Some(&id), status, code);
+    let cipher = Aes256Gcm::new(key.as_bytes().into());
+    let sealed = cipher
+        .encrypt(
+            Nonce::from_slice(&nonce),
+            Payload {
+                msg: body,
+                aad: aad.as_bytes(),
+            },
+        )
+        .map_err(|_| EnvelopeError::Unauthentic)?;
+    let mut out = Vec::with_capacity(NONCE_LEN + sealed.len());
+    out.extend_from_slice(&nonce);
+    out.extend_from_slice(&sealed);
+    Ok(ResponseEnvelope {
+        id: Some(id),
+        status,
+        code,
+        data: BASE64.encode(out),
+    })
+}
+
+/// Opens a RES's `data` (the device side): checks the tag over the envelope's id, status
+/// and code, and returns the plaintext body.
+pub fn open_response(key: &DeviceKey, res: &ResponseEnvelope) -> Result<Vec<u8>, EnvelopeError> {
+    let raw = BASE64
+        .decode(res.data.as_bytes())
+        .map_err(|_| EnvelopeError::BadBase64)?;
+    if raw.len() < NONCE_LEN + TAG_LEN {
+        return Err(EnvelopeError::TooShort);
+    }
+    let (nonce, sealed) = raw.split_at(NONCE_LEN);
+    let aad = associated_data(res.id.as_ref(), res.status, res.code);
+    Aes256Gcm::new(key.as_bytes().into())
+        .decrypt(
+            Nonce::from_slice(nonce),
+            Payload {
+                msg: sealed,
+                aad: aad.as_bytes(),
+            },
+        )
+        .map_err(|_| EnvelopeError::Unauthentic)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key() -> DeviceKey {
+        DeviceKey::from_hex(&"11".repeat(32)).expect("valid key")
+    }
+
+    #[test]
+    fn seal_then_open_round_trips() {
+        let res = seal_response(&key(), RequestId::Int(42), 200, br#"{"ok":true}"#).expect("seal");
+        assert_eq!(res.status, 1);
+        assert_eq!(
+            open_response(&key(), &res).expect("open"),
+            br#"{"ok":true}"#
+        );
+    }
+
+    #[test]
+    fn any_change_to_the_envelope_is_detected() {
+        let res = seal_response(&key(), RequestId::Str("a1".into()), 403, b"{}").expect("seal");
+        assert_eq!(res.status, 0);
+        let mut changed = res.clone();
+        changed.code = 200;
+        assert_eq!(
+            open_response(&key(), &changed),
+            Err(EnvelopeError::Unauthentic)
+        );
+        let mut changed = res.clone();
+        changed.id = Some(RequestId::Str("a2".into()));
+        assert_eq!(
+            open_response(&key(), &changed),
+            Err(EnvelopeError::Unauthentic)
+        );
+        let other = DeviceKey::from_hex(&"22".repeat(32)).expect("valid key");
+        assert_eq!(open_response(&other, &res), Err(EnvelopeError::Unauthentic));
+    }
+
+    #[test]
+    fn nonces_are_fresh_per_message() {
+        let a = seal_response(&key(), RequestId::Int(1), 200, b"{}").expect("seal");
+        let b = seal_response(&key(), RequestId::Int(1), 200, b"{}").expect("seal");
+        assert_ne!(a.data, b.data);
+    }
+
+    #[test]
+    fn ids_keep_their_json_type() {
+        let int: RequestId = serde_json::from_str("42").expect("int id");
+        let text: RequestId = serde_json::from_str("\"42\"").expect("string id");
+        assert_eq!(int, RequestId::Int(42));
+        assert_eq!(text, RequestId::Str("42".into()));
+        assert_ne!(int.json_text(), text.json_text());
+        assert_eq!(int.to_string(), text.to_string());
+        assert!(RequestId::Str("x".repeat(65)).validate().is_err());
+        assert!(serde_json::from_str::<RequestId>("1.5").is_err());
+    }
+
+    #[test]
+    fn keys_parse_and_never_print() {
+        assert!(DeviceKey::from_hex("abc").is_err());
+        assert!(DeviceKey::from_hex(&"zz".repeat(32)).is_err());
+        let k = DeviceKey::from_hex(&"AB".repeat(32)).expect("upper case accepted");
+        assert_eq!(k.to_hex(), "ab".repeat(32));
+        assert!(!format!("{k:?}").contains("ab"));
+    }
+}

@@ -1,0 +1,192 @@
+//! The REST edge (axum, `/api/v1`): parse, call one service method, map the result.
+//!
+//! Bearer tokens: the admin token sees everything; an owner token sees only its owner's
+//! rows, and another owner's id is a 404. Every error is `{"error", "message"}` JSON with
+//! the status of [`crate::error::Error`]; 5xx details are logged, never returned.
+
+mod devices;
+mod owners;
+mod tags;
+mod tariffs;
+
+use axum::extract::rejection::{JsonRejection, PathRejection};
+use axum::extract::{FromRequest, FromRequestParts};
+use axum::http::request::Parts;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use charger_protocol::ErrorBody;
+
+use crate::error::Error;
+use crate::secrets::hash_secret;
+use crate::service::{Principal, Service};
+
+/// State shared by every handler.
+#[derive(Clone)]
+pub struct ApiState {
+    pub service: Service,
+    /// SHA-256 of `CHARGER_ADMIN_TOKEN`, when it is set.
+    pub admin_token_hash: Option<String>,
+}
+
+impl ApiState {
+    pub fn new(service: Service, admin_token: Option<&str>) -> Self {
+        Self {
+            service,
+            admin_token_hash: admin_token.map(hash_secret),
+        }
+    }
+}
+
+/// The whole HTTP router.
+pub fn router(state: ApiState) -> Router {
+    let v1 = Router::new()
+        .merge(owners::routes())
+        .merge(devices::routes())
+        .merge(tags::routes())
+        .merge(tariffs::routes());
+    Router::new()
+        .route("/healthz", get(healthz))
+        .nest("/api/v1", v1)
+        .fallback(not_found)
+        .with_state(state)
+        .layer(
+            tower_http::trace::TraceLayer::new_for_http().make_span_with(
+                |req: &axum::http::Request<_>| {
+                    tracing::info_span!("http", method = %req.method(), path = %req.uri().path())
+                },
+            ),
+        )
+}
+
+async fn healthz() -> Json<serde_json::Value> {
+    Json(serde_json::json!({"status": "ok"}))
+}
+
+async fn not_found() -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route")
+}
+
+/// An error answer: status and JSON body.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    body: ErrorBody,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, code: &str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            body: ErrorBody {
+                error: code.to_owned(),
+                message: message.into(),
+            },
+        }
+    }
+}
+
+impl From<Error> for ApiError {
+    fn from(e: Error) -> Self {
+        let status = match &e {
+            Error::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            Error::NotFound { .. } => StatusCode::NOT_FOUND,
+            Error::Conflict { .. } => StatusCode::CONFLICT,
+            Error::Forbidden { .. } => StatusCode::FORBIDDEN,
+            Error::Unauthorized => StatusCode::UNAUTHORIZED,
+            Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        if status.is_server_error() {
+            tracing::error!(error = %e, "request failed");
+            return ApiError::new(
+                status,
+                e.code(),
+                "the server could not complete the request",
+            );
+        }
+        ApiError::new(status, e.code(), e.to_string())
+    }
+}
+
+impl From<JsonRejection> for ApiError {
+    fn from(r: JsonRejection) -> Self {
+        match r {
+            JsonRejection::JsonDataError(e) => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_input",
+                e.body_text(),
+            ),
+            JsonRejection::MissingJsonContentType(_) => ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "send the body as JSON with Content-Type: application/json",
+            ),
+            other => ApiError::new(StatusCode::BAD_REQUEST, "malformed_json", other.body_text()),
+        }
+    }
+}
+
+impl From<PathRejection> for ApiError {
+    fn from(r: PathRejection) -> Self {
+        ApiError::new(StatusCode::NOT_FOUND, "not_found", r.body_text())
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut res = (self.status, Json(self.body)).into_response();
+        if self.status == StatusCode::UNAUTHORIZED {
+            res.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                header::HeaderValue::from_static("Bearer"),
+            );
+        }
+        res
+    }
+}
+
+/// A JSON body whose rejections are our JSON errors (400 malformed, 422 wrong shape).
+#[derive(FromRequest)]
+#[from_request(via(axum::Json), rejection(ApiError))]
+pub struct ApiJson<T>(pub T);
+
+/// A path parameter whose rejections are our JSON errors.
+#[derive(axum::extract::FromRequestParts)]
+#[from_request(via(axum::extract::Path), rejection(ApiError))]
+pub struct ApiPath<T>(pub T);
+
+impl FromRequestParts<ApiState> for Principal {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &ApiState) -> Result<Self, ApiError> {
+        let unauthorized = || {
+            ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "send a valid token as Authorization: Bearer <token>",
+            )
+        };
+        let token = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .ok_or_else(unauthorized)?;
+        match state
+            .service
+            .authenticate(token, state.admin_token_hash.as_deref())
+            .await
+        {
+            Ok(p) => Ok(p),
+            Err(Error::Unauthorized) => Err(unauthorized()),
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+/// Result type of handlers.
+pub type ApiResult<T> = Result<T, ApiError>;

@@ -1,0 +1,61 @@
+//! `/api/v1/tags`.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+
+use super::{ApiJson, ApiPath, ApiResult, ApiState};
+use crate::ids::TagUid;
+use crate::service::Principal;
+use crate::tags::{CreateTagRequest, PatchTagRequest, Tag};
+
+pub fn routes() -> Router<ApiState> {
+    Router::new()
+        .route("/tags", post(create_tag).get(list_tags))
+        .route(
+            "/tags/{uid}",
+            get(get_tag).patch(patch_tag).delete(delete_tag),
+        )
+}
+
+async fn create_tag(
+    who: Principal,
+    State(state): State<ApiState>,
+    ApiJson(req): ApiJson<CreateTagRequest>,
+) -> ApiResult<(StatusCode, Json<Tag>)> {
+    Ok((
+        StatusCode::CREATED,
+        Json(state.service.create_tag(&who, req).await?),
+    ))
+}
+
+async fn list_tags(who: Principal, State(state): State<ApiState>) -> ApiResult<Json<Vec<Tag>>> {
+    Ok(Json(state.service.list_tags(&who).await?))
+}
+
+async fn get_tag(
+    who: Principal,
+    State(state): State<ApiState>,
+    ApiPath(uid): ApiPath<TagUid>,
+) -> ApiResult<Json<Tag>> {
+    Ok(Json(state.service.get_tag(&who, &uid).await?))
+}
+
+async fn patch_tag(
+    who: Principal,
+    State(state): State<ApiState>,
+    ApiPath(uid): ApiPath<TagUid>,
+    ApiJson(req): ApiJson<PatchTagRequest>,
+) -> ApiResult<Json<Tag>> {
+    Ok(Json(state.service.patch_tag(&who, &uid, req).await?))
+}
+
+async fn delete_tag(
+    who: Principal,
+    State(state): State<ApiState>,
+    ApiPath(uid): ApiPath<TagUid>,
+) -> ApiResult<StatusCode> {
+    state.service.delete_tag(&who, &uid).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,147 @@
+//! Start-up: opens the data directory, the secret and the database, binds the listeners
+//! and serves. [`App::start`] is what `main` and the end-to-end tests call.
+//!
+//! Every start-up failure names the setting to change, so `main` can print it as one line.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::{anyhow, Context as _};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::api::{self, ApiState};
+use crate::config::Config;
+use crate::secrets::{Secret, ServerSecret};
+use crate::service::{MqttEndpoint, Service};
+use crate::store::{self, Store};
+
+const SECRET_FINGERPRINT_KEY: &str = "secret_fingerprint";
+
+/// A running server.
+pub struct App {
+    /// Where the REST API listens (the real port when configured with port 0).
+    pub http_addr: SocketAddr,
+    pub service: Service,
+    /// The admin token generated on this start, to be printed once; `None` when one was
+    /// configured or already existed.
+    pub new_admin_token: Option<Secret>,
+    shutdown: watch::Sender<bool>,
+    server: JoinHandle<std::io::Result<()>>,
+}
+
+/// Opens the secret and the database and checks they belong together.
+pub async fn open_service(config: &Config) -> anyhow::Result<Service> {
+    let database_url = config.database_url();
+    if config.database_url.is_none() {
+        std::fs::create_dir_all(&config.data_dir).with_context(|| {
+            format!(
+                "CHARGER_DATA_DIR: cannot create {}",
+                config.data_dir.display()
+            )
+        })?;
+    }
+    let secret_path = config.secret_file();
+    if let Some(dir) = secret_path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("CHARGER_SECRET_FILE: cannot create {}", dir.display()))?;
+    }
+    let secret = ServerSecret::load_or_create(&secret_path)
+        .with_context(|| format!("CHARGER_SECRET_FILE: cannot use {}", secret_path.display()))?;
+    let store = store::connect(&database_url)
+        .await
+        .map_err(|e| anyhow!("DATABASE_URL: {e}"))?;
+    let fingerprint = secret.fingerprint();
+    let in_force = store
+        .init_meta(SECRET_FINGERPRINT_KEY, &fingerprint)
+        .await
+        .map_err(|e| anyhow!("DATABASE_URL: {e}"))?;
+    if in_force != fingerprint {
+        return Err(anyhow!(
+            "CHARGER_SECRET_FILE: {} is not the secret this database was provisioned with; \
+             point CHARGER_SECRET_FILE at the original file",
+            secret_path.display()
+        ));
+    }
+    let mqtt = MqttEndpoint {
+        host: public_host(config),
+        port: config.mqtt_listen.port(),
+    };
+    let store: Arc<dyn Store> = Arc::new(store);
+    Ok(Service::new(store, secret, mqtt))
+}
+
+fn public_host(config: &Config) -> String {
+    if let Some(host) = &config.mqtt_public_host {
+        return host.clone();
+    }
+    let ip = config.mqtt_listen.ip();
+    if !ip.is_unspecified() {
+        return ip.to_string();
+    }
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".to_owned())
+}
+
+async fn bind(addr: SocketAddr, setting: &str) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(addr).await.map_err(|e| {
+        if e.kind() == std::io::ErrorKind::AddrInUse {
+            anyhow!("{setting}: {addr} is already in use; set {setting} to a free address")
+        } else {
+            anyhow!("{setting}: cannot listen on {addr}: {e}")
+        }
+    })
+}
+
+impl App {
+    /// Starts the server and returns once it is listening.
+    pub async fn start(config: Config) -> anyhow::Result<App> {
+        let http = bind(config.http_listen, "CHARGER_HTTP_LISTEN").await?;
+        let http_addr = http.local_addr()?;
+        let service = open_service(&config).await?;
+
+        let new_admin_token = match &config.admin_token {
+            Some(_) => None,
+            None if service.has_admin_token().await? => None,
+            None => Some(service.issue_admin_token(false).await?),
+        };
+        let state = ApiState::new(
+            service.clone(),
+            config.admin_token.as_ref().map(Secret::expose),
+        );
+        let router = api::router(state);
+        let (shutdown, mut stop) = watch::channel(false);
+        let server = tokio::spawn(async move {
+            axum::serve(http, router)
+                .with_graceful_shutdown(async move {
+                    let _ = stop.wait_for(|s| *s).await;
+                })
+                .await
+        });
+        tracing::info!(%http_addr, "REST API listening");
+        Ok(App {
+            http_addr,
+            service,
+            new_admin_token,
+            shutdown,
+            server,
+        })
+    }
+
+    /// Runs until the server stops (or fails).
+    pub async fn wait(self) -> anyhow::Result<()> {
+        self.server.await??;
+        Ok(())
+    }
+
+    /// Stops accepting, lets requests in flight finish, and returns.
+    pub async fn stop(self) -> anyhow::Result<()> {
+        let _ = self.shutdown.send(true);
+        self.server.await??;
+        Ok(())
+    }
+}

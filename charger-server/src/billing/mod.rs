@@ -1,0 +1,122 @@
+//! Tariffs and billing arithmetic. [`cost`] holds the money math and its rounding policy;
+//! this module holds tariffs (per owner, optionally the owner's default) and their checks.
+
+pub mod cost;
+mod currency;
+
+use chrono::{DateTime, Utc};
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+
+pub use currency::{from_minor, to_minor, Currency};
+
+use crate::error::{Error, Result};
+use crate::ids::{OwnerId, TariffId};
+use crate::service::{Principal, Service};
+
+/// Prices an owner charges, assigned per charger or as the owner's default.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Tariff {
+    pub id: TariffId,
+    pub owner: OwnerId,
+    pub currency: Currency,
+    pub energy_per_kwh: Decimal,
+    pub time_per_hour: Decimal,
+    pub session_fee: Decimal,
+    /// A fraction: 0.21 is 21 %.
+    pub tax_rate: Decimal,
+    /// Applies to the owner's chargers that have no tariff of their own.
+    pub default: bool,
+    pub created_at: DateTime<Utc>,
+}
+
+impl Tariff {
+    /// The prices a session started now is billed by.
+    pub fn prices(&self) -> cost::Prices {
+        cost::Prices {
+            currency: self.currency.clone(),
+            energy_per_kwh: self.energy_per_kwh,
+            time_per_hour: self.time_per_hour,
+            session_fee: self.session_fee,
+            tax_rate: self.tax_rate,
+        }
+    }
+}
+
+/// `POST /api/v1/tariffs`. Prices are decimal strings ("0.30"), never JSON numbers.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateTariffRequest {
+    pub id: TariffId,
+    pub owner: Option<OwnerId>,
+    pub currency: Currency,
+    pub energy_per_kwh: Decimal,
+    pub time_per_hour: Decimal,
+    pub session_fee: Decimal,
+    pub tax_rate: Decimal,
+    #[serde(default)]
+    pub default: bool,
+}
+
+/// Most decimal places a price may have.
+const MAX_PRICE_SCALE: u32 = 6;
+
+fn check_price(field: &str, value: Decimal) -> Result<Decimal> {
+    if value.is_sign_negative() && !value.is_zero() {
+        return Err(Error::invalid(field, "must not be negative"));
+    }
+    if value.scale() > MAX_PRICE_SCALE {
+        return Err(Error::invalid(field, "must have at most 6 decimal places"));
+    }
+    if value > Decimal::from(1_000_000) {
+        return Err(Error::invalid(field, "must be at most 1000000"));
+    }
+    Ok(value.normalize())
+}
+
+impl Service {
+    pub async fn create_tariff(&self, who: &Principal, req: CreateTariffRequest) -> Result<Tariff> {
+        let owner = who.owner_for_new(req.owner)?;
+        self.require_owner(&owner).await?;
+        let tax_rate = check_price("tax_rate", req.tax_rate)?;
+        if tax_rate > Decimal::ONE {
+            return Err(Error::invalid(
+                "tax_rate",
+                "is a fraction between 0 and 1 (0.21 is 21 %)",
+            ));
+        }
+        let tariff = Tariff {
+            id: req.id,
+            owner,
+            currency: req.currency,
+            energy_per_kwh: check_price("energy_per_kwh", req.energy_per_kwh)?,
+            time_per_hour: check_price("time_per_hour", req.time_per_hour)?,
+            session_fee: check_price("session_fee", req.session_fee)?,
+            tax_rate,
+            default: req.default,
+            created_at: self.now(),
+        };
+        self.store
+            .insert_tariff(&tariff)
+            .await
+            .map_err(|e| match Error::from(e) {
+                Error::Conflict { .. } => {
+                    Error::conflict("tariff_exists", "a tariff with this id exists")
+                }
+                other => other,
+            })?;
+        tracing::info!(tariff = %tariff.id, owner = %tariff.owner, "tariff created");
+        Ok(tariff)
+    }
+
+    pub async fn get_tariff(&self, who: &Principal, id: &TariffId) -> Result<Tariff> {
+        match self.store.get_tariff(id).await? {
+            Some(t) if who.can_see(&t.owner) => Ok(t),
+            _ => Err(Error::not_found("tariff")),
+        }
+    }
+
+    pub async fn list_tariffs(&self, who: &Principal) -> Result<Vec<Tariff>> {
+        Ok(self.store.list_tariffs(who.owner_filter()).await?)
+    }
+}

@@ -1,0 +1,160 @@
+//! Settings: one clap flag and one environment variable each, so `charger-server --help`
+//! is the configuration reference.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::secrets::Secret;
+
+/// The MyBox charging backend: MQTT broker for chargers, charger API, REST API.
+#[derive(Debug, Parser)]
+#[command(name = "charger-server", version, about)]
+pub struct Cli {
+    #[command(flatten)]
+    pub config: Config,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// What to do; without a subcommand the server runs.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server (the default).
+    Serve,
+    /// Provision many chargers at once and write their firmware bundles as JSON lines.
+    Provision(ProvisionArgs),
+    /// Replace every stored admin token with a new one, printed once.
+    RotateAdminToken,
+}
+
+/// `charger-server provision`.
+#[derive(Debug, Clone, Args)]
+pub struct ProvisionArgs {
+    /// Owner of the new chargers; created (named after its id) when it does not exist.
+    #[arg(long)]
+    pub owner: String,
+    /// How many chargers to create (at most 10000 per call).
+    #[arg(long)]
+    pub count: usize,
+    /// Device id prefix; ids are <prefix><n> with n zero-padded. Default: "<owner>-".
+    #[arg(long)]
+    pub prefix: Option<String>,
+    /// First number n.
+    #[arg(long, default_value_t = 0)]
+    pub start: usize,
+    /// Connectors per charger.
+    #[arg(long, default_value_t = 1)]
+    pub connectors: i64,
+    /// Where to write the bundles (one JSON object per line, file mode 0600); - for stdout.
+    #[arg(long, default_value = "bundles.jsonl")]
+    pub out: PathBuf,
+}
+
+/// Server settings.
+#[derive(Debug, Clone, Args)]
+pub struct Config {
+    /// Address of the MQTT listener for chargers.
+    #[arg(
+        long,
+        env = "CHARGER_MQTT_LISTEN",
+        default_value = "0.0.0.0:1883",
+        global = true
+    )]
+    pub mqtt_listen: SocketAddr,
+
+    /// Host name written into firmware bundles for chargers to connect to. Default: the
+    /// MQTT listen address, or this machine's host name when that is 0.0.0.0 or [::].
+    #[arg(long, env = "CHARGER_MQTT_PUBLIC_HOST", global = true)]
+    pub mqtt_public_host: Option<String>,
+
+    /// Address of the REST API.
+    #[arg(
+        long,
+        env = "CHARGER_HTTP_LISTEN",
+        default_value = "0.0.0.0:8080",
+        global = true
+    )]
+    pub http_listen: SocketAddr,
+
+    /// Directory for the SQLite database and the server secret.
+    #[arg(
+        long,
+        env = "CHARGER_DATA_DIR",
+        default_value = "./data",
+        global = true
+    )]
+    pub data_dir: PathBuf,
+
+    /// Database: sqlite://<file> or postgres://<user>:<password>@<host>/<db>.
+    /// Default: sqlite://<data dir>/charger.db.
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true, global = true)]
+    pub database_url: Option<Secret>,
+
+    /// Platform admin token. When unset, one is generated on first start and printed once.
+    #[arg(
+        long,
+        env = "CHARGER_ADMIN_TOKEN",
+        hide_env_values = true,
+        global = true
+    )]
+    pub admin_token: Option<Secret>,
+
+    /// File holding the 32-byte server secret from which device keys derive (64 hex
+    /// characters, created with mode 0600 when missing). Every server instance sharing a
+    /// database needs the same one. Default: <data dir>/server.secret.
+    #[arg(long, env = "CHARGER_SECRET_FILE", global = true)]
+    pub secret_file: Option<PathBuf>,
+}
+
+impl Config {
+    /// Defaults with both listeners on free loopback ports and data in `data_dir`: what
+    /// tests and benchmarks start from.
+    pub fn for_tests(data_dir: PathBuf) -> Self {
+        Self {
+            mqtt_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            mqtt_public_host: None,
+            http_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            data_dir,
+            database_url: None,
+            admin_token: None,
+            secret_file: None,
+        }
+    }
+
+    /// The database URL in force.
+    pub fn database_url(&self) -> String {
+        match &self.database_url {
+            Some(url) => url.expose().to_owned(),
+            None => format!("sqlite://{}", self.data_dir.join("charger.db").display()),
+        }
+    }
+
+    /// The secret file in force.
+    pub fn secret_file(&self) -> PathBuf {
+        self.secret_file
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("server.secret"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory as _;
+
+    #[test]
+    fn cli_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn defaults_need_no_configuration() {
+        let cli = Cli::try_parse_from(["charger-server"]).expect("parses");
+        assert_eq!(cli.config.http_listen.port(), 8080);
+        assert_eq!(cli.config.mqtt_listen.port(), 1883);
+        assert!(cli.config.database_url().starts_with("sqlite://"));
+        assert!(cli.command.is_none());
+    }
+}

@@ -1,0 +1,264 @@
+//! Chargers: provisioning (the firmware bundle, shown once), listing, tariff assignment.
+
+use std::fmt;
+
+use charger_protocol::DeviceKey;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::ids::{DeviceId, OwnerId, TariffId};
+use crate::secrets::{hash_secret, random_token};
+use crate::service::{Principal, Service};
+
+/// Most connectors one charger may declare.
+pub const MAX_CONNECTORS: i64 = 16;
+/// Most devices one bulk provisioning call creates.
+pub const MAX_BULK_DEVICES: usize = 10_000;
+/// The key version new devices start at.
+const FIRST_KEY_VERSION: i64 = 1;
+
+/// A charger as operators see it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Device {
+    pub id: DeviceId,
+    pub owner: OwnerId,
+    pub connector_count: i64,
+    pub connectors: Vec<Connector>,
+    pub tariff: Option<TariffId>,
+    pub firmware: Option<String>,
+    pub model: Option<String>,
+    pub online: bool,
+    pub last_seen: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// One connector's last reported state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Connector {
+    pub id: i64,
+    pub state: String,
+    pub error: Option<String>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A device row to insert.
+#[derive(Debug, Clone)]
+pub struct NewDevice {
+    pub id: DeviceId,
+    pub owner: OwnerId,
+    pub connectors: i64,
+    pub password_hash: String,
+    pub key_version: i64,
+    pub created_at: DateTime<Utc>,
+}
+
+/// What the broker checks a CONNECT against.
+#[derive(Debug, Clone)]
+pub struct DeviceAuth {
+    pub owner: OwnerId,
+    pub password_hash: String,
+    pub key_version: i64,
+}
+
+/// `POST /api/v1/devices`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateDeviceRequest {
+    pub id: DeviceId,
+    /// Required with the admin token; an owner token may omit it.
+    pub owner: Option<OwnerId>,
+    pub connectors: i64,
+}
+
+/// `POST /api/v1/devices/bulk`: `count` devices named `<prefix><n>` (n zero-padded).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BulkCreateDevicesRequest {
+    pub owner: Option<OwnerId>,
+    pub prefix: String,
+    pub count: usize,
+    #[serde(default = "one")]
+    pub connectors: i64,
+    #[serde(default)]
+    pub start: usize,
+}
+
+fn one() -> i64 {
+    1
+}
+
+/// Broker coordinates and credentials in a bundle.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MqttCredentials {
+    pub host: String,
+    pub port: u16,
+    pub username: String,
+    pub password: String,
+}
+
+/// What is flashed into a charger's firmware. Shown once: the server keeps only the
+/// password's hash and can re-derive the key, but never prints either again.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FirmwareBundle {
+    pub device_id: DeviceId,
+    pub owner: OwnerId,
+    pub mqtt: MqttCredentials,
+    /// The device's AES-256 key, 64 hex characters.
+    pub key: String,
+}
+
+impl fmt::Debug for FirmwareBundle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FirmwareBundle")
+            .field("device_id", &self.device_id)
+            .field("owner", &self.owner)
+            .field("host", &self.mqtt.host)
+            .field("port", &self.mqtt.port)
+            .finish_non_exhaustive()
+    }
+}
+
+/// `PUT /api/v1/devices/{id}/tariff`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AssignTariffRequest {
+    /// The tariff, or null to fall back to the owner's default.
+    pub tariff: Option<TariffId>,
+}
+
+fn check_connectors(n: i64) -> Result<()> {
+    if (1..=MAX_CONNECTORS).contains(&n) {
+        Ok(())
+    } else {
+        Err(Error::invalid("connectors", "must be between 1 and 16"))
+    }
+}
+
+impl Service {
+    /// Provisions one charger and returns its firmware bundle.
+    pub async fn create_device(
+        &self,
+        who: &Principal,
+        req: CreateDeviceRequest,
+    ) -> Result<FirmwareBundle> {
+        check_connectors(req.connectors)?;
+        let owner = who.owner_for_new(req.owner)?;
+        self.require_owner(&owner).await?;
+        let (bundles, rows) = self.new_devices(&owner, vec![req.id], req.connectors);
+        self.store.insert_devices(&rows).await?;
+        let bundle = bundles
+            .into_iter()
+            .next()
+            .ok_or_else(|| Error::Internal("provisioning produced no bundle".to_owned()))?;
+        tracing::info!(device = %bundle.device_id, owner = %owner, "device provisioned");
+        Ok(bundle)
+    }
+
+    /// Provisions `count` chargers `<prefix><n>` in one transaction: all or none.
+    pub async fn create_devices_bulk(
+        &self,
+        who: &Principal,
+        req: BulkCreateDevicesRequest,
+    ) -> Result<Vec<FirmwareBundle>> {
+        check_connectors(req.connectors)?;
+        if req.count == 0 || req.count > MAX_BULK_DEVICES {
+            return Err(Error::invalid("count", "must be between 1 and 10000"));
+        }
+        let owner = who.owner_for_new(req.owner)?;
+        self.require_owner(&owner).await?;
+        let last = req.start.saturating_add(req.count - 1);
+        let width = last.to_string().len().max(5);
+        let ids = (req.start..=last)
+            .map(|n| DeviceId::parse(&format!("{}{n:0width$}", req.prefix)))
+            .collect::<Result<Vec<_>>>()
+            .map_err(|_| {
+                Error::invalid(
+                    "prefix",
+                    "prefix + number must be a valid device id (A-Z a-z 0-9 _ -, at most 64)",
+                )
+            })?;
+        let (bundles, rows) = self.new_devices(&owner, ids, req.connectors);
+        self.store.insert_devices(&rows).await?;
+        tracing::info!(owner = %owner, count = bundles.len(), "devices provisioned in bulk");
+        Ok(bundles)
+    }
+
+    fn new_devices(
+        &self,
+        owner: &OwnerId,
+        ids: Vec<DeviceId>,
+        connectors: i64,
+    ) -> (Vec<FirmwareBundle>, Vec<NewDevice>) {
+        let now = self.now();
+        ids.into_iter()
+            .map(|id| {
+                let password = random_token(24);
+                let key = self.device_key(&id, FIRST_KEY_VERSION);
+                let row = NewDevice {
+                    id: id.clone(),
+                    owner: owner.clone(),
+                    connectors,
+                    password_hash: hash_secret(&password),
+                    key_version: FIRST_KEY_VERSION,
+                    created_at: now,
+                };
+                let bundle = FirmwareBundle {
+                    device_id: id.clone(),
+                    owner: owner.clone(),
+                    mqtt: MqttCredentials {
+                        host: self.mqtt.host.clone(),
+                        port: self.mqtt.port,
+                        username: id.to_string(),
+                        password,
+                    },
+                    key: key.to_hex(),
+                };
+                (bundle, row)
+            })
+            .unzip()
+    }
+
+    /// The AES key of a device at a key version (derived, never stored).
+    pub fn device_key(&self, device: &DeviceId, version: i64) -> DeviceKey {
+        self.secret.device_key(device.as_str(), version)
+    }
+
+    pub async fn get_device(&self, who: &Principal, id: &DeviceId) -> Result<Device> {
+        match self.store.get_device(id).await? {
+            Some(d) if who.can_see(&d.owner) => Ok(d),
+            _ => Err(Error::not_found("device")),
+        }
+    }
+
+    pub async fn list_devices(&self, who: &Principal) -> Result<Vec<Device>> {
+        Ok(self.store.list_devices(who.owner_filter()).await?)
+    }
+
+    /// Assigns a tariff of the device's owner to the device, or clears it.
+    pub async fn assign_tariff(
+        &self,
+        who: &Principal,
+        id: &DeviceId,
+        req: AssignTariffRequest,
+    ) -> Result<Device> {
+        let device = self.get_device(who, id).await?;
+        if let Some(tariff_id) = &req.tariff {
+            let tariff = self.get_tariff(who, tariff_id).await?;
+            if tariff.owner != device.owner {
+                return Err(Error::invalid(
+                    "tariff",
+                    "belongs to another owner than the device",
+                ));
+            }
+        }
+        if !self
+            .store
+            .set_device_tariff(id, req.tariff.as_ref())
+            .await?
+        {
+            return Err(Error::not_found("device"));
+        }
+        self.get_device(who, id).await
+    }
+}

@@ -1,0 +1,33 @@
+//! `charger-server`: the MyBox charging backend as one binary.
+//!
+//! A tour, from the edges in:
+//!
+//! - [`config`]: every setting as a flag and an environment variable.
+//! - [`app`]: start-up; opens the secret and the database, binds the listeners, serves.
+//! - [`api`]: the REST edge (axum). It parses, calls one [`service::Service`] method and
+//!   maps the result; it never touches SQL.
+//! - [`service`], [`owners`], [`devices`], [`tags`], [`billing`]: the domain layer. One
+//!   [`error::Error`] for all of it, mapped once per edge.
+//! - [`store`]: the storage trait and its SQL implementation for SQLite and PostgreSQL;
+//!   the only place with SQL.
+//! - [`secrets`]: the server secret, device-key derivation (HKDF), password and token hashes.
+//!
+//! Money is `rust_decimal` (billed amounts stored as integer minor units), energy is
+//! integer Wh, time is UTC.
+
+pub mod api;
+pub mod app;
+pub mod billing;
+pub mod config;
+pub mod devices;
+pub mod error;
+pub mod ids;
+pub mod owners;
+pub mod secrets;
+pub mod service;
+pub mod store;
+pub mod tags;
+pub mod telemetry;
+
+pub use app::App;
+pub use config::Config;

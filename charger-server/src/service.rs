@@ -1,0 +1,106 @@
+//! The domain service: the one layer the MQTT and REST edges call. It holds the store and
+//! the server secret, checks every input, applies owner scoping, and returns domain
+//! errors. The methods live beside their types in `owners/`, `devices/`, `tags/` and
+//! `billing/`.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+
+use crate::error::{Error, Result};
+use crate::ids::OwnerId;
+use crate::secrets::ServerSecret;
+use crate::store::Store;
+
+/// Where chargers reach the MQTT broker, as written into firmware bundles.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MqttEndpoint {
+    pub host: String,
+    pub port: u16,
+}
+
+/// Who is calling: the platform admin or one owner.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Principal {
+    Admin,
+    Owner(OwnerId),
+}
+
+impl Principal {
+    /// The owner a listing is limited to (`None` for the admin: everything).
+    pub fn owner_filter(&self) -> Option<&OwnerId> {
+        match self {
+            Principal::Admin => None,
+            Principal::Owner(o) => Some(o),
+        }
+    }
+
+    /// Whether the caller may see a row owned by `owner`. A row the caller may not see is
+    /// reported as not found, never as forbidden, so ids of other owners do not leak.
+    pub fn can_see(&self, owner: &OwnerId) -> bool {
+        match self {
+            Principal::Admin => true,
+            Principal::Owner(o) => o == owner,
+        }
+    }
+
+    /// Fails with 403 unless the caller is the admin.
+    pub fn require_admin(&self) -> Result<()> {
+        match self {
+            Principal::Admin => Ok(()),
+            Principal::Owner(_) => Err(Error::forbidden(
+                "admin_only",
+                "this call needs the platform admin token",
+            )),
+        }
+    }
+
+    /// The owner a new row belongs to: an owner token may only create rows for itself
+    /// (another owner is reported as not found); the admin must name one.
+    pub fn owner_for_new(&self, requested: Option<OwnerId>) -> Result<OwnerId> {
+        match (self, requested) {
+            (Principal::Owner(o), None) => Ok(o.clone()),
+            (Principal::Owner(o), Some(r)) if *o == r => Ok(r),
+            (Principal::Owner(_), Some(_)) => Err(Error::not_found("owner")),
+            (Principal::Admin, Some(r)) => Ok(r),
+            (Principal::Admin, None) => Err(Error::invalid("owner", "is required")),
+        }
+    }
+}
+
+/// The service, cheap to clone and shared by every edge.
+#[derive(Clone)]
+pub struct Service {
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) secret: ServerSecret,
+    pub(crate) mqtt: MqttEndpoint,
+}
+
+impl Service {
+    pub fn new(store: Arc<dyn Store>, secret: ServerSecret, mqtt: MqttEndpoint) -> Self {
+        Self {
+            store,
+            secret,
+            mqtt,
+        }
+    }
+
+    /// The store, for start-up checks and tests.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// The current time, truncated to the millisecond the schema keeps.
+    pub(crate) fn now(&self) -> DateTime<Utc> {
+        let now = Utc::now();
+        DateTime::from_timestamp_millis(now.timestamp_millis()).unwrap_or(now)
+    }
+
+    /// Checks that `owner` exists (as 404 "owner" otherwise).
+    pub(crate) async fn require_owner(&self, owner: &OwnerId) -> Result<()> {
+        match self.store.get_owner(owner).await? {
+            Some(_) => Ok(()),
+            None => Err(Error::not_found("owner")),
+        }
+    }
+}

@@ -1,0 +1,101 @@
+//! Storage: the [`Store`] trait, the only door to the database, and its SQL
+//! implementation for SQLite and PostgreSQL.
+//!
+//! Both databases run the same SQL through sqlx's `Any` driver (see [`sql`]); each keeps
+//! its own migrations in `migrations/sqlite` and `migrations/postgres`, with the same
+//! numbers and names. The schema uses only types both databases and the `Any` driver
+//! share: `BIGINT` (times in UTC milliseconds, energy in Wh, money in minor units) and
+//! `TEXT` (ids, states, decimal prices). The scheme of `DATABASE_URL` picks the backend.
+
+mod sql;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+use crate::billing::Tariff;
+use crate::devices::{Device, DeviceAuth, NewDevice};
+use crate::ids::{DeviceId, OwnerId, TagUid, TariffId};
+use crate::owners::{Owner, TokenScope};
+use crate::tags::Tag;
+
+pub use sql::{connect, Backend, SqlStore};
+
+/// What the store can fail with. Unique-constraint violations are `Conflict`.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{0}")]
+    Conflict(String),
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+    #[error("{0}")]
+    Corrupt(String),
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// Everything the services persist. Implementations keep each method atomic.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Which database this is.
+    fn backend(&self) -> Backend;
+
+    /// A value of the `server_meta` table.
+    async fn get_meta(&self, key: &str) -> StoreResult<Option<String>>;
+    /// Sets `key` to `value` unless it is set; returns the value in force afterwards.
+    async fn init_meta(&self, key: &str, value: &str) -> StoreResult<String>;
+
+    async fn insert_owner(&self, owner: &Owner) -> StoreResult<()>;
+    async fn get_owner(&self, id: &OwnerId) -> StoreResult<Option<Owner>>;
+    async fn list_owners(&self) -> StoreResult<Vec<Owner>>;
+
+    /// Stores an API token's hash; `owner` None is an admin token.
+    async fn insert_token(
+        &self,
+        token_hash: &str,
+        owner: Option<&OwnerId>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()>;
+    async fn find_token(&self, token_hash: &str) -> StoreResult<Option<TokenScope>>;
+    /// Whether any admin token is stored.
+    async fn has_admin_token(&self) -> StoreResult<bool>;
+    /// Removes every stored admin token (rotation).
+    async fn delete_admin_tokens(&self) -> StoreResult<u64>;
+
+    /// Inserts devices and their connectors in one transaction: all or none.
+    async fn insert_devices(&self, devices: &[NewDevice]) -> StoreResult<()>;
+    async fn get_device(&self, id: &DeviceId) -> StoreResult<Option<Device>>;
+    /// All devices, or one owner's, ordered by id.
+    async fn list_devices(&self, owner: Option<&OwnerId>) -> StoreResult<Vec<Device>>;
+    /// What the broker needs to check a CONNECT.
+    async fn get_device_auth(&self, id: &DeviceId) -> StoreResult<Option<DeviceAuth>>;
+    /// Assigns (or clears) a device's tariff; false when the device does not exist.
+    async fn set_device_tariff(
+        &self,
+        id: &DeviceId,
+        tariff: Option<&TariffId>,
+    ) -> StoreResult<bool>;
+
+    /// Inserts a tag and bumps its owner's local-list version.
+    async fn insert_tag(&self, tag: &Tag) -> StoreResult<()>;
+    async fn get_tag(&self, uid: &TagUid) -> StoreResult<Option<Tag>>;
+    async fn list_tags(&self, owner: Option<&OwnerId>) -> StoreResult<Vec<Tag>>;
+    /// Replaces a tag's mutable fields and bumps the local-list version; false if absent.
+    async fn update_tag(&self, tag: &Tag) -> StoreResult<bool>;
+    /// Deletes a tag, leaving a local-list tombstone; false if absent.
+    async fn delete_tag(&self, uid: &TagUid, now: DateTime<Utc>) -> StoreResult<bool>;
+
+    /// Inserts a tariff; a default one replaces its owner's previous default.
+    async fn insert_tariff(&self, tariff: &Tariff) -> StoreResult<()>;
+    async fn get_tariff(&self, id: &TariffId) -> StoreResult<Option<Tariff>>;
+    async fn list_tariffs(&self, owner: Option<&OwnerId>) -> StoreResult<Vec<Tariff>>;
+}
+
+/// UTC milliseconds since the epoch, the schema's time representation.
+pub(crate) fn to_millis(t: DateTime<Utc>) -> i64 {
+    t.timestamp_millis()
+}
+
+pub(crate) fn from_millis(ms: i64) -> StoreResult<DateTime<Utc>> {
+    DateTime::from_timestamp_millis(ms)
+        .ok_or_else(|| StoreError::Corrupt(format!("timestamp out of range: {ms}")))
+}

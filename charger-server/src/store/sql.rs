@@ -1,0 +1,762 @@
+//! The one SQL implementation of [`Store`], run on SQLite or PostgreSQL through sqlx's
+//! `Any` driver. Placeholders are `$1, $2, ...`, which both databases accept; where the
+//! dialects differ, [`Backend`] says which text to use.
+
+use std::collections::HashMap;
+use std::str::FromStr as _;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use rust_decimal::Decimal;
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::{AnyPool, Executor as _, FromRow, Row as _};
+
+use super::{from_millis, to_millis, Store, StoreError, StoreResult};
+use crate::billing::{Currency, Tariff};
+use crate::devices::{Connector, Device, DeviceAuth, NewDevice};
+use crate::ids::{DeviceId, OwnerId, TagUid, TariffId};
+use crate::owners::{Owner, TokenScope};
+use crate::tags::{Tag, TagRole, TagStatus};
+
+/// The database behind the store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    /// Picks the backend from a `DATABASE_URL`'s scheme.
+    pub fn from_url(url: &str) -> Option<Backend> {
+        if url.starts_with("sqlite:") {
+            Some(Backend::Sqlite)
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Some(Backend::Postgres)
+        } else {
+            None
+        }
+    }
+}
+
+/// Why the database could not be opened; the message is meant for the operator.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    #[error("unsupported scheme in {0}; use sqlite://<file> or postgres://<user>@<host>/<db>")]
+    Scheme(String),
+    #[error("cannot open {url}: {source}")]
+    Open { url: String, source: sqlx::Error },
+    #[error("cannot migrate {url}: {source}")]
+    Migrate {
+        url: String,
+        source: sqlx::migrate::MigrateError,
+    },
+}
+
+static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/sqlite");
+static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/postgres");
+
+/// Opens the database named by `url`, creates a SQLite file if needed, applies the
+/// migrations, and returns the store.
+pub async fn connect(url: &str) -> Result<SqlStore, ConnectError> {
+    let shown = redact_url(url);
+    let backend = Backend::from_url(url).ok_or_else(|| ConnectError::Scheme(shown.clone()))?;
+    let open_err = |source| ConnectError::Open {
+        url: shown.clone(),
+        source,
+    };
+    let migrate_err = |source| ConnectError::Migrate {
+        url: shown.clone(),
+        source,
+    };
+    match backend {
+        Backend::Sqlite => {
+            use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool};
+            let options = SqliteConnectOptions::from_str(url)
+                .map_err(open_err)?
+                .create_if_missing(true)
+                .journal_mode(SqliteJournalMode::Wal)
+                .foreign_keys(true);
+            let pool = SqlitePool::connect_with(options).await.map_err(open_err)?;
+            SQLITE_MIGRATIONS.run(&pool).await.map_err(migrate_err)?;
+            pool.close().await;
+        }
+        Backend::Postgres => {
+            let pool = sqlx::postgres::PgPoolOptions::new()
+                .max_connections(2)
+                .acquire_timeout(Duration::from_secs(10))
+                .connect(url)
+                .await
+                .map_err(open_err)?;
+            POSTGRES_MIGRATIONS.run(&pool).await.map_err(migrate_err)?;
+            pool.close().await;
+        }
+    }
+    sqlx::any::install_default_drivers();
+    let pool = AnyPoolOptions::new()
+        .max_connections(match backend {
+            Backend::Sqlite => 8,
+            Backend::Postgres => 16,
+        })
+        .acquire_timeout(Duration::from_secs(10))
+        .after_connect(move |conn, _meta| {
+            Box::pin(async move {
+                if backend == Backend::Sqlite {
+                    // WAL is a property of the file (set above); these are per connection.
+                    // synchronous=FULL: a commit survives power loss before it is answered.
+                    conn.execute("PRAGMA synchronous = FULL").await?;
+                    conn.execute("PRAGMA foreign_keys = ON").await?;
+                    conn.execute("PRAGMA busy_timeout = 10000").await?;
+                }
+                Ok(())
+            })
+        })
+        .connect(url)
+        .await
+        .map_err(open_err)?;
+    Ok(SqlStore { pool, backend })
+}
+
+/// `postgres://user:secret@host/db` shown as `postgres://user:***@host/db`.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let Some((userinfo, host)) = rest.split_once('@') else {
+        return url.to_owned();
+    };
+    match userinfo.split_once(':') {
+        Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
+        None => url.to_owned(),
+    }
+}
+
+/// The SQL store. Cheap to clone: it holds a connection pool.
+#[derive(Clone)]
+pub struct SqlStore {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+impl SqlStore {
+    /// The pool, for tests and benchmarks that need to look at the database directly.
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+}
+
+fn conflict_on_unique(what: &str) -> impl Fn(sqlx::Error) -> StoreError + '_ {
+    move |e| match &e {
+        sqlx::Error::Database(db) if db.is_unique_violation() => {
+            StoreError::Conflict(format!("{what} already exists"))
+        }
+        sqlx::Error::Database(db) if db.is_foreign_key_violation() => {
+            StoreError::Conflict(format!("{what} refers to something that does not exist"))
+        }
+        _ => StoreError::Database(e),
+    }
+}
+
+fn corrupt(what: &str, value: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt(format!("{what}: {value}"))
+}
+
+fn decimal(what: &str, s: &str) -> StoreResult<Decimal> {
+    Decimal::from_str(s).map_err(|e| corrupt(what, e))
+}
+
+#[derive(FromRow)]
+struct OwnerRow {
+    id: String,
+    name: String,
+    created_at: i64,
+}
+
+impl OwnerRow {
+    fn into_owner(self) -> StoreResult<Owner> {
+        Ok(Owner {
+            id: OwnerId::parse(&self.id).map_err(|e| corrupt("owner id", e))?,
+            name: self.name,
+            created_at: from_millis(self.created_at)?,
+        })
+    }
+}
+
+#[derive(FromRow)]
+struct DeviceRow {
+    id: String,
+    owner_id: String,
+    connectors: i64,
+    tariff_id: Option<String>,
+    firmware: Option<String>,
+    model: Option<String>,
+    online: i64,
+    last_seen: Option<i64>,
+    created_at: i64,
+}
+
+#[derive(FromRow)]
+struct ConnectorRow {
+    device_id: String,
+    connector: i64,
+    state: String,
+    error: Option<String>,
+    updated_at: i64,
+}
+
+impl ConnectorRow {
+    fn into_connector(self) -> StoreResult<Connector> {
+        Ok(Connector {
+            id: self.connector,
+            state: self.state,
+            error: self.error,
+            updated_at: from_millis(self.updated_at)?,
+        })
+    }
+}
+
+impl DeviceRow {
+    fn into_device(self, connectors: Vec<Connector>) -> StoreResult<Device> {
+        Ok(Device {
+            id: DeviceId::parse(&self.id).map_err(|e| corrupt("device id", e))?,
+            owner: OwnerId::parse(&self.owner_id).map_err(|e| corrupt("owner id", e))?,
+            connector_count: self.connectors,
+            connectors,
+            tariff: self
+                .tariff_id
+                .map(|t| TariffId::parse(&t).map_err(|e| corrupt("tariff id", e)))
+                .transpose()?,
+            firmware: self.firmware,
+            model: self.model,
+            online: self.online != 0,
+            last_seen: self.last_seen.map(from_millis).transpose()?,
+            created_at: from_millis(self.created_at)?,
+        })
+    }
+}
+
+#[derive(FromRow)]
+struct TagRow {
+    uid: String,
+    owner_id: String,
+    role: String,
+    status: String,
+    expires_at: Option<i64>,
+    group_name: Option<String>,
+    max_sessions: i64,
+    label: Option<String>,
+    list_version: i64,
+    created_at: i64,
+    updated_at: i64,
+}
+
+impl TagRow {
+    fn into_tag(self, devices: Vec<DeviceId>) -> StoreResult<Tag> {
+        Ok(Tag {
+            uid: TagUid::parse(&self.uid).map_err(|e| corrupt("tag uid", e))?,
+            owner: OwnerId::parse(&self.owner_id).map_err(|e| corrupt("owner id", e))?,
+            role: TagRole::from_str(&self.role).map_err(|e| corrupt("tag role", e))?,
+            status: TagStatus::from_str(&self.status).map_err(|e| corrupt("tag status", e))?,
+            expires_at: self.expires_at.map(from_millis).transpose()?,
+            group: self.group_name,
+            devices,
+            max_sessions: self.max_sessions,
+            label: self.label,
+            list_version: self.list_version,
+            created_at: from_millis(self.created_at)?,
+            updated_at: from_millis(self.updated_at)?,
+        })
+    }
+}
+
+#[derive(FromRow)]
+struct TariffRow {
+    id: String,
+    owner_id: String,
+    currency: String,
+    energy_per_kwh: String,
+    time_per_hour: String,
+    session_fee: String,
+    tax_rate: String,
+    is_default: i64,
+    created_at: i64,
+}
+
+impl TariffRow {
+    fn into_tariff(self) -> StoreResult<Tariff> {
+        Ok(Tariff {
+            id: TariffId::parse(&self.id).map_err(|e| corrupt("tariff id", e))?,
+            owner: OwnerId::parse(&self.owner_id).map_err(|e| corrupt("owner id", e))?,
+            currency: Currency::parse(&self.currency).map_err(|e| corrupt("currency", e))?,
+            energy_per_kwh: decimal("energy_per_kwh", &self.energy_per_kwh)?,
+            time_per_hour: decimal("time_per_hour", &self.time_per_hour)?,
+            session_fee: decimal("session_fee", &self.session_fee)?,
+            tax_rate: decimal("tax_rate", &self.tax_rate)?,
+            default: self.is_default != 0,
+            created_at: from_millis(self.created_at)?,
+        })
+    }
+}
+
+const DEVICE_COLUMNS: &str =
+    "id, owner_id, connectors, tariff_id, firmware, model, online, last_seen, created_at";
+const TAG_COLUMNS: &str = "uid, owner_id, role, status, expires_at, group_name, max_sessions, \
+                           label, list_version, created_at, updated_at";
+const TARIFF_COLUMNS: &str = "id, owner_id, currency, energy_per_kwh, time_per_hour, \
+                              session_fee, tax_rate, is_default, created_at";
+
+impl SqlStore {
+    async fn connectors_of(
+        &self,
+        owner: Option<&OwnerId>,
+        device: Option<&DeviceId>,
+    ) -> StoreResult<HashMap<String, Vec<Connector>>> {
+        let rows: Vec<ConnectorRow> = sqlx::query_as(
+            "SELECT c.device_id, c.connector, c.state, c.error, c.updated_at
+             FROM connectors c JOIN devices d ON d.id = c.device_id
+             WHERE ($1 IS NULL OR d.owner_id = $1) AND ($2 IS NULL OR d.id = $2)
+             ORDER BY c.device_id, c.connector",
+        )
+        .bind(owner.map(OwnerId::as_str))
+        .bind(device.map(DeviceId::as_str))
+        .fetch_all(&self.pool)
+        .await?;
+        let mut map: HashMap<String, Vec<Connector>> = HashMap::new();
+        for row in rows {
+            let device = row.device_id.clone();
+            map.entry(device).or_default().push(row.into_connector()?);
+        }
+        Ok(map)
+    }
+
+    async fn tag_devices_of(
+        &self,
+        owner: Option<&OwnerId>,
+        uid: Option<&TagUid>,
+    ) -> StoreResult<HashMap<String, Vec<DeviceId>>> {
+        let rows: Vec<(String, String)> = sqlx::query_as(
+            "SELECT td.uid, td.device_id FROM tag_devices td JOIN tags t ON t.uid = td.uid
+             WHERE ($1 IS NULL OR t.owner_id = $1) AND ($2 IS NULL OR t.uid = $2)
+             ORDER BY td.uid, td.device_id",
+        )
+        .bind(owner.map(OwnerId::as_str))
+        .bind(uid.map(TagUid::as_str))
+        .fetch_all(&self.pool)
+        .await?;
+        let mut map: HashMap<String, Vec<DeviceId>> = HashMap::new();
+        for (uid, device) in rows {
+            let device = DeviceId::parse(&device).map_err(|e| corrupt("device id", e))?;
+            map.entry(uid).or_default().push(device);
+        }
+        Ok(map)
+    }
+}
+
+/// Bumps an owner's local-list version inside `tx` and returns the new version.
+async fn bump_list_version(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    owner: &OwnerId,
+) -> StoreResult<i64> {
+    let row: AnyRow = sqlx::query(
+        "UPDATE owners SET list_version = list_version + 1 WHERE id = $1 RETURNING list_version",
+    )
+    .bind(owner.as_str())
+    .fetch_one(&mut **tx)
+    .await?;
+    Ok(row.try_get::<i64, _>(0)?)
+}
+
+async fn replace_tag_devices(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    tag: &Tag,
+) -> StoreResult<()> {
+    sqlx::query("DELETE FROM tag_devices WHERE uid = $1")
+        .bind(tag.uid.as_str())
+        .execute(&mut **tx)
+        .await?;
+    for device in &tag.devices {
+        sqlx::query("INSERT INTO tag_devices (uid, device_id) VALUES ($1, $2)")
+            .bind(tag.uid.as_str())
+            .bind(device.as_str())
+            .execute(&mut **tx)
+            .await
+            .map_err(conflict_on_unique("tag device"))?;
+    }
+    Ok(())
+}
+
+#[async_trait]
+impl Store for SqlStore {
+    fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    async fn get_meta(&self, key: &str) -> StoreResult<Option<String>> {
+        Ok(
+            sqlx::query_scalar("SELECT value FROM server_meta WHERE key = $1")
+                .bind(key)
+                .fetch_optional(&self.pool)
+                .await?,
+        )
+    }
+
+    async fn init_meta(&self, key: &str, value: &str) -> StoreResult<String> {
+        sqlx::query(
+            "INSERT INTO server_meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING",
+        )
+        .bind(key)
+        .bind(value)
+        .execute(&self.pool)
+        .await?;
+        self.get_meta(key)
+            .await?
+            .ok_or_else(|| corrupt("server_meta", format!("{key} vanished")))
+    }
+
+    async fn insert_owner(&self, owner: &Owner) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO owners (id, name, list_version, created_at) VALUES ($1, $2, 0, $3)",
+        )
+        .bind(owner.id.as_str())
+        .bind(&owner.name)
+        .bind(to_millis(owner.created_at))
+        .execute(&self.pool)
+        .await
+        .map_err(conflict_on_unique("owner"))?;
+        Ok(())
+    }
+
+    async fn get_owner(&self, id: &OwnerId) -> StoreResult<Option<Owner>> {
+        let row: Option<OwnerRow> =
+            sqlx::query_as("SELECT id, name, created_at FROM owners WHERE id = $1")
+                .bind(id.as_str())
+                .fetch_optional(&self.pool)
+                .await?;
+        row.map(OwnerRow::into_owner).transpose()
+    }
+
+    async fn list_owners(&self) -> StoreResult<Vec<Owner>> {
+        let rows: Vec<OwnerRow> =
+            sqlx::query_as("SELECT id, name, created_at FROM owners ORDER BY id")
+                .fetch_all(&self.pool)
+                .await?;
+        rows.into_iter().map(OwnerRow::into_owner).collect()
+    }
+
+    async fn insert_token(
+        &self,
+        token_hash: &str,
+        owner: Option<&OwnerId>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO api_tokens (token_hash, owner_id, created_at) VALUES ($1, $2, $3)",
+        )
+        .bind(token_hash)
+        .bind(owner.map(OwnerId::as_str))
+        .bind(to_millis(now))
+        .execute(&self.pool)
+        .await
+        .map_err(conflict_on_unique("token"))?;
+        Ok(())
+    }
+
+    async fn find_token(&self, token_hash: &str) -> StoreResult<Option<TokenScope>> {
+        let row: Option<(Option<String>,)> =
+            sqlx::query_as("SELECT owner_id FROM api_tokens WHERE token_hash = $1")
+                .bind(token_hash)
+                .fetch_optional(&self.pool)
+                .await?;
+        row.map(|(owner,)| match owner {
+            None => Ok(TokenScope::Admin),
+            Some(o) => OwnerId::parse(&o)
+                .map(TokenScope::Owner)
+                .map_err(|e| corrupt("owner id", e)),
+        })
+        .transpose()
+    }
+
+    async fn has_admin_token(&self) -> StoreResult<bool> {
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM api_tokens WHERE owner_id IS NULL")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(n > 0)
+    }
+
+    async fn delete_admin_tokens(&self) -> StoreResult<u64> {
+        Ok(sqlx::query("DELETE FROM api_tokens WHERE owner_id IS NULL")
+            .execute(&self.pool)
+            .await?
+            .rows_affected())
+    }
+
+    async fn insert_devices(&self, devices: &[NewDevice]) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await?;
+        for d in devices {
+            sqlx::query(
+                "INSERT INTO devices (id, owner_id, connectors, password_hash, key_version, online, created_at)
+                 VALUES ($1, $2, $3, $4, $5, 0, $6)",
+            )
+            .bind(d.id.as_str())
+            .bind(d.owner.as_str())
+            .bind(d.connectors)
+            .bind(&d.password_hash)
+            .bind(d.key_version)
+            .bind(to_millis(d.created_at))
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| conflict_on_unique(&format!("device {}", d.id))(e))?;
+            for connector in 1..=d.connectors {
+                sqlx::query(
+                    "INSERT INTO connectors (device_id, connector, state, updated_at) VALUES ($1, $2, 'unavailable', $3)",
+                )
+                .bind(d.id.as_str())
+                .bind(connector)
+                .bind(to_millis(d.created_at))
+                .execute(&mut *tx)
+                .await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn get_device(&self, id: &DeviceId) -> StoreResult<Option<Device>> {
+        let row: Option<DeviceRow> = sqlx::query_as(&format!(
+            "SELECT {DEVICE_COLUMNS} FROM devices WHERE id = $1"
+        ))
+        .bind(id.as_str())
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        let mut connectors = self.connectors_of(None, Some(id)).await?;
+        let own = connectors.remove(&row.id).unwrap_or_default();
+        row.into_device(own).map(Some)
+    }
+
+    async fn list_devices(&self, owner: Option<&OwnerId>) -> StoreResult<Vec<Device>> {
+        let rows: Vec<DeviceRow> = sqlx::query_as(&format!(
+            "SELECT {DEVICE_COLUMNS} FROM devices WHERE ($1 IS NULL OR owner_id = $1) ORDER BY id"
+        ))
+        .bind(owner.map(OwnerId::as_str))
+        .fetch_all(&self.pool)
+        .await?;
+        let mut connectors = self.connectors_of(owner, None).await?;
+        rows.into_iter()
+            .map(|row| {
+                let own = connectors.remove(&row.id).unwrap_or_default();
+                row.into_device(own)
+            })
+            .collect()
+    }
+
+    async fn get_device_auth(&self, id: &DeviceId) -> StoreResult<Option<DeviceAuth>> {
+        let row: Option<(String, String, i64)> = sqlx::query_as(
+            "SELECT owner_id, password_hash, key_version FROM devices WHERE id = $1",
+        )
+        .bind(id.as_str())
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|(owner, password_hash, key_version)| {
+            Ok(DeviceAuth {
+                owner: OwnerId::parse(&owner).map_err(|e| corrupt("owner id", e))?,
+                password_hash,
+                key_version,
+            })
+        })
+        .transpose()
+    }
+
+    async fn set_device_tariff(
+        &self,
+        id: &DeviceId,
+        tariff: Option<&TariffId>,
+    ) -> StoreResult<bool> {
+        let done = sqlx::query("UPDATE devices SET tariff_id = $2 WHERE id = $1")
+            .bind(id.as_str())
+            .bind(tariff.map(TariffId::as_str))
+            .execute(&self.pool)
+            .await
+            .map_err(conflict_on_unique("tariff assignment"))?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn insert_tag(&self, tag: &Tag) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await?;
+        let version = bump_list_version(&mut tx, &tag.owner).await?;
+        sqlx::query(&format!(
+            "INSERT INTO tags ({TAG_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+        ))
+        .bind(tag.uid.as_str())
+        .bind(tag.owner.as_str())
+        .bind(tag.role.as_str())
+        .bind(tag.status.as_str())
+        .bind(tag.expires_at.map(to_millis))
+        .bind(tag.group.as_deref())
+        .bind(tag.max_sessions)
+        .bind(tag.label.as_deref())
+        .bind(version)
+        .bind(to_millis(tag.created_at))
+        .bind(to_millis(tag.updated_at))
+        .execute(&mut *tx)
+        .await
+        .map_err(conflict_on_unique("tag"))?;
+        replace_tag_devices(&mut tx, tag).await?;
+        sqlx::query("DELETE FROM tag_removals WHERE owner_id = $1 AND uid = $2")
+            .bind(tag.owner.as_str())
+            .bind(tag.uid.as_str())
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn get_tag(&self, uid: &TagUid) -> StoreResult<Option<Tag>> {
+        let row: Option<TagRow> =
+            sqlx::query_as(&format!("SELECT {TAG_COLUMNS} FROM tags WHERE uid = $1"))
+                .bind(uid.as_str())
+                .fetch_optional(&self.pool)
+                .await?;
+        let Some(row) = row else { return Ok(None) };
+        let mut devices = self.tag_devices_of(None, Some(uid)).await?;
+        let own = devices.remove(&row.uid).unwrap_or_default();
+        row.into_tag(own).map(Some)
+    }
+
+    async fn list_tags(&self, owner: Option<&OwnerId>) -> StoreResult<Vec<Tag>> {
+        let rows: Vec<TagRow> = sqlx::query_as(&format!(
+            "SELECT {TAG_COLUMNS} FROM tags WHERE ($1 IS NULL OR owner_id = $1) ORDER BY uid"
+        ))
+        .bind(owner.map(OwnerId::as_str))
+        .fetch_all(&self.pool)
+        .await?;
+        let mut devices = self.tag_devices_of(owner, None).await?;
+        rows.into_iter()
+            .map(|row| {
+                let own = devices.remove(&row.uid).unwrap_or_default();
+                row.into_tag(own)
+            })
+            .collect()
+    }
+
+    async fn update_tag(&self, tag: &Tag) -> StoreResult<bool> {
+        let mut tx = self.pool.begin().await?;
+        let version = bump_list_version(&mut tx, &tag.owner).await?;
+        let done = sqlx::query(
+            "UPDATE tags SET role = $2, status = $3, expires_at = $4, group_name = $5,
+                 max_sessions = $6, label = $7, list_version = $8, updated_at = $9
+             WHERE uid = $1 AND owner_id = $10",
+        )
+        .bind(tag.uid.as_str())
+        .bind(tag.role.as_str())
+        .bind(tag.status.as_str())
+        .bind(tag.expires_at.map(to_millis))
+        .bind(tag.group.as_deref())
+        .bind(tag.max_sessions)
+        .bind(tag.label.as_deref())
+        .bind(version)
+        .bind(to_millis(tag.updated_at))
+        .bind(tag.owner.as_str())
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Ok(false);
+        }
+        replace_tag_devices(&mut tx, tag).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn delete_tag(&self, uid: &TagUid, _now: DateTime<Utc>) -> StoreResult<bool> {
+        let mut tx = self.pool.begin().await?;
+        let owner: Option<String> = sqlx::query_scalar("SELECT owner_id FROM tags WHERE uid = $1")
+            .bind(uid.as_str())
+            .fetch_optional(&mut *tx)
+            .await?;
+        let Some(owner) = owner else { return Ok(false) };
+        let owner = OwnerId::parse(&owner).map_err(|e| corrupt("owner id", e))?;
+        let version = bump_list_version(&mut tx, &owner).await?;
+        sqlx::query("DELETE FROM tags WHERE uid = $1")
+            .bind(uid.as_str())
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "INSERT INTO tag_removals (owner_id, uid, list_version) VALUES ($1, $2, $3)
+             ON CONFLICT (owner_id, uid) DO UPDATE SET list_version = excluded.list_version",
+        )
+        .bind(owner.as_str())
+        .bind(uid.as_str())
+        .bind(version)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn insert_tariff(&self, tariff: &Tariff) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await?;
+        if tariff.default {
+            sqlx::query("UPDATE tariffs SET is_default = 0 WHERE owner_id = $1 AND is_default = 1")
+                .bind(tariff.owner.as_str())
+                .execute(&mut *tx)
+                .await?;
+        }
+        sqlx::query(&format!(
+            "INSERT INTO tariffs ({TARIFF_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+        ))
+        .bind(tariff.id.as_str())
+        .bind(tariff.owner.as_str())
+        .bind(tariff.currency.code())
+        .bind(tariff.energy_per_kwh.to_string())
+        .bind(tariff.time_per_hour.to_string())
+        .bind(tariff.session_fee.to_string())
+        .bind(tariff.tax_rate.to_string())
+        .bind(i64::from(tariff.default))
+        .bind(to_millis(tariff.created_at))
+        .execute(&mut *tx)
+        .await
+        .map_err(conflict_on_unique("tariff"))?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn get_tariff(&self, id: &TariffId) -> StoreResult<Option<Tariff>> {
+        let row: Option<TariffRow> = sqlx::query_as(&format!(
+            "SELECT {TARIFF_COLUMNS} FROM tariffs WHERE id = $1"
+        ))
+        .bind(id.as_str())
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(TariffRow::into_tariff).transpose()
+    }
+
+    async fn list_tariffs(&self, owner: Option<&OwnerId>) -> StoreResult<Vec<Tariff>> {
+        let rows: Vec<TariffRow> = sqlx::query_as(&format!(
+            "SELECT {TARIFF_COLUMNS} FROM tariffs WHERE ($1 IS NULL OR owner_id = $1) ORDER BY id"
+        ))
+        .bind(owner.map(OwnerId::as_str))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter().map(TariffRow::into_tariff).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn database_urls_pick_the_backend_and_hide_passwords() {
+        assert_eq!(
+            Backend::from_url("sqlite://data/x.db"),
+            Some(Backend::Sqlite)
+        );
+        assert_eq!(
+            Backend::from_url("postgres://u@h/d"),
+            Some(Backend::Postgres)
+        );
+        assert_eq!(Backend::from_url("mysql://u@h/d"), None);
+        assert_eq!(redact_url("postgres://u:pw@h/d"), "postgres://u:***@h/d");
+        assert_eq!(redact_url("postgres://u@h/d"), "postgres://u@h/d");
+    }
+}

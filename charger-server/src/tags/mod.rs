@@ -1,0 +1,262 @@
+//! RFID tags: drivers' cards and installers' cards, with status, expiry, group, the
+//! chargers they are limited to and a cap on concurrent sessions.
+
+use std::fmt;
+use std::str::FromStr;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Deserializer, Serialize};
+
+use crate::error::{Error, Result};
+use crate::ids::{DeviceId, OwnerId, TagUid};
+use crate::service::{Principal, Service};
+
+/// Most concurrent sessions a tag may be allowed.
+pub const MAX_SESSIONS_LIMIT: i64 = 100;
+/// Longest label or group name.
+const MAX_TEXT_LEN: usize = 200;
+
+/// What a tag is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TagRole {
+    Driver,
+    Installer,
+}
+
+/// Whether a tag may be used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TagStatus {
+    Active,
+    Blocked,
+}
+
+macro_rules! text_enum {
+    ($ty:ident { $($variant:ident => $text:literal),* }) => {
+        impl $ty {
+            pub fn as_str(self) -> &'static str {
+                match self { $($ty::$variant => $text),* }
+            }
+        }
+        impl FromStr for $ty {
+            type Err = String;
+            fn from_str(s: &str) -> Result<Self, String> {
+                match s { $($text => Ok($ty::$variant),)* other => Err(format!("unknown value {other:?}")) }
+            }
+        }
+        impl fmt::Display for $ty {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+text_enum!(TagRole { Driver => "driver", Installer => "installer" });
+text_enum!(TagStatus { Active => "active", Blocked => "blocked" });
+
+/// An RFID tag.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Tag {
+    pub uid: TagUid,
+    pub owner: OwnerId,
+    pub role: TagRole,
+    pub status: TagStatus,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub group: Option<String>,
+    /// The chargers the tag is limited to; empty means all of its owner's chargers.
+    pub devices: Vec<DeviceId>,
+    pub max_sessions: i64,
+    pub label: Option<String>,
+    /// The owner's local-list version at this tag's last change.
+    pub list_version: i64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// `POST /api/v1/tags`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateTagRequest {
+    pub uid: TagUid,
+    pub owner: Option<OwnerId>,
+    #[serde(default = "driver")]
+    pub role: TagRole,
+    #[serde(default = "active")]
+    pub status: TagStatus,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub group: Option<String>,
+    #[serde(default)]
+    pub devices: Vec<DeviceId>,
+    pub max_sessions: Option<i64>,
+    pub label: Option<String>,
+}
+
+fn driver() -> TagRole {
+    TagRole::Driver
+}
+
+fn active() -> TagStatus {
+    TagStatus::Active
+}
+
+/// `PATCH /api/v1/tags/{uid}`: absent fields stay, `null` clears a nullable field.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PatchTagRequest {
+    pub role: Option<TagRole>,
+    pub status: Option<TagStatus>,
+    #[serde(default, deserialize_with = "nullable")]
+    pub expires_at: Option<Option<DateTime<Utc>>>,
+    #[serde(default, deserialize_with = "nullable")]
+    pub group: Option<Option<String>>,
+    pub devices: Option<Vec<DeviceId>>,
+    pub max_sessions: Option<i64>,
+    #[serde(default, deserialize_with = "nullable")]
+    pub label: Option<Option<String>>,
+}
+
+/// Tells a present `null` (Some(None)) from an absent field (None).
+fn nullable<'de, D, T>(d: D) -> std::result::Result<Option<Option<T>>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(d).map(Some)
+}
+
+fn check_text(field: &str, value: Option<String>) -> Result<Option<String>> {
+    match value {
+        None => Ok(None),
+        Some(v) => {
+            let v = v.trim().to_owned();
+            if v.is_empty() || v.chars().count() > MAX_TEXT_LEN {
+                Err(Error::invalid(field, "must be 1 to 200 characters"))
+            } else {
+                Ok(Some(v))
+            }
+        }
+    }
+}
+
+fn check_max_sessions(n: i64) -> Result<i64> {
+    if (1..=MAX_SESSIONS_LIMIT).contains(&n) {
+        Ok(n)
+    } else {
+        Err(Error::invalid("max_sessions", "must be between 1 and 100"))
+    }
+}
+
+impl Service {
+    /// Checks that every charger in a tag's scope exists and belongs to `owner`.
+    async fn check_tag_devices(
+        &self,
+        owner: &OwnerId,
+        devices: &[DeviceId],
+    ) -> Result<Vec<DeviceId>> {
+        let mut out: Vec<DeviceId> = devices.to_vec();
+        out.sort();
+        out.dedup();
+        for id in &out {
+            match self.store.get_device(id).await? {
+                Some(d) if d.owner == *owner => {}
+                _ => {
+                    return Err(Error::invalid(
+                        "devices",
+                        format!("{id} is not a charger of owner {owner}"),
+                    ))
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    pub async fn create_tag(&self, who: &Principal, req: CreateTagRequest) -> Result<Tag> {
+        let owner = who.owner_for_new(req.owner)?;
+        self.require_owner(&owner).await?;
+        let devices = self.check_tag_devices(&owner, &req.devices).await?;
+        let now = self.now();
+        let tag = Tag {
+            uid: req.uid,
+            owner,
+            role: req.role,
+            status: req.status,
+            expires_at: req.expires_at,
+            group: check_text("group", req.group)?,
+            devices,
+            max_sessions: check_max_sessions(req.max_sessions.unwrap_or(1))?,
+            label: check_text("label", req.label)?,
+            list_version: 0,
+            created_at: now,
+            updated_at: now,
+        };
+        self.store
+            .insert_tag(&tag)
+            .await
+            .map_err(|e| match Error::from(e) {
+                Error::Conflict { .. } => {
+                    Error::conflict("tag_exists", "this tag uid is already enrolled")
+                }
+                other => other,
+            })?;
+        tracing::info!(tag = %tag.uid, owner = %tag.owner, role = %tag.role, "tag created");
+        self.get_tag(who, &tag.uid).await
+    }
+
+    pub async fn get_tag(&self, who: &Principal, uid: &TagUid) -> Result<Tag> {
+        match self.store.get_tag(uid).await? {
+            Some(t) if who.can_see(&t.owner) => Ok(t),
+            _ => Err(Error::not_found("tag")),
+        }
+    }
+
+    pub async fn list_tags(&self, who: &Principal) -> Result<Vec<Tag>> {
+        Ok(self.store.list_tags(who.owner_filter()).await?)
+    }
+
+    pub async fn patch_tag(
+        &self,
+        who: &Principal,
+        uid: &TagUid,
+        req: PatchTagRequest,
+    ) -> Result<Tag> {
+        let mut tag = self.get_tag(who, uid).await?;
+        if let Some(role) = req.role {
+            tag.role = role;
+        }
+        if let Some(status) = req.status {
+            tag.status = status;
+        }
+        if let Some(expires_at) = req.expires_at {
+            tag.expires_at = expires_at;
+        }
+        if let Some(group) = req.group {
+            tag.group = check_text("group", group)?;
+        }
+        if let Some(devices) = req.devices {
+            tag.devices = self.check_tag_devices(&tag.owner, &devices).await?;
+        }
+        if let Some(n) = req.max_sessions {
+            tag.max_sessions = check_max_sessions(n)?;
+        }
+        if let Some(label) = req.label {
+            tag.label = check_text("label", label)?;
+        }
+        tag.updated_at = self.now();
+        if !self.store.update_tag(&tag).await? {
+            return Err(Error::not_found("tag"));
+        }
+        tracing::info!(tag = %tag.uid, status = %tag.status, "tag updated");
+        self.get_tag(who, uid).await
+    }
+
+    pub async fn delete_tag(&self, who: &Principal, uid: &TagUid) -> Result<()> {
+        self.get_tag(who, uid).await?;
+        if !self.store.delete_tag(uid, self.now()).await? {
+            return Err(Error::not_found("tag"));
+        }
+        tracing::info!(tag = %uid, "tag deleted");
+        Ok(())
+    }
+}
