@@ -27,7 +27,6 @@ CREATE TABLE tariffs (
     id             TEXT PRIMARY KEY,
     owner_id       TEXT NOT NULL REFERENCES owners(id),
     currency       TEXT NOT NULL,
-    minor_units    BIGINT NOT NULL,
     energy_per_kwh TEXT NOT NULL,
     time_per_hour  TEXT NOT NULL,
     session_fee    TEXT NOT NULL,

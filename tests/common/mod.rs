@@ -1,1 +1,285 @@
-//! common
+//! Shared helpers for the end-to-end tests: a throwaway database per test (SQLite always,
+//! PostgreSQL from `TEST_DATABASE_URL`), the real server on free loopback ports, and a
+//! small HTTP client.
+//!
+//! `TEST_LOG=1` shows the server's logs. In CI (`CI=true`) a Postgres test without
+//! `TEST_DATABASE_URL` fails instead of skipping.
+
+use std::path::PathBuf;
+
+use charger_server::secrets::Secret;
+use charger_server::store::{self, SqlStore};
+use charger_server::{App, Config};
+use serde_json::Value;
+use sqlx::Connection as _;
+
+/// The admin token every test server is started with.
+pub const ADMIN_TOKEN: &str = "test-admin-token";
+
+/// Which database a test runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Db {
+    Sqlite,
+    Postgres,
+}
+
+/// A directory removed when dropped.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new() -> Self {
+        let dir = std::env::temp_dir().join(format!("charger-test-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).expect("create temp dir");
+        Self(dir)
+    }
+}
+
+impl Default for TempDir {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn init_logs() {
+    if std::env::var_os("TEST_LOG").is_some() {
+        charger_server::telemetry::init();
+    }
+}
+
+/// The Postgres server URL for tests, or `None` to skip (never in CI).
+pub fn postgres_url() -> Option<String> {
+    match std::env::var("TEST_DATABASE_URL") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ if std::env::var("CI").is_ok_and(|v| v == "true") => {
+            panic!("CI=true but TEST_DATABASE_URL is not set: the Postgres suite must run in CI")
+        }
+        _ => {
+            eprintln!("TEST_DATABASE_URL is not set: skipping a Postgres test");
+            None
+        }
+    }
+}
+
+/// The database tests run the server on: Postgres when `TEST_DATABASE_URL` is set.
+pub fn default_db() -> Db {
+    match std::env::var("TEST_DATABASE_URL") {
+        Ok(url) if !url.is_empty() => Db::Postgres,
+        _ => Db::Sqlite,
+    }
+}
+
+/// A fresh, empty database URL of the given kind (`None`: Postgres unavailable, skip).
+pub async fn fresh_database(db: Db, dir: &TempDir) -> Option<String> {
+    match db {
+        Db::Sqlite => Some(format!("sqlite://{}", dir.0.join("charger.db").display())),
+        Db::Postgres => {
+            let server = postgres_url()?;
+            let name = format!("charger_test_{}", uuid::Uuid::new_v4().simple());
+            let mut conn = sqlx::PgConnection::connect(&server)
+                .await
+                .expect("connect to TEST_DATABASE_URL");
+            sqlx::query(&format!("CREATE DATABASE {name}"))
+                .execute(&mut conn)
+                .await
+                .expect("create test database");
+            let _ = conn.close().await;
+            Some(with_database_name(&server, &name))
+        }
+    }
+}
+
+/// `postgres://u@h:5432/postgres?x=y` with the database name replaced.
+fn with_database_name(url: &str, name: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (url, None),
+    };
+    let scheme_end = base.find("://").map(|i| i + 3).unwrap_or(0);
+    let base = match base[scheme_end..].find('/') {
+        Some(i) => &base[..scheme_end + i],
+        None => base,
+    };
+    match query {
+        Some(q) => format!("{base}/{name}?{q}"),
+        None => format!("{base}/{name}"),
+    }
+}
+
+/// A migrated store on a fresh database.
+pub async fn test_store(db: Db) -> Option<(SqlStore, TempDir)> {
+    init_logs();
+    let dir = TempDir::new();
+    let url = fresh_database(db, &dir).await?;
+    let store = store::connect(&url).await.expect("connect and migrate");
+    Some((store, dir))
+}
+
+/// A running server and a client for it.
+pub struct TestApp {
+    pub app: App,
+    pub base: String,
+    pub http: reqwest::Client,
+    pub dir: TempDir,
+    pub db: Db,
+}
+
+/// Starts the server on free loopback ports with a fresh database of the default kind.
+pub async fn spawn_app() -> TestApp {
+    spawn_app_on(default_db())
+        .await
+        .expect("database for the test server")
+}
+
+/// Starts the server on the given database kind (`None`: Postgres unavailable, skip).
+pub async fn spawn_app_on(db: Db) -> Option<TestApp> {
+    init_logs();
+    let dir = TempDir::new();
+    let url = fresh_database(db, &dir).await?;
+    let mut config = Config::for_tests(dir.0.clone());
+    config.database_url = Some(Secret::new(url));
+    config.admin_token = Some(Secret::new(ADMIN_TOKEN));
+    let app = App::start(config).await.expect("server starts");
+    let base = format!("http://{}", app.http_addr);
+    Some(TestApp {
+        app,
+        base,
+        http: reqwest::Client::new(),
+        dir,
+        db,
+    })
+}
+
+/// An HTTP answer: status and JSON body (`Value::Null` when the body is empty or not JSON).
+#[derive(Debug)]
+pub struct Answer {
+    pub status: u16,
+    pub body: Value,
+}
+
+impl TestApp {
+    pub async fn request(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&Value>,
+    ) -> Answer {
+        let mut req = self.http.request(method, format!("{}{path}", self.base));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.json(b);
+        }
+        let res = req.send().await.expect("HTTP request");
+        let status = res.status().as_u16();
+        let text = res.text().await.expect("HTTP body");
+        let body = serde_json::from_str(&text).unwrap_or(Value::Null);
+        Answer { status, body }
+    }
+
+    /// Sends a raw body with a JSON content type.
+    pub async fn post_raw(&self, path: &str, token: &str, body: &str) -> Answer {
+        let res = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .bearer_auth(token)
+            .header("content-type", "application/json")
+            .body(body.to_owned())
+            .send()
+            .await
+            .expect("HTTP request");
+        let status = res.status().as_u16();
+        let body = serde_json::from_str(&res.text().await.expect("body")).unwrap_or(Value::Null);
+        Answer { status, body }
+    }
+
+    pub async fn get(&self, path: &str, token: &str) -> Answer {
+        self.request(reqwest::Method::GET, path, Some(token), None)
+            .await
+    }
+
+    pub async fn post(&self, path: &str, token: &str, body: Value) -> Answer {
+        self.request(reqwest::Method::POST, path, Some(token), Some(&body))
+            .await
+    }
+
+    pub async fn put(&self, path: &str, token: &str, body: Value) -> Answer {
+        self.request(reqwest::Method::PUT, path, Some(token), Some(&body))
+            .await
+    }
+
+    pub async fn patch(&self, path: &str, token: &str, body: Value) -> Answer {
+        self.request(reqwest::Method::PATCH, path, Some(token), Some(&body))
+            .await
+    }
+
+    pub async fn delete(&self, path: &str, token: &str) -> Answer {
+        self.request(reqwest::Method::DELETE, path, Some(token), None)
+            .await
+    }
+
+    /// Creates an owner and returns a token scoped to it.
+    pub async fn owner_with_token(&self, id: &str) -> String {
+        let a = self
+            .post(
+                "/api/v1/owners",
+                ADMIN_TOKEN,
+                serde_json::json!({"id": id, "name": format!("{id} Ltd")}),
+            )
+            .await;
+        assert_eq!(a.status, 201, "{a:?}");
+        let a = self
+            .post(
+                &format!("/api/v1/owners/{id}/tokens"),
+                ADMIN_TOKEN,
+                Value::Null,
+            )
+            .await;
+        assert_eq!(a.status, 201, "{a:?}");
+        a.body["token"].as_str().expect("token").to_owned()
+    }
+}
+
+/// Asserts an error answer: the status, and the `{"error", "message"}` body.
+pub fn assert_error(a: &Answer, status: u16, code: &str) {
+    assert_eq!(a.status, status, "{a:?}");
+    assert_eq!(a.body["error"], code, "{a:?}");
+    assert!(
+        a.body["message"].as_str().is_some_and(|m| !m.is_empty()),
+        "{a:?}"
+    );
+}
+
+/// Generates one `#[tokio::test]` per backend (modules `sqlite` and `postgres`) for each
+/// case `async fn case(fixture)`, where the fixture comes from `$make(Db) -> Option<_>`.
+/// The Postgres variant returns early when Postgres is not configured (never in CI).
+#[macro_export]
+macro_rules! on_both_databases {
+    ($make:ident => $($case:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test]
+                async fn $case() {
+                    let fixture = super::$make($crate::Db::Sqlite).await.expect("sqlite fixture");
+                    super::$case(fixture).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test]
+                async fn $case() {
+                    let Some(fixture) = super::$make($crate::Db::Postgres).await else { return };
+                    super::$case(fixture).await;
+                }
+            )*
+        }
+    };
+}

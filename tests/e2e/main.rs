@@ -1,1 +1,7 @@
-//! e2e
+//! End-to-end tests: the real server on free loopback ports, real databases, real clients.
+//!
+//! `cargo test --workspace` runs them on SQLite; with `TEST_DATABASE_URL` set, the store
+//! suite runs on PostgreSQL too and the REST tests run on PostgreSQL.
+
+mod rest_provisioning;
+mod store_conformance;

@@ -1,0 +1,284 @@
+//! One storage suite, run on SQLite always and on PostgreSQL when `TEST_DATABASE_URL` is
+//! set (in CI always). Each case gets a fresh database.
+
+use charger_e2e::{on_both_databases, test_store, Db, TempDir};
+use charger_server::billing::{Currency, Tariff};
+use charger_server::devices::NewDevice;
+use charger_server::ids::{DeviceId, OwnerId, TagUid, TariffId};
+use charger_server::owners::{Owner, TokenScope};
+use charger_server::store::{SqlStore, Store, StoreError};
+use charger_server::tags::{Tag, TagRole, TagStatus};
+use chrono::{DateTime, TimeZone as _, Utc};
+use rust_decimal::Decimal;
+
+on_both_databases!(store_fixture =>
+    owners_round_trip_and_duplicates_conflict,
+    tokens_resolve_to_their_scope,
+    devices_insert_atomically_with_connectors,
+    tags_round_trip_and_bump_the_list_version,
+    tariffs_keep_one_default_per_owner,
+    meta_is_set_once,
+);
+
+/// A migrated store on a fresh database, with the directory that holds it.
+pub struct StoreFixture {
+    store: SqlStore,
+    _dir: TempDir,
+}
+
+async fn store_fixture(db: Db) -> Option<StoreFixture> {
+    test_store(db)
+        .await
+        .map(|(store, dir)| StoreFixture { store, _dir: dir })
+}
+
+fn t(secs: i64) -> DateTime<Utc> {
+    Utc.timestamp_millis_opt(1_780_000_000_000 + secs * 1000 + 123)
+        .single()
+        .expect("valid time")
+}
+
+fn owner(id: &str) -> Owner {
+    Owner {
+        id: OwnerId::parse(id).expect("owner id"),
+        name: format!("{id} Ltd"),
+        created_at: t(0),
+    }
+}
+
+fn device(id: &str, owner: &str, connectors: i64) -> NewDevice {
+    NewDevice {
+        id: DeviceId::parse(id).expect("device id"),
+        owner: OwnerId::parse(owner).expect("owner id"),
+        connectors,
+        password_hash: format!("hash-of-{id}"),
+        key_version: 1,
+        created_at: t(1),
+    }
+}
+
+fn tag(uid: &str, owner: &str) -> Tag {
+    Tag {
+        uid: TagUid::parse(uid).expect("uid"),
+        owner: OwnerId::parse(owner).expect("owner id"),
+        role: TagRole::Driver,
+        status: TagStatus::Active,
+        expires_at: Some(t(86_400)),
+        group: Some("fleet".into()),
+        devices: vec![],
+        max_sessions: 2,
+        label: Some("Alice".into()),
+        list_version: 0,
+        created_at: t(2),
+        updated_at: t(2),
+    }
+}
+
+fn tariff(id: &str, owner: &str, default: bool) -> Tariff {
+    Tariff {
+        id: TariffId::parse(id).expect("tariff id"),
+        owner: OwnerId::parse(owner).expect("owner id"),
+        currency: Currency::parse("EUR").expect("currency"),
+        energy_per_kwh: "0.3456".parse::<Decimal>().expect("decimal"),
+        time_per_hour: Decimal::ONE,
+        session_fee: "0.50".parse::<Decimal>().expect("decimal"),
+        tax_rate: "0.21".parse::<Decimal>().expect("decimal"),
+        default,
+        created_at: t(3),
+    }
+}
+
+async fn owners_round_trip_and_duplicates_conflict(fixture: StoreFixture) {
+    let store: &dyn Store = &fixture.store;
+    store.insert_owner(&owner("acme")).await.expect("insert");
+    store.insert_owner(&owner("beta")).await.expect("insert");
+    let got = store
+        .get_owner(&OwnerId::parse("acme").expect("id"))
+        .await
+        .expect("get")
+        .expect("present");
+    assert_eq!(got, owner("acme"), "times keep millisecond precision");
+    assert!(matches!(
+        store.insert_owner(&owner("acme")).await,
+        Err(StoreError::Conflict(_))
+    ));
+    let all = store.list_owners().await.expect("list");
+    assert_eq!(all.len(), 2);
+    assert!(store
+        .get_owner(&OwnerId::parse("nobody").expect("id"))
+        .await
+        .expect("get")
+        .is_none());
+}
+
+async fn tokens_resolve_to_their_scope(fixture: StoreFixture) {
+    let store: &dyn Store = &fixture.store;
+    store.insert_owner(&owner("acme")).await.expect("insert");
+    let acme = OwnerId::parse("acme").expect("id");
+    assert!(!store.has_admin_token().await.expect("query"));
+    store
+        .insert_token("h-admin", None, t(0))
+        .await
+        .expect("admin");
+    store
+        .insert_token("h-acme", Some(&acme), t(0))
+        .await
+        .expect("owner");
+    assert!(store.has_admin_token().await.expect("query"));
+    assert_eq!(
+        store.find_token("h-admin").await.expect("find"),
+        Some(TokenScope::Admin)
+    );
+    assert_eq!(
+        store.find_token("h-acme").await.expect("find"),
+        Some(TokenScope::Owner(acme))
+    );
+    assert_eq!(store.find_token("h-other").await.expect("find"), None);
+    assert_eq!(store.delete_admin_tokens().await.expect("delete"), 1);
+    assert_eq!(store.find_token("h-admin").await.expect("find"), None);
+}
+
+async fn devices_insert_atomically_with_connectors(fixture: StoreFixture) {
+    let store: &dyn Store = &fixture.store;
+    store.insert_owner(&owner("acme")).await.expect("insert");
+    store.insert_owner(&owner("beta")).await.expect("insert");
+    store
+        .insert_devices(&[device("d1", "acme", 2), device("d2", "acme", 1)])
+        .await
+        .expect("insert");
+    store
+        .insert_devices(&[device("b1", "beta", 1)])
+        .await
+        .expect("insert");
+    // A batch with one duplicate inserts nothing.
+    let r = store
+        .insert_devices(&[device("d3", "acme", 1), device("d1", "acme", 1)])
+        .await;
+    assert!(matches!(r, Err(StoreError::Conflict(_))), "{r:?}");
+    let d3 = DeviceId::parse("d3").expect("id");
+    assert!(store.get_device(&d3).await.expect("get").is_none());
+
+    let d1 = store
+        .get_device(&DeviceId::parse("d1").expect("id"))
+        .await
+        .expect("get")
+        .expect("present");
+    assert_eq!(d1.connectors.len(), 2);
+    assert_eq!(d1.connectors[0].state, "unavailable");
+    assert!(!d1.online);
+    let acme = OwnerId::parse("acme").expect("id");
+    let mine = store.list_devices(Some(&acme)).await.expect("list");
+    assert_eq!(
+        mine.iter().map(|d| d.id.as_str()).collect::<Vec<_>>(),
+        ["d1", "d2"]
+    );
+    assert_eq!(store.list_devices(None).await.expect("list").len(), 3);
+    let auth = store
+        .get_device_auth(&DeviceId::parse("b1").expect("id"))
+        .await
+        .expect("auth")
+        .expect("present");
+    assert_eq!(auth.password_hash, "hash-of-b1");
+    assert_eq!(auth.owner.as_str(), "beta");
+}
+
+async fn tags_round_trip_and_bump_the_list_version(fixture: StoreFixture) {
+    let store: &dyn Store = &fixture.store;
+    store.insert_owner(&owner("acme")).await.expect("insert");
+    store
+        .insert_devices(&[device("d1", "acme", 1), device("d2", "acme", 1)])
+        .await
+        .expect("insert");
+    let mut a = tag("04A1B2C3", "acme");
+    a.devices = vec![DeviceId::parse("d1").expect("id")];
+    store.insert_tag(&a).await.expect("insert");
+    store
+        .insert_tag(&tag("04A1B2C3D4E5F6", "acme"))
+        .await
+        .expect("insert");
+    assert!(matches!(
+        store.insert_tag(&tag("04A1B2C3", "acme")).await,
+        Err(StoreError::Conflict(_))
+    ));
+    let got = store.get_tag(&a.uid).await.expect("get").expect("present");
+    assert_eq!(got.devices, a.devices);
+    assert_eq!(got.expires_at, a.expires_at);
+    assert_eq!(got.list_version, 1);
+
+    let mut changed = got.clone();
+    changed.status = TagStatus::Blocked;
+    changed.devices = vec![];
+    changed.label = None;
+    assert!(store.update_tag(&changed).await.expect("update"));
+    let got = store.get_tag(&a.uid).await.expect("get").expect("present");
+    assert_eq!(got.status, TagStatus::Blocked);
+    assert!(got.devices.is_empty());
+    assert_eq!(got.label, None);
+    assert_eq!(got.list_version, 3, "two inserts and one update");
+
+    assert!(store.delete_tag(&a.uid, t(5)).await.expect("delete"));
+    assert!(!store.delete_tag(&a.uid, t(5)).await.expect("delete"));
+    assert!(store.get_tag(&a.uid).await.expect("get").is_none());
+    let acme = OwnerId::parse("acme").expect("id");
+    assert_eq!(store.list_tags(Some(&acme)).await.expect("list").len(), 1);
+    // A deleted uid can be enrolled again.
+    store
+        .insert_tag(&tag("04A1B2C3", "acme"))
+        .await
+        .expect("re-insert");
+}
+
+async fn tariffs_keep_one_default_per_owner(fixture: StoreFixture) {
+    let store: &dyn Store = &fixture.store;
+    store.insert_owner(&owner("acme")).await.expect("insert");
+    store
+        .insert_devices(&[device("d1", "acme", 1)])
+        .await
+        .expect("insert");
+    store
+        .insert_tariff(&tariff("t1", "acme", true))
+        .await
+        .expect("insert");
+    store
+        .insert_tariff(&tariff("t2", "acme", true))
+        .await
+        .expect("insert");
+    assert!(matches!(
+        store.insert_tariff(&tariff("t2", "acme", false)).await,
+        Err(StoreError::Conflict(_))
+    ));
+    let acme = OwnerId::parse("acme").expect("id");
+    let all = store.list_tariffs(Some(&acme)).await.expect("list");
+    let defaults: Vec<_> = all
+        .iter()
+        .filter(|t| t.default)
+        .map(|t| t.id.as_str())
+        .collect();
+    assert_eq!(defaults, ["t2"]);
+    let t1 = store
+        .get_tariff(&TariffId::parse("t1").expect("id"))
+        .await
+        .expect("get")
+        .expect("present");
+    assert_eq!(
+        t1.energy_per_kwh.to_string(),
+        "0.3456",
+        "decimals round-trip exactly"
+    );
+    let d1 = DeviceId::parse("d1").expect("id");
+    assert!(store
+        .set_device_tariff(&d1, Some(&t1.id))
+        .await
+        .expect("assign"));
+    let d = store.get_device(&d1).await.expect("get").expect("present");
+    assert_eq!(d.tariff, Some(t1.id));
+    let missing = TariffId::parse("nope").expect("id");
+    assert!(store.set_device_tariff(&d1, Some(&missing)).await.is_err());
+}
+
+async fn meta_is_set_once(fixture: StoreFixture) {
+    let store: &dyn Store = &fixture.store;
+    assert_eq!(store.get_meta("k").await.expect("get"), None);
+    assert_eq!(store.init_meta("k", "a").await.expect("init"), "a");
+    assert_eq!(store.init_meta("k", "b").await.expect("init"), "a");
+}
