@@ -3,15 +3,18 @@
 //!
 //! - [`topic`]: the topic grammar `<user>/req|res/<device-id>/<endpoint>` and the
 //!   per-device ACL it implies.
+//! - [`bundle`]: the firmware bundle a charger is provisioned with.
 //! - [`envelope`]: the REQ and RES envelopes, the device key, and the AES-256-GCM
 //!   sealing of RES `data` (nonce || ciphertext || tag, associated data `<id>|<status>|<code>`).
 //!
 //! The crate has no database, web or broker dependency on purpose: a firmware engineer can
 //! read it as the executable form of `docs/mqtt-api.md`.
 
+pub mod bundle;
 pub mod envelope;
 pub mod topic;
 
+pub use bundle::{BundleError, FirmwareBundle, MqttCredentials};
 pub use envelope::{
     open_response, seal_response, DeviceKey, EnvelopeError, ErrorBody, RequestEnvelope, RequestId,
     ResponseEnvelope,

@@ -1,8 +1,7 @@
 //! Chargers: provisioning (the firmware bundle, shown once), listing, tariff assignment.
 
-use std::fmt;
-
 use charger_protocol::DeviceKey;
+pub use charger_protocol::{FirmwareBundle, MqttCredentials};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -86,37 +85,6 @@ pub struct BulkCreateDevicesRequest {
 
 fn one() -> i64 {
     1
-}
-
-/// Broker coordinates and credentials in a bundle.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct MqttCredentials {
-    pub host: String,
-    pub port: u16,
-    pub username: String,
-    pub password: String,
-}
-
-/// What is flashed into a charger's firmware. Shown once: the server keeps only the
-/// password's hash and can re-derive the key, but never prints either again.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct FirmwareBundle {
-    pub device_id: DeviceId,
-    pub owner: OwnerId,
-    pub mqtt: MqttCredentials,
-    /// The device's AES-256 key, 64 hex characters.
-    pub key: String,
-}
-
-impl fmt::Debug for FirmwareBundle {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("FirmwareBundle")
-            .field("device_id", &self.device_id)
-            .field("owner", &self.owner)
-            .field("host", &self.mqtt.host)
-            .field("port", &self.mqtt.port)
-            .finish_non_exhaustive()
-    }
 }
 
 /// `PUT /api/v1/devices/{id}/tariff`.
@@ -204,8 +172,8 @@ impl Service {
                     created_at: now,
                 };
                 let bundle = FirmwareBundle {
-                    device_id: id.clone(),
-                    owner: owner.clone(),
+                    device_id: id.to_string(),
+                    owner: owner.to_string(),
                     mqtt: MqttCredentials {
                         host: self.mqtt.host.clone(),
                         port: self.mqtt.port,

@@ -82,14 +82,19 @@ pub async fn connect(url: &str) -> Result<SqlStore, ConnectError> {
             pool.close().await;
         }
         Backend::Postgres => {
-            let pool = sqlx::postgres::PgPoolOptions::new()
-                .max_connections(2)
-                .acquire_timeout(Duration::from_secs(10))
-                .connect(url)
+            use sqlx::Connection as _;
+            // One plain connection first: its error says why (refused, auth, no such db),
+            // where a pool would only report a time-out.
+            let connect = sqlx::postgres::PgConnection::connect(url);
+            let mut conn = tokio::time::timeout(Duration::from_secs(15), connect)
                 .await
+                .map_err(|_| open_err(sqlx::Error::PoolTimedOut))?
                 .map_err(open_err)?;
-            POSTGRES_MIGRATIONS.run(&pool).await.map_err(migrate_err)?;
-            pool.close().await;
+            POSTGRES_MIGRATIONS
+                .run(&mut conn)
+                .await
+                .map_err(migrate_err)?;
+            conn.close().await.map_err(open_err)?;
         }
     }
     sqlx::any::install_default_drivers();

@@ -1,0 +1,296 @@
+//! The `charger-server` binary as a user runs it: start with no configuration, one-line
+//! errors for a busy port or a bad setting, and bulk provisioning to a bundle file.
+
+use std::io::{BufRead as _, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_charger-server");
+
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new() -> Self {
+        let dir = std::env::temp_dir().join(format!("charger-cli-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        Self(dir)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A server process, killed on drop, with its stdout and stderr lines.
+struct Server {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+    seen: Vec<String>,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A command with no configuration in the environment, run in `dir`, on free ports.
+fn command(dir: &Path) -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.current_dir(dir)
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("RUST_LOG", "info")
+        .env("NO_COLOR", "1")
+        .env("CHARGER_HTTP_LISTEN", "127.0.0.1:0")
+        .env("CHARGER_MQTT_LISTEN", "127.0.0.1:0");
+    cmd
+}
+
+fn start(dir: &Path) -> Server {
+    let mut child = command(dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn charger-server");
+    let (tx, lines) = mpsc::channel();
+    let streams: [Box<dyn std::io::Read + Send>; 2] = [
+        Box::new(child.stdout.take().expect("stdout")),
+        Box::new(child.stderr.take().expect("stderr")),
+    ];
+    for stream in streams {
+        let tx = tx.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+    }
+    Server {
+        child,
+        lines,
+        seen: Vec::new(),
+    }
+}
+
+impl Server {
+    /// Waits (with a deadline) for a line containing `needle`, and returns it.
+    fn wait_for(&mut self, needle: &str) -> String {
+        if let Some(line) = self.seen.iter().find(|l| l.contains(needle)) {
+            return line.clone();
+        }
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if let Ok(line) = self.lines.recv_timeout(Duration::from_millis(100)) {
+                self.seen.push(line.clone());
+                if line.contains(needle) {
+                    return line;
+                }
+            }
+        }
+        panic!("no line with {needle:?} within 30 s; saw: {:#?}", self.seen)
+    }
+
+    /// The HTTP address from the "REST API listening" log line.
+    fn http_addr(&mut self) -> String {
+        let line = self.wait_for("REST API listening");
+        let start = line.find("http_addr=").expect("http_addr field") + "http_addr=".len();
+        line[start..]
+            .split_whitespace()
+            .next()
+            .expect("address")
+            .to_owned()
+    }
+}
+
+fn get(addr: &str, path: &str, token: Option<&str>) -> u16 {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        let mut req = reqwest::Client::new().get(format!("http://{addr}{path}"));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        req.send().await.expect("request").status().as_u16()
+    })
+}
+
+#[test]
+fn starts_with_no_configuration_and_prints_the_admin_token_once() {
+    let dir = TempDir::new();
+    let mut server = start(&dir.0);
+    server.wait_for("Admin token");
+    let token = server.wait_for("cht_");
+    assert!(token.starts_with("cht_") && !token.contains(' '), "{token}");
+    let addr = server.http_addr();
+    assert_eq!(get(&addr, "/healthz", None), 200);
+    assert_eq!(get(&addr, "/api/v1/owners", Some(&token)), 200);
+    assert_eq!(get(&addr, "/api/v1/owners", Some("cht_wrong")), 401);
+
+    let data = dir.0.join("data");
+    assert!(data.join("charger.db").exists(), "SQLite file in ./data");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let secret = data.join("server.secret");
+        let mode = std::fs::metadata(&secret)
+            .expect("secret")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "secret is private");
+    }
+    drop(server);
+
+    // Second start: the token is not printed again, and still works.
+    let mut server = start(&dir.0);
+    let addr = server.http_addr();
+    assert_eq!(get(&addr, "/api/v1/owners", Some(&token)), 200);
+    assert!(
+        !server.seen.iter().any(|l| l.contains("Admin token")),
+        "{:#?}",
+        server.seen
+    );
+}
+
+/// Runs the binary to completion (bounded) and returns (exit code, stderr).
+fn run_to_end(mut cmd: Command) -> (Option<i32>, String) {
+    let child = cmd
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    let output = rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("the command exits within 60 s")
+        .expect("output");
+    (
+        output.status.code(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+/// The last stderr line, the one that tells the operator what to change.
+fn error_line(stderr: &str) -> &str {
+    stderr.lines().last().unwrap_or("")
+}
+
+#[test]
+fn a_busy_port_is_one_line_naming_the_setting() {
+    let dir = TempDir::new();
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = busy.local_addr().expect("addr");
+    let mut cmd = command(&dir.0);
+    cmd.env("CHARGER_HTTP_LISTEN", addr.to_string());
+    let (code, stderr) = run_to_end(cmd);
+    assert_eq!(code, Some(2), "{stderr}");
+    let line = error_line(&stderr);
+    assert!(line.starts_with("error: CHARGER_HTTP_LISTEN:"), "{stderr}");
+    assert!(line.contains("already in use"), "{stderr}");
+}
+
+#[test]
+fn a_bad_database_url_is_one_line_naming_the_setting() {
+    let dir = TempDir::new();
+    // A port nothing listens on: bind one, note it, free it.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port();
+    for url in [
+        "mysql://root@127.0.0.1/charger".to_owned(),
+        "sqlite:///nonexistent-directory/x/charger.db".to_owned(),
+        format!("postgres://nobody:hunter2@127.0.0.1:{closed}/charger"),
+    ] {
+        let mut cmd = command(&dir.0);
+        cmd.env("DATABASE_URL", &url);
+        let (code, stderr) = run_to_end(cmd);
+        assert_eq!(code, Some(2), "{url}: {stderr}");
+        assert!(
+            error_line(&stderr).starts_with("error: DATABASE_URL:"),
+            "{url}: {stderr}"
+        );
+        assert!(!stderr.contains("hunter2"), "password leaked: {stderr}");
+    }
+}
+
+#[test]
+fn a_secret_that_does_not_match_the_database_is_refused() {
+    let dir = TempDir::new();
+    let mut first = command(&dir.0);
+    first.args(["provision", "--owner", "acme", "--count", "1", "--out", "-"]);
+    let (code, stderr) = run_to_end(first);
+    assert_eq!(code, Some(0), "{stderr}");
+    std::fs::write(dir.0.join("other.secret"), "ab".repeat(32)).expect("write");
+    let mut cmd = command(&dir.0);
+    cmd.env("CHARGER_SECRET_FILE", dir.0.join("other.secret"));
+    let (code, stderr) = run_to_end(cmd);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        error_line(&stderr).starts_with("error: CHARGER_SECRET_FILE:"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn provision_writes_one_private_bundle_per_charger() {
+    let dir = TempDir::new();
+    let out = dir.0.join("bundles.jsonl");
+    let mut cmd = command(&dir.0);
+    cmd.args([
+        "provision",
+        "--owner",
+        "fleet",
+        "--count",
+        "300",
+        "--connectors",
+        "2",
+    ])
+    .arg("--out")
+    .arg(&out);
+    let (code, stderr) = run_to_end(cmd);
+    assert_eq!(code, Some(0), "{stderr}");
+    let text = std::fs::read_to_string(&out).expect("bundles");
+    let bundles: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON line"))
+        .collect();
+    assert_eq!(bundles.len(), 300);
+    assert_eq!(bundles[0]["device_id"], "fleet-00000");
+    assert_eq!(bundles[0]["owner"], "fleet");
+    assert_eq!(bundles[299]["mqtt"]["username"], "fleet-00299");
+    assert_eq!(bundles[5]["key"].as_str().expect("key").len(), 64);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(&out).expect("out").permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "bundles hold secrets");
+    }
+    // The same range again is refused with a clear line.
+    let mut again = command(&dir.0);
+    again.args([
+        "provision",
+        "--owner",
+        "fleet",
+        "--count",
+        "1",
+        "--out",
+        "-",
+    ]);
+    let (code, stderr) = run_to_end(again);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(error_line(&stderr).contains("already exists"), "{stderr}");
+}
