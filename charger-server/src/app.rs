@@ -12,6 +12,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::api::{self, ApiState};
+use crate::broker::{Broker, BrokerConfig};
 use crate::config::Config;
 use crate::secrets::{Secret, ServerSecret};
 use crate::service::{MqttEndpoint, Service};
@@ -23,6 +24,9 @@ const SECRET_FINGERPRINT_KEY: &str = "secret_fingerprint";
 pub struct App {
     /// Where the REST API listens (the real port when configured with port 0).
     pub http_addr: SocketAddr,
+    /// Where the MQTT broker listens.
+    pub mqtt_addr: SocketAddr,
+    pub broker: Broker,
     pub service: Service,
     /// The admin token generated on this start, to be printed once; `None` when one was
     /// configured or already existed.
@@ -33,6 +37,11 @@ pub struct App {
 
 /// Opens the secret and the database and checks they belong together.
 pub async fn open_service(config: &Config) -> anyhow::Result<Service> {
+    open_service_with_port(config, config.mqtt_listen.port()).await
+}
+
+/// [`open_service`] with the MQTT port chargers are told to use (the bound one).
+async fn open_service_with_port(config: &Config, mqtt_port: u16) -> anyhow::Result<Service> {
     let database_url = config.database_url();
     if config.database_url.is_none() {
         std::fs::create_dir_all(&config.data_dir).with_context(|| {
@@ -66,7 +75,7 @@ pub async fn open_service(config: &Config) -> anyhow::Result<Service> {
     }
     let mqtt = MqttEndpoint {
         host: public_host(config),
-        port: config.mqtt_listen.port(),
+        port: mqtt_port,
     };
     let store: Arc<dyn Store> = Arc::new(store);
     Ok(Service::new(store, secret, mqtt))
@@ -102,7 +111,25 @@ impl App {
     pub async fn start(config: Config) -> anyhow::Result<App> {
         let http = bind(config.http_listen, "CHARGER_HTTP_LISTEN").await?;
         let http_addr = http.local_addr()?;
-        let service = open_service(&config).await?;
+        let mqtt = bind(config.mqtt_listen, "CHARGER_MQTT_LISTEN").await?;
+        let mqtt_addr = mqtt.local_addr()?;
+        let service = open_service_with_port(&config, mqtt_addr.port()).await?;
+
+        // Nobody is connected to a broker that has just started.
+        service.store().set_all_devices_offline().await?;
+        let broker = Broker::start(
+            mqtt,
+            service.clone(),
+            BrokerConfig {
+                max_connections: config.mqtt_max_connections,
+                ..BrokerConfig::default()
+            },
+        )
+        .context("starting the MQTT broker")?;
+        crate::mqtt::start(&broker, service.clone())
+            .await
+            .context("starting the MQTT request dispatcher")?;
+        tracing::info!(%mqtt_addr, "MQTT broker listening");
 
         let new_admin_token = match &config.admin_token {
             Some(_) => None,
@@ -125,6 +152,8 @@ impl App {
         tracing::info!(%http_addr, "REST API listening");
         Ok(App {
             http_addr,
+            mqtt_addr,
+            broker,
             service,
             new_admin_token,
             shutdown,

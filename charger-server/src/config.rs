@@ -64,6 +64,15 @@ pub struct Config {
     )]
     pub mqtt_listen: SocketAddr,
 
+    /// Most simultaneous MQTT connections (router slots): chargers plus a few internal links.
+    #[arg(
+        long,
+        env = "CHARGER_MQTT_MAX_CONNECTIONS",
+        default_value_t = 20_000,
+        global = true
+    )]
+    pub mqtt_max_connections: usize,
+
     /// Host name written into firmware bundles for chargers to connect to. Default: the
     /// MQTT listen address, or this machine's host name when that is 0.0.0.0 or [::].
     #[arg(long, env = "CHARGER_MQTT_PUBLIC_HOST", global = true)]
@@ -115,6 +124,7 @@ impl Config {
         Self {
             mqtt_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             mqtt_public_host: None,
+            mqtt_max_connections: 20_000,
             http_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             data_dir,
             database_url: None,

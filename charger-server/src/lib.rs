@@ -4,6 +4,9 @@
 //!
 //! - [`config`]: every setting as a flag and an environment variable.
 //! - [`app`]: start-up; opens the secret and the database, binds the listeners, serves.
+//! - [`broker`]: the embedded MQTT broker: rumqttd's router behind our own front-end,
+//!   which authenticates every charger and enforces the topic ACL.
+//! - [`mqtt`]: the MQTT edge of the charger API, an in-process consumer of the router.
 //! - [`api`]: the REST edge (axum). It parses, calls one [`service::Service`] method and
 //!   maps the result; it never touches SQL.
 //! - [`service`], [`owners`], [`devices`], [`tags`], [`billing`]: the domain layer. One
@@ -18,10 +21,12 @@
 pub mod api;
 pub mod app;
 pub mod billing;
+pub mod broker;
 pub mod config;
 pub mod devices;
 pub mod error;
 pub mod ids;
+pub mod mqtt;
 pub mod owners;
 pub mod secrets;
 pub mod service;

@@ -49,6 +49,8 @@ CREATE TABLE devices (
     firmware      TEXT,
     model         TEXT,
     online        BIGINT NOT NULL DEFAULT 0,
+    -- The broker connection that set online; a close only clears its own connection's flag.
+    online_conn   BIGINT,
     last_seen     BIGINT,
     created_at    BIGINT NOT NULL
 );

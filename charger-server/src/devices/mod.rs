@@ -230,3 +230,84 @@ impl Service {
         self.get_device(who, id).await
     }
 }
+
+/// `boot` request data from a charger.
+#[derive(Debug, Deserialize)]
+pub struct BootRequest {
+    pub firmware: String,
+    pub model: String,
+    pub connectors: i64,
+}
+
+/// Heartbeat interval chargers are told to keep.
+pub const HEARTBEAT_S: u64 = 300;
+/// Longest firmware or model string kept.
+const MAX_INFO_LEN: usize = 100;
+
+impl Service {
+    /// Checks a charger's MQTT login: client id = username = a provisioned device id, and
+    /// its password. Returns the device's owner, or `Unauthorized` for anything else.
+    pub async fn authenticate_device(
+        &self,
+        client_id: &str,
+        username: &str,
+        password: &str,
+    ) -> Result<OwnerId> {
+        if client_id != username {
+            return Err(Error::Unauthorized);
+        }
+        let id = DeviceId::parse(client_id).map_err(|_| Error::Unauthorized)?;
+        match self.store.get_device_auth(&id).await? {
+            Some(auth) if crate::secrets::verify_secret(password, &auth.password_hash) => {
+                Ok(auth.owner)
+            }
+            _ => Err(Error::Unauthorized),
+        }
+    }
+
+    /// The broker saw connection `conn` of `id` open.
+    pub async fn device_connected(&self, id: &DeviceId, conn: i64) -> Result<()> {
+        Ok(self.store.set_device_online(id, conn, self.now()).await?)
+    }
+
+    /// The broker saw connection `conn` of `id` close (or time out).
+    pub async fn device_disconnected(&self, id: &DeviceId, conn: i64) -> Result<()> {
+        Ok(self.store.set_device_offline(id, conn, self.now()).await?)
+    }
+
+    /// The current AES key of a device.
+    pub async fn device_key_of(&self, id: &DeviceId) -> Result<DeviceKey> {
+        match self.store.get_device_auth(id).await? {
+            Some(auth) => Ok(self.device_key(id, auth.key_version)),
+            None => Err(Error::not_found("device")),
+        }
+    }
+
+    /// `boot`: records firmware and model; answers server time, heartbeat and owner.
+    pub async fn boot(&self, id: &DeviceId, data: &serde_json::Value) -> Result<serde_json::Value> {
+        let req: BootRequest = serde_json::from_value(data.clone())
+            .map_err(|e| Error::invalid("data", e.to_string()))?;
+        for (field, value) in [("firmware", &req.firmware), ("model", &req.model)] {
+            if value.is_empty() || value.chars().count() > MAX_INFO_LEN {
+                return Err(Error::invalid(field, "must be 1 to 100 characters"));
+            }
+        }
+        let auth = self
+            .store
+            .get_device_auth(id)
+            .await?
+            .ok_or_else(|| Error::not_found("device"))?;
+        if !self
+            .store
+            .set_device_boot(id, &req.firmware, &req.model)
+            .await?
+        {
+            return Err(Error::not_found("device"));
+        }
+        Ok(serde_json::json!({
+            "server_time": self.now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            "heartbeat_s": HEARTBEAT_S,
+            "owner": auth.owner,
+        }))
+    }
+}

@@ -68,6 +68,29 @@ pub trait Store: Send + Sync + 'static {
     async fn list_devices(&self, owner: Option<&OwnerId>) -> StoreResult<Vec<Device>>;
     /// What the broker needs to check a CONNECT.
     async fn get_device_auth(&self, id: &DeviceId) -> StoreResult<Option<DeviceAuth>>;
+    /// Marks a device online for broker connection `conn`, seen at `now`.
+    async fn set_device_online(
+        &self,
+        id: &DeviceId,
+        conn: i64,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()>;
+    /// Marks a device offline, unless a newer connection (not `conn`) set it online since.
+    async fn set_device_offline(
+        &self,
+        id: &DeviceId,
+        conn: i64,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()>;
+    /// Records what a device reported at boot; false when it does not exist.
+    async fn set_device_boot(
+        &self,
+        id: &DeviceId,
+        firmware: &str,
+        model: &str,
+    ) -> StoreResult<bool>;
+    /// Marks every device offline (start-up of the embedded broker: nobody is connected).
+    async fn set_all_devices_offline(&self) -> StoreResult<u64>;
     /// Assigns (or clears) a device's tariff; false when the device does not exist.
     async fn set_device_tariff(
         &self,

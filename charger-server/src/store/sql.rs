@@ -572,6 +572,65 @@ impl Store for SqlStore {
         .transpose()
     }
 
+    async fn set_device_online(
+        &self,
+        id: &DeviceId,
+        conn: i64,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        sqlx::query(
+            "UPDATE devices SET online = 1, online_conn = $2, last_seen = $3 WHERE id = $1",
+        )
+        .bind(id.as_str())
+        .bind(conn)
+        .bind(to_millis(now))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn set_device_offline(
+        &self,
+        id: &DeviceId,
+        conn: i64,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        sqlx::query(
+            "UPDATE devices SET online = 0, online_conn = NULL, last_seen = $3
+             WHERE id = $1 AND online_conn = $2",
+        )
+        .bind(id.as_str())
+        .bind(conn)
+        .bind(to_millis(now))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn set_device_boot(
+        &self,
+        id: &DeviceId,
+        firmware: &str,
+        model: &str,
+    ) -> StoreResult<bool> {
+        let done = sqlx::query("UPDATE devices SET firmware = $2, model = $3 WHERE id = $1")
+            .bind(id.as_str())
+            .bind(firmware)
+            .bind(model)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn set_all_devices_offline(&self) -> StoreResult<u64> {
+        Ok(
+            sqlx::query("UPDATE devices SET online = 0, online_conn = NULL WHERE online = 1")
+                .execute(&self.pool)
+                .await?
+                .rows_affected(),
+        )
+    }
+
     async fn set_device_tariff(
         &self,
         id: &DeviceId,

@@ -1,0 +1,89 @@
+//! The per-device topic ACL, decided here and nowhere else.
+//!
+//! A device whose owner is `<owner>` may
+//! - publish only to `<owner>/req/<device>/<endpoint>` (a concrete endpoint, no wildcards);
+//! - subscribe only to filters inside `<owner>/res/<device>/`: one endpoint, `+` or `#`.
+//!
+//! Everything else is refused: `#`, `+/req/#`, other devices' or owners' topics,
+//! `$share/...`, `$SYS/...`, RES topics for publishing, REQ topics for subscribing.
+
+use charger_protocol::topic::is_valid_part;
+
+/// Whether `device` of `owner` may publish to `topic`.
+pub fn may_publish(owner: &str, device: &str, topic: &str) -> bool {
+    let Some(endpoint) = topic
+        .strip_prefix(owner)
+        .and_then(|t| t.strip_prefix("/req/"))
+        .and_then(|t| t.strip_prefix(device))
+        .and_then(|t| t.strip_prefix('/'))
+    else {
+        return false;
+    };
+    is_valid_part(endpoint)
+}
+
+/// Whether `device` of `owner` may subscribe to `filter`.
+pub fn may_subscribe(owner: &str, device: &str, filter: &str) -> bool {
+    let Some(rest) = filter
+        .strip_prefix(owner)
+        .and_then(|t| t.strip_prefix("/res/"))
+        .and_then(|t| t.strip_prefix(device))
+        .and_then(|t| t.strip_prefix('/'))
+    else {
+        return false;
+    };
+    rest == "+" || rest == "#" || is_valid_part(rest)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn devices_publish_only_to_their_own_request_topics() {
+        assert!(may_publish("acme", "d1", "acme/req/d1/authorize"));
+        for topic in [
+            "acme/req/d1",
+            "acme/req/d1/",
+            "acme/req/d1/+",
+            "acme/req/d1/#",
+            "acme/req/d1/a/b",
+            "acme/req/d2/authorize",
+            "acme/req/d10/authorize",
+            "acme/res/d1/authorize",
+            "beta/req/d1/authorize",
+            "acmex/req/d1/authorize",
+            "acme/req/d1x/authorize",
+            "$SYS/req/d1/boot",
+            "",
+        ] {
+            assert!(!may_publish("acme", "d1", topic), "{topic}");
+        }
+    }
+
+    #[test]
+    fn devices_subscribe_only_inside_their_own_response_topics() {
+        for filter in ["acme/res/d1/+", "acme/res/d1/#", "acme/res/d1/authorize"] {
+            assert!(may_subscribe("acme", "d1", filter), "{filter}");
+        }
+        for filter in [
+            "#",
+            "+/req/#",
+            "+/res/#",
+            "acme/res/#",
+            "acme/res/+/+",
+            "acme/res/d2/+",
+            "beta/res/d1/+",
+            "acme/req/d1/+",
+            "acme/res/d1",
+            "acme/res/d1/+/x",
+            "acme/res/d1/a+",
+            "$share/g/acme/res/d1/+",
+            "$share/g/+/req/+/+",
+            "$SYS/#",
+            "acme/res/d10/+",
+        ] {
+            assert!(!may_subscribe("acme", "d1", filter), "{filter}");
+        }
+    }
+}

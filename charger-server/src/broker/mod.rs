@@ -1,0 +1,255 @@
+//! The embedded MQTT broker: rumqttd's router behind our own connection front-end.
+//!
+//! rumqttd 0.20 authenticates logins but cannot authorize topics, so chargers never
+//! reach its listeners. Our front-end ([`connection`]) accepts the socket (TCP_NODELAY),
+//! decodes MQTT 3.1.1 and 5.0 with rumqttd's codecs, authenticates the device against
+//! the store, checks every SUBSCRIBE, PUBLISH and will against [`acl`], and forwards what
+//! is allowed to the router through one local link per connection. In-process consumers
+//! (the request dispatcher) attach to the same router with [`Broker::link`].
+//!
+//! How it avoids rumqttd's traps:
+//! - every closed connection sends the router a DISCONNECT, so its slot is freed;
+//! - wills are kept here, ACL-checked at CONNECT and published on an abnormal close;
+//! - `Unschedule` is answered with `wake()` on every link;
+//! - blocking link calls run on a blocking thread or the [`feeder`] thread;
+//! - keep-alive is enforced here (1.5 × the client's value);
+//! - no topic aliases are offered, retain flags are cleared, sessions are always clean;
+//! - a second connection of a device closes the first before it links.
+
+mod acl;
+mod codec;
+mod connection;
+mod feeder;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rumqttd::local::{LinkRx, LinkTx};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+pub use acl::{may_publish, may_subscribe};
+pub use feeder::{Feed, Feeder};
+
+use crate::ids::DeviceId;
+use crate::service::Service;
+
+/// Broker limits.
+#[derive(Debug, Clone)]
+pub struct BrokerConfig {
+    /// Router connection slots: chargers plus in-process links.
+    pub max_connections: usize,
+    /// Largest MQTT packet accepted, in bytes.
+    pub max_packet_size: usize,
+    /// Time a new socket has to send its CONNECT.
+    pub connect_timeout: Duration,
+    /// ACL violations tolerated on one connection before it is closed.
+    pub max_violations: u32,
+}
+
+impl Default for BrokerConfig {
+    fn default() -> Self {
+        Self {
+            max_connections: 20_000,
+            max_packet_size: 64 * 1024,
+            connect_timeout: Duration::from_secs(10),
+            max_violations: 10,
+        }
+    }
+}
+
+/// Counters for `/metrics`.
+#[derive(Debug, Default)]
+pub struct BrokerMetrics {
+    /// Devices connected now.
+    pub connections: AtomicI64,
+    pub connections_total: AtomicU64,
+    pub refused_logins: AtomicU64,
+    pub acl_denied_publish: AtomicU64,
+    pub acl_denied_subscribe: AtomicU64,
+    pub violation_disconnects: AtomicU64,
+}
+
+/// One registered device connection, so a newer one can close it.
+struct Registration {
+    seq: i64,
+    kick: watch::Sender<bool>,
+    closed: watch::Receiver<bool>,
+    closed_tx: Arc<watch::Sender<bool>>,
+}
+
+/// State shared by the accept loop and every connection.
+pub(crate) struct Shared {
+    router: Arc<rumqttd::Broker>,
+    feeder: Feeder,
+    service: Service,
+    config: BrokerConfig,
+    metrics: Arc<BrokerMetrics>,
+    registry: Mutex<HashMap<DeviceId, Registration>>,
+}
+
+impl Shared {
+    /// Registers a new connection of `device`, first closing an earlier one and waiting
+    /// until it is gone from the router. Returns a unique connection number and the
+    /// receiver that tells this connection to close.
+    async fn register(&self, device: &DeviceId) -> (i64, watch::Receiver<bool>) {
+        let seq = rand::random::<i64>() & i64::MAX;
+        let (kick, kick_rx) = watch::channel(false);
+        let (closed_tx, closed) = watch::channel(false);
+        let previous = self
+            .registry
+            .lock()
+            .map(|mut r| {
+                r.insert(
+                    device.clone(),
+                    Registration {
+                        seq,
+                        kick,
+                        closed,
+                        closed_tx: Arc::new(closed_tx),
+                    },
+                )
+            })
+            .ok()
+            .flatten();
+        if let Some(mut old) = previous {
+            let _ = old.kick.send(true);
+            let wait = old.closed.wait_for(|c| *c);
+            if tokio::time::timeout(Duration::from_secs(10), wait)
+                .await
+                .is_err()
+            {
+                tracing::warn!(%device, "earlier connection did not close in time");
+            }
+        }
+        (seq, kick_rx)
+    }
+
+    /// Forgets connection `seq` of `device` (if still the registered one) and tells a
+    /// waiting successor that it is gone.
+    fn unregister(&self, device: &DeviceId, seq: i64) {
+        let mut signal = None;
+        if let Ok(mut r) = self.registry.lock() {
+            if r.get(device).is_some_and(|reg| reg.seq == seq) {
+                if let Some(reg) = r.remove(device) {
+                    signal = Some(reg.closed_tx);
+                }
+            }
+        }
+        if let Some(tx) = signal {
+            let _ = tx.send(true);
+        }
+    }
+}
+
+/// The running broker.
+#[derive(Clone)]
+pub struct Broker {
+    shared: Arc<Shared>,
+    local_addr: SocketAddr,
+}
+
+impl Broker {
+    /// Starts the router, the feeder and the accept loop on `listener`.
+    pub fn start(
+        listener: TcpListener,
+        service: Service,
+        config: BrokerConfig,
+    ) -> std::io::Result<Broker> {
+        let local_addr = listener.local_addr()?;
+        let router_config = rumqttd::RouterConfig {
+            max_connections: config.max_connections,
+            max_outgoing_packet_count: 200,
+            // Per subscribed filter: small logs for devices' RES filters, a large one for
+            // the dispatcher's REQ filter.
+            max_segment_size: 16 * 1024,
+            max_segment_count: 2,
+            custom_segment: Some(HashMap::from([(
+                crate::mqtt::REQUEST_FILTER.to_owned(),
+                rumqttd::SegmentConfig {
+                    max_segment_size: 64 * 1024 * 1024,
+                    max_segment_count: 4,
+                },
+            )])),
+            initialized_filters: None,
+            shared_subscriptions_strategy: Default::default(),
+        };
+        let router = rumqttd::Broker::new(rumqttd::Config {
+            router: router_config,
+            ..Default::default()
+        });
+        let shared = Arc::new(Shared {
+            router: Arc::new(router),
+            feeder: Feeder::start()?,
+            service,
+            config,
+            metrics: Arc::new(BrokerMetrics::default()),
+            registry: Mutex::new(HashMap::new()),
+        });
+        tokio::spawn(accept_loop(listener, shared.clone()));
+        Ok(Broker { shared, local_addr })
+    }
+
+    /// Where the broker listens.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    pub fn metrics(&self) -> &Arc<BrokerMetrics> {
+        &self.shared.metrics
+    }
+
+    /// The feeder, through which in-process links send their packets.
+    pub fn feeder(&self) -> &Feeder {
+        &self.shared.feeder
+    }
+
+    /// An in-process link to the router (blocking call run on a blocking thread). Its
+    /// `LinkTx` is returned for set-up calls (subscribe) before it is handed to the feeder.
+    pub async fn link(&self, client_id: &str) -> std::io::Result<(LinkTx, LinkRx)> {
+        let router = self.shared.router.clone();
+        let client_id = client_id.to_owned();
+        tokio::task::spawn_blocking(move || router.link(&client_id).map_err(|e| e.to_string()))
+            .await
+            .map_err(std::io::Error::other)?
+            .map_err(std::io::Error::other)
+    }
+
+    /// Closes the connection of `device`, if any (ownership moved, credentials revoked).
+    pub fn disconnect_device(&self, device: &DeviceId) -> bool {
+        let kicked = self
+            .shared
+            .registry
+            .lock()
+            .ok()
+            .and_then(|r| r.get(device).map(|reg| reg.kick.send(true).is_ok()));
+        kicked.unwrap_or(false)
+    }
+
+    /// Devices connected now.
+    pub fn connected(&self) -> i64 {
+        self.shared.metrics.connections.load(Ordering::Relaxed)
+    }
+}
+
+async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
+    loop {
+        match listener.accept().await {
+            Ok((stream, peer)) => {
+                if let Err(e) = stream.set_nodelay(true) {
+                    tracing::debug!(%peer, error = %e, "cannot set TCP_NODELAY");
+                }
+                let shared = shared.clone();
+                tokio::spawn(async move { connection::serve(shared, stream, peer).await });
+            }
+            Err(e) => {
+                // Out of file descriptors and the like: back off instead of spinning.
+                tracing::error!(error = %e, "MQTT accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
