@@ -5,6 +5,8 @@
 //! `TEST_LOG=1` shows the server's logs. In CI (`CI=true`) a Postgres test without
 //! `TEST_DATABASE_URL` fails instead of skipping.
 
+pub mod mqtt;
+
 use std::path::PathBuf;
 
 use charger_server::secrets::Secret;
@@ -138,10 +140,16 @@ pub async fn spawn_app() -> TestApp {
 
 /// Starts the server on the given database kind (`None`: Postgres unavailable, skip).
 pub async fn spawn_app_on(db: Db) -> Option<TestApp> {
+    spawn_app_with(db, |_| {}).await
+}
+
+/// Starts the server like [`spawn_app_on`], with the config adjusted by `adjust`.
+pub async fn spawn_app_with(db: Db, adjust: impl FnOnce(&mut Config)) -> Option<TestApp> {
     init_logs();
     let dir = TempDir::new();
     let url = fresh_database(db, &dir).await?;
     let mut config = Config::for_tests(dir.0.clone());
+    adjust(&mut config);
     config.database_url = Some(Secret::new(url));
     config.admin_token = Some(Secret::new(ADMIN_TOKEN));
     let app = App::start(config).await.expect("server starts");
@@ -223,6 +231,39 @@ impl TestApp {
     pub async fn delete(&self, path: &str, token: &str) -> Answer {
         self.request(reqwest::Method::DELETE, path, Some(token), None)
             .await
+    }
+
+    /// Provisions `count` chargers `<owner>-NNNNN` for a new or existing owner and returns
+    /// their firmware bundles.
+    pub async fn provision(
+        &self,
+        owner: &str,
+        count: usize,
+    ) -> Vec<charger_protocol::FirmwareBundle> {
+        if self
+            .get(&format!("/api/v1/owners/{owner}"), ADMIN_TOKEN)
+            .await
+            .status
+            == 404
+        {
+            let a = self
+                .post(
+                    "/api/v1/owners",
+                    ADMIN_TOKEN,
+                    serde_json::json!({"id": owner, "name": owner}),
+                )
+                .await;
+            assert_eq!(a.status, 201, "{a:?}");
+        }
+        let a = self
+            .post(
+                "/api/v1/devices/bulk",
+                ADMIN_TOKEN,
+                serde_json::json!({"owner": owner, "prefix": format!("{owner}-"), "count": count}),
+            )
+            .await;
+        assert_eq!(a.status, 201, "{a:?}");
+        serde_json::from_value(a.body["devices"].clone()).expect("bundles")
     }
 
     /// Creates an owner and returns a token scoped to it.

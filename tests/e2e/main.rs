@@ -3,5 +3,6 @@
 //! `cargo test --workspace` runs them on SQLite; with `TEST_DATABASE_URL` set, the store
 //! suite runs on PostgreSQL too and the REST tests run on PostgreSQL.
 
+mod broker;
 mod rest_provisioning;
 mod store_conformance;

@@ -140,7 +140,8 @@ where
     // One connection per device: an earlier one is closed and fully gone from the
     // router before this one links, so a reused router slot is never disconnected by
     // the old connection's goodbye.
-    let (conn_seq, kick_rx) = shared.register(&device).await;
+    let registered = shared.register(&device).await;
+    let conn_seq = registered.seq;
     let link = {
         let broker = shared.router.clone();
         let client_id = device.to_string();
@@ -158,12 +159,12 @@ where
                 refuse(ConnectReturnCode::ServerUnavailable),
             )
             .await;
-            shared.unregister(&device, conn_seq);
+            shared.unregister(&device, registered);
             return;
         }
         Err(e) => {
             tracing::error!(%device, error = %e, "link task failed");
-            shared.unregister(&device, conn_seq);
+            shared.unregister(&device, registered);
             return;
         }
     };
@@ -223,7 +224,7 @@ where
                 rbuf,
                 wbuf,
                 link_rx,
-                kick_rx,
+                registered.kick.clone(),
             )
             .await
         }
@@ -239,7 +240,7 @@ where
         ));
     }
     shared.feeder.close(id, last, end != End::RouterGone).await;
-    shared.unregister(&session.device, conn_seq);
+    shared.unregister(&session.device, registered);
     shared.metrics.connections.fetch_sub(1, Ordering::Relaxed);
     if let Err(e) = shared
         .service

@@ -73,12 +73,19 @@ pub struct BrokerMetrics {
     pub violation_disconnects: AtomicU64,
 }
 
-/// One registered device connection, so a newer one can close it.
+/// One registered device connection, so a newer one can close it and wait for it.
 struct Registration {
     seq: i64,
     kick: watch::Sender<bool>,
     closed: watch::Receiver<bool>,
-    closed_tx: Arc<watch::Sender<bool>>,
+}
+
+/// What a connection keeps of its registration: its number, the signal that tells it to
+/// close, and the signal it gives once it is fully gone from the router.
+pub(crate) struct Registered {
+    pub seq: i64,
+    pub kick: watch::Receiver<bool>,
+    closed: watch::Sender<bool>,
 }
 
 /// State shared by the accept loop and every connection.
@@ -93,26 +100,15 @@ pub(crate) struct Shared {
 
 impl Shared {
     /// Registers a new connection of `device`, first closing an earlier one and waiting
-    /// until it is gone from the router. Returns a unique connection number and the
-    /// receiver that tells this connection to close.
-    async fn register(&self, device: &DeviceId) -> (i64, watch::Receiver<bool>) {
+    /// until it is gone from the router.
+    async fn register(&self, device: &DeviceId) -> Registered {
         let seq = rand::random::<i64>() & i64::MAX;
         let (kick, kick_rx) = watch::channel(false);
         let (closed_tx, closed) = watch::channel(false);
         let previous = self
             .registry
             .lock()
-            .map(|mut r| {
-                r.insert(
-                    device.clone(),
-                    Registration {
-                        seq,
-                        kick,
-                        closed,
-                        closed_tx: Arc::new(closed_tx),
-                    },
-                )
-            })
+            .map(|mut r| r.insert(device.clone(), Registration { seq, kick, closed }))
             .ok()
             .flatten();
         if let Some(mut old) = previous {
@@ -125,23 +121,22 @@ impl Shared {
                 tracing::warn!(%device, "earlier connection did not close in time");
             }
         }
-        (seq, kick_rx)
+        Registered {
+            seq,
+            kick: kick_rx,
+            closed: closed_tx,
+        }
     }
 
-    /// Forgets connection `seq` of `device` (if still the registered one) and tells a
-    /// waiting successor that it is gone.
-    fn unregister(&self, device: &DeviceId, seq: i64) {
-        let mut signal = None;
+    /// Forgets a connection (if it is still the registered one) and tells a successor
+    /// waiting in [`Shared::register`] that it is gone.
+    fn unregister(&self, device: &DeviceId, registered: Registered) {
         if let Ok(mut r) = self.registry.lock() {
-            if r.get(device).is_some_and(|reg| reg.seq == seq) {
-                if let Some(reg) = r.remove(device) {
-                    signal = Some(reg.closed_tx);
-                }
+            if r.get(device).is_some_and(|reg| reg.seq == registered.seq) {
+                r.remove(device);
             }
         }
-        if let Some(tx) = signal {
-            let _ = tx.send(true);
-        }
+        let _ = registered.closed.send(true);
     }
 }
 
