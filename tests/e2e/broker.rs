@@ -355,3 +355,249 @@ async fn a_second_connection_replaces_the_first() {
     boot_round_trip(&mut second, b, json!(3)).await;
     wait_for_online(&app, &b.device_id, true).await;
 }
+
+/// A raw MQTT 3.1.1 CONNECT (clean session, username and password, optional QoS 0 will).
+fn raw_connect(b: &FirmwareBundle, keep_alive: u16, will: Option<(&str, &str)>) -> Vec<u8> {
+    fn field(out: &mut Vec<u8>, s: &[u8]) {
+        out.extend_from_slice(&u16::try_from(s.len()).expect("short field").to_be_bytes());
+        out.extend_from_slice(s);
+    }
+    let mut body = vec![0, 4, b'M', b'Q', b'T', b'T', 4];
+    body.push(0xC2 | if will.is_some() { 0x04 } else { 0 });
+    body.extend_from_slice(&keep_alive.to_be_bytes());
+    field(&mut body, b.device_id.as_bytes());
+    if let Some((topic, message)) = will {
+        field(&mut body, topic.as_bytes());
+        field(&mut body, message.as_bytes());
+    }
+    field(&mut body, b.mqtt.username.as_bytes());
+    field(&mut body, b.mqtt.password.as_bytes());
+    let mut packet = vec![0x10];
+    let mut len = body.len();
+    loop {
+        let mut byte = u8::try_from(len % 128).expect("7 bits");
+        len /= 128;
+        if len > 0 {
+            byte |= 0x80;
+        }
+        packet.push(byte);
+        if len == 0 {
+            break;
+        }
+    }
+    packet.extend_from_slice(&body);
+    packet
+}
+
+/// Connects with a raw socket and returns it after a successful CONNACK.
+async fn raw_session(addr: std::net::SocketAddr, connect: &[u8]) -> tokio::net::TcpStream {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut s = tokio::net::TcpStream::connect(addr)
+        .await
+        .expect("TCP connect");
+    s.set_nodelay(true).expect("nodelay");
+    s.write_all(connect).await.expect("CONNECT");
+    let mut ack = [0u8; 4];
+    tokio::time::timeout(WAIT, s.read_exact(&mut ack))
+        .await
+        .expect("CONNACK in time")
+        .expect("CONNACK");
+    assert_eq!(ack, [0x20, 2, 0, 0], "CONNACK success");
+    s
+}
+
+#[tokio::test]
+async fn abrupt_disconnects_free_their_router_slots() {
+    // 16 router slots, one of them the dispatcher's. 10,000 distinct chargers each connect
+    // and are killed once: that only works if every closed connection gives its slot back
+    // (rumqttd would free a slot by itself only when the same client id came back).
+    let app = charger_e2e::spawn_app_with(charger_e2e::default_db(), |c| {
+        c.mqtt_max_connections = 16;
+    })
+    .await
+    .expect("server");
+    const PARALLEL: usize = 8;
+    const CHARGERS: usize = 10_000;
+    let bundles = app.provision("acme", CHARGERS).await;
+    let addr = app.app.mqtt_addr;
+    let started = std::time::Instant::now();
+    let mut tasks = Vec::new();
+    for chunk in bundles.chunks(CHARGERS / PARALLEL) {
+        let chunk = chunk.to_vec();
+        tasks.push(tokio::spawn(async move {
+            for b in &chunk {
+                let s = raw_session(addr, &raw_connect(b, 30, None)).await;
+                // Abrupt: reset the socket instead of a DISCONNECT. A zero linger resets at
+                // once; it does not block the thread the way a non-zero one would.
+                #[allow(deprecated)]
+                s.set_linger(Some(Duration::ZERO)).expect("linger");
+                drop(s);
+            }
+        }));
+    }
+    for t in tasks {
+        tokio::time::timeout(Duration::from_secs(240), t)
+            .await
+            .expect("cycles finish in time")
+            .expect("cycle task");
+    }
+    eprintln!("{CHARGERS} connect/kill cycles in {:?}", started.elapsed());
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while app.app.broker.connected() != 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "connections left open"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // The router still has room for a full set at once.
+    let mut live = Vec::new();
+    for b in &bundles[..PARALLEL] {
+        live.push(connected_charger(&app, Version::V4, b).await);
+    }
+}
+
+#[tokio::test]
+async fn keep_alive_expiry_closes_the_socket_publishes_the_will_and_marks_offline() {
+    use tokio::io::AsyncReadExt as _;
+    let app = spawn_app().await;
+    let b = &app.provision("acme", 1).await[0];
+    let will_topic = req_topic(b, "status");
+    // Watch the will arrive on the router, as the dispatcher would.
+    let (mut tx, mut rx) = app.app.broker.link("test.will-watch").await.expect("link");
+    let filter = will_topic.clone();
+    let watcher = tokio::task::spawn_blocking(move || {
+        tx.subscribe(filter).expect("subscribe");
+        let deadline = std::time::Instant::now() + Duration::from_secs(15);
+        while let Ok(notification) = rx.recv_deadline(deadline) {
+            match notification {
+                Some(Notification::Forward(f)) => return Some(f.publish.payload.to_vec()),
+                Some(Notification::Unschedule) => {
+                    let _ = rx.ready();
+                }
+                _ => {}
+            }
+        }
+        None
+    });
+
+    let mut s = raw_session(
+        app.app.mqtt_addr,
+        &raw_connect(b, 1, Some((&will_topic, "gone"))),
+    )
+    .await;
+    wait_for_online(&app, &b.device_id, true).await;
+    // Silence: no PINGREQ. The broker must close the socket after 1.5 × 1 s.
+    let started = std::time::Instant::now();
+    let mut buf = [0u8; 64];
+    let read = tokio::time::timeout(WAIT, s.read(&mut buf))
+        .await
+        .expect("closed in time");
+    assert!(
+        matches!(read, Ok(0) | Err(_)),
+        "socket still open: {read:?}"
+    );
+    assert!(
+        started.elapsed() >= Duration::from_millis(1400),
+        "closed too early"
+    );
+    assert_eq!(
+        watcher.await.expect("watcher").as_deref(),
+        Some(&b"gone"[..])
+    );
+    wait_for_online(&app, &b.device_id, false).await;
+}
+
+/// Runs a Mosquitto client; `None` when Mosquitto's clients are not installed (outside CI).
+async fn mosquitto(program: &str, args: &[String]) -> Option<String> {
+    let out = tokio::process::Command::new(program)
+        .args(args)
+        .kill_on_drop(true)
+        .output();
+    match tokio::time::timeout(Duration::from_secs(20), out).await {
+        Ok(Ok(out)) => Some(String::from_utf8_lossy(&out.stdout).into_owned()),
+        Ok(Err(e)) if e.kind() == std::io::ErrorKind::NotFound => {
+            assert!(
+                !std::env::var("CI").is_ok_and(|v| v == "true"),
+                "{program} is missing in CI: .ci/run installs mosquitto-clients"
+            );
+            eprintln!("{program} not installed: skipping the Mosquitto probes");
+            None
+        }
+        Ok(Err(e)) => panic!("{program}: {e}"),
+        Err(_) => panic!("{program} did not end in time"),
+    }
+}
+
+#[tokio::test]
+async fn mosquitto_clients_get_nothing_they_should_not() {
+    let app = spawn_app().await;
+    let acme = app.provision("acme", 2).await;
+    let (victim, attacker) = (&acme[0], &acme[1]);
+    let port = app.app.mqtt_addr.port().to_string();
+    let base = |b: &FirmwareBundle, version: &str| -> Vec<String> {
+        [
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &port,
+            "-V",
+            version,
+            "-i",
+            &b.device_id,
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .chain([
+            "-u".into(),
+            b.mqtt.username.clone(),
+            "-P".into(),
+            b.mqtt.password.clone(),
+        ])
+        .collect()
+    };
+    let mut victim_probe = connected_charger(&app, Version::V4, victim).await;
+    for version in ["mqttv311", "mqttv5"] {
+        // The spy subscribes to everything and listens while the victim works.
+        let mut spy_args = base(attacker, version);
+        spy_args.extend(
+            ["-v", "-W", "3", "-t", "#", "-t", "+/req/#", "-t", "+/res/#"]
+                .iter()
+                .map(|s| s.to_string()),
+        );
+        spy_args.push("-t".into());
+        spy_args.push(res_filter(victim));
+        let spy = tokio::spawn(async move { mosquitto("mosquitto_sub", &spy_args).await });
+        // A forged request from the attacker onto the victim's REQ topic.
+        let mut forge = base(attacker, version);
+        forge.extend(["-q", "1", "-t"].iter().map(|s| s.to_string()));
+        forge.push(req_topic(victim, "boot"));
+        forge.push("-m".into());
+        forge.push(String::from_utf8(request(victim, json!("forged"), boot_data())).expect("utf8"));
+        let Some(_) = mosquitto("mosquitto_pub", &forge).await else {
+            return;
+        };
+        boot_round_trip(&mut victim_probe, victim, json!(version)).await;
+        let seen = spy.await.expect("spy task").unwrap_or_default();
+        assert!(seen.trim().is_empty(), "{version}: the spy saw {seen:?}");
+        assert!(
+            victim_probe.publishes_within(QUIET).await.is_empty(),
+            "{version}: forged RES"
+        );
+    }
+    // And the positive case through Mosquitto's own codec: a sealed answer to a request.
+    let mut rr = base(victim, "mqttv5");
+    rr.extend(["-W", "5", "-t"].iter().map(|s| s.to_string()));
+    rr.push(req_topic(victim, "boot"));
+    rr.push("-e".into());
+    rr.push(format!("{}/res/{}/boot", victim.owner, victim.device_id));
+    rr.push("-m".into());
+    rr.push(String::from_utf8(request(victim, json!(77), boot_data())).expect("utf8"));
+    drop(victim_probe);
+    let out = mosquitto("mosquitto_rr", &rr)
+        .await
+        .expect("mosquitto_rr ran");
+    let (res, body) = open(victim, out.trim().as_bytes());
+    assert_eq!(res.code, 200, "{out}");
+    assert_eq!(body.expect("sealed body")["owner"], "acme");
+}
