@@ -6,7 +6,7 @@ use charger_server::billing::{Currency, Tariff};
 use charger_server::devices::NewDevice;
 use charger_server::ids::{DeviceId, OwnerId, TagUid, TariffId};
 use charger_server::owners::{Owner, TokenScope};
-use charger_server::store::{SqlStore, Store, StoreError};
+use charger_server::store::{PresenceChange, SqlStore, Store, StoreError};
 use charger_server::tags::{Tag, TagRole, TagStatus};
 use chrono::{DateTime, TimeZone as _, Utc};
 use rust_decimal::Decimal;
@@ -18,6 +18,7 @@ on_both_databases!(store_fixture =>
     tags_round_trip_and_bump_the_list_version,
     tariffs_keep_one_default_per_owner,
     meta_is_set_once,
+    presence_applies_in_order_and_ignores_stale_closes,
 );
 
 /// A migrated store on a fresh database, with the directory that holds it.
@@ -281,4 +282,52 @@ async fn meta_is_set_once(fixture: StoreFixture) {
     assert_eq!(store.get_meta("k").await.expect("get"), None);
     assert_eq!(store.init_meta("k", "a").await.expect("init"), "a");
     assert_eq!(store.init_meta("k", "b").await.expect("init"), "a");
+}
+
+async fn presence_applies_in_order_and_ignores_stale_closes(fixture: StoreFixture) {
+    let store: &dyn Store = &fixture.store;
+    store.insert_owner(&owner("acme")).await.expect("insert");
+    store
+        .insert_devices(&[device("d1", "acme", 1)])
+        .await
+        .expect("insert");
+    let d1 = DeviceId::parse("d1").expect("id");
+    let change = |conn, online, secs| PresenceChange {
+        device: d1.clone(),
+        conn,
+        online,
+        at: t(secs),
+    };
+    // Connection 1 opens, connection 2 replaces it, then connection 1's close arrives late.
+    store
+        .record_presence(&[
+            change(1, true, 10),
+            change(2, true, 11),
+            change(1, false, 12),
+        ])
+        .await
+        .expect("presence");
+    let d = store.get_device(&d1).await.expect("get").expect("present");
+    assert!(d.online, "a stale close must not clear a newer connection");
+    assert_eq!(d.last_seen, Some(t(11)));
+    store
+        .record_presence(&[change(2, false, 20)])
+        .await
+        .expect("presence");
+    let d = store.get_device(&d1).await.expect("get").expect("present");
+    assert!(!d.online);
+    assert_eq!(d.last_seen, Some(t(20)));
+    store
+        .record_presence(&[change(3, true, 30)])
+        .await
+        .expect("presence");
+    assert_eq!(store.set_all_devices_offline().await.expect("reset"), 1);
+    assert!(
+        !store
+            .get_device(&d1)
+            .await
+            .expect("get")
+            .expect("present")
+            .online
+    );
 }

@@ -23,6 +23,7 @@ use super::feeder::Feed;
 use super::Shared;
 use crate::error::Error;
 use crate::ids::{DeviceId, OwnerId};
+use crate::store::PresenceChange;
 
 /// Keep-alive used when a client asks for none (0): idle sockets are still timed out.
 const DEFAULT_KEEP_ALIVE_S: u16 = 600;
@@ -142,15 +143,9 @@ where
     // the old connection's goodbye.
     let registered = shared.register(&device).await;
     let conn_seq = registered.seq;
-    let link = {
-        let broker = shared.router.clone();
-        let client_id = device.to_string();
-        tokio::task::spawn_blocking(move || broker.link(&client_id).map_err(|e| e.to_string()))
-            .await
-    };
-    let (link_tx, link_rx) = match link {
-        Ok(Ok(link)) => link,
-        Ok(Err(e)) => {
+    let (link_tx, link_rx) = match shared.linker.link(device.as_str()).await {
+        Ok(link) => link,
+        Err(e) => {
             tracing::error!(%device, error = %e, "router refused the connection");
             let _ = write_packet(
                 &mut stream,
@@ -159,11 +154,6 @@ where
                 refuse(ConnectReturnCode::ServerUnavailable),
             )
             .await;
-            shared.unregister(&device, registered);
-            return;
-        }
-        Err(e) => {
-            tracing::error!(%device, error = %e, "link task failed");
             shared.unregister(&device, registered);
             return;
         }
@@ -206,13 +196,7 @@ where
         .metrics
         .connections_total
         .fetch_add(1, Ordering::Relaxed);
-    if let Err(e) = shared
-        .service
-        .device_connected(&session.device, conn_seq)
-        .await
-    {
-        tracing::error!(device = %session.device, error = %e, "presence not recorded");
-    }
+    let presence_end = presence(&shared, &session.device, conn_seq);
     tracing::info!(device = %session.device, %peer, connection = id, ?codec, "device connected");
 
     let end = match write_packet(&mut stream, &mut wbuf, codec, connack).await {
@@ -242,14 +226,29 @@ where
     shared.feeder.close(id, last, end != End::RouterGone).await;
     shared.unregister(&session.device, registered);
     shared.metrics.connections.fetch_sub(1, Ordering::Relaxed);
-    if let Err(e) = shared
-        .service
-        .device_disconnected(&session.device, conn_seq)
-        .await
-    {
-        tracing::error!(device = %session.device, error = %e, "presence not recorded");
-    }
+    let _ = presence_end.send(());
     tracing::info!(device = %session.device, connection = id, ?end, "device disconnected");
+}
+
+/// Queues "online" for this connection now and "offline" when the returned sender fires
+/// (or is dropped). The presence writer commits them in order, in batches; the CONNACK
+/// does not wait for the database.
+fn presence(shared: &Shared, device: &DeviceId, conn: i64) -> tokio::sync::oneshot::Sender<()> {
+    let (end, ended) = tokio::sync::oneshot::channel::<()>();
+    let tx = shared.presence.clone();
+    let device = device.clone();
+    tokio::spawn(async move {
+        let change = |online| PresenceChange {
+            device: device.clone(),
+            conn,
+            online,
+            at: chrono::Utc::now(),
+        };
+        let _ = tx.send(change(true)).await;
+        let _ = ended.await;
+        let _ = tx.send(change(false)).await;
+    });
+    end
 }
 
 /// Reads until a whole CONNECT is there; `None` when the peer went away or spoke

@@ -36,6 +36,7 @@ pub use feeder::{Feed, Feeder};
 
 use crate::ids::DeviceId;
 use crate::service::Service;
+use crate::store::PresenceChange;
 
 /// Broker limits.
 #[derive(Debug, Clone)]
@@ -88,9 +89,49 @@ pub(crate) struct Registered {
     closed: watch::Sender<bool>,
 }
 
+/// The one thread that builds router links: `LinkBuilder::build` blocks until the router
+/// answers, so it runs here rather than on async workers or a pool of blocking threads
+/// (whose stacks a connection storm would multiply).
+#[derive(Clone)]
+struct Linker {
+    tx: std::sync::mpsc::Sender<(
+        String,
+        tokio::sync::oneshot::Sender<Result<LinkPair, String>>,
+    )>,
+}
+
+type LinkPair = (LinkTx, LinkRx);
+
+impl Linker {
+    fn start(router: rumqttd::Broker) -> std::io::Result<Linker> {
+        let (tx, rx) = std::sync::mpsc::channel::<(
+            String,
+            tokio::sync::oneshot::Sender<Result<LinkPair, String>>,
+        )>();
+        std::thread::Builder::new()
+            .name("mqtt-linker".into())
+            .spawn(move || {
+                for (client_id, reply) in rx {
+                    let _ = reply.send(router.link(&client_id).map_err(|e| e.to_string()));
+                }
+            })?;
+        Ok(Linker { tx })
+    }
+
+    async fn link(&self, client_id: &str) -> Result<LinkPair, String> {
+        let (reply, wait) = tokio::sync::oneshot::channel();
+        self.tx
+            .send((client_id.to_owned(), reply))
+            .map_err(|_| "the router linker stopped".to_owned())?;
+        wait.await
+            .map_err(|_| "the router linker stopped".to_owned())?
+    }
+}
+
 /// State shared by the accept loop and every connection.
 pub(crate) struct Shared {
-    router: Arc<rumqttd::Broker>,
+    linker: Linker,
+    presence: tokio::sync::mpsc::Sender<PresenceChange>,
     feeder: Feeder,
     service: Service,
     config: BrokerConfig,
@@ -177,7 +218,8 @@ impl Broker {
             ..Default::default()
         });
         let shared = Arc::new(Shared {
-            router: Arc::new(router),
+            linker: Linker::start(router)?,
+            presence: presence_writer(service.clone()),
             feeder: Feeder::start()?,
             service,
             config,
@@ -202,14 +244,13 @@ impl Broker {
         &self.shared.feeder
     }
 
-    /// An in-process link to the router (blocking call run on a blocking thread). Its
+    /// An in-process link to the router (built on the linker thread). Its
     /// `LinkTx` is returned for set-up calls (subscribe) before it is handed to the feeder.
     pub async fn link(&self, client_id: &str) -> std::io::Result<(LinkTx, LinkRx)> {
-        let router = self.shared.router.clone();
-        let client_id = client_id.to_owned();
-        tokio::task::spawn_blocking(move || router.link(&client_id).map_err(|e| e.to_string()))
+        self.shared
+            .linker
+            .link(client_id)
             .await
-            .map_err(std::io::Error::other)?
             .map_err(std::io::Error::other)
     }
 
@@ -228,6 +269,25 @@ impl Broker {
     pub fn connected(&self) -> i64 {
         self.shared.metrics.connections.load(Ordering::Relaxed)
     }
+}
+
+/// Most presence changes committed in one transaction.
+const PRESENCE_BATCH: usize = 512;
+
+/// The task that writes presence: it takes what has queued up and commits it in one
+/// transaction, so a reconnect storm costs one fsync per batch, not per charger.
+fn presence_writer(service: Service) -> tokio::sync::mpsc::Sender<PresenceChange> {
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<PresenceChange>(65_536);
+    tokio::spawn(async move {
+        let mut batch = Vec::with_capacity(PRESENCE_BATCH);
+        while rx.recv_many(&mut batch, PRESENCE_BATCH).await > 0 {
+            if let Err(e) = service.record_presence(&batch).await {
+                tracing::error!(error = %e, changes = batch.len(), "presence not recorded");
+            }
+            batch.clear();
+        }
+    });
+    tx
 }
 
 async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {

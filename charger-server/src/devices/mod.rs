@@ -265,14 +265,9 @@ impl Service {
         }
     }
 
-    /// The broker saw connection `conn` of `id` open.
-    pub async fn device_connected(&self, id: &DeviceId, conn: i64) -> Result<()> {
-        Ok(self.store.set_device_online(id, conn, self.now()).await?)
-    }
-
-    /// The broker saw connection `conn` of `id` close (or time out).
-    pub async fn device_disconnected(&self, id: &DeviceId, conn: i64) -> Result<()> {
-        Ok(self.store.set_device_offline(id, conn, self.now()).await?)
+    /// Records a batch of presence changes in one commit (the broker's group commit).
+    pub async fn record_presence(&self, changes: &[crate::store::PresenceChange]) -> Result<()> {
+        Ok(self.store.record_presence(changes).await?)
     }
 
     /// The current AES key of a device.

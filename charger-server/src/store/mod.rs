@@ -68,20 +68,8 @@ pub trait Store: Send + Sync + 'static {
     async fn list_devices(&self, owner: Option<&OwnerId>) -> StoreResult<Vec<Device>>;
     /// What the broker needs to check a CONNECT.
     async fn get_device_auth(&self, id: &DeviceId) -> StoreResult<Option<DeviceAuth>>;
-    /// Marks a device online for broker connection `conn`, seen at `now`.
-    async fn set_device_online(
-        &self,
-        id: &DeviceId,
-        conn: i64,
-        now: DateTime<Utc>,
-    ) -> StoreResult<()>;
-    /// Marks a device offline, unless a newer connection (not `conn`) set it online since.
-    async fn set_device_offline(
-        &self,
-        id: &DeviceId,
-        conn: i64,
-        now: DateTime<Utc>,
-    ) -> StoreResult<()>;
+    /// Applies presence changes in order, in one transaction (group commit).
+    async fn record_presence(&self, changes: &[PresenceChange]) -> StoreResult<()>;
     /// Records what a device reported at boot; false when it does not exist.
     async fn set_device_boot(
         &self,
@@ -111,6 +99,15 @@ pub trait Store: Send + Sync + 'static {
     async fn insert_tariff(&self, tariff: &Tariff) -> StoreResult<()>;
     async fn get_tariff(&self, id: &TariffId) -> StoreResult<Option<Tariff>>;
     async fn list_tariffs(&self, owner: Option<&OwnerId>) -> StoreResult<Vec<Tariff>>;
+}
+
+/// One presence change: connection `conn` of `device` opened (`online`) or closed.
+#[derive(Debug, Clone)]
+pub struct PresenceChange {
+    pub device: DeviceId,
+    pub conn: i64,
+    pub online: bool,
+    pub at: DateTime<Utc>,
 }
 
 /// UTC milliseconds since the epoch, the schema's time representation.

@@ -12,7 +12,7 @@ use rust_decimal::Decimal;
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Executor as _, FromRow, Row as _};
 
-use super::{from_millis, to_millis, Store, StoreError, StoreResult};
+use super::{from_millis, to_millis, PresenceChange, Store, StoreError, StoreResult};
 use crate::billing::{Currency, Tariff};
 use crate::devices::{Connector, Device, DeviceAuth, NewDevice};
 use crate::ids::{DeviceId, OwnerId, TagUid, TariffId};
@@ -572,38 +572,23 @@ impl Store for SqlStore {
         .transpose()
     }
 
-    async fn set_device_online(
-        &self,
-        id: &DeviceId,
-        conn: i64,
-        now: DateTime<Utc>,
-    ) -> StoreResult<()> {
-        sqlx::query(
-            "UPDATE devices SET online = 1, online_conn = $2, last_seen = $3 WHERE id = $1",
-        )
-        .bind(id.as_str())
-        .bind(conn)
-        .bind(to_millis(now))
-        .execute(&self.pool)
-        .await?;
-        Ok(())
-    }
-
-    async fn set_device_offline(
-        &self,
-        id: &DeviceId,
-        conn: i64,
-        now: DateTime<Utc>,
-    ) -> StoreResult<()> {
-        sqlx::query(
-            "UPDATE devices SET online = 0, online_conn = NULL, last_seen = $3
-             WHERE id = $1 AND online_conn = $2",
-        )
-        .bind(id.as_str())
-        .bind(conn)
-        .bind(to_millis(now))
-        .execute(&self.pool)
-        .await?;
+    async fn record_presence(&self, changes: &[PresenceChange]) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await?;
+        for c in changes {
+            let sql = if c.online {
+                "UPDATE devices SET online = 1, online_conn = $2, last_seen = $3 WHERE id = $1"
+            } else {
+                "UPDATE devices SET online = 0, online_conn = NULL, last_seen = $3
+                 WHERE id = $1 AND online_conn = $2"
+            };
+            sqlx::query(sql)
+                .bind(c.device.as_str())
+                .bind(c.conn)
+                .bind(to_millis(c.at))
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
         Ok(())
     }
 
