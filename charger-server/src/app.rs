@@ -26,6 +26,8 @@ pub struct App {
     pub http_addr: SocketAddr,
     /// Where the MQTT broker listens.
     pub mqtt_addr: SocketAddr,
+    /// Where MQTT over TLS listens, when a certificate is configured.
+    pub mqtt_tls_addr: Option<SocketAddr>,
     pub broker: Broker,
     pub service: Service,
     /// The admin token generated on this start, to be printed once; `None` when one was
@@ -96,6 +98,37 @@ fn public_host(config: &Config) -> String {
         .unwrap_or_else(|| "localhost".to_owned())
 }
 
+/// The TLS acceptor for MQTT, when CHARGER_TLS_CERT and CHARGER_TLS_KEY are set.
+fn tls_acceptor(config: &Config) -> anyhow::Result<Option<tokio_rustls::TlsAcceptor>> {
+    use tokio_rustls::rustls::pki_types::pem::PemObject as _;
+    use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let (cert_path, key_path) = match (&config.tls_cert, &config.tls_key) {
+        (None, None) => return Ok(None),
+        (Some(c), Some(k)) => (c, k),
+        _ => {
+            return Err(anyhow!(
+                "CHARGER_TLS_CERT: CHARGER_TLS_CERT and CHARGER_TLS_KEY must be set together"
+            ))
+        }
+    };
+    let certs = CertificateDer::pem_file_iter(cert_path)
+        .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| anyhow!("CHARGER_TLS_CERT: cannot read {}: {e}", cert_path.display()))?;
+    if certs.is_empty() {
+        return Err(anyhow!(
+            "CHARGER_TLS_CERT: no certificate in {}",
+            cert_path.display()
+        ));
+    }
+    let key = PrivateKeyDer::from_pem_file(key_path)
+        .map_err(|e| anyhow!("CHARGER_TLS_KEY: cannot read {}: {e}", key_path.display()))?;
+    let tls = tokio_rustls::rustls::ServerConfig::builder()
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(|e| anyhow!("CHARGER_TLS_KEY: does not fit CHARGER_TLS_CERT: {e}"))?;
+    Ok(Some(tokio_rustls::TlsAcceptor::from(Arc::new(tls))))
+}
+
 async fn bind(addr: SocketAddr, setting: &str) -> anyhow::Result<TcpListener> {
     TcpListener::bind(addr).await.map_err(|e| {
         if e.kind() == std::io::ErrorKind::AddrInUse {
@@ -113,12 +146,24 @@ impl App {
         let http_addr = http.local_addr()?;
         let mqtt = bind(config.mqtt_listen, "CHARGER_MQTT_LISTEN").await?;
         let mqtt_addr = mqtt.local_addr()?;
+        let tls = match tls_acceptor(&config)? {
+            Some(acceptor) => {
+                let listener = bind(config.mqtt_tls_listen, "CHARGER_MQTT_TLS_LISTEN").await?;
+                Some((listener, acceptor))
+            }
+            None => None,
+        };
+        let mqtt_tls_addr = match &tls {
+            Some((listener, _)) => Some(listener.local_addr()?),
+            None => None,
+        };
         let service = open_service_with_port(&config, mqtt_addr.port()).await?;
 
         // Nobody is connected to a broker that has just started.
         service.store().set_all_devices_offline().await?;
         let broker = Broker::start(
             mqtt,
+            tls,
             service.clone(),
             BrokerConfig {
                 max_connections: config.mqtt_max_connections,
@@ -130,6 +175,9 @@ impl App {
             .await
             .context("starting the MQTT request dispatcher")?;
         tracing::info!(%mqtt_addr, "MQTT broker listening");
+        if let Some(addr) = mqtt_tls_addr {
+            tracing::info!(mqtt_tls_addr = %addr, "MQTT over TLS listening");
+        }
 
         let new_admin_token = match &config.admin_token {
             Some(_) => None,
@@ -153,6 +201,7 @@ impl App {
         Ok(App {
             http_addr,
             mqtt_addr,
+            mqtt_tls_addr,
             broker,
             service,
             new_admin_token,

@@ -64,6 +64,24 @@ pub struct Config {
     )]
     pub mqtt_listen: SocketAddr,
 
+    /// Address of the MQTT-over-TLS listener; bound only when CHARGER_TLS_CERT and
+    /// CHARGER_TLS_KEY are set.
+    #[arg(
+        long,
+        env = "CHARGER_MQTT_TLS_LISTEN",
+        default_value = "0.0.0.0:8883",
+        global = true
+    )]
+    pub mqtt_tls_listen: SocketAddr,
+
+    /// PEM certificate chain for the MQTT TLS listener (with CHARGER_TLS_KEY).
+    #[arg(long, env = "CHARGER_TLS_CERT", global = true)]
+    pub tls_cert: Option<PathBuf>,
+
+    /// PEM private key for the MQTT TLS listener (with CHARGER_TLS_CERT).
+    #[arg(long, env = "CHARGER_TLS_KEY", global = true)]
+    pub tls_key: Option<PathBuf>,
+
     /// Most simultaneous MQTT connections (router slots): chargers plus a few internal links.
     #[arg(
         long,
@@ -125,6 +143,9 @@ impl Config {
             mqtt_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             mqtt_public_host: None,
             mqtt_max_connections: 20_000,
+            mqtt_tls_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            tls_cert: None,
+            tls_key: None,
             http_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             data_dir,
             database_url: None,

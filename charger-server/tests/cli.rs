@@ -294,3 +294,29 @@ fn provision_writes_one_private_bundle_per_charger() {
     assert_eq!(code, Some(2), "{stderr}");
     assert!(error_line(&stderr).contains("already exists"), "{stderr}");
 }
+
+#[test]
+fn tls_settings_are_checked_at_start() {
+    let dir = TempDir::new();
+    let missing = dir.0.join("missing.pem");
+    let mut only_cert = command(&dir.0);
+    only_cert.env("CHARGER_TLS_CERT", &missing);
+    let (code, stderr) = run_to_end(only_cert);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        error_line(&stderr).starts_with("error: CHARGER_TLS_CERT:"),
+        "{stderr}"
+    );
+    assert!(error_line(&stderr).contains("together"), "{stderr}");
+
+    let mut unreadable = command(&dir.0);
+    unreadable
+        .env("CHARGER_TLS_CERT", &missing)
+        .env("CHARGER_TLS_KEY", &missing);
+    let (code, stderr) = run_to_end(unreadable);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        error_line(&stderr).starts_with("error: CHARGER_TLS_CERT: cannot read"),
+        "{stderr}"
+    );
+}

@@ -601,3 +601,143 @@ async fn mosquitto_clients_get_nothing_they_should_not() {
     assert_eq!(res.code, 200, "{out}");
     assert_eq!(body.expect("sealed body")["owner"], "acme");
 }
+
+#[tokio::test]
+async fn mqtt_over_tls_round_trips_a_request() {
+    use rumqttc::{Event, Packet, TlsConfiguration, Transport};
+    // A throwaway CA and a server certificate for 127.0.0.1 signed by it.
+    let certs = charger_e2e::TempDir::new();
+    let path = |name: &str| certs.0.join(name);
+    let (cert, key, ca) = (path("cert.pem"), path("key.pem"), path("ca.pem"));
+    std::fs::write(
+        path("ext"),
+        "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n",
+    )
+    .expect("extensions");
+    let openssl = |args: &[&str]| {
+        let status = std::process::Command::new("openssl")
+            .current_dir(&certs.0)
+            .args(args)
+            .stderr(std::process::Stdio::null())
+            .status()
+            .expect("openssl");
+        assert!(status.success(), "openssl {args:?}");
+    };
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    openssl(
+        &[
+            &["req", "-x509"][..],
+            &ec,
+            &[
+                "-days",
+                "1",
+                "-subj",
+                "/CN=test-ca",
+                "-keyout",
+                "ca.key",
+                "-out",
+                "ca.pem",
+            ],
+        ]
+        .concat(),
+    );
+    openssl(
+        &[
+            &["req"][..],
+            &ec,
+            &[
+                "-subj",
+                "/CN=localhost",
+                "-keyout",
+                "key.pem",
+                "-out",
+                "server.csr",
+            ],
+        ]
+        .concat(),
+    );
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "1",
+        "-extfile",
+        "ext",
+        "-out",
+        "cert.pem",
+    ]);
+    let app = charger_e2e::spawn_app_with(charger_e2e::default_db(), |c| {
+        c.tls_cert = Some(cert.clone());
+        c.tls_key = Some(key.clone());
+    })
+    .await
+    .expect("server");
+    let tls_addr = app.app.mqtt_tls_addr.expect("TLS listener");
+    let b = &app.provision("acme", 1).await[0];
+
+    // Plain MQTT on the TLS port gets no CONNACK.
+    {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let mut s = tokio::net::TcpStream::connect(tls_addr)
+            .await
+            .expect("connect");
+        s.write_all(&raw_connect(b, 30, None)).await.expect("write");
+        let mut buf = [0u8; 4];
+        let read = tokio::time::timeout(WAIT, s.read(&mut buf))
+            .await
+            .expect("answer in time");
+        assert!(
+            !matches!(read, Ok(4) if buf == [0x20, 2, 0, 0]),
+            "plaintext accepted on TLS"
+        );
+    }
+
+    let mut opts = rumqttc::MqttOptions::new(&b.device_id, "127.0.0.1", tls_addr.port());
+    opts.set_credentials(&b.mqtt.username, &b.mqtt.password);
+    opts.set_transport(Transport::tls_with_config(TlsConfiguration::Simple {
+        ca: std::fs::read(&ca).expect("CA certificate"),
+        alpn: None,
+        client_auth: None,
+    }));
+    let (client, mut eventloop) = rumqttc::AsyncClient::new(opts, 10);
+    client
+        .subscribe(res_filter(b), rumqttc::QoS::AtLeastOnce)
+        .await
+        .expect("subscribe");
+    client
+        .publish(
+            req_topic(b, "boot"),
+            rumqttc::QoS::AtLeastOnce,
+            false,
+            request(b, json!(1), boot_data()),
+        )
+        .await
+        .expect("publish");
+    let res = tokio::time::timeout(WAIT, async {
+        loop {
+            match eventloop.poll().await {
+                Ok(Event::Incoming(Packet::Publish(p))) => return p.payload.to_vec(),
+                Ok(_) => {}
+                Err(e) => panic!("TLS connection failed: {e}"),
+            }
+        }
+    })
+    .await
+    .expect("a RES over TLS");
+    let (res, body) = open(b, &res);
+    assert_eq!(res.code, 200);
+    assert_eq!(body.expect("sealed body")["owner"], "acme");
+}

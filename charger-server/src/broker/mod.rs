@@ -192,6 +192,7 @@ impl Broker {
     /// Starts the router, the feeder and the accept loop on `listener`.
     pub fn start(
         listener: TcpListener,
+        tls: Option<(TcpListener, tokio_rustls::TlsAcceptor)>,
         service: Service,
         config: BrokerConfig,
     ) -> std::io::Result<Broker> {
@@ -226,7 +227,10 @@ impl Broker {
             metrics: Arc::new(BrokerMetrics::default()),
             registry: Mutex::new(HashMap::new()),
         });
-        tokio::spawn(accept_loop(listener, shared.clone()));
+        tokio::spawn(accept_loop(listener, None, shared.clone()));
+        if let Some((listener, acceptor)) = tls {
+            tokio::spawn(accept_loop(listener, Some(acceptor), shared.clone()));
+        }
         Ok(Broker { shared, local_addr })
     }
 
@@ -290,7 +294,12 @@ fn presence_writer(service: Service) -> tokio::sync::mpsc::Sender<PresenceChange
     tx
 }
 
-async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
+/// Accepts sockets (TCP_NODELAY on each), with TLS when an acceptor is given.
+async fn accept_loop(
+    listener: TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    shared: Arc<Shared>,
+) {
     loop {
         match listener.accept().await {
             Ok((stream, peer)) => {
@@ -298,7 +307,24 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
                     tracing::debug!(%peer, error = %e, "cannot set TCP_NODELAY");
                 }
                 let shared = shared.clone();
-                tokio::spawn(async move { connection::serve(shared, stream, peer).await });
+                match tls.clone() {
+                    None => {
+                        tokio::spawn(async move { connection::serve(shared, stream, peer).await });
+                    }
+                    Some(acceptor) => {
+                        tokio::spawn(async move {
+                            // The handshake counts against the CONNECT deadline.
+                            let deadline = shared.config.connect_timeout;
+                            match tokio::time::timeout(deadline, acceptor.accept(stream)).await {
+                                Ok(Ok(tls)) => connection::serve(shared, tls, peer).await,
+                                Ok(Err(e)) => {
+                                    tracing::debug!(%peer, error = %e, "TLS handshake failed")
+                                }
+                                Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+                            }
+                        });
+                    }
+                }
             }
             Err(e) => {
                 // Out of file descriptors and the like: back off instead of spinning.
