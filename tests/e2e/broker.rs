@@ -408,11 +408,12 @@ async fn raw_session(addr: std::net::SocketAddr, connect: &[u8]) -> tokio::net::
 
 #[tokio::test]
 async fn abrupt_disconnects_free_their_router_slots() {
-    // 16 router slots, one of them the dispatcher's. 10,000 distinct chargers each connect
-    // and are killed once: that only works if every closed connection gives its slot back
-    // (rumqttd would free a slot by itself only when the same client id came back).
+    // 32 router slots: the dispatcher's, 8 live connections, and up to 8 whose abrupt end
+    // the server has not seen yet. 10,000 distinct chargers each connect and are killed
+    // once: that only works if every closed connection gives its slot back (rumqttd would
+    // free a slot by itself only when the same client id came back).
     let app = charger_e2e::spawn_app_with(charger_e2e::default_db(), |c| {
-        c.mqtt_max_connections = 16;
+        c.mqtt_max_connections = 32;
     })
     .await
     .expect("server");

@@ -107,10 +107,7 @@ where
                 tracing::error!(error = %e, "device authentication failed");
             }
             tracing::info!(%peer, client_id = %connect.client_id.escape_debug(), "login refused");
-            let code = match codec {
-                Codec::V4 => ConnectReturnCode::BadUserNamePassword,
-                Codec::V5 => ConnectReturnCode::BadUserNamePassword,
-            };
+            let code = ConnectReturnCode::BadUserNamePassword;
             let _ = write_packet(&mut stream, &mut wbuf, codec, refuse(code)).await;
             return;
         }
@@ -147,13 +144,13 @@ where
         Ok(link) => link,
         Err(e) => {
             tracing::error!(%device, error = %e, "router refused the connection");
-            let _ = write_packet(
-                &mut stream,
-                &mut wbuf,
-                codec,
-                refuse(ConnectReturnCode::ServerUnavailable),
-            )
-            .await;
+            // 3.1.1 knows only "service unavailable" (3); rumqttd's v4 writer panics on
+            // the 5.0-only codes.
+            let code = match codec {
+                Codec::V4 => ConnectReturnCode::ServiceUnavailable,
+                Codec::V5 => ConnectReturnCode::ServerUnavailable,
+            };
+            let _ = write_packet(&mut stream, &mut wbuf, codec, refuse(code)).await;
             shared.unregister(&device, registered);
             return;
         }
