@@ -115,6 +115,62 @@ impl fmt::Debug for DeviceKey {
     }
 }
 
+/// Why a REQ could not be read: the machine code, and the id when one could be read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestError {
+    /// The request's id, when it could be read (the RES echoes it; otherwise `null`).
+    pub id: Option<RequestId>,
+    /// `invalid_utf8`, `malformed_json`, `not_an_object`, `missing_id`, `invalid_id`,
+    /// `missing_key` or `invalid_key`.
+    pub error: &'static str,
+    pub message: &'static str,
+}
+
+impl RequestEnvelope {
+    /// Reads a REQ payload, saying precisely what is wrong with a bad one. Every failure
+    /// is answered with code 400 and empty `data`.
+    pub fn parse(payload: &[u8]) -> Result<RequestEnvelope, RequestError> {
+        let fail = |id, error, message| RequestError { id, error, message };
+        let text = std::str::from_utf8(payload)
+            .map_err(|_| fail(None, "invalid_utf8", "the payload is not UTF-8"))?;
+        let value: serde_json::Value = serde_json::from_str(text)
+            .map_err(|_| fail(None, "malformed_json", "the payload is not JSON"))?;
+        let serde_json::Value::Object(mut object) = value else {
+            return Err(fail(
+                None,
+                "not_an_object",
+                "the payload is not a JSON object",
+            ));
+        };
+        let id = match object.remove("id") {
+            None => return Err(fail(None, "missing_id", "the request has no id")),
+            Some(raw) => serde_json::from_value::<RequestId>(raw)
+                .ok()
+                .filter(|id| id.validate().is_ok())
+                .ok_or_else(|| {
+                    fail(
+                        None,
+                        "invalid_id",
+                        "the id must be a string of 1 to 64 characters or an integer",
+                    )
+                })?,
+        };
+        let key = match object.remove("key") {
+            None => return Err(fail(Some(id), "missing_key", "the request has no key")),
+            Some(serde_json::Value::String(k)) if DeviceKey::from_hex(&k).is_ok() => k,
+            Some(_) => {
+                return Err(fail(
+                    Some(id),
+                    "invalid_key",
+                    "the key must be 64 hexadecimal characters",
+                ))
+            }
+        };
+        let data = object.remove("data").unwrap_or(serde_json::Value::Null);
+        Ok(RequestEnvelope { id, key, data })
+    }
+}
+
 /// A REQ as it travels.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RequestEnvelope {
@@ -272,6 +328,39 @@ mod tests {
         assert_eq!(int.to_string(), text.to_string());
         assert!(RequestId::Str("x".repeat(65)).validate().is_err());
         assert!(serde_json::from_str::<RequestId>("1.5").is_err());
+    }
+
+    #[test]
+    fn bad_requests_say_what_is_wrong_and_keep_a_readable_id() {
+        let key = "ab".repeat(32);
+        let err = |payload: &[u8]| RequestEnvelope::parse(payload).expect_err("bad request");
+        assert_eq!(err(b"\xff\xfe").error, "invalid_utf8");
+        assert_eq!(err(b"{not json").error, "malformed_json");
+        assert_eq!(err(b"[1, 2]").error, "not_an_object");
+        assert_eq!(err(b"{\"key\": \"x\"}").error, "missing_id");
+        for id in [
+            "1.5",
+            "true",
+            "null",
+            "{}",
+            "\"\"",
+            &format!("\"{}\"", "x".repeat(65)),
+        ] {
+            let e = err(format!("{{\"id\": {id}, \"key\": \"{key}\"}}").as_bytes());
+            assert_eq!((e.error, e.id), ("invalid_id", None), "{id}");
+        }
+        let e = err(b"{\"id\": 7}");
+        assert_eq!((e.error, e.id), ("missing_key", Some(RequestId::Int(7))));
+        let e = err(b"{\"id\": \"a\", \"key\": \"abc\"}");
+        assert_eq!(
+            (e.error, e.id),
+            ("invalid_key", Some(RequestId::Str("a".into())))
+        );
+        let ok = RequestEnvelope::parse(
+            format!("{{\"id\": 1, \"key\": \"{key}\", \"data\": {{}}}}").as_bytes(),
+        )
+        .expect("valid");
+        assert_eq!(ok.id, RequestId::Int(1));
     }
 
     #[test]

@@ -16,7 +16,7 @@ pub mod topic;
 
 pub use bundle::{BundleError, FirmwareBundle, MqttCredentials};
 pub use envelope::{
-    open_response, seal_response, DeviceKey, EnvelopeError, ErrorBody, RequestEnvelope, RequestId,
-    ResponseEnvelope,
+    open_response, seal_response, DeviceKey, EnvelopeError, ErrorBody, RequestEnvelope,
+    RequestError, RequestId, ResponseEnvelope,
 };
 pub use topic::{Direction, Topic, TopicError, TopicPart};

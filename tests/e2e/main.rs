@@ -4,5 +4,6 @@
 //! suite runs on PostgreSQL too and the REST tests run on PostgreSQL.
 
 mod broker;
+mod mqtt_api;
 mod rest_provisioning;
 mod store_conformance;

@@ -6,7 +6,7 @@ use charger_server::billing::{Currency, Tariff};
 use charger_server::devices::NewDevice;
 use charger_server::ids::{DeviceId, OwnerId, TagUid, TariffId};
 use charger_server::owners::{Owner, TokenScope};
-use charger_server::store::{PresenceChange, SqlStore, Store, StoreError};
+use charger_server::store::{PresenceChange, SqlStore, Store, StoreError, StoredResult};
 use charger_server::tags::{Tag, TagRole, TagStatus};
 use chrono::{DateTime, TimeZone as _, Utc};
 use rust_decimal::Decimal;
@@ -19,6 +19,7 @@ on_both_databases!(store_fixture =>
     tariffs_keep_one_default_per_owner,
     meta_is_set_once,
     presence_applies_in_order_and_ignores_stale_closes,
+    request_results_are_kept_and_the_first_one_wins,
 );
 
 /// A migrated store on a fresh database, with the directory that holds it.
@@ -329,5 +330,47 @@ async fn presence_applies_in_order_and_ignores_stale_closes(fixture: StoreFixtur
             .expect("get")
             .expect("present")
             .online
+    );
+}
+
+async fn request_results_are_kept_and_the_first_one_wins(fixture: StoreFixture) {
+    let store: &dyn Store = &fixture.store;
+    store.insert_owner(&owner("acme")).await.expect("insert");
+    store
+        .insert_devices(&[device("d1", "acme", 1)])
+        .await
+        .expect("insert");
+    let d1 = DeviceId::parse("d1").expect("id");
+    assert_eq!(
+        store.get_request_result(&d1, "42").await.expect("get"),
+        None
+    );
+    let first = StoredResult {
+        code: 200,
+        body: r#"{"a":1}"#.into(),
+    };
+    let second = StoredResult {
+        code: 422,
+        body: r#"{"b":2}"#.into(),
+    };
+    let kept = store
+        .save_request_result(&d1, "42", "boot", &first, t(1))
+        .await
+        .expect("save");
+    assert_eq!(kept, first);
+    let kept = store
+        .save_request_result(&d1, "42", "boot", &second, t(2))
+        .await
+        .expect("save");
+    assert_eq!(kept, first, "a repeat does not replace the stored answer");
+    // The id's JSON text is the key: "42" (a string) is another request.
+    let kept = store
+        .save_request_result(&d1, "\"42\"", "boot", &second, t(3))
+        .await
+        .expect("save");
+    assert_eq!(kept, second);
+    assert_eq!(
+        store.get_request_result(&d1, "42").await.expect("get"),
+        Some(first)
     );
 }

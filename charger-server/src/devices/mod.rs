@@ -270,6 +270,30 @@ impl Service {
         Ok(self.store.record_presence(changes).await?)
     }
 
+    /// The answer already given to request `request_id` of `device`, if any.
+    pub async fn request_result(
+        &self,
+        device: &DeviceId,
+        request_id: &str,
+    ) -> Result<Option<crate::store::StoredResult>> {
+        Ok(self.store.get_request_result(device, request_id).await?)
+    }
+
+    /// Keeps a request's answer durably; returns the answer in force (the first one
+    /// stored, if a duplicate raced this one).
+    pub async fn remember_result(
+        &self,
+        device: &DeviceId,
+        request_id: &str,
+        endpoint: &str,
+        result: crate::store::StoredResult,
+    ) -> Result<crate::store::StoredResult> {
+        Ok(self
+            .store
+            .save_request_result(device, request_id, endpoint, &result, self.now())
+            .await?)
+    }
+
     /// The current AES key of a device.
     pub async fn device_key_of(&self, id: &DeviceId) -> Result<DeviceKey> {
         match self.store.get_device_auth(id).await? {

@@ -7,7 +7,6 @@
 //! sealed with the device key.
 
 use bytes::Bytes;
-use charger_protocol::envelope::RequestId;
 use charger_protocol::{
     seal_response, DeviceKey, Direction, ErrorBody, RequestEnvelope, ResponseEnvelope, Topic,
 };
@@ -19,6 +18,7 @@ use crate::broker::{Broker, Feed};
 use crate::error::Error;
 use crate::ids::DeviceId;
 use crate::service::Service;
+use crate::store::StoredResult;
 
 /// The filter the dispatcher subscribes to: every device's requests.
 pub const REQUEST_FILTER: &str = "+/req/+/+";
@@ -96,15 +96,18 @@ pub async fn handle(service: &Service, topic: &[u8], payload: &[u8]) -> Option<(
     let span = tracing::info_span!("mqtt", device = %device, endpoint = t.endpoint);
     let _guard = span.enter();
 
-    let unsealed = |id: Option<RequestId>, code: u16| ResponseEnvelope {
+    let unsealed = |id, code| ResponseEnvelope {
         id,
         status: 0,
         code,
         data: String::new(),
     };
-    let envelope: RequestEnvelope = match serde_json::from_slice(payload) {
+    let envelope = match RequestEnvelope::parse(payload) {
         Ok(e) => e,
-        Err(_) => return Some((res_topic, to_json(&unsealed(None, 400)))),
+        Err(e) => {
+            tracing::info!(error = e.error, "unreadable request");
+            return Some((res_topic, to_json(&unsealed(e.id, 400))));
+        }
     };
     let id = envelope.id.clone();
     let key = match service.device_key_of(&device).await {
@@ -118,8 +121,50 @@ pub async fn handle(service: &Service, topic: &[u8], payload: &[u8]) -> Option<(
     if !presented.is_some_and(|p| p.ct_eq(&key)) {
         return Some((res_topic, to_json(&unsealed(Some(id), 401))));
     }
-    let (code, body) = match t.endpoint {
-        "boot" => match service.boot(&device, &envelope.data).await {
+    // Idempotency: a repeated (device, id) gets the stored answer, and changes nothing.
+    let request_id = id.json_text();
+    let result = match service.request_result(&device, &request_id).await {
+        Ok(Some(stored)) => stored,
+        Ok(None) => {
+            let (code, body) = dispatch(service, &device, t.endpoint, &envelope.data).await;
+            let fresh = StoredResult {
+                code,
+                body: body.to_string(),
+            };
+            if code >= 500 {
+                // Not kept: the device may retry and succeed.
+                fresh
+            } else {
+                match service
+                    .remember_result(&device, &request_id, t.endpoint, fresh)
+                    .await
+                {
+                    Ok(kept) => kept,
+                    Err(e) => {
+                        tracing::error!(error = %e, "request result not stored");
+                        internal_error()
+                    }
+                }
+            }
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "request log lookup failed");
+            internal_error()
+        }
+    };
+    let sealed = seal_response(&key, id, result.code, result.body.as_bytes()).ok()?;
+    Some((res_topic, to_json(&sealed)))
+}
+
+/// Calls the endpoint's handler: (code, body).
+async fn dispatch(
+    service: &Service,
+    device: &DeviceId,
+    endpoint: &str,
+    data: &serde_json::Value,
+) -> (u16, serde_json::Value) {
+    match endpoint {
+        "boot" => match service.boot(device, data).await {
             Ok(body) => (200, body),
             Err(e) => error_body(&e),
         },
@@ -131,9 +176,15 @@ pub async fn handle(service: &Service, topic: &[u8], payload: &[u8]) -> Option<(
             })
             .unwrap_or_default(),
         ),
-    };
-    let sealed = seal_response(&key, id, code, body.to_string().as_bytes()).ok()?;
-    Some((res_topic, to_json(&sealed)))
+    }
+}
+
+fn internal_error() -> StoredResult {
+    StoredResult {
+        code: 500,
+        body: json!({"error": "internal", "message": "the server could not complete the request"})
+            .to_string(),
+    }
 }
 
 fn to_json(res: &ResponseEnvelope) -> Vec<u8> {

@@ -68,6 +68,22 @@ pub trait Store: Send + Sync + 'static {
     async fn list_devices(&self, owner: Option<&OwnerId>) -> StoreResult<Vec<Device>>;
     /// What the broker needs to check a CONNECT.
     async fn get_device_auth(&self, id: &DeviceId) -> StoreResult<Option<DeviceAuth>>;
+    /// The stored result of MQTT request `request_id` (its id's JSON text) of `device`.
+    async fn get_request_result(
+        &self,
+        device: &DeviceId,
+        request_id: &str,
+    ) -> StoreResult<Option<StoredResult>>;
+    /// Stores a request's result unless one is stored already; returns the one in force,
+    /// so concurrent duplicates all answer the same.
+    async fn save_request_result(
+        &self,
+        device: &DeviceId,
+        request_id: &str,
+        endpoint: &str,
+        result: &StoredResult,
+        now: DateTime<Utc>,
+    ) -> StoreResult<StoredResult>;
     /// Applies presence changes in order, in one transaction (group commit).
     async fn record_presence(&self, changes: &[PresenceChange]) -> StoreResult<()>;
     /// Records what a device reported at boot; false when it does not exist.
@@ -99,6 +115,13 @@ pub trait Store: Send + Sync + 'static {
     async fn insert_tariff(&self, tariff: &Tariff) -> StoreResult<()>;
     async fn get_tariff(&self, id: &TariffId) -> StoreResult<Option<Tariff>>;
     async fn list_tariffs(&self, owner: Option<&OwnerId>) -> StoreResult<Vec<Tariff>>;
+}
+
+/// The answer given to an MQTT request: its code and plaintext JSON body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredResult {
+    pub code: u16,
+    pub body: String,
 }
 
 /// One presence change: connection `conn` of `device` opened (`online`) or closed.

@@ -12,7 +12,7 @@ use rust_decimal::Decimal;
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Executor as _, FromRow, Row as _};
 
-use super::{from_millis, to_millis, PresenceChange, Store, StoreError, StoreResult};
+use super::{from_millis, to_millis, PresenceChange, Store, StoreError, StoreResult, StoredResult};
 use crate::billing::{Currency, Tariff};
 use crate::devices::{Connector, Device, DeviceAuth, NewDevice};
 use crate::ids::{DeviceId, OwnerId, TagUid, TariffId};
@@ -570,6 +570,51 @@ impl Store for SqlStore {
             })
         })
         .transpose()
+    }
+
+    async fn get_request_result(
+        &self,
+        device: &DeviceId,
+        request_id: &str,
+    ) -> StoreResult<Option<StoredResult>> {
+        let row: Option<(i64, String)> = sqlx::query_as(
+            "SELECT code, body FROM mqtt_requests WHERE device_id = $1 AND request_id = $2",
+        )
+        .bind(device.as_str())
+        .bind(request_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|(code, body)| {
+            let code = u16::try_from(code).map_err(|e| corrupt("request code", e))?;
+            Ok(StoredResult { code, body })
+        })
+        .transpose()
+    }
+
+    async fn save_request_result(
+        &self,
+        device: &DeviceId,
+        request_id: &str,
+        endpoint: &str,
+        result: &StoredResult,
+        now: DateTime<Utc>,
+    ) -> StoreResult<StoredResult> {
+        sqlx::query(
+            "INSERT INTO mqtt_requests (device_id, request_id, endpoint, code, body, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6)
+             ON CONFLICT (device_id, request_id) DO NOTHING",
+        )
+        .bind(device.as_str())
+        .bind(request_id)
+        .bind(endpoint)
+        .bind(i64::from(result.code))
+        .bind(&result.body)
+        .bind(to_millis(now))
+        .execute(&self.pool)
+        .await?;
+        self.get_request_result(device, request_id)
+            .await?
+            .ok_or_else(|| corrupt("mqtt_requests", "a stored result vanished"))
     }
 
     async fn record_presence(&self, changes: &[PresenceChange]) -> StoreResult<()> {
