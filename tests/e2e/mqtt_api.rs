@@ -200,3 +200,70 @@ async fn a_repeated_request_id_gets_the_stored_answer_and_changes_nothing() {
         "2.0.0"
     );
 }
+
+#[tokio::test]
+async fn status_reports_set_connector_states() {
+    let app = spawn_app().await;
+    let b = &app.provision("acme", 1).await[0];
+    let mut probe = charger(&app, b).await;
+    let device = format!("/api/v1/devices/{}", b.device_id);
+    let status = |id: i64, data: Value| request(b, json!(id), data);
+
+    let (res, body) = ask(
+        &mut probe,
+        b,
+        "status",
+        status(1, json!({"connector": 1, "state": "charging"})),
+    )
+    .await;
+    assert_eq!(res["code"], 200, "{res}");
+    assert_eq!(body, Some(json!({})));
+    let connector = &app.get(&device, ADMIN_TOKEN).await.body["connectors"][0];
+    assert_eq!(connector["state"], "charging");
+    assert_eq!(connector["error"], Value::Null);
+
+    let (res, _) = ask(
+        &mut probe,
+        b,
+        "status",
+        status(
+            2,
+            json!({"connector": 1, "state": "faulted", "error": "GroundFailure"}),
+        ),
+    )
+    .await;
+    assert_eq!(res["code"], 200, "{res}");
+    let connector = &app.get(&device, ADMIN_TOKEN).await.body["connectors"][0];
+    assert_eq!(
+        (connector["state"].clone(), connector["error"].clone()),
+        (json!("faulted"), json!("GroundFailure"))
+    );
+
+    // Bad data: 422 naming the field, and nothing changes.
+    for (id, data, field) in [
+        (3, json!({"connector": 1, "state": "flying"}), "state"),
+        (
+            4,
+            json!({"connector": 2, "state": "available"}),
+            "connector",
+        ),
+        (5, json!({"state": "available"}), "connector"),
+        (
+            6,
+            json!({"connector": "one", "state": "available"}),
+            "connector",
+        ),
+    ] {
+        let (res, body) = ask(&mut probe, b, "status", status(id, data)).await;
+        assert_eq!(res["code"], 422, "{res}");
+        let message = body.expect("sealed error")["message"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        assert!(message.contains(field), "{field}: {message}");
+    }
+    assert_eq!(
+        app.get(&device, ADMIN_TOKEN).await.body["connectors"][0]["state"],
+        "faulted"
+    );
+}

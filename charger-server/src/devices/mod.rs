@@ -239,6 +239,52 @@ pub struct BootRequest {
     pub connectors: i64,
 }
 
+/// A connector's state, as a charger reports it in `status`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConnectorState {
+    Available,
+    Preparing,
+    Charging,
+    Suspended,
+    Finishing,
+    Faulted,
+    Unavailable,
+}
+
+impl ConnectorState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConnectorState::Available => "available",
+            ConnectorState::Preparing => "preparing",
+            ConnectorState::Charging => "charging",
+            ConnectorState::Suspended => "suspended",
+            ConnectorState::Finishing => "finishing",
+            ConnectorState::Faulted => "faulted",
+            ConnectorState::Unavailable => "unavailable",
+        }
+    }
+}
+
+/// `status` request data from a charger.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StatusRequest {
+    pub connector: i64,
+    pub state: ConnectorState,
+    pub error: Option<String>,
+}
+
+/// Reads an endpoint's `data`; a bad one is 422 naming the field (`data` itself when the
+/// problem is at the top, e.g. a missing field, which the message then names).
+pub fn parse_data<T: serde::de::DeserializeOwned>(data: &serde_json::Value) -> Result<T> {
+    serde_path_to_error::deserialize(data).map_err(|e| {
+        let path = e.path().to_string();
+        let field = if path == "." { "data".to_owned() } else { path };
+        Error::invalid(field, e.into_inner().to_string())
+    })
+}
+
 /// Heartbeat interval chargers are told to keep.
 pub const HEARTBEAT_S: u64 = 300;
 /// Longest firmware or model string kept.
@@ -302,10 +348,40 @@ impl Service {
         }
     }
 
+    /// `status`: records a connector's state (and error code, if any).
+    pub async fn status(
+        &self,
+        id: &DeviceId,
+        data: &serde_json::Value,
+    ) -> Result<serde_json::Value> {
+        let req: StatusRequest = parse_data(data)?;
+        if let Some(error) = &req.error {
+            if error.is_empty() || error.chars().count() > MAX_INFO_LEN {
+                return Err(Error::invalid("error", "must be 1 to 100 characters"));
+            }
+        }
+        let updated = self
+            .store
+            .set_connector_state(
+                id,
+                req.connector,
+                req.state.as_str(),
+                req.error.as_deref(),
+                self.now(),
+            )
+            .await?;
+        if !updated {
+            return Err(Error::invalid(
+                "connector",
+                "this charger has no such connector",
+            ));
+        }
+        Ok(serde_json::json!({}))
+    }
+
     /// `boot`: records firmware and model; answers server time, heartbeat and owner.
     pub async fn boot(&self, id: &DeviceId, data: &serde_json::Value) -> Result<serde_json::Value> {
-        let req: BootRequest = serde_json::from_value(data.clone())
-            .map_err(|e| Error::invalid("data", e.to_string()))?;
+        let req: BootRequest = parse_data(data)?;
         for (field, value) in [("firmware", &req.firmware), ("model", &req.model)] {
             if value.is_empty() || value.chars().count() > MAX_INFO_LEN {
                 return Err(Error::invalid(field, "must be 1 to 100 characters"));

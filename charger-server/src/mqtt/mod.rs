@@ -168,6 +168,10 @@ async fn dispatch(
             Ok(body) => (200, body),
             Err(e) => error_body(&e),
         },
+        "status" => match service.status(device, data).await {
+            Ok(body) => (200, body),
+            Err(e) => error_body(&e),
+        },
         other => (
             404,
             serde_json::to_value(ErrorBody {

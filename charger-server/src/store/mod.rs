@@ -86,6 +86,15 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<StoredResult>;
     /// Applies presence changes in order, in one transaction (group commit).
     async fn record_presence(&self, changes: &[PresenceChange]) -> StoreResult<()>;
+    /// Sets a connector's state; false when the device has no such connector.
+    async fn set_connector_state(
+        &self,
+        id: &DeviceId,
+        connector: i64,
+        state: &str,
+        error: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool>;
     /// Records what a device reported at boot; false when it does not exist.
     async fn set_device_boot(
         &self,

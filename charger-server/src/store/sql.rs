@@ -637,6 +637,28 @@ impl Store for SqlStore {
         Ok(())
     }
 
+    async fn set_connector_state(
+        &self,
+        id: &DeviceId,
+        connector: i64,
+        state: &str,
+        error: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool> {
+        let done = sqlx::query(
+            "UPDATE connectors SET state = $3, error = $4, updated_at = $5
+             WHERE device_id = $1 AND connector = $2",
+        )
+        .bind(id.as_str())
+        .bind(connector)
+        .bind(state)
+        .bind(error)
+        .bind(to_millis(now))
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
     async fn set_device_boot(
         &self,
         id: &DeviceId,
