@@ -11,28 +11,29 @@ use charger_protocol::topic::is_valid_part;
 
 /// Whether `device` of `owner` may publish to `topic`.
 pub fn may_publish(owner: &str, device: &str, topic: &str) -> bool {
-    let Some(endpoint) = topic
-        .strip_prefix(owner)
-        .and_then(|t| t.strip_prefix("/req/"))
-        .and_then(|t| t.strip_prefix(device))
-        .and_then(|t| t.strip_prefix('/'))
-    else {
-        return false;
-    };
-    is_valid_part(endpoint)
+    device_suffix(owner, "req", device, topic).is_some_and(is_valid_part)
 }
 
 /// Whether `device` of `owner` may subscribe to `filter`.
 pub fn may_subscribe(owner: &str, device: &str, filter: &str) -> bool {
-    let Some(rest) = filter
-        .strip_prefix(owner)
-        .and_then(|t| t.strip_prefix("/res/"))
-        .and_then(|t| t.strip_prefix(device))
-        .and_then(|t| t.strip_prefix('/'))
-    else {
-        return false;
-    };
-    rest == "+" || rest == "#" || is_valid_part(rest)
+    device_suffix(owner, "res", device, filter)
+        .is_some_and(|rest| rest == "+" || rest == "#" || is_valid_part(rest))
+}
+
+/// What follows `<owner>/<direction>/<device>/` in `topic`, if it starts so.
+fn device_suffix<'a>(
+    owner: &str,
+    direction: &str,
+    device: &str,
+    topic: &'a str,
+) -> Option<&'a str> {
+    topic
+        .strip_prefix(owner)?
+        .strip_prefix('/')?
+        .strip_prefix(direction)?
+        .strip_prefix('/')?
+        .strip_prefix(device)?
+        .strip_prefix('/')
 }
 
 #[cfg(test)]
