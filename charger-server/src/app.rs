@@ -158,6 +158,7 @@ impl App {
             None => None,
         };
         let service = open_service_with_port(&config, mqtt_addr.port()).await?;
+        let max_payload = usize::try_from(config.mqtt_max_payload).unwrap_or(65_536);
 
         // Nobody is connected to a broker that has just started.
         service.store().set_all_devices_offline().await?;
@@ -167,13 +168,19 @@ impl App {
             service.clone(),
             BrokerConfig {
                 max_connections: config.mqtt_max_connections,
+                max_packet_size: max_payload.saturating_mul(4).max(1 << 20) + 1024,
                 ..BrokerConfig::default()
             },
         )
         .context("starting the MQTT broker")?;
-        crate::mqtt::start(&broker, service.clone())
-            .await
-            .context("starting the MQTT request dispatcher")?;
+        let commands = crate::mqtt::start(
+            &broker,
+            service.clone(),
+            crate::mqtt::DispatcherConfig { max_payload },
+        )
+        .await
+        .context("starting the MQTT request dispatcher")?;
+        service.set_command_channel(commands);
         tracing::info!(%mqtt_addr, "MQTT broker listening");
         if let Some(addr) = mqtt_tls_addr {
             tracing::info!(mqtt_tls_addr = %addr, "MQTT over TLS listening");

@@ -91,6 +91,17 @@ pub struct Config {
     )]
     pub mqtt_max_connections: usize,
 
+    /// Largest charger request payload, in bytes; a larger one is answered with code 413.
+    /// Packets over four times this (at least 1 MiB) close the connection.
+    #[arg(
+        long,
+        env = "CHARGER_MQTT_MAX_PAYLOAD",
+        default_value_t = 65_536,
+        value_parser = clap::value_parser!(u32).range(1024..=16_777_216),
+        global = true
+    )]
+    pub mqtt_max_payload: u32,
+
     /// Host name written into firmware bundles for chargers to connect to. Default: the
     /// MQTT listen address, or this machine's host name when that is 0.0.0.0 or [::].
     #[arg(long, env = "CHARGER_MQTT_PUBLIC_HOST", global = true)]
@@ -143,6 +154,7 @@ impl Config {
             mqtt_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             mqtt_public_host: None,
             mqtt_max_connections: 20_000,
+            mqtt_max_payload: 65_536,
             mqtt_tls_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             tls_cert: None,
             tls_key: None,

@@ -24,6 +24,9 @@ pub enum Error {
     /// The caller could not be authenticated (401).
     #[error("authentication required")]
     Unauthorized,
+    /// A charger did not answer a command in time (504).
+    #[error("the charger did not answer in time")]
+    Timeout,
     /// A dependency is temporarily unavailable (503).
     #[error("{0}")]
     Unavailable(String),
@@ -65,6 +68,7 @@ impl Error {
             Error::NotFound { .. } => "not_found",
             Error::Conflict { code, .. } | Error::Forbidden { code, .. } => code,
             Error::Unauthorized => "unauthorized",
+            Error::Timeout => "device_timeout",
             Error::Unavailable(_) => "unavailable",
             Error::Internal(_) => "internal",
         }

@@ -22,6 +22,7 @@ pub mod api;
 pub mod app;
 pub mod billing;
 pub mod broker;
+pub mod charging;
 pub mod config;
 pub mod devices;
 pub mod error;

@@ -3,12 +3,15 @@
 //! errors. The methods live beside their types in `owners/`, `devices/`, `tags/` and
 //! `billing/`.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
+use async_trait::async_trait;
+use charger_protocol::DeviceKey;
 use chrono::{DateTime, Utc};
 
 use crate::error::{Error, Result};
-use crate::ids::OwnerId;
+use crate::ids::{DeviceId, OwnerId};
 use crate::secrets::ServerSecret;
 use crate::store::Store;
 
@@ -68,12 +71,32 @@ impl Principal {
     }
 }
 
+/// How the service reaches a connected charger: the MQTT edge's command path.
+#[async_trait]
+pub trait CommandChannel: Send + Sync {
+    /// Whether the charger is connected now.
+    fn is_connected(&self, device: &DeviceId) -> bool;
+    /// Sends `command` with `data` (sealed with `key`) to the charger of `owner`; returns
+    /// its answer, or None when it did not answer within `timeout`.
+    async fn call(
+        &self,
+        owner: &OwnerId,
+        device: &DeviceId,
+        key: &DeviceKey,
+        command: &str,
+        data: &serde_json::Value,
+        timeout: Duration,
+    ) -> Option<serde_json::Value>;
+}
+
 /// The service, cheap to clone and shared by every edge.
 #[derive(Clone)]
 pub struct Service {
     pub(crate) store: Arc<dyn Store>,
     pub(crate) secret: ServerSecret,
     pub(crate) mqtt: MqttEndpoint,
+    /// Set once the MQTT edge has started.
+    pub(crate) commands: Arc<OnceLock<Arc<dyn CommandChannel>>>,
 }
 
 impl Service {
@@ -82,7 +105,13 @@ impl Service {
             store,
             secret,
             mqtt,
+            commands: Arc::new(OnceLock::new()),
         }
+    }
+
+    /// Connects the command path (once, at start-up).
+    pub fn set_command_channel(&self, channel: Arc<dyn CommandChannel>) {
+        let _ = self.commands.set(channel);
     }
 
     /// The store, for start-up checks and tests.

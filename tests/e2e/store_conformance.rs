@@ -20,6 +20,7 @@ on_both_databases!(store_fixture =>
     meta_is_set_once,
     presence_applies_in_order_and_ignores_stale_closes,
     request_results_are_kept_and_the_first_one_wins,
+    a_rolled_back_request_leaves_nothing_and_the_batch_commits,
 );
 
 /// A migrated store on a fresh database, with the directory that holds it.
@@ -341,10 +342,6 @@ async fn request_results_are_kept_and_the_first_one_wins(fixture: StoreFixture) 
         .await
         .expect("insert");
     let d1 = DeviceId::parse("d1").expect("id");
-    assert_eq!(
-        store.get_request_result(&d1, "42").await.expect("get"),
-        None
-    );
     let first = StoredResult {
         code: 200,
         body: r#"{"a":1}"#.into(),
@@ -353,24 +350,72 @@ async fn request_results_are_kept_and_the_first_one_wins(fixture: StoreFixture) 
         code: 422,
         body: r#"{"b":2}"#.into(),
     };
-    let kept = store
+    let mut tx = store.begin().await.expect("begin");
+    assert_eq!(tx.request_result(&d1, "42").await.expect("get"), None);
+    let kept = tx
         .save_request_result(&d1, "42", "boot", &first, t(1))
         .await
         .expect("save");
     assert_eq!(kept, first);
-    let kept = store
+    let kept = tx
         .save_request_result(&d1, "42", "boot", &second, t(2))
         .await
         .expect("save");
     assert_eq!(kept, first, "a repeat does not replace the stored answer");
     // The id's JSON text is the key: "42" (a string) is another request.
-    let kept = store
+    let kept = tx
         .save_request_result(&d1, "\"42\"", "boot", &second, t(3))
         .await
         .expect("save");
     assert_eq!(kept, second);
+    tx.commit().await.expect("commit");
+    let mut tx = store.begin().await.expect("begin");
     assert_eq!(
-        store.get_request_result(&d1, "42").await.expect("get"),
+        tx.request_result(&d1, "42").await.expect("get"),
         Some(first)
     );
+    tx.commit().await.expect("commit");
+}
+
+/// A request rolled back to its savepoint leaves nothing; the others in the batch commit.
+async fn a_rolled_back_request_leaves_nothing_and_the_batch_commits(fixture: StoreFixture) {
+    let store: &dyn Store = &fixture.store;
+    store.insert_owner(&owner("acme")).await.expect("insert");
+    store
+        .insert_devices(&[device("d1", "acme", 1)])
+        .await
+        .expect("insert");
+    let d1 = DeviceId::parse("d1").expect("id");
+    let result = |n: u16| StoredResult {
+        code: n,
+        body: "{}".into(),
+    };
+    let mut tx = store.begin().await.expect("begin");
+    tx.savepoint().await.expect("savepoint");
+    tx.save_request_result(&d1, "1", "boot", &result(200), t(1))
+        .await
+        .expect("save");
+    tx.release_savepoint().await.expect("release");
+    tx.savepoint().await.expect("savepoint");
+    tx.save_request_result(&d1, "2", "boot", &result(201), t(1))
+        .await
+        .expect("save");
+    tx.rollback_to_savepoint().await.expect("rollback");
+    tx.savepoint().await.expect("savepoint");
+    tx.save_request_result(&d1, "3", "boot", &result(202), t(1))
+        .await
+        .expect("save");
+    tx.release_savepoint().await.expect("release");
+    tx.commit().await.expect("commit");
+    let mut tx = store.begin().await.expect("begin");
+    assert_eq!(
+        tx.request_result(&d1, "1").await.expect("get"),
+        Some(result(200))
+    );
+    assert_eq!(tx.request_result(&d1, "2").await.expect("get"), None);
+    assert_eq!(
+        tx.request_result(&d1, "3").await.expect("get"),
+        Some(result(202))
+    );
+    tx.commit().await.expect("commit");
 }

@@ -1,13 +1,14 @@
 //! `/api/v1/devices`: provisioning (bundle shown once), bulk provisioning, listing,
 //! tariff assignment.
 
-use axum::extract::State;
+use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use serde_json::{json, Value};
 
 use super::{ApiJson, ApiPath, ApiResult, ApiState};
+use crate::charging::{CommandResult, Transfer, TransferRequest};
 use crate::devices::{
     AssignTariffRequest, BulkCreateDevicesRequest, CreateDeviceRequest, Device, FirmwareBundle,
 };
@@ -20,6 +21,41 @@ pub fn routes() -> Router<ApiState> {
         .route("/devices/bulk", post(create_devices_bulk))
         .route("/devices/{id}", get(get_device))
         .route("/devices/{id}/tariff", put(assign_tariff))
+        .route("/devices/{id}/transfers", post(create_transfer))
+        .route("/devices/{id}/commands/{command}", post(send_command))
+}
+
+async fn create_transfer(
+    who: Principal,
+    State(state): State<ApiState>,
+    ApiPath(id): ApiPath<DeviceId>,
+    ApiJson(req): ApiJson<TransferRequest>,
+) -> ApiResult<(StatusCode, Json<Transfer>)> {
+    let transfer = state.service.create_transfer(&who, &id, req).await?;
+    Ok((StatusCode::CREATED, Json(transfer)))
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CommandQuery {
+    timeout_ms: Option<u64>,
+}
+
+async fn send_command(
+    who: Principal,
+    State(state): State<ApiState>,
+    ApiPath((id, command)): ApiPath<(DeviceId, String)>,
+    query: Result<Query<CommandQuery>, axum::extract::rejection::QueryRejection>,
+    ApiJson(data): ApiJson<Value>,
+) -> ApiResult<Json<CommandResult>> {
+    let Query(query) = query.map_err(|e| {
+        super::ApiError::from(crate::error::Error::invalid("timeout_ms", e.body_text()))
+    })?;
+    let result = state
+        .service
+        .send_command(&who, &id, &command, &data, query.timeout_ms)
+        .await?;
+    Ok(Json(result))
 }
 
 async fn create_device(

@@ -32,6 +32,11 @@ impl Currency {
         }
     }
 
+    /// ISO 4217 "XXX": no currency (sessions where no tariff applied).
+    pub fn none() -> Self {
+        Self("XXX".to_owned())
+    }
+
     pub fn code(&self) -> &str {
         &self.0
     }

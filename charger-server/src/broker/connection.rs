@@ -20,7 +20,7 @@ use tokio::time::Instant;
 use super::acl;
 use super::codec::{peek_publish, sniff, Codec, Sniff};
 use super::feeder::Feed;
-use super::Shared;
+use super::{Kick, Shared, REVOKE_GRACE};
 use crate::error::Error;
 use crate::ids::{DeviceId, OwnerId};
 use crate::store::PresenceChange;
@@ -38,6 +38,9 @@ enum End {
     Abnormal(&'static str),
     /// The router dropped the connection itself; it must not be told again.
     RouterGone,
+    /// The device's ACL was revoked (ownership moved): closed without its will, which
+    /// names the old owner's topics.
+    Revoked,
 }
 
 /// An authenticated, linked connection.
@@ -52,6 +55,8 @@ struct Session {
     /// SUBSCRIBEs forwarded with some filters removed: pkid -> codes of the refused ones
     /// (None where the router's answer goes).
     partial_subacks: HashMap<u16, Vec<Option<SubscribeReasonCode>>>,
+    /// Set when the ACL is revoked: the topic of the last publish to deliver before closing.
+    revoked: Option<String>,
 }
 
 /// Serves one accepted socket to the end.
@@ -187,6 +192,7 @@ where
         keep_alive: Duration::from_millis(u64::from(keep_alive_s) * 1500),
         violations: 0,
         partial_subacks: HashMap::new(),
+        revoked: None,
     };
     shared.metrics.connections.fetch_add(1, Ordering::Relaxed);
     shared
@@ -300,7 +306,7 @@ async fn run<S>(
     mut rbuf: BytesMut,
     mut wbuf: BytesMut,
     mut link_rx: LinkRx,
-    mut kick: watch::Receiver<bool>,
+    mut kick: watch::Receiver<Kick>,
 ) -> End
 where
     S: AsyncRead + AsyncWrite + Unpin,
@@ -343,14 +349,27 @@ where
                 wbuf.clear();
                 if let Some(end) = outgoing(s, notification, &link_rx, &mut wbuf).await {
                     let _ = stream.write_all(&wbuf).await;
+                    let _ = stream.flush().await;
                     return end;
                 }
                 if !wbuf.is_empty() && stream.write_all(&wbuf).await.is_err() {
                     return End::Abnormal("write failed");
                 }
             }
-            _ = tokio::time::sleep_until(deadline) => return End::Abnormal("keep-alive expired"),
-            _ = kick.changed() => return End::Abnormal("replaced or revoked"),
+            _ = tokio::time::sleep_until(deadline) => {
+                return if s.revoked.is_some() { End::Revoked } else { End::Abnormal("keep-alive expired") };
+            }
+            changed = kick.changed() => {
+                let order = kick.borrow_and_update().clone();
+                match (changed, order) {
+                    (Err(_), _) | (Ok(()), Kick::Close) => return End::Abnormal("replaced or revoked"),
+                    (Ok(()), Kick::CloseAfter(topic)) => {
+                        s.revoked = Some(topic);
+                        deadline = Instant::now() + REVOKE_GRACE;
+                    }
+                    (Ok(()), Kick::Stay) => {}
+                }
+            }
         }
     }
 }
@@ -385,6 +404,11 @@ async fn incoming(
 ) -> Result<(), End> {
     let id = s.id;
     let forward = move |packet| Feed::Packet(id, Box::new(packet));
+    if s.revoked.is_some() && matches!(packet, Packet::Publish(..) | Packet::Subscribe(..)) {
+        // The ACL this connection was given is gone: nothing more is forwarded.
+        tracing::info!(device = %s.device, "dropped a packet of a revoked connection");
+        return Ok(());
+    }
     match packet {
         Packet::Publish(mut publish, props) => {
             let topic = String::from_utf8_lossy(&publish.topic).into_owned();
@@ -514,6 +538,16 @@ async fn outgoing(
                     encode(s, Packet::SubAck(suback, props), wbuf);
                 }
                 Some(Packet::ConnAck(..)) | None => {}
+                Some(Packet::Publish(publish, props)) => {
+                    let last = s
+                        .revoked
+                        .as_deref()
+                        .is_some_and(|t| publish.topic == t.as_bytes());
+                    encode(s, Packet::Publish(publish, props), wbuf);
+                    if last {
+                        return Some(End::Revoked);
+                    }
+                }
                 Some(p) => encode(s, p, wbuf),
             }
         }

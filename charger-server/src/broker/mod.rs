@@ -74,10 +74,24 @@ pub struct BrokerMetrics {
     pub violation_disconnects: AtomicU64,
 }
 
+/// What a connection is told to do by someone else.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Kick {
+    Stay,
+    /// Close now (a newer connection of the device, or its credentials revoked).
+    Close,
+    /// The device's ACL is revoked (its owner changed): forward nothing more from it,
+    /// deliver the publish on this topic (its last answer), then close.
+    CloseAfter(String),
+}
+
+/// How long a revoked connection waits for its last answer before it closes anyway.
+pub(crate) const REVOKE_GRACE: Duration = Duration::from_secs(5);
+
 /// One registered device connection, so a newer one can close it and wait for it.
 struct Registration {
     seq: i64,
-    kick: watch::Sender<bool>,
+    kick: watch::Sender<Kick>,
     closed: watch::Receiver<bool>,
 }
 
@@ -85,7 +99,7 @@ struct Registration {
 /// close, and the signal it gives once it is fully gone from the router.
 pub(crate) struct Registered {
     pub seq: i64,
-    pub kick: watch::Receiver<bool>,
+    pub kick: watch::Receiver<Kick>,
     closed: watch::Sender<bool>,
 }
 
@@ -144,7 +158,7 @@ impl Shared {
     /// until it is gone from the router.
     async fn register(&self, device: &DeviceId) -> Registered {
         let seq = rand::random::<i64>() & i64::MAX;
-        let (kick, kick_rx) = watch::channel(false);
+        let (kick, kick_rx) = watch::channel(Kick::Stay);
         let (closed_tx, closed) = watch::channel(false);
         let previous = self
             .registry
@@ -153,7 +167,7 @@ impl Shared {
             .ok()
             .flatten();
         if let Some(mut old) = previous {
-            let _ = old.kick.send(true);
+            let _ = old.kick.send(Kick::Close);
             let wait = old.closed.wait_for(|c| *c);
             if tokio::time::timeout(Duration::from_secs(10), wait)
                 .await
@@ -258,14 +272,35 @@ impl Broker {
             .map_err(std::io::Error::other)
     }
 
-    /// Closes the connection of `device`, if any (ownership moved, credentials revoked).
+    /// Closes the connection of `device`, if any (credentials revoked).
     pub fn disconnect_device(&self, device: &DeviceId) -> bool {
+        self.kick(device, Kick::Close)
+    }
+
+    /// Revokes the ACL of `device`'s connection at once (its owner changed): nothing more
+    /// it sends is forwarded; it receives the publish on `last_topic` (the answer to its
+    /// claim, which must be published after this call), then it is closed, so it can only
+    /// come back under its new owner. Without that publish it is closed after a grace time.
+    pub fn revoke_after(&self, device: &DeviceId, last_topic: &str) -> bool {
+        self.kick(device, Kick::CloseAfter(last_topic.to_owned()))
+    }
+
+    /// Whether `device` has a connection to this broker now.
+    pub fn is_connected(&self, device: &DeviceId) -> bool {
+        self.shared
+            .registry
+            .lock()
+            .map(|r| r.contains_key(device))
+            .unwrap_or(false)
+    }
+
+    fn kick(&self, device: &DeviceId, kick: Kick) -> bool {
         let kicked = self
             .shared
             .registry
             .lock()
             .ok()
-            .and_then(|r| r.get(device).map(|reg| reg.kick.send(true).is_ok()));
+            .and_then(|r| r.get(device).map(|reg| reg.kick.send(kick).is_ok()));
         kicked.unwrap_or(false)
     }
 

@@ -288,7 +288,7 @@ pub fn parse_data<T: serde::de::DeserializeOwned>(data: &serde_json::Value) -> R
 /// Heartbeat interval chargers are told to keep.
 pub const HEARTBEAT_S: u64 = 300;
 /// Longest firmware or model string kept.
-const MAX_INFO_LEN: usize = 100;
+pub(crate) const MAX_INFO_LEN: usize = 100;
 
 impl Service {
     /// Checks a charger's MQTT login: client id = username = a provisioned device id, and
@@ -316,93 +316,11 @@ impl Service {
         Ok(self.store.record_presence(changes).await?)
     }
 
-    /// The answer already given to request `request_id` of `device`, if any.
-    pub async fn request_result(
-        &self,
-        device: &DeviceId,
-        request_id: &str,
-    ) -> Result<Option<crate::store::StoredResult>> {
-        Ok(self.store.get_request_result(device, request_id).await?)
-    }
-
-    /// Keeps a request's answer durably; returns the answer in force (the first one
-    /// stored, if a duplicate raced this one).
-    pub async fn remember_result(
-        &self,
-        device: &DeviceId,
-        request_id: &str,
-        endpoint: &str,
-        result: crate::store::StoredResult,
-    ) -> Result<crate::store::StoredResult> {
-        Ok(self
-            .store
-            .save_request_result(device, request_id, endpoint, &result, self.now())
-            .await?)
-    }
-
     /// The current AES key of a device.
     pub async fn device_key_of(&self, id: &DeviceId) -> Result<DeviceKey> {
         match self.store.get_device_auth(id).await? {
             Some(auth) => Ok(self.device_key(id, auth.key_version)),
             None => Err(Error::not_found("device")),
         }
-    }
-
-    /// `status`: records a connector's state (and error code, if any).
-    pub async fn status(
-        &self,
-        id: &DeviceId,
-        data: &serde_json::Value,
-    ) -> Result<serde_json::Value> {
-        let req: StatusRequest = parse_data(data)?;
-        if let Some(error) = &req.error {
-            if error.is_empty() || error.chars().count() > MAX_INFO_LEN {
-                return Err(Error::invalid("error", "must be 1 to 100 characters"));
-            }
-        }
-        let updated = self
-            .store
-            .set_connector_state(
-                id,
-                req.connector,
-                req.state.as_str(),
-                req.error.as_deref(),
-                self.now(),
-            )
-            .await?;
-        if !updated {
-            return Err(Error::invalid(
-                "connector",
-                "this charger has no such connector",
-            ));
-        }
-        Ok(serde_json::json!({}))
-    }
-
-    /// `boot`: records firmware and model; answers server time, heartbeat and owner.
-    pub async fn boot(&self, id: &DeviceId, data: &serde_json::Value) -> Result<serde_json::Value> {
-        let req: BootRequest = parse_data(data)?;
-        for (field, value) in [("firmware", &req.firmware), ("model", &req.model)] {
-            if value.is_empty() || value.chars().count() > MAX_INFO_LEN {
-                return Err(Error::invalid(field, "must be 1 to 100 characters"));
-            }
-        }
-        let auth = self
-            .store
-            .get_device_auth(id)
-            .await?
-            .ok_or_else(|| Error::not_found("device"))?;
-        if !self
-            .store
-            .set_device_boot(id, &req.firmware, &req.model)
-            .await?
-        {
-            return Err(Error::not_found("device"));
-        }
-        Ok(serde_json::json!({
-            "server_time": self.now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-            "heartbeat_s": HEARTBEAT_S,
-            "owner": auth.owner,
-        }))
     }
 }

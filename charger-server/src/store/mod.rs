@@ -13,6 +13,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use crate::billing::Tariff;
+use crate::charging::{Charger, LocalListPage, NewSession, Session, SessionRef, StopRecord};
 use crate::devices::{Device, DeviceAuth, NewDevice};
 use crate::ids::{DeviceId, OwnerId, TagUid, TariffId};
 use crate::owners::{Owner, TokenScope};
@@ -68,40 +69,8 @@ pub trait Store: Send + Sync + 'static {
     async fn list_devices(&self, owner: Option<&OwnerId>) -> StoreResult<Vec<Device>>;
     /// What the broker needs to check a CONNECT.
     async fn get_device_auth(&self, id: &DeviceId) -> StoreResult<Option<DeviceAuth>>;
-    /// The stored result of MQTT request `request_id` (its id's JSON text) of `device`.
-    async fn get_request_result(
-        &self,
-        device: &DeviceId,
-        request_id: &str,
-    ) -> StoreResult<Option<StoredResult>>;
-    /// Stores a request's result unless one is stored already; returns the one in force,
-    /// so concurrent duplicates all answer the same.
-    async fn save_request_result(
-        &self,
-        device: &DeviceId,
-        request_id: &str,
-        endpoint: &str,
-        result: &StoredResult,
-        now: DateTime<Utc>,
-    ) -> StoreResult<StoredResult>;
     /// Applies presence changes in order, in one transaction (group commit).
     async fn record_presence(&self, changes: &[PresenceChange]) -> StoreResult<()>;
-    /// Sets a connector's state; false when the device has no such connector.
-    async fn set_connector_state(
-        &self,
-        id: &DeviceId,
-        connector: i64,
-        state: &str,
-        error: Option<&str>,
-        now: DateTime<Utc>,
-    ) -> StoreResult<bool>;
-    /// Records what a device reported at boot; false when it does not exist.
-    async fn set_device_boot(
-        &self,
-        id: &DeviceId,
-        firmware: &str,
-        model: &str,
-    ) -> StoreResult<bool>;
     /// Marks every device offline (start-up of the embedded broker: nobody is connected).
     async fn set_all_devices_offline(&self) -> StoreResult<u64>;
     /// Assigns (or clears) a device's tariff; false when the device does not exist.
@@ -124,6 +93,123 @@ pub trait Store: Send + Sync + 'static {
     async fn insert_tariff(&self, tariff: &Tariff) -> StoreResult<()>;
     async fn get_tariff(&self, id: &TariffId) -> StoreResult<Option<Tariff>>;
     async fn list_tariffs(&self, owner: Option<&OwnerId>) -> StoreResult<Vec<Tariff>>;
+
+    /// Stores a transfer code's hash: `device` may be claimed by `to` until `expires_at`.
+    async fn insert_claim_code(
+        &self,
+        code_hash: &str,
+        device: &DeviceId,
+        to: &OwnerId,
+        expires_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()>;
+
+    /// A session by its id.
+    async fn get_session(&self, id: i64) -> StoreResult<Option<Session>>;
+
+    /// Opens the transaction a batch of charger requests runs in (on SQLite it takes the
+    /// write lock at once: `BEGIN IMMEDIATE`).
+    async fn begin(&self) -> StoreResult<Box<dyn ChargerTx>>;
+}
+
+/// A transaction of the charger API: a batch of requests, each inside a savepoint, and
+/// one commit for all of them (group commit).
+#[async_trait]
+pub trait ChargerTx: Send {
+    /// Starts a request: a savepoint it can be rolled back to alone.
+    async fn savepoint(&mut self) -> StoreResult<()>;
+    /// Undoes the request since [`ChargerTx::savepoint`].
+    async fn rollback_to_savepoint(&mut self) -> StoreResult<()>;
+    /// Keeps the request's changes (until the commit).
+    async fn release_savepoint(&mut self) -> StoreResult<()>;
+    /// Commits the batch: durably (SQLite `synchronous=FULL`, Postgres' default).
+    async fn commit(self: Box<Self>) -> StoreResult<()>;
+
+    /// The charger, as its requests need it.
+    async fn charger(&mut self, id: &DeviceId) -> StoreResult<Option<Charger>>;
+    /// The stored result of request `request_id` (its id's JSON text) of `device`.
+    async fn request_result(
+        &mut self,
+        device: &DeviceId,
+        request_id: &str,
+    ) -> StoreResult<Option<StoredResult>>;
+    /// Keeps a request's result unless one is kept already; returns the one in force.
+    async fn save_request_result(
+        &mut self,
+        device: &DeviceId,
+        request_id: &str,
+        endpoint: &str,
+        result: &StoredResult,
+        now: DateTime<Utc>,
+    ) -> StoreResult<StoredResult>;
+    async fn set_device_boot(
+        &mut self,
+        id: &DeviceId,
+        firmware: &str,
+        model: &str,
+    ) -> StoreResult<()>;
+    async fn set_connector_state(
+        &mut self,
+        id: &DeviceId,
+        connector: i64,
+        state: &str,
+        error: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()>;
+    async fn tag(&mut self, uid: &TagUid) -> StoreResult<Option<Tag>>;
+    /// Inserts a tag (enrollment): bumps its owner's list version, clears a tombstone and
+    /// the uid's unknown-tag records of that owner.
+    async fn insert_tag(&mut self, tag: &Tag) -> StoreResult<()>;
+    /// Records (or counts again) a tag refused at `device` because nobody knows it.
+    async fn note_unknown_tag(
+        &mut self,
+        device: &DeviceId,
+        owner: &OwnerId,
+        uid: &TagUid,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()>;
+    async fn active_sessions_of_tag(&mut self, uid: &TagUid) -> StoreResult<i64>;
+    /// The active session on a connector, if any.
+    async fn active_session_on(
+        &mut self,
+        device: &DeviceId,
+        connector: i64,
+    ) -> StoreResult<Option<i64>>;
+    /// The charger's own tariff, else its owner's default.
+    async fn tariff_for(&mut self, charger: &Charger) -> StoreResult<Option<Tariff>>;
+    /// Inserts a session; returns its id.
+    async fn insert_session(&mut self, session: &NewSession) -> StoreResult<i64>;
+    /// A session of `device` by its id or local id.
+    async fn session(
+        &mut self,
+        device: &DeviceId,
+        which: &SessionRef,
+    ) -> StoreResult<Option<Session>>;
+    /// Adds samples (a repeated timestamp is kept once) and sets the last meter reading.
+    async fn add_meter_samples(
+        &mut self,
+        session: i64,
+        samples: &[crate::charging::Sample],
+        last_meter_wh: i64,
+    ) -> StoreResult<()>;
+    /// Closes a session with its bill and cost lines.
+    async fn stop_session(&mut self, session: i64, stop: &StopRecord) -> StoreResult<()>;
+    /// Uses a valid transfer code of `device`: the charger moves to the code's owner (its
+    /// tariff and tag limits of the old owner dropped, its other codes voided). Returns
+    /// the new owner, or None when no valid code matches.
+    async fn claim_device(
+        &mut self,
+        device: &DeviceId,
+        code_hash: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<OwnerId>>;
+    /// The owner's list version and up to `limit` changes after `since`, oldest first.
+    async fn local_list(
+        &mut self,
+        owner: &OwnerId,
+        since: i64,
+        limit: usize,
+    ) -> StoreResult<LocalListPage>;
 }
 
 /// The answer given to an MQTT request: its code and plaintext JSON body.

@@ -2,6 +2,8 @@
 //! `Any` driver. Placeholders are `$1, $2, ...`, which both databases accept; where the
 //! dialects differ, [`Backend`] says which text to use.
 
+mod charging;
+
 use std::collections::HashMap;
 use std::str::FromStr as _;
 use std::time::Duration;
@@ -12,7 +14,7 @@ use rust_decimal::Decimal;
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Executor as _, FromRow, Row as _};
 
-use super::{from_millis, to_millis, PresenceChange, Store, StoreError, StoreResult, StoredResult};
+use super::{from_millis, to_millis, PresenceChange, Store, StoreError, StoreResult};
 use crate::billing::{Currency, Tariff};
 use crate::devices::{Connector, Device, DeviceAuth, NewDevice};
 use crate::ids::{DeviceId, OwnerId, TagUid, TariffId};
@@ -371,6 +373,35 @@ async fn bump_list_version(
     Ok(row.try_get::<i64, _>(0)?)
 }
 
+/// Inserts a tag inside `tx`: bumps the owner's list version, clears a tombstone.
+async fn insert_tag_in(tx: &mut sqlx::Transaction<'_, sqlx::Any>, tag: &Tag) -> StoreResult<()> {
+    let version = bump_list_version(tx, &tag.owner).await?;
+    sqlx::query(&format!(
+        "INSERT INTO tags ({TAG_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+    ))
+    .bind(tag.uid.as_str())
+    .bind(tag.owner.as_str())
+    .bind(tag.role.as_str())
+    .bind(tag.status.as_str())
+    .bind(tag.expires_at.map(to_millis))
+    .bind(tag.group.as_deref())
+    .bind(tag.max_sessions)
+    .bind(tag.label.as_deref())
+    .bind(version)
+    .bind(to_millis(tag.created_at))
+    .bind(to_millis(tag.updated_at))
+    .execute(&mut **tx)
+    .await
+    .map_err(conflict_on_unique("tag"))?;
+    replace_tag_devices(tx, tag).await?;
+    sqlx::query("DELETE FROM tag_removals WHERE owner_id = $1 AND uid = $2")
+        .bind(tag.owner.as_str())
+        .bind(tag.uid.as_str())
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
 async fn replace_tag_devices(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     tag: &Tag,
@@ -572,51 +603,6 @@ impl Store for SqlStore {
         .transpose()
     }
 
-    async fn get_request_result(
-        &self,
-        device: &DeviceId,
-        request_id: &str,
-    ) -> StoreResult<Option<StoredResult>> {
-        let row: Option<(i64, String)> = sqlx::query_as(
-            "SELECT code, body FROM mqtt_requests WHERE device_id = $1 AND request_id = $2",
-        )
-        .bind(device.as_str())
-        .bind(request_id)
-        .fetch_optional(&self.pool)
-        .await?;
-        row.map(|(code, body)| {
-            let code = u16::try_from(code).map_err(|e| corrupt("request code", e))?;
-            Ok(StoredResult { code, body })
-        })
-        .transpose()
-    }
-
-    async fn save_request_result(
-        &self,
-        device: &DeviceId,
-        request_id: &str,
-        endpoint: &str,
-        result: &StoredResult,
-        now: DateTime<Utc>,
-    ) -> StoreResult<StoredResult> {
-        sqlx::query(
-            "INSERT INTO mqtt_requests (device_id, request_id, endpoint, code, body, created_at)
-             VALUES ($1, $2, $3, $4, $5, $6)
-             ON CONFLICT (device_id, request_id) DO NOTHING",
-        )
-        .bind(device.as_str())
-        .bind(request_id)
-        .bind(endpoint)
-        .bind(i64::from(result.code))
-        .bind(&result.body)
-        .bind(to_millis(now))
-        .execute(&self.pool)
-        .await?;
-        self.get_request_result(device, request_id)
-            .await?
-            .ok_or_else(|| corrupt("mqtt_requests", "a stored result vanished"))
-    }
-
     async fn record_presence(&self, changes: &[PresenceChange]) -> StoreResult<()> {
         let mut tx = self.pool.begin().await?;
         for c in changes {
@@ -635,43 +621,6 @@ impl Store for SqlStore {
         }
         tx.commit().await?;
         Ok(())
-    }
-
-    async fn set_connector_state(
-        &self,
-        id: &DeviceId,
-        connector: i64,
-        state: &str,
-        error: Option<&str>,
-        now: DateTime<Utc>,
-    ) -> StoreResult<bool> {
-        let done = sqlx::query(
-            "UPDATE connectors SET state = $3, error = $4, updated_at = $5
-             WHERE device_id = $1 AND connector = $2",
-        )
-        .bind(id.as_str())
-        .bind(connector)
-        .bind(state)
-        .bind(error)
-        .bind(to_millis(now))
-        .execute(&self.pool)
-        .await?;
-        Ok(done.rows_affected() > 0)
-    }
-
-    async fn set_device_boot(
-        &self,
-        id: &DeviceId,
-        firmware: &str,
-        model: &str,
-    ) -> StoreResult<bool> {
-        let done = sqlx::query("UPDATE devices SET firmware = $2, model = $3 WHERE id = $1")
-            .bind(id.as_str())
-            .bind(firmware)
-            .bind(model)
-            .execute(&self.pool)
-            .await?;
-        Ok(done.rows_affected() > 0)
     }
 
     async fn set_all_devices_offline(&self) -> StoreResult<u64> {
@@ -699,30 +648,7 @@ impl Store for SqlStore {
 
     async fn insert_tag(&self, tag: &Tag) -> StoreResult<()> {
         let mut tx = self.pool.begin().await?;
-        let version = bump_list_version(&mut tx, &tag.owner).await?;
-        sqlx::query(&format!(
-            "INSERT INTO tags ({TAG_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
-        ))
-        .bind(tag.uid.as_str())
-        .bind(tag.owner.as_str())
-        .bind(tag.role.as_str())
-        .bind(tag.status.as_str())
-        .bind(tag.expires_at.map(to_millis))
-        .bind(tag.group.as_deref())
-        .bind(tag.max_sessions)
-        .bind(tag.label.as_deref())
-        .bind(version)
-        .bind(to_millis(tag.created_at))
-        .bind(to_millis(tag.updated_at))
-        .execute(&mut *tx)
-        .await
-        .map_err(conflict_on_unique("tag"))?;
-        replace_tag_devices(&mut tx, tag).await?;
-        sqlx::query("DELETE FROM tag_removals WHERE owner_id = $1 AND uid = $2")
-            .bind(tag.owner.as_str())
-            .bind(tag.uid.as_str())
-            .execute(&mut *tx)
-            .await?;
+        insert_tag_in(&mut tx, tag).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -854,6 +780,50 @@ impl Store for SqlStore {
         .fetch_all(&self.pool)
         .await?;
         rows.into_iter().map(TariffRow::into_tariff).collect()
+    }
+
+    async fn insert_claim_code(
+        &self,
+        code_hash: &str,
+        device: &DeviceId,
+        to: &OwnerId,
+        expires_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO claim_codes (code_hash, device_id, to_owner, expires_at, created_at)
+             VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(code_hash)
+        .bind(device.as_str())
+        .bind(to.as_str())
+        .bind(to_millis(expires_at))
+        .bind(to_millis(now))
+        .execute(&self.pool)
+        .await
+        .map_err(conflict_on_unique("claim code"))?;
+        Ok(())
+    }
+
+    async fn get_session(&self, id: i64) -> StoreResult<Option<crate::charging::Session>> {
+        let row: Option<charging::SessionRow> = sqlx::query_as(&format!(
+            "SELECT {} FROM sessions WHERE id = $1",
+            charging::SESSION_COLUMNS
+        ))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(charging::SessionRow::into_session).transpose()
+    }
+
+    async fn begin(&self) -> StoreResult<Box<dyn super::ChargerTx>> {
+        let tx = match self.backend {
+            // Take the write lock at once: a deferred transaction that reads, then writes,
+            // fails with SQLITE_BUSY if another connection wrote in between.
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Postgres => self.pool.begin().await?,
+        };
+        Ok(Box::new(charging::SqlTx::new(tx)))
     }
 }
 

@@ -126,7 +126,7 @@ where
     Option::<T>::deserialize(d).map(Some)
 }
 
-fn check_text(field: &str, value: Option<String>) -> Result<Option<String>> {
+pub(crate) fn check_text(field: &str, value: Option<String>) -> Result<Option<String>> {
     match value {
         None => Ok(None),
         Some(v) => {

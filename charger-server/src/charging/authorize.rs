@@ -1,0 +1,170 @@
+//! `authorize`: may this tag start charging on this charger, or stop that session?
+//!
+//! To start, a tag must be known (an unknown one is recorded for enrollment and gets 404),
+//! belong to the charger's owner, be active, not expired, allowed on this charger (403
+//! each), and have fewer active sessions than its cap (409: already charging elsewhere).
+//! To stop a session (`session_id` or `local_id` given), the tag must be the session's own
+//! tag, or an active tag of the same owner in the same group as the session's tag.
+
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+
+use super::{check_connector, rfc3339, Charger, Reply, SessionRef, SessionStatus};
+use crate::devices::parse_data;
+use crate::error::{Error, Result};
+use crate::ids::TagUid;
+use crate::service::Service;
+use crate::store::ChargerTx;
+use crate::tags::{Tag, TagStatus};
+
+/// `authorize` request data.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AuthorizeRequest {
+    tag: TagUid,
+    connector: i64,
+    /// Asks whether the tag may stop this session (instead of starting one).
+    session_id: Option<i64>,
+    local_id: Option<String>,
+}
+
+fn accepted(tag: &Tag) -> serde_json::Value {
+    let mut body = serde_json::json!({
+        "tag": tag.uid,
+        "status": "accepted",
+        "role": tag.role,
+    });
+    if let Some(expires_at) = tag.expires_at {
+        body["expires_at"] = rfc3339(expires_at).into();
+    }
+    if let Some(group) = &tag.group {
+        body["group"] = group.clone().into();
+    }
+    body
+}
+
+impl Service {
+    pub(super) async fn authorize(
+        &self,
+        tx: &mut dyn ChargerTx,
+        charger: &Charger,
+        data: &serde_json::Value,
+        now: DateTime<Utc>,
+    ) -> Result<Reply> {
+        let req: AuthorizeRequest = parse_data(data)?;
+        check_connector(charger, req.connector)?;
+        match SessionRef::from_fields(req.session_id, req.local_id)? {
+            None => {
+                let tag = self.tag_may_start(tx, charger, &req.tag, now).await?;
+                Ok(Reply::ok(accepted(&tag)))
+            }
+            Some(session) => {
+                let (tag, session_id) = self
+                    .tag_may_stop(tx, charger, &req.tag, &session, now)
+                    .await?;
+                let mut body = accepted(&tag);
+                body["session_id"] = session_id.into();
+                Ok(Reply::ok(body))
+            }
+        }
+    }
+
+    /// A known tag of the charger's owner, recording an unknown one (404).
+    async fn known_tag(
+        &self,
+        tx: &mut dyn ChargerTx,
+        charger: &Charger,
+        uid: &TagUid,
+        now: DateTime<Utc>,
+    ) -> Result<Tag> {
+        let Some(tag) = tx.tag(uid).await? else {
+            tx.note_unknown_tag(&charger.id, &charger.owner, uid, now)
+                .await?;
+            tracing::info!(device = %charger.id, tag = %uid, "unknown tag refused");
+            return Err(Error::not_found("tag"));
+        };
+        if tag.owner != charger.owner {
+            return Err(not_allowed());
+        }
+        Ok(tag)
+    }
+
+    /// The live checks of a start: 404, 403 or 409, else the tag.
+    pub(super) async fn tag_may_start(
+        &self,
+        tx: &mut dyn ChargerTx,
+        charger: &Charger,
+        uid: &TagUid,
+        now: DateTime<Utc>,
+    ) -> Result<Tag> {
+        let tag = self.known_tag(tx, charger, uid, now).await?;
+        usable(&tag, now)?;
+        if !tag.devices.is_empty() && !tag.devices.contains(&charger.id) {
+            return Err(not_allowed());
+        }
+        let active = tx.active_sessions_of_tag(uid).await?;
+        if active >= tag.max_sessions {
+            let message = if tag.max_sessions == 1 {
+                "the tag is already charging elsewhere".to_owned()
+            } else {
+                format!(
+                    "the tag already has {active} active sessions, its limit is {}",
+                    tag.max_sessions
+                )
+            };
+            return Err(Error::conflict("tag_busy", message));
+        }
+        Ok(tag)
+    }
+
+    /// Whether `uid` may stop `session` on this charger: its own tag, or a group member.
+    async fn tag_may_stop(
+        &self,
+        tx: &mut dyn ChargerTx,
+        charger: &Charger,
+        uid: &TagUid,
+        session: &SessionRef,
+        now: DateTime<Utc>,
+    ) -> Result<(Tag, i64)> {
+        let session = tx
+            .session(&charger.id, session)
+            .await?
+            .ok_or_else(|| Error::not_found("session"))?;
+        if session.status != SessionStatus::Active {
+            return Err(Error::conflict("session_closed", "the session has stopped"));
+        }
+        let tag = self.known_tag(tx, charger, uid, now).await?;
+        if session.tag == *uid {
+            return Ok((tag, session.id));
+        }
+        usable(&tag, now)?;
+        let starter = tx.tag(&session.tag).await?;
+        let same_group = match (&tag.group, starter.as_ref().and_then(|s| s.group.as_ref())) {
+            (Some(a), Some(b)) => a == b && starter.as_ref().is_some_and(|s| s.owner == tag.owner),
+            _ => false,
+        };
+        if same_group {
+            Ok((tag, session.id))
+        } else {
+            Err(Error::forbidden(
+                "not_in_group",
+                "only the tag that started the session or a member of its group may stop it",
+            ))
+        }
+    }
+}
+
+fn not_allowed() -> Error {
+    Error::forbidden("tag_not_allowed", "this tag may not charge on this charger")
+}
+
+/// Active and not expired (403 otherwise).
+fn usable(tag: &Tag, now: DateTime<Utc>) -> Result<()> {
+    if tag.status == TagStatus::Blocked {
+        return Err(Error::forbidden("tag_blocked", "this tag is blocked"));
+    }
+    if tag.expires_at.is_some_and(|t| t <= now) {
+        return Err(Error::forbidden("tag_expired", "this tag has expired"));
+    }
+    Ok(())
+}

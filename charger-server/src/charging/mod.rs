@@ -1,0 +1,267 @@
+//! The charger API's domain: what each endpoint a charger calls over MQTT means.
+//!
+//! Every handler runs inside the transaction of a batch of requests ([`ChargerTx`]), so a
+//! request's change and the answer kept for its `(device, id)` commit together, and a
+//! batch of requests shares one commit (group commit). Handlers check everything before
+//! they write; a domain error (4xx) keeps what was written before it on purpose (the
+//! record of an unknown tag), an internal error rolls the request back.
+//!
+//! - [`authorize`]: may this tag start here (or stop that session)?
+//! - [`sessions`]: `session-start`, `meter-values`, `session-stop`, billing by the
+//!   session's own times.
+//! - [`enrollment`]: `tag-enroll` (installer cards), `ownership-claim`, `local-list`.
+
+mod authorize;
+mod enrollment;
+mod remote;
+mod sessions;
+
+use chrono::{DateTime, Utc};
+use rust_decimal::Decimal;
+use serde::Serialize;
+
+use crate::billing::cost::{Bill, Prices};
+use crate::billing::Currency;
+use crate::devices::{parse_data, BootRequest, StatusRequest, HEARTBEAT_S};
+use crate::error::{Error, Result};
+use crate::ids::{DeviceId, OwnerId, TagUid, TariffId};
+use crate::service::Service;
+use crate::store::ChargerTx;
+
+pub use enrollment::{LocalListItem, LocalListPage};
+pub use remote::{CommandResult, Transfer, TransferRequest, COMMANDS};
+pub use sessions::{NewSession, Sample, SessionRef, StopReason, StopRecord};
+
+/// A charger as the charger API needs it, read inside the request's transaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Charger {
+    pub id: DeviceId,
+    pub owner: OwnerId,
+    pub connectors: i64,
+    pub tariff: Option<TariffId>,
+    pub key_version: i64,
+}
+
+/// Whether a session is still charging.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SessionStatus {
+    Active,
+    Stopped,
+}
+
+impl SessionStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SessionStatus::Active => "active",
+            SessionStatus::Stopped => "stopped",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "active" => Some(SessionStatus::Active),
+            "stopped" => Some(SessionStatus::Stopped),
+            _ => None,
+        }
+    }
+}
+
+/// A charging session. `owner` is the charger's owner when it started: the one that
+/// bills it, unchanged by a later transfer of the charger.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Session {
+    pub id: i64,
+    pub device: DeviceId,
+    pub connector: i64,
+    pub owner: OwnerId,
+    pub tag: TagUid,
+    pub local_id: Option<String>,
+    pub status: SessionStatus,
+    /// Started while the charger was offline: recorded without live checks.
+    pub offline: bool,
+    pub meter_start_wh: i64,
+    pub meter_stop_wh: Option<i64>,
+    pub last_meter_wh: i64,
+    pub started_at: DateTime<Utc>,
+    pub stopped_at: Option<DateTime<Utc>>,
+    pub stop_reason: Option<String>,
+    /// The tariff the prices were taken from (None: the charger had none: free).
+    pub tariff: Option<TariffId>,
+    pub prices: Prices,
+    pub energy_wh: Option<i64>,
+    pub net: Option<Decimal>,
+    pub tax: Option<Decimal>,
+    pub total: Option<Decimal>,
+}
+
+/// The prices of a session started where no tariff applies: free, in ISO 4217's "XXX"
+/// (no currency), so it is visibly apart in reports.
+pub fn free_prices() -> Prices {
+    Prices {
+        currency: Currency::none(),
+        energy_per_kwh: Decimal::ZERO,
+        time_per_hour: Decimal::ZERO,
+        session_fee: Decimal::ZERO,
+        tax_rate: Decimal::ZERO,
+    }
+}
+
+/// The endpoints a charger may call.
+pub const ENDPOINTS: &[&str] = &[
+    "boot",
+    "status",
+    "authorize",
+    "session-start",
+    "meter-values",
+    "session-stop",
+    "tag-enroll",
+    "ownership-claim",
+    "local-list",
+];
+
+/// A successful answer: its code (200 or 201) and body.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reply {
+    pub code: u16,
+    pub body: serde_json::Value,
+}
+
+impl Reply {
+    fn ok(body: serde_json::Value) -> Self {
+        Reply { code: 200, body }
+    }
+
+    fn created(body: serde_json::Value) -> Self {
+        Reply { code: 201, body }
+    }
+}
+
+/// RFC 3339 UTC with milliseconds, the API's time format.
+pub fn rfc3339(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+/// How far ahead of the server's clock a charger's timestamp may be.
+const CLOCK_SKEW_MS: i64 = 5 * 60 * 1000;
+
+/// Fails with 422 on `field` when `t` is further in the future than clock skew explains.
+fn not_in_future(field: &str, t: DateTime<Utc>, now: DateTime<Utc>) -> Result<()> {
+    if (t - now).num_milliseconds() > CLOCK_SKEW_MS {
+        Err(Error::invalid(
+            field,
+            "is more than 5 minutes ahead of the server's clock",
+        ))
+    } else {
+        Ok(())
+    }
+}
+
+fn check_connector(charger: &Charger, connector: i64) -> Result<()> {
+    if (1..=charger.connectors).contains(&connector) {
+        Ok(())
+    } else {
+        Err(Error::invalid(
+            "connector",
+            format!(
+                "this charger has connectors 1 to {}, not {connector}",
+                charger.connectors
+            ),
+        ))
+    }
+}
+
+/// The body of a billed session, as `session-stop` answers it.
+fn bill_body(session_id: i64, bill: &Bill, currency: &Currency) -> serde_json::Value {
+    serde_json::json!({
+        "session_id": session_id,
+        "energy_wh": bill.energy_wh,
+        "duration_s": bill.duration_ms / 1000,
+        "net": bill.net.to_string(),
+        "tax": bill.tax.to_string(),
+        "total": bill.total.to_string(),
+        "currency": currency.code(),
+    })
+}
+
+impl Service {
+    /// Runs one charger request inside `tx`: the endpoint's handler, by name. An unknown
+    /// endpoint is 404.
+    pub async fn charger_request(
+        &self,
+        tx: &mut dyn ChargerTx,
+        charger: &Charger,
+        endpoint: &str,
+        data: &serde_json::Value,
+    ) -> Result<Reply> {
+        let now = self.now();
+        match endpoint {
+            "boot" => self.boot(tx, charger, data).await,
+            "status" => self.status(tx, charger, data, now).await,
+            "authorize" => self.authorize(tx, charger, data, now).await,
+            "session-start" => self.session_start(tx, charger, data, now).await,
+            "meter-values" => self.meter_values(tx, charger, data).await,
+            "session-stop" => self.session_stop(tx, charger, data, now).await,
+            "tag-enroll" => self.tag_enroll(tx, charger, data, now).await,
+            "ownership-claim" => self.ownership_claim(tx, charger, data, now).await,
+            "local-list" => self.local_list(tx, charger, data).await,
+            _ => Err(Error::not_found("endpoint")),
+        }
+    }
+
+    /// `boot`: records firmware and model; answers server time, heartbeat and owner.
+    async fn boot(
+        &self,
+        tx: &mut dyn ChargerTx,
+        charger: &Charger,
+        data: &serde_json::Value,
+    ) -> Result<Reply> {
+        let req: BootRequest = parse_data(data)?;
+        for (field, value) in [("firmware", &req.firmware), ("model", &req.model)] {
+            if value.is_empty() || value.chars().count() > crate::devices::MAX_INFO_LEN {
+                return Err(Error::invalid(field, "must be 1 to 100 characters"));
+            }
+        }
+        if req.connectors != charger.connectors {
+            tracing::warn!(
+                device = %charger.id,
+                reported = req.connectors,
+                provisioned = charger.connectors,
+                "charger reports another connector count than provisioned"
+            );
+        }
+        tx.set_device_boot(&charger.id, &req.firmware, &req.model)
+            .await?;
+        Ok(Reply::ok(serde_json::json!({
+            "server_time": rfc3339(self.now()),
+            "heartbeat_s": HEARTBEAT_S,
+            "owner": charger.owner,
+        })))
+    }
+
+    /// `status`: records a connector's state (and error code, if any).
+    async fn status(
+        &self,
+        tx: &mut dyn ChargerTx,
+        charger: &Charger,
+        data: &serde_json::Value,
+        now: DateTime<Utc>,
+    ) -> Result<Reply> {
+        let req: StatusRequest = parse_data(data)?;
+        if let Some(error) = &req.error {
+            if error.is_empty() || error.chars().count() > crate::devices::MAX_INFO_LEN {
+                return Err(Error::invalid("error", "must be 1 to 100 characters"));
+            }
+        }
+        check_connector(charger, req.connector)?;
+        tx.set_connector_state(
+            &charger.id,
+            req.connector,
+            req.state.as_str(),
+            req.error.as_deref(),
+            now,
+        )
+        .await?;
+        Ok(Reply::ok(serde_json::json!({})))
+    }
+}

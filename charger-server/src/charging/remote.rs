@@ -1,0 +1,185 @@
+//! What operators do to a charger from afar: transfer codes (for `ownership-claim`) and
+//! commands (remote start, remote stop, unlock) answered by the charger itself.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::{rfc3339, SessionStatus};
+use crate::devices::parse_data;
+use crate::error::{Error, Result};
+use crate::ids::{DeviceId, OwnerId, TagUid};
+use crate::secrets::{hash_secret, random_token};
+use crate::service::{Principal, Service};
+
+/// How long a transfer code stays valid.
+pub const TRANSFER_VALID_HOURS: i64 = 72;
+/// Default and longest wait for a charger's answer to a command.
+pub const COMMAND_TIMEOUT_DEFAULT_MS: u64 = 10_000;
+pub const COMMAND_TIMEOUT_MAX_MS: u64 = 60_000;
+
+/// `POST /api/v1/devices/{id}/transfers`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TransferRequest {
+    pub to: OwnerId,
+}
+
+/// A transfer code, shown once.
+#[derive(Debug, Clone, Serialize)]
+pub struct Transfer {
+    pub device: DeviceId,
+    pub to: OwnerId,
+    pub code: String,
+    pub expires_at: String,
+}
+
+/// The commands the server may send a charger.
+pub const COMMANDS: &[&str] = &["remote-start", "remote-stop", "unlock"];
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RemoteStart {
+    tag: TagUid,
+    connector: i64,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RemoteStop {
+    session_id: i64,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Unlock {
+    connector: i64,
+}
+
+/// A command's result: the charger's own answer.
+#[derive(Debug, Clone, Serialize)]
+pub struct CommandResult {
+    pub device: DeviceId,
+    pub command: String,
+    pub answer: serde_json::Value,
+}
+
+impl Service {
+    /// Issues a code with which the charger claims itself for owner `to`.
+    pub async fn create_transfer(
+        &self,
+        who: &Principal,
+        device: &DeviceId,
+        req: TransferRequest,
+    ) -> Result<Transfer> {
+        let d = self.get_device(who, device).await?;
+        if d.owner == req.to {
+            return Err(Error::invalid(
+                "to",
+                "the charger already belongs to this owner",
+            ));
+        }
+        self.require_owner(&req.to).await?;
+        let code = random_token(18);
+        let now = self.now();
+        let expires_at: DateTime<Utc> = now + chrono::Duration::hours(TRANSFER_VALID_HOURS);
+        self.store
+            .insert_claim_code(&hash_secret(&code), device, &req.to, expires_at, now)
+            .await?;
+        tracing::info!(%device, from = %d.owner, to = %req.to, "transfer code issued");
+        Ok(Transfer {
+            device: device.clone(),
+            to: req.to,
+            code,
+            expires_at: rfc3339(expires_at),
+        })
+    }
+
+    /// Sends a command to a charger and returns its answer: 404 for an unknown command,
+    /// 422 for bad data, 409 when the charger is offline, 504 when it does not answer.
+    pub async fn send_command(
+        &self,
+        who: &Principal,
+        device: &DeviceId,
+        command: &str,
+        data: &serde_json::Value,
+        timeout_ms: Option<u64>,
+    ) -> Result<CommandResult> {
+        let d = self.get_device(who, device).await?;
+        if !COMMANDS.contains(&command) {
+            return Err(Error::not_found("command"));
+        }
+        let timeout_ms = timeout_ms.unwrap_or(COMMAND_TIMEOUT_DEFAULT_MS);
+        if timeout_ms == 0 || timeout_ms > COMMAND_TIMEOUT_MAX_MS {
+            return Err(Error::invalid("timeout_ms", "must be between 1 and 60000"));
+        }
+        let connector_ok = |c: i64| {
+            if (1..=d.connector_count).contains(&c) {
+                Ok(())
+            } else {
+                Err(Error::invalid(
+                    "connector",
+                    "this charger has no such connector",
+                ))
+            }
+        };
+        match command {
+            "remote-start" => {
+                let req: RemoteStart = parse_data(data)?;
+                connector_ok(req.connector)?;
+                match self.store.get_tag(&req.tag).await? {
+                    Some(t) if t.owner == d.owner => {}
+                    _ => return Err(Error::not_found("tag")),
+                }
+            }
+            "remote-stop" => {
+                let req: RemoteStop = parse_data(data)?;
+                match self.store.get_session(req.session_id).await? {
+                    Some(s) if s.device == d.id && s.status == SessionStatus::Active => {}
+                    Some(s) if s.device == d.id => {
+                        return Err(Error::conflict("session_closed", "the session has stopped"))
+                    }
+                    _ => return Err(Error::not_found("session")),
+                }
+            }
+            _ => {
+                let req: Unlock = parse_data(data)?;
+                connector_ok(req.connector)?;
+            }
+        }
+        let channel = self
+            .commands
+            .get()
+            .ok_or_else(|| Error::Unavailable("the MQTT broker is not running".into()))?;
+        if !channel.is_connected(device) {
+            return Err(Error::conflict(
+                "device_offline",
+                "the charger is not connected",
+            ));
+        }
+        let auth = self
+            .store
+            .get_device_auth(device)
+            .await?
+            .ok_or_else(|| Error::not_found("device"))?;
+        let key = self.device_key(device, auth.key_version);
+        let owner: OwnerId = auth.owner;
+        let answer = channel
+            .call(
+                &owner,
+                device,
+                &key,
+                command,
+                data,
+                Duration::from_millis(timeout_ms),
+            )
+            .await
+            .ok_or(Error::Timeout)?;
+        Ok(CommandResult {
+            device: device.clone(),
+            command: command.to_owned(),
+            answer,
+        })
+    }
+}

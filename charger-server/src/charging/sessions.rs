@@ -1,0 +1,376 @@
+//! `session-start`, `meter-values`, `session-stop`.
+//!
+//! A live start (no `local_id`) re-checks the tag like `authorize` and refuses a busy
+//! connector. A start that carries a `local_id` was made while the charger was offline:
+//! the car has charged already, so it is always recorded (flagged `offline`), never
+//! refused, and a repeat of the same `local_id` answers the same session. Sessions are
+//! billed by their own start and stop times, whenever the messages arrive.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::{
+    bill_body, check_connector, free_prices, not_in_future, Charger, Reply, Session, SessionStatus,
+};
+use crate::billing::cost::{self, Bill, BillingError, Prices};
+use crate::devices::parse_data;
+use crate::error::{Error, Result};
+use crate::ids::{DeviceId, OwnerId, TagUid, TariffId};
+use crate::service::Service;
+use crate::store::ChargerTx;
+
+/// Most samples one `meter-values` request may carry.
+pub const MAX_SAMPLES: usize = 100;
+
+/// How a charger names a session: the server's id, or its own id for an offline start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SessionRef {
+    Id(i64),
+    Local(String),
+}
+
+impl SessionRef {
+    /// Exactly one of the two fields, checked; `None` when neither is given.
+    pub fn from_fields(session_id: Option<i64>, local_id: Option<String>) -> Result<Option<Self>> {
+        match (session_id, local_id) {
+            (Some(_), Some(_)) => Err(Error::invalid(
+                "session_id",
+                "give session_id or local_id, not both",
+            )),
+            (Some(id), None) => Ok(Some(SessionRef::Id(id))),
+            (None, Some(local)) => Ok(Some(SessionRef::Local(check_local_id(local)?))),
+            (None, None) => Ok(None),
+        }
+    }
+
+    fn required(session_id: Option<i64>, local_id: Option<String>) -> Result<Self> {
+        Self::from_fields(session_id, local_id)?
+            .ok_or_else(|| Error::invalid("session_id", "give session_id or local_id"))
+    }
+}
+
+/// A device-made session id: the topic grammar, `[A-Za-z0-9_-]{1,64}`.
+fn check_local_id(local: String) -> Result<String> {
+    if charger_protocol::topic::is_valid_part(&local) {
+        Ok(local)
+    } else {
+        Err(Error::invalid(
+            "local_id",
+            "must be 1 to 64 characters of A-Z a-z 0-9 _ -",
+        ))
+    }
+}
+
+/// A session row to insert.
+#[derive(Debug, Clone)]
+pub struct NewSession {
+    pub device: DeviceId,
+    pub connector: i64,
+    pub owner: OwnerId,
+    pub tag: TagUid,
+    pub local_id: Option<String>,
+    pub offline: bool,
+    pub meter_start_wh: i64,
+    pub started_at: DateTime<Utc>,
+    pub tariff: Option<TariffId>,
+    pub prices: Prices,
+    pub created_at: DateTime<Utc>,
+}
+
+/// What a stop records.
+#[derive(Debug, Clone)]
+pub struct StopRecord {
+    pub meter_stop_wh: i64,
+    pub stopped_at: DateTime<Utc>,
+    pub reason: StopReason,
+    pub bill: Bill,
+}
+
+/// Why a session stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StopReason {
+    /// A tag was tapped on the charger.
+    Local,
+    /// A remote stop command.
+    Remote,
+    /// The car was unplugged.
+    EvDisconnected,
+    /// The session's energy or time limit was reached.
+    Limit,
+    PowerLoss,
+    Reboot,
+    Faulted,
+    Other,
+}
+
+impl StopReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StopReason::Local => "local",
+            StopReason::Remote => "remote",
+            StopReason::EvDisconnected => "ev_disconnected",
+            StopReason::Limit => "limit",
+            StopReason::PowerLoss => "power_loss",
+            StopReason::Reboot => "reboot",
+            StopReason::Faulted => "faulted",
+            StopReason::Other => "other",
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StartRequest {
+    tag: TagUid,
+    connector: i64,
+    meter_start_wh: i64,
+    started_at: DateTime<Utc>,
+    local_id: Option<String>,
+}
+
+/// One meter reading.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Sample {
+    pub at: DateTime<Utc>,
+    pub energy_wh: i64,
+    pub power_w: Option<i64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MeterValuesRequest {
+    session_id: Option<i64>,
+    local_id: Option<String>,
+    samples: Vec<Sample>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StopRequest {
+    session_id: Option<i64>,
+    local_id: Option<String>,
+    meter_stop_wh: i64,
+    stopped_at: DateTime<Utc>,
+    reason: StopReason,
+}
+
+fn start_body(session: i64, tariff: Option<&TariffId>, prices: &Prices) -> serde_json::Value {
+    serde_json::json!({
+        "session_id": session,
+        "tariff": {
+            "id": tariff,
+            "currency": prices.currency.code(),
+            "energy_per_kwh": prices.energy_per_kwh.to_string(),
+            "time_per_hour": prices.time_per_hour.to_string(),
+            "session_fee": prices.session_fee.to_string(),
+            "tax_rate": prices.tax_rate.to_string(),
+        },
+    })
+}
+
+fn billing_error(e: BillingError) -> Error {
+    match e {
+        BillingError::MeterBackwards { .. } => Error::invalid("meter_stop_wh", e.to_string()),
+        BillingError::StopBeforeStart => {
+            Error::invalid("stopped_at", "is before the session's start")
+        }
+        BillingError::Overflow => Error::invalid("meter_stop_wh", e.to_string()),
+    }
+}
+
+impl Service {
+    pub(super) async fn session_start(
+        &self,
+        tx: &mut dyn ChargerTx,
+        charger: &Charger,
+        data: &serde_json::Value,
+        now: DateTime<Utc>,
+    ) -> Result<Reply> {
+        let req: StartRequest = parse_data(data)?;
+        check_connector(charger, req.connector)?;
+        if req.meter_start_wh < 0 {
+            return Err(Error::invalid("meter_start_wh", "must not be negative"));
+        }
+        not_in_future("started_at", req.started_at, now)?;
+        let local_id = req.local_id.map(check_local_id).transpose()?;
+        let offline = local_id.is_some();
+        if let Some(local) = &local_id {
+            // A repeated offline start (the charger retried with a new request id).
+            let known = SessionRef::Local(local.clone());
+            if let Some(s) = tx.session(&charger.id, &known).await? {
+                return Ok(Reply::created(start_body(
+                    s.id,
+                    s.tariff.as_ref(),
+                    &s.prices,
+                )));
+            }
+            if tx.tag(&req.tag).await?.is_none() {
+                tx.note_unknown_tag(&charger.id, &charger.owner, &req.tag, now)
+                    .await?;
+            }
+        } else {
+            self.tag_may_start(tx, charger, &req.tag, now).await?;
+            if tx
+                .active_session_on(&charger.id, req.connector)
+                .await?
+                .is_some()
+            {
+                return Err(Error::conflict(
+                    "connector_busy",
+                    "a session is already active on this connector",
+                ));
+            }
+        }
+        let tariff = tx.tariff_for(charger).await?;
+        let (tariff_id, prices) = match &tariff {
+            Some(t) => (Some(t.id.clone()), t.prices()),
+            None => {
+                tracing::warn!(device = %charger.id, "no tariff applies: the session is free");
+                (None, free_prices())
+            }
+        };
+        let new = NewSession {
+            device: charger.id.clone(),
+            connector: req.connector,
+            owner: charger.owner.clone(),
+            tag: req.tag,
+            local_id,
+            offline,
+            meter_start_wh: req.meter_start_wh,
+            started_at: req.started_at,
+            tariff: tariff_id,
+            prices,
+            created_at: now,
+        };
+        let id = tx.insert_session(&new).await?;
+        tracing::info!(device = %charger.id, session = id, offline, "session started");
+        Ok(Reply::created(start_body(
+            id,
+            new.tariff.as_ref(),
+            &new.prices,
+        )))
+    }
+
+    pub(super) async fn meter_values(
+        &self,
+        tx: &mut dyn ChargerTx,
+        charger: &Charger,
+        data: &serde_json::Value,
+    ) -> Result<Reply> {
+        let req: MeterValuesRequest = parse_data(data)?;
+        let which = SessionRef::required(req.session_id, req.local_id)?;
+        if req.samples.is_empty() || req.samples.len() > MAX_SAMPLES {
+            return Err(Error::invalid("samples", "must hold 1 to 100 samples"));
+        }
+        let session = self.session_of(tx, charger, &which).await?;
+        if session.status != SessionStatus::Active {
+            return Err(Error::conflict("session_closed", "the session has stopped"));
+        }
+        for (i, s) in req.samples.iter().enumerate() {
+            if s.energy_wh < session.meter_start_wh {
+                return Err(Error::invalid(
+                    format!("samples[{i}].energy_wh"),
+                    "is below the session's meter start",
+                ));
+            }
+            if s.at < session.started_at {
+                return Err(Error::invalid(
+                    format!("samples[{i}].at"),
+                    "is before the session's start",
+                ));
+            }
+            if s.power_w.is_some_and(|p| p < 0) {
+                return Err(Error::invalid(
+                    format!("samples[{i}].power_w"),
+                    "must not be negative",
+                ));
+            }
+        }
+        let last = req
+            .samples
+            .iter()
+            .map(|s| s.energy_wh)
+            .max()
+            .unwrap_or(session.last_meter_wh)
+            .max(session.last_meter_wh);
+        let latest_at = req
+            .samples
+            .iter()
+            .map(|s| s.at)
+            .max()
+            .unwrap_or(session.started_at);
+        tx.add_meter_samples(session.id, &req.samples, last).await?;
+        let net = cost::running_net(
+            &session.prices,
+            session.meter_start_wh,
+            last,
+            session.started_at,
+            latest_at,
+        )
+        .map_err(billing_error)?;
+        Ok(Reply::ok(serde_json::json!({
+            "session_id": session.id,
+            "energy_wh": last - session.meter_start_wh,
+            "net": net.to_string(),
+            "currency": session.prices.currency.code(),
+        })))
+    }
+
+    pub(super) async fn session_stop(
+        &self,
+        tx: &mut dyn ChargerTx,
+        charger: &Charger,
+        data: &serde_json::Value,
+        now: DateTime<Utc>,
+    ) -> Result<Reply> {
+        let req: StopRequest = parse_data(data)?;
+        let which = SessionRef::required(req.session_id, req.local_id)?;
+        not_in_future("stopped_at", req.stopped_at, now)?;
+        let session = self.session_of(tx, charger, &which).await?;
+        let bill = cost::bill(
+            &session.prices,
+            session.meter_start_wh,
+            req.meter_stop_wh,
+            session.started_at,
+            req.stopped_at,
+        )
+        .map_err(billing_error)?;
+        if session.status != SessionStatus::Active {
+            // The same stop again (an offline charger's retry) gets the same bill.
+            if session.meter_stop_wh == Some(req.meter_stop_wh)
+                && session.stopped_at == Some(req.stopped_at)
+            {
+                return Ok(Reply::ok(bill_body(
+                    session.id,
+                    &bill,
+                    &session.prices.currency,
+                )));
+            }
+            return Err(Error::conflict("session_closed", "the session has stopped"));
+        }
+        let body = bill_body(session.id, &bill, &session.prices.currency);
+        let stop = StopRecord {
+            meter_stop_wh: req.meter_stop_wh,
+            stopped_at: req.stopped_at,
+            reason: req.reason,
+            bill,
+        };
+        tx.stop_session(session.id, &stop).await?;
+        tracing::info!(device = %charger.id, session = session.id, "session stopped");
+        Ok(Reply::ok(body))
+    }
+
+    /// A session of this charger (404 for any other).
+    async fn session_of(
+        &self,
+        tx: &mut dyn ChargerTx,
+        charger: &Charger,
+        which: &SessionRef,
+    ) -> Result<Session> {
+        tx.session(&charger.id, which)
+            .await?
+            .ok_or_else(|| Error::not_found("session"))
+    }
+}

@@ -1,0 +1,134 @@
+//! Server-to-charger commands (remote start, remote stop, unlock) inside the same ACL.
+//!
+//! The server publishes the command on `<owner>/res/<device>/<command>` as a RES envelope
+//! with an id of its own (`srv-<random>`) and the command's data sealed with the device
+//! key; the charger answers on `<owner>/req/<device>/<command>` with that id, its key and
+//! its answer as `data`. The caller waits for the answer, or gives up after its timeout.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use charger_protocol::{seal_response, DeviceKey, RequestId};
+use tokio::sync::oneshot;
+
+use super::{to_json, Job, Outgoing, Publisher};
+use crate::broker::Broker;
+use crate::ids::{DeviceId, OwnerId};
+use crate::service::{CommandChannel, Service};
+
+/// Commands waiting for their charger's answer, keyed by (device, command id).
+pub struct Commander {
+    broker: Broker,
+    service: Service,
+    publisher: Publisher,
+    pending: Mutex<HashMap<(DeviceId, String), oneshot::Sender<serde_json::Value>>>,
+}
+
+impl Commander {
+    pub(super) fn new(broker: Broker, service: Service, publisher: Publisher) -> Self {
+        Self {
+            broker,
+            service,
+            publisher,
+            pending: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// If `job` answers a pending command, hands it over (after the key check) and
+    /// returns true; otherwise the job is an ordinary request.
+    pub(super) fn take_answer(&self, job: &Job) -> bool {
+        let RequestId::Str(id) = &job.envelope.id else {
+            return false;
+        };
+        if !id.starts_with(COMMAND_ID_PREFIX) {
+            return false;
+        }
+        let waiter = self
+            .pending
+            .lock()
+            .ok()
+            .and_then(|mut p| p.remove(&(job.device.clone(), id.clone())));
+        let Some(waiter) = waiter else {
+            tracing::info!(device = %job.device, id, "answer to no pending command (late?) dropped");
+            return true;
+        };
+        let service = self.service.clone();
+        let device = job.device.clone();
+        let presented = job.envelope.key.clone();
+        let data = job.envelope.data.clone();
+        tokio::spawn(async move {
+            match service.device_key_of(&device).await {
+                Ok(key) if DeviceKey::from_hex(&presented).is_ok_and(|p| p.ct_eq(&key)) => {
+                    let _ = waiter.send(data);
+                }
+                Ok(_) => tracing::warn!(%device, "command answer with a wrong key dropped"),
+                Err(e) => tracing::error!(%device, error = %e, "command answer not checked"),
+            }
+        });
+        true
+    }
+
+    fn forget(&self, device: &DeviceId, id: &str) {
+        if let Ok(mut p) = self.pending.lock() {
+            p.remove(&(device.clone(), id.to_owned()));
+        }
+    }
+}
+
+/// Server command ids start with this; chargers' own ids should not.
+pub const COMMAND_ID_PREFIX: &str = "srv-";
+
+#[async_trait]
+impl CommandChannel for Commander {
+    fn is_connected(&self, device: &DeviceId) -> bool {
+        self.broker.is_connected(device)
+    }
+
+    async fn call(
+        &self,
+        owner: &OwnerId,
+        device: &DeviceId,
+        key: &DeviceKey,
+        command: &str,
+        data: &serde_json::Value,
+        timeout: Duration,
+    ) -> Option<serde_json::Value> {
+        let id = format!("{COMMAND_ID_PREFIX}{}", crate::secrets::random_token(12));
+        let (tx, rx) = oneshot::channel();
+        if let Ok(mut p) = self.pending.lock() {
+            p.insert((device.clone(), id.clone()), tx);
+        }
+        let sealed = match seal_response(
+            key,
+            RequestId::Str(id.clone()),
+            200,
+            data.to_string().as_bytes(),
+        ) {
+            Ok(res) => res,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot seal a command");
+                self.forget(device, &id);
+                return None;
+            }
+        };
+        let topic =
+            charger_protocol::topic::response_topic(owner.as_str(), device.as_str(), command);
+        tracing::info!(%device, command, id, "command sent");
+        self.publisher
+            .publish(Outgoing {
+                topic,
+                payload: to_json(&sealed),
+            })
+            .await;
+        let answer = match tokio::time::timeout(timeout, rx).await {
+            Ok(Ok(answer)) => Some(answer),
+            _ => None,
+        };
+        if answer.is_none() {
+            self.forget(device, &id);
+        }
+        answer
+    }
+}

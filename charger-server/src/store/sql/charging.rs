@@ -1,0 +1,567 @@
+//! [`ChargerTx`] on SQL: the charger API's reads and writes inside one transaction.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use sqlx::{Any, FromRow, Transaction};
+
+use super::{
+    bump_list_version, corrupt, decimal, insert_tag_in, TagRow, TariffRow, TAG_COLUMNS,
+    TARIFF_COLUMNS,
+};
+use crate::billing::cost::Prices;
+use crate::billing::{to_minor, Currency, Tariff};
+use crate::charging::{
+    Charger, LocalListItem, LocalListPage, NewSession, Sample, Session, SessionRef, SessionStatus,
+    StopRecord,
+};
+use crate::ids::{DeviceId, OwnerId, TagUid, TariffId};
+use crate::store::{from_millis, to_millis, ChargerTx, StoreError, StoreResult, StoredResult};
+use crate::tags::Tag;
+
+/// One open transaction of a batch of charger requests.
+pub(super) struct SqlTx {
+    tx: Transaction<'static, Any>,
+}
+
+impl SqlTx {
+    pub(super) fn new(tx: Transaction<'static, Any>) -> Self {
+        Self { tx }
+    }
+}
+
+pub(super) const SESSION_COLUMNS: &str =
+    "id, device_id, connector, owner_id, tag_uid, local_id, status, \
+    offline, meter_start_wh, meter_stop_wh, last_meter_wh, started_at, stopped_at, stop_reason, \
+    tariff_id, currency, energy_per_kwh, time_per_hour, session_fee, tax_rate, energy_wh, \
+    net_minor, tax_minor, total_minor";
+
+#[derive(FromRow)]
+pub(super) struct SessionRow {
+    id: i64,
+    device_id: String,
+    connector: i64,
+    owner_id: String,
+    tag_uid: String,
+    local_id: Option<String>,
+    status: String,
+    offline: i64,
+    meter_start_wh: i64,
+    meter_stop_wh: Option<i64>,
+    last_meter_wh: i64,
+    started_at: i64,
+    stopped_at: Option<i64>,
+    stop_reason: Option<String>,
+    tariff_id: Option<String>,
+    currency: String,
+    energy_per_kwh: String,
+    time_per_hour: String,
+    session_fee: String,
+    tax_rate: String,
+    energy_wh: Option<i64>,
+    net_minor: Option<i64>,
+    tax_minor: Option<i64>,
+    total_minor: Option<i64>,
+}
+
+impl SessionRow {
+    pub(super) fn into_session(self) -> StoreResult<Session> {
+        let currency = Currency::parse(&self.currency).map_err(|e| corrupt("currency", e))?;
+        let money = |minor: Option<i64>| minor.map(|m| crate::billing::from_minor(m, &currency));
+        Ok(Session {
+            id: self.id,
+            device: DeviceId::parse(&self.device_id).map_err(|e| corrupt("device id", e))?,
+            connector: self.connector,
+            owner: OwnerId::parse(&self.owner_id).map_err(|e| corrupt("owner id", e))?,
+            tag: TagUid::parse(&self.tag_uid).map_err(|e| corrupt("tag uid", e))?,
+            local_id: self.local_id,
+            status: SessionStatus::parse(&self.status)
+                .ok_or_else(|| corrupt("session status", &self.status))?,
+            offline: self.offline != 0,
+            meter_start_wh: self.meter_start_wh,
+            meter_stop_wh: self.meter_stop_wh,
+            last_meter_wh: self.last_meter_wh,
+            started_at: from_millis(self.started_at)?,
+            stopped_at: self.stopped_at.map(from_millis).transpose()?,
+            stop_reason: self.stop_reason,
+            tariff: self
+                .tariff_id
+                .map(|t| TariffId::parse(&t).map_err(|e| corrupt("tariff id", e)))
+                .transpose()?,
+            energy_wh: self.energy_wh,
+            net: money(self.net_minor),
+            tax: money(self.tax_minor),
+            total: money(self.total_minor),
+            prices: Prices {
+                energy_per_kwh: decimal("energy_per_kwh", &self.energy_per_kwh)?,
+                time_per_hour: decimal("time_per_hour", &self.time_per_hour)?,
+                session_fee: decimal("session_fee", &self.session_fee)?,
+                tax_rate: decimal("tax_rate", &self.tax_rate)?,
+                currency,
+            },
+        })
+    }
+}
+
+fn minor(amount: rust_decimal::Decimal, currency: &Currency) -> StoreResult<i64> {
+    to_minor(amount, currency).ok_or_else(|| corrupt("amount not in minor units", amount))
+}
+
+impl SqlTx {
+    async fn tag_devices(&mut self, uid: &str) -> StoreResult<Vec<DeviceId>> {
+        let rows: Vec<(String,)> =
+            sqlx::query_as("SELECT device_id FROM tag_devices WHERE uid = $1 ORDER BY device_id")
+                .bind(uid)
+                .fetch_all(&mut *self.tx)
+                .await?;
+        rows.into_iter()
+            .map(|(d,)| DeviceId::parse(&d).map_err(|e| corrupt("device id", e)))
+            .collect()
+    }
+
+    async fn exec(&mut self, sql: &str) -> StoreResult<()> {
+        sqlx::query(sql).execute(&mut *self.tx).await?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl ChargerTx for SqlTx {
+    async fn savepoint(&mut self) -> StoreResult<()> {
+        self.exec("SAVEPOINT request").await
+    }
+
+    async fn rollback_to_savepoint(&mut self) -> StoreResult<()> {
+        self.exec("ROLLBACK TO SAVEPOINT request").await?;
+        self.exec("RELEASE SAVEPOINT request").await
+    }
+
+    async fn release_savepoint(&mut self) -> StoreResult<()> {
+        self.exec("RELEASE SAVEPOINT request").await
+    }
+
+    async fn commit(self: Box<Self>) -> StoreResult<()> {
+        self.tx.commit().await?;
+        Ok(())
+    }
+
+    async fn charger(&mut self, id: &DeviceId) -> StoreResult<Option<Charger>> {
+        let row: Option<(String, i64, Option<String>, i64)> = sqlx::query_as(
+            "SELECT owner_id, connectors, tariff_id, key_version FROM devices WHERE id = $1",
+        )
+        .bind(id.as_str())
+        .fetch_optional(&mut *self.tx)
+        .await?;
+        row.map(|(owner, connectors, tariff, key_version)| {
+            Ok(Charger {
+                id: id.clone(),
+                owner: OwnerId::parse(&owner).map_err(|e| corrupt("owner id", e))?,
+                connectors,
+                tariff: tariff
+                    .map(|t| TariffId::parse(&t).map_err(|e| corrupt("tariff id", e)))
+                    .transpose()?,
+                key_version,
+            })
+        })
+        .transpose()
+    }
+
+    async fn request_result(
+        &mut self,
+        device: &DeviceId,
+        request_id: &str,
+    ) -> StoreResult<Option<StoredResult>> {
+        let row: Option<(i64, String)> = sqlx::query_as(
+            "SELECT code, body FROM mqtt_requests WHERE device_id = $1 AND request_id = $2",
+        )
+        .bind(device.as_str())
+        .bind(request_id)
+        .fetch_optional(&mut *self.tx)
+        .await?;
+        row.map(|(code, body)| {
+            let code = u16::try_from(code).map_err(|e| corrupt("request code", e))?;
+            Ok(StoredResult { code, body })
+        })
+        .transpose()
+    }
+
+    async fn save_request_result(
+        &mut self,
+        device: &DeviceId,
+        request_id: &str,
+        endpoint: &str,
+        result: &StoredResult,
+        now: DateTime<Utc>,
+    ) -> StoreResult<StoredResult> {
+        sqlx::query(
+            "INSERT INTO mqtt_requests (device_id, request_id, endpoint, code, body, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6)
+             ON CONFLICT (device_id, request_id) DO NOTHING",
+        )
+        .bind(device.as_str())
+        .bind(request_id)
+        .bind(endpoint)
+        .bind(i64::from(result.code))
+        .bind(&result.body)
+        .bind(to_millis(now))
+        .execute(&mut *self.tx)
+        .await?;
+        self.request_result(device, request_id)
+            .await?
+            .ok_or_else(|| corrupt("mqtt_requests", "a stored result vanished"))
+    }
+
+    async fn set_device_boot(
+        &mut self,
+        id: &DeviceId,
+        firmware: &str,
+        model: &str,
+    ) -> StoreResult<()> {
+        sqlx::query("UPDATE devices SET firmware = $2, model = $3 WHERE id = $1")
+            .bind(id.as_str())
+            .bind(firmware)
+            .bind(model)
+            .execute(&mut *self.tx)
+            .await?;
+        Ok(())
+    }
+
+    async fn set_connector_state(
+        &mut self,
+        id: &DeviceId,
+        connector: i64,
+        state: &str,
+        error: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        sqlx::query(
+            "UPDATE connectors SET state = $3, error = $4, updated_at = $5
+             WHERE device_id = $1 AND connector = $2",
+        )
+        .bind(id.as_str())
+        .bind(connector)
+        .bind(state)
+        .bind(error)
+        .bind(to_millis(now))
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(())
+    }
+
+    async fn tag(&mut self, uid: &TagUid) -> StoreResult<Option<Tag>> {
+        let row: Option<TagRow> =
+            sqlx::query_as(&format!("SELECT {TAG_COLUMNS} FROM tags WHERE uid = $1"))
+                .bind(uid.as_str())
+                .fetch_optional(&mut *self.tx)
+                .await?;
+        let Some(row) = row else { return Ok(None) };
+        let devices = self.tag_devices(uid.as_str()).await?;
+        row.into_tag(devices).map(Some)
+    }
+
+    async fn insert_tag(&mut self, tag: &Tag) -> StoreResult<()> {
+        insert_tag_in(&mut self.tx, tag).await?;
+        sqlx::query("DELETE FROM unknown_tags WHERE owner_id = $1 AND uid = $2")
+            .bind(tag.owner.as_str())
+            .bind(tag.uid.as_str())
+            .execute(&mut *self.tx)
+            .await?;
+        Ok(())
+    }
+
+    async fn note_unknown_tag(
+        &mut self,
+        device: &DeviceId,
+        owner: &OwnerId,
+        uid: &TagUid,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO unknown_tags (device_id, uid, owner_id, first_seen, last_seen, attempts)
+             VALUES ($1, $2, $3, $4, $4, 1)
+             ON CONFLICT (device_id, uid) DO UPDATE
+             SET last_seen = excluded.last_seen, owner_id = excluded.owner_id,
+                 attempts = unknown_tags.attempts + 1",
+        )
+        .bind(device.as_str())
+        .bind(uid.as_str())
+        .bind(owner.as_str())
+        .bind(to_millis(now))
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(())
+    }
+
+    async fn active_sessions_of_tag(&mut self, uid: &TagUid) -> StoreResult<i64> {
+        Ok(sqlx::query_scalar(
+            "SELECT COUNT(*) FROM sessions WHERE tag_uid = $1 AND status = 'active'",
+        )
+        .bind(uid.as_str())
+        .fetch_one(&mut *self.tx)
+        .await?)
+    }
+
+    async fn active_session_on(
+        &mut self,
+        device: &DeviceId,
+        connector: i64,
+    ) -> StoreResult<Option<i64>> {
+        Ok(sqlx::query_scalar(
+            "SELECT id FROM sessions
+             WHERE device_id = $1 AND connector = $2 AND status = 'active'
+             ORDER BY id LIMIT 1",
+        )
+        .bind(device.as_str())
+        .bind(connector)
+        .fetch_optional(&mut *self.tx)
+        .await?)
+    }
+
+    async fn tariff_for(&mut self, charger: &Charger) -> StoreResult<Option<Tariff>> {
+        let row: Option<TariffRow> = match &charger.tariff {
+            Some(id) => {
+                sqlx::query_as(&format!(
+                    "SELECT {TARIFF_COLUMNS} FROM tariffs WHERE id = $1"
+                ))
+                .bind(id.as_str())
+                .fetch_optional(&mut *self.tx)
+                .await?
+            }
+            None => {
+                sqlx::query_as(&format!(
+                    "SELECT {TARIFF_COLUMNS} FROM tariffs WHERE owner_id = $1 AND is_default = 1"
+                ))
+                .bind(charger.owner.as_str())
+                .fetch_optional(&mut *self.tx)
+                .await?
+            }
+        };
+        row.map(TariffRow::into_tariff).transpose()
+    }
+
+    async fn insert_session(&mut self, s: &NewSession) -> StoreResult<i64> {
+        let p = &s.prices;
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO sessions (device_id, connector, owner_id, tag_uid, local_id, status,
+                 offline, meter_start_wh, last_meter_wh, started_at, tariff_id, currency,
+                 minor_units, energy_per_kwh, time_per_hour, session_fee, tax_rate, created_at)
+             VALUES ($1, $2, $3, $4, $5, 'active', $6, $7, $7, $8, $9, $10, $11, $12, $13, $14,
+                 $15, $16)
+             RETURNING id",
+        )
+        .bind(s.device.as_str())
+        .bind(s.connector)
+        .bind(s.owner.as_str())
+        .bind(s.tag.as_str())
+        .bind(s.local_id.as_deref())
+        .bind(i64::from(s.offline))
+        .bind(s.meter_start_wh)
+        .bind(to_millis(s.started_at))
+        .bind(s.tariff.as_ref().map(TariffId::as_str))
+        .bind(p.currency.code())
+        .bind(i64::from(p.currency.minor_units()))
+        .bind(p.energy_per_kwh.to_string())
+        .bind(p.time_per_hour.to_string())
+        .bind(p.session_fee.to_string())
+        .bind(p.tax_rate.to_string())
+        .bind(to_millis(s.created_at))
+        .fetch_one(&mut *self.tx)
+        .await
+        .map_err(super::conflict_on_unique("session"))?;
+        Ok(id)
+    }
+
+    async fn session(
+        &mut self,
+        device: &DeviceId,
+        which: &SessionRef,
+    ) -> StoreResult<Option<Session>> {
+        let row: Option<SessionRow> = match which {
+            SessionRef::Id(id) => {
+                sqlx::query_as(&format!(
+                    "SELECT {SESSION_COLUMNS} FROM sessions WHERE device_id = $1 AND id = $2"
+                ))
+                .bind(device.as_str())
+                .bind(*id)
+                .fetch_optional(&mut *self.tx)
+                .await?
+            }
+            SessionRef::Local(local) => {
+                sqlx::query_as(&format!(
+                    "SELECT {SESSION_COLUMNS} FROM sessions WHERE device_id = $1 AND local_id = $2"
+                ))
+                .bind(device.as_str())
+                .bind(local.as_str())
+                .fetch_optional(&mut *self.tx)
+                .await?
+            }
+        };
+        row.map(SessionRow::into_session).transpose()
+    }
+
+    async fn add_meter_samples(
+        &mut self,
+        session: i64,
+        samples: &[Sample],
+        last_meter_wh: i64,
+    ) -> StoreResult<()> {
+        for s in samples {
+            sqlx::query(
+                "INSERT INTO meter_samples (session_id, at, energy_wh, power_w)
+                 VALUES ($1, $2, $3, $4)
+                 ON CONFLICT (session_id, at) DO NOTHING",
+            )
+            .bind(session)
+            .bind(to_millis(s.at))
+            .bind(s.energy_wh)
+            .bind(s.power_w)
+            .execute(&mut *self.tx)
+            .await?;
+        }
+        sqlx::query("UPDATE sessions SET last_meter_wh = $2 WHERE id = $1")
+            .bind(session)
+            .bind(last_meter_wh)
+            .execute(&mut *self.tx)
+            .await?;
+        Ok(())
+    }
+
+    async fn stop_session(&mut self, session: i64, stop: &StopRecord) -> StoreResult<()> {
+        let currency: String = sqlx::query_scalar("SELECT currency FROM sessions WHERE id = $1")
+            .bind(session)
+            .fetch_one(&mut *self.tx)
+            .await?;
+        let currency = Currency::parse(&currency).map_err(|e| corrupt("currency", e))?;
+        let bill = &stop.bill;
+        let done = sqlx::query(
+            "UPDATE sessions SET status = 'stopped', meter_stop_wh = $2, stopped_at = $3,
+                 stop_reason = $4, energy_wh = $5, net_minor = $6, tax_minor = $7,
+                 total_minor = $8, last_meter_wh = $2
+             WHERE id = $1 AND status = 'active'",
+        )
+        .bind(session)
+        .bind(stop.meter_stop_wh)
+        .bind(to_millis(stop.stopped_at))
+        .bind(stop.reason.as_str())
+        .bind(bill.energy_wh)
+        .bind(minor(bill.net, &currency)?)
+        .bind(minor(bill.tax, &currency)?)
+        .bind(minor(bill.total, &currency)?)
+        .execute(&mut *self.tx)
+        .await?;
+        if done.rows_affected() != 1 {
+            return Err(StoreError::Conflict("the session is not active".into()));
+        }
+        for line in &bill.lines {
+            sqlx::query(
+                "INSERT INTO session_cost_lines (session_id, kind, quantity, unit_price, amount)
+                 VALUES ($1, $2, $3, $4, $5)",
+            )
+            .bind(session)
+            .bind(&line.kind)
+            .bind(line.quantity.to_string())
+            .bind(line.unit_price.to_string())
+            .bind(line.amount.to_string())
+            .execute(&mut *self.tx)
+            .await?;
+        }
+        Ok(())
+    }
+
+    async fn claim_device(
+        &mut self,
+        device: &DeviceId,
+        code_hash: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<OwnerId>> {
+        let to: Option<String> = sqlx::query_scalar(
+            "SELECT to_owner FROM claim_codes
+             WHERE code_hash = $1 AND device_id = $2 AND used_at IS NULL AND expires_at > $3",
+        )
+        .bind(code_hash)
+        .bind(device.as_str())
+        .bind(to_millis(now))
+        .fetch_optional(&mut *self.tx)
+        .await?;
+        let Some(to) = to else { return Ok(None) };
+        let to = OwnerId::parse(&to).map_err(|e| corrupt("owner id", e))?;
+        sqlx::query("UPDATE claim_codes SET used_at = $2 WHERE code_hash = $1")
+            .bind(code_hash)
+            .bind(to_millis(now))
+            .execute(&mut *self.tx)
+            .await?;
+        sqlx::query("DELETE FROM claim_codes WHERE device_id = $1 AND used_at IS NULL")
+            .bind(device.as_str())
+            .execute(&mut *self.tx)
+            .await?;
+        sqlx::query("UPDATE devices SET owner_id = $2, tariff_id = NULL WHERE id = $1")
+            .bind(device.as_str())
+            .bind(to.as_str())
+            .execute(&mut *self.tx)
+            .await?;
+        // The old owner's tags limited to this charger lose it: a list change for them.
+        let limited: Vec<(String, String)> = sqlx::query_as(
+            "SELECT t.uid, t.owner_id FROM tag_devices td JOIN tags t ON t.uid = td.uid
+             WHERE td.device_id = $1",
+        )
+        .bind(device.as_str())
+        .fetch_all(&mut *self.tx)
+        .await?;
+        sqlx::query("DELETE FROM tag_devices WHERE device_id = $1")
+            .bind(device.as_str())
+            .execute(&mut *self.tx)
+            .await?;
+        for (uid, owner) in limited {
+            let owner = OwnerId::parse(&owner).map_err(|e| corrupt("owner id", e))?;
+            let version = bump_list_version(&mut self.tx, &owner).await?;
+            sqlx::query("UPDATE tags SET list_version = $2 WHERE uid = $1")
+                .bind(uid)
+                .bind(version)
+                .execute(&mut *self.tx)
+                .await?;
+        }
+        Ok(Some(to))
+    }
+
+    async fn local_list(
+        &mut self,
+        owner: &OwnerId,
+        since: i64,
+        limit: usize,
+    ) -> StoreResult<LocalListPage> {
+        let current: i64 = sqlx::query_scalar("SELECT list_version FROM owners WHERE id = $1")
+            .bind(owner.as_str())
+            .fetch_one(&mut *self.tx)
+            .await?;
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows: Vec<TagRow> = sqlx::query_as(&format!(
+            "SELECT {TAG_COLUMNS} FROM tags WHERE owner_id = $1 AND list_version > $2
+             ORDER BY list_version LIMIT $3"
+        ))
+        .bind(owner.as_str())
+        .bind(since)
+        .bind(limit)
+        .fetch_all(&mut *self.tx)
+        .await?;
+        let removals: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT uid, list_version FROM tag_removals WHERE owner_id = $1 AND list_version > $2
+             ORDER BY list_version LIMIT $3",
+        )
+        .bind(owner.as_str())
+        .bind(since)
+        .bind(limit)
+        .fetch_all(&mut *self.tx)
+        .await?;
+        let mut items = Vec::with_capacity(rows.len() + removals.len());
+        for row in rows {
+            let devices = self.tag_devices(&row.uid).await?;
+            items.push(LocalListItem::Tag(row.into_tag(devices)?));
+        }
+        for (uid, version) in removals {
+            let uid = TagUid::parse(&uid).map_err(|e| corrupt("tag uid", e))?;
+            items.push(LocalListItem::Removed { uid, version });
+        }
+        items.sort_by_key(LocalListItem::version);
+        items.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+        Ok(LocalListPage { current, items })
+    }
+}
