@@ -389,21 +389,30 @@ fn raw_connect(b: &FirmwareBundle, keep_alive: u16, will: Option<(&str, &str)>) 
     packet
 }
 
-/// Connects with a raw socket and returns it after a successful CONNACK.
+/// Connects with a raw socket and returns it after a successful CONNACK. A refusal for
+/// lack of router slots ("server unavailable") is retried for a while, as a charger would:
+/// slots of connections killed a moment ago come back once the server has seen them go.
 async fn raw_session(addr: std::net::SocketAddr, connect: &[u8]) -> tokio::net::TcpStream {
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-    let mut s = tokio::net::TcpStream::connect(addr)
-        .await
-        .expect("TCP connect");
-    s.set_nodelay(true).expect("nodelay");
-    s.write_all(connect).await.expect("CONNECT");
-    let mut ack = [0u8; 4];
-    tokio::time::timeout(WAIT, s.read_exact(&mut ack))
-        .await
-        .expect("CONNACK in time")
-        .expect("CONNACK");
-    assert_eq!(ack, [0x20, 2, 0, 0], "CONNACK success");
-    s
+    let give_up = std::time::Instant::now() + WAIT;
+    loop {
+        let mut s = tokio::net::TcpStream::connect(addr)
+            .await
+            .expect("TCP connect");
+        s.set_nodelay(true).expect("nodelay");
+        s.write_all(connect).await.expect("CONNECT");
+        let mut ack = [0u8; 4];
+        tokio::time::timeout(WAIT, s.read_exact(&mut ack))
+            .await
+            .expect("CONNACK in time")
+            .expect("CONNACK");
+        if ack == [0x20, 2, 0, 3] && std::time::Instant::now() < give_up {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            continue;
+        }
+        assert_eq!(ack, [0x20, 2, 0, 0], "CONNACK success");
+        return s;
+    }
 }
 
 #[tokio::test]

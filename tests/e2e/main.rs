@@ -4,6 +4,7 @@
 //! suite runs on PostgreSQL too and the REST tests run on PostgreSQL.
 
 mod broker;
+mod charging;
 mod mqtt_api;
 mod rest_provisioning;
 mod store_conformance;

@@ -8,11 +8,12 @@ use axum::{Json, Router};
 use super::{ApiJson, ApiPath, ApiResult, ApiState};
 use crate::ids::TagUid;
 use crate::service::Principal;
-use crate::tags::{CreateTagRequest, PatchTagRequest, Tag};
+use crate::tags::{CreateTagRequest, PatchTagRequest, Tag, UnknownTag};
 
 pub fn routes() -> Router<ApiState> {
     Router::new()
         .route("/tags", post(create_tag).get(list_tags))
+        .route("/tags/unknown", get(list_unknown_tags))
         .route(
             "/tags/{uid}",
             get(get_tag).patch(patch_tag).delete(delete_tag),
@@ -58,4 +59,11 @@ async fn delete_tag(
 ) -> ApiResult<StatusCode> {
     state.service.delete_tag(&who, &uid).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+async fn list_unknown_tags(
+    who: Principal,
+    State(state): State<ApiState>,
+) -> ApiResult<Json<Vec<UnknownTag>>> {
+    Ok(Json(state.service.list_unknown_tags(&who).await?))
 }

@@ -93,6 +93,14 @@ pub fn from_minor(minor: i64, currency: &Currency) -> rust_decimal::Decimal {
     rust_decimal::Decimal::new(minor, currency.minor_units())
 }
 
+/// A rounded amount as the API shows it: with exactly the currency's minor digits
+/// ("8.90", "12", "1.250").
+pub fn money_text(amount: rust_decimal::Decimal, currency: &Currency) -> String {
+    let mut shown = amount;
+    shown.rescale(currency.minor_units());
+    shown.to_string()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

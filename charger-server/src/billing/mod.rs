@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
-pub use currency::{from_minor, to_minor, Currency};
+pub use currency::{from_minor, money_text, to_minor, Currency};
 
 use crate::error::{Error, Result};
 use crate::ids::{OwnerId, TariffId};

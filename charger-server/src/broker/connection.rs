@@ -21,6 +21,9 @@ use super::acl;
 use super::codec::{peek_publish, sniff, Codec, Sniff};
 use super::feeder::Feed;
 use super::{Kick, Shared, REVOKE_GRACE};
+
+/// How long a revoked connection stays open for the PUBACK of its last answer.
+const REVOKE_LINGER: Duration = Duration::from_secs(1);
 use crate::error::Error;
 use crate::ids::{DeviceId, OwnerId};
 use crate::store::PresenceChange;
@@ -57,6 +60,9 @@ struct Session {
     partial_subacks: HashMap<u16, Vec<Option<SubscribeReasonCode>>>,
     /// Set when the ACL is revoked: the topic of the last publish to deliver before closing.
     revoked: Option<String>,
+    /// That last publish is written: the connection closes on the client's PUBACK (so the
+    /// client has read it before the socket goes) or after a short linger.
+    last_delivered: bool,
 }
 
 /// Serves one accepted socket to the end.
@@ -193,6 +199,7 @@ where
         violations: 0,
         partial_subacks: HashMap::new(),
         revoked: None,
+        last_delivered: false,
     };
     shared.metrics.connections.fetch_add(1, Ordering::Relaxed);
     shared
@@ -318,7 +325,9 @@ where
             let publish_header = peek_publish(&rbuf);
             match s.codec.read(&mut rbuf, shared.config.max_packet_size) {
                 Ok(packet) => {
-                    deadline = Instant::now() + s.keep_alive;
+                    if s.revoked.is_none() {
+                        deadline = Instant::now() + s.keep_alive;
+                    }
                     wbuf.clear();
                     match incoming(shared, s, packet, publish_header, &mut wbuf).await {
                         Ok(()) => {}
@@ -335,7 +344,20 @@ where
                 }
             }
         }
+        // Biased, kick first: a revocation is seen before the answer it waits for.
         tokio::select! {
+            biased;
+            changed = kick.changed() => {
+                let order = kick.borrow_and_update().clone();
+                match (changed, order) {
+                    (Err(_), _) | (Ok(()), Kick::Close) => return End::Abnormal("replaced or revoked"),
+                    (Ok(()), Kick::CloseAfter(topic)) => {
+                        s.revoked = Some(topic);
+                        deadline = Instant::now() + REVOKE_GRACE;
+                    }
+                    (Ok(()), Kick::Stay) => {}
+                }
+            }
             read = stream.read_buf(&mut rbuf) => match read {
                 Ok(0) | Err(_) => return End::Abnormal("socket closed"),
                 Ok(_) => {}
@@ -350,7 +372,12 @@ where
                 if let Some(end) = outgoing(s, notification, &link_rx, &mut wbuf).await {
                     let _ = stream.write_all(&wbuf).await;
                     let _ = stream.flush().await;
-                    return end;
+                    if end != End::Revoked {
+                        return end;
+                    }
+                    s.last_delivered = true;
+                    deadline = Instant::now() + REVOKE_LINGER;
+                    continue;
                 }
                 if !wbuf.is_empty() && stream.write_all(&wbuf).await.is_err() {
                     return End::Abnormal("write failed");
@@ -358,17 +385,6 @@ where
             }
             _ = tokio::time::sleep_until(deadline) => {
                 return if s.revoked.is_some() { End::Revoked } else { End::Abnormal("keep-alive expired") };
-            }
-            changed = kick.changed() => {
-                let order = kick.borrow_and_update().clone();
-                match (changed, order) {
-                    (Err(_), _) | (Ok(()), Kick::Close) => return End::Abnormal("replaced or revoked"),
-                    (Ok(()), Kick::CloseAfter(topic)) => {
-                        s.revoked = Some(topic);
-                        deadline = Instant::now() + REVOKE_GRACE;
-                    }
-                    (Ok(()), Kick::Stay) => {}
-                }
             }
         }
     }
@@ -404,6 +420,10 @@ async fn incoming(
 ) -> Result<(), End> {
     let id = s.id;
     let forward = move |packet| Feed::Packet(id, Box::new(packet));
+    if s.last_delivered && matches!(packet, Packet::PubAck(..)) {
+        // The client has the last answer.
+        return Err(End::Revoked);
+    }
     if s.revoked.is_some() && matches!(packet, Packet::Publish(..) | Packet::Subscribe(..)) {
         // The ACL this connection was given is gone: nothing more is forwarded.
         tracing::info!(device = %s.device, "dropped a packet of a revoked connection");

@@ -21,7 +21,7 @@ use rust_decimal::Decimal;
 use serde::Serialize;
 
 use crate::billing::cost::{Bill, Prices};
-use crate::billing::Currency;
+use crate::billing::{money_text, Currency};
 use crate::devices::{parse_data, BootRequest, StatusRequest, HEARTBEAT_S};
 use crate::error::{Error, Result};
 use crate::ids::{DeviceId, OwnerId, TagUid, TariffId};
@@ -177,9 +177,9 @@ fn bill_body(session_id: i64, bill: &Bill, currency: &Currency) -> serde_json::V
         "session_id": session_id,
         "energy_wh": bill.energy_wh,
         "duration_s": bill.duration_ms / 1000,
-        "net": bill.net.to_string(),
-        "tax": bill.tax.to_string(),
-        "total": bill.total.to_string(),
+        "net": money_text(bill.net, currency),
+        "tax": money_text(bill.tax, currency),
+        "total": money_text(bill.total, currency),
         "currency": currency.code(),
     })
 }

@@ -313,7 +313,7 @@ impl Service {
         Ok(Reply::ok(serde_json::json!({
             "session_id": session.id,
             "energy_wh": last - session.meter_start_wh,
-            "net": net.to_string(),
+            "net": crate::billing::money_text(net, &session.prices.currency),
             "currency": session.prices.currency.code(),
         })))
     }

@@ -280,8 +280,18 @@ pub struct StatusRequest {
 pub fn parse_data<T: serde::de::DeserializeOwned>(data: &serde_json::Value) -> Result<T> {
     serde_path_to_error::deserialize(data).map_err(|e| {
         let path = e.path().to_string();
-        let field = if path == "." { "data".to_owned() } else { path };
-        Error::invalid(field, e.into_inner().to_string())
+        let message = e.into_inner().to_string();
+        // serde names a missing field only in its message: "missing field `x`".
+        let missing = message
+            .strip_prefix("missing field `")
+            .and_then(|rest| rest.split('`').next());
+        let field = match (path.as_str(), missing) {
+            (".", Some(name)) => name.to_owned(),
+            (".", None) => "data".to_owned(),
+            (_, Some(name)) => format!("{path}.{name}"),
+            _ => path,
+        };
+        Error::invalid(field, message)
     })
 }
 

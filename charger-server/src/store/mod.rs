@@ -17,7 +17,7 @@ use crate::charging::{Charger, LocalListPage, NewSession, Session, SessionRef, S
 use crate::devices::{Device, DeviceAuth, NewDevice};
 use crate::ids::{DeviceId, OwnerId, TagUid, TariffId};
 use crate::owners::{Owner, TokenScope};
-use crate::tags::Tag;
+use crate::tags::{Tag, UnknownTag};
 
 pub use sql::{connect, Backend, SqlStore};
 
@@ -88,6 +88,9 @@ pub trait Store: Send + Sync + 'static {
     async fn update_tag(&self, tag: &Tag) -> StoreResult<bool>;
     /// Deletes a tag, leaving a local-list tombstone; false if absent.
     async fn delete_tag(&self, uid: &TagUid, now: DateTime<Utc>) -> StoreResult<bool>;
+
+    /// Unknown tags refused at chargers (of one owner, or all), newest first.
+    async fn list_unknown_tags(&self, owner: Option<&OwnerId>) -> StoreResult<Vec<UnknownTag>>;
 
     /// Inserts a tariff; a default one replaces its owner's previous default.
     async fn insert_tariff(&self, tariff: &Tariff) -> StoreResult<()>;

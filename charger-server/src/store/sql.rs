@@ -19,7 +19,7 @@ use crate::billing::{Currency, Tariff};
 use crate::devices::{Connector, Device, DeviceAuth, NewDevice};
 use crate::ids::{DeviceId, OwnerId, TagUid, TariffId};
 use crate::owners::{Owner, TokenScope};
-use crate::tags::{Tag, TagRole, TagStatus};
+use crate::tags::{Tag, TagRole, TagStatus, UnknownTag};
 
 /// The database behind the store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -373,7 +373,8 @@ async fn bump_list_version(
     Ok(row.try_get::<i64, _>(0)?)
 }
 
-/// Inserts a tag inside `tx`: bumps the owner's list version, clears a tombstone.
+/// Inserts a tag inside `tx`: bumps the owner's list version, clears a tombstone and the
+/// uid's unknown-tag records of that owner.
 async fn insert_tag_in(tx: &mut sqlx::Transaction<'_, sqlx::Any>, tag: &Tag) -> StoreResult<()> {
     let version = bump_list_version(tx, &tag.owner).await?;
     sqlx::query(&format!(
@@ -395,6 +396,12 @@ async fn insert_tag_in(tx: &mut sqlx::Transaction<'_, sqlx::Any>, tag: &Tag) -> 
     .map_err(conflict_on_unique("tag"))?;
     replace_tag_devices(tx, tag).await?;
     sqlx::query("DELETE FROM tag_removals WHERE owner_id = $1 AND uid = $2")
+        .bind(tag.owner.as_str())
+        .bind(tag.uid.as_str())
+        .execute(&mut **tx)
+        .await?;
+    // Enrolled now: no longer an unknown tag of this owner.
+    sqlx::query("DELETE FROM unknown_tags WHERE owner_id = $1 AND uid = $2")
         .bind(tag.owner.as_str())
         .bind(tag.uid.as_str())
         .execute(&mut **tx)
@@ -733,6 +740,29 @@ impl Store for SqlStore {
         .await?;
         tx.commit().await?;
         Ok(true)
+    }
+
+    async fn list_unknown_tags(&self, owner: Option<&OwnerId>) -> StoreResult<Vec<UnknownTag>> {
+        let rows: Vec<(String, String, String, i64, i64, i64)> = sqlx::query_as(
+            "SELECT uid, device_id, owner_id, first_seen, last_seen, attempts FROM unknown_tags
+             WHERE ($1 IS NULL OR owner_id = $1) ORDER BY last_seen DESC, uid, device_id
+             LIMIT 1000",
+        )
+        .bind(owner.map(OwnerId::as_str))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter()
+            .map(|(uid, device, owner, first_seen, last_seen, attempts)| {
+                Ok(UnknownTag {
+                    uid: TagUid::parse(&uid).map_err(|e| corrupt("tag uid", e))?,
+                    device: DeviceId::parse(&device).map_err(|e| corrupt("device id", e))?,
+                    owner: OwnerId::parse(&owner).map_err(|e| corrupt("owner id", e))?,
+                    first_seen: from_millis(first_seen)?,
+                    last_seen: from_millis(last_seen)?,
+                    attempts,
+                })
+            })
+            .collect()
     }
 
     async fn insert_tariff(&self, tariff: &Tariff) -> StoreResult<()> {

@@ -75,6 +75,18 @@ pub struct Tag {
     pub updated_at: DateTime<Utc>,
 }
 
+/// A tag refused at a charger because nobody knows it, kept so it can be enrolled.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct UnknownTag {
+    pub uid: TagUid,
+    pub device: DeviceId,
+    /// The charger's owner when the tag was last refused.
+    pub owner: OwnerId,
+    pub first_seen: DateTime<Utc>,
+    pub last_seen: DateTime<Utc>,
+    pub attempts: i64,
+}
+
 /// `POST /api/v1/tags`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -209,6 +221,11 @@ impl Service {
             Some(t) if who.can_see(&t.owner) => Ok(t),
             _ => Err(Error::not_found("tag")),
         }
+    }
+
+    /// Tags refused at the caller's chargers because nobody knows them, newest first.
+    pub async fn list_unknown_tags(&self, who: &Principal) -> Result<Vec<UnknownTag>> {
+        Ok(self.store.list_unknown_tags(who.owner_filter()).await?)
     }
 
     pub async fn list_tags(&self, who: &Principal) -> Result<Vec<Tag>> {

@@ -259,13 +259,7 @@ impl ChargerTx for SqlTx {
     }
 
     async fn insert_tag(&mut self, tag: &Tag) -> StoreResult<()> {
-        insert_tag_in(&mut self.tx, tag).await?;
-        sqlx::query("DELETE FROM unknown_tags WHERE owner_id = $1 AND uid = $2")
-            .bind(tag.owner.as_str())
-            .bind(tag.uid.as_str())
-            .execute(&mut *self.tx)
-            .await?;
-        Ok(())
+        insert_tag_in(&mut self.tx, tag).await
     }
 
     async fn note_unknown_tag(
