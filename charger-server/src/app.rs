@@ -191,10 +191,11 @@ impl App {
             None if service.has_admin_token().await? => None,
             None => Some(service.issue_admin_token(false).await?),
         };
-        let state = ApiState::new(
+        let mut state = ApiState::new(
             service.clone(),
             config.admin_token.as_ref().map(Secret::expose),
         );
+        state.broker_metrics = Some(broker.metrics().clone());
         let router = api::router(state);
         let (shutdown, mut stop) = watch::channel(false);
         let server = tokio::spawn(async move {

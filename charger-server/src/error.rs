@@ -79,7 +79,10 @@ impl From<StoreError> for Error {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::Conflict(message) => Error::conflict("conflict", message),
-            StoreError::Database(e) => Error::Internal(format!("database: {e}")),
+            StoreError::Database(e) => {
+                crate::metrics::db_error();
+                Error::Internal(format!("database: {e}"))
+            }
             StoreError::Corrupt(message) => Error::Internal(format!("stored data: {message}")),
         }
     }

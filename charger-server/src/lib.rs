@@ -27,6 +27,7 @@ pub mod config;
 pub mod devices;
 pub mod error;
 pub mod ids;
+pub mod metrics;
 pub mod mqtt;
 pub mod owners;
 pub mod secrets;

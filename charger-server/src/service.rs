@@ -97,6 +97,7 @@ pub struct Service {
     pub(crate) mqtt: MqttEndpoint,
     /// Set once the MQTT edge has started.
     pub(crate) commands: Arc<OnceLock<Arc<dyn CommandChannel>>>,
+    pub(crate) metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl Service {
@@ -106,7 +107,13 @@ impl Service {
             secret,
             mqtt,
             commands: Arc::new(OnceLock::new()),
+            metrics: Arc::new(crate::metrics::Metrics::default()),
         }
+    }
+
+    /// The charger API's request counters.
+    pub fn metrics(&self) -> &crate::metrics::Metrics {
+        &self.metrics
     }
 
     /// Connects the command path (once, at start-up).

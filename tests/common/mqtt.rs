@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use charger_protocol::{open_response, DeviceKey, FirmwareBundle, ResponseEnvelope};
+use serde_json::{json, Value};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
@@ -325,4 +326,73 @@ pub fn open(
     let body = open_response(&key, &res).expect("RES authenticates under the device key");
     let body = serde_json::from_slice(&body).expect("RES body is JSON");
     (res, Some(body))
+}
+
+/// A charger: its MQTT connection, its bundle and its request counter.
+pub struct Charger {
+    pub probe: Probe,
+    pub b: FirmwareBundle,
+    /// The `<user>` it talks under (its owner, as it believes).
+    pub user: String,
+    pub next_id: i64,
+}
+
+impl Charger {
+    pub async fn connect(app: &crate::TestApp, b: &FirmwareBundle) -> Charger {
+        Self::connect_as(app, b, &b.owner).await
+    }
+
+    pub async fn connect_as(app: &crate::TestApp, b: &FirmwareBundle, user: &str) -> Charger {
+        let mut probe = Probe::connect(Version::V4, Login::device(app.app.mqtt_addr, b))
+            .await
+            .expect("connects");
+        let filter = format!("{user}/res/{}/+", b.device_id);
+        assert!(
+            probe.subscribe(&filter, Qos::AtLeastOnce).await,
+            "subscribed"
+        );
+        Charger {
+            probe,
+            b: b.clone(),
+            user: user.to_owned(),
+            next_id: 1,
+        }
+    }
+
+    /// Calls `endpoint` with a fresh id; returns (code, opened body).
+    pub async fn call(
+        &mut self,
+        endpoint: &str,
+        data: serde_json::Value,
+    ) -> (u16, serde_json::Value) {
+        let id = json!(self.next_id);
+        self.next_id += 1;
+        self.call_with_id(id, endpoint, data).await
+    }
+
+    pub async fn call_with_id(
+        &mut self,
+        id: serde_json::Value,
+        endpoint: &str,
+        data: serde_json::Value,
+    ) -> (u16, Value) {
+        let payload = request(&self.b, id, data);
+        self.send_raw(endpoint, payload).await
+    }
+
+    pub async fn send_raw(&mut self, endpoint: &str, payload: Vec<u8>) -> (u16, serde_json::Value) {
+        let topic = format!("{}/req/{}/{endpoint}", self.user, self.b.device_id);
+        self.probe
+            .publish(&topic, Qos::AtLeastOnce, false, payload)
+            .await;
+        let expected = format!("{}/res/{}/{endpoint}", self.user, self.b.device_id);
+        loop {
+            let (topic, payload) = self.probe.next_publish(WAIT).await.expect("a RES");
+            if topic != expected {
+                continue;
+            }
+            let (res, body) = open(&self.b, &payload);
+            return (res.code, body.unwrap_or(Value::Null));
+        }
+    }
 }

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use charger_e2e::mqtt::{open, request, Login, Probe, Qos, Version};
+use charger_e2e::mqtt::{open, request, Charger, Login, Probe, Qos, Version};
 use charger_e2e::{
     assert_error, default_db, on_both_databases, spawn_app_on, spawn_app_with, TestApp, ADMIN_TOKEN,
 };
@@ -26,66 +26,6 @@ on_both_databases!(spawn_app_on =>
     a_claimed_charger_answers_on_the_old_topic_then_comes_back_under_its_new_owner,
     remote_stop_and_start_are_answered_by_the_charger,
 );
-
-/// A charger: its MQTT connection, its bundle and its request counter.
-struct Charger {
-    probe: Probe,
-    b: FirmwareBundle,
-    /// The `<user>` it talks under (its owner, as it believes).
-    user: String,
-    next_id: i64,
-}
-
-impl Charger {
-    async fn connect(app: &TestApp, b: &FirmwareBundle) -> Charger {
-        Self::connect_as(app, b, &b.owner).await
-    }
-
-    async fn connect_as(app: &TestApp, b: &FirmwareBundle, user: &str) -> Charger {
-        let mut probe = Probe::connect(Version::V4, Login::device(app.app.mqtt_addr, b))
-            .await
-            .expect("connects");
-        let filter = format!("{user}/res/{}/+", b.device_id);
-        assert!(
-            probe.subscribe(&filter, Qos::AtLeastOnce).await,
-            "subscribed"
-        );
-        Charger {
-            probe,
-            b: b.clone(),
-            user: user.to_owned(),
-            next_id: 1,
-        }
-    }
-
-    /// Calls `endpoint` with a fresh id; returns (code, opened body).
-    async fn call(&mut self, endpoint: &str, data: Value) -> (u16, Value) {
-        let id = json!(self.next_id);
-        self.next_id += 1;
-        self.call_with_id(id, endpoint, data).await
-    }
-
-    async fn call_with_id(&mut self, id: Value, endpoint: &str, data: Value) -> (u16, Value) {
-        let payload = request(&self.b, id, data);
-        self.send_raw(endpoint, payload).await
-    }
-
-    async fn send_raw(&mut self, endpoint: &str, payload: Vec<u8>) -> (u16, Value) {
-        let topic = format!("{}/req/{}/{endpoint}", self.user, self.b.device_id);
-        self.probe
-            .publish(&topic, Qos::AtLeastOnce, false, payload)
-            .await;
-        let expected = format!("{}/res/{}/{endpoint}", self.user, self.b.device_id);
-        loop {
-            let (topic, payload) = self.probe.next_publish(WAIT).await.expect("a RES");
-            if topic != expected {
-                continue;
-            }
-            let (res, body) = open(&self.b, &payload);
-            return (res.code, body.unwrap_or(Value::Null));
-        }
-    }
-}
 
 fn ts(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Millis, true)

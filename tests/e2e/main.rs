@@ -6,5 +6,7 @@
 mod broker;
 mod charging;
 mod mqtt_api;
+mod openapi;
 mod rest_provisioning;
+mod sessions_reports;
 mod store_conformance;

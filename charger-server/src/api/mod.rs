@@ -6,6 +6,7 @@
 
 mod devices;
 mod owners;
+mod sessions;
 mod tags;
 mod tariffs;
 
@@ -26,6 +27,8 @@ use crate::service::{Principal, Service};
 #[derive(Clone)]
 pub struct ApiState {
     pub service: Service,
+    /// The embedded broker's counters, for `/metrics`.
+    pub broker_metrics: Option<std::sync::Arc<crate::broker::BrokerMetrics>>,
     /// SHA-256 of `CHARGER_ADMIN_TOKEN`, when it is set.
     pub admin_token_hash: Option<String>,
 }
@@ -34,6 +37,7 @@ impl ApiState {
     pub fn new(service: Service, admin_token: Option<&str>) -> Self {
         Self {
             service,
+            broker_metrics: None,
             admin_token_hash: admin_token.map(hash_secret),
         }
     }
@@ -45,9 +49,11 @@ pub fn router(state: ApiState) -> Router {
         .merge(owners::routes())
         .merge(devices::routes())
         .merge(tags::routes())
-        .merge(tariffs::routes());
+        .merge(tariffs::routes())
+        .merge(sessions::routes());
     Router::new()
         .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
         .nest("/api/v1", v1)
         .fallback(not_found)
         .with_state(state)
@@ -62,6 +68,30 @@ pub fn router(state: ApiState) -> Router {
 
 async fn healthz() -> Json<serde_json::Value> {
     Json(serde_json::json!({"status": "ok"}))
+}
+
+/// Prometheus text; unauthenticated like `/healthz` (counts only, no owner's data).
+async fn metrics(axum::extract::State(state): axum::extract::State<ApiState>) -> Response {
+    let active = match state.service.store().count_active_sessions().await {
+        Ok(n) => Some(n),
+        Err(e) => {
+            crate::metrics::db_error();
+            tracing::error!(error = %e, "cannot count active sessions");
+            None
+        }
+    };
+    let text = state
+        .service
+        .metrics()
+        .render(state.broker_metrics.as_deref(), active);
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        text,
+    )
+        .into_response()
 }
 
 async fn not_found() -> ApiError {

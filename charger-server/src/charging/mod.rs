@@ -13,6 +13,7 @@
 
 mod authorize;
 mod enrollment;
+pub mod history;
 mod remote;
 mod sessions;
 

@@ -17,10 +17,11 @@ use charger_protocol::{seal_response, DeviceKey, ResponseEnvelope};
 use serde_json::json;
 use tokio::sync::mpsc;
 
-use super::{to_json, Job, Outgoing, Publisher};
+use super::{endpoint_label, to_json, Job, Outgoing, Publisher};
 use crate::broker::Broker;
 use crate::charging::ENDPOINTS;
 use crate::error::Error;
+use crate::ids::DeviceId;
 use crate::service::Service;
 use crate::store::{Backend, ChargerTx, StoreError, StoredResult};
 
@@ -69,6 +70,9 @@ pub(super) fn start(service: Service, broker: Broker, publisher: Publisher) -> W
                             broker.revoke_after(device, &d.out.topic);
                         }
                         publisher.publish(d.out).await;
+                        service
+                            .metrics()
+                            .request(d.endpoint, d.code, d.received.elapsed());
                     }
                 }
             });
@@ -81,8 +85,11 @@ pub(super) fn start(service: Service, broker: Broker, publisher: Publisher) -> W
 /// An answer ready to publish once its batch has committed.
 struct Done {
     out: Outgoing,
+    endpoint: &'static str,
+    code: u16,
+    received: std::time::Instant,
     /// The charger changed owner: revoke its connection after this RES.
-    revoke: Option<crate::ids::DeviceId>,
+    revoke: Option<DeviceId>,
 }
 
 /// Runs `jobs` (drained) in one transaction; returns what to publish, empty when the
@@ -92,6 +99,7 @@ async fn run_batch(service: &Service, jobs: &mut Vec<Job>) -> Vec<Done> {
     let mut tx = match service.store().begin().await {
         Ok(tx) => tx,
         Err(e) => {
+            crate::metrics::db_error();
             tracing::error!(error = %e, requests = count, "cannot open a transaction; requests dropped");
             jobs.clear();
             return Vec::new();
@@ -103,12 +111,14 @@ async fn run_batch(service: &Service, jobs: &mut Vec<Job>) -> Vec<Done> {
             Ok(Some(d)) => done.push(d),
             Ok(None) => {}
             Err(e) => {
+                crate::metrics::db_error();
                 tracing::error!(error = %e, requests = count, "batch failed; requests dropped");
                 return Vec::new();
             }
         }
     }
     if let Err(e) = tx.commit().await {
+        crate::metrics::db_error();
         tracing::error!(error = %e, requests = count, "batch commit failed; requests dropped");
         return Vec::new();
     }
@@ -122,6 +132,15 @@ async fn one(
     job: Job,
 ) -> Result<Option<Done>, StoreError> {
     tx.savepoint().await?;
+    let endpoint = endpoint_label(&job.endpoint);
+    let received = job.received;
+    let done = |topic: String, payload: Vec<u8>, code: u16, revoke: Option<DeviceId>| Done {
+        out: Outgoing { topic, payload },
+        endpoint,
+        code,
+        received,
+        revoke,
+    };
     let Some(charger) = tx.charger(&job.device).await? else {
         // Deleted after it connected; nothing to answer with.
         tx.release_savepoint().await?;
@@ -139,13 +158,7 @@ async fn one(
             code: 401,
             data: String::new(),
         };
-        return Ok(Some(Done {
-            out: Outgoing {
-                topic: job.res_topic,
-                payload: to_json(&res),
-            },
-            revoke: None,
-        }));
+        return Ok(Some(done(job.res_topic, to_json(&res), 401, None)));
     }
     // Idempotency: a repeated (device, id) gets the kept answer and changes nothing.
     let request_id = id.json_text();
@@ -178,13 +191,7 @@ async fn one(
                 // Undone and not kept: the charger may retry and succeed.
                 tx.rollback_to_savepoint().await?;
                 let sealed = seal(&key, id, code, &body.to_string());
-                return Ok(sealed.map(|payload| Done {
-                    out: Outgoing {
-                        topic: job.res_topic,
-                        payload,
-                    },
-                    revoke: None,
-                }));
+                return Ok(sealed.map(|payload| done(job.res_topic, payload, code, None)));
             }
             if job.endpoint == "ownership-claim" && code == 200 {
                 revoke = Some(job.device.clone());
@@ -204,14 +211,10 @@ async fn one(
         }
     };
     tx.release_savepoint().await?;
+    let code = result.code;
     Ok(
-        seal(&key, id, result.code, &result.body).map(|payload| Done {
-            out: Outgoing {
-                topic: job.res_topic,
-                payload,
-            },
-            revoke,
-        }),
+        seal(&key, id, code, &result.body)
+            .map(|payload| done(job.res_topic, payload, code, revoke)),
     )
 }
 

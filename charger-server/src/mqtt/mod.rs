@@ -38,6 +38,8 @@ pub struct DispatcherConfig {
 /// A request that passed the envelope checks, on its way to a batch.
 pub(crate) struct Job {
     pub device: DeviceId,
+    /// When the router delivered it (for the latency histogram).
+    pub received: std::time::Instant,
     /// The `<user>` of the REQ topic.
     pub user: String,
     pub endpoint: String,
@@ -111,9 +113,15 @@ pub async fn start(
             match notification {
                 Notification::Forward(forward) => {
                     let publish = forward.publish;
+                    let received = std::time::Instant::now();
                     match route(&config, &publish.topic, &publish.payload) {
                         Route::Ignore => {}
-                        Route::Answer(out) => publisher.publish(out).await,
+                        Route::Answer(out, endpoint, code) => {
+                            publisher.publish(out).await;
+                            service
+                                .metrics()
+                                .request(endpoint, code, received.elapsed());
+                        }
                         Route::Job(job) => {
                             if !dispatcher_commands.take_answer(&job) {
                                 writers.send(job).await;
@@ -133,8 +141,9 @@ pub async fn start(
 enum Route {
     /// Not a request (the ACL makes that impossible from devices).
     Ignore,
-    /// Answered without the database (400, 413).
-    Answer(Outgoing),
+    /// Answered without the database (400, 413): the answer, the endpoint's metrics
+    /// label, the code.
+    Answer(Outgoing, &'static str, u16),
     Job(Job),
 }
 
@@ -164,11 +173,12 @@ fn route(config: &DispatcherConfig, topic: &[u8], payload: &[u8]) -> Route {
     };
     if payload.len() > config.max_payload {
         tracing::info!(%device, size = payload.len(), "request over the payload limit");
-        return Route::Answer(unsealed(None, 413));
+        return Route::Answer(unsealed(None, 413), endpoint_label(t.endpoint), 413);
     }
     match RequestEnvelope::parse(payload) {
         Ok(envelope) => Route::Job(Job {
             device,
+            received: std::time::Instant::now(),
             user: t.user.to_owned(),
             endpoint: t.endpoint.to_owned(),
             res_topic,
@@ -176,9 +186,19 @@ fn route(config: &DispatcherConfig, topic: &[u8], payload: &[u8]) -> Route {
         }),
         Err(e) => {
             tracing::info!(%device, error = e.error, "unreadable request");
-            Route::Answer(unsealed(e.id, 400))
+            Route::Answer(unsealed(e.id, 400), endpoint_label(t.endpoint), 400)
         }
     }
+}
+
+/// The endpoint as a metrics label: one of the known ones, else "unknown".
+pub(crate) fn endpoint_label(endpoint: &str) -> &'static str {
+    crate::charging::ENDPOINTS
+        .iter()
+        .chain(crate::charging::COMMANDS)
+        .find(|e| **e == endpoint)
+        .copied()
+        .unwrap_or("unknown")
 }
 
 pub(crate) fn to_json(res: &ResponseEnvelope) -> Vec<u8> {

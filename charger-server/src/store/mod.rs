@@ -13,6 +13,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use crate::billing::Tariff;
+use crate::charging::history::{MeterSample, ReportKey, ReportSum, SessionFilter, StoredCostLine};
 use crate::charging::{Charger, LocalListPage, NewSession, Session, SessionRef, StopRecord};
 use crate::devices::{Device, DeviceAuth, NewDevice};
 use crate::ids::{DeviceId, OwnerId, TagUid, TariffId};
@@ -109,6 +110,23 @@ pub trait Store: Send + Sync + 'static {
 
     /// A session by its id.
     async fn get_session(&self, id: i64) -> StoreResult<Option<Session>>;
+    /// Sessions matching `filter`, newest (highest id) first, at most `filter.limit`.
+    async fn list_sessions(&self, filter: &SessionFilter) -> StoreResult<Vec<Session>>;
+    /// A session's meter samples (by time) and cost lines.
+    async fn session_details(
+        &self,
+        id: i64,
+    ) -> StoreResult<(Vec<MeterSample>, Vec<StoredCostLine>)>;
+    /// Sums of stopped sessions that started in `[from, to)`, by `key` and currency.
+    async fn billing_sums(
+        &self,
+        owner: Option<&OwnerId>,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        key: ReportKey,
+    ) -> StoreResult<Vec<ReportSum>>;
+    /// Sessions charging now (all owners).
+    async fn count_active_sessions(&self) -> StoreResult<i64>;
 
     /// Opens the transaction a batch of charger requests runs in (on SQLite it takes the
     /// write lock at once: `BEGIN IMMEDIATE`).

@@ -846,6 +846,137 @@ impl Store for SqlStore {
         row.map(charging::SessionRow::into_session).transpose()
     }
 
+    async fn list_sessions(
+        &self,
+        f: &crate::charging::history::SessionFilter,
+    ) -> StoreResult<Vec<crate::charging::Session>> {
+        let rows: Vec<charging::SessionRow> = sqlx::query_as(&format!(
+            "SELECT {} FROM sessions
+             WHERE ($1 IS NULL OR owner_id = $1) AND ($2 IS NULL OR device_id = $2)
+               AND ($3 IS NULL OR tag_uid = $3) AND ($4 IS NULL OR status = $4)
+               AND ($5 IS NULL OR started_at >= $5) AND ($6 IS NULL OR started_at < $6)
+               AND ($7 IS NULL OR id < $7)
+             ORDER BY id DESC LIMIT $8",
+            charging::SESSION_COLUMNS
+        ))
+        .bind(f.owner.as_ref().map(OwnerId::as_str))
+        .bind(f.device.as_ref().map(DeviceId::as_str))
+        .bind(f.tag.as_ref().map(TagUid::as_str))
+        .bind(f.status.map(|s| s.as_str()))
+        .bind(f.from.map(to_millis))
+        .bind(f.to.map(to_millis))
+        .bind(f.before_id)
+        .bind(f.limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter()
+            .map(charging::SessionRow::into_session)
+            .collect()
+    }
+
+    async fn session_details(
+        &self,
+        id: i64,
+    ) -> StoreResult<(
+        Vec<crate::charging::history::MeterSample>,
+        Vec<crate::charging::history::StoredCostLine>,
+    )> {
+        let samples: Vec<(i64, i64, Option<i64>)> = sqlx::query_as(
+            "SELECT at, energy_wh, power_w FROM meter_samples WHERE session_id = $1 ORDER BY at",
+        )
+        .bind(id)
+        .fetch_all(&self.pool)
+        .await?;
+        let lines: Vec<(String, String, String, String)> = sqlx::query_as(
+            "SELECT kind, quantity, unit_price, amount FROM session_cost_lines
+             WHERE session_id = $1 ORDER BY kind",
+        )
+        .bind(id)
+        .fetch_all(&self.pool)
+        .await?;
+        let samples = samples
+            .into_iter()
+            .map(|(at, energy_wh, power_w)| {
+                Ok(crate::charging::history::MeterSample {
+                    at: crate::charging::rfc3339(from_millis(at)?),
+                    energy_wh,
+                    power_w,
+                })
+            })
+            .collect::<StoreResult<_>>()?;
+        let lines = lines
+            .into_iter()
+            .map(
+                |(kind, quantity, unit_price, amount)| crate::charging::history::StoredCostLine {
+                    kind,
+                    quantity,
+                    unit_price,
+                    amount,
+                },
+            )
+            .collect();
+        Ok((samples, lines))
+    }
+
+    async fn billing_sums(
+        &self,
+        owner: Option<&OwnerId>,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        key: crate::charging::history::ReportKey,
+    ) -> StoreResult<Vec<crate::charging::history::ReportSum>> {
+        use crate::charging::history::ReportKey;
+        let key_sql = match key {
+            ReportKey::Day => "CAST(started_at / 86400000 AS TEXT)",
+            ReportKey::Device => "device_id",
+            ReportKey::Tag => "tag_uid",
+        };
+        // Each owner's sessions by start: the sessions_owner_started index; the admin's
+        // report over all owners: sessions_started.
+        let owner_sql = if owner.is_some() {
+            "owner_id = $3"
+        } else {
+            "$3 IS NULL"
+        };
+        let rows: Vec<(String, String, i64, i64, i64, i64, i64)> = sqlx::query_as(&format!(
+            "SELECT {key_sql} AS k, currency, COUNT(*),
+                    CAST(SUM(energy_wh) AS BIGINT), CAST(SUM(net_minor) AS BIGINT),
+                    CAST(SUM(tax_minor) AS BIGINT), CAST(SUM(total_minor) AS BIGINT)
+             FROM sessions
+             WHERE {owner_sql} AND started_at >= $1 AND started_at < $2 AND status = 'stopped'
+             GROUP BY k, currency"
+        ))
+        .bind(to_millis(from))
+        .bind(to_millis(to))
+        .bind(owner.map(OwnerId::as_str))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(
+                |(key, currency, sessions, energy_wh, net_minor, tax_minor, total_minor)| {
+                    crate::charging::history::ReportSum {
+                        key,
+                        currency,
+                        sessions,
+                        energy_wh,
+                        net_minor,
+                        tax_minor,
+                        total_minor,
+                    }
+                },
+            )
+            .collect())
+    }
+
+    async fn count_active_sessions(&self) -> StoreResult<i64> {
+        Ok(
+            sqlx::query_scalar("SELECT COUNT(*) FROM sessions WHERE status = 'active'")
+                .fetch_one(&self.pool)
+                .await?,
+        )
+    }
+
     async fn begin(&self) -> StoreResult<Box<dyn super::ChargerTx>> {
         let tx = match self.backend {
             // Take the write lock at once: a deferred transaction that reads, then writes,

@@ -1,0 +1,82 @@
+//! `/api/v1/sessions` and `/api/v1/reports/billing`.
+
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
+use axum::http::{header, HeaderMap};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+
+use super::{ApiError, ApiPath, ApiResult, ApiState};
+use crate::charging::history::{ReportQuery, SessionDetail, SessionPage, SessionQuery};
+use crate::error::Error;
+use crate::service::Principal;
+
+pub fn routes() -> Router<ApiState> {
+    Router::new()
+        .route("/sessions", get(list_sessions))
+        .route("/sessions/{id}", get(get_session))
+        .route("/reports/billing", get(billing_report))
+}
+
+/// A query string that does not parse is 422, naming the parameter when serde does.
+fn query<T>(q: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
+    q.map(|Query(q)| q).map_err(|e| {
+        let text = e.body_text();
+        let field = text
+            .split('`')
+            .nth(1)
+            .filter(|f| !f.is_empty())
+            .unwrap_or("query")
+            .to_owned();
+        ApiError::from(Error::invalid(field, text))
+    })
+}
+
+async fn list_sessions(
+    who: Principal,
+    State(state): State<ApiState>,
+    q: Result<Query<SessionQuery>, QueryRejection>,
+) -> ApiResult<Json<SessionPage>> {
+    let q = query(q)?;
+    Ok(Json(state.service.list_sessions(&who, q).await?))
+}
+
+async fn get_session(
+    who: Principal,
+    State(state): State<ApiState>,
+    ApiPath(id): ApiPath<i64>,
+) -> ApiResult<Json<SessionDetail>> {
+    Ok(Json(state.service.get_session(&who, id).await?))
+}
+
+async fn billing_report(
+    who: Principal,
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    q: Result<Query<ReportQuery>, QueryRejection>,
+) -> ApiResult<Response> {
+    let q = query(q)?;
+    let csv = match q.format.as_deref() {
+        Some("csv") => true,
+        Some("json") => false,
+        Some(_) => return Err(Error::invalid("format", "is csv or json").into()),
+        None => headers
+            .get(header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.contains("text/csv")),
+    };
+    let report = state.service.billing_report(&who, &q).await?;
+    if csv {
+        Ok((
+            [(
+                header::CONTENT_TYPE,
+                "text/csv; charset=utf-8; header=present",
+            )],
+            report.to_csv(),
+        )
+            .into_response())
+    } else {
+        Ok(Json(report).into_response())
+    }
+}

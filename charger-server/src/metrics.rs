@@ -1,0 +1,222 @@
+//! Counters for `/metrics`, in the Prometheus text format (version 0.0.4).
+//!
+//! The charger API records every answered request (endpoint, code, latency from the
+//! router's delivery to the answer's publication); the broker keeps its own counters
+//! ([`crate::broker::BrokerMetrics`]); database errors are counted where they are mapped.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use crate::broker::BrokerMetrics;
+
+/// Database errors seen anywhere (queries, transactions, commits).
+pub static DB_ERRORS: AtomicU64 = AtomicU64::new(0);
+
+/// Counts one database error.
+pub fn db_error() {
+    DB_ERRORS.fetch_add(1, Ordering::Relaxed);
+}
+
+/// Upper bounds of the latency buckets, in seconds.
+const BUCKETS: &[f64] = &[
+    0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+];
+
+#[derive(Debug, Default, Clone)]
+struct Histogram {
+    counts: Vec<u64>,
+    sum: f64,
+    count: u64,
+}
+
+impl Histogram {
+    fn observe(&mut self, seconds: f64) {
+        if self.counts.is_empty() {
+            self.counts = vec![0; BUCKETS.len()];
+        }
+        for (i, bound) in BUCKETS.iter().enumerate() {
+            if seconds <= *bound {
+                self.counts[i] += 1;
+            }
+        }
+        self.sum += seconds;
+        self.count += 1;
+    }
+}
+
+/// The charger API's request counters and latency histograms.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    requests: Mutex<BTreeMap<(String, u16), u64>>,
+    latency: Mutex<BTreeMap<String, Histogram>>,
+}
+
+impl Metrics {
+    /// Records one answered request. `endpoint` must come from a bounded set.
+    pub fn request(&self, endpoint: &str, code: u16, took: Duration) {
+        if let Ok(mut r) = self.requests.lock() {
+            *r.entry((endpoint.to_owned(), code)).or_default() += 1;
+        }
+        if let Ok(mut l) = self.latency.lock() {
+            l.entry(endpoint.to_owned())
+                .or_default()
+                .observe(took.as_secs_f64());
+        }
+    }
+
+    /// The whole exposition.
+    pub fn render(&self, broker: Option<&BrokerMetrics>, sessions_active: Option<i64>) -> String {
+        let mut out = String::new();
+        let metric = |out: &mut String, name: &str, kind: &str, help: &str| {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+        };
+        metric(
+            &mut out,
+            "charger_mqtt_requests_total",
+            "counter",
+            "Charger API requests answered, by endpoint and RES code.",
+        );
+        let requests = self.requests.lock().map(|r| r.clone()).unwrap_or_default();
+        for ((endpoint, code), n) in &requests {
+            let _ = writeln!(
+                out,
+                "charger_mqtt_requests_total{{endpoint=\"{endpoint}\",code=\"{code}\"}} {n}"
+            );
+        }
+        metric(
+            &mut out,
+            "charger_mqtt_request_duration_seconds",
+            "histogram",
+            "From the request's delivery by the router to the publication of its answer (after the commit).",
+        );
+        let latency = self.latency.lock().map(|l| l.clone()).unwrap_or_default();
+        for (endpoint, h) in &latency {
+            for (bound, n) in BUCKETS.iter().zip(&h.counts) {
+                let _ = writeln!(out, "charger_mqtt_request_duration_seconds_bucket{{endpoint=\"{endpoint}\",le=\"{bound}\"}} {n}");
+            }
+            let _ = writeln!(out, "charger_mqtt_request_duration_seconds_bucket{{endpoint=\"{endpoint}\",le=\"+Inf\"}} {}", h.count);
+            let _ = writeln!(
+                out,
+                "charger_mqtt_request_duration_seconds_sum{{endpoint=\"{endpoint}\"}} {}",
+                h.sum
+            );
+            let _ = writeln!(
+                out,
+                "charger_mqtt_request_duration_seconds_count{{endpoint=\"{endpoint}\"}} {}",
+                h.count
+            );
+        }
+        if let Some(b) = broker {
+            let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
+            metric(
+                &mut out,
+                "charger_mqtt_connections",
+                "gauge",
+                "Chargers connected now.",
+            );
+            let _ = writeln!(
+                out,
+                "charger_mqtt_connections {}",
+                b.connections.load(Ordering::Relaxed)
+            );
+            metric(
+                &mut out,
+                "charger_mqtt_connections_total",
+                "counter",
+                "Charger connections accepted.",
+            );
+            let _ = writeln!(
+                out,
+                "charger_mqtt_connections_total {}",
+                load(&b.connections_total)
+            );
+            metric(
+                &mut out,
+                "charger_mqtt_refused_logins_total",
+                "counter",
+                "CONNECTs refused (bad credentials).",
+            );
+            let _ = writeln!(
+                out,
+                "charger_mqtt_refused_logins_total {}",
+                load(&b.refused_logins)
+            );
+            metric(
+                &mut out,
+                "charger_mqtt_acl_denied_total",
+                "counter",
+                "Publishes and subscriptions refused by the topic ACL.",
+            );
+            let _ = writeln!(
+                out,
+                "charger_mqtt_acl_denied_total{{kind=\"publish\"}} {}",
+                load(&b.acl_denied_publish)
+            );
+            let _ = writeln!(
+                out,
+                "charger_mqtt_acl_denied_total{{kind=\"subscribe\"}} {}",
+                load(&b.acl_denied_subscribe)
+            );
+            metric(
+                &mut out,
+                "charger_mqtt_violation_disconnects_total",
+                "counter",
+                "Connections closed for repeated ACL violations.",
+            );
+            let _ = writeln!(
+                out,
+                "charger_mqtt_violation_disconnects_total {}",
+                load(&b.violation_disconnects)
+            );
+        }
+        if let Some(n) = sessions_active {
+            metric(
+                &mut out,
+                "charger_sessions_active",
+                "gauge",
+                "Charging sessions open now.",
+            );
+            let _ = writeln!(out, "charger_sessions_active {n}");
+        }
+        metric(
+            &mut out,
+            "charger_db_errors_total",
+            "counter",
+            "Database errors (queries, transactions, commits).",
+        );
+        let _ = writeln!(
+            out,
+            "charger_db_errors_total {}",
+            DB_ERRORS.load(Ordering::Relaxed)
+        );
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_render_as_counters_and_cumulative_histograms() {
+        let m = Metrics::default();
+        m.request("boot", 200, Duration::from_micros(400));
+        m.request("boot", 200, Duration::from_millis(30));
+        m.request("authorize", 404, Duration::from_micros(100));
+        let text = m.render(None, Some(3));
+        assert!(text.contains("charger_mqtt_requests_total{endpoint=\"boot\",code=\"200\"} 2"));
+        assert!(text.contains("charger_mqtt_requests_total{endpoint=\"authorize\",code=\"404\"} 1"));
+        assert!(text.contains(
+            "charger_mqtt_request_duration_seconds_bucket{endpoint=\"boot\",le=\"0.0005\"} 1"
+        ));
+        assert!(text.contains(
+            "charger_mqtt_request_duration_seconds_bucket{endpoint=\"boot\",le=\"0.05\"} 2"
+        ));
+        assert!(text.contains("charger_mqtt_request_duration_seconds_count{endpoint=\"boot\"} 2"));
+        assert!(text.contains("charger_sessions_active 3"));
+        assert!(text.contains("# TYPE charger_db_errors_total counter"));
+    }
+}
