@@ -91,8 +91,18 @@ fn one() -> i64 {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AssignTariffRequest {
-    /// The tariff, or null to fall back to the owner's default.
+    /// The tariff, or null to fall back to the owner's default. Required: `{}` is 422.
+    #[serde(deserialize_with = "required_nullable")]
     pub tariff: Option<TariffId>,
+}
+
+/// A field that must be present and may be `null`.
+fn required_nullable<'de, D, T>(d: D) -> std::result::Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(d)
 }
 
 fn check_connectors(n: i64) -> Result<()> {

@@ -117,16 +117,32 @@ fn active() -> TagStatus {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PatchTagRequest {
+    #[serde(default, deserialize_with = "not_null")]
     pub role: Option<TagRole>,
+    #[serde(default, deserialize_with = "not_null")]
     pub status: Option<TagStatus>,
     #[serde(default, deserialize_with = "nullable")]
     pub expires_at: Option<Option<DateTime<Utc>>>,
     #[serde(default, deserialize_with = "nullable")]
     pub group: Option<Option<String>>,
+    #[serde(default, deserialize_with = "not_null")]
     pub devices: Option<Vec<DeviceId>>,
+    #[serde(default, deserialize_with = "not_null")]
     pub max_sessions: Option<i64>,
     #[serde(default, deserialize_with = "nullable")]
     pub label: Option<Option<String>>,
+}
+
+/// An optional field that, when present, may not be `null` (absent leaves it unchanged).
+fn not_null<'de, D, T>(d: D) -> std::result::Result<Option<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    match Option::<T>::deserialize(d)? {
+        Some(v) => Ok(Some(v)),
+        None => Err(serde::de::Error::custom("may not be null")),
+    }
 }
 
 /// Tells a present `null` (Some(None)) from an absent field (None).
