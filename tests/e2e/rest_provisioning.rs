@@ -650,3 +650,87 @@ async fn nulls_and_missing_fields_the_schema_forbids_are_refused() {
         .await;
     assert_eq!(a.status, 200, "{a:?}");
 }
+
+#[tokio::test]
+async fn tags_import_from_csv_all_or_none() {
+    let app = charger_e2e::spawn_app().await;
+    app.provision("acme", 2).await;
+    let acme = app
+        .post("/api/v1/owners/acme/tokens", ADMIN_TOKEN, Value::Null)
+        .await
+        .body["token"]
+        .as_str()
+        .expect("token")
+        .to_owned();
+    let import = |token: &str, body: &str| {
+        let req = app
+            .http
+            .post(format!("{}/api/v1/tags/import", app.base))
+            .bearer_auth(token)
+            .header("content-type", "text/csv")
+            .body(body.to_owned());
+        async move {
+            let r = req.send().await.expect("POST");
+            let status = r.status().as_u16();
+            (status, r.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+    let csv = "uid,label,role,devices,max_sessions,expires_at\r\n\
+               04a1b2c3,\"Van 7, blue\",driver,acme-00001,2,2030-01-01T00:00:00Z\r\n\
+               0A0B0C0D,,installer,,,\r\n";
+    assert_eq!(import(&acme, csv).await, (201, json!({"imported": 2})));
+    let tag = app.get("/api/v1/tags/04A1B2C3", &acme).await.body;
+    assert_eq!(tag["label"], "Van 7, blue");
+    assert_eq!(tag["devices"], json!(["acme-00001"]));
+    assert_eq!(tag["max_sessions"], 2);
+    assert_eq!(
+        app.get("/api/v1/tags/0A0B0C0D", &acme).await.body["role"],
+        "installer"
+    );
+
+    // A bad row anywhere: nothing is imported, and the message names line and column.
+    let (status, body) = import(&acme, "uid,role\n11111111,driver\n22222222,pilot\n").await;
+    assert_eq!(status, 422, "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("line 3, role"),
+        "{body}"
+    );
+    assert_eq!(app.get("/api/v1/tags/11111111", &acme).await.status, 404);
+    let (status, body) = import(&acme, "uid\n33333333\n04A1B2C3\n").await;
+    assert_eq!(
+        (status, &body["error"]),
+        (409, &json!("tag_exists")),
+        "{body}"
+    );
+    assert_eq!(app.get("/api/v1/tags/33333333", &acme).await.status, 404);
+    for bad in [
+        "",
+        "label\nx\n",
+        "uid,colour\n44444444,red\n",
+        "uid\n\"44444444\n",
+        "uid,label\n44444444\n",
+    ] {
+        let (status, body) = import(&acme, bad).await;
+        assert_eq!(status, 422, "{bad:?}: {body}");
+    }
+    // Another owner's chargers or owner: refused; the admin must name the owner.
+    let (status, _) = import(&acme, "uid,owner\n55555555,beta\n").await;
+    assert_eq!(status, 422);
+    let (status, _) = import(ADMIN_TOKEN, "uid\n55555555\n").await;
+    assert_eq!(status, 422);
+    let (status, _) = import(ADMIN_TOKEN, "uid,owner\n55555555,acme\n").await;
+    assert_eq!(status, 201);
+    let r = app
+        .http
+        .post(format!("{}/api/v1/tags/import", app.base))
+        .bearer_auth(&acme)
+        .header("content-type", "application/json")
+        .body("{}")
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(r.status().as_u16(), 415);
+}

@@ -117,6 +117,16 @@ impl ApiError {
     }
 }
 
+impl ApiError {
+    pub(crate) fn unsupported_media_type(message: &str) -> Self {
+        ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            message,
+        )
+    }
+}
+
 impl From<Error> for ApiError {
     fn from(e: Error) -> Self {
         let status = match &e {

@@ -14,6 +14,7 @@ pub fn routes() -> Router<ApiState> {
     Router::new()
         .route("/tags", post(create_tag).get(list_tags))
         .route("/tags/unknown", get(list_unknown_tags))
+        .route("/tags/import", post(import_tags))
         .route(
             "/tags/{uid}",
             get(get_tag).patch(patch_tag).delete(delete_tag),
@@ -66,4 +67,27 @@ async fn list_unknown_tags(
     State(state): State<ApiState>,
 ) -> ApiResult<Json<Vec<UnknownTag>>> {
     Ok(Json(state.service.list_unknown_tags(&who).await?))
+}
+
+/// `Content-Type: text/csv` body; all rows or none.
+async fn import_tags(
+    who: Principal,
+    State(state): State<ApiState>,
+    headers: axum::http::HeaderMap,
+    body: String,
+) -> ApiResult<(StatusCode, Json<serde_json::Value>)> {
+    let csv = headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/csv"));
+    if !csv {
+        return Err(super::ApiError::unsupported_media_type(
+            "send the tags as Content-Type: text/csv",
+        ));
+    }
+    let n = state.service.import_tags(&who, &body).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(serde_json::json!({ "imported": n })),
+    ))
 }

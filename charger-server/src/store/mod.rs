@@ -83,6 +83,8 @@ pub trait Store: Send + Sync + 'static {
 
     /// Inserts a tag and bumps its owner's local-list version.
     async fn insert_tag(&self, tag: &Tag) -> StoreResult<()>;
+    /// Inserts tags in one transaction: all or none.
+    async fn insert_tags(&self, tags: &[Tag]) -> StoreResult<()>;
     async fn get_tag(&self, uid: &TagUid) -> StoreResult<Option<Tag>>;
     async fn list_tags(&self, owner: Option<&OwnerId>) -> StoreResult<Vec<Tag>>;
     /// Replaces a tag's mutable fields and bumps the local-list version; false if absent.

@@ -654,8 +654,19 @@ impl Store for SqlStore {
     }
 
     async fn insert_tag(&self, tag: &Tag) -> StoreResult<()> {
+        self.insert_tags(std::slice::from_ref(tag)).await
+    }
+
+    async fn insert_tags(&self, tags: &[Tag]) -> StoreResult<()> {
         let mut tx = self.pool.begin().await?;
-        insert_tag_in(&mut tx, tag).await?;
+        for tag in tags {
+            insert_tag_in(&mut tx, tag).await.map_err(|e| match e {
+                StoreError::Conflict(_) => {
+                    StoreError::Conflict(format!("tag {} is already enrolled", tag.uid))
+                }
+                other => other,
+            })?;
+        }
         tx.commit().await?;
         Ok(())
     }

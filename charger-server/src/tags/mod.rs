@@ -1,6 +1,8 @@
 //! RFID tags: drivers' cards and installers' cards, with status, expiry, group, the
 //! chargers they are limited to and a cap on concurrent sessions.
 
+mod import;
+
 use std::fmt;
 use std::str::FromStr;
 
