@@ -646,6 +646,24 @@ async fn a_claimed_charger_answers_on_the_old_topic_then_comes_back_under_its_ne
         .await;
     assert_eq!(a.status, 201, "{a:?}");
     let code_text = a.body["code"].as_str().expect("code").to_owned();
+    // Only the charger's owner (or the admin) may give it away.
+    let gamma = app.owner_with_token("gamma").await;
+    let a = app
+        .post(
+            &format!("/api/v1/devices/{}/transfers", b.device_id),
+            &gamma,
+            json!({"to": "gamma"}),
+        )
+        .await;
+    assert_error(&a, 404, "not_found");
+    let a = app
+        .post(
+            &format!("/api/v1/devices/{}/transfers", b.device_id),
+            ADMIN_TOKEN,
+            json!({"to": "nobody"}),
+        )
+        .await;
+    assert_error(&a, 404, "not_found");
 
     let (code, body) = c.call("ownership-claim", json!({"code": code_text})).await;
     assert_eq!(

@@ -114,6 +114,13 @@ pub async fn connect(url: &str) -> Result<SqlStore, ConnectError> {
                     conn.execute("PRAGMA synchronous = FULL").await?;
                     conn.execute("PRAGMA foreign_keys = ON").await?;
                     conn.execute("PRAGMA busy_timeout = 10000").await?;
+                    // Reports read 100,000s of rows: sorts in memory, not temp files, a
+                    // 16 MiB page cache, and the file memory-mapped (up to 1 GiB of
+                    // address space, shared by all connections through the OS page cache)
+                    // instead of one read() per page.
+                    conn.execute("PRAGMA temp_store = MEMORY").await?;
+                    conn.execute("PRAGMA cache_size = -16384").await?;
+                    conn.execute("PRAGMA mmap_size = 1073741824").await?;
                 }
                 Ok(())
             })
@@ -937,29 +944,34 @@ impl Store for SqlStore {
         key: crate::charging::history::ReportKey,
     ) -> StoreResult<Vec<crate::charging::history::ReportSum>> {
         use crate::charging::history::ReportKey;
-        let key_sql = match key {
-            ReportKey::Day => "CAST(started_at / 86400000 AS TEXT)",
-            ReportKey::Device => "device_id",
-            ReportKey::Tag => "tag_uid",
+        // Grouped by the integer day (grouping 100,000s of rows by a text cast of it was 3x
+        // slower on SQLite); only the output is cast to text.
+        let (key_sql, key_out) = match key {
+            ReportKey::Day => (
+                "started_at / 86400000",
+                "CAST(started_at / 86400000 AS TEXT)",
+            ),
+            ReportKey::Device => ("device_id", "device_id"),
+            ReportKey::Tag => ("tag_uid", "tag_uid"),
         };
         // Each owner's sessions by start: the sessions_owner_started index; the admin's
         // report over all owners: sessions_started.
         let owner_sql = if owner.is_some() {
-            "owner_id = $3"
+            "owner_id = $1"
         } else {
-            "$3 IS NULL"
+            "$1 IS NULL"
         };
         let rows: Vec<(String, String, i64, i64, i64, i64, i64)> = sqlx::query_as(&format!(
-            "SELECT {key_sql} AS k, currency, COUNT(*),
+            "SELECT {key_out}, currency, COUNT(*),
                     CAST(SUM(energy_wh) AS BIGINT), CAST(SUM(net_minor) AS BIGINT),
                     CAST(SUM(tax_minor) AS BIGINT), CAST(SUM(total_minor) AS BIGINT)
              FROM sessions
-             WHERE {owner_sql} AND started_at >= $1 AND started_at < $2 AND status = 'stopped'
-             GROUP BY k, currency"
+             WHERE {owner_sql} AND started_at >= $2 AND started_at < $3 AND status = 'stopped'
+             GROUP BY {key_sql}, currency"
         ))
+        .bind(owner.map(OwnerId::as_str))
         .bind(to_millis(from))
         .bind(to_millis(to))
-        .bind(owner.map(OwnerId::as_str))
         .fetch_all(&self.pool)
         .await?;
         Ok(rows
