@@ -1,7 +1,13 @@
 //! `charger-firmware-sim`: plays MyBox chargers against the backend.
 //!
-//! Today it reads and checks firmware bundle files ([`read_bundles`]); the charger state
-//! machine, the interactive and scripted modes and the load runner build on these bundles.
+//! - [`link`]: one charger's MQTT connection (REQ/RES, commands) on the protocol crate.
+//! - [`charger`]: the charger itself: taps, plug, energy, offline queue, local list.
+//! - [`script`]: the steps of scripted and interactive runs.
+//! - [`read_bundles`]: the firmware bundle files the server issues.
+
+pub mod charger;
+pub mod link;
+pub mod script;
 
 use std::collections::BTreeMap;
 use std::io::BufRead;

@@ -21,15 +21,45 @@ enum Command {
         /// The file `charger-server provision` wrote.
         bundles: PathBuf,
     },
+    /// Play one charger, step by step, from a script file or from standard input
+    /// (interactive: type `online`, `tap 04A1B2C3`, `plug`, `charge 2s 11000`, `unplug`, ...).
+    Run {
+        /// The bundle file.
+        #[arg(long)]
+        bundles: PathBuf,
+        /// Which charger of the file (default: the first).
+        #[arg(long)]
+        device: Option<String>,
+        /// Broker address, instead of the bundle's host and port.
+        #[arg(long)]
+        broker: Option<String>,
+        /// Simulated seconds of energy flow per real second.
+        #[arg(long, default_value_t = 60.0)]
+        scale: f64,
+        /// The script; `-` or none reads standard input.
+        script: Option<PathBuf>,
+    },
+}
+
+fn load_bundles(path: &PathBuf) -> anyhow::Result<Vec<charger_protocol::FirmwareBundle>> {
+    std::fs::File::open(path)
+        .with_context(|| format!("{}", path.display()))
+        .and_then(|f| charger_firmware_sim::read_bundles(std::io::BufReader::new(f)))
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Inspect { bundles } => std::fs::File::open(&bundles)
-            .with_context(|| format!("{}", bundles.display()))
-            .and_then(|f| charger_firmware_sim::read_bundles(std::io::BufReader::new(f)))
-            .map(|b| print!("{}", charger_firmware_sim::summarize(&b))),
+        Command::Inspect { bundles } => {
+            load_bundles(&bundles).map(|b| print!("{}", charger_firmware_sim::summarize(&b)))
+        }
+        Command::Run {
+            bundles,
+            device,
+            broker,
+            scale,
+            script,
+        } => run(&bundles, device, broker, scale, script),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -38,4 +68,52 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+fn run(
+    bundles: &PathBuf,
+    device: Option<String>,
+    broker: Option<String>,
+    scale: f64,
+    script: Option<PathBuf>,
+) -> anyhow::Result<()> {
+    use std::io::BufRead;
+    let bundles = load_bundles(bundles)?;
+    let bundle = match &device {
+        Some(d) => bundles
+            .into_iter()
+            .find(|b| &b.device_id == d)
+            .ok_or_else(|| anyhow::anyhow!("no charger {d} in the bundle file"))?,
+        None => bundles
+            .into_iter()
+            .next()
+            .ok_or_else(|| anyhow::anyhow!("no bundles"))?,
+    };
+    let lines: Box<dyn BufRead> = match &script {
+        Some(p) if p.as_os_str() != "-" => Box::new(std::io::BufReader::new(
+            std::fs::File::open(p).with_context(|| format!("{}", p.display()))?,
+        )),
+        _ => Box::new(std::io::BufReader::new(std::io::stdin())),
+    };
+    let rt = tokio::runtime::Runtime::new()?;
+    rt.block_on(async move {
+        let mut charger = charger_firmware_sim::charger::Charger::new(bundle, broker);
+        charger.time_scale = scale;
+        charger.echo = true;
+        for (n, line) in lines.lines().enumerate() {
+            let line = line?;
+            let step = match charger_firmware_sim::script::parse_step(&line) {
+                Ok(Some(step)) => step,
+                Ok(None) => continue,
+                Err(e) => {
+                    eprintln!("line {}: {e:#}", n + 1);
+                    continue;
+                }
+            };
+            if let Err(e) = charger_firmware_sim::script::run_step(&mut charger, &step).await {
+                eprintln!("line {}: {e:#}", n + 1);
+            }
+        }
+        anyhow::Ok(())
+    })
 }

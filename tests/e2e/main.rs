@@ -9,4 +9,5 @@ mod mqtt_api;
 mod openapi;
 mod rest_provisioning;
 mod sessions_reports;
+mod simulator;
 mod store_conformance;

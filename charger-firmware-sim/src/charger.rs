@@ -1,0 +1,469 @@
+//! One simulated MyBox charger (one connector): RFID taps, plug and unplug, energy
+//! flowing at a chosen power and time scale, remote commands, installer enrollment, a
+//! local list for offline authorization, and an offline queue replayed in order.
+
+use std::collections::{HashMap, VecDeque};
+use std::time::Duration;
+
+use anyhow::{bail, Context as _};
+use charger_protocol::FirmwareBundle;
+use serde_json::{json, Value};
+
+use crate::link::{Answer, Link};
+
+/// How a session is named to the server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum SessionRef {
+    Id(i64),
+    Local(String),
+}
+
+impl SessionRef {
+    fn field(&self) -> (&'static str, Value) {
+        match self {
+            SessionRef::Id(id) => ("session_id", json!(id)),
+            SessionRef::Local(l) => ("local_id", json!(l)),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Active {
+    reference: SessionRef,
+    tag: String,
+}
+
+/// A simulated charger.
+pub struct Charger {
+    pub bundle: FirmwareBundle,
+    broker: Option<String>,
+    /// The `<user>` it talks under (changes after an ownership claim).
+    pub user: String,
+    link: Option<Link>,
+    session: Option<Active>,
+    /// The energy meter, in Wh.
+    pub meter_wh: i64,
+    plugged: bool,
+    authorized: Option<String>,
+    installer: Option<String>,
+    local_list: HashMap<String, Value>,
+    list_version: i64,
+    queue: VecDeque<(String, Value)>,
+    local_seq: u64,
+    /// Simulated seconds per real second for energy flow.
+    pub time_scale: f64,
+    /// Pause between replayed requests after a reconnect.
+    pub replay_pause: Duration,
+    /// What happened, one line each.
+    pub events: Vec<String>,
+    pub echo: bool,
+}
+
+fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+impl Charger {
+    pub fn new(bundle: FirmwareBundle, broker: Option<String>) -> Self {
+        Self {
+            user: bundle.owner.clone(),
+            bundle,
+            broker,
+            link: None,
+            session: None,
+            meter_wh: 0,
+            plugged: false,
+            authorized: None,
+            installer: None,
+            local_list: HashMap::new(),
+            list_version: 0,
+            queue: VecDeque::new(),
+            local_seq: 0,
+            time_scale: 1.0,
+            replay_pause: Duration::from_millis(20),
+            events: Vec::new(),
+            echo: false,
+        }
+    }
+
+    fn say(&mut self, line: String) {
+        if self.echo {
+            println!("{}: {line}", self.bundle.device_id);
+        }
+        self.events.push(line);
+    }
+
+    pub fn is_online(&self) -> bool {
+        self.link.as_ref().is_some_and(|l| l.closed().is_none())
+    }
+
+    pub fn session_id(&self) -> Option<i64> {
+        match self.session.as_ref().map(|s| &s.reference) {
+            Some(SessionRef::Id(id)) => Some(*id),
+            _ => None,
+        }
+    }
+
+    pub fn queued(&self) -> usize {
+        self.queue.len()
+    }
+
+    async fn call(&mut self, endpoint: &str, data: Value) -> anyhow::Result<Answer> {
+        let Some(link) = self.link.as_mut() else {
+            bail!("offline");
+        };
+        let answer = link.request(endpoint, data).await?;
+        let error = answer.body["error"].as_str().unwrap_or("").to_owned();
+        self.say(
+            format!("{endpoint} -> {} {error}", answer.code)
+                .trim_end()
+                .to_owned(),
+        );
+        Ok(answer)
+    }
+
+    /// Connects, boots, reports its connector, refreshes its local list, and replays
+    /// what it queued while offline (in order, paced).
+    pub async fn online(&mut self) -> anyhow::Result<()> {
+        let link = Link::connect(&self.bundle, self.broker.as_deref(), Some(&self.user)).await?;
+        self.link = Some(link);
+        self.say("online".into());
+        let boot = self
+            .call(
+                "boot",
+                json!({"firmware": "sim-1.0", "model": "MyBox sim", "connectors": 1}),
+            )
+            .await?;
+        if let Some(owner) = boot.body["owner"].as_str() {
+            self.user = owner.to_owned();
+        }
+        let state = if self.session.is_some() {
+            "charging"
+        } else {
+            "available"
+        };
+        self.call("status", json!({"connector": 1, "state": state}))
+            .await?;
+        self.sync_list().await?;
+        self.replay().await
+    }
+
+    /// Drops the connection without a goodbye (power or network gone).
+    pub fn offline(&mut self) {
+        self.link = None;
+        self.say("offline".into());
+    }
+
+    /// Brings the local list up to date (by delta, page by page).
+    pub async fn sync_list(&mut self) -> anyhow::Result<()> {
+        for _ in 0..1000 {
+            let a = self
+                .call("local-list", json!({"version": self.list_version}))
+                .await?;
+            if a.code != 200 {
+                bail!("local-list answered {}", a.code);
+            }
+            if a.body["reset"] == true {
+                self.local_list.clear();
+            }
+            for t in a.body["tags"].as_array().cloned().unwrap_or_default() {
+                if let Some(uid) = t["tag"].as_str() {
+                    self.local_list.insert(uid.to_owned(), t.clone());
+                }
+            }
+            for uid in a.body["removed"].as_array().cloned().unwrap_or_default() {
+                if let Some(uid) = uid.as_str() {
+                    self.local_list.remove(uid);
+                }
+            }
+            self.list_version = a.body["version"].as_i64().unwrap_or(self.list_version);
+            if a.body["more"] != true {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// Sends, or queues while offline.
+    async fn send_or_queue(
+        &mut self,
+        endpoint: &str,
+        data: Value,
+    ) -> anyhow::Result<Option<Answer>> {
+        if self.is_online() {
+            return self.call(endpoint, data).await.map(Some);
+        }
+        self.queue.push_back((endpoint.to_owned(), data));
+        self.say(format!("{endpoint} queued"));
+        Ok(None)
+    }
+
+    async fn replay(&mut self) -> anyhow::Result<()> {
+        while let Some((endpoint, data)) = self.queue.pop_front() {
+            match self.call(&endpoint, data.clone()).await {
+                Ok(a) => {
+                    // The server names an offline session by its local id; keep using it.
+                    let _ = a;
+                }
+                Err(e) => {
+                    self.queue.push_front((endpoint, data));
+                    return Err(e).context("replaying the offline queue");
+                }
+            }
+            tokio::time::sleep(self.replay_pause).await;
+        }
+        Ok(())
+    }
+
+    /// An RFID card is held to the reader.
+    pub async fn tap(&mut self, tag: &str) -> anyhow::Result<()> {
+        let tag = tag.to_ascii_uppercase();
+        if let Some(installer) = self.installer.clone() {
+            if installer == tag {
+                self.installer = None;
+                self.say("installer mode off".into());
+                return Ok(());
+            }
+            self.call(
+                "tag-enroll",
+                json!({"installer_tag": installer, "tag": tag}),
+            )
+            .await?;
+            return Ok(());
+        }
+        if let Some(active) = self.session.clone() {
+            let allowed = if self.is_online() {
+                let (field, value) = active.reference.field();
+                let mut data = json!({"tag": tag, "connector": 1});
+                data[field] = value;
+                self.call("authorize", data).await?.code == 200
+            } else {
+                active.tag == tag || self.same_group(&active.tag, &tag)
+            };
+            if allowed {
+                return self.stop("local").await;
+            }
+            self.say("stop refused".into());
+            return Ok(());
+        }
+        if self.is_online() {
+            let a = self
+                .call("authorize", json!({"tag": tag, "connector": 1}))
+                .await?;
+            if a.code != 200 {
+                return Ok(());
+            }
+            if a.body["role"] == "installer" {
+                self.installer = Some(tag);
+                self.say("installer mode on".into());
+                return Ok(());
+            }
+        } else if !self.locally_allowed(&tag) {
+            self.say(format!("{tag} refused offline"));
+            return Ok(());
+        }
+        self.authorized = Some(tag);
+        if self.plugged {
+            self.start().await?;
+        }
+        Ok(())
+    }
+
+    fn locally_allowed(&self, tag: &str) -> bool {
+        self.local_list.get(tag).is_some_and(|t| {
+            t["status"] == "active"
+                && t["expires_at"]
+                    .as_str()
+                    .and_then(|e| chrono::DateTime::parse_from_rfc3339(e).ok())
+                    .is_none_or(|e| e > chrono::Utc::now())
+        })
+    }
+
+    fn same_group(&self, a: &str, b: &str) -> bool {
+        let group = |t: &str| {
+            self.local_list
+                .get(t)
+                .and_then(|e| e["group"].as_str().map(str::to_owned))
+        };
+        matches!((group(a), group(b)), (Some(x), Some(y)) if x == y)
+    }
+
+    /// The car's cable is plugged in.
+    pub async fn plug(&mut self) -> anyhow::Result<()> {
+        self.plugged = true;
+        if self.is_online() && self.session.is_none() {
+            self.call("status", json!({"connector": 1, "state": "preparing"}))
+                .await?;
+        }
+        if self.authorized.is_some() && self.session.is_none() {
+            self.start().await?;
+        }
+        Ok(())
+    }
+
+    async fn start(&mut self) -> anyhow::Result<()> {
+        let Some(tag) = self.authorized.take() else {
+            return Ok(());
+        };
+        let mut data = json!({"tag": tag, "connector": 1, "meter_start_wh": self.meter_wh,
+                              "started_at": now()});
+        if !self.is_online() {
+            self.local_seq += 1;
+            let local = format!(
+                "{}-{}",
+                chrono::Utc::now().timestamp_millis(),
+                self.local_seq
+            );
+            data["local_id"] = json!(local);
+            self.queue.push_back(("session-start".into(), data));
+            self.session = Some(Active {
+                reference: SessionRef::Local(local),
+                tag,
+            });
+            self.say("session-start queued".into());
+            return Ok(());
+        }
+        let a = self.call("session-start", data).await?;
+        if a.code == 201 {
+            if let Some(id) = a.body["session_id"].as_i64() {
+                self.session = Some(Active {
+                    reference: SessionRef::Id(id),
+                    tag,
+                });
+                self.call("status", json!({"connector": 1, "state": "charging"}))
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Energy flows for `real` time at `power_w` (scaled by `time_scale`), then one meter
+    /// sample is reported.
+    pub async fn charge(&mut self, real: Duration, power_w: i64) -> anyhow::Result<()> {
+        if self.session.is_none() {
+            bail!("no session to charge");
+        }
+        tokio::time::sleep(real).await;
+        let hours = real.as_secs_f64() * self.time_scale / 3600.0;
+        self.meter_wh += (power_w as f64 * hours).round() as i64;
+        let Some(active) = self.session.clone() else {
+            return Ok(());
+        };
+        let (field, value) = active.reference.field();
+        let mut data =
+            json!({"samples": [{"at": now(), "energy_wh": self.meter_wh, "power_w": power_w}]});
+        data[field] = value;
+        if let Some(a) = self.send_or_queue("meter-values", data).await? {
+            let (net, currency) = (a.body["net"].clone(), a.body["currency"].clone());
+            self.say(format!(
+                "running cost {} {}",
+                net.as_str().unwrap_or("?"),
+                currency.as_str().unwrap_or("")
+            ));
+        }
+        Ok(())
+    }
+
+    /// The cable is pulled: a running session stops.
+    pub async fn unplug(&mut self) -> anyhow::Result<()> {
+        if self.session.is_some() {
+            self.stop("ev_disconnected").await?;
+        }
+        self.plugged = false;
+        if self.is_online() {
+            self.call("status", json!({"connector": 1, "state": "available"}))
+                .await?;
+        }
+        Ok(())
+    }
+
+    async fn stop(&mut self, reason: &str) -> anyhow::Result<()> {
+        let Some(active) = self.session.take() else {
+            return Ok(());
+        };
+        let (field, value) = active.reference.field();
+        let mut data =
+            json!({"meter_stop_wh": self.meter_wh, "stopped_at": now(), "reason": reason});
+        data[field] = value;
+        if let Some(a) = self.send_or_queue("session-stop", data).await? {
+            if a.code == 200 {
+                let b = &a.body;
+                self.say(format!(
+                    "billed {} Wh: net {} tax {} total {} {}",
+                    b["energy_wh"],
+                    b["net"].as_str().unwrap_or("?"),
+                    b["tax"].as_str().unwrap_or("?"),
+                    b["total"].as_str().unwrap_or("?"),
+                    b["currency"].as_str().unwrap_or("")
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Sends an ownership claim with a transfer code; on success the charger is
+    /// disconnected by the server and comes back under its new owner.
+    pub async fn claim(&mut self, code: &str) -> anyhow::Result<()> {
+        let a = self.call("ownership-claim", json!({"code": code})).await?;
+        if a.code == 200 {
+            if let Some(owner) = a.body["owner"].as_str() {
+                self.user = owner.to_owned();
+                self.list_version = 0;
+                self.local_list.clear();
+            }
+            // The server closes the connection once the answer is delivered.
+            for _ in 0..100 {
+                if !self.is_online() {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            self.link = None;
+            self.online().await?;
+        }
+        Ok(())
+    }
+
+    /// Serves the server's commands for `wait`: remote stop, remote start, unlock.
+    pub async fn serve_commands(&mut self, wait: Duration) -> anyhow::Result<()> {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            if left.is_zero() {
+                return Ok(());
+            }
+            let Some(link) = self.link.as_mut() else {
+                tokio::time::sleep(left).await;
+                return Ok(());
+            };
+            let Some(command) = link.next_command(left).await else {
+                continue;
+            };
+            let accept = match command.name.as_str() {
+                "remote-stop" => self
+                    .session_id()
+                    .is_some_and(|id| command.data["session_id"] == id),
+                "remote-start" => self.session.is_none(),
+                "unlock" => true,
+                _ => false,
+            };
+            let status = if accept { "accepted" } else { "rejected" };
+            if let Some(link) = self.link.as_ref() {
+                link.answer_command(&command, json!({"status": status}))
+                    .await?;
+            }
+            self.say(format!("command {} {status}", command.name));
+            if accept {
+                match command.name.as_str() {
+                    "remote-stop" => self.stop("remote").await?,
+                    "remote-start" => {
+                        self.authorized = command.data["tag"].as_str().map(str::to_owned);
+                        self.plugged = true;
+                        self.start().await?;
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+}

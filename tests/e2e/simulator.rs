@@ -1,0 +1,149 @@
+//! The simulator's scenarios against a real server: a charger charging a car, an
+//! installer enrolling a card, an offline charger replaying its session, a remote stop.
+//! Short and bounded: energy flows at 3,600 simulated seconds per real second.
+
+use std::time::Duration;
+
+use charger_e2e::{spawn_app, TestApp, ADMIN_TOKEN};
+use charger_firmware_sim::charger::Charger;
+use charger_firmware_sim::script::{parse_script, run_step};
+use serde_json::json;
+
+async fn setup(app: &TestApp) -> Charger {
+    let b = app.provision("acme", 1).await.remove(0);
+    let a = app
+        .post(
+            "/api/v1/tariffs",
+            ADMIN_TOKEN,
+            json!({"id": "std", "owner": "acme", "currency": "EUR", "energy_per_kwh": "0.40",
+                   "time_per_hour": "0", "session_fee": "0", "tax_rate": "0.2", "default": true}),
+        )
+        .await;
+    assert_eq!(a.status, 201, "{a:?}");
+    for (uid, role) in [("04A1B2C3", "driver"), ("11111111", "installer")] {
+        let a = app
+            .post(
+                "/api/v1/tags",
+                ADMIN_TOKEN,
+                json!({"uid": uid, "owner": "acme", "role": role}),
+            )
+            .await;
+        assert_eq!(a.status, 201, "{a:?}");
+    }
+    let mut c = Charger::new(b, Some(app.app.mqtt_addr.to_string()));
+    c.time_scale = 3600.0;
+    c.replay_pause = Duration::from_millis(5);
+    c
+}
+
+async fn play(c: &mut Charger, script: &str) {
+    for step in parse_script(script).expect("script") {
+        run_step(c, &step)
+            .await
+            .unwrap_or_else(|e| panic!("{step:?}: {e:#}\n{:#?}", c.events));
+    }
+}
+
+fn saw(c: &Charger, line: &str) -> bool {
+    c.events.iter().any(|e| e == line)
+}
+
+#[tokio::test]
+async fn a_charger_charges_a_car_and_is_billed() {
+    let app = spawn_app().await;
+    let mut c = setup(&app).await;
+    // 250 ms at 3,600x is 15 simulated minutes: 11 kW gives 2,750 Wh -> 1.10 EUR net.
+    play(
+        &mut c,
+        "online\ntap 04a1b2c3\nplug\ncharge 250ms 11000\nunplug\n",
+    )
+    .await;
+    assert!(saw(&c, "session-start -> 201"), "{:#?}", c.events);
+    assert!(saw(&c, "running cost 1.10 EUR"), "{:#?}", c.events);
+    assert!(
+        saw(&c, "billed 2750 Wh: net 1.10 tax 0.22 total 1.32 EUR"),
+        "{:#?}",
+        c.events
+    );
+}
+
+#[tokio::test]
+async fn an_installer_enrolls_a_card_that_then_charges() {
+    let app = spawn_app().await;
+    let mut c = setup(&app).await;
+    play(
+        &mut c,
+        "online\ntap 11111111\ntap 0a0b0c0d\ntap 11111111\ntap 0a0b0c0d\nplug\n",
+    )
+    .await;
+    assert!(saw(&c, "installer mode on"), "{:#?}", c.events);
+    assert!(saw(&c, "tag-enroll -> 201"), "{:#?}", c.events);
+    assert!(saw(&c, "session-start -> 201"), "{:#?}", c.events);
+}
+
+#[tokio::test]
+async fn an_offline_charger_queues_its_session_and_replays_it_in_order() {
+    let app = spawn_app().await;
+    let mut c = setup(&app).await;
+    play(
+        &mut c,
+        "online\noffline\ntap 04A1B2C3\nplug\ncharge 100ms 7200\nunplug\ntap DEADBEEF\n",
+    )
+    .await;
+    assert_eq!(c.queued(), 3, "{:#?}", c.events);
+    assert!(saw(&c, "DEADBEEF refused offline"), "not in the local list");
+    play(&mut c, "online\n").await;
+    assert_eq!(c.queued(), 0);
+    let replayed: Vec<&String> = c
+        .events
+        .iter()
+        .filter(|e| e.starts_with("session-") || e.starts_with("meter-"))
+        .collect();
+    assert_eq!(
+        replayed,
+        vec![
+            "session-start queued",
+            "meter-values queued",
+            "session-stop queued",
+            "session-start -> 201",
+            "meter-values -> 200",
+            "session-stop -> 200"
+        ]
+    );
+    let sessions = app.get("/api/v1/sessions", ADMIN_TOKEN).await;
+    let s = &sessions.body["sessions"][0];
+    assert_eq!(
+        (s["offline"].clone(), s["energy_wh"].clone()),
+        (json!(true), json!(720))
+    );
+}
+
+#[tokio::test]
+async fn a_remote_stop_ends_the_session() {
+    let app = spawn_app().await;
+    let mut c = setup(&app).await;
+    play(&mut c, "online\ntap 04A1B2C3\nplug\ncharge 100ms 3600\n").await;
+    let session = c.session_id().expect("a session");
+    let path = format!(
+        "{}/api/v1/devices/{}/commands/remote-stop",
+        app.base, c.bundle.device_id
+    );
+    let http = app.http.clone();
+    let rest = tokio::spawn(async move {
+        http.post(path)
+            .bearer_auth(ADMIN_TOKEN)
+            .json(&json!({"session_id": session}))
+            .send()
+            .await
+            .expect("REST")
+            .json::<serde_json::Value>()
+            .await
+            .expect("json")
+    });
+    play(&mut c, "commands 1500ms\n").await;
+    let answer = rest.await.expect("joined");
+    assert_eq!(answer["answer"], json!({"status": "accepted"}));
+    assert!(saw(&c, "command remote-stop accepted"), "{:#?}", c.events);
+    assert!(saw(&c, "session-stop -> 200"), "{:#?}", c.events);
+    assert_eq!(c.session_id(), None);
+}
