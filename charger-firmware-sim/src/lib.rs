@@ -2,11 +2,13 @@
 //!
 //! - [`link`]: one charger's MQTT connection (REQ/RES, commands) on the protocol crate.
 //! - [`charger`]: the charger itself: taps, plug, energy, offline queue, local list.
+//! - [`load`]: many chargers, a request mix, a target rate, and the report.
 //! - [`script`]: the steps of scripted and interactive runs.
 //! - [`read_bundles`]: the firmware bundle files the server issues.
 
 pub mod charger;
 pub mod link;
+pub mod load;
 pub mod script;
 
 use std::collections::BTreeMap;

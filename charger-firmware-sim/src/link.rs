@@ -248,6 +248,27 @@ fn incoming(
     waiters: &Waiters,
     commands: &mpsc::UnboundedSender<Command>,
 ) {
+    let endpoint = topic.rsplit('/').next().unwrap_or_default().to_owned();
+    if endpoint == "echo" {
+        // The server's echo diagnostic sends our own request back.
+        #[derive(serde::Deserialize)]
+        struct Echo {
+            id: RequestId,
+        }
+        if let Ok(echo) = serde_json::from_slice::<Echo>(payload) {
+            let waiter = waiters
+                .lock()
+                .ok()
+                .and_then(|mut w| w.remove(&echo.id.json_text()));
+            if let Some(w) = waiter {
+                let _ = w.send(Answer {
+                    code: 200,
+                    body: Value::Null,
+                });
+            }
+        }
+        return;
+    }
     let Ok(res) = serde_json::from_slice::<ResponseEnvelope>(payload) else {
         return;
     };
@@ -260,7 +281,6 @@ fn incoming(
             Err(_) => return,
         }
     };
-    let endpoint = topic.rsplit('/').next().unwrap_or_default().to_owned();
     match &res.id {
         Some(RequestId::Str(id)) if id.starts_with("srv-") => {
             let _ = commands.send(Command {

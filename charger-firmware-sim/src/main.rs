@@ -39,6 +39,44 @@ enum Command {
         /// The script; `-` or none reads standard input.
         script: Option<PathBuf>,
     },
+    /// Play many chargers at once: a request mix at a target rate, with live progress and
+    /// a report (throughput, latency percentiles, errors by code, reconnects).
+    Load {
+        /// The bundle file.
+        #[arg(long)]
+        bundles: PathBuf,
+        /// How many chargers of the file (default: all of them).
+        #[arg(long)]
+        chargers: Option<usize>,
+        /// Broker address, instead of the bundles' host and port.
+        #[arg(long)]
+        broker: Option<String>,
+        /// Weighted mix of echo, authorize, session (start + stop), status, boot.
+        #[arg(long, default_value = "authorize")]
+        mix: charger_firmware_sim::load::Mix,
+        /// Requests per second for the whole fleet (default: as fast as they go, one
+        /// request in flight per charger).
+        #[arg(long)]
+        rate: Option<f64>,
+        /// Seconds of load (after all chargers connected).
+        #[arg(long, default_value_t = 10.0)]
+        duration: f64,
+        /// Stop after this many requests.
+        #[arg(long)]
+        requests: Option<u64>,
+        /// Tag uids for authorize and session, one per line; charger i uses line i mod n.
+        #[arg(long)]
+        tags: Option<PathBuf>,
+        /// Chargers connecting at the same time.
+        #[arg(long, default_value_t = 512)]
+        connect_concurrency: usize,
+        /// Print the report as JSON on standard output (progress still goes to stderr).
+        #[arg(long)]
+        json: bool,
+        /// No progress lines.
+        #[arg(long)]
+        quiet: bool,
+    },
 }
 
 fn load_bundles(path: &PathBuf) -> anyhow::Result<Vec<charger_protocol::FirmwareBundle>> {
@@ -60,6 +98,61 @@ fn main() -> ExitCode {
             scale,
             script,
         } => run(&bundles, device, broker, scale, script),
+        Command::Load {
+            bundles,
+            chargers,
+            broker,
+            mix,
+            rate,
+            duration,
+            requests,
+            tags,
+            connect_concurrency,
+            json,
+            quiet,
+        } => (|| {
+            let mut bundles = load_bundles(&bundles)?;
+            if let Some(n) = chargers {
+                if n == 0 || n > bundles.len() {
+                    anyhow::bail!("--chargers must be 1 to {} (the file's count)", bundles.len());
+                }
+                bundles.truncate(n);
+            }
+            if !(duration > 0.0 && duration <= 86_400.0) {
+                anyhow::bail!("--duration must be more than 0 and at most 86400 seconds");
+            }
+            if rate.is_some_and(|r| !(r > 0.0 && r.is_finite())) {
+                anyhow::bail!("--rate must be a positive number");
+            }
+            let tags = match tags {
+                Some(path) => std::fs::read_to_string(&path)
+                    .with_context(|| format!("{}", path.display()))?
+                    .lines()
+                    .map(str::trim)
+                    .filter(|l| !l.is_empty())
+                    .map(str::to_owned)
+                    .collect(),
+                None => Vec::new(),
+            };
+            let config = charger_firmware_sim::load::LoadConfig {
+                broker,
+                mix,
+                rate,
+                duration: std::time::Duration::from_secs_f64(duration),
+                max_requests: requests,
+                tags,
+                connect_concurrency: connect_concurrency.max(1),
+                progress: !quiet,
+            };
+            let rt = tokio::runtime::Runtime::new()?;
+            let report = rt.block_on(charger_firmware_sim::load::run(&bundles, config))?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print!("{}", report.text());
+            }
+            Ok(())
+        })(),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -11,16 +11,16 @@
 //!
 //! Every loop is bounded in count and time; the server is killed at the end.
 
-use std::io::{BufRead as _, BufReader};
+mod support;
+
 use std::net::SocketAddr;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+use support::{rss_kib, start_server};
 
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 
-const BIN: &str = env!("CARGO_BIN_EXE_charger-server");
 const CHARGERS: usize = 10_000;
 const PUBACK_ROUNDS: usize = 20_000;
 const BOOT_ROUNDS: usize = 3_000;
@@ -38,75 +38,6 @@ struct Bundle {
 #[derive(serde::Deserialize)]
 struct Mqtt {
     password: String,
-}
-
-struct Server {
-    child: Child,
-    mqtt: SocketAddr,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn command(dir: &PathBuf) -> Command {
-    let mut cmd = Command::new(BIN);
-    cmd.env("CHARGER_DATA_DIR", dir)
-        .env("CHARGER_HTTP_LISTEN", "127.0.0.1:0")
-        .env("CHARGER_MQTT_LISTEN", "127.0.0.1:0")
-        .env("CHARGER_ADMIN_TOKEN", "bench-admin")
-        .env("NO_COLOR", "1")
-        .env("RUST_LOG", "warn,charger_server::app=info");
-    cmd.env("RUST_BACKTRACE", "1");
-    cmd
-}
-
-fn start_server(dir: &PathBuf) -> Server {
-    let mut child = command(dir)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start charger-server");
-    let stderr = child.stderr.take().expect("stderr");
-    let (tx, rx) = std::sync::mpsc::channel();
-    let log_path = dir.join("server.log");
-    std::thread::spawn(move || {
-        let mut log = std::fs::File::create(log_path).ok();
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if let Some(f) = log.as_mut() {
-                use std::io::Write as _;
-                let _ = writeln!(f, "{line}");
-            }
-            if let Some(at) = line.find("mqtt_addr=") {
-                let addr = line[at + "mqtt_addr=".len()..]
-                    .split_whitespace()
-                    .next()
-                    .unwrap_or_default()
-                    .to_owned();
-                let _ = tx.send(addr);
-            }
-        }
-    });
-    let addr = rx
-        .recv_timeout(Duration::from_secs(60))
-        .expect("the server reports its MQTT address");
-    Server {
-        child,
-        mqtt: addr.parse().expect("address"),
-    }
-}
-
-fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .expect("VmRSS")
 }
 
 fn field(out: &mut Vec<u8>, s: &[u8]) {
@@ -307,27 +238,14 @@ fn report(name: &str, mut samples: Vec<Duration>) -> Duration {
 fn main() {
     let dir = std::env::temp_dir().join(format!("charger-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
-    let bundles_path = dir.join("bundles.jsonl");
-    let status = command(&dir)
-        .args([
-            "provision",
-            "--owner",
-            "bench",
-            "--count",
-            &CHARGERS.to_string(),
-        ])
-        .arg("--out")
-        .arg(&bundles_path)
-        .status()
-        .expect("provision");
-    assert!(status.success(), "provisioning failed");
+    let bundles_path = support::provision(&dir, "bench", CHARGERS);
     let bundles: Vec<Bundle> = std::fs::read_to_string(&bundles_path)
         .expect("bundles")
         .lines()
         .map(|l| serde_json::from_str(l).expect("bundle"))
         .collect();
 
-    let server = start_server(&dir);
+    let server = start_server(&dir, &[]);
     let addr = server.mqtt;
     let pid = server.child.id();
     let runtime = tokio::runtime::Runtime::new().expect("runtime");

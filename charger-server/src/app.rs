@@ -176,7 +176,10 @@ impl App {
         let commands = crate::mqtt::start(
             &broker,
             service.clone(),
-            crate::mqtt::DispatcherConfig { max_payload },
+            crate::mqtt::DispatcherConfig {
+                max_payload,
+                echo: config.mqtt_echo,
+            },
         )
         .await
         .context("starting the MQTT request dispatcher")?;

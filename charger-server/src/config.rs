@@ -102,6 +102,13 @@ pub struct Config {
     )]
     pub mqtt_max_payload: u32,
 
+    /// Answer REQs on the `echo` endpoint by publishing the payload back unchanged on the
+    /// RES topic, with no envelope check, crypto or database: the broker's own round
+    /// trip, which the load benchmark uses as its baseline. Off by default (then `echo`
+    /// is an unknown endpoint, 404).
+    #[arg(long, env = "CHARGER_MQTT_ECHO", default_value_t = false, global = true)]
+    pub mqtt_echo: bool,
+
     /// Host name written into firmware bundles for chargers to connect to. Default: the
     /// MQTT listen address, or this machine's host name when that is 0.0.0.0 or [::].
     #[arg(long, env = "CHARGER_MQTT_PUBLIC_HOST", global = true)]
@@ -155,6 +162,7 @@ impl Config {
             mqtt_public_host: None,
             mqtt_max_connections: 20_000,
             mqtt_max_payload: 65_536,
+            mqtt_echo: false,
             mqtt_tls_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             tls_cert: None,
             tls_key: None,

@@ -33,7 +33,12 @@ const DISPATCHER_ID: &str = "charger-server.dispatcher";
 pub struct DispatcherConfig {
     /// Largest REQ payload handled; a larger one is answered 413.
     pub max_payload: usize,
+    /// Answer the `echo` endpoint with the payload itself (the benchmark's baseline).
+    pub echo: bool,
 }
+
+/// The diagnostic endpoint answered when [`DispatcherConfig::echo`] is on.
+pub const ECHO_ENDPOINT: &str = "echo";
 
 /// A request that passed the envelope checks, on its way to a batch.
 pub(crate) struct Job {
@@ -174,6 +179,13 @@ fn route(config: &DispatcherConfig, topic: &[u8], payload: &[u8]) -> Route {
     if payload.len() > config.max_payload {
         tracing::info!(%device, size = payload.len(), "request over the payload limit");
         return Route::Answer(unsealed(None, 413), endpoint_label(t.endpoint), 413);
+    }
+    if config.echo && t.endpoint == ECHO_ENDPOINT {
+        let out = Outgoing {
+            topic: res_topic,
+            payload: payload.to_vec(),
+        };
+        return Route::Answer(out, ECHO_ENDPOINT, 200);
     }
     match RequestEnvelope::parse(payload) {
         Ok(envelope) => Route::Job(Job {

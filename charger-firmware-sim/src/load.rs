@@ -1,0 +1,603 @@
+//! Load mode: many chargers from a bundle file, a request mix, a target rate.
+//!
+//! Every charger is its own MQTT connection ([`Link`]) with one request in flight, as a
+//! real charger has. A shared schedule paces the fleet to the target rate (or not at
+//! all). The run is bounded by a duration and, optionally, a request count, and stops by
+//! itself. Latencies (PUBLISH of the REQ to the opened RES) go into HDR histograms.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context as _};
+use charger_protocol::FirmwareBundle;
+use hdrhistogram::Histogram;
+use rand::SeedableRng as _;
+use serde::Serialize;
+use serde_json::json;
+
+use crate::link::Link;
+
+/// One kind of work a charger does in the mix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Op {
+    /// The server's `echo` diagnostic (`CHARGER_MQTT_ECHO`): the broker's round trip.
+    Echo,
+    /// `authorize` a tag to start.
+    Authorize,
+    /// `session-start`, then `session-stop` (two requests, both durable).
+    Session,
+    /// `status` of connector 1.
+    Status,
+    /// `boot`.
+    Boot,
+}
+
+impl Op {
+    fn parse(s: &str) -> anyhow::Result<Op> {
+        Ok(match s {
+            "echo" => Op::Echo,
+            "authorize" => Op::Authorize,
+            "session" => Op::Session,
+            "status" => Op::Status,
+            "boot" => Op::Boot,
+            _ => bail!("unknown operation {s:?}: use echo, authorize, session, status, boot"),
+        })
+    }
+
+    /// Whether it needs a tag.
+    fn needs_tag(self) -> bool {
+        matches!(self, Op::Authorize | Op::Session)
+    }
+}
+
+/// A weighted request mix, e.g. `authorize=8,session=1,status=1`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Mix(Vec<(Op, u32)>);
+
+impl std::str::FromStr for Mix {
+    type Err = anyhow::Error;
+
+    fn from_str(s: &str) -> anyhow::Result<Mix> {
+        let mut parts = Vec::new();
+        for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let (name, weight) = match part.split_once('=') {
+                Some((n, w)) => (
+                    n.trim(),
+                    w.trim()
+                        .parse::<u32>()
+                        .with_context(|| format!("weight of {n:?}"))?,
+                ),
+                None => (part, 1),
+            };
+            let op = Op::parse(name)?;
+            if weight > 0 {
+                parts.push((op, weight));
+            }
+        }
+        if parts.is_empty() {
+            bail!("the mix is empty");
+        }
+        Ok(Mix(parts))
+    }
+}
+
+impl Mix {
+    /// One operation.
+    pub fn only(op: Op) -> Mix {
+        Mix(vec![(op, 1)])
+    }
+
+    fn pick(&self, rng: &mut impl rand::Rng) -> Op {
+        let total: u32 = self.0.iter().map(|(_, w)| w).sum();
+        let mut n = rng.gen_range(0..total.max(1));
+        for (op, w) in &self.0 {
+            if n < *w {
+                return *op;
+            }
+            n -= w;
+        }
+        self.0[0].0
+    }
+
+    fn needs_tag(&self) -> bool {
+        self.0.iter().any(|(op, _)| op.needs_tag())
+    }
+}
+
+/// What a load run does.
+#[derive(Debug, Clone)]
+pub struct LoadConfig {
+    /// Broker address (host:port) instead of the bundles'.
+    pub broker: Option<String>,
+    /// The request mix.
+    pub mix: Mix,
+    /// Requests per second for the whole fleet; `None` is as fast as the chargers go
+    /// (each charger keeps one request in flight).
+    pub rate: Option<f64>,
+    /// How long requests are sent (after everyone connected).
+    pub duration: Duration,
+    /// Stop after this many requests, if reached first.
+    pub max_requests: Option<u64>,
+    /// Tags to use; charger `i` uses tag `i mod n`. Needed by `authorize` and `session`.
+    pub tags: Vec<String>,
+    /// Chargers connecting at the same time.
+    pub connect_concurrency: usize,
+    /// Print a progress line every second (to standard error).
+    pub progress: bool,
+}
+
+impl Default for LoadConfig {
+    fn default() -> Self {
+        LoadConfig {
+            broker: None,
+            mix: Mix::only(Op::Authorize),
+            rate: None,
+            duration: Duration::from_secs(10),
+            max_requests: None,
+            tags: Vec::new(),
+            connect_concurrency: 512,
+            progress: false,
+        }
+    }
+}
+
+/// Latency figures of a set of requests, in microseconds.
+#[derive(Debug, Clone, Serialize)]
+pub struct Latency {
+    pub count: u64,
+    pub p50_us: u64,
+    pub p90_us: u64,
+    pub p99_us: u64,
+    pub p999_us: u64,
+    pub max_us: u64,
+    pub mean_us: f64,
+}
+
+impl Latency {
+    fn of(h: &Histogram<u64>) -> Latency {
+        Latency {
+            count: h.len(),
+            p50_us: h.value_at_quantile(0.50),
+            p90_us: h.value_at_quantile(0.90),
+            p99_us: h.value_at_quantile(0.99),
+            p999_us: h.value_at_quantile(0.999),
+            max_us: h.max(),
+            mean_us: h.mean(),
+        }
+    }
+}
+
+/// The end-of-run report.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub chargers: usize,
+    /// Chargers that were connected when requests started.
+    pub connected: usize,
+    /// Seconds it took them to connect.
+    pub connect_s: f64,
+    /// Seconds requests were sent for.
+    pub elapsed_s: f64,
+    /// Requests answered (any code).
+    pub requests: u64,
+    /// Answered requests per second.
+    pub throughput: f64,
+    /// Target rate, if any.
+    pub target_rate: Option<f64>,
+    /// All answered requests.
+    pub latency: Latency,
+    /// Per endpoint.
+    pub endpoints: BTreeMap<String, Latency>,
+    /// Requests that did not get the expected answer, by code (`"404"`, `"timeout"`,
+    /// `"disconnected"`).
+    pub errors: BTreeMap<String, u64>,
+    /// Connections that were lost and made again.
+    pub reconnects: u64,
+}
+
+impl Report {
+    /// Total of `errors`.
+    pub fn error_count(&self) -> u64 {
+        self.errors.values().sum()
+    }
+
+    /// The human-readable report.
+    pub fn text(&self) -> String {
+        let mut out = format!(
+            "chargers      {} ({} connected in {:.2} s)\n\
+             requests      {} in {:.2} s: {:.0}/s{}\n\
+             latency       p50 {} us  p90 {} us  p99 {} us  p99.9 {} us  max {} us\n",
+            self.chargers,
+            self.connected,
+            self.connect_s,
+            self.requests,
+            self.elapsed_s,
+            self.throughput,
+            self.target_rate
+                .map(|r| format!(" (target {r:.0}/s)"))
+                .unwrap_or_default(),
+            self.latency.p50_us,
+            self.latency.p90_us,
+            self.latency.p99_us,
+            self.latency.p999_us,
+            self.latency.max_us,
+        );
+        for (endpoint, l) in &self.endpoints {
+            out.push_str(&format!(
+                "  {endpoint:<13} {:>8}  p50 {} us  p99 {} us\n",
+                l.count, l.p50_us, l.p99_us
+            ));
+        }
+        if self.errors.is_empty() {
+            out.push_str("errors        none\n");
+        } else {
+            let list: Vec<String> = self.errors.iter().map(|(k, v)| format!("{k}: {v}")).collect();
+            out.push_str(&format!("errors        {}\n", list.join(", ")));
+        }
+        out.push_str(&format!("reconnects    {}\n", self.reconnects));
+        out
+    }
+}
+
+/// What all chargers of a run share.
+struct Shared {
+    config: LoadConfig,
+    started: Instant,
+    /// Nanoseconds after `started` of the next send slot (paced runs).
+    next_slot: AtomicU64,
+    /// Requests handed out (bounded by `max_requests`).
+    issued: AtomicU64,
+    done: AtomicU64,
+    failed: AtomicU64,
+    reconnects: AtomicU64,
+    connected: AtomicUsize,
+    stop: AtomicBool,
+    deadline: Instant,
+    stats: Mutex<Stats>,
+}
+
+#[derive(Default)]
+struct Stats {
+    endpoints: BTreeMap<&'static str, Histogram<u64>>,
+    errors: BTreeMap<String, u64>,
+}
+
+impl Shared {
+    /// Waits for the next send slot; false when the run is over.
+    async fn permit(&self) -> bool {
+        if self.stop.load(Ordering::Relaxed) || Instant::now() >= self.deadline {
+            return false;
+        }
+        if let Some(max) = self.config.max_requests {
+            if self.issued.fetch_add(1, Ordering::Relaxed) >= max {
+                return false;
+            }
+        }
+        if let Some(rate) = self.config.rate.filter(|r| *r > 0.0) {
+            let step = (1e9 / rate) as u64;
+            let slot = self.next_slot.fetch_add(step, Ordering::Relaxed);
+            let at = self.started + Duration::from_nanos(slot);
+            if at >= self.deadline {
+                return false;
+            }
+            tokio::time::sleep_until(at.into()).await;
+        }
+        true
+    }
+
+    fn record(&self, endpoint: &'static str, took: Duration, error: Option<String>) {
+        self.done.fetch_add(1, Ordering::Relaxed);
+        if error.is_some() {
+            self.failed.fetch_add(1, Ordering::Relaxed);
+        }
+        if let Ok(mut s) = self.stats.lock() {
+            if let Some(e) = error {
+                *s.errors.entry(e).or_default() += 1;
+            }
+            if !s.endpoints.contains_key(endpoint) {
+                match new_histogram() {
+                    Ok(h) => {
+                        s.endpoints.insert(endpoint, h);
+                    }
+                    Err(_) => return,
+                }
+            }
+            if let Some(h) = s.endpoints.get_mut(endpoint) {
+                let us = u64::try_from(took.as_micros()).unwrap_or(u64::MAX).max(1);
+                let _ = h.record(us.min(h.high()));
+            }
+        }
+    }
+}
+
+/// 1 us to 60 s, three significant digits.
+fn new_histogram() -> anyhow::Result<Histogram<u64>> {
+    Histogram::new_with_bounds(1, 60_000_000, 3).context("histogram")
+}
+
+/// Connects `bundles` to the broker, `concurrency` at a time; returns the links (in
+/// bundle order, `None` for a charger that could not connect before `limit`) and how
+/// long it took.
+pub async fn connect_all(
+    bundles: &[FirmwareBundle],
+    broker: Option<&str>,
+    concurrency: usize,
+    limit: Duration,
+) -> (Vec<Option<Link>>, Duration) {
+    let started = Instant::now();
+    let deadline = started + limit;
+    let gate = Arc::new(tokio::sync::Semaphore::new(concurrency.max(1)));
+    let tasks: Vec<_> = bundles
+        .iter()
+        .cloned()
+        .map(|b| {
+            let gate = gate.clone();
+            let broker = broker.map(str::to_owned);
+            tokio::spawn(async move {
+                let _permit = gate.acquire_owned().await.ok()?;
+                connect_until(&b, broker.as_deref(), deadline).await.ok()
+            })
+        })
+        .collect();
+    let mut links = Vec::with_capacity(tasks.len());
+    for t in tasks {
+        links.push(t.await.ok().flatten());
+    }
+    (links, started.elapsed())
+}
+
+/// Connects, retrying (as a charger does) until `deadline`.
+pub async fn connect_until(
+    bundle: &FirmwareBundle,
+    broker: Option<&str>,
+    deadline: Instant,
+) -> anyhow::Result<Link> {
+    let mut pause = Duration::from_millis(50);
+    loop {
+        match Link::connect(bundle, broker, None).await {
+            Ok(link) => return Ok(link),
+            Err(e) if Instant::now() + pause >= deadline => return Err(e),
+            Err(_) => {
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_secs(2));
+            }
+        }
+    }
+}
+
+/// Runs the load: connects every charger, sends the mix for the configured time, and
+/// reports. `bundles` are the chargers to play.
+pub async fn run(bundles: &[FirmwareBundle], config: LoadConfig) -> anyhow::Result<Report> {
+    if bundles.is_empty() {
+        bail!("no chargers to play");
+    }
+    if config.mix.needs_tag() && config.tags.is_empty() {
+        bail!("authorize and session need tags (--tags FILE, one uid per line)");
+    }
+    let connect_limit = Duration::from_secs(120);
+    let (links, connect_took) = connect_all(
+        bundles,
+        config.broker.as_deref(),
+        config.connect_concurrency,
+        connect_limit,
+    )
+    .await;
+    let connected = links.iter().filter(|l| l.is_some()).count();
+    if connected == 0 {
+        bail!("no charger could connect");
+    }
+    if config.progress {
+        eprintln!(
+            "{connected} of {} chargers connected in {:.2} s",
+            bundles.len(),
+            connect_took.as_secs_f64()
+        );
+    }
+    let started = Instant::now();
+    let shared = Arc::new(Shared {
+        deadline: started + config.duration,
+        config,
+        started,
+        next_slot: AtomicU64::new(0),
+        issued: AtomicU64::new(0),
+        done: AtomicU64::new(0),
+        failed: AtomicU64::new(0),
+        reconnects: AtomicU64::new(0),
+        connected: AtomicUsize::new(connected),
+        stop: AtomicBool::new(false),
+        stats: Mutex::new(Stats::default()),
+    });
+    let progress = shared.config.progress.then(|| {
+        let shared = shared.clone();
+        let total = bundles.len();
+        tokio::spawn(async move {
+            let mut last = 0;
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                let done = shared.done.load(Ordering::Relaxed);
+                eprintln!(
+                    "[{:>4.0}s] {done} requests  {}/s  errors {}  connected {}/{total}",
+                    shared.started.elapsed().as_secs_f64(),
+                    done - last,
+                    shared.failed.load(Ordering::Relaxed),
+                    shared.connected.load(Ordering::Relaxed),
+                );
+                last = done;
+            }
+        })
+    });
+    let tasks: Vec<_> = links
+        .into_iter()
+        .enumerate()
+        .filter_map(|(i, link)| link.map(|l| (i, l)))
+        .map(|(i, link)| {
+            let shared = shared.clone();
+            let bundle = bundles[i].clone();
+            tokio::spawn(async move { charger_loop(i, bundle, link, shared).await })
+        })
+        .collect();
+    for t in tasks {
+        let _ = t.await;
+    }
+    let elapsed = started.elapsed();
+    if let Some(p) = progress {
+        p.abort();
+    }
+    let stats = shared
+        .stats
+        .lock()
+        .map_err(|_| anyhow!("statistics lock poisoned"))?;
+    let mut all = new_histogram()?;
+    let mut endpoints = BTreeMap::new();
+    for (endpoint, h) in &stats.endpoints {
+        let _ = all.add(h);
+        endpoints.insert((*endpoint).to_owned(), Latency::of(h));
+    }
+    let requests = all.len();
+    Ok(Report {
+        chargers: bundles.len(),
+        connected,
+        connect_s: connect_took.as_secs_f64(),
+        elapsed_s: elapsed.as_secs_f64(),
+        requests,
+        throughput: requests as f64 / elapsed.as_secs_f64().max(1e-9),
+        target_rate: shared.config.rate,
+        latency: Latency::of(&all),
+        endpoints,
+        errors: stats.errors.clone(),
+        reconnects: shared.reconnects.load(Ordering::Relaxed),
+    })
+}
+
+/// One charger: the mix, one request at a time, reconnecting when the link drops.
+async fn charger_loop(index: usize, bundle: FirmwareBundle, link: Link, shared: Arc<Shared>) {
+    let mut link = Some(link);
+    let tag = (!shared.config.tags.is_empty())
+        .then(|| shared.config.tags[index % shared.config.tags.len()].clone());
+    let mut meter_wh: i64 = 0;
+    let mut rng = rand::rngs::StdRng::from_entropy();
+    let broker = shared.config.broker.clone();
+    loop {
+        let Some(l) = link.as_mut().filter(|l| l.closed().is_none()) else {
+            // Lost: reconnect (bounded by the run's deadline).
+            shared.connected.fetch_sub(usize::from(link.is_some()), Ordering::Relaxed);
+            link = None;
+            if Instant::now() >= shared.deadline || shared.stop.load(Ordering::Relaxed) {
+                return;
+            }
+            if let Ok(l) = connect_until(&bundle, broker.as_deref(), shared.deadline).await {
+                shared.reconnects.fetch_add(1, Ordering::Relaxed);
+                shared.connected.fetch_add(1, Ordering::Relaxed);
+                link = Some(l);
+            }
+            continue;
+        };
+        if !shared.permit().await {
+            return;
+        }
+        let op = shared.config.mix.pick(&mut rng);
+        let tag = tag.clone().unwrap_or_default();
+        match op {
+            Op::Echo => {
+                call(&shared, l, "echo", json!({}), 200).await;
+            }
+            Op::Authorize => {
+                call(&shared, l, "authorize", json!({"tag": tag, "connector": 1}), 200).await;
+            }
+            Op::Status => {
+                call(&shared, l, "status", json!({"connector": 1, "state": "available"}), 200)
+                    .await;
+            }
+            Op::Boot => {
+                let data = json!({"firmware": "sim-1.0", "model": "MyBox sim", "connectors": 1});
+                call(&shared, l, "boot", data, 200).await;
+            }
+            Op::Session => {
+                let now = chrono::Utc::now();
+                let start = json!({"tag": tag, "connector": 1, "meter_start_wh": meter_wh,
+                                   "started_at": now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)});
+                let Some(answer) = call(&shared, l, "session-start", start, 201).await else {
+                    continue;
+                };
+                let Some(id) = answer.body["session_id"].as_str().map(str::to_owned) else {
+                    continue;
+                };
+                meter_wh += 1_000;
+                if !shared.permit().await {
+                    // The run ended between the two: stop the session anyway, unmeasured,
+                    // so that the charger's connector is free for the next run.
+                    let _ = l.request("session-stop", stop_data(&id, meter_wh)).await;
+                    return;
+                }
+                call(&shared, l, "session-stop", stop_data(&id, meter_wh), 200).await;
+            }
+        }
+    }
+}
+
+fn stop_data(id: &str, meter_wh: i64) -> serde_json::Value {
+    json!({"session_id": id, "meter_stop_wh": meter_wh,
+           "stopped_at": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+           "reason": "local"})
+}
+
+/// Sends one request, records its latency and whether it got `expect`.
+async fn call(
+    shared: &Shared,
+    link: &mut Link,
+    endpoint: &'static str,
+    data: serde_json::Value,
+    expect: u16,
+) -> Option<crate::link::Answer> {
+    let t = Instant::now();
+    match link.request(endpoint, data).await {
+        Ok(a) => {
+            let error = (a.code != expect).then(|| a.code.to_string());
+            shared.record(endpoint, t.elapsed(), error);
+            (a.code == expect).then_some(a)
+        }
+        Err(e) => {
+            let why = if e.to_string().contains("no answer") {
+                "timeout"
+            } else {
+                "disconnected"
+            };
+            // Not answered: counted as an error, not as a latency.
+            shared.done.fetch_add(1, Ordering::Relaxed);
+            shared.failed.fetch_add(1, Ordering::Relaxed);
+            if let Ok(mut s) = shared.stats.lock() {
+                *s.errors.entry(why.to_owned()).or_default() += 1;
+            }
+            None
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mixes_parse_with_weights() {
+        let mix: Mix = "authorize=8, session=1,status".parse().expect("mix");
+        assert_eq!(
+            mix,
+            Mix(vec![(Op::Authorize, 8), (Op::Session, 1), (Op::Status, 1)])
+        );
+        assert!("fly=1".parse::<Mix>().is_err());
+        assert!("authorize=x".parse::<Mix>().is_err());
+        assert!("authorize=0".parse::<Mix>().is_err());
+    }
+
+    #[test]
+    fn picks_follow_the_weights() {
+        let mix: Mix = "echo=3,boot=1".parse().expect("mix");
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+        let echoes = (0..4000).filter(|_| mix.pick(&mut rng) == Op::Echo).count();
+        assert!((2800..3200).contains(&echoes), "{echoes}");
+    }
+}
