@@ -249,27 +249,10 @@ fn incoming(
     commands: &mpsc::UnboundedSender<Command>,
 ) {
     let endpoint = topic.rsplit('/').next().unwrap_or_default().to_owned();
-    if endpoint == "echo" {
-        // The server's echo diagnostic sends our own request back.
-        #[derive(serde::Deserialize)]
-        struct Echo {
-            id: RequestId,
-        }
-        if let Ok(echo) = serde_json::from_slice::<Echo>(payload) {
-            let waiter = waiters
-                .lock()
-                .ok()
-                .and_then(|mut w| w.remove(&echo.id.json_text()));
-            if let Some(w) = waiter {
-                let _ = w.send(Answer {
-                    code: 200,
-                    body: Value::Null,
-                });
-            }
-        }
-        return;
-    }
     let Ok(res) = serde_json::from_slice::<ResponseEnvelope>(payload) else {
+        if endpoint == "echo" {
+            echoed(payload, waiters);
+        }
         return;
     };
     let body = if res.data.is_empty() {
@@ -303,5 +286,27 @@ fn incoming(
         }
         // An unreadable request of ours (400/413 with id null): nobody to tell.
         None => {}
+    }
+}
+
+/// The server's echo diagnostic sends our own request back: it answers the waiter of
+/// its id with 200.
+fn echoed(payload: &[u8], waiters: &Waiters) {
+    #[derive(serde::Deserialize)]
+    struct Echo {
+        id: RequestId,
+    }
+    let Ok(echo) = serde_json::from_slice::<Echo>(payload) else {
+        return;
+    };
+    let waiter = waiters
+        .lock()
+        .ok()
+        .and_then(|mut w| w.remove(&echo.id.json_text()));
+    if let Some(w) = waiter {
+        let _ = w.send(Answer {
+            code: 200,
+            body: Value::Null,
+        });
     }
 }

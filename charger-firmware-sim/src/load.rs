@@ -233,7 +233,11 @@ impl Report {
         if self.errors.is_empty() {
             out.push_str("errors        none\n");
         } else {
-            let list: Vec<String> = self.errors.iter().map(|(k, v)| format!("{k}: {v}")).collect();
+            let list: Vec<String> = self
+                .errors
+                .iter()
+                .map(|(k, v)| format!("{k}: {v}"))
+                .collect();
             out.push_str(&format!("errors        {}\n", list.join(", ")));
         }
         out.push_str(&format!("reconnects    {}\n", self.reconnects));
@@ -443,7 +447,9 @@ pub async fn run(bundles: &[FirmwareBundle], config: LoadConfig) -> anyhow::Resu
     for t in tasks {
         let _ = t.await;
     }
-    let elapsed = started.elapsed();
+    // Requests still in flight at the deadline may finish up to a timeout later; the
+    // rate is over the sending window.
+    let elapsed = started.elapsed().min(shared.config.duration);
     if let Some(p) = progress {
         p.abort();
     }
@@ -484,7 +490,9 @@ async fn charger_loop(index: usize, bundle: FirmwareBundle, link: Link, shared: 
     loop {
         let Some(l) = link.as_mut().filter(|l| l.closed().is_none()) else {
             // Lost: reconnect (bounded by the run's deadline).
-            shared.connected.fetch_sub(usize::from(link.is_some()), Ordering::Relaxed);
+            shared
+                .connected
+                .fetch_sub(usize::from(link.is_some()), Ordering::Relaxed);
             link = None;
             if Instant::now() >= shared.deadline || shared.stop.load(Ordering::Relaxed) {
                 return;
@@ -506,11 +514,24 @@ async fn charger_loop(index: usize, bundle: FirmwareBundle, link: Link, shared: 
                 call(&shared, l, "echo", json!({}), 200).await;
             }
             Op::Authorize => {
-                call(&shared, l, "authorize", json!({"tag": tag, "connector": 1}), 200).await;
+                call(
+                    &shared,
+                    l,
+                    "authorize",
+                    json!({"tag": tag, "connector": 1}),
+                    200,
+                )
+                .await;
             }
             Op::Status => {
-                call(&shared, l, "status", json!({"connector": 1, "state": "available"}), 200)
-                    .await;
+                call(
+                    &shared,
+                    l,
+                    "status",
+                    json!({"connector": 1, "state": "available"}),
+                    200,
+                )
+                .await;
             }
             Op::Boot => {
                 let data = json!({"firmware": "sim-1.0", "model": "MyBox sim", "connectors": 1});
@@ -523,23 +544,23 @@ async fn charger_loop(index: usize, bundle: FirmwareBundle, link: Link, shared: 
                 let Some(answer) = call(&shared, l, "session-start", start, 201).await else {
                     continue;
                 };
-                let Some(id) = answer.body["session_id"].as_str().map(str::to_owned) else {
+                let Some(id) = answer.body["session_id"].as_i64() else {
                     continue;
                 };
                 meter_wh += 1_000;
                 if !shared.permit().await {
                     // The run ended between the two: stop the session anyway, unmeasured,
                     // so that the charger's connector is free for the next run.
-                    let _ = l.request("session-stop", stop_data(&id, meter_wh)).await;
+                    let _ = l.request("session-stop", stop_data(id, meter_wh)).await;
                     return;
                 }
-                call(&shared, l, "session-stop", stop_data(&id, meter_wh), 200).await;
+                call(&shared, l, "session-stop", stop_data(id, meter_wh), 200).await;
             }
         }
     }
 }
 
-fn stop_data(id: &str, meter_wh: i64) -> serde_json::Value {
+fn stop_data(id: i64, meter_wh: i64) -> serde_json::Value {
     json!({"session_id": id, "meter_stop_wh": meter_wh,
            "stopped_at": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
            "reason": "local"})

@@ -114,7 +114,10 @@ fn main() -> ExitCode {
             let mut bundles = load_bundles(&bundles)?;
             if let Some(n) = chargers {
                 if n == 0 || n > bundles.len() {
-                    anyhow::bail!("--chargers must be 1 to {} (the file's count)", bundles.len());
+                    anyhow::bail!(
+                        "--chargers must be 1 to {} (the file's count)",
+                        bundles.len()
+                    );
                 }
                 bundles.truncate(n);
             }

@@ -68,7 +68,12 @@ fn main() {
         };
 
         let echo = phase("1. echo, saturated", players, config(Op::Echo, None)).await;
-        let authorize = phase("2. authorize, saturated", players, config(Op::Authorize, None)).await;
+        let authorize = phase(
+            "2. authorize, saturated",
+            players,
+            config(Op::Authorize, None),
+        )
+        .await;
         let session = phase(
             "3. session-start + session-stop, saturated",
             players,
@@ -78,8 +83,18 @@ fn main() {
         let ratio_a = authorize.throughput / echo.throughput;
         let ratio_s = session.throughput / echo.throughput;
         println!("authorize / echo = {ratio_a:.2}   session / echo = {ratio_s:.2}");
-        summary.push(("2. authorize / echo", format!("{ratio_a:.2}"), ">= 0.9", ratio_a >= 0.9));
-        summary.push(("3. session / echo", format!("{ratio_s:.2}"), ">= 0.5", ratio_s >= 0.5));
+        summary.push((
+            "2. authorize / echo",
+            format!("{ratio_a:.2}"),
+            ">= 0.9",
+            ratio_a >= 0.9,
+        ));
+        summary.push((
+            "3. session / echo",
+            format!("{ratio_s:.2}"),
+            ">= 0.5",
+            ratio_s >= 0.5,
+        ));
 
         let paced_a = phase(
             "6a. authorize at 10% of its saturated rate",
@@ -102,7 +117,10 @@ fn main() {
         ));
         summary.push((
             "   echo p50 / p99 at 10%",
-            format!("{} us / {} us", paced_e.latency.p50_us, paced_e.latency.p99_us),
+            format!(
+                "{} us / {} us",
+                paced_e.latency.p50_us, paced_e.latency.p99_us
+            ),
             "(baseline)",
             true,
         ));
@@ -148,7 +166,11 @@ fn main() {
             println!("storm: charger-server / mosquitto = {r:.2}");
             summary.push((
                 "5. reconnect storm / mosquitto",
-                format!("{r:.2} ({:.2} s vs {:.2} s)", ours.as_secs_f64(), theirs.as_secs_f64()),
+                format!(
+                    "{r:.2} ({:.2} s vs {:.2} s)",
+                    ours.as_secs_f64(),
+                    theirs.as_secs_f64()
+                ),
                 "<= 1",
                 r <= 1.0,
             ));

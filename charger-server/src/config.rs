@@ -106,7 +106,12 @@ pub struct Config {
     /// RES topic, with no envelope check, crypto or database: the broker's own round
     /// trip, which the load benchmark uses as its baseline. Off by default (then `echo`
     /// is an unknown endpoint, 404).
-    #[arg(long, env = "CHARGER_MQTT_ECHO", default_value_t = false, global = true)]
+    #[arg(
+        long,
+        env = "CHARGER_MQTT_ECHO",
+        default_value_t = false,
+        global = true
+    )]
     pub mqtt_echo: bool,
 
     /// Host name written into firmware bundles for chargers to connect to. Default: the

@@ -1,5 +1,6 @@
 //! The simulator's scenarios against a real server: a charger charging a car, an
 //! installer enrolling a card, an offline charger replaying its session, a remote stop.
+//! Load mode with a small fleet, and the echo diagnostic it measures the broker with.
 //! Short and bounded: energy flows at 3,600 simulated seconds per real second.
 
 use std::time::Duration;
@@ -146,4 +147,112 @@ async fn a_remote_stop_ends_the_session() {
     assert!(saw(&c, "command remote-stop accepted"), "{:#?}", c.events);
     assert!(saw(&c, "session-stop -> 200"), "{:#?}", c.events);
     assert_eq!(c.session_id(), None);
+}
+
+/// Load mode: a small fleet plays a mix for a bounded time; the report adds up with what
+/// the server stored.
+#[tokio::test]
+async fn load_mode_plays_a_fleet_and_its_report_matches_the_server() {
+    use charger_firmware_sim::load::{run, LoadConfig};
+    let app = spawn_app().await;
+    let bundles = app.provision("acme", 6).await;
+    let tags: Vec<String> = (0..3).map(|i| format!("BE00000{i}")).collect();
+    for t in &tags {
+        let a = app
+            .post(
+                "/api/v1/tags",
+                ADMIN_TOKEN,
+                json!({"uid": t, "owner": "acme", "max_sessions": 2}),
+            )
+            .await;
+        assert_eq!(a.status, 201, "{a:?}");
+    }
+    let config = LoadConfig {
+        broker: Some(app.app.mqtt_addr.to_string()),
+        mix: "authorize=2,session=1,status=1".parse().expect("mix"),
+        duration: Duration::from_millis(1500),
+        tags: tags.clone(),
+        ..LoadConfig::default()
+    };
+    let report = run(&bundles, config).await.expect("load run");
+    assert_eq!(report.connected, 6, "{}", report.text());
+    assert!(report.errors.is_empty(), "{}", report.text());
+    assert_eq!(report.reconnects, 0);
+    let count = |e: &str| report.endpoints.get(e).map_or(0, |l| l.count);
+    assert!(
+        count("authorize") > 0 && count("status") > 0,
+        "{}",
+        report.text()
+    );
+    assert!(count("session-start") > 0, "{}", report.text());
+    assert_eq!(
+        report.requests,
+        ["authorize", "status", "session-start", "session-stop"]
+            .iter()
+            .map(|e| count(e))
+            .sum::<u64>()
+    );
+    // Every session the fleet started was stopped (one cut by the deadline is stopped
+    // unmeasured), and billed.
+    let mut stopped = 0;
+    let mut cursor: Option<String> = None;
+    loop {
+        let path = match &cursor {
+            Some(c) => format!("/api/v1/sessions?limit=200&cursor={c}"),
+            None => "/api/v1/sessions?limit=200".to_owned(),
+        };
+        let page = app.get(&path, ADMIN_TOKEN).await;
+        assert_eq!(page.status, 200, "{page:?}");
+        for s in page.body["sessions"].as_array().expect("sessions") {
+            assert_eq!(s["status"], "stopped", "{s}");
+            assert_eq!(s["energy_wh"], 1000, "{s}");
+            stopped += 1;
+        }
+        match page.body["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_owned()),
+            None => break,
+        }
+    }
+    assert_eq!(stopped, count("session-start"), "{}", report.text());
+    assert!(count("session-stop") <= stopped);
+
+    // A request budget ends the run by itself, long before the deadline.
+    let config = LoadConfig {
+        broker: Some(app.app.mqtt_addr.to_string()),
+        mix: "authorize".parse().expect("mix"),
+        duration: Duration::from_secs(30),
+        max_requests: Some(40),
+        tags,
+        ..LoadConfig::default()
+    };
+    let report = run(&bundles, config).await.expect("load run");
+    assert_eq!(report.requests, 40, "{}", report.text());
+    assert!(report.errors.is_empty(), "{}", report.text());
+    assert!(report.elapsed_s < 20.0, "{}", report.text());
+}
+
+/// The `echo` diagnostic sends the payload back only when the server enables it; then
+/// it is an unknown endpoint like any other.
+#[tokio::test]
+async fn echo_is_answered_only_when_enabled() {
+    use charger_firmware_sim::load::{run, LoadConfig};
+    let config = |app: &TestApp| LoadConfig {
+        broker: Some(app.app.mqtt_addr.to_string()),
+        mix: "echo".parse().expect("mix"),
+        duration: Duration::from_secs(30),
+        max_requests: Some(20),
+        ..LoadConfig::default()
+    };
+    let on = charger_e2e::spawn_app_with(charger_e2e::default_db(), |c| c.mqtt_echo = true)
+        .await
+        .expect("server");
+    let bundles = on.provision("acme", 2).await;
+    let report = run(&bundles, config(&on)).await.expect("load run");
+    assert_eq!(report.requests, 20, "{}", report.text());
+    assert!(report.errors.is_empty(), "{}", report.text());
+
+    let off = spawn_app().await;
+    let bundles = off.provision("acme", 2).await;
+    let report = run(&bundles, config(&off)).await.expect("load run");
+    assert_eq!(report.errors.get("404"), Some(&20), "{}", report.text());
 }

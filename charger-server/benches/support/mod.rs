@@ -42,7 +42,9 @@ pub fn command(dir: &Path) -> Command {
 /// Provisions `count` chargers of `owner`; returns the bundle file.
 pub fn provision(dir: &Path, owner: &str, count: usize) -> PathBuf {
     let path = dir.join(format!("{owner}.jsonl"));
+    // The bundles name this address; the benchmarks pass the real one to the clients.
     let status = command(dir)
+        .env("CHARGER_MQTT_LISTEN", "127.0.0.1:1883")
         .args(["provision", "--owner", owner, "--count", &count.to_string()])
         .arg("--out")
         .arg(&path)

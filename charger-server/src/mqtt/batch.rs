@@ -1,4 +1,4 @@
-//! Group commit of charger requests.
+//! Group commit of charger requests, and the read path.
 //!
 //! Requests queue up while the previous batch commits; a writer then takes up to
 //! [`MAX_BATCH`] of them and runs them in one transaction, each inside a savepoint, so a
@@ -10,12 +10,18 @@
 //! A device's requests always go to the same writer, in the order the router delivered
 //! them, so an offline charger's replay (start, values, stop) is applied in order. SQLite
 //! has one writer (it has one write lock anyway); Postgres has several.
+//!
+//! Requests that change nothing ([`READ_ENDPOINTS`]: `authorize`) take the read path:
+//! several run at once on read-only connections, and the writer only keeps their answers
+//! (and any unknown-tag sightings) in its next batch. They are still published only after
+//! that commit, so a repeat always gets the kept answer.
 
 use std::hash::{Hash as _, Hasher as _};
+use std::sync::Arc;
 
-use charger_protocol::{seal_response, DeviceKey, ResponseEnvelope};
+use charger_protocol::{seal_response, DeviceKey, RequestId, ResponseEnvelope};
 use serde_json::json;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Semaphore};
 
 use super::{endpoint_label, to_json, Job, Outgoing, Publisher};
 use crate::broker::Broker;
@@ -23,63 +29,171 @@ use crate::charging::ENDPOINTS;
 use crate::error::Error;
 use crate::ids::DeviceId;
 use crate::service::Service;
-use crate::store::{Backend, ChargerTx, StoreError, StoredResult};
+use crate::store::{Backend, ChargerTx, StoreError, StoredResult, UnknownTagNote};
 
 /// Most requests in one transaction.
 pub const MAX_BATCH: usize = 256;
 /// Requests waiting per writer before the dispatcher waits (back-pressure on the router).
 const QUEUE: usize = 16_384;
+/// Endpoints answered on the read path.
+pub const READ_ENDPOINTS: &[&str] = &["authorize"];
 
-/// The writers' queues; a device always maps to the same one.
+/// What a writer does with one queued item.
+enum Work {
+    /// Runs the request in the batch's transaction.
+    Run(Job),
+    /// Keeps an answer the read path made.
+    Keep(Kept),
+}
+
+/// An answer made on the read path, to keep before it is published.
+struct Kept {
+    device: DeviceId,
+    request_id: String,
+    endpoint: String,
+    result: StoredResult,
+    notes: Vec<UnknownTagNote>,
+    seal: Sealer,
+}
+
+/// What sealing an answer needs.
+struct Sealer {
+    key: DeviceKey,
+    id: RequestId,
+    res_topic: String,
+    endpoint: &'static str,
+    received: std::time::Instant,
+}
+
+impl Sealer {
+    fn done(self, code: u16, body: &str, revoke: Option<DeviceId>) -> Option<Done> {
+        seal(&self.key, self.id, code, body).map(|payload| Done {
+            out: Outgoing {
+                topic: self.res_topic,
+                payload,
+            },
+            endpoint: self.endpoint,
+            code,
+            received: self.received,
+            revoke,
+        })
+    }
+}
+
+/// The writers' queues (a device always maps to the same one) and the read path.
 pub(super) struct Writers {
-    queues: Vec<mpsc::Sender<Job>>,
+    queues: Arc<Vec<mpsc::Sender<Work>>>,
+    readers: Arc<Semaphore>,
+    service: Service,
+    publisher: Publisher,
 }
 
 impl Writers {
     pub(super) async fn send(&self, job: Job) {
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        job.device.hash(&mut h);
-        let n = self.queues.len().max(1) as u64;
-        let i = usize::try_from(h.finish() % n).unwrap_or(0);
-        if let Some(q) = self.queues.get(i) {
-            let _ = q.send(job).await;
+        if !READ_ENDPOINTS.contains(&job.endpoint.as_str()) {
+            queue(&self.queues, Work::Run(job)).await;
+            return;
         }
+        let Ok(permit) = self.readers.clone().acquire_owned().await else {
+            return;
+        };
+        let (service, publisher, queues) = (
+            self.service.clone(),
+            self.publisher.clone(),
+            self.queues.clone(),
+        );
+        tokio::spawn(async move {
+            match read(&service, job).await {
+                Ok(Step::Drop) => {}
+                Ok(Step::Answer(d)) => publish(&service, &publisher, d).await,
+                Ok(Step::Computed(c)) if c.code >= 500 => {
+                    let body = c.body.to_string();
+                    if let Some(d) = c.seal.done(c.code, &body, None) {
+                        publish(&service, &publisher, d).await;
+                    }
+                }
+                Ok(Step::Computed(c)) => {
+                    let kept = Kept {
+                        device: c.device,
+                        request_id: c.request_id,
+                        endpoint: c.endpoint,
+                        result: StoredResult {
+                            code: c.code,
+                            body: c.body.to_string(),
+                        },
+                        notes: c.notes,
+                        seal: c.seal,
+                    };
+                    queue(&queues, Work::Keep(kept)).await;
+                }
+                Err(e) => {
+                    crate::metrics::db_error();
+                    tracing::error!(error = %e, "read path failed; request dropped");
+                }
+            }
+            drop(permit);
+        });
     }
 }
 
-/// Starts the writer tasks.
+/// Queues work for its device's writer.
+async fn queue(queues: &[mpsc::Sender<Work>], work: Work) {
+    let device = match &work {
+        Work::Run(job) => &job.device,
+        Work::Keep(kept) => &kept.device,
+    };
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    device.hash(&mut h);
+    let n = queues.len().max(1) as u64;
+    let i = usize::try_from(h.finish() % n).unwrap_or(0);
+    if let Some(q) = queues.get(i) {
+        let _ = q.send(work).await;
+    }
+}
+
+async fn publish(service: &Service, publisher: &Publisher, d: Done) {
+    publisher.publish(d.out).await;
+    service
+        .metrics()
+        .request(d.endpoint, d.code, d.received.elapsed());
+}
+
+/// Starts the writer tasks and the read path.
 pub(super) fn start(service: Service, broker: Broker, publisher: Publisher) -> Writers {
-    let count = match service.store().backend() {
-        Backend::Sqlite => 1,
-        Backend::Postgres => 4,
+    let (count, readers) = match service.store().backend() {
+        // The pool has 8 connections: one for the writer, some for REST.
+        Backend::Sqlite => (1, 5),
+        Backend::Postgres => (4, 8),
     };
     let queues = (0..count)
         .map(|_| {
-            let (tx, mut rx) = mpsc::channel::<Job>(QUEUE);
+            let (tx, mut rx) = mpsc::channel::<Work>(QUEUE);
             let service = service.clone();
             let broker = broker.clone();
             let publisher = publisher.clone();
             tokio::spawn(async move {
-                let mut jobs = Vec::with_capacity(MAX_BATCH);
-                while rx.recv_many(&mut jobs, MAX_BATCH).await > 0 {
-                    let done = run_batch(&service, &mut jobs).await;
+                let mut work = Vec::with_capacity(MAX_BATCH);
+                while rx.recv_many(&mut work, MAX_BATCH).await > 0 {
+                    let done = run_batch(&service, &mut work).await;
                     for d in done {
                         if let Some(device) = &d.revoke {
                             // Before the RES goes out: the connection closes once it has
                             // delivered it, and forwards nothing more meanwhile.
                             broker.revoke_after(device, &d.out.topic);
                         }
-                        publisher.publish(d.out).await;
-                        service
-                            .metrics()
-                            .request(d.endpoint, d.code, d.received.elapsed());
+                        publish(&service, &publisher, d).await;
                     }
                 }
             });
             tx
         })
         .collect();
-    Writers { queues }
+    Writers {
+        queues: Arc::new(queues),
+        readers: Arc::new(Semaphore::new(readers)),
+        service,
+        publisher,
+    }
 }
 
 /// An answer ready to publish once its batch has committed.
@@ -92,22 +206,26 @@ struct Done {
     revoke: Option<DeviceId>,
 }
 
-/// Runs `jobs` (drained) in one transaction; returns what to publish, empty when the
+/// Runs `work` (drained) in one transaction; returns what to publish, empty when the
 /// transaction failed (nothing was acknowledged: the chargers will retry).
-async fn run_batch(service: &Service, jobs: &mut Vec<Job>) -> Vec<Done> {
-    let count = jobs.len();
+async fn run_batch(service: &Service, work: &mut Vec<Work>) -> Vec<Done> {
+    let count = work.len();
     let mut tx = match service.store().begin().await {
         Ok(tx) => tx,
         Err(e) => {
             crate::metrics::db_error();
             tracing::error!(error = %e, requests = count, "cannot open a transaction; requests dropped");
-            jobs.clear();
+            work.clear();
             return Vec::new();
         }
     };
     let mut done = Vec::with_capacity(count);
-    for job in jobs.drain(..) {
-        match one(service, tx.as_mut(), job).await {
+    for item in work.drain(..) {
+        let result = match item {
+            Work::Run(job) => one(service, tx.as_mut(), job).await,
+            Work::Keep(kept) => keep(service, tx.as_mut(), kept).await,
+        };
+        match result {
             Ok(Some(d)) => done.push(d),
             Ok(None) => {}
             Err(e) => {
@@ -125,32 +243,67 @@ async fn run_batch(service: &Service, jobs: &mut Vec<Job>) -> Vec<Done> {
     done
 }
 
-/// One request inside its savepoint. A store error here fails the batch.
-async fn one(
+/// Keeps a read-path answer (a repeat that got there first wins).
+async fn keep(
     service: &Service,
     tx: &mut dyn ChargerTx,
-    job: Job,
+    kept: Kept,
 ) -> Result<Option<Done>, StoreError> {
-    tx.savepoint().await?;
-    let endpoint = endpoint_label(&job.endpoint);
-    let received = job.received;
-    let done = |topic: String, payload: Vec<u8>, code: u16, revoke: Option<DeviceId>| Done {
-        out: Outgoing { topic, payload },
-        endpoint,
-        code,
-        received,
-        revoke,
-    };
+    for n in &kept.notes {
+        tx.note_unknown_tag(&n.device, &n.owner, &n.uid, n.at)
+            .await?;
+    }
+    let result = tx
+        .save_request_result(
+            &kept.device,
+            &kept.request_id,
+            &kept.endpoint,
+            &kept.result,
+            service.now(),
+        )
+        .await?;
+    Ok(kept.seal.done(result.code, &result.body, None))
+}
+
+/// Where a request stands after its checks and its handler.
+enum Step {
+    /// Nothing to answer (deleted charger, former owner's topic).
+    Drop,
+    /// Answered without running the handler (401, a kept answer).
+    Answer(Done),
+    /// The handler's answer, not kept yet.
+    Computed(Computed),
+}
+
+struct Computed {
+    device: DeviceId,
+    request_id: String,
+    endpoint: String,
+    code: u16,
+    body: serde_json::Value,
+    /// The charger changed owner.
+    claimed: bool,
+    notes: Vec<UnknownTagNote>,
+    seal: Sealer,
+}
+
+/// The charger, the key check, a kept answer, the owner check, then the handler.
+async fn answer(service: &Service, tx: &mut dyn ChargerTx, job: Job) -> Result<Step, StoreError> {
     let Some(charger) = tx.charger(&job.device).await? else {
         // Deleted after it connected; nothing to answer with.
-        tx.release_savepoint().await?;
-        return Ok(None);
+        return Ok(Step::Drop);
     };
     let key = service.device_key(&job.device, charger.key_version);
     let id = job.envelope.id.clone();
+    let seal = Sealer {
+        key,
+        id: id.clone(),
+        res_topic: job.res_topic,
+        endpoint: endpoint_label(&job.endpoint),
+        received: job.received,
+    };
     let presented = DeviceKey::from_hex(&job.envelope.key).ok();
-    if !presented.is_some_and(|p| p.ct_eq(&key)) {
-        tx.release_savepoint().await?;
+    if !presented.is_some_and(|p| p.ct_eq(&seal.key)) {
         tracing::info!(device = %job.device, endpoint = %job.endpoint, "wrong key");
         let res = ResponseEnvelope {
             id: Some(id),
@@ -158,64 +311,93 @@ async fn one(
             code: 401,
             data: String::new(),
         };
-        return Ok(Some(done(job.res_topic, to_json(&res), 401, None)));
+        return Ok(Step::Answer(Done {
+            out: Outgoing {
+                topic: seal.res_topic,
+                payload: to_json(&res),
+            },
+            endpoint: seal.endpoint,
+            code: 401,
+            received: seal.received,
+            revoke: None,
+        }));
     }
     // Idempotency: a repeated (device, id) gets the kept answer and changes nothing.
     let request_id = id.json_text();
-    let mut revoke = None;
-    let result = match tx.request_result(&job.device, &request_id).await? {
-        Some(kept) => kept,
-        None if job.user != charger.owner.as_str() => {
-            // A request on the topics of the charger's former owner, sent before its
-            // connection was revoked.
+    if let Some(kept) = tx.request_result(&job.device, &request_id).await? {
+        return Ok(seal
+            .done(kept.code, &kept.body, None)
+            .map_or(Step::Drop, Step::Answer));
+    }
+    if job.user != charger.owner.as_str() {
+        // A request on the topics of the charger's former owner, sent before its
+        // connection was revoked.
+        tracing::info!(device = %job.device, "request under a former owner dropped");
+        return Ok(Step::Drop);
+    }
+    let (code, body) = if ENDPOINTS.contains(&job.endpoint.as_str()) {
+        let answer = service
+            .charger_request(tx, &charger, &job.endpoint, &job.envelope.data)
+            .await;
+        match answer {
+            Ok(reply) => (reply.code, reply.body),
+            Err(e) => error_body(&e),
+        }
+    } else {
+        (
+            404,
+            json!({"error": "unknown_endpoint", "message": format!("no endpoint {:?}", job.endpoint)}),
+        )
+    };
+    Ok(Step::Computed(Computed {
+        device: job.device,
+        request_id,
+        claimed: job.endpoint == "ownership-claim" && code == 200,
+        endpoint: job.endpoint,
+        code,
+        body,
+        notes: tx.held_notes(),
+        seal,
+    }))
+}
+
+/// A read-path request on a read-only connection.
+async fn read(service: &Service, job: Job) -> Result<Step, StoreError> {
+    let mut conn = service.store().begin_read().await?;
+    answer(service, conn.as_mut(), job).await
+}
+
+/// One request inside its savepoint. A store error here fails the batch.
+async fn one(
+    service: &Service,
+    tx: &mut dyn ChargerTx,
+    job: Job,
+) -> Result<Option<Done>, StoreError> {
+    tx.savepoint().await?;
+    let c = match answer(service, tx, job).await? {
+        Step::Drop => {
             tx.release_savepoint().await?;
-            tracing::info!(device = %job.device, "request under a former owner dropped");
             return Ok(None);
         }
-        None => {
-            let (code, body) = if ENDPOINTS.contains(&job.endpoint.as_str()) {
-                let answer = service
-                    .charger_request(tx, &charger, &job.endpoint, &job.envelope.data)
-                    .await;
-                match answer {
-                    Ok(reply) => (reply.code, reply.body),
-                    Err(e) => error_body(&e),
-                }
-            } else {
-                (
-                    404,
-                    json!({"error": "unknown_endpoint", "message": format!("no endpoint {:?}", job.endpoint)}),
-                )
-            };
-            if code >= 500 {
-                // Undone and not kept: the charger may retry and succeed.
-                tx.rollback_to_savepoint().await?;
-                let sealed = seal(&key, id, code, &body.to_string());
-                return Ok(sealed.map(|payload| done(job.res_topic, payload, code, None)));
-            }
-            if job.endpoint == "ownership-claim" && code == 200 {
-                revoke = Some(job.device.clone());
-            }
-            let fresh = StoredResult {
-                code,
-                body: body.to_string(),
-            };
-            tx.save_request_result(
-                &job.device,
-                &request_id,
-                &job.endpoint,
-                &fresh,
-                service.now(),
-            )
-            .await?
+        Step::Answer(d) => {
+            tx.release_savepoint().await?;
+            return Ok(Some(d));
         }
+        Step::Computed(c) => c,
     };
+    let body = c.body.to_string();
+    if c.code >= 500 {
+        // Undone and not kept: the charger may retry and succeed.
+        tx.rollback_to_savepoint().await?;
+        return Ok(c.seal.done(c.code, &body, None));
+    }
+    let fresh = StoredResult { code: c.code, body };
+    let kept = tx
+        .save_request_result(&c.device, &c.request_id, &c.endpoint, &fresh, service.now())
+        .await?;
     tx.release_savepoint().await?;
-    let code = result.code;
-    Ok(
-        seal(&key, id, code, &result.body)
-            .map(|payload| done(job.res_topic, payload, code, revoke)),
-    )
+    let revoke = c.claimed.then(|| c.device.clone());
+    Ok(c.seal.done(kept.code, &kept.body, revoke))
 }
 
 fn seal(

@@ -133,6 +133,20 @@ pub trait Store: Send + Sync + 'static {
     /// Opens the transaction a batch of charger requests runs in (on SQLite it takes the
     /// write lock at once: `BEGIN IMMEDIATE`).
     async fn begin(&self) -> StoreResult<Box<dyn ChargerTx>>;
+    /// A read-only [`ChargerTx`] outside any transaction, for requests that change
+    /// nothing (`authorize`): its writes are refused, except unknown-tag sightings,
+    /// which it holds back for [`ChargerTx::held_notes`].
+    async fn begin_read(&self) -> StoreResult<Box<dyn ChargerTx>>;
+}
+
+/// An unknown tag tapped on a charger, held back by a read-only [`ChargerTx`] for the
+/// writer to record.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UnknownTagNote {
+    pub device: DeviceId,
+    pub owner: OwnerId,
+    pub uid: TagUid,
+    pub at: DateTime<Utc>,
 }
 
 /// A transaction of the charger API: a batch of requests, each inside a savepoint, and
@@ -147,6 +161,8 @@ pub trait ChargerTx: Send {
     async fn release_savepoint(&mut self) -> StoreResult<()>;
     /// Commits the batch: durably (SQLite `synchronous=FULL`, Postgres' default).
     async fn commit(self: Box<Self>) -> StoreResult<()>;
+    /// The unknown-tag sightings a read-only one held back (empty for a transaction).
+    fn held_notes(&mut self) -> Vec<UnknownTagNote>;
 
     /// The charger, as its requests need it.
     async fn charger(&mut self, id: &DeviceId) -> StoreResult<Option<Charger>>;

@@ -367,22 +367,19 @@ impl SqlStore {
 }
 
 /// Bumps an owner's local-list version inside `tx` and returns the new version.
-async fn bump_list_version(
-    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
-    owner: &OwnerId,
-) -> StoreResult<i64> {
+async fn bump_list_version(tx: &mut sqlx::AnyConnection, owner: &OwnerId) -> StoreResult<i64> {
     let row: AnyRow = sqlx::query(
         "UPDATE owners SET list_version = list_version + 1 WHERE id = $1 RETURNING list_version",
     )
     .bind(owner.as_str())
-    .fetch_one(&mut **tx)
+    .fetch_one(&mut *tx)
     .await?;
     Ok(row.try_get::<i64, _>(0)?)
 }
 
 /// Inserts a tag inside `tx`: bumps the owner's list version, clears a tombstone and the
 /// uid's unknown-tag records of that owner.
-async fn insert_tag_in(tx: &mut sqlx::Transaction<'_, sqlx::Any>, tag: &Tag) -> StoreResult<()> {
+async fn insert_tag_in(tx: &mut sqlx::AnyConnection, tag: &Tag) -> StoreResult<()> {
     let version = bump_list_version(tx, &tag.owner).await?;
     sqlx::query(&format!(
         "INSERT INTO tags ({TAG_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
@@ -398,37 +395,34 @@ async fn insert_tag_in(tx: &mut sqlx::Transaction<'_, sqlx::Any>, tag: &Tag) -> 
     .bind(version)
     .bind(to_millis(tag.created_at))
     .bind(to_millis(tag.updated_at))
-    .execute(&mut **tx)
+    .execute(&mut *tx)
     .await
     .map_err(conflict_on_unique("tag"))?;
     replace_tag_devices(tx, tag).await?;
     sqlx::query("DELETE FROM tag_removals WHERE owner_id = $1 AND uid = $2")
         .bind(tag.owner.as_str())
         .bind(tag.uid.as_str())
-        .execute(&mut **tx)
+        .execute(&mut *tx)
         .await?;
     // Enrolled now: no longer an unknown tag of this owner.
     sqlx::query("DELETE FROM unknown_tags WHERE owner_id = $1 AND uid = $2")
         .bind(tag.owner.as_str())
         .bind(tag.uid.as_str())
-        .execute(&mut **tx)
+        .execute(&mut *tx)
         .await?;
     Ok(())
 }
 
-async fn replace_tag_devices(
-    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
-    tag: &Tag,
-) -> StoreResult<()> {
+async fn replace_tag_devices(tx: &mut sqlx::AnyConnection, tag: &Tag) -> StoreResult<()> {
     sqlx::query("DELETE FROM tag_devices WHERE uid = $1")
         .bind(tag.uid.as_str())
-        .execute(&mut **tx)
+        .execute(&mut *tx)
         .await?;
     for device in &tag.devices {
         sqlx::query("INSERT INTO tag_devices (uid, device_id) VALUES ($1, $2)")
             .bind(tag.uid.as_str())
             .bind(device.as_str())
-            .execute(&mut **tx)
+            .execute(&mut *tx)
             .await
             .map_err(conflict_on_unique("tag device"))?;
     }
@@ -1008,6 +1002,10 @@ impl Store for SqlStore {
             Backend::Postgres => self.pool.begin().await?,
         };
         Ok(Box::new(charging::SqlTx::new(tx)))
+    }
+
+    async fn begin_read(&self) -> StoreResult<Box<dyn super::ChargerTx>> {
+        Ok(Box::new(charging::SqlTx::read(self.pool.acquire().await?)))
     }
 }
 

@@ -2,7 +2,8 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use sqlx::{Any, FromRow, Transaction};
+use sqlx::pool::PoolConnection;
+use sqlx::{Any, AnyConnection, FromRow, Transaction};
 
 use super::{
     bump_list_version, corrupt, decimal, insert_tag_in, TagRow, TariffRow, TAG_COLUMNS,
@@ -15,17 +16,54 @@ use crate::charging::{
     StopRecord,
 };
 use crate::ids::{DeviceId, OwnerId, TagUid, TariffId};
-use crate::store::{from_millis, to_millis, ChargerTx, StoreError, StoreResult, StoredResult};
+use crate::store::{
+    from_millis, to_millis, ChargerTx, StoreError, StoreResult, StoredResult, UnknownTagNote,
+};
 use crate::tags::Tag;
 
-/// One open transaction of a batch of charger requests.
+/// One open transaction of a batch of charger requests, or a read-only connection.
 pub(super) struct SqlTx {
-    tx: Transaction<'static, Any>,
+    conn: Conn,
+    /// Unknown-tag sightings held back on a read-only connection.
+    held: Vec<UnknownTagNote>,
+}
+
+enum Conn {
+    Tx(Transaction<'static, Any>),
+    Read(PoolConnection<Any>),
 }
 
 impl SqlTx {
     pub(super) fn new(tx: Transaction<'static, Any>) -> Self {
-        Self { tx }
+        Self {
+            conn: Conn::Tx(tx),
+            held: Vec::new(),
+        }
+    }
+
+    /// Reads outside a transaction; [`ChargerTx::note_unknown_tag`] is held back.
+    pub(super) fn read(conn: PoolConnection<Any>) -> Self {
+        Self {
+            conn: Conn::Read(conn),
+            held: Vec::new(),
+        }
+    }
+
+    fn c(&mut self) -> &mut AnyConnection {
+        match &mut self.conn {
+            Conn::Tx(tx) => tx,
+            Conn::Read(conn) => conn,
+        }
+    }
+
+    /// The transaction, for writes; a read-only connection refuses them.
+    fn w(&mut self) -> StoreResult<&mut AnyConnection> {
+        match &mut self.conn {
+            Conn::Tx(tx) => Ok(tx),
+            Conn::Read(_) => Err(StoreError::Corrupt(
+                "a write on a read-only connection".into(),
+            )),
+        }
     }
 }
 
@@ -111,7 +149,7 @@ impl SqlTx {
         let rows: Vec<(String,)> =
             sqlx::query_as("SELECT device_id FROM tag_devices WHERE uid = $1 ORDER BY device_id")
                 .bind(uid)
-                .fetch_all(&mut *self.tx)
+                .fetch_all(self.c())
                 .await?;
         rows.into_iter()
             .map(|(d,)| DeviceId::parse(&d).map_err(|e| corrupt("device id", e)))
@@ -119,7 +157,7 @@ impl SqlTx {
     }
 
     async fn exec(&mut self, sql: &str) -> StoreResult<()> {
-        sqlx::query(sql).execute(&mut *self.tx).await?;
+        sqlx::query(sql).execute(self.w()?).await?;
         Ok(())
     }
 }
@@ -140,8 +178,14 @@ impl ChargerTx for SqlTx {
     }
 
     async fn commit(self: Box<Self>) -> StoreResult<()> {
-        self.tx.commit().await?;
+        if let Conn::Tx(tx) = self.conn {
+            tx.commit().await?;
+        }
         Ok(())
+    }
+
+    fn held_notes(&mut self) -> Vec<UnknownTagNote> {
+        std::mem::take(&mut self.held)
     }
 
     async fn charger(&mut self, id: &DeviceId) -> StoreResult<Option<Charger>> {
@@ -149,7 +193,7 @@ impl ChargerTx for SqlTx {
             "SELECT owner_id, connectors, tariff_id, key_version FROM devices WHERE id = $1",
         )
         .bind(id.as_str())
-        .fetch_optional(&mut *self.tx)
+        .fetch_optional(self.c())
         .await?;
         row.map(|(owner, connectors, tariff, key_version)| {
             Ok(Charger {
@@ -175,7 +219,7 @@ impl ChargerTx for SqlTx {
         )
         .bind(device.as_str())
         .bind(request_id)
-        .fetch_optional(&mut *self.tx)
+        .fetch_optional(self.c())
         .await?;
         row.map(|(code, body)| {
             let code = u16::try_from(code).map_err(|e| corrupt("request code", e))?;
@@ -192,10 +236,12 @@ impl ChargerTx for SqlTx {
         result: &StoredResult,
         now: DateTime<Utc>,
     ) -> StoreResult<StoredResult> {
-        sqlx::query(
+        // On a repeat the no-op update leaves the first answer, which RETURNING gives back.
+        let (code, body): (i64, String) = sqlx::query_as(
             "INSERT INTO mqtt_requests (device_id, request_id, endpoint, code, body, created_at)
              VALUES ($1, $2, $3, $4, $5, $6)
-             ON CONFLICT (device_id, request_id) DO NOTHING",
+             ON CONFLICT (device_id, request_id) DO UPDATE SET device_id = excluded.device_id
+             RETURNING code, body",
         )
         .bind(device.as_str())
         .bind(request_id)
@@ -203,11 +249,10 @@ impl ChargerTx for SqlTx {
         .bind(i64::from(result.code))
         .bind(&result.body)
         .bind(to_millis(now))
-        .execute(&mut *self.tx)
+        .fetch_one(self.w()?)
         .await?;
-        self.request_result(device, request_id)
-            .await?
-            .ok_or_else(|| corrupt("mqtt_requests", "a stored result vanished"))
+        let code = u16::try_from(code).map_err(|e| corrupt("request code", e))?;
+        Ok(StoredResult { code, body })
     }
 
     async fn set_device_boot(
@@ -220,7 +265,7 @@ impl ChargerTx for SqlTx {
             .bind(id.as_str())
             .bind(firmware)
             .bind(model)
-            .execute(&mut *self.tx)
+            .execute(self.w()?)
             .await?;
         Ok(())
     }
@@ -242,7 +287,7 @@ impl ChargerTx for SqlTx {
         .bind(state)
         .bind(error)
         .bind(to_millis(now))
-        .execute(&mut *self.tx)
+        .execute(self.w()?)
         .await?;
         Ok(())
     }
@@ -251,7 +296,7 @@ impl ChargerTx for SqlTx {
         let row: Option<TagRow> =
             sqlx::query_as(&format!("SELECT {TAG_COLUMNS} FROM tags WHERE uid = $1"))
                 .bind(uid.as_str())
-                .fetch_optional(&mut *self.tx)
+                .fetch_optional(self.c())
                 .await?;
         let Some(row) = row else { return Ok(None) };
         let devices = self.tag_devices(uid.as_str()).await?;
@@ -259,7 +304,7 @@ impl ChargerTx for SqlTx {
     }
 
     async fn insert_tag(&mut self, tag: &Tag) -> StoreResult<()> {
-        insert_tag_in(&mut self.tx, tag).await
+        insert_tag_in(self.w()?, tag).await
     }
 
     async fn note_unknown_tag(
@@ -269,6 +314,15 @@ impl ChargerTx for SqlTx {
         uid: &TagUid,
         now: DateTime<Utc>,
     ) -> StoreResult<()> {
+        if let Conn::Read(_) = self.conn {
+            self.held.push(UnknownTagNote {
+                device: device.clone(),
+                owner: owner.clone(),
+                uid: uid.clone(),
+                at: now,
+            });
+            return Ok(());
+        }
         sqlx::query(
             "INSERT INTO unknown_tags (device_id, uid, owner_id, first_seen, last_seen, attempts)
              VALUES ($1, $2, $3, $4, $4, 1)
@@ -280,7 +334,7 @@ impl ChargerTx for SqlTx {
         .bind(uid.as_str())
         .bind(owner.as_str())
         .bind(to_millis(now))
-        .execute(&mut *self.tx)
+        .execute(self.w()?)
         .await?;
         Ok(())
     }
@@ -290,7 +344,7 @@ impl ChargerTx for SqlTx {
             "SELECT COUNT(*) FROM sessions WHERE tag_uid = $1 AND status = 'active'",
         )
         .bind(uid.as_str())
-        .fetch_one(&mut *self.tx)
+        .fetch_one(self.c())
         .await?)
     }
 
@@ -306,7 +360,7 @@ impl ChargerTx for SqlTx {
         )
         .bind(device.as_str())
         .bind(connector)
-        .fetch_optional(&mut *self.tx)
+        .fetch_optional(self.c())
         .await?)
     }
 
@@ -317,7 +371,7 @@ impl ChargerTx for SqlTx {
                     "SELECT {TARIFF_COLUMNS} FROM tariffs WHERE id = $1"
                 ))
                 .bind(id.as_str())
-                .fetch_optional(&mut *self.tx)
+                .fetch_optional(self.c())
                 .await?
             }
             None => {
@@ -325,7 +379,7 @@ impl ChargerTx for SqlTx {
                     "SELECT {TARIFF_COLUMNS} FROM tariffs WHERE owner_id = $1 AND is_default = 1"
                 ))
                 .bind(charger.owner.as_str())
-                .fetch_optional(&mut *self.tx)
+                .fetch_optional(self.c())
                 .await?
             }
         };
@@ -358,7 +412,7 @@ impl ChargerTx for SqlTx {
         .bind(p.session_fee.to_string())
         .bind(p.tax_rate.to_string())
         .bind(to_millis(s.created_at))
-        .fetch_one(&mut *self.tx)
+        .fetch_one(self.w()?)
         .await
         .map_err(super::conflict_on_unique("session"))?;
         Ok(id)
@@ -376,7 +430,7 @@ impl ChargerTx for SqlTx {
                 ))
                 .bind(device.as_str())
                 .bind(*id)
-                .fetch_optional(&mut *self.tx)
+                .fetch_optional(self.c())
                 .await?
             }
             SessionRef::Local(local) => {
@@ -385,7 +439,7 @@ impl ChargerTx for SqlTx {
                 ))
                 .bind(device.as_str())
                 .bind(local.as_str())
-                .fetch_optional(&mut *self.tx)
+                .fetch_optional(self.c())
                 .await?
             }
         };
@@ -408,13 +462,13 @@ impl ChargerTx for SqlTx {
             .bind(to_millis(s.at))
             .bind(s.energy_wh)
             .bind(s.power_w)
-            .execute(&mut *self.tx)
+            .execute(self.w()?)
             .await?;
         }
         sqlx::query("UPDATE sessions SET last_meter_wh = $2 WHERE id = $1")
             .bind(session)
             .bind(last_meter_wh)
-            .execute(&mut *self.tx)
+            .execute(self.w()?)
             .await?;
         Ok(())
     }
@@ -422,7 +476,7 @@ impl ChargerTx for SqlTx {
     async fn stop_session(&mut self, session: i64, stop: &StopRecord) -> StoreResult<()> {
         let currency: String = sqlx::query_scalar("SELECT currency FROM sessions WHERE id = $1")
             .bind(session)
-            .fetch_one(&mut *self.tx)
+            .fetch_one(self.c())
             .await?;
         let currency = Currency::parse(&currency).map_err(|e| corrupt("currency", e))?;
         let bill = &stop.bill;
@@ -440,7 +494,7 @@ impl ChargerTx for SqlTx {
         .bind(minor(bill.net, &currency)?)
         .bind(minor(bill.tax, &currency)?)
         .bind(minor(bill.total, &currency)?)
-        .execute(&mut *self.tx)
+        .execute(self.w()?)
         .await?;
         if done.rows_affected() != 1 {
             return Err(StoreError::Conflict("the session is not active".into()));
@@ -455,7 +509,7 @@ impl ChargerTx for SqlTx {
             .bind(line.quantity.to_string())
             .bind(line.unit_price.to_string())
             .bind(line.amount.to_string())
-            .execute(&mut *self.tx)
+            .execute(self.w()?)
             .await?;
         }
         Ok(())
@@ -474,23 +528,23 @@ impl ChargerTx for SqlTx {
         .bind(code_hash)
         .bind(device.as_str())
         .bind(to_millis(now))
-        .fetch_optional(&mut *self.tx)
+        .fetch_optional(self.c())
         .await?;
         let Some(to) = to else { return Ok(None) };
         let to = OwnerId::parse(&to).map_err(|e| corrupt("owner id", e))?;
         sqlx::query("UPDATE claim_codes SET used_at = $2 WHERE code_hash = $1")
             .bind(code_hash)
             .bind(to_millis(now))
-            .execute(&mut *self.tx)
+            .execute(self.w()?)
             .await?;
         sqlx::query("DELETE FROM claim_codes WHERE device_id = $1 AND used_at IS NULL")
             .bind(device.as_str())
-            .execute(&mut *self.tx)
+            .execute(self.w()?)
             .await?;
         sqlx::query("UPDATE devices SET owner_id = $2, tariff_id = NULL WHERE id = $1")
             .bind(device.as_str())
             .bind(to.as_str())
-            .execute(&mut *self.tx)
+            .execute(self.w()?)
             .await?;
         // The old owner's tags limited to this charger lose it: a list change for them.
         let limited: Vec<(String, String)> = sqlx::query_as(
@@ -498,19 +552,19 @@ impl ChargerTx for SqlTx {
              WHERE td.device_id = $1",
         )
         .bind(device.as_str())
-        .fetch_all(&mut *self.tx)
+        .fetch_all(self.c())
         .await?;
         sqlx::query("DELETE FROM tag_devices WHERE device_id = $1")
             .bind(device.as_str())
-            .execute(&mut *self.tx)
+            .execute(self.w()?)
             .await?;
         for (uid, owner) in limited {
             let owner = OwnerId::parse(&owner).map_err(|e| corrupt("owner id", e))?;
-            let version = bump_list_version(&mut self.tx, &owner).await?;
+            let version = bump_list_version(self.w()?, &owner).await?;
             sqlx::query("UPDATE tags SET list_version = $2 WHERE uid = $1")
                 .bind(uid)
                 .bind(version)
-                .execute(&mut *self.tx)
+                .execute(self.w()?)
                 .await?;
         }
         Ok(Some(to))
@@ -524,7 +578,7 @@ impl ChargerTx for SqlTx {
     ) -> StoreResult<LocalListPage> {
         let current: i64 = sqlx::query_scalar("SELECT list_version FROM owners WHERE id = $1")
             .bind(owner.as_str())
-            .fetch_one(&mut *self.tx)
+            .fetch_one(self.c())
             .await?;
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let rows: Vec<TagRow> = sqlx::query_as(&format!(
@@ -534,7 +588,7 @@ impl ChargerTx for SqlTx {
         .bind(owner.as_str())
         .bind(since)
         .bind(limit)
-        .fetch_all(&mut *self.tx)
+        .fetch_all(self.c())
         .await?;
         let removals: Vec<(String, i64)> = sqlx::query_as(
             "SELECT uid, list_version FROM tag_removals WHERE owner_id = $1 AND list_version > $2
@@ -543,7 +597,7 @@ impl ChargerTx for SqlTx {
         .bind(owner.as_str())
         .bind(since)
         .bind(limit)
-        .fetch_all(&mut *self.tx)
+        .fetch_all(self.c())
         .await?;
         let mut items = Vec::with_capacity(rows.len() + removals.len());
         for row in rows {
