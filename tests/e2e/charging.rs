@@ -21,6 +21,7 @@ on_both_databases!(spawn_app_on =>
     an_offline_charger_replays_its_session_late_and_is_billed_by_its_own_times,
     session_errors_are_precise_and_change_nothing,
     a_repeated_session_start_id_never_makes_a_second_session,
+    a_repeated_authorize_id_gets_the_kept_answer_even_after_the_tag_changed,
     an_installer_card_enrolls_new_tags_at_the_charger,
     the_local_list_comes_as_deltas_since_the_chargers_version,
     a_claimed_charger_answers_on_the_old_topic_then_comes_back_under_its_new_owner,
@@ -493,6 +494,60 @@ async fn a_repeated_session_start_id_never_makes_a_second_session(app: TestApp) 
         .call("session-start", start("04A1B2C3", 2, 0, Utc::now()))
         .await;
     assert_eq!(code, 409);
+}
+
+async fn a_repeated_authorize_id_gets_the_kept_answer_even_after_the_tag_changed(app: TestApp) {
+    let b = &fleet(&app, 1).await[0];
+    let mut c = Charger::connect(&app, b).await;
+    let data = json!({"tag": "04A1B2C3", "connector": 1});
+    // Duplicates in flight at once (a QoS 1 redelivery) on the read path: one answer.
+    let topic = format!("acme/req/{}/authorize", b.device_id);
+    for _ in 0..3 {
+        c.probe
+            .publish(
+                &topic,
+                Qos::AtLeastOnce,
+                false,
+                request(b, json!("a-1"), data.clone()),
+            )
+            .await;
+    }
+    let mut answers = Vec::new();
+    for _ in 0..3 {
+        let (_, payload) = c.probe.next_publish(WAIT).await.expect("RES");
+        let (res, body) = open(b, &payload);
+        answers.push((res.code, body.expect("body")));
+    }
+    assert_eq!(answers[0].0, 200, "{:?}", answers[0]);
+    assert!(answers.iter().all(|a| a == &answers[0]), "{answers:?}");
+    // Blocked now: a new request is refused, the repeat still gets the kept answer.
+    let a = app
+        .patch(
+            "/api/v1/tags/04A1B2C3",
+            ADMIN_TOKEN,
+            json!({"status": "blocked"}),
+        )
+        .await;
+    assert_eq!(a.status, 200, "{a:?}");
+    let (code, body) = c.call("authorize", data.clone()).await;
+    assert_eq!(
+        (code, &body["error"]),
+        (403, &json!("tag_blocked")),
+        "{body}"
+    );
+    let (code, body) = c.call_with_id(json!("a-1"), "authorize", data).await;
+    assert_eq!((code, body), answers[0].clone());
+    // An unknown tag tapped on the read path is still listed for the operator.
+    let (code, _) = c
+        .call("authorize", json!({"tag": "0BADCAFE", "connector": 1}))
+        .await;
+    assert_eq!(code, 404);
+    let unknown = app.get("/api/v1/tags/unknown", ADMIN_TOKEN).await;
+    assert!(
+        unknown.body.to_string().contains("0BADCAFE"),
+        "{:?}",
+        unknown.body
+    );
 }
 
 async fn an_installer_card_enrolls_new_tags_at_the_charger(app: TestApp) {
