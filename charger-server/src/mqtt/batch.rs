@@ -289,12 +289,13 @@ struct Computed {
 
 /// The charger, the key check, a kept answer, the owner check, then the handler.
 async fn answer(service: &Service, tx: &mut dyn ChargerTx, job: Job) -> Result<Step, StoreError> {
-    let Some(charger) = tx.charger(&job.device).await? else {
+    let id = job.envelope.id.clone();
+    let request_id = id.json_text();
+    let Some((charger, kept)) = tx.charger(&job.device, &request_id).await? else {
         // Deleted after it connected; nothing to answer with.
         return Ok(Step::Drop);
     };
     let key = service.device_key(&job.device, charger.key_version);
-    let id = job.envelope.id.clone();
     let seal = Sealer {
         key,
         id: id.clone(),
@@ -323,8 +324,7 @@ async fn answer(service: &Service, tx: &mut dyn ChargerTx, job: Job) -> Result<S
         }));
     }
     // Idempotency: a repeated (device, id) gets the kept answer and changes nothing.
-    let request_id = id.json_text();
-    if let Some(kept) = tx.request_result(&job.device, &request_id).await? {
+    if let Some(kept) = kept {
         return Ok(seal
             .done(kept.code, &kept.body, None)
             .map_or(Step::Drop, Step::Answer));

@@ -164,8 +164,13 @@ pub trait ChargerTx: Send {
     /// The unknown-tag sightings a read-only one held back (empty for a transaction).
     fn held_notes(&mut self) -> Vec<UnknownTagNote>;
 
-    /// The charger, as its requests need it.
-    async fn charger(&mut self, id: &DeviceId) -> StoreResult<Option<Charger>>;
+    /// The charger, as its requests need it, with the answer kept for its request
+    /// `request_id` (the id's JSON text), if any: one query for both.
+    async fn charger(
+        &mut self,
+        id: &DeviceId,
+        request_id: &str,
+    ) -> StoreResult<Option<(Charger, Option<StoredResult>)>>;
     /// The stored result of request `request_id` (its id's JSON text) of `device`.
     async fn request_result(
         &mut self,

@@ -188,15 +188,31 @@ impl ChargerTx for SqlTx {
         std::mem::take(&mut self.held)
     }
 
-    async fn charger(&mut self, id: &DeviceId) -> StoreResult<Option<Charger>> {
-        let row: Option<(String, i64, Option<String>, i64)> = sqlx::query_as(
-            "SELECT owner_id, connectors, tariff_id, key_version FROM devices WHERE id = $1",
+    async fn charger(
+        &mut self,
+        id: &DeviceId,
+        request_id: &str,
+    ) -> StoreResult<Option<(Charger, Option<StoredResult>)>> {
+        type Row = (
+            String,
+            i64,
+            Option<String>,
+            i64,
+            Option<i64>,
+            Option<String>,
+        );
+        let row: Option<Row> = sqlx::query_as(
+            "SELECT d.owner_id, d.connectors, d.tariff_id, d.key_version, r.code, r.body
+             FROM devices d
+             LEFT JOIN mqtt_requests r ON r.device_id = d.id AND r.request_id = $2
+             WHERE d.id = $1",
         )
         .bind(id.as_str())
+        .bind(request_id)
         .fetch_optional(self.c())
         .await?;
-        row.map(|(owner, connectors, tariff, key_version)| {
-            Ok(Charger {
+        row.map(|(owner, connectors, tariff, key_version, code, body)| {
+            let charger = Charger {
                 id: id.clone(),
                 owner: OwnerId::parse(&owner).map_err(|e| corrupt("owner id", e))?,
                 connectors,
@@ -204,7 +220,15 @@ impl ChargerTx for SqlTx {
                     .map(|t| TariffId::parse(&t).map_err(|e| corrupt("tariff id", e)))
                     .transpose()?,
                 key_version,
-            })
+            };
+            let kept = match (code, body) {
+                (Some(code), Some(body)) => Some(StoredResult {
+                    code: u16::try_from(code).map_err(|e| corrupt("request code", e))?,
+                    body,
+                }),
+                _ => None,
+            };
+            Ok((charger, kept))
         })
         .transpose()
     }
