@@ -291,27 +291,33 @@ impl Shared {
         true
     }
 
-    fn record(&self, endpoint: &'static str, took: Duration, error: Option<String>) {
+    /// Counts one request: its latency when it was answered (`took`), its error if it
+    /// did not get the expected answer.
+    fn record(&self, endpoint: &'static str, took: Option<Duration>, error: Option<String>) {
         self.done.fetch_add(1, Ordering::Relaxed);
         if error.is_some() {
             self.failed.fetch_add(1, Ordering::Relaxed);
         }
-        if let Ok(mut s) = self.stats.lock() {
-            if let Some(e) = error {
-                *s.errors.entry(e).or_default() += 1;
-            }
-            if !s.endpoints.contains_key(endpoint) {
-                match new_histogram() {
-                    Ok(h) => {
-                        s.endpoints.insert(endpoint, h);
-                    }
-                    Err(_) => return,
+        let Ok(mut s) = self.stats.lock() else {
+            return;
+        };
+        if let Some(e) = error {
+            *s.errors.entry(e).or_default() += 1;
+        }
+        let Some(took) = took else {
+            return;
+        };
+        if !s.endpoints.contains_key(endpoint) {
+            match new_histogram() {
+                Ok(h) => {
+                    s.endpoints.insert(endpoint, h);
                 }
+                Err(_) => return,
             }
-            if let Some(h) = s.endpoints.get_mut(endpoint) {
-                let us = u64::try_from(took.as_micros()).unwrap_or(u64::MAX).max(1);
-                let _ = h.record(us.min(h.high()));
-            }
+        }
+        if let Some(h) = s.endpoints.get_mut(endpoint) {
+            let us = u64::try_from(took.as_micros()).unwrap_or(u64::MAX).max(1);
+            let _ = h.record(us.min(h.high()));
         }
     }
 }
@@ -578,7 +584,7 @@ async fn call(
     match link.request(endpoint, data).await {
         Ok(a) => {
             let error = (a.code != expect).then(|| a.code.to_string());
-            shared.record(endpoint, t.elapsed(), error);
+            shared.record(endpoint, Some(t.elapsed()), error);
             (a.code == expect).then_some(a)
         }
         Err(e) => {
@@ -588,11 +594,7 @@ async fn call(
                 "disconnected"
             };
             // Not answered: counted as an error, not as a latency.
-            shared.done.fetch_add(1, Ordering::Relaxed);
-            shared.failed.fetch_add(1, Ordering::Relaxed);
-            if let Ok(mut s) = shared.stats.lock() {
-                *s.errors.entry(why.to_owned()).or_default() += 1;
-            }
+            shared.record(endpoint, None, Some(why.to_owned()));
             None
         }
     }

@@ -84,6 +84,7 @@ impl From<StoreError> for Error {
                 Error::Internal(format!("database: {e}"))
             }
             StoreError::Corrupt(message) => Error::Internal(format!("stored data: {message}")),
+            StoreError::ReadOnly => Error::Internal(e.to_string()),
         }
     }
 }

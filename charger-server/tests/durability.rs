@@ -4,6 +4,8 @@
 
 mod support;
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use charger_protocol::{open_response, DeviceKey, FirmwareBundle, ResponseEnvelope};
@@ -119,7 +121,7 @@ fn now_text() -> String {
 
 /// Charges in a loop (start, values, stop, with increasing ids) until the server stops
 /// answering; returns every answered request.
-async fn charge_until_killed(mut c: Charger, tag: String) -> Answered {
+async fn charge_until_killed(mut c: Charger, tag: String, count: Arc<AtomicUsize>) -> Answered {
     let mut answered = Answered::new();
     let mut id = 0;
     let mut meter = 0;
@@ -134,6 +136,7 @@ async fn charge_until_killed(mut c: Charger, tag: String) -> Answered {
         assert_eq!(ans.0, 201, "{ans:?}");
         let session = ans.1["session_id"].clone();
         answered.push((id, "session-start".into(), start, ans));
+        count.fetch_add(1, Ordering::Relaxed);
         meter += 1_000;
         id += 1;
         let values =
@@ -142,6 +145,7 @@ async fn charge_until_killed(mut c: Charger, tag: String) -> Answered {
             break;
         };
         answered.push((id, "meter-values".into(), values, ans));
+        count.fetch_add(1, Ordering::Relaxed);
         meter += 1_000;
         id += 1;
         let stop = json!({"session_id": session, "meter_stop_wh": meter, "stopped_at": now_text(), "reason": "local"});
@@ -150,6 +154,7 @@ async fn charge_until_killed(mut c: Charger, tag: String) -> Answered {
         };
         assert_eq!(ans.0, 200, "{ans:?}");
         answered.push((id, "session-stop".into(), stop, ans));
+        count.fetch_add(1, Ordering::Relaxed);
     }
     answered
 }
@@ -201,11 +206,20 @@ async fn a_killed_server_loses_no_answered_session() {
 
     // Load, then SIGKILL mid-flight.
     let mut runs = Vec::new();
+    let count = Arc::new(AtomicUsize::new(0));
     for (b, tag) in bundles.iter().zip(&tags) {
         let c = Charger::connect(&mqtt, b).await.expect("connects");
-        runs.push(tokio::spawn(charge_until_killed(c, tag.clone())));
+        runs.push(tokio::spawn(charge_until_killed(
+            c,
+            tag.clone(),
+            count.clone(),
+        )));
     }
-    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    // Kill once the fleet is well under way (or after 20 s, whatever it reached).
+    let give_up = Instant::now() + Duration::from_secs(20);
+    while count.load(Ordering::Relaxed) < CHARGERS * 30 && Instant::now() < give_up {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     server.child.kill().expect("SIGKILL");
     let _ = server.child.wait();
     let mut answered = Vec::new();

@@ -208,6 +208,24 @@ impl TestApp {
         Answer { status, body }
     }
 
+    /// Polls the device until REST shows it `online` (or not); gives up after 10 s.
+    pub async fn wait_for_online(&self, device: &str, online: bool) -> Value {
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let a = self
+                .get(&format!("/api/v1/devices/{device}"), ADMIN_TOKEN)
+                .await;
+            if a.body["online"] == online {
+                return a.body;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{device} online={online} never seen: {a:?}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+
     pub async fn get(&self, path: &str, token: &str) -> Answer {
         self.request(reqwest::Method::GET, path, Some(token), None)
             .await

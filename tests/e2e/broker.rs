@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use charger_e2e::mqtt::{open, request, Login, Probe, Qos, Version};
-use charger_e2e::{spawn_app, TestApp, ADMIN_TOKEN};
+use charger_e2e::{spawn_app, TestApp};
 use charger_protocol::FirmwareBundle;
 use rumqttd::Notification;
 use serde_json::json;
@@ -53,34 +53,17 @@ async fn boot_round_trip(probe: &mut Probe, b: &FirmwareBundle, id: serde_json::
     assert!(body["heartbeat_s"].as_u64().is_some());
 }
 
-async fn wait_for_online(app: &TestApp, device: &str, online: bool) -> serde_json::Value {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        let a = app
-            .get(&format!("/api/v1/devices/{device}"), ADMIN_TOKEN)
-            .await;
-        if a.body["online"] == online {
-            return a.body;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{device} online={online} never seen: {a:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 #[tokio::test]
 async fn an_authenticated_charger_round_trips_a_request_on_3_1_1_and_5_0() {
     let app = spawn_app().await;
     let bundles = app.provision("acme", 2).await;
     for (version, b) in [(Version::V4, &bundles[0]), (Version::V5, &bundles[1])] {
         let probe = connected_charger(&app, version, b).await;
-        let device = wait_for_online(&app, &b.device_id, true).await;
+        let device = app.wait_for_online(&b.device_id, true).await;
         assert_eq!(device["firmware"], "1.4.2");
         assert!(device["last_seen"].is_string());
         probe.disconnect().await;
-        wait_for_online(&app, &b.device_id, false).await;
+        app.wait_for_online(&b.device_id, false).await;
     }
 }
 
@@ -353,7 +336,7 @@ async fn a_second_connection_replaces_the_first() {
         "the first connection stayed"
     );
     boot_round_trip(&mut second, b, json!(3)).await;
-    wait_for_online(&app, &b.device_id, true).await;
+    app.wait_for_online(&b.device_id, true).await;
 }
 
 /// A raw MQTT 3.1.1 CONNECT (clean session, username and password, optional QoS 0 will).
@@ -496,7 +479,7 @@ async fn keep_alive_expiry_closes_the_socket_publishes_the_will_and_marks_offlin
         &raw_connect(b, 1, Some((&will_topic, "gone"))),
     )
     .await;
-    wait_for_online(&app, &b.device_id, true).await;
+    app.wait_for_online(&b.device_id, true).await;
     // Silence: no PINGREQ. The broker must close the socket after 1.5 × 1 s.
     let started = std::time::Instant::now();
     let mut buf = [0u8; 64];
@@ -515,7 +498,7 @@ async fn keep_alive_expiry_closes_the_socket_publishes_the_will_and_marks_offlin
         watcher.await.expect("watcher").as_deref(),
         Some(&b"gone"[..])
     );
-    wait_for_online(&app, &b.device_id, false).await;
+    app.wait_for_online(&b.device_id, false).await;
 }
 
 /// Runs a Mosquitto client; `None` when Mosquitto's clients are not installed (outside CI).

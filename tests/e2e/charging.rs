@@ -457,28 +457,47 @@ async fn session_errors_are_precise_and_change_nothing(app: TestApp) {
     assert_eq!((code, &body["energy_wh"]), (200, &json!(1_000)), "{body}");
 }
 
+/// Publishes the same request (same id) `n` times back to back, as a QoS 1 redelivery
+/// would, and returns the `n` answers (code, body).
+async fn duplicates(
+    c: &mut Charger,
+    b: &FirmwareBundle,
+    endpoint: &str,
+    id: &str,
+    data: &Value,
+    n: usize,
+) -> Vec<(u16, Value)> {
+    let topic = format!("{}/req/{}/{endpoint}", b.owner, b.device_id);
+    for _ in 0..n {
+        c.probe
+            .publish(
+                &topic,
+                Qos::AtLeastOnce,
+                false,
+                request(b, json!(id), data.clone()),
+            )
+            .await;
+    }
+    let mut answers = Vec::new();
+    for _ in 0..n {
+        let (_, payload) = c.probe.next_publish(WAIT).await.expect("RES");
+        let (res, body) = open(b, &payload);
+        answers.push((res.code, body.expect("body")));
+    }
+    answers
+}
+
 async fn a_repeated_session_start_id_never_makes_a_second_session(app: TestApp) {
     let b = &fleet(&app, 1).await[0];
     let mut c = Charger::connect(&app, b).await;
     let data = start("04A1B2C3", 1, 0, Utc::now());
     // The same request twice back to back (a QoS 1 redelivery), then a retry with another
     // body: one session, the same answer each time.
-    let topic = format!("acme/req/{}/session-start", b.device_id);
-    for _ in 0..2 {
-        c.probe
-            .publish(
-                &topic,
-                Qos::AtLeastOnce,
-                false,
-                request(b, json!("s-1"), data.clone()),
-            )
-            .await;
-    }
-    let mut answers = Vec::new();
-    for _ in 0..2 {
-        let (_, payload) = c.probe.next_publish(WAIT).await.expect("RES");
-        answers.push(open(b, &payload).1.expect("body"));
-    }
+    let answers: Vec<Value> = duplicates(&mut c, b, "session-start", "s-1", &data, 2)
+        .await
+        .into_iter()
+        .map(|(_, body)| body)
+        .collect();
     let (code, retry) = c
         .call_with_id(
             json!("s-1"),
@@ -501,23 +520,7 @@ async fn a_repeated_authorize_id_gets_the_kept_answer_even_after_the_tag_changed
     let mut c = Charger::connect(&app, b).await;
     let data = json!({"tag": "04A1B2C3", "connector": 1});
     // Duplicates in flight at once (a QoS 1 redelivery) on the read path: one answer.
-    let topic = format!("acme/req/{}/authorize", b.device_id);
-    for _ in 0..3 {
-        c.probe
-            .publish(
-                &topic,
-                Qos::AtLeastOnce,
-                false,
-                request(b, json!("a-1"), data.clone()),
-            )
-            .await;
-    }
-    let mut answers = Vec::new();
-    for _ in 0..3 {
-        let (_, payload) = c.probe.next_publish(WAIT).await.expect("RES");
-        let (res, body) = open(b, &payload);
-        answers.push((res.code, body.expect("body")));
-    }
+    let answers = duplicates(&mut c, b, "authorize", "a-1", &data, 3).await;
     assert_eq!(answers[0].0, 200, "{:?}", answers[0]);
     assert!(answers.iter().all(|a| a == &answers[0]), "{answers:?}");
     // Blocked now: a new request is refused, the repeat still gets the kept answer.
@@ -860,7 +863,7 @@ async fn remote_stop_and_start_are_answered_by_the_charger(app: TestApp) {
         "invalid_input",
     );
     c.probe.disconnect().await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    app.wait_for_online(&b.device_id, false).await;
     assert_error(
         &app.post(&path("unlock"), ADMIN_TOKEN, json!({"connector": 1}))
             .await,

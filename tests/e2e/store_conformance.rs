@@ -20,6 +20,7 @@ on_both_databases!(store_fixture =>
     meta_is_set_once,
     presence_applies_in_order_and_ignores_stale_closes,
     request_results_are_kept_and_the_first_one_wins,
+    a_read_only_connection_reads_refuses_writes_and_holds_unknown_tags,
     a_rolled_back_request_leaves_nothing_and_the_batch_commits,
 );
 
@@ -375,6 +376,74 @@ async fn request_results_are_kept_and_the_first_one_wins(fixture: StoreFixture) 
         Some(first)
     );
     tx.commit().await.expect("commit");
+}
+
+/// The read path's connection: the device with its kept answer in one read, writes
+/// refused, unknown-tag sightings held back for the writer.
+async fn a_read_only_connection_reads_refuses_writes_and_holds_unknown_tags(fixture: StoreFixture) {
+    let store: &dyn Store = &fixture.store;
+    store.insert_owner(&owner("acme")).await.expect("insert");
+    store
+        .insert_devices(&[device("d1", "acme", 1)])
+        .await
+        .expect("insert");
+    let d1 = DeviceId::parse("d1").expect("id");
+    let kept = StoredResult {
+        code: 200,
+        body: "{}".into(),
+    };
+    let mut tx = store.begin().await.expect("begin");
+    tx.save_request_result(&d1, "7", "authorize", &kept, t(1))
+        .await
+        .expect("save");
+    tx.commit().await.expect("commit");
+
+    let mut read = store.begin_read().await.expect("read");
+    let (charger, found) = read
+        .charger(&d1, "7")
+        .await
+        .expect("read")
+        .expect("the charger");
+    assert_eq!((charger.owner.as_str(), found), ("acme", Some(kept)));
+    let (_, found) = read
+        .charger(&d1, "8")
+        .await
+        .expect("read")
+        .expect("charger");
+    assert_eq!(found, None);
+    assert!(read
+        .charger(&DeviceId::parse("nope").expect("id"), "7")
+        .await
+        .expect("read")
+        .is_none());
+    let uid = TagUid::parse("0BADCAFE").expect("uid");
+    read.note_unknown_tag(&d1, &OwnerId::parse("acme").expect("id"), &uid, t(2))
+        .await
+        .expect("held");
+    let err = read
+        .save_request_result(
+            &d1,
+            "9",
+            "authorize",
+            &StoredResult {
+                code: 200,
+                body: "{}".into(),
+            },
+            t(3),
+        )
+        .await
+        .expect_err("a write is refused");
+    assert!(matches!(err, StoreError::ReadOnly), "{err}");
+    let held = read.held_notes();
+    assert_eq!(held.len(), 1);
+    assert_eq!(held[0].uid, uid);
+    read.commit().await.expect("nothing to commit");
+    // Held back, not written.
+    assert!(store
+        .list_unknown_tags(None)
+        .await
+        .expect("list")
+        .is_empty());
 }
 
 /// A request rolled back to its savepoint leaves nothing; the others in the batch commit.

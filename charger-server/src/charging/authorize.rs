@@ -9,7 +9,7 @@
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
-use super::{check_connector, rfc3339, Charger, Reply, SessionRef, SessionStatus};
+use super::{check_connector, with_tag_extras, Charger, Reply, SessionRef, SessionStatus};
 use crate::devices::parse_data;
 use crate::error::{Error, Result};
 use crate::ids::TagUid;
@@ -29,18 +29,14 @@ struct AuthorizeRequest {
 }
 
 fn accepted(tag: &Tag) -> serde_json::Value {
-    let mut body = serde_json::json!({
-        "tag": tag.uid,
-        "status": "accepted",
-        "role": tag.role,
-    });
-    if let Some(expires_at) = tag.expires_at {
-        body["expires_at"] = rfc3339(expires_at).into();
-    }
-    if let Some(group) = &tag.group {
-        body["group"] = group.clone().into();
-    }
-    body
+    with_tag_extras(
+        serde_json::json!({
+            "tag": tag.uid,
+            "status": "accepted",
+            "role": tag.role,
+        }),
+        tag,
+    )
 }
 
 impl Service {

@@ -5,7 +5,7 @@
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
-use super::{rfc3339, Charger, Reply};
+use super::{with_tag_extras, Charger, Reply};
 use crate::devices::parse_data;
 use crate::error::{Error, Result};
 use crate::ids::{OwnerId, TagUid};
@@ -62,19 +62,15 @@ pub struct LocalListPage {
 }
 
 fn local_entry(tag: &Tag) -> serde_json::Value {
-    let mut entry = serde_json::json!({
-        "tag": tag.uid,
-        "role": tag.role,
-        "status": tag.status,
-        "max_sessions": tag.max_sessions,
-    });
-    if let Some(expires_at) = tag.expires_at {
-        entry["expires_at"] = rfc3339(expires_at).into();
-    }
-    if let Some(group) = &tag.group {
-        entry["group"] = group.clone().into();
-    }
-    entry
+    with_tag_extras(
+        serde_json::json!({
+            "tag": tag.uid,
+            "role": tag.role,
+            "status": tag.status,
+            "max_sessions": tag.max_sessions,
+        }),
+        tag,
+    )
 }
 
 impl Service {

@@ -138,6 +138,20 @@ impl Reply {
     }
 }
 
+/// Adds a tag's optional fields (`expires_at`, `group`) to its JSON view.
+pub(crate) fn with_tag_extras(
+    mut body: serde_json::Value,
+    tag: &crate::tags::Tag,
+) -> serde_json::Value {
+    if let Some(expires_at) = tag.expires_at {
+        body["expires_at"] = rfc3339(expires_at).into();
+    }
+    if let Some(group) = &tag.group {
+        body["group"] = group.clone().into();
+    }
+    body
+}
+
 /// RFC 3339 UTC with milliseconds, the API's time format.
 pub fn rfc3339(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)

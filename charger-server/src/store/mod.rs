@@ -31,6 +31,9 @@ pub enum StoreError {
     Database(#[from] sqlx::Error),
     #[error("{0}")]
     Corrupt(String),
+    /// A write on a read-only [`ChargerTx`] (a bug: such requests write nothing).
+    #[error("a write on a read-only connection")]
+    ReadOnly,
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;

@@ -60,9 +60,7 @@ impl SqlTx {
     fn w(&mut self) -> StoreResult<&mut AnyConnection> {
         match &mut self.conn {
             Conn::Tx(tx) => Ok(tx),
-            Conn::Read(_) => Err(StoreError::Corrupt(
-                "a write on a read-only connection".into(),
-            )),
+            Conn::Read(_) => Err(StoreError::ReadOnly),
         }
     }
 }
