@@ -6,7 +6,7 @@ use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
 
 use anyhow::{bail, Context as _};
-use charger_protocol::FirmwareBundle;
+use charger_protocol::{FirmwareBundle, KeyExchange};
 use serde_json::{json, Value};
 
 use crate::link::{Answer, Link};
@@ -401,27 +401,70 @@ impl Charger {
         Ok(())
     }
 
-    /// Sends an ownership claim with a transfer code; on success the charger is
-    /// disconnected by the server and comes back under its new owner.
+    /// Sends an ownership claim with a transfer code and a fresh X25519 public key; on
+    /// success it takes the new credentials from the answer, is disconnected by the
+    /// server, and comes back under its new owner with them.
     pub async fn claim(&mut self, code: &str) -> anyhow::Result<()> {
-        let a = self.call("ownership-claim", json!({"code": code})).await?;
+        let exchange = KeyExchange::new();
+        let a = self
+            .call(
+                "ownership-claim",
+                json!({"code": code, "pub": exchange.public_base64()}),
+            )
+            .await?;
         if a.code == 200 {
-            if let Some(owner) = a.body["owner"].as_str() {
-                self.user = owner.to_owned();
-                self.list_version = 0;
-                self.local_list.clear();
-            }
-            // The server closes the connection once the answer is delivered.
-            for _ in 0..100 {
-                if !self.is_online() {
-                    break;
-                }
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-            self.link = None;
-            self.online().await?;
+            self.take_credentials(&exchange, &a.body)?;
+            self.list_version = 0;
+            self.local_list.clear();
+            self.reconnect().await?;
         }
         Ok(())
+    }
+
+    /// Rotates its own credentials (`rekey`), then reconnects with the new ones.
+    pub async fn rekey(&mut self) -> anyhow::Result<()> {
+        let exchange = KeyExchange::new();
+        let a = self
+            .call("rekey", json!({"pub": exchange.public_base64()}))
+            .await?;
+        if a.code == 200 {
+            self.take_credentials(&exchange, &a.body)?;
+            self.reconnect().await?;
+        }
+        Ok(())
+    }
+
+    /// Opens `{"owner", "pub", "credentials"}` and makes them its bundle.
+    fn take_credentials(&mut self, exchange: &KeyExchange, body: &Value) -> anyhow::Result<()> {
+        let owner = body["owner"].as_str().context("no owner in the answer")?;
+        let credentials = exchange
+            .open(
+                &self.bundle.device_id,
+                owner,
+                body["pub"].as_str().context("no pub in the answer")?,
+                body["credentials"]
+                    .as_str()
+                    .context("no credentials in the answer")?,
+            )
+            .context("the credentials do not open")?;
+        credentials.device_key().context("the new key")?;
+        self.bundle.owner = owner.to_owned();
+        self.bundle.mqtt.password = credentials.password;
+        self.bundle.key = credentials.key;
+        self.user = owner.to_owned();
+        self.say(format!("new credentials, owner {owner}"));
+        Ok(())
+    }
+
+    /// Waits for the server to close the connection (it does once the answer is
+    /// delivered), then connects again.
+    async fn reconnect(&mut self) -> anyhow::Result<()> {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while self.is_online() && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        self.link = None;
+        self.online().await
     }
 
     /// Serves the server's commands for `wait`: remote stop, remote start, unlock.

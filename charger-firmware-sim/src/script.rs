@@ -7,7 +7,8 @@
 //! plug | unplug           the car's cable
 //! charge <time> <watts>   energy flows for <time> (e.g. 500ms, 2s) at <watts>
 //! commands <time>         serve the server's commands (remote stop/start) for <time>
-//! claim <code>            ownership claim with a transfer code
+//! claim <code>            ownership claim with a transfer code (new credentials follow)
+//! rekey                   rotate its own credentials
 //! sync                    refresh the local list
 //! wait <time>             do nothing
 //! ```
@@ -29,6 +30,7 @@ pub enum Step {
     Charge(Duration, i64),
     Commands(Duration),
     Claim(String),
+    Rekey,
     Sync,
     Wait(Duration),
 }
@@ -62,6 +64,7 @@ pub fn parse_step(line: &str) -> anyhow::Result<Option<Step>> {
         ["charge", t, w] => Step::Charge(parse_duration(t)?, w.parse().context("watts")?),
         ["commands", t] => Step::Commands(parse_duration(t)?),
         ["claim", code] => Step::Claim((*code).to_owned()),
+        ["rekey"] => Step::Rekey,
         ["sync"] => Step::Sync,
         ["wait", t] => Step::Wait(parse_duration(t)?),
         _ => bail!("unknown step {line:?}"),
@@ -94,6 +97,7 @@ pub async fn run_step(charger: &mut Charger, step: &Step) -> anyhow::Result<()> 
         Step::Charge(t, w) => charger.charge(*t, *w).await,
         Step::Commands(t) => charger.serve_commands(*t).await,
         Step::Claim(code) => charger.claim(code).await,
+        Step::Rekey => charger.rekey().await,
         Step::Sync => charger.sync_list().await,
         Step::Wait(t) => {
             tokio::time::sleep(*t).await;

@@ -6,12 +6,15 @@
 //! - [`bundle`]: the firmware bundle a charger is provisioned with.
 //! - [`envelope`]: the REQ and RES envelopes, the device key, and the AES-256-GCM
 //!   sealing of RES `data` (nonce || ciphertext || tag, associated data `<id>|<status>|<code>`).
+//! - [`rekey`]: new credentials sealed under an X25519 key agreement (`ownership-claim`,
+//!   `rekey`), both sides.
 //!
 //! The crate has no database, web or broker dependency on purpose: a firmware engineer can
 //! read it as the executable form of `docs/mqtt-api.md`.
 
 pub mod bundle;
 pub mod envelope;
+pub mod rekey;
 pub mod topic;
 
 pub use bundle::{BundleError, FirmwareBundle, MqttCredentials};
@@ -19,4 +22,5 @@ pub use envelope::{
     open_response, seal_response, DeviceKey, EnvelopeError, ErrorBody, RequestEnvelope,
     RequestError, RequestId, ResponseEnvelope,
 };
+pub use rekey::{seal_credentials, KeyExchange, NewCredentials, SealedCredentials};
 pub use topic::{Direction, Topic, TopicError, TopicPart};

@@ -2,15 +2,14 @@
 //! nonce, id, status, code and plaintext must seal to exactly the documented `data` and RES.
 
 use charger_protocol::envelope::{associated_data, open_response, seal_response_with_nonce};
-use charger_protocol::{DeviceKey, RequestId, ResponseEnvelope};
+use charger_protocol::rekey::{credentials_context, seal_credentials_with};
+use charger_protocol::{DeviceKey, KeyExchange, NewCredentials, RequestId, ResponseEnvelope};
 
-/// The values of the example block, by label.
-fn example() -> std::collections::HashMap<String, String> {
+/// The values of the example block after `marker`, by label.
+fn example_at(marker: &str) -> std::collections::HashMap<String, String> {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/mqtt-api.md");
     let doc = std::fs::read_to_string(path).expect("docs/mqtt-api.md");
-    let start = doc
-        .find("<!-- worked-example -->")
-        .expect("the worked-example marker");
+    let start = doc.find(marker).expect("the example's marker");
     let block = &doc[start..];
     let open = block.find("```text\n").expect("the example block") + "```text\n".len();
     let close = block[open..].find("```").expect("the end of the block") + open;
@@ -19,6 +18,10 @@ fn example() -> std::collections::HashMap<String, String> {
         .filter_map(|line| line.split_once(':'))
         .map(|(label, value)| (label.trim().to_owned(), value.trim().to_owned()))
         .collect()
+}
+
+fn example() -> std::collections::HashMap<String, String> {
+    example_at("<!-- worked-example -->")
 }
 
 #[test]
@@ -54,4 +57,54 @@ fn the_documented_example_seals_and_opens_as_documented() {
     let mut tampered = documented;
     tampered.code = 201;
     assert!(open_response(&key, &tampered).is_err());
+}
+
+fn hex32(s: &str) -> [u8; 32] {
+    hex::decode(s).expect("hex").try_into().expect("32 bytes")
+}
+
+#[test]
+fn the_documented_credentials_exchange_seals_and_opens_as_documented() {
+    let ex = example_at("<!-- credentials-example -->");
+    let get = |label: &str| {
+        ex.get(label)
+            .unwrap_or_else(|| panic!("{label} in the example"))
+    };
+    let (device, owner) = (get("device"), get("owner"));
+    let charger = KeyExchange::from_secret(hex32(get("charger private key")));
+    assert_eq!(&charger.public_base64(), get("charger pub"));
+    assert_eq!(
+        &credentials_context(device, owner),
+        get("info and associated data")
+    );
+    let credentials: NewCredentials =
+        serde_json::from_str(get("plaintext")).expect("plaintext is the credentials");
+    let nonce: [u8; 12] = hex::decode(get("nonce"))
+        .expect("nonce hex")
+        .try_into()
+        .expect("12 bytes");
+    let sealed = seal_credentials_with(
+        device,
+        owner,
+        get("charger pub"),
+        &credentials,
+        hex32(get("server private key")),
+        nonce,
+    )
+    .expect("seals");
+    assert_eq!(&sealed.public, get("server pub"));
+    assert_eq!(&sealed.credentials, get("credentials"));
+    let opened = charger
+        .open(device, owner, get("server pub"), get("credentials"))
+        .expect("opens");
+    assert_eq!(opened, credentials);
+    // The same answer does not open for another device or owner.
+    assert!(charger
+        .open(
+            device,
+            "someone-else",
+            get("server pub"),
+            get("credentials")
+        )
+        .is_err());
 }

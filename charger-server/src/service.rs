@@ -76,6 +76,8 @@ impl Principal {
 pub trait CommandChannel: Send + Sync {
     /// Whether the charger is connected now.
     fn is_connected(&self, device: &DeviceId) -> bool;
+    /// Closes the charger's connection now (its credentials were revoked).
+    fn disconnect(&self, device: &DeviceId);
     /// Sends `command` with `data` (sealed with `key`) to the charger of `owner`; returns
     /// its answer, or None when it did not answer within `timeout`.
     async fn call(

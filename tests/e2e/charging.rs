@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use charger_e2e::mqtt::{open, request, Charger, Login, Probe, Qos, Version};
+use charger_e2e::mqtt::{open, request, Charger, Qos};
 use charger_e2e::{
     assert_error, default_db, on_both_databases, spawn_app_on, spawn_app_with, TestApp, ADMIN_TOKEN,
 };
@@ -24,16 +24,15 @@ on_both_databases!(spawn_app_on =>
     a_repeated_authorize_id_gets_the_kept_answer_even_after_the_tag_changed,
     an_installer_card_enrolls_new_tags_at_the_charger,
     the_local_list_comes_as_deltas_since_the_chargers_version,
-    a_claimed_charger_answers_on_the_old_topic_then_comes_back_under_its_new_owner,
     remote_stop_and_start_are_answered_by_the_charger,
 );
 
-fn ts(t: DateTime<Utc>) -> String {
+pub(crate) fn ts(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
 /// Owner `acme` with a default EUR tariff, `n` chargers (2 connectors each) and a driver tag.
-async fn fleet(app: &TestApp, n: usize) -> Vec<FirmwareBundle> {
+pub(crate) async fn fleet(app: &TestApp, n: usize) -> Vec<FirmwareBundle> {
     let a = app
         .post(
             "/api/v1/owners",
@@ -71,7 +70,7 @@ async fn tag(app: &TestApp, body: Value) {
     assert_eq!(a.status, 201, "{a:?}");
 }
 
-fn start(tag: &str, connector: i64, meter: i64, at: DateTime<Utc>) -> Value {
+pub(crate) fn start(tag: &str, connector: i64, meter: i64, at: DateTime<Utc>) -> Value {
     json!({"tag": tag, "connector": connector, "meter_start_wh": meter, "started_at": ts(at)})
 }
 
@@ -680,108 +679,6 @@ async fn the_local_list_comes_as_deltas_since_the_chargers_version(app: TestApp)
     assert_eq!(reset["tags"].as_array().map(Vec::len), Some(1));
     let (code, body) = c.call("local-list", json!({"version": -1})).await;
     assert_eq!((code, &body["field"]), (422, &json!("version")));
-}
-
-async fn a_claimed_charger_answers_on_the_old_topic_then_comes_back_under_its_new_owner(
-    app: TestApp,
-) {
-    let b = &fleet(&app, 1).await[0];
-    app.provision("beta", 1).await;
-    let mut c = Charger::connect(&app, b).await;
-    let t0 = Utc::now() - Span::minutes(30);
-    let (_, body) = c.call("session-start", start("04A1B2C3", 1, 0, t0)).await;
-    let session = body["session_id"].as_i64().expect("session");
-
-    // A wrong code: 403, nothing moves.
-    let (code, body) = c.call("ownership-claim", json!({"code": "guess"})).await;
-    assert_eq!((code, &body["error"]), (403, &json!("bad_code")));
-    let a = app
-        .post(
-            &format!("/api/v1/devices/{}/transfers", b.device_id),
-            ADMIN_TOKEN,
-            json!({"to": "beta"}),
-        )
-        .await;
-    assert_eq!(a.status, 201, "{a:?}");
-    let code_text = a.body["code"].as_str().expect("code").to_owned();
-    // Only the charger's owner (or the admin) may give it away.
-    let gamma = app.owner_with_token("gamma").await;
-    let a = app
-        .post(
-            &format!("/api/v1/devices/{}/transfers", b.device_id),
-            &gamma,
-            json!({"to": "gamma"}),
-        )
-        .await;
-    assert_error(&a, 404, "not_found");
-    let a = app
-        .post(
-            &format!("/api/v1/devices/{}/transfers", b.device_id),
-            ADMIN_TOKEN,
-            json!({"to": "nobody"}),
-        )
-        .await;
-    assert_error(&a, 404, "not_found");
-
-    let (code, body) = c.call("ownership-claim", json!({"code": code_text})).await;
-    assert_eq!(
-        (code, body),
-        (200, json!({"owner": "beta"})),
-        "the RES on the old topic"
-    );
-    assert!(
-        c.probe.closed_within(WAIT).await.is_some(),
-        "then the charger is disconnected"
-    );
-    let device = app
-        .get(&format!("/api/v1/devices/{}", b.device_id), ADMIN_TOKEN)
-        .await;
-    assert_eq!(device.body["owner"], "beta");
-
-    // Back under the old owner: the ACL refuses it. Under the new one: served.
-    let mut old = Probe::connect(Version::V4, Login::device(app.app.mqtt_addr, b))
-        .await
-        .expect("connects");
-    assert!(
-        !old.subscribe(&format!("acme/res/{}/+", b.device_id), Qos::AtLeastOnce)
-            .await
-    );
-    old.disconnect().await;
-    let mut c = Charger::connect_as(&app, b, "beta").await;
-    // Request ids stay unique per charger across connections (they are idempotency keys).
-    c.next_id = 1_000;
-    let (code, body) = c
-        .call(
-            "boot",
-            json!({"firmware": "2.4.1", "model": "MyBox Plus", "connectors": 1}),
-        )
-        .await;
-    assert_eq!((code, &body["owner"]), (200, &json!("beta")));
-    // The old owner's tags do not work here any more; the code is spent.
-    let (code, _) = c
-        .call("authorize", json!({"tag": "04A1B2C3", "connector": 2}))
-        .await;
-    assert_eq!(code, 403);
-    let (code, _) = c.call("ownership-claim", json!({"code": code_text})).await;
-    assert_eq!(code, 403);
-    // The session started before the claim stays billed to acme and can be finished.
-    let (code, _) = c
-        .call(
-            "session-stop",
-            json!({"session_id": session, "meter_stop_wh": 1_000, "stopped_at": ts(Utc::now()), "reason": "local"}),
-        )
-        .await;
-    assert_eq!(code, 200);
-    let stored = app
-        .app
-        .service
-        .store()
-        .get_session(session)
-        .await
-        .expect("read")
-        .expect("stored");
-    assert_eq!(stored.owner.as_str(), "acme");
-    assert_eq!(stored.prices.currency.code(), "EUR");
 }
 
 async fn remote_stop_and_start_are_answered_by_the_charger(app: TestApp) {

@@ -11,3 +11,4 @@ mod rest_provisioning;
 mod sessions_reports;
 mod simulator;
 mod store_conformance;
+mod transfers;

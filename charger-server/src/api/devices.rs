@@ -1,5 +1,5 @@
 //! `/api/v1/devices`: provisioning (bundle shown once), bulk provisioning, listing,
-//! tariff assignment.
+//! tariff assignment, transfer offers, credential rotation.
 
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
@@ -8,9 +8,10 @@ use axum::{Json, Router};
 use serde_json::{json, Value};
 
 use super::{ApiJson, ApiPath, ApiResult, ApiState};
-use crate::charging::{CommandResult, Transfer, TransferRequest};
+use crate::charging::CommandResult;
 use crate::devices::{
     AssignTariffRequest, BulkCreateDevicesRequest, CreateDeviceRequest, Device, FirmwareBundle,
+    TransferRequest, TransferView,
 };
 use crate::ids::DeviceId;
 use crate::service::Principal;
@@ -22,6 +23,7 @@ pub fn routes() -> Router<ApiState> {
         .route("/devices/{id}", get(get_device))
         .route("/devices/{id}/tariff", put(assign_tariff))
         .route("/devices/{id}/transfers", post(create_transfer))
+        .route("/devices/{id}/credentials", post(rotate_credentials))
         .route("/devices/{id}/commands/{command}", post(send_command))
 }
 
@@ -30,9 +32,18 @@ async fn create_transfer(
     State(state): State<ApiState>,
     ApiPath(id): ApiPath<DeviceId>,
     ApiJson(req): ApiJson<TransferRequest>,
-) -> ApiResult<(StatusCode, Json<Transfer>)> {
+) -> ApiResult<(StatusCode, Json<TransferView>)> {
     let transfer = state.service.create_transfer(&who, &id, req).await?;
     Ok((StatusCode::CREATED, Json(transfer)))
+}
+
+async fn rotate_credentials(
+    who: Principal,
+    State(state): State<ApiState>,
+    ApiPath(id): ApiPath<DeviceId>,
+) -> ApiResult<(StatusCode, Json<FirmwareBundle>)> {
+    let bundle = state.service.rotate_credentials(&who, &id).await?;
+    Ok((StatusCode::CREATED, Json(bundle)))
 }
 
 #[derive(Debug, serde::Deserialize)]

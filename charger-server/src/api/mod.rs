@@ -9,6 +9,7 @@ mod owners;
 mod sessions;
 mod tags;
 mod tariffs;
+mod transfers;
 
 use axum::extract::rejection::{JsonRejection, PathRejection};
 use axum::extract::{FromRequest, FromRequestParts};
@@ -50,6 +51,7 @@ pub fn router(state: ApiState) -> Router {
         .merge(devices::routes())
         .merge(tags::routes())
         .merge(tariffs::routes())
+        .merge(transfers::routes())
         .merge(sessions::routes());
     Router::new()
         .route("/healthz", get(healthz))

@@ -1,5 +1,6 @@
 //! `tag-enroll` (an installer card enrolls a new card from the charger),
-//! `ownership-claim` (a transfer code moves the charger to its new owner) and
+//! `ownership-claim` (a transfer code moves the charger to its new owner, with new
+//! credentials), `rekey` (new credentials, same owner) and
 //! `local-list` (the tags a charger keeps for offline authorization, by delta).
 
 use chrono::{DateTime, Utc};
@@ -9,10 +10,12 @@ use super::{with_tag_extras, Charger, Reply};
 use crate::devices::parse_data;
 use crate::error::{Error, Result};
 use crate::ids::{OwnerId, TagUid};
-use crate::secrets::hash_secret;
+use crate::secrets::{hash_secret, random_token};
 use crate::service::Service;
 use crate::store::ChargerTx;
 use crate::tags::{Tag, TagRole, TagStatus};
+use charger_protocol::rekey::parse_public_key;
+use charger_protocol::{seal_credentials, NewCredentials};
 
 /// Most local-list entries in one answer; the charger asks again while `more` is true.
 pub const LOCAL_LIST_PAGE: usize = 200;
@@ -30,6 +33,16 @@ struct EnrollRequest {
 #[serde(deny_unknown_fields)]
 struct ClaimRequest {
     code: String,
+    /// The charger's one-time X25519 public key, base64.
+    #[serde(rename = "pub")]
+    public: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RekeyRequest {
+    #[serde(rename = "pub")]
+    public: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -59,6 +72,17 @@ impl LocalListItem {
 pub struct LocalListPage {
     pub current: i64,
     pub items: Vec<LocalListItem>,
+}
+
+/// A `pub` must be 32 bytes of base64 (its low order is checked when it is used).
+fn check_public_key(public: &str) -> Result<()> {
+    if public.len() > 64 || parse_public_key(public).is_err() {
+        return Err(Error::invalid(
+            "pub",
+            "must be a 32-byte X25519 public key in base64",
+        ));
+    }
+    Ok(())
 }
 
 fn local_entry(tag: &Tag) -> serde_json::Value {
@@ -133,10 +157,11 @@ impl Service {
         now: DateTime<Utc>,
     ) -> Result<Reply> {
         let req: ClaimRequest = parse_data(data)?;
+        check_public_key(&req.public)?;
         let refused = || {
             Error::forbidden(
                 "bad_code",
-                "the code is unknown, used, expired or for another charger",
+                "the code is unknown, not accepted by the receiving owner, used, expired or for another charger",
             )
         };
         if req.code.is_empty() || req.code.len() > 128 {
@@ -146,8 +171,58 @@ impl Service {
             .claim_device(&charger.id, &hash_secret(&req.code), now)
             .await?
             .ok_or_else(refused)?;
+        let body = self.new_credentials(tx, charger, &to, &req.public).await?;
         tracing::info!(device = %charger.id, from = %charger.owner, to = %to, "charger claimed by its new owner");
-        Ok(Reply::ok(serde_json::json!({ "owner": to })))
+        Ok(Reply::revoking(body))
+    }
+
+    /// `rekey`: new credentials for the charger, as a claim gives, without a move.
+    pub(super) async fn rekey(
+        &self,
+        tx: &mut dyn ChargerTx,
+        charger: &Charger,
+        data: &serde_json::Value,
+    ) -> Result<Reply> {
+        let req: RekeyRequest = parse_data(data)?;
+        check_public_key(&req.public)?;
+        let body = self
+            .new_credentials(tx, charger, &charger.owner, &req.public)
+            .await?;
+        tracing::info!(device = %charger.id, "charger rotated its credentials");
+        Ok(Reply::revoking(body))
+    }
+
+    /// Makes the charger's next password and key, stores them (the old ones are refused
+    /// from the commit on), and answers them sealed under the X25519 exchange with the
+    /// charger's `public` key: `{"owner", "pub", "credentials"}`.
+    async fn new_credentials(
+        &self,
+        tx: &mut dyn ChargerTx,
+        charger: &Charger,
+        owner: &OwnerId,
+        public: &str,
+    ) -> Result<serde_json::Value> {
+        let password = random_token(24);
+        let version = charger.key_version + 1;
+        let credentials = NewCredentials {
+            password,
+            key: self.device_key(&charger.id, version).to_hex(),
+        };
+        let sealed = seal_credentials(charger.id.as_str(), owner.as_str(), public, &credentials)
+            .map_err(|_| Error::invalid("pub", "is not a usable X25519 public key"))?;
+        let stored = tx
+            .set_device_credentials(&charger.id, &hash_secret(&credentials.password))
+            .await?;
+        if stored != version {
+            return Err(Error::Internal(format!(
+                "key version {stored} stored where {version} was expected"
+            )));
+        }
+        Ok(serde_json::json!({
+            "owner": owner,
+            "pub": sealed.public,
+            "credentials": sealed.credentials,
+        }))
     }
 
     pub(super) async fn local_list(
@@ -163,8 +238,11 @@ impl Service {
         let mut page = tx
             .local_list(&charger.owner, req.version, LOCAL_LIST_PAGE + 1)
             .await?;
-        // A version the owner never had (the charger changed owner): start from scratch.
-        let reset = req.version > page.current;
+        // The charger changed owner, or names a version its owner never had: start over.
+        let reset = charger.list_reset || req.version > page.current;
+        if charger.list_reset {
+            tx.clear_list_reset(&charger.id).await?;
+        }
         if reset {
             page = tx
                 .local_list(&charger.owner, 0, LOCAL_LIST_PAGE + 1)

@@ -9,7 +9,8 @@
 //! - [`authorize`]: may this tag start here (or stop that session)?
 //! - [`sessions`]: `session-start`, `meter-values`, `session-stop`, billing by the
 //!   session's own times.
-//! - [`enrollment`]: `tag-enroll` (installer cards), `ownership-claim`, `local-list`.
+//! - [`enrollment`]: `tag-enroll` (installer cards), `ownership-claim` and `rekey` (new
+//!   credentials through an X25519 exchange), `local-list`.
 
 mod authorize;
 mod enrollment;
@@ -30,7 +31,7 @@ use crate::service::Service;
 use crate::store::ChargerTx;
 
 pub use enrollment::{LocalListItem, LocalListPage};
-pub use remote::{CommandResult, Transfer, TransferRequest, COMMANDS};
+pub use remote::{CommandResult, COMMANDS};
 pub use sessions::{NewSession, Sample, SessionRef, StopReason, StopRecord};
 
 /// A charger as the charger API needs it, read inside the request's transaction.
@@ -41,6 +42,8 @@ pub struct Charger {
     pub connectors: i64,
     pub tariff: Option<TariffId>,
     pub key_version: i64,
+    /// It changed owner: its next local list starts over.
+    pub list_reset: bool,
 }
 
 /// Whether a session is still charging.
@@ -119,6 +122,7 @@ pub const ENDPOINTS: &[&str] = &[
     "tag-enroll",
     "ownership-claim",
     "local-list",
+    "rekey",
 ];
 
 /// A successful answer: its code (200 or 201) and body.
@@ -126,15 +130,34 @@ pub const ENDPOINTS: &[&str] = &[
 pub struct Reply {
     pub code: u16,
     pub body: serde_json::Value,
+    /// The charger's credentials (and maybe owner) changed: once this answer is delivered,
+    /// its connection is closed, so it can only come back with the new ones.
+    pub revoke: bool,
 }
 
 impl Reply {
     fn ok(body: serde_json::Value) -> Self {
-        Reply { code: 200, body }
+        Reply {
+            code: 200,
+            body,
+            revoke: false,
+        }
     }
 
     fn created(body: serde_json::Value) -> Self {
-        Reply { code: 201, body }
+        Reply {
+            code: 201,
+            body,
+            revoke: false,
+        }
+    }
+
+    fn revoking(body: serde_json::Value) -> Self {
+        Reply {
+            code: 200,
+            body,
+            revoke: true,
+        }
     }
 }
 
@@ -220,6 +243,7 @@ impl Service {
             "tag-enroll" => self.tag_enroll(tx, charger, data, now).await,
             "ownership-claim" => self.ownership_claim(tx, charger, data, now).await,
             "local-list" => self.local_list(tx, charger, data).await,
+            "rekey" => self.rekey(tx, charger, data).await,
             _ => Err(Error::not_found("endpoint")),
         }
     }

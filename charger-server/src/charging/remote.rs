@@ -1,39 +1,19 @@
-//! What operators do to a charger from afar: transfer codes (for `ownership-claim`) and
-//! commands (remote start, remote stop, unlock) answered by the charger itself.
+//! What operators do to a charger from afar: commands (remote start, remote stop, unlock)
+//! answered by the charger itself.
 
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::{rfc3339, SessionStatus};
+use super::SessionStatus;
 use crate::devices::parse_data;
 use crate::error::{Error, Result};
 use crate::ids::{DeviceId, OwnerId, TagUid};
-use crate::secrets::{hash_secret, random_token};
 use crate::service::{Principal, Service};
 
-/// How long a transfer code stays valid.
-pub const TRANSFER_VALID_HOURS: i64 = 72;
 /// Default and longest wait for a charger's answer to a command.
 pub const COMMAND_TIMEOUT_DEFAULT_MS: u64 = 10_000;
 pub const COMMAND_TIMEOUT_MAX_MS: u64 = 60_000;
-
-/// `POST /api/v1/devices/{id}/transfers`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TransferRequest {
-    pub to: OwnerId,
-}
-
-/// A transfer code, shown once.
-#[derive(Debug, Clone, Serialize)]
-pub struct Transfer {
-    pub device: DeviceId,
-    pub to: OwnerId,
-    pub code: String,
-    pub expires_at: String,
-}
 
 /// The commands the server may send a charger.
 pub const COMMANDS: &[&str] = &["remote-start", "remote-stop", "unlock"];
@@ -66,36 +46,6 @@ pub struct CommandResult {
 }
 
 impl Service {
-    /// Issues a code with which the charger claims itself for owner `to`.
-    pub async fn create_transfer(
-        &self,
-        who: &Principal,
-        device: &DeviceId,
-        req: TransferRequest,
-    ) -> Result<Transfer> {
-        let d = self.get_device(who, device).await?;
-        if d.owner == req.to {
-            return Err(Error::invalid(
-                "to",
-                "the charger already belongs to this owner",
-            ));
-        }
-        self.require_owner(&req.to).await?;
-        let code = random_token(18);
-        let now = self.now();
-        let expires_at: DateTime<Utc> = now + chrono::Duration::hours(TRANSFER_VALID_HOURS);
-        self.store
-            .insert_claim_code(&hash_secret(&code), device, &req.to, expires_at, now)
-            .await?;
-        tracing::info!(%device, from = %d.owner, to = %req.to, "transfer code issued");
-        Ok(Transfer {
-            device: device.clone(),
-            to: req.to,
-            code,
-            expires_at: rfc3339(expires_at),
-        })
-    }
-
     /// Sends a command to a charger and returns its answer: 404 for an unknown command,
     /// 422 for bad data, 409 when the charger is offline, 504 when it does not answer.
     pub async fn send_command(

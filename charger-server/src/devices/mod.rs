@@ -1,4 +1,11 @@
-//! Chargers: provisioning (the firmware bundle, shown once), listing, tariff assignment.
+//! Chargers: provisioning (the firmware bundle, shown once), listing, tariff assignment,
+//! and (in [`transfers`]) ownership transfer with consent and credential rotation.
+
+mod transfers;
+
+pub use transfers::{
+    TransferOffer, TransferRequest, TransferStatus, TransferView, TRANSFER_VALID_HOURS,
+};
 
 use charger_protocol::DeviceKey;
 pub use charger_protocol::{FirmwareBundle, MqttCredentials};
@@ -172,7 +179,6 @@ impl Service {
         ids.into_iter()
             .map(|id| {
                 let password = random_token(24);
-                let key = self.device_key(&id, FIRST_KEY_VERSION);
                 let row = NewDevice {
                     id: id.clone(),
                     owner: owner.clone(),
@@ -181,20 +187,31 @@ impl Service {
                     key_version: FIRST_KEY_VERSION,
                     created_at: now,
                 };
-                let bundle = FirmwareBundle {
-                    device_id: id.to_string(),
-                    owner: owner.to_string(),
-                    mqtt: MqttCredentials {
-                        host: self.mqtt.host.clone(),
-                        port: self.mqtt.port,
-                        username: id.to_string(),
-                        password,
-                    },
-                    key: key.to_hex(),
-                };
+                let bundle = self.bundle(&id, owner, password, FIRST_KEY_VERSION);
                 (bundle, row)
             })
             .unzip()
+    }
+
+    /// The firmware bundle of `id` with `password` and the key of `key_version`.
+    fn bundle(
+        &self,
+        id: &DeviceId,
+        owner: &OwnerId,
+        password: String,
+        key_version: i64,
+    ) -> FirmwareBundle {
+        FirmwareBundle {
+            device_id: id.to_string(),
+            owner: owner.to_string(),
+            mqtt: MqttCredentials {
+                host: self.mqtt.host.clone(),
+                port: self.mqtt.port,
+                username: id.to_string(),
+                password,
+            },
+            key: self.device_key(id, key_version).to_hex(),
+        }
     }
 
     /// The AES key of a device at a key version (derived, never stored).

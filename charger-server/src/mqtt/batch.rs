@@ -281,7 +281,7 @@ struct Computed {
     endpoint: String,
     code: u16,
     body: serde_json::Value,
-    /// The charger changed owner.
+    /// The charger's credentials changed (a claim or a rekey): close it after the answer.
     claimed: bool,
     notes: Vec<UnknownTagNote>,
     seal: Sealer,
@@ -335,24 +335,28 @@ async fn answer(service: &Service, tx: &mut dyn ChargerTx, job: Job) -> Result<S
         tracing::info!(device = %job.device, "request under a former owner dropped");
         return Ok(Step::Drop);
     }
-    let (code, body) = if ENDPOINTS.contains(&job.endpoint.as_str()) {
+    let (code, body, revoke) = if ENDPOINTS.contains(&job.endpoint.as_str()) {
         let answer = service
             .charger_request(tx, &charger, &job.endpoint, &job.envelope.data)
             .await;
         match answer {
-            Ok(reply) => (reply.code, reply.body),
-            Err(e) => error_body(&e),
+            Ok(reply) => (reply.code, reply.body, reply.revoke),
+            Err(e) => {
+                let (code, body) = error_body(&e);
+                (code, body, false)
+            }
         }
     } else {
         (
             404,
             json!({"error": "unknown_endpoint", "message": format!("no endpoint {:?}", job.endpoint)}),
+            false,
         )
     };
     Ok(Step::Computed(Computed {
         device: job.device,
         request_id,
-        claimed: job.endpoint == "ownership-claim" && code == 200,
+        claimed: revoke,
         endpoint: job.endpoint,
         code,
         body,

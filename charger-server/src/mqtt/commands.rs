@@ -86,6 +86,10 @@ impl CommandChannel for Commander {
         self.broker.is_connected(device)
     }
 
+    fn disconnect(&self, device: &DeviceId) {
+        self.broker.disconnect_device(device);
+    }
+
     async fn call(
         &self,
         owner: &OwnerId,

@@ -15,7 +15,7 @@ use chrono::{DateTime, Utc};
 use crate::billing::Tariff;
 use crate::charging::history::{MeterSample, ReportKey, ReportSum, SessionFilter, StoredCostLine};
 use crate::charging::{Charger, LocalListPage, NewSession, Session, SessionRef, StopRecord};
-use crate::devices::{Device, DeviceAuth, NewDevice};
+use crate::devices::{Device, DeviceAuth, NewDevice, TransferOffer, TransferStatus};
 use crate::ids::{DeviceId, OwnerId, TagUid, TariffId};
 use crate::owners::{Owner, TokenScope};
 use crate::tags::{Tag, UnknownTag};
@@ -103,15 +103,28 @@ pub trait Store: Send + Sync + 'static {
     async fn get_tariff(&self, id: &TariffId) -> StoreResult<Option<Tariff>>;
     async fn list_tariffs(&self, owner: Option<&OwnerId>) -> StoreResult<Vec<Tariff>>;
 
-    /// Stores a transfer code's hash: `device` may be claimed by `to` until `expires_at`.
-    async fn insert_claim_code(
+    /// Stores a new transfer offer.
+    async fn insert_transfer(&self, offer: &TransferOffer) -> StoreResult<()>;
+    async fn get_transfer(&self, id: &str) -> StoreResult<Option<TransferOffer>>;
+    /// Offers sent by or to `owner` (all for None), newest first.
+    async fn list_transfers(&self, owner: Option<&OwnerId>) -> StoreResult<Vec<TransferOffer>>;
+    /// Moves offer `id` from status `from` to `to` (setting the code's hash when given);
+    /// false when it was not in `from` any more.
+    async fn set_transfer_status(
         &self,
-        code_hash: &str,
-        device: &DeviceId,
-        to: &OwnerId,
-        expires_at: DateTime<Utc>,
+        id: &str,
+        from: TransferStatus,
+        to: TransferStatus,
+        code_hash: Option<&str>,
         now: DateTime<Utc>,
-    ) -> StoreResult<()>;
+    ) -> StoreResult<bool>;
+    /// Replaces a device's password hash and moves it to its next key version; returns
+    /// that version, or None when the device does not exist.
+    async fn rotate_device_credentials(
+        &self,
+        id: &DeviceId,
+        password_hash: &str,
+    ) -> StoreResult<Option<i64>>;
 
     /// A session by its id.
     async fn get_session(&self, id: i64) -> StoreResult<Option<Session>>;
@@ -241,15 +254,25 @@ pub trait ChargerTx: Send {
     ) -> StoreResult<()>;
     /// Closes a session with its bill and cost lines.
     async fn stop_session(&mut self, session: i64, stop: &StopRecord) -> StoreResult<()>;
-    /// Uses a valid transfer code of `device`: the charger moves to the code's owner (its
-    /// tariff and tag limits of the old owner dropped, its other codes voided). Returns
-    /// the new owner, or None when no valid code matches.
+    /// Uses the code of an accepted, unexpired offer of `device`: the charger moves to the
+    /// offer's receiver (its tariff and tag limits of the old owner dropped, its other
+    /// offers void, its next local list reset). Returns the new owner, or None when no
+    /// such offer matches.
     async fn claim_device(
         &mut self,
         device: &DeviceId,
         code_hash: &str,
         now: DateTime<Utc>,
     ) -> StoreResult<Option<OwnerId>>;
+    /// Replaces a device's password hash and moves it to its next key version (rotation);
+    /// returns that version.
+    async fn set_device_credentials(
+        &mut self,
+        device: &DeviceId,
+        password_hash: &str,
+    ) -> StoreResult<i64>;
+    /// The charger has been told to start its local list over.
+    async fn clear_list_reset(&mut self, device: &DeviceId) -> StoreResult<()>;
     /// The owner's list version and up to `limit` changes after `since`, oldest first.
     async fn local_list(
         &mut self,

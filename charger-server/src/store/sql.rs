@@ -3,6 +3,7 @@
 //! dialects differ, [`Backend`] says which text to use.
 
 mod charging;
+mod transfers;
 
 use std::collections::HashMap;
 use std::str::FromStr as _;
@@ -16,7 +17,7 @@ use sqlx::{AnyPool, Executor as _, FromRow, Row as _};
 
 use super::{from_millis, to_millis, PresenceChange, Store, StoreError, StoreResult};
 use crate::billing::{Currency, Tariff};
-use crate::devices::{Connector, Device, DeviceAuth, NewDevice};
+use crate::devices::{Connector, Device, DeviceAuth, NewDevice, TransferOffer, TransferStatus};
 use crate::ids::{DeviceId, OwnerId, TagUid, TariffId};
 use crate::owners::{Owner, TokenScope};
 use crate::tags::{Tag, TagRole, TagStatus, UnknownTag};
@@ -824,27 +825,37 @@ impl Store for SqlStore {
         rows.into_iter().map(TariffRow::into_tariff).collect()
     }
 
-    async fn insert_claim_code(
+    async fn insert_transfer(&self, offer: &TransferOffer) -> StoreResult<()> {
+        self.insert_transfer_row(offer).await
+    }
+
+    async fn get_transfer(&self, id: &str) -> StoreResult<Option<TransferOffer>> {
+        self.get_transfer_row(id).await
+    }
+
+    async fn list_transfers(&self, owner: Option<&OwnerId>) -> StoreResult<Vec<TransferOffer>> {
+        self.list_transfer_rows(owner).await
+    }
+
+    async fn set_transfer_status(
         &self,
-        code_hash: &str,
-        device: &DeviceId,
-        to: &OwnerId,
-        expires_at: DateTime<Utc>,
+        id: &str,
+        from: TransferStatus,
+        to: TransferStatus,
+        code_hash: Option<&str>,
         now: DateTime<Utc>,
-    ) -> StoreResult<()> {
-        sqlx::query(
-            "INSERT INTO claim_codes (code_hash, device_id, to_owner, expires_at, created_at)
-             VALUES ($1, $2, $3, $4, $5)",
-        )
-        .bind(code_hash)
-        .bind(device.as_str())
-        .bind(to.as_str())
-        .bind(to_millis(expires_at))
-        .bind(to_millis(now))
-        .execute(&self.pool)
-        .await
-        .map_err(conflict_on_unique("claim code"))?;
-        Ok(())
+    ) -> StoreResult<bool> {
+        self.set_transfer_row_status(id, from, to, code_hash, now)
+            .await
+    }
+
+    async fn rotate_device_credentials(
+        &self,
+        id: &DeviceId,
+        password_hash: &str,
+    ) -> StoreResult<Option<i64>> {
+        let mut conn = self.pool.acquire().await?;
+        transfers::rotate_credentials(&mut conn, id, password_hash).await
     }
 
     async fn get_session(&self, id: i64) -> StoreResult<Option<crate::charging::Session>> {

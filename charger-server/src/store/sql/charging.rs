@@ -196,11 +196,12 @@ impl ChargerTx for SqlTx {
             i64,
             Option<String>,
             i64,
+            i64,
             Option<i64>,
             Option<String>,
         );
         let row: Option<Row> = sqlx::query_as(
-            "SELECT d.owner_id, d.connectors, d.tariff_id, d.key_version, r.code, r.body
+            "SELECT d.owner_id, d.connectors, d.tariff_id, d.key_version, d.list_reset, r.code, r.body
              FROM devices d
              LEFT JOIN mqtt_requests r ON r.device_id = d.id AND r.request_id = $2
              WHERE d.id = $1",
@@ -209,25 +210,28 @@ impl ChargerTx for SqlTx {
         .bind(request_id)
         .fetch_optional(self.c())
         .await?;
-        row.map(|(owner, connectors, tariff, key_version, code, body)| {
-            let charger = Charger {
-                id: id.clone(),
-                owner: OwnerId::parse(&owner).map_err(|e| corrupt("owner id", e))?,
-                connectors,
-                tariff: tariff
-                    .map(|t| TariffId::parse(&t).map_err(|e| corrupt("tariff id", e)))
-                    .transpose()?,
-                key_version,
-            };
-            let kept = match (code, body) {
-                (Some(code), Some(body)) => Some(StoredResult {
-                    code: u16::try_from(code).map_err(|e| corrupt("request code", e))?,
-                    body,
-                }),
-                _ => None,
-            };
-            Ok((charger, kept))
-        })
+        row.map(
+            |(owner, connectors, tariff, key_version, list_reset, code, body)| {
+                let charger = Charger {
+                    id: id.clone(),
+                    owner: OwnerId::parse(&owner).map_err(|e| corrupt("owner id", e))?,
+                    connectors,
+                    tariff: tariff
+                        .map(|t| TariffId::parse(&t).map_err(|e| corrupt("tariff id", e)))
+                        .transpose()?,
+                    key_version,
+                    list_reset: list_reset != 0,
+                };
+                let kept = match (code, body) {
+                    (Some(code), Some(body)) => Some(StoredResult {
+                        code: u16::try_from(code).map_err(|e| corrupt("request code", e))?,
+                        body,
+                    }),
+                    _ => None,
+                };
+                Ok((charger, kept))
+            },
+        )
         .transpose()
     }
 
@@ -544,8 +548,8 @@ impl ChargerTx for SqlTx {
         now: DateTime<Utc>,
     ) -> StoreResult<Option<OwnerId>> {
         let to: Option<String> = sqlx::query_scalar(
-            "SELECT to_owner FROM claim_codes
-             WHERE code_hash = $1 AND device_id = $2 AND used_at IS NULL AND expires_at > $3",
+            "SELECT to_owner FROM transfers
+             WHERE code_hash = $1 AND device_id = $2 AND status = 'accepted' AND expires_at > $3",
         )
         .bind(code_hash)
         .bind(device.as_str())
@@ -554,20 +558,23 @@ impl ChargerTx for SqlTx {
         .await?;
         let Some(to) = to else { return Ok(None) };
         let to = OwnerId::parse(&to).map_err(|e| corrupt("owner id", e))?;
-        sqlx::query("UPDATE claim_codes SET used_at = $2 WHERE code_hash = $1")
-            .bind(code_hash)
-            .bind(to_millis(now))
-            .execute(self.w()?)
-            .await?;
-        sqlx::query("DELETE FROM claim_codes WHERE device_id = $1 AND used_at IS NULL")
-            .bind(device.as_str())
-            .execute(self.w()?)
-            .await?;
-        sqlx::query("UPDATE devices SET owner_id = $2, tariff_id = NULL WHERE id = $1")
-            .bind(device.as_str())
-            .bind(to.as_str())
-            .execute(self.w()?)
-            .await?;
+        sqlx::query(
+            "UPDATE transfers SET status = CASE WHEN code_hash = $2 THEN 'claimed' ELSE 'void' END,
+                                  updated_at = $3
+             WHERE device_id = $1 AND status IN ('offered', 'accepted')",
+        )
+        .bind(device.as_str())
+        .bind(code_hash)
+        .bind(to_millis(now))
+        .execute(self.w()?)
+        .await?;
+        sqlx::query(
+            "UPDATE devices SET owner_id = $2, tariff_id = NULL, list_reset = 1 WHERE id = $1",
+        )
+        .bind(device.as_str())
+        .bind(to.as_str())
+        .execute(self.w()?)
+        .await?;
         // The old owner's tags limited to this charger lose it: a list change for them.
         let limited: Vec<(String, String)> = sqlx::query_as(
             "SELECT t.uid, t.owner_id FROM tag_devices td JOIN tags t ON t.uid = td.uid
@@ -590,6 +597,24 @@ impl ChargerTx for SqlTx {
                 .await?;
         }
         Ok(Some(to))
+    }
+
+    async fn set_device_credentials(
+        &mut self,
+        device: &DeviceId,
+        password_hash: &str,
+    ) -> StoreResult<i64> {
+        super::transfers::rotate_credentials(self.w()?, device, password_hash)
+            .await?
+            .ok_or_else(|| StoreError::Corrupt(format!("device {device} vanished")))
+    }
+
+    async fn clear_list_reset(&mut self, device: &DeviceId) -> StoreResult<()> {
+        sqlx::query("UPDATE devices SET list_reset = 0 WHERE id = $1 AND list_reset <> 0")
+            .bind(device.as_str())
+            .execute(self.w()?)
+            .await?;
+        Ok(())
     }
 
     async fn local_list(

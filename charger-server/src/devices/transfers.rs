@@ -1,0 +1,299 @@
+//! Ownership transfer with the receiver's consent, and credential rotation.
+//!
+//! 1. The charger's owner (or the admin) offers it to another owner. The answer is the
+//!    same whether that owner exists or not, so owner ids cannot be probed.
+//! 2. The receiving owner, with its own token, accepts (and only then, and only it, sees
+//!    the claim code) or declines. The sender may withdraw the offer; it expires.
+//! 3. The code is entered at the charger (`ownership-claim`, see `charging::enrollment`):
+//!    the charger moves, gets new credentials through an X25519 exchange, and its old
+//!    password and key are refused.
+//!
+//! Operators can also rotate a charger's credentials over REST (a leaked bundle): a new
+//! bundle, shown once; the old password and key are refused at once and the charger's
+//! connection is closed.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::FirmwareBundle;
+use crate::charging::rfc3339;
+use crate::error::{Error, Result};
+use crate::ids::{DeviceId, OwnerId};
+use crate::secrets::{hash_secret, random_token};
+use crate::service::{Principal, Service};
+
+/// How long an offer (and the code of an accepted one) stays valid.
+pub const TRANSFER_VALID_HOURS: i64 = 72;
+
+/// `POST /api/v1/devices/{id}/transfers`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TransferRequest {
+    pub to: OwnerId,
+}
+
+/// Where an offer stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TransferStatus {
+    /// Waiting for the receiving owner.
+    Offered,
+    /// Accepted: the code may be entered at the charger.
+    Accepted,
+    Declined,
+    Withdrawn,
+    /// The charger has moved.
+    Claimed,
+    /// Another offer of the same charger was claimed first.
+    Void,
+    /// Offered or accepted, but past its `expires_at`.
+    Expired,
+}
+
+impl TransferStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TransferStatus::Offered => "offered",
+            TransferStatus::Accepted => "accepted",
+            TransferStatus::Declined => "declined",
+            TransferStatus::Withdrawn => "withdrawn",
+            TransferStatus::Claimed => "claimed",
+            TransferStatus::Void => "void",
+            TransferStatus::Expired => "expired",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [
+            TransferStatus::Offered,
+            TransferStatus::Accepted,
+            TransferStatus::Declined,
+            TransferStatus::Withdrawn,
+            TransferStatus::Claimed,
+            TransferStatus::Void,
+        ]
+        .into_iter()
+        .find(|t| t.as_str() == s)
+    }
+}
+
+/// An offer to move a charger to another owner.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TransferOffer {
+    pub id: String,
+    pub device: DeviceId,
+    pub from: OwnerId,
+    pub to: OwnerId,
+    /// As stored (never `Expired`: that is computed, see [`TransferOffer::status_at`]).
+    pub status: TransferStatus,
+    pub expires_at: DateTime<Utc>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl TransferOffer {
+    /// The status as of `now`: an open offer past its time is `Expired`.
+    pub fn status_at(&self, now: DateTime<Utc>) -> TransferStatus {
+        match self.status {
+            TransferStatus::Offered | TransferStatus::Accepted if self.expires_at <= now => {
+                TransferStatus::Expired
+            }
+            s => s,
+        }
+    }
+
+    fn view(&self, now: DateTime<Utc>) -> TransferView {
+        TransferView {
+            id: self.id.clone(),
+            device: self.device.clone(),
+            from: self.from.clone(),
+            to: self.to.clone(),
+            status: self.status_at(now),
+            expires_at: rfc3339(self.expires_at),
+            created_at: rfc3339(self.created_at),
+            code: None,
+        }
+    }
+}
+
+/// An offer as the REST API shows it. `code` only in the receiver's answer to `accept`.
+#[derive(Debug, Clone, Serialize)]
+pub struct TransferView {
+    pub id: String,
+    pub device: DeviceId,
+    pub from: OwnerId,
+    pub to: OwnerId,
+    pub status: TransferStatus,
+    pub expires_at: String,
+    pub created_at: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
+}
+
+fn closed(status: TransferStatus) -> Error {
+    Error::conflict(
+        "transfer_closed",
+        format!("the offer is {}", status.as_str()),
+    )
+}
+
+impl Service {
+    /// Offers `device` to owner `to`. The answer does not say whether `to` exists.
+    pub async fn create_transfer(
+        &self,
+        who: &Principal,
+        device: &DeviceId,
+        req: TransferRequest,
+    ) -> Result<TransferView> {
+        let d = self.get_device(who, device).await?;
+        if d.owner == req.to {
+            return Err(Error::invalid(
+                "to",
+                "the charger already belongs to this owner",
+            ));
+        }
+        let now = self.now();
+        let offer = TransferOffer {
+            id: format!("tr_{}", random_token(12)),
+            device: device.clone(),
+            from: d.owner.clone(),
+            to: req.to,
+            status: TransferStatus::Offered,
+            expires_at: now + chrono::Duration::hours(TRANSFER_VALID_HOURS),
+            created_at: now,
+            updated_at: now,
+        };
+        self.store.insert_transfer(&offer).await?;
+        tracing::info!(%device, from = %offer.from, to = %offer.to, transfer = %offer.id, "transfer offered");
+        Ok(offer.view(now))
+    }
+
+    /// The offers the caller sent or received (all of them for the admin), newest first.
+    pub async fn list_transfers(&self, who: &Principal) -> Result<Vec<TransferView>> {
+        let now = self.now();
+        let offers = self.store.list_transfers(who.owner_filter()).await?;
+        Ok(offers.iter().map(|o| o.view(now)).collect())
+    }
+
+    /// One offer the caller sent or received.
+    pub async fn get_transfer(&self, who: &Principal, id: &str) -> Result<TransferView> {
+        Ok(self.visible_transfer(who, id).await?.view(self.now()))
+    }
+
+    async fn visible_transfer(&self, who: &Principal, id: &str) -> Result<TransferOffer> {
+        if id.len() > 64 {
+            return Err(Error::not_found("transfer"));
+        }
+        match self.store.get_transfer(id).await? {
+            Some(o) if who.can_see(&o.from) || who.can_see(&o.to) => Ok(o),
+            _ => Err(Error::not_found("transfer")),
+        }
+    }
+
+    /// The receiving owner accepts: the answer carries the claim code, shown this once.
+    pub async fn accept_transfer(&self, who: &Principal, id: &str) -> Result<TransferView> {
+        let offer = self.receiving(who, id).await?;
+        let now = self.now();
+        let status = offer.status_at(now);
+        if status != TransferStatus::Offered {
+            return Err(closed(status));
+        }
+        let code = random_token(18);
+        let moved = self
+            .store
+            .set_transfer_status(
+                id,
+                TransferStatus::Offered,
+                TransferStatus::Accepted,
+                Some(&hash_secret(&code)),
+                now,
+            )
+            .await?;
+        if !moved {
+            return Err(Error::conflict("transfer_closed", "the offer has changed"));
+        }
+        tracing::info!(transfer = %id, device = %offer.device, to = %offer.to, "transfer accepted");
+        let mut view = TransferOffer {
+            status: TransferStatus::Accepted,
+            ..offer
+        }
+        .view(now);
+        view.code = Some(code);
+        Ok(view)
+    }
+
+    /// The receiving owner declines an open offer.
+    pub async fn decline_transfer(&self, who: &Principal, id: &str) -> Result<TransferView> {
+        let offer = self.receiving(who, id).await?;
+        self.close_transfer(offer, TransferStatus::Declined).await
+    }
+
+    /// The sender (or the admin) withdraws an open offer, accepted or not.
+    pub async fn withdraw_transfer(&self, who: &Principal, id: &str) -> Result<TransferView> {
+        let offer = self.visible_transfer(who, id).await?;
+        if !who.can_see(&offer.from) {
+            return Err(Error::forbidden(
+                "not_sender",
+                "only the charger's owner may withdraw the offer",
+            ));
+        }
+        self.close_transfer(offer, TransferStatus::Withdrawn).await
+    }
+
+    async fn receiving(&self, who: &Principal, id: &str) -> Result<TransferOffer> {
+        let offer = self.visible_transfer(who, id).await?;
+        match who {
+            Principal::Owner(o) if *o == offer.to => Ok(offer),
+            _ => Err(Error::forbidden(
+                "not_receiver",
+                "only the receiving owner answers an offer, with its own token",
+            )),
+        }
+    }
+
+    async fn close_transfer(
+        &self,
+        offer: TransferOffer,
+        to: TransferStatus,
+    ) -> Result<TransferView> {
+        let now = self.now();
+        let status = offer.status_at(now);
+        if !matches!(status, TransferStatus::Offered | TransferStatus::Accepted) {
+            return Err(closed(status));
+        }
+        if !self
+            .store
+            .set_transfer_status(&offer.id, offer.status, to, None, now)
+            .await?
+        {
+            return Err(Error::conflict("transfer_closed", "the offer has changed"));
+        }
+        tracing::info!(transfer = %offer.id, status = to.as_str(), "transfer closed");
+        Ok(TransferOffer {
+            status: to,
+            ..offer
+        }
+        .view(now))
+    }
+
+    /// Gives a charger a new password and key (a lost or leaked bundle): the new bundle is
+    /// shown once; the old credentials are refused at once and its connection closed.
+    pub async fn rotate_credentials(
+        &self,
+        who: &Principal,
+        id: &DeviceId,
+    ) -> Result<FirmwareBundle> {
+        let device = self.get_device(who, id).await?;
+        let password = random_token(24);
+        let version = self
+            .store
+            .rotate_device_credentials(id, &hash_secret(&password))
+            .await?
+            .ok_or_else(|| Error::not_found("device"))?;
+        if let Some(channel) = self.commands.get() {
+            channel.disconnect(id);
+        }
+        tracing::info!(device = %id, "device credentials rotated by an operator");
+        Ok(self.bundle(id, &device.owner, password, version))
+    }
+}

@@ -1,0 +1,127 @@
+//! Transfer offers and credential rotation on SQL.
+
+use chrono::{DateTime, Utc};
+use sqlx::{AnyConnection, FromRow};
+
+use super::{conflict_on_unique, corrupt, SqlStore};
+use crate::devices::{TransferOffer, TransferStatus};
+use crate::ids::{DeviceId, OwnerId};
+use crate::store::{from_millis, to_millis, StoreResult};
+
+const TRANSFER_COLUMNS: &str =
+    "id, device_id, from_owner, to_owner, status, expires_at, created_at, updated_at";
+
+#[derive(FromRow)]
+struct TransferRow {
+    id: String,
+    device_id: String,
+    from_owner: String,
+    to_owner: String,
+    status: String,
+    expires_at: i64,
+    created_at: i64,
+    updated_at: i64,
+}
+
+impl TransferRow {
+    fn into_offer(self) -> StoreResult<TransferOffer> {
+        Ok(TransferOffer {
+            device: DeviceId::parse(&self.device_id).map_err(|e| corrupt("device id", e))?,
+            from: OwnerId::parse(&self.from_owner).map_err(|e| corrupt("owner id", e))?,
+            to: OwnerId::parse(&self.to_owner).map_err(|e| corrupt("owner id", e))?,
+            status: TransferStatus::parse(&self.status)
+                .ok_or_else(|| corrupt("transfer status", &self.status))?,
+            expires_at: from_millis(self.expires_at)?,
+            created_at: from_millis(self.created_at)?,
+            updated_at: from_millis(self.updated_at)?,
+            id: self.id,
+        })
+    }
+}
+
+/// Replaces a device's password hash and bumps its key version; the new version, if the
+/// device exists.
+pub(super) async fn rotate_credentials(
+    conn: &mut AnyConnection,
+    device: &DeviceId,
+    password_hash: &str,
+) -> StoreResult<Option<i64>> {
+    Ok(sqlx::query_scalar(
+        "UPDATE devices SET password_hash = $2, key_version = key_version + 1
+         WHERE id = $1 RETURNING key_version",
+    )
+    .bind(device.as_str())
+    .bind(password_hash)
+    .fetch_optional(conn)
+    .await?)
+}
+
+impl SqlStore {
+    pub(super) async fn insert_transfer_row(&self, o: &TransferOffer) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO transfers (id, device_id, from_owner, to_owner, status, expires_at,
+                                    created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(&o.id)
+        .bind(o.device.as_str())
+        .bind(o.from.as_str())
+        .bind(o.to.as_str())
+        .bind(o.status.as_str())
+        .bind(to_millis(o.expires_at))
+        .bind(to_millis(o.created_at))
+        .bind(to_millis(o.updated_at))
+        .execute(&self.pool)
+        .await
+        .map_err(conflict_on_unique("transfer"))?;
+        Ok(())
+    }
+
+    pub(super) async fn get_transfer_row(&self, id: &str) -> StoreResult<Option<TransferOffer>> {
+        let row: Option<TransferRow> = sqlx::query_as(&format!(
+            "SELECT {TRANSFER_COLUMNS} FROM transfers WHERE id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(TransferRow::into_offer).transpose()
+    }
+
+    pub(super) async fn list_transfer_rows(
+        &self,
+        owner: Option<&OwnerId>,
+    ) -> StoreResult<Vec<TransferOffer>> {
+        let rows: Vec<TransferRow> = sqlx::query_as(&format!(
+            "SELECT {TRANSFER_COLUMNS} FROM transfers
+             WHERE $1 IS NULL OR from_owner = $1 OR to_owner = $1
+             ORDER BY created_at DESC, id"
+        ))
+        .bind(owner.map(OwnerId::as_str))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter().map(TransferRow::into_offer).collect()
+    }
+
+    pub(super) async fn set_transfer_row_status(
+        &self,
+        id: &str,
+        from: TransferStatus,
+        to: TransferStatus,
+        code_hash: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool> {
+        let done = sqlx::query(
+            "UPDATE transfers SET status = $3, code_hash = COALESCE($4, code_hash), updated_at = $5
+             WHERE id = $1 AND status = $2",
+        )
+        .bind(id)
+        .bind(from.as_str())
+        .bind(to.as_str())
+        .bind(code_hash)
+        .bind(to_millis(now))
+        .execute(&self.pool)
+        .await
+        .map_err(conflict_on_unique("claim code"))?;
+        Ok(done.rows_affected() == 1)
+    }
+}
