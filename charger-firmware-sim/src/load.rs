@@ -553,7 +553,9 @@ async fn charger_loop(index: usize, bundle: FirmwareBundle, link: Link, shared: 
                 let Some(id) = answer.body["session_id"].as_i64() else {
                     continue;
                 };
-                meter_wh += 1_000;
+                // A session that lasts milliseconds: the energy a meter can report in no
+                // time (the server refuses more than the connector can deliver).
+                meter_wh += SESSION_WH;
                 if !shared.permit().await {
                     // The run ended between the two: stop the session anyway, unmeasured,
                     // so that the charger's connector is free for the next run.
@@ -565,6 +567,10 @@ async fn charger_loop(index: usize, bundle: FirmwareBundle, link: Link, shared: 
         }
     }
 }
+
+/// Energy of each load-mode session, in Wh: within the server's tolerance for a session
+/// of (almost) no duration.
+pub const SESSION_WH: i64 = 10;
 
 fn stop_data(id: i64, meter_wh: i64) -> serde_json::Value {
     json!({"session_id": id, "meter_stop_wh": meter_wh,

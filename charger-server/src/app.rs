@@ -80,7 +80,11 @@ async fn open_service_with_port(config: &Config, mqtt_port: u16) -> anyhow::Resu
         port: mqtt_port,
     };
     let store: Arc<dyn Store> = Arc::new(store);
-    Ok(Service::new(store, secret, mqtt))
+    Ok(
+        Service::new(store, secret, mqtt).with_limits(crate::service::Limits {
+            offline_max_age_days: config.offline_max_age_days,
+        }),
+    )
 }
 
 fn public_host(config: &Config) -> String {

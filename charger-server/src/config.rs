@@ -47,6 +47,10 @@ pub struct ProvisionArgs {
     /// Connectors per charger.
     #[arg(long, default_value_t = 1)]
     pub connectors: i64,
+    /// Each connector's rated power in W (default 22000): energy a charger reports beyond
+    /// what it can deliver in the elapsed time is refused.
+    #[arg(long)]
+    pub max_power_w: Option<i64>,
     /// Where to write the bundles (one JSON object per line, file mode 0600); - for stdout.
     #[arg(long, default_value = "bundles.jsonl")]
     pub out: PathBuf,
@@ -101,6 +105,17 @@ pub struct Config {
         global = true
     )]
     pub mqtt_max_payload: u32,
+
+    /// Oldest offline session start (a `session-start` with a `local_id`) accepted without
+    /// dispute, in days; an older one is recorded as disputed, billed nothing.
+    #[arg(
+        long,
+        env = "CHARGER_OFFLINE_MAX_AGE_DAYS",
+        default_value_t = 90,
+        value_parser = clap::value_parser!(u32).range(1..=3650),
+        global = true
+    )]
+    pub offline_max_age_days: u32,
 
     /// Answer REQs on the `echo` endpoint by publishing the payload back unchanged on the
     /// RES topic, with no envelope check, crypto or database: the broker's own round
@@ -168,6 +183,7 @@ impl Config {
             mqtt_max_connections: 20_000,
             mqtt_max_payload: 65_536,
             mqtt_echo: false,
+            offline_max_age_days: 90,
             mqtt_tls_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             tls_cert: None,
             tls_key: None,

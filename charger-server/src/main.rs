@@ -91,6 +91,7 @@ async fn provision(config: Config, args: ProvisionArgs) -> anyhow::Result<()> {
                 prefix: args.prefix.unwrap_or_else(|| format!("{owner}-")),
                 count: args.count,
                 connectors: args.connectors,
+                max_power_w: args.max_power_w,
                 start: args.start,
             },
         )

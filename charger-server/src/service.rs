@@ -91,6 +91,21 @@ pub trait CommandChannel: Send + Sync {
     ) -> Option<serde_json::Value>;
 }
 
+/// Limits the service enforces (each a setting; see `config.rs`).
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Oldest offline session start accepted without dispute, in days.
+    pub offline_max_age_days: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            offline_max_age_days: crate::charging::inputs::OFFLINE_MAX_AGE_DAYS_DEFAULT,
+        }
+    }
+}
+
 /// The service, cheap to clone and shared by every edge.
 #[derive(Clone)]
 pub struct Service {
@@ -100,6 +115,7 @@ pub struct Service {
     /// Set once the MQTT edge has started.
     pub(crate) commands: Arc<OnceLock<Arc<dyn CommandChannel>>>,
     pub(crate) metrics: Arc<crate::metrics::Metrics>,
+    pub(crate) limits: Arc<Limits>,
 }
 
 impl Service {
@@ -110,7 +126,14 @@ impl Service {
             mqtt,
             commands: Arc::new(OnceLock::new()),
             metrics: Arc::new(crate::metrics::Metrics::default()),
+            limits: Arc::new(Limits::default()),
         }
+    }
+
+    /// The service with these limits in force.
+    pub fn with_limits(mut self, limits: Limits) -> Self {
+        self.limits = Arc::new(limits);
+        self
     }
 
     /// The charger API's request counters.

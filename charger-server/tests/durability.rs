@@ -137,7 +137,9 @@ async fn charge_until_killed(mut c: Charger, tag: String, count: Arc<AtomicUsize
         let session = ans.1["session_id"].clone();
         answered.push((id, "session-start".into(), start, ans));
         count.fetch_add(1, Ordering::Relaxed);
-        meter += 1_000;
+        // Sessions of milliseconds: the few Wh a meter can report in no time (the server
+        // refuses more than the connector can deliver).
+        meter += 5;
         id += 1;
         let values =
             json!({"session_id": session, "samples": [{"at": now_text(), "energy_wh": meter}]});
@@ -146,7 +148,7 @@ async fn charge_until_killed(mut c: Charger, tag: String, count: Arc<AtomicUsize
         };
         answered.push((id, "meter-values".into(), values, ans));
         count.fetch_add(1, Ordering::Relaxed);
-        meter += 1_000;
+        meter += 5;
         id += 1;
         let stop = json!({"session_id": session, "meter_stop_wh": meter, "stopped_at": now_text(), "reason": "local"});
         let Some(ans) = c.call(id, "session-stop", &stop).await else {
@@ -246,10 +248,13 @@ async fn a_killed_server_loses_no_answered_session() {
         // Every session the charger was told about exists (a fresh id: 409 closed, or
         // 200 for the one left open; never 404).
         let mut fresh = 1_000_000;
-        for (_, endpoint, _, (_, body)) in requests {
+        for (_, endpoint, data, (_, body)) in requests {
             if endpoint == "session-start" {
                 fresh += 1;
-                let probe = json!({"session_id": body["session_id"], "samples": [{"at": now_text(), "energy_wh": 1_000_000}]});
+                // A reading the open session can take: its start plus the 10 Wh a meter
+                // may report in no time (at least its one sample, 5 Wh over the start).
+                let wh = data["meter_start_wh"].as_i64().expect("start") + 10;
+                let probe = json!({"session_id": body["session_id"], "samples": [{"at": now_text(), "energy_wh": wh}]});
                 let (code, _) = c.call(fresh, "meter-values", &probe).await.expect("answer");
                 assert!(
                     code == 409 || code == 200,

@@ -3,6 +3,7 @@
 //! `cargo test --workspace` runs them on SQLite; with `TEST_DATABASE_URL` set, the store
 //! suite runs on PostgreSQL too and the REST tests run on PostgreSQL.
 
+mod billing_inputs;
 mod broker;
 mod charging;
 mod mqtt_api;

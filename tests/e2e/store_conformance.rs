@@ -55,6 +55,7 @@ fn device(id: &str, owner: &str, connectors: i64) -> NewDevice {
         id: DeviceId::parse(id).expect("device id"),
         owner: OwnerId::parse(owner).expect("owner id"),
         connectors,
+        max_power_w: 22_000,
         password_hash: format!("hash-of-{id}"),
         key_version: 1,
         created_at: t(1),

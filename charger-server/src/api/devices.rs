@@ -11,7 +11,7 @@ use super::{ApiJson, ApiPath, ApiResult, ApiState};
 use crate::charging::CommandResult;
 use crate::devices::{
     AssignTariffRequest, BulkCreateDevicesRequest, CreateDeviceRequest, Device, FirmwareBundle,
-    TransferRequest, TransferView,
+    TransferRequest, TransferView, UpdateDeviceRequest,
 };
 use crate::ids::DeviceId;
 use crate::service::Principal;
@@ -20,7 +20,7 @@ pub fn routes() -> Router<ApiState> {
     Router::new()
         .route("/devices", post(create_device).get(list_devices))
         .route("/devices/bulk", post(create_devices_bulk))
-        .route("/devices/{id}", get(get_device))
+        .route("/devices/{id}", get(get_device).patch(update_device))
         .route("/devices/{id}/tariff", put(assign_tariff))
         .route("/devices/{id}/transfers", post(create_transfer))
         .route("/devices/{id}/credentials", post(rotate_credentials))
@@ -109,4 +109,13 @@ async fn assign_tariff(
     ApiJson(req): ApiJson<AssignTariffRequest>,
 ) -> ApiResult<Json<Device>> {
     Ok(Json(state.service.assign_tariff(&who, &id, req).await?))
+}
+
+async fn update_device(
+    who: Principal,
+    State(state): State<ApiState>,
+    ApiPath(id): ApiPath<DeviceId>,
+    ApiJson(req): ApiJson<UpdateDeviceRequest>,
+) -> ApiResult<Json<Device>> {
+    Ok(Json(state.service.update_device(&who, &id, req).await?))
 }

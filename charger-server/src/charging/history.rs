@@ -17,7 +17,7 @@ use chrono::{DateTime, Datelike as _, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::{rfc3339, Session, SessionStatus};
-use crate::billing::{from_minor, money_text, Currency};
+use crate::billing::{money_text, Currency};
 use crate::error::{Error, Result};
 use crate::ids::{DeviceId, OwnerId, TagUid};
 use crate::service::{Principal, Service};
@@ -71,6 +71,8 @@ pub struct SessionView {
     pub started_at: String,
     pub stopped_at: Option<String>,
     pub stop_reason: Option<String>,
+    /// Why it is disputed (status `disputed`).
+    pub dispute: Option<String>,
     pub tariff: serde_json::Value,
     pub currency: String,
     pub net: Option<String>,
@@ -97,6 +99,7 @@ impl From<&Session> for SessionView {
             started_at: rfc3339(s.started_at),
             stopped_at: s.stopped_at.map(rfc3339),
             stop_reason: s.stop_reason.clone(),
+            dispute: s.dispute.clone(),
             tariff: serde_json::json!({
                 "id": s.tariff,
                 "currency": c.code(),
@@ -172,10 +175,11 @@ pub struct ReportSum {
     pub key: String,
     pub currency: String,
     pub sessions: i64,
-    pub energy_wh: i64,
-    pub net_minor: i64,
-    pub tax_minor: i64,
-    pub total_minor: i64,
+    /// Sums in 128 bits: they never wrap.
+    pub energy_wh: i128,
+    pub net_minor: i128,
+    pub tax_minor: i128,
+    pub total_minor: i128,
 }
 
 /// `GET /api/v1/reports/billing` query.
@@ -195,7 +199,7 @@ pub struct ReportRow {
     pub group: String,
     pub currency: String,
     pub sessions: i64,
-    pub energy_wh: i64,
+    pub energy_wh: i128,
     pub net: String,
     pub tax: String,
     pub total: String,
@@ -347,15 +351,20 @@ impl Service {
         }
         let row = |((group, currency), s): (&(String, String), &ReportSum)| -> Result<ReportRow> {
             let c = Currency::parse(currency)?;
-            let money = |minor: i64| money_text(from_minor(minor, &c), &c);
+            let money = |minor: i128| -> Result<String> {
+                let amount =
+                    rust_decimal::Decimal::try_from_i128_with_scale(minor, c.minor_units())
+                        .map_err(|e| Error::Internal(format!("report sum {minor}: {e}")))?;
+                Ok(money_text(amount, &c))
+            };
             Ok(ReportRow {
                 group: group.clone(),
                 currency: currency.clone(),
                 sessions: s.sessions,
                 energy_wh: s.energy_wh,
-                net: money(s.net_minor),
-                tax: money(s.tax_minor),
-                total: money(s.total_minor),
+                net: money(s.net_minor)?,
+                tax: money(s.tax_minor)?,
+                total: money(s.total_minor)?,
             })
         };
         Ok(BillingReport {
@@ -378,7 +387,8 @@ fn add(map: &mut BTreeMap<(String, String), ReportSum>, key: (String, String), s
         tax_minor: 0,
         total_minor: 0,
     });
-    e.sessions += s.sessions;
+    // 128 bits: the sums of at most 2^63 rows of 64-bit values cannot wrap.
+    e.sessions = e.sessions.saturating_add(s.sessions);
     e.energy_wh += s.energy_wh;
     e.net_minor += s.net_minor;
     e.tax_minor += s.tax_minor;

@@ -15,6 +15,7 @@
 mod authorize;
 mod enrollment;
 pub mod history;
+pub mod inputs;
 mod remote;
 mod sessions;
 
@@ -44,6 +45,8 @@ pub struct Charger {
     pub key_version: i64,
     /// It changed owner: its next local list starts over.
     pub list_reset: bool,
+    /// Each connector's rated power, in W: the bound of plausible energy.
+    pub max_power_w: i64,
 }
 
 /// Whether a session is still charging.
@@ -52,6 +55,9 @@ pub struct Charger {
 pub enum SessionStatus {
     Active,
     Stopped,
+    /// Closed by a late replay with readings no meter can produce: billed nothing until an
+    /// operator resolves it.
+    Disputed,
 }
 
 impl SessionStatus {
@@ -59,6 +65,7 @@ impl SessionStatus {
         match self {
             SessionStatus::Active => "active",
             SessionStatus::Stopped => "stopped",
+            SessionStatus::Disputed => "disputed",
         }
     }
 
@@ -66,6 +73,7 @@ impl SessionStatus {
         match s {
             "active" => Some(SessionStatus::Active),
             "stopped" => Some(SessionStatus::Stopped),
+            "disputed" => Some(SessionStatus::Disputed),
             _ => None,
         }
     }
@@ -90,6 +98,10 @@ pub struct Session {
     pub started_at: DateTime<Utc>,
     pub stopped_at: Option<DateTime<Utc>>,
     pub stop_reason: Option<String>,
+    /// Why the session is disputed (an offline replay no meter could produce).
+    pub dispute: Option<String>,
+    /// The time of its latest meter sample.
+    pub last_sample_at: Option<DateTime<Utc>>,
     /// The tariff the prices were taken from (None: the charger had none: free).
     pub tariff: Option<TariffId>,
     pub prices: Prices,
@@ -180,21 +192,6 @@ pub fn rfc3339(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
-/// How far ahead of the server's clock a charger's timestamp may be.
-const CLOCK_SKEW_MS: i64 = 5 * 60 * 1000;
-
-/// Fails with 422 on `field` when `t` is further in the future than clock skew explains.
-fn not_in_future(field: &str, t: DateTime<Utc>, now: DateTime<Utc>) -> Result<()> {
-    if (t - now).num_milliseconds() > CLOCK_SKEW_MS {
-        Err(Error::invalid(
-            field,
-            "is more than 5 minutes ahead of the server's clock",
-        ))
-    } else {
-        Ok(())
-    }
-}
-
 fn check_connector(charger: &Charger, connector: i64) -> Result<()> {
     if (1..=charger.connectors).contains(&connector) {
         Ok(())
@@ -210,8 +207,13 @@ fn check_connector(charger: &Charger, connector: i64) -> Result<()> {
 }
 
 /// The body of a billed session, as `session-stop` answers it.
-fn bill_body(session_id: i64, bill: &Bill, currency: &Currency) -> serde_json::Value {
-    serde_json::json!({
+fn bill_body(
+    session_id: i64,
+    bill: &Bill,
+    currency: &Currency,
+    disputed: bool,
+) -> serde_json::Value {
+    let mut body = serde_json::json!({
         "session_id": session_id,
         "energy_wh": bill.energy_wh,
         "duration_s": bill.duration_ms / 1000,
@@ -219,7 +221,11 @@ fn bill_body(session_id: i64, bill: &Bill, currency: &Currency) -> serde_json::V
         "tax": money_text(bill.tax, currency),
         "total": money_text(bill.total, currency),
         "currency": currency.code(),
-    })
+    });
+    if disputed {
+        body["disputed"] = true.into();
+    }
+    body
 }
 
 impl Service {
@@ -238,7 +244,7 @@ impl Service {
             "status" => self.status(tx, charger, data, now).await,
             "authorize" => self.authorize(tx, charger, data, now).await,
             "session-start" => self.session_start(tx, charger, data, now).await,
-            "meter-values" => self.meter_values(tx, charger, data).await,
+            "meter-values" => self.meter_values(tx, charger, data, now).await,
             "session-stop" => self.session_stop(tx, charger, data, now).await,
             "tag-enroll" => self.tag_enroll(tx, charger, data, now).await,
             "ownership-claim" => self.ownership_claim(tx, charger, data, now).await,

@@ -9,9 +9,8 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::{
-    bill_body, check_connector, free_prices, not_in_future, Charger, Reply, Session, SessionStatus,
-};
+use super::inputs::{check_energy, check_power, check_reading, check_time};
+use super::{bill_body, check_connector, free_prices, Charger, Reply, Session, SessionStatus};
 use crate::billing::cost::{self, Bill, BillingError, Prices};
 use crate::devices::parse_data;
 use crate::error::{Error, Result};
@@ -74,6 +73,8 @@ pub struct NewSession {
     pub started_at: DateTime<Utc>,
     pub tariff: Option<TariffId>,
     pub prices: Prices,
+    /// Why an offline start is disputed (readings or times no meter can produce).
+    pub dispute: Option<String>,
     pub created_at: DateTime<Utc>,
 }
 
@@ -83,7 +84,10 @@ pub struct StopRecord {
     pub meter_stop_wh: i64,
     pub stopped_at: DateTime<Utc>,
     pub reason: StopReason,
+    /// The bill: nothing for a disputed session.
     pub bill: Bill,
+    /// Set: the session is closed as `disputed`, for an operator to resolve.
+    pub dispute: Option<String>,
 }
 
 /// Why a session stopped.
@@ -180,6 +184,20 @@ fn billing_error(e: BillingError) -> Error {
     }
 }
 
+/// The bill of a disputed session: its energy and duration, and nothing to pay.
+fn nothing_billed(session: &Session, meter_stop_wh: i64, stopped_at: DateTime<Utc>) -> Bill {
+    Bill {
+        energy_wh: meter_stop_wh
+            .checked_sub(session.meter_start_wh)
+            .unwrap_or(0),
+        duration_ms: (stopped_at - session.started_at).num_milliseconds(),
+        lines: Vec::new(),
+        net: rust_decimal::Decimal::ZERO,
+        tax: rust_decimal::Decimal::ZERO,
+        total: rust_decimal::Decimal::ZERO,
+    }
+}
+
 impl Service {
     pub(super) async fn session_start(
         &self,
@@ -190,12 +208,16 @@ impl Service {
     ) -> Result<Reply> {
         let req: StartRequest = parse_data(data)?;
         check_connector(charger, req.connector)?;
-        if req.meter_start_wh < 0 {
-            return Err(Error::invalid("meter_start_wh", "must not be negative"));
-        }
-        not_in_future("started_at", req.started_at, now)?;
-        let local_id = req.local_id.map(check_local_id).transpose()?;
+        let local_id = req.local_id.clone().map(check_local_id).transpose()?;
         let offline = local_id.is_some();
+        let inputs = self.check_start(&req, offline, now);
+        // A live start that breaks a rule is refused; an offline one (the car has charged)
+        // is recorded, disputed.
+        let dispute = match inputs {
+            Err(e) if !offline => return Err(e),
+            Err(e) => Some(e.to_string()),
+            Ok(()) => None,
+        };
         if let Some(local) = &local_id {
             // A repeated offline start (the charger retried with a new request id).
             let known = SessionRef::Local(local.clone());
@@ -242,10 +264,11 @@ impl Service {
             started_at: req.started_at,
             tariff: tariff_id,
             prices,
+            dispute,
             created_at: now,
         };
         let id = tx.insert_session(&new).await?;
-        tracing::info!(device = %charger.id, session = id, offline, "session started");
+        tracing::info!(device = %charger.id, session = id, offline, disputed = new.dispute.is_some(), "session started");
         Ok(Reply::created(start_body(
             id,
             new.tariff.as_ref(),
@@ -258,6 +281,7 @@ impl Service {
         tx: &mut dyn ChargerTx,
         charger: &Charger,
         data: &serde_json::Value,
+        now: DateTime<Utc>,
     ) -> Result<Reply> {
         let req: MeterValuesRequest = parse_data(data)?;
         let which = SessionRef::required(req.session_id, req.local_id)?;
@@ -268,48 +292,60 @@ impl Service {
         if session.status != SessionStatus::Active {
             return Err(Error::conflict("session_closed", "the session has stopped"));
         }
+        let mut prev_at = session.last_sample_at.unwrap_or(session.started_at);
+        let mut prev_wh = session.last_meter_wh;
         for (i, s) in req.samples.iter().enumerate() {
+            let field = |name: &str| format!("samples[{i}].{name}");
+            check_reading(&field("energy_wh"), s.energy_wh)?;
+            check_time(&field("at"), s.at, now)?;
+            if s.at < session.started_at {
+                return Err(Error::invalid(field("at"), "is before the session's start"));
+            }
+            if s.at < prev_at {
+                return Err(Error::invalid(
+                    field("at"),
+                    "is before an earlier sample: samples must come in time order",
+                ));
+            }
             if s.energy_wh < session.meter_start_wh {
                 return Err(Error::invalid(
-                    format!("samples[{i}].energy_wh"),
+                    field("energy_wh"),
                     "is below the session's meter start",
                 ));
             }
-            if s.at < session.started_at {
+            if s.energy_wh < prev_wh {
                 return Err(Error::invalid(
-                    format!("samples[{i}].at"),
-                    "is before the session's start",
+                    field("energy_wh"),
+                    "is below an earlier sample: the meter never goes backwards",
                 ));
             }
-            if s.power_w.is_some_and(|p| p < 0) {
-                return Err(Error::invalid(
-                    format!("samples[{i}].power_w"),
-                    "must not be negative",
-                ));
+            if let Some(p) = s.power_w {
+                check_power(&field("power_w"), p, charger.max_power_w)?;
             }
+            check_energy(
+                &field("energy_wh"),
+                s.energy_wh - session.meter_start_wh,
+                charger.max_power_w,
+                session.started_at,
+                s.at,
+            )?;
+            (prev_at, prev_wh) = (s.at, s.energy_wh);
         }
-        let last = req
-            .samples
-            .iter()
-            .map(|s| s.energy_wh)
-            .max()
-            .unwrap_or(session.last_meter_wh)
-            .max(session.last_meter_wh);
-        let latest_at = req
-            .samples
-            .iter()
-            .map(|s| s.at)
-            .max()
-            .unwrap_or(session.started_at);
-        tx.add_meter_samples(session.id, &req.samples, last).await?;
-        let net = cost::running_net(
-            &session.prices,
-            session.meter_start_wh,
-            last,
-            session.started_at,
-            latest_at,
-        )
-        .map_err(billing_error)?;
+        let (last, latest_at) = (prev_wh, prev_at);
+        tx.add_meter_samples(session.id, &req.samples, last, latest_at)
+            .await?;
+        let net = if session.dispute.is_some() {
+            rust_decimal::Decimal::ZERO
+        } else {
+            cost::running_net(
+                &session.prices,
+                session.meter_start_wh,
+                last,
+                session.started_at,
+                latest_at,
+            )
+            .map_err(billing_error)?
+        };
         Ok(Reply::ok(serde_json::json!({
             "session_id": session.id,
             "energy_wh": last - session.meter_start_wh,
@@ -326,40 +362,103 @@ impl Service {
         now: DateTime<Utc>,
     ) -> Result<Reply> {
         let req: StopRequest = parse_data(data)?;
-        let which = SessionRef::required(req.session_id, req.local_id)?;
-        not_in_future("stopped_at", req.stopped_at, now)?;
+        let which = SessionRef::required(req.session_id, req.local_id.clone())?;
         let session = self.session_of(tx, charger, &which).await?;
-        let bill = cost::bill(
-            &session.prices,
-            session.meter_start_wh,
-            req.meter_stop_wh,
-            session.started_at,
-            req.stopped_at,
-        )
-        .map_err(billing_error)?;
         if session.status != SessionStatus::Active {
-            // The same stop again (an offline charger's retry) gets the same bill.
+            // The same stop again (an offline charger's retry) gets the same answer.
             if session.meter_stop_wh == Some(req.meter_stop_wh)
                 && session.stopped_at == Some(req.stopped_at)
             {
+                let bill = match session.status {
+                    SessionStatus::Disputed => {
+                        nothing_billed(&session, req.meter_stop_wh, req.stopped_at)
+                    }
+                    _ => cost::bill(
+                        &session.prices,
+                        session.meter_start_wh,
+                        req.meter_stop_wh,
+                        session.started_at,
+                        req.stopped_at,
+                    )
+                    .map_err(billing_error)?,
+                };
                 return Ok(Reply::ok(bill_body(
                     session.id,
                     &bill,
                     &session.prices.currency,
+                    session.status == SessionStatus::Disputed,
                 )));
             }
             return Err(Error::conflict("session_closed", "the session has stopped"));
         }
-        let body = bill_body(session.id, &bill, &session.prices.currency);
+        let billed = check_stop(&session, &req, charger, now).and_then(|()| {
+            let bill = cost::bill(
+                &session.prices,
+                session.meter_start_wh,
+                req.meter_stop_wh,
+                session.started_at,
+                req.stopped_at,
+            )
+            .map_err(billing_error)?;
+            let c = &session.prices.currency;
+            if [bill.net, bill.tax, bill.total]
+                .into_iter()
+                .any(|a| crate::billing::to_minor(a, c).is_none())
+            {
+                return Err(Error::invalid(
+                    "meter_stop_wh",
+                    "the bill is too large to record",
+                ));
+            }
+            Ok(bill)
+        });
+        // Live: a stop no meter can make is refused. Replayed late (an offline session):
+        // it is closed, disputed, never lost.
+        let (bill, dispute) = match (billed, &session.dispute) {
+            (Ok(bill), None) => (bill, None),
+            (Err(e), _) if !session.offline => return Err(e),
+            (Err(e), dispute) => (
+                nothing_billed(&session, req.meter_stop_wh, req.stopped_at),
+                Some(dispute.clone().unwrap_or_else(|| e.to_string())),
+            ),
+            (Ok(_), Some(dispute)) => (
+                nothing_billed(&session, req.meter_stop_wh, req.stopped_at),
+                Some(dispute.clone()),
+            ),
+        };
+        let body = bill_body(
+            session.id,
+            &bill,
+            &session.prices.currency,
+            dispute.is_some(),
+        );
         let stop = StopRecord {
             meter_stop_wh: req.meter_stop_wh,
             stopped_at: req.stopped_at,
             reason: req.reason,
             bill,
+            dispute,
         };
         tx.stop_session(session.id, &stop).await?;
-        tracing::info!(device = %charger.id, session = session.id, "session stopped");
+        tracing::info!(device = %charger.id, session = session.id, disputed = stop.dispute.is_some(), "session stopped");
         Ok(Reply::ok(body))
+    }
+
+    /// The start's readings and times (the offline window only for an offline start).
+    fn check_start(&self, req: &StartRequest, offline: bool, now: DateTime<Utc>) -> Result<()> {
+        check_reading("meter_start_wh", req.meter_start_wh)?;
+        check_time("started_at", req.started_at, now)?;
+        let window = chrono::Duration::days(i64::from(self.limits.offline_max_age_days));
+        if offline && req.started_at < now - window {
+            return Err(Error::invalid(
+                "started_at",
+                format!(
+                    "is older than the offline window of {} days",
+                    self.limits.offline_max_age_days
+                ),
+            ));
+        }
+        Ok(())
     }
 
     /// A session of this charger (404 for any other).
@@ -373,4 +472,52 @@ impl Service {
             .await?
             .ok_or_else(|| Error::not_found("session"))
     }
+}
+
+/// The stop's reading and time against the session so far.
+fn check_stop(
+    session: &Session,
+    req: &StopRequest,
+    charger: &Charger,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    check_reading("meter_stop_wh", req.meter_stop_wh)?;
+    check_time("stopped_at", req.stopped_at, now)?;
+    if req.stopped_at < session.started_at {
+        return Err(Error::invalid(
+            "stopped_at",
+            "is before the session's start",
+        ));
+    }
+    if session.last_sample_at.is_some_and(|at| req.stopped_at < at) {
+        return Err(Error::invalid(
+            "stopped_at",
+            "is before the last meter sample",
+        ));
+    }
+    if req.meter_stop_wh < session.meter_start_wh {
+        return Err(Error::invalid(
+            "meter_stop_wh",
+            format!(
+                "the meter went backwards: stop {} Wh is below start {} Wh",
+                req.meter_stop_wh, session.meter_start_wh
+            ),
+        ));
+    }
+    if req.meter_stop_wh < session.last_meter_wh {
+        return Err(Error::invalid(
+            "meter_stop_wh",
+            format!(
+                "is below the last meter sample ({} Wh): the meter never goes backwards",
+                session.last_meter_wh
+            ),
+        ));
+    }
+    check_energy(
+        "meter_stop_wh",
+        req.meter_stop_wh - session.meter_start_wh,
+        charger.max_power_w,
+        session.started_at,
+        req.stopped_at,
+    )
 }

@@ -12,6 +12,7 @@ pub use charger_protocol::{FirmwareBundle, MqttCredentials};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::charging::inputs::{check_max_power, DEFAULT_MAX_POWER_W};
 use crate::error::{Error, Result};
 use crate::ids::{DeviceId, OwnerId, TariffId};
 use crate::secrets::{hash_secret, random_token};
@@ -30,6 +31,8 @@ pub struct Device {
     pub id: DeviceId,
     pub owner: OwnerId,
     pub connector_count: i64,
+    /// Each connector's rated power, in W: energy beyond it is refused.
+    pub max_power_w: i64,
     pub connectors: Vec<Connector>,
     pub tariff: Option<TariffId>,
     pub firmware: Option<String>,
@@ -54,6 +57,7 @@ pub struct NewDevice {
     pub id: DeviceId,
     pub owner: OwnerId,
     pub connectors: i64,
+    pub max_power_w: i64,
     pub password_hash: String,
     pub key_version: i64,
     pub created_at: DateTime<Utc>,
@@ -75,6 +79,8 @@ pub struct CreateDeviceRequest {
     /// Required with the admin token; an owner token may omit it.
     pub owner: Option<OwnerId>,
     pub connectors: i64,
+    /// Each connector's rated power in W (default 22,000).
+    pub max_power_w: Option<i64>,
 }
 
 /// `POST /api/v1/devices/bulk`: `count` devices named `<prefix><n>` (n zero-padded).
@@ -88,6 +94,15 @@ pub struct BulkCreateDevicesRequest {
     pub connectors: i64,
     #[serde(default)]
     pub start: usize,
+    /// Each connector's rated power in W (default 22,000).
+    pub max_power_w: Option<i64>,
+}
+
+/// `PATCH /api/v1/devices/{id}`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateDeviceRequest {
+    pub max_power_w: i64,
 }
 
 fn one() -> i64 {
@@ -112,6 +127,13 @@ where
     Option::<T>::deserialize(d)
 }
 
+/// The rated power asked for, or the default.
+fn max_power(w: Option<i64>) -> Result<i64> {
+    let w = w.unwrap_or(DEFAULT_MAX_POWER_W);
+    check_max_power("max_power_w", w)?;
+    Ok(w)
+}
+
 fn check_connectors(n: i64) -> Result<()> {
     if (1..=MAX_CONNECTORS).contains(&n) {
         Ok(())
@@ -128,9 +150,10 @@ impl Service {
         req: CreateDeviceRequest,
     ) -> Result<FirmwareBundle> {
         check_connectors(req.connectors)?;
+        let power = max_power(req.max_power_w)?;
         let owner = who.owner_for_new(req.owner)?;
         self.require_owner(&owner).await?;
-        let (bundles, rows) = self.new_devices(&owner, vec![req.id], req.connectors);
+        let (bundles, rows) = self.new_devices(&owner, vec![req.id], req.connectors, power);
         self.store.insert_devices(&rows).await?;
         let bundle = bundles
             .into_iter()
@@ -147,6 +170,7 @@ impl Service {
         req: BulkCreateDevicesRequest,
     ) -> Result<Vec<FirmwareBundle>> {
         check_connectors(req.connectors)?;
+        let power = max_power(req.max_power_w)?;
         if req.count == 0 || req.count > MAX_BULK_DEVICES {
             return Err(Error::invalid("count", "must be between 1 and 10000"));
         }
@@ -163,7 +187,7 @@ impl Service {
                     "prefix + number must be a valid device id (A-Z a-z 0-9 _ -, at most 64)",
                 )
             })?;
-        let (bundles, rows) = self.new_devices(&owner, ids, req.connectors);
+        let (bundles, rows) = self.new_devices(&owner, ids, req.connectors, power);
         self.store.insert_devices(&rows).await?;
         tracing::info!(owner = %owner, count = bundles.len(), "devices provisioned in bulk");
         Ok(bundles)
@@ -174,6 +198,7 @@ impl Service {
         owner: &OwnerId,
         ids: Vec<DeviceId>,
         connectors: i64,
+        max_power_w: i64,
     ) -> (Vec<FirmwareBundle>, Vec<NewDevice>) {
         let now = self.now();
         ids.into_iter()
@@ -183,6 +208,7 @@ impl Service {
                     id: id.clone(),
                     owner: owner.clone(),
                     connectors,
+                    max_power_w,
                     password_hash: hash_secret(&password),
                     key_version: FIRST_KEY_VERSION,
                     created_at: now,
@@ -228,6 +254,21 @@ impl Service {
 
     pub async fn list_devices(&self, who: &Principal) -> Result<Vec<Device>> {
         Ok(self.store.list_devices(who.owner_filter()).await?)
+    }
+
+    /// Changes a device's settings (its connectors' rated power).
+    pub async fn update_device(
+        &self,
+        who: &Principal,
+        id: &DeviceId,
+        req: UpdateDeviceRequest,
+    ) -> Result<Device> {
+        self.get_device(who, id).await?;
+        check_max_power("max_power_w", req.max_power_w)?;
+        if !self.store.set_device_max_power(id, req.max_power_w).await? {
+            return Err(Error::not_found("device"));
+        }
+        self.get_device(who, id).await
     }
 
     /// Assigns a tariff of the device's owner to the device, or clears it.

@@ -77,6 +77,8 @@ pub trait Store: Send + Sync + 'static {
     async fn record_presence(&self, changes: &[PresenceChange]) -> StoreResult<()>;
     /// Marks every device offline (start-up of the embedded broker: nobody is connected).
     async fn set_all_devices_offline(&self) -> StoreResult<u64>;
+    /// Sets a device's rated power per connector; false when the device does not exist.
+    async fn set_device_max_power(&self, id: &DeviceId, max_power_w: i64) -> StoreResult<bool>;
     /// Assigns (or clears) a device's tariff; false when the device does not exist.
     async fn set_device_tariff(
         &self,
@@ -245,14 +247,17 @@ pub trait ChargerTx: Send {
         device: &DeviceId,
         which: &SessionRef,
     ) -> StoreResult<Option<Session>>;
-    /// Adds samples (a repeated timestamp is kept once) and sets the last meter reading.
+    /// Adds samples (a repeated timestamp is kept once) and sets the last meter reading
+    /// and the time of the latest sample.
     async fn add_meter_samples(
         &mut self,
         session: i64,
         samples: &[crate::charging::Sample],
         last_meter_wh: i64,
+        last_sample_at: DateTime<Utc>,
     ) -> StoreResult<()>;
-    /// Closes a session with its bill and cost lines.
+    /// Closes a session with its bill and cost lines (as `disputed`, billed nothing, when
+    /// the stop names a dispute).
     async fn stop_session(&mut self, session: i64, stop: &StopRecord) -> StoreResult<()>;
     /// Uses the code of an accepted, unexpired offer of `device`: the charger moves to the
     /// offer's receiver (its tariff and tag limits of the old owner dropped, its other

@@ -160,6 +160,9 @@ impl SqlStore {
     }
 }
 
+/// The divisor that splits a BIGINT column into two sums that cannot overflow.
+const SPLIT: i64 = 1_000_000_000;
+
 fn conflict_on_unique(what: &str) -> impl Fn(sqlx::Error) -> StoreError + '_ {
     move |e| match &e {
         sqlx::Error::Database(db) if db.is_unique_violation() => {
@@ -202,6 +205,7 @@ struct DeviceRow {
     id: String,
     owner_id: String,
     connectors: i64,
+    max_power_w: i64,
     tariff_id: Option<String>,
     firmware: Option<String>,
     model: Option<String>,
@@ -236,6 +240,7 @@ impl DeviceRow {
             id: DeviceId::parse(&self.id).map_err(|e| corrupt("device id", e))?,
             owner: OwnerId::parse(&self.owner_id).map_err(|e| corrupt("owner id", e))?,
             connector_count: self.connectors,
+            max_power_w: self.max_power_w,
             connectors,
             tariff: self
                 .tariff_id
@@ -314,7 +319,7 @@ impl TariffRow {
 }
 
 const DEVICE_COLUMNS: &str =
-    "id, owner_id, connectors, tariff_id, firmware, model, online, last_seen, created_at";
+    "id, owner_id, connectors, max_power_w, tariff_id, firmware, model, online, last_seen, created_at";
 const TAG_COLUMNS: &str = "uid, owner_id, role, status, expires_at, group_name, max_sessions, \
                            label, list_version, created_at, updated_at";
 const TARIFF_COLUMNS: &str = "id, owner_id, currency, energy_per_kwh, time_per_hour, \
@@ -539,8 +544,8 @@ impl Store for SqlStore {
         let mut tx = self.pool.begin().await?;
         for d in devices {
             sqlx::query(
-                "INSERT INTO devices (id, owner_id, connectors, password_hash, key_version, online, created_at)
-                 VALUES ($1, $2, $3, $4, $5, 0, $6)",
+                "INSERT INTO devices (id, owner_id, connectors, password_hash, key_version, online, created_at, max_power_w)
+                 VALUES ($1, $2, $3, $4, $5, 0, $6, $7)",
             )
             .bind(d.id.as_str())
             .bind(d.owner.as_str())
@@ -548,6 +553,7 @@ impl Store for SqlStore {
             .bind(&d.password_hash)
             .bind(d.key_version)
             .bind(to_millis(d.created_at))
+            .bind(d.max_power_w)
             .execute(&mut *tx)
             .await
             .map_err(|e| conflict_on_unique(&format!("device {}", d.id))(e))?;
@@ -639,6 +645,15 @@ impl Store for SqlStore {
                 .await?
                 .rows_affected(),
         )
+    }
+
+    async fn set_device_max_power(&self, id: &DeviceId, max_power_w: i64) -> StoreResult<bool> {
+        let done = sqlx::query("UPDATE devices SET max_power_w = $2 WHERE id = $1")
+            .bind(id.as_str())
+            .bind(max_power_w)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() == 1)
     }
 
     async fn set_device_tariff(
@@ -966,35 +981,45 @@ impl Store for SqlStore {
         } else {
             "$1 IS NULL"
         };
-        let rows: Vec<(String, String, i64, i64, i64, i64, i64)> = sqlx::query_as(&format!(
-            "SELECT {key_out}, currency, COUNT(*),
-                    CAST(SUM(energy_wh) AS BIGINT), CAST(SUM(net_minor) AS BIGINT),
-                    CAST(SUM(tax_minor) AS BIGINT), CAST(SUM(total_minor) AS BIGINT)
+        // Sums never wrap: each column is summed as its high part (value / 10^9) and its
+        // low part (value % 10^9), each far from BIGINT's range even over billions of
+        // rows, and put together exactly in 128 bits here.
+        let split = |c: &str| {
+            format!("CAST(SUM({c} / {SPLIT}) AS BIGINT), CAST(SUM({c} % {SPLIT}) AS BIGINT)")
+        };
+        let rows: Vec<AnyRow> = sqlx::query(&format!(
+            "SELECT {key_out}, currency, COUNT(*), {}, {}, {}, {}
              FROM sessions
              WHERE {owner_sql} AND started_at >= $2 AND started_at < $3 AND status = 'stopped'
-             GROUP BY {key_sql}, currency"
+             GROUP BY {key_sql}, currency",
+            split("energy_wh"),
+            split("net_minor"),
+            split("tax_minor"),
+            split("total_minor"),
         ))
         .bind(owner.map(OwnerId::as_str))
         .bind(to_millis(from))
         .bind(to_millis(to))
         .fetch_all(&self.pool)
         .await?;
-        Ok(rows
-            .into_iter()
-            .map(
-                |(key, currency, sessions, energy_wh, net_minor, tax_minor, total_minor)| {
-                    crate::charging::history::ReportSum {
-                        key,
-                        currency,
-                        sessions,
-                        energy_wh,
-                        net_minor,
-                        tax_minor,
-                        total_minor,
-                    }
-                },
-            )
-            .collect())
+        rows.iter()
+            .map(|row| {
+                let wide = |i: usize| -> StoreResult<i128> {
+                    let hi: i64 = row.try_get(i)?;
+                    let lo: i64 = row.try_get(i + 1)?;
+                    Ok(i128::from(hi) * i128::from(SPLIT) + i128::from(lo))
+                };
+                Ok(crate::charging::history::ReportSum {
+                    key: row.try_get(0)?,
+                    currency: row.try_get(1)?,
+                    sessions: row.try_get(2)?,
+                    energy_wh: wide(3)?,
+                    net_minor: wide(5)?,
+                    tax_minor: wide(7)?,
+                    total_minor: wide(9)?,
+                })
+            })
+            .collect()
     }
 
     async fn count_active_sessions(&self) -> StoreResult<i64> {

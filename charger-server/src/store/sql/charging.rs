@@ -69,7 +69,7 @@ pub(super) const SESSION_COLUMNS: &str =
     "id, device_id, connector, owner_id, tag_uid, local_id, status, \
     offline, meter_start_wh, meter_stop_wh, last_meter_wh, started_at, stopped_at, stop_reason, \
     tariff_id, currency, energy_per_kwh, time_per_hour, session_fee, tax_rate, energy_wh, \
-    net_minor, tax_minor, total_minor";
+    net_minor, tax_minor, total_minor, dispute, last_sample_at";
 
 #[derive(FromRow)]
 pub(super) struct SessionRow {
@@ -97,6 +97,8 @@ pub(super) struct SessionRow {
     net_minor: Option<i64>,
     tax_minor: Option<i64>,
     total_minor: Option<i64>,
+    dispute: Option<String>,
+    last_sample_at: Option<i64>,
 }
 
 impl SessionRow {
@@ -119,6 +121,8 @@ impl SessionRow {
             started_at: from_millis(self.started_at)?,
             stopped_at: self.stopped_at.map(from_millis).transpose()?,
             stop_reason: self.stop_reason,
+            dispute: self.dispute,
+            last_sample_at: self.last_sample_at.map(from_millis).transpose()?,
             tariff: self
                 .tariff_id
                 .map(|t| TariffId::parse(&t).map_err(|e| corrupt("tariff id", e)))
@@ -197,11 +201,13 @@ impl ChargerTx for SqlTx {
             Option<String>,
             i64,
             i64,
+            i64,
             Option<i64>,
             Option<String>,
         );
         let row: Option<Row> = sqlx::query_as(
-            "SELECT d.owner_id, d.connectors, d.tariff_id, d.key_version, d.list_reset, r.code, r.body
+            "SELECT d.owner_id, d.connectors, d.tariff_id, d.key_version, d.list_reset,
+                    d.max_power_w, r.code, r.body
              FROM devices d
              LEFT JOIN mqtt_requests r ON r.device_id = d.id AND r.request_id = $2
              WHERE d.id = $1",
@@ -211,7 +217,7 @@ impl ChargerTx for SqlTx {
         .fetch_optional(self.c())
         .await?;
         row.map(
-            |(owner, connectors, tariff, key_version, list_reset, code, body)| {
+            |(owner, connectors, tariff, key_version, list_reset, max_power_w, code, body)| {
                 let charger = Charger {
                     id: id.clone(),
                     owner: OwnerId::parse(&owner).map_err(|e| corrupt("owner id", e))?,
@@ -221,6 +227,7 @@ impl ChargerTx for SqlTx {
                         .transpose()?,
                     key_version,
                     list_reset: list_reset != 0,
+                    max_power_w,
                 };
                 let kept = match (code, body) {
                     (Some(code), Some(body)) => Some(StoredResult {
@@ -417,9 +424,10 @@ impl ChargerTx for SqlTx {
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO sessions (device_id, connector, owner_id, tag_uid, local_id, status,
                  offline, meter_start_wh, last_meter_wh, started_at, tariff_id, currency,
-                 minor_units, energy_per_kwh, time_per_hour, session_fee, tax_rate, created_at)
+                 minor_units, energy_per_kwh, time_per_hour, session_fee, tax_rate, created_at,
+                 dispute)
              VALUES ($1, $2, $3, $4, $5, 'active', $6, $7, $7, $8, $9, $10, $11, $12, $13, $14,
-                 $15, $16)
+                 $15, $16, $17)
              RETURNING id",
         )
         .bind(s.device.as_str())
@@ -438,6 +446,7 @@ impl ChargerTx for SqlTx {
         .bind(p.session_fee.to_string())
         .bind(p.tax_rate.to_string())
         .bind(to_millis(s.created_at))
+        .bind(s.dispute.as_deref())
         .fetch_one(self.w()?)
         .await
         .map_err(super::conflict_on_unique("session"))?;
@@ -477,6 +486,7 @@ impl ChargerTx for SqlTx {
         session: i64,
         samples: &[Sample],
         last_meter_wh: i64,
+        last_sample_at: DateTime<Utc>,
     ) -> StoreResult<()> {
         for s in samples {
             sqlx::query(
@@ -491,9 +501,10 @@ impl ChargerTx for SqlTx {
             .execute(self.w()?)
             .await?;
         }
-        sqlx::query("UPDATE sessions SET last_meter_wh = $2 WHERE id = $1")
+        sqlx::query("UPDATE sessions SET last_meter_wh = $2, last_sample_at = $3 WHERE id = $1")
             .bind(session)
             .bind(last_meter_wh)
+            .bind(to_millis(last_sample_at))
             .execute(self.w()?)
             .await?;
         Ok(())
@@ -507,9 +518,9 @@ impl ChargerTx for SqlTx {
         let currency = Currency::parse(&currency).map_err(|e| corrupt("currency", e))?;
         let bill = &stop.bill;
         let done = sqlx::query(
-            "UPDATE sessions SET status = 'stopped', meter_stop_wh = $2, stopped_at = $3,
+            "UPDATE sessions SET status = $9, meter_stop_wh = $2, stopped_at = $3,
                  stop_reason = $4, energy_wh = $5, net_minor = $6, tax_minor = $7,
-                 total_minor = $8, last_meter_wh = $2
+                 total_minor = $8, last_meter_wh = $2, dispute = $10
              WHERE id = $1 AND status = 'active'",
         )
         .bind(session)
@@ -520,6 +531,12 @@ impl ChargerTx for SqlTx {
         .bind(minor(bill.net, &currency)?)
         .bind(minor(bill.tax, &currency)?)
         .bind(minor(bill.total, &currency)?)
+        .bind(if stop.dispute.is_some() {
+            SessionStatus::Disputed.as_str()
+        } else {
+            SessionStatus::Stopped.as_str()
+        })
+        .bind(stop.dispute.as_deref())
         .execute(self.w()?)
         .await?;
         if done.rows_affected() != 1 {
