@@ -58,6 +58,19 @@ impl Principal {
         }
     }
 
+    /// The owner namespace an id given by the caller lives in (tag uids and tariff ids are
+    /// unique per owner): an owner token's own (naming another owner is not found); the
+    /// admin's `requested`, or None when it named none (then the id is looked up across
+    /// owners, and must be unambiguous).
+    pub fn namespace(&self, requested: Option<OwnerId>) -> Result<Option<OwnerId>> {
+        match (self, requested) {
+            (Principal::Owner(o), None) => Ok(Some(o.clone())),
+            (Principal::Owner(o), Some(r)) if *o == r => Ok(Some(r)),
+            (Principal::Owner(_), Some(_)) => Err(Error::not_found("owner")),
+            (Principal::Admin, r) => Ok(r),
+        }
+    }
+
     /// The owner a new row belongs to: an owner token may only create rows for itself
     /// (another owner is reported as not found); the admin must name one.
     pub fn owner_for_new(&self, requested: Option<OwnerId>) -> Result<OwnerId> {

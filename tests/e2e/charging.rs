@@ -192,7 +192,8 @@ async fn authorization_refuses_blocked_expired_foreign_unknown_and_busy_tags(app
         ("0000000B", 403, "tag_blocked"),
         ("0000000E", 403, "tag_expired"),
         ("0000000D", 403, "tag_not_allowed"),
-        ("000000F0", 403, "tag_not_allowed"),
+        // Another owner's card is unknown here: tags live in their owner's namespace.
+        ("000000F0", 404, "not_found"),
         ("DEADBEEF", 404, "not_found"),
     ] {
         let (got, body) = c1

@@ -6,7 +6,9 @@
 mod billing_inputs;
 mod broker;
 mod charging;
+mod migrations;
 mod mqtt_api;
+mod namespaces;
 mod openapi;
 mod rest_provisioning;
 mod sessions_reports;

@@ -205,7 +205,26 @@ async fn tags_round_trip_and_bump_the_list_version(fixture: StoreFixture) {
         store.insert_tag(&tag("04A1B2C3", "acme")).await,
         Err(StoreError::Conflict(_))
     ));
-    let got = store.get_tag(&a.uid).await.expect("get").expect("present");
+    // Another owner enrolls the same card: its own, independent tag.
+    store.insert_owner(&owner("beta")).await.expect("insert");
+    let beta = OwnerId::parse("beta").expect("id");
+    store
+        .insert_tag(&tag("04A1B2C3", "beta"))
+        .await
+        .expect("the same uid under another owner");
+    assert_eq!(store.find_tags(&a.uid).await.expect("find").len(), 2);
+    let theirs = store
+        .get_tag(&beta, &a.uid)
+        .await
+        .expect("get")
+        .expect("present");
+    assert!(theirs.devices.is_empty(), "limits stay with their owner");
+    let acme = OwnerId::parse("acme").expect("id");
+    let got = store
+        .get_tag(&acme, &a.uid)
+        .await
+        .expect("get")
+        .expect("present");
     assert_eq!(got.devices, a.devices);
     assert_eq!(got.expires_at, a.expires_at);
     assert_eq!(got.list_version, 1);
@@ -215,16 +234,23 @@ async fn tags_round_trip_and_bump_the_list_version(fixture: StoreFixture) {
     changed.devices = vec![];
     changed.label = None;
     assert!(store.update_tag(&changed).await.expect("update"));
-    let got = store.get_tag(&a.uid).await.expect("get").expect("present");
+    let got = store
+        .get_tag(&acme, &a.uid)
+        .await
+        .expect("get")
+        .expect("present");
     assert_eq!(got.status, TagStatus::Blocked);
     assert!(got.devices.is_empty());
     assert_eq!(got.label, None);
     assert_eq!(got.list_version, 3, "two inserts and one update");
 
-    assert!(store.delete_tag(&a.uid, t(5)).await.expect("delete"));
-    assert!(!store.delete_tag(&a.uid, t(5)).await.expect("delete"));
-    assert!(store.get_tag(&a.uid).await.expect("get").is_none());
-    let acme = OwnerId::parse("acme").expect("id");
+    assert!(store.delete_tag(&acme, &a.uid, t(5)).await.expect("delete"));
+    assert!(!store.delete_tag(&acme, &a.uid, t(5)).await.expect("delete"));
+    assert!(store.get_tag(&acme, &a.uid).await.expect("get").is_none());
+    assert!(
+        store.get_tag(&beta, &a.uid).await.expect("get").is_some(),
+        "the other owner's enrollment stays"
+    );
     assert_eq!(store.list_tags(Some(&acme)).await.expect("list").len(), 1);
     // A deleted uid can be enrolled again.
     store
@@ -260,8 +286,13 @@ async fn tariffs_keep_one_default_per_owner(fixture: StoreFixture) {
         .map(|t| t.id.as_str())
         .collect();
     assert_eq!(defaults, ["t2"]);
+    store.insert_owner(&owner("beta")).await.expect("insert");
+    store
+        .insert_tariff(&tariff("t1", "beta", false))
+        .await
+        .expect("the same tariff id under another owner");
     let t1 = store
-        .get_tariff(&TariffId::parse("t1").expect("id"))
+        .get_tariff(&acme, &TariffId::parse("t1").expect("id"))
         .await
         .expect("get")
         .expect("present");

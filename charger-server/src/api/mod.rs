@@ -11,7 +11,8 @@ mod tags;
 mod tariffs;
 mod transfers;
 
-use axum::extract::rejection::{JsonRejection, PathRejection};
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::extract::Query;
 use axum::extract::{FromRequest, FromRequestParts};
 use axum::http::request::Parts;
 use axum::http::{header, StatusCode};
@@ -23,6 +24,28 @@ use charger_protocol::ErrorBody;
 use crate::error::Error;
 use crate::secrets::hash_secret;
 use crate::service::{Principal, Service};
+
+/// A query string that does not parse is 422, naming the parameter when serde does.
+pub(super) fn query<T>(q: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
+    q.map(|Query(q)| q).map_err(|e| {
+        let text = e.body_text();
+        let field = text
+            .split('`')
+            .nth(1)
+            .filter(|f| !f.is_empty())
+            .unwrap_or("query")
+            .to_owned();
+        ApiError::from(Error::invalid(field, text))
+    })
+}
+
+/// `?owner=`: the owner namespace of a tag uid or tariff id (for the admin, when several
+/// owners use the same id).
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct OwnerQuery {
+    pub owner: Option<crate::ids::OwnerId>,
+}
 
 /// State shared by every handler.
 #[derive(Clone)]

@@ -7,7 +7,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 
-use super::{ApiError, ApiPath, ApiResult, ApiState};
+use super::{query, ApiPath, ApiResult, ApiState};
 use crate::charging::history::{ReportQuery, SessionDetail, SessionPage, SessionQuery};
 use crate::error::Error;
 use crate::service::Principal;
@@ -17,20 +17,6 @@ pub fn routes() -> Router<ApiState> {
         .route("/sessions", get(list_sessions))
         .route("/sessions/{id}", get(get_session))
         .route("/reports/billing", get(billing_report))
-}
-
-/// A query string that does not parse is 422, naming the parameter when serde does.
-fn query<T>(q: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
-    q.map(|Query(q)| q).map_err(|e| {
-        let text = e.body_text();
-        let field = text
-            .split('`')
-            .nth(1)
-            .filter(|f| !f.is_empty())
-            .unwrap_or("query")
-            .to_owned();
-        ApiError::from(Error::invalid(field, text))
-    })
 }
 
 async fn list_sessions(

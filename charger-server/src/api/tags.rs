@@ -1,11 +1,12 @@
 //! `/api/v1/tags`.
 
-use axum::extract::State;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 
-use super::{ApiJson, ApiPath, ApiResult, ApiState};
+use super::{query, ApiJson, ApiPath, ApiResult, ApiState, OwnerQuery};
 use crate::ids::TagUid;
 use crate::service::Principal;
 use crate::tags::{CreateTagRequest, PatchTagRequest, Tag, UnknownTag};
@@ -40,25 +41,31 @@ async fn get_tag(
     who: Principal,
     State(state): State<ApiState>,
     ApiPath(uid): ApiPath<TagUid>,
+    q: Result<Query<OwnerQuery>, QueryRejection>,
 ) -> ApiResult<Json<Tag>> {
-    Ok(Json(state.service.get_tag(&who, &uid).await?))
+    let owner = query(q)?.owner;
+    Ok(Json(state.service.get_tag(&who, &uid, owner).await?))
 }
 
 async fn patch_tag(
     who: Principal,
     State(state): State<ApiState>,
     ApiPath(uid): ApiPath<TagUid>,
+    q: Result<Query<OwnerQuery>, QueryRejection>,
     ApiJson(req): ApiJson<PatchTagRequest>,
 ) -> ApiResult<Json<Tag>> {
-    Ok(Json(state.service.patch_tag(&who, &uid, req).await?))
+    let owner = query(q)?.owner;
+    Ok(Json(state.service.patch_tag(&who, &uid, owner, req).await?))
 }
 
 async fn delete_tag(
     who: Principal,
     State(state): State<ApiState>,
     ApiPath(uid): ApiPath<TagUid>,
+    q: Result<Query<OwnerQuery>, QueryRejection>,
 ) -> ApiResult<StatusCode> {
-    state.service.delete_tag(&who, &uid).await?;
+    let owner = query(q)?.owner;
+    state.service.delete_tag(&who, &uid, owner).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -1,11 +1,12 @@
 //! `/api/v1/tariffs`.
 
-use axum::extract::State;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 
-use super::{ApiJson, ApiPath, ApiResult, ApiState};
+use super::{query, ApiJson, ApiPath, ApiResult, ApiState, OwnerQuery};
 use crate::billing::{CreateTariffRequest, Tariff};
 use crate::ids::TariffId;
 use crate::service::Principal;
@@ -38,6 +39,8 @@ async fn get_tariff(
     who: Principal,
     State(state): State<ApiState>,
     ApiPath(id): ApiPath<TariffId>,
+    q: Result<Query<OwnerQuery>, QueryRejection>,
 ) -> ApiResult<Json<Tariff>> {
-    Ok(Json(state.service.get_tariff(&who, &id).await?))
+    let owner = query(q)?.owner;
+    Ok(Json(state.service.get_tariff(&who, &id, owner).await?))
 }

@@ -109,14 +109,34 @@ impl Service {
         Ok(tariff)
     }
 
-    pub async fn get_tariff(&self, who: &Principal, id: &TariffId) -> Result<Tariff> {
-        match self.store.get_tariff(id).await? {
-            Some(t) if who.can_see(&t.owner) => Ok(t),
-            _ => Err(Error::not_found("tariff")),
-        }
+    /// A tariff of the caller's (tariff ids are unique per owner; the admin names the
+    /// owner with `owner` when the id is used by several).
+    pub async fn get_tariff(
+        &self,
+        who: &Principal,
+        id: &TariffId,
+        owner: Option<OwnerId>,
+    ) -> Result<Tariff> {
+        let found = match who.namespace(owner)? {
+            Some(o) => self.store.get_tariff(&o, id).await?.into_iter().collect(),
+            None => self.store.find_tariffs(id).await?,
+        };
+        one_of("tariff", found)
     }
 
     pub async fn list_tariffs(&self, who: &Principal) -> Result<Vec<Tariff>> {
         Ok(self.store.list_tariffs(who.owner_filter()).await?)
+    }
+}
+
+/// The one row an id names, or 404; 422 `owner` when the admin's id is ambiguous.
+pub(crate) fn one_of<T>(what: &'static str, mut found: Vec<T>) -> Result<T> {
+    match found.len() {
+        0 => Err(Error::not_found(what)),
+        1 => found.pop().ok_or_else(|| Error::not_found(what)),
+        _ => Err(Error::invalid(
+            "owner",
+            format!("several owners use this {what} id: name the owner with ?owner="),
+        )),
     }
 }

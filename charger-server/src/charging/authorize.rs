@@ -1,7 +1,8 @@
 //! `authorize`: may this tag start charging on this charger, or stop that session?
 //!
-//! To start, a tag must be known (an unknown one is recorded for enrollment and gets 404),
-//! belong to the charger's owner, be active, not expired, allowed on this charger (403
+//! Tags live in their owner's namespace: a charger sees only its owner's tags (another
+//! owner's card is unknown here). To start, a tag must be known (an unknown one is recorded
+//! for enrollment and gets 404), be active, not expired, allowed on this charger (403
 //! each), and have fewer active sessions than its cap (409: already charging elsewhere).
 //! To stop a session (`session_id` or `local_id` given), the tag must be the session's own
 //! tag, or an active tag of the same owner in the same group as the session's tag.
@@ -73,15 +74,12 @@ impl Service {
         uid: &TagUid,
         now: DateTime<Utc>,
     ) -> Result<Tag> {
-        let Some(tag) = tx.tag(uid).await? else {
+        let Some(tag) = tx.tag(&charger.owner, uid).await? else {
             tx.note_unknown_tag(&charger.id, &charger.owner, uid, now)
                 .await?;
             tracing::info!(device = %charger.id, tag = %uid, "unknown tag refused");
             return Err(Error::not_found("tag"));
         };
-        if tag.owner != charger.owner {
-            return Err(not_allowed());
-        }
         Ok(tag)
     }
 
@@ -98,7 +96,7 @@ impl Service {
         if !tag.devices.is_empty() && !tag.devices.contains(&charger.id) {
             return Err(not_allowed());
         }
-        let active = tx.active_sessions_of_tag(uid).await?;
+        let active = tx.active_sessions_of_tag(&charger.owner, uid).await?;
         if active >= tag.max_sessions {
             let message = if tag.max_sessions == 1 {
                 "the tag is already charging elsewhere".to_owned()
@@ -134,7 +132,7 @@ impl Service {
             return Ok((tag, session.id));
         }
         usable(&tag, now)?;
-        let starter = tx.tag(&session.tag).await?;
+        let starter = tx.tag(&session.owner, &session.tag).await?;
         let same_group = match (&tag.group, starter.as_ref().and_then(|s| s.group.as_ref())) {
             (Some(a), Some(b)) => a == b && starter.as_ref().is_some_and(|s| s.owner == tag.owner),
             _ => false,

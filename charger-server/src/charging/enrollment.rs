@@ -106,7 +106,7 @@ impl Service {
         now: DateTime<Utc>,
     ) -> Result<Reply> {
         let req: EnrollRequest = parse_data(data)?;
-        let installer = tx.tag(&req.installer_tag).await?;
+        let installer = tx.tag(&charger.owner, &req.installer_tag).await?;
         let is_installer = installer.as_ref().is_some_and(|t| {
             t.role == TagRole::Installer
                 && t.owner == charger.owner
@@ -120,7 +120,7 @@ impl Service {
                 "installer_tag is not an active installer card of this charger's owner",
             ));
         }
-        if req.tag == req.installer_tag || tx.tag(&req.tag).await?.is_some() {
+        if req.tag == req.installer_tag || tx.tag(&charger.owner, &req.tag).await?.is_some() {
             return Err(Error::conflict(
                 "tag_exists",
                 "this tag uid is already enrolled",

@@ -78,9 +78,8 @@ impl Service {
             "remote-start" => {
                 let req: RemoteStart = parse_data(data)?;
                 connector_ok(req.connector)?;
-                match self.store.get_tag(&req.tag).await? {
-                    Some(t) if t.owner == d.owner => {}
-                    _ => return Err(Error::not_found("tag")),
+                if self.store.get_tag(&d.owner, &req.tag).await?.is_none() {
+                    return Err(Error::not_found("tag"));
                 }
             }
             "remote-stop" => {

@@ -228,7 +228,7 @@ impl Service {
                     &s.prices,
                 )));
             }
-            if tx.tag(&req.tag).await?.is_none() {
+            if tx.tag(&charger.owner, &req.tag).await?.is_none() {
                 tx.note_unknown_tag(&charger.id, &charger.owner, &req.tag, now)
                     .await?;
             }

@@ -280,12 +280,14 @@ impl Service {
     ) -> Result<Device> {
         let device = self.get_device(who, id).await?;
         if let Some(tariff_id) = &req.tariff {
-            let tariff = self.get_tariff(who, tariff_id).await?;
-            if tariff.owner != device.owner {
-                return Err(Error::invalid(
-                    "tariff",
-                    "belongs to another owner than the device",
-                ));
+            // Only the device owner's own tariffs: an id of another owner's is not found.
+            if self
+                .store
+                .get_tariff(&device.owner, tariff_id)
+                .await?
+                .is_none()
+            {
+                return Err(Error::not_found("tariff"));
             }
         }
         if !self

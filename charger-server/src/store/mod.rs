@@ -90,19 +90,30 @@ pub trait Store: Send + Sync + 'static {
     async fn insert_tag(&self, tag: &Tag) -> StoreResult<()>;
     /// Inserts tags in one transaction: all or none.
     async fn insert_tags(&self, tags: &[Tag]) -> StoreResult<()>;
-    async fn get_tag(&self, uid: &TagUid) -> StoreResult<Option<Tag>>;
+    /// A tag of `owner` (uids are unique per owner).
+    async fn get_tag(&self, owner: &OwnerId, uid: &TagUid) -> StoreResult<Option<Tag>>;
+    /// Every owner's enrollment of `uid` (the admin's look-up without an owner).
+    async fn find_tags(&self, uid: &TagUid) -> StoreResult<Vec<Tag>>;
     async fn list_tags(&self, owner: Option<&OwnerId>) -> StoreResult<Vec<Tag>>;
     /// Replaces a tag's mutable fields and bumps the local-list version; false if absent.
     async fn update_tag(&self, tag: &Tag) -> StoreResult<bool>;
     /// Deletes a tag, leaving a local-list tombstone; false if absent.
-    async fn delete_tag(&self, uid: &TagUid, now: DateTime<Utc>) -> StoreResult<bool>;
+    async fn delete_tag(
+        &self,
+        owner: &OwnerId,
+        uid: &TagUid,
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool>;
 
     /// Unknown tags refused at chargers (of one owner, or all), newest first.
     async fn list_unknown_tags(&self, owner: Option<&OwnerId>) -> StoreResult<Vec<UnknownTag>>;
 
     /// Inserts a tariff; a default one replaces its owner's previous default.
     async fn insert_tariff(&self, tariff: &Tariff) -> StoreResult<()>;
-    async fn get_tariff(&self, id: &TariffId) -> StoreResult<Option<Tariff>>;
+    /// A tariff of `owner` (ids are unique per owner).
+    async fn get_tariff(&self, owner: &OwnerId, id: &TariffId) -> StoreResult<Option<Tariff>>;
+    /// Every owner's tariff with this id (the admin's look-up without an owner).
+    async fn find_tariffs(&self, id: &TariffId) -> StoreResult<Vec<Tariff>>;
     async fn list_tariffs(&self, owner: Option<&OwnerId>) -> StoreResult<Vec<Tariff>>;
 
     /// Stores a new transfer offer.
@@ -218,7 +229,8 @@ pub trait ChargerTx: Send {
         error: Option<&str>,
         now: DateTime<Utc>,
     ) -> StoreResult<()>;
-    async fn tag(&mut self, uid: &TagUid) -> StoreResult<Option<Tag>>;
+    /// A tag of `owner`: a charger sees only its owner's tags.
+    async fn tag(&mut self, owner: &OwnerId, uid: &TagUid) -> StoreResult<Option<Tag>>;
     /// Inserts a tag (enrollment): bumps its owner's list version, clears a tombstone and
     /// the uid's unknown-tag records of that owner.
     async fn insert_tag(&mut self, tag: &Tag) -> StoreResult<()>;
@@ -230,7 +242,8 @@ pub trait ChargerTx: Send {
         uid: &TagUid,
         now: DateTime<Utc>,
     ) -> StoreResult<()>;
-    async fn active_sessions_of_tag(&mut self, uid: &TagUid) -> StoreResult<i64>;
+    /// Active sessions of `owner`'s tag `uid` (another owner's sessions never count).
+    async fn active_sessions_of_tag(&mut self, owner: &OwnerId, uid: &TagUid) -> StoreResult<i64>;
     /// The active session on a connector, if any.
     async fn active_session_on(
         &mut self,

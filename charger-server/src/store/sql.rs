@@ -79,9 +79,22 @@ pub async fn connect(url: &str) -> Result<SqlStore, ConnectError> {
                 .map_err(open_err)?
                 .create_if_missing(true)
                 .journal_mode(SqliteJournalMode::Wal)
-                .foreign_keys(true);
+                // Off while migrating: a migration that rebuilds a table (SQLite cannot
+                // alter a primary key) drops the old one, which must cascade nothing.
+                // Every foreign key is checked once they ran.
+                .foreign_keys(false);
             let pool = SqlitePool::connect_with(options).await.map_err(open_err)?;
             SQLITE_MIGRATIONS.run(&pool).await.map_err(migrate_err)?;
+            let broken: Vec<(String,)> =
+                sqlx::query_as("SELECT \"table\" FROM pragma_foreign_key_check")
+                    .fetch_all(&pool)
+                    .await
+                    .map_err(open_err)?;
+            if let Some((table,)) = broken.first() {
+                return Err(open_err(sqlx::Error::Protocol(format!(
+                    "the migrated database breaks a foreign key in table {table}"
+                ))));
+            }
             pool.close().await;
         }
         Backend::Postgres => {
@@ -349,26 +362,45 @@ impl SqlStore {
         Ok(map)
     }
 
+    /// The chargers tags are limited to, by (owner, uid).
     async fn tag_devices_of(
         &self,
         owner: Option<&OwnerId>,
         uid: Option<&TagUid>,
-    ) -> StoreResult<HashMap<String, Vec<DeviceId>>> {
-        let rows: Vec<(String, String)> = sqlx::query_as(
-            "SELECT td.uid, td.device_id FROM tag_devices td JOIN tags t ON t.uid = td.uid
-             WHERE ($1 IS NULL OR t.owner_id = $1) AND ($2 IS NULL OR t.uid = $2)
-             ORDER BY td.uid, td.device_id",
+    ) -> StoreResult<HashMap<(String, String), Vec<DeviceId>>> {
+        let rows: Vec<(String, String, String)> = sqlx::query_as(
+            "SELECT owner_id, uid, device_id FROM tag_devices
+             WHERE ($1 IS NULL OR owner_id = $1) AND ($2 IS NULL OR uid = $2)
+             ORDER BY owner_id, uid, device_id",
         )
         .bind(owner.map(OwnerId::as_str))
         .bind(uid.map(TagUid::as_str))
         .fetch_all(&self.pool)
         .await?;
-        let mut map: HashMap<String, Vec<DeviceId>> = HashMap::new();
-        for (uid, device) in rows {
+        let mut map: HashMap<(String, String), Vec<DeviceId>> = HashMap::new();
+        for (owner, uid, device) in rows {
             let device = DeviceId::parse(&device).map_err(|e| corrupt("device id", e))?;
-            map.entry(uid).or_default().push(device);
+            map.entry((owner, uid)).or_default().push(device);
         }
         Ok(map)
+    }
+
+    /// Tag rows with their chargers.
+    async fn with_devices(
+        &self,
+        rows: Vec<TagRow>,
+        owner: Option<&OwnerId>,
+        uid: Option<&TagUid>,
+    ) -> StoreResult<Vec<Tag>> {
+        let mut devices = self.tag_devices_of(owner, uid).await?;
+        rows.into_iter()
+            .map(|row| {
+                let own = devices
+                    .remove(&(row.owner_id.clone(), row.uid.clone()))
+                    .unwrap_or_default();
+                row.into_tag(own)
+            })
+            .collect()
     }
 }
 
@@ -420,12 +452,14 @@ async fn insert_tag_in(tx: &mut sqlx::AnyConnection, tag: &Tag) -> StoreResult<(
 }
 
 async fn replace_tag_devices(tx: &mut sqlx::AnyConnection, tag: &Tag) -> StoreResult<()> {
-    sqlx::query("DELETE FROM tag_devices WHERE uid = $1")
+    sqlx::query("DELETE FROM tag_devices WHERE owner_id = $1 AND uid = $2")
+        .bind(tag.owner.as_str())
         .bind(tag.uid.as_str())
         .execute(&mut *tx)
         .await?;
     for device in &tag.devices {
-        sqlx::query("INSERT INTO tag_devices (uid, device_id) VALUES ($1, $2)")
+        sqlx::query("INSERT INTO tag_devices (owner_id, uid, device_id) VALUES ($1, $2, $3)")
+            .bind(tag.owner.as_str())
             .bind(tag.uid.as_str())
             .bind(device.as_str())
             .execute(&mut *tx)
@@ -688,32 +722,36 @@ impl Store for SqlStore {
         Ok(())
     }
 
-    async fn get_tag(&self, uid: &TagUid) -> StoreResult<Option<Tag>> {
-        let row: Option<TagRow> =
-            sqlx::query_as(&format!("SELECT {TAG_COLUMNS} FROM tags WHERE uid = $1"))
-                .bind(uid.as_str())
-                .fetch_optional(&self.pool)
-                .await?;
-        let Some(row) = row else { return Ok(None) };
-        let mut devices = self.tag_devices_of(None, Some(uid)).await?;
-        let own = devices.remove(&row.uid).unwrap_or_default();
-        row.into_tag(own).map(Some)
+    async fn get_tag(&self, owner: &OwnerId, uid: &TagUid) -> StoreResult<Option<Tag>> {
+        let rows: Vec<TagRow> = sqlx::query_as(&format!(
+            "SELECT {TAG_COLUMNS} FROM tags WHERE owner_id = $1 AND uid = $2"
+        ))
+        .bind(owner.as_str())
+        .bind(uid.as_str())
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(self.with_devices(rows, Some(owner), Some(uid)).await?.pop())
+    }
+
+    async fn find_tags(&self, uid: &TagUid) -> StoreResult<Vec<Tag>> {
+        let rows: Vec<TagRow> = sqlx::query_as(&format!(
+            "SELECT {TAG_COLUMNS} FROM tags WHERE uid = $1 ORDER BY owner_id"
+        ))
+        .bind(uid.as_str())
+        .fetch_all(&self.pool)
+        .await?;
+        self.with_devices(rows, None, Some(uid)).await
     }
 
     async fn list_tags(&self, owner: Option<&OwnerId>) -> StoreResult<Vec<Tag>> {
         let rows: Vec<TagRow> = sqlx::query_as(&format!(
-            "SELECT {TAG_COLUMNS} FROM tags WHERE ($1 IS NULL OR owner_id = $1) ORDER BY uid"
+            "SELECT {TAG_COLUMNS} FROM tags WHERE ($1 IS NULL OR owner_id = $1)
+             ORDER BY uid, owner_id"
         ))
         .bind(owner.map(OwnerId::as_str))
         .fetch_all(&self.pool)
         .await?;
-        let mut devices = self.tag_devices_of(owner, None).await?;
-        rows.into_iter()
-            .map(|row| {
-                let own = devices.remove(&row.uid).unwrap_or_default();
-                row.into_tag(own)
-            })
-            .collect()
+        self.with_devices(rows, owner, None).await
     }
 
     async fn update_tag(&self, tag: &Tag) -> StoreResult<bool> {
@@ -744,19 +782,22 @@ impl Store for SqlStore {
         Ok(true)
     }
 
-    async fn delete_tag(&self, uid: &TagUid, _now: DateTime<Utc>) -> StoreResult<bool> {
+    async fn delete_tag(
+        &self,
+        owner: &OwnerId,
+        uid: &TagUid,
+        _now: DateTime<Utc>,
+    ) -> StoreResult<bool> {
         let mut tx = self.pool.begin().await?;
-        let owner: Option<String> = sqlx::query_scalar("SELECT owner_id FROM tags WHERE uid = $1")
-            .bind(uid.as_str())
-            .fetch_optional(&mut *tx)
-            .await?;
-        let Some(owner) = owner else { return Ok(false) };
-        let owner = OwnerId::parse(&owner).map_err(|e| corrupt("owner id", e))?;
-        let version = bump_list_version(&mut tx, &owner).await?;
-        sqlx::query("DELETE FROM tags WHERE uid = $1")
+        let done = sqlx::query("DELETE FROM tags WHERE owner_id = $1 AND uid = $2")
+            .bind(owner.as_str())
             .bind(uid.as_str())
             .execute(&mut *tx)
             .await?;
+        if done.rows_affected() == 0 {
+            return Ok(false);
+        }
+        let version = bump_list_version(&mut tx, owner).await?;
         sqlx::query(
             "INSERT INTO tag_removals (owner_id, uid, list_version) VALUES ($1, $2, $3)
              ON CONFLICT (owner_id, uid) DO UPDATE SET list_version = excluded.list_version",
@@ -820,14 +861,25 @@ impl Store for SqlStore {
         Ok(())
     }
 
-    async fn get_tariff(&self, id: &TariffId) -> StoreResult<Option<Tariff>> {
+    async fn get_tariff(&self, owner: &OwnerId, id: &TariffId) -> StoreResult<Option<Tariff>> {
         let row: Option<TariffRow> = sqlx::query_as(&format!(
-            "SELECT {TARIFF_COLUMNS} FROM tariffs WHERE id = $1"
+            "SELECT {TARIFF_COLUMNS} FROM tariffs WHERE owner_id = $1 AND id = $2"
         ))
+        .bind(owner.as_str())
         .bind(id.as_str())
         .fetch_optional(&self.pool)
         .await?;
         row.map(TariffRow::into_tariff).transpose()
+    }
+
+    async fn find_tariffs(&self, id: &TariffId) -> StoreResult<Vec<Tariff>> {
+        let rows: Vec<TariffRow> = sqlx::query_as(&format!(
+            "SELECT {TARIFF_COLUMNS} FROM tariffs WHERE id = $1 ORDER BY owner_id"
+        ))
+        .bind(id.as_str())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter().map(TariffRow::into_tariff).collect()
     }
 
     async fn list_tariffs(&self, owner: Option<&OwnerId>) -> StoreResult<Vec<Tariff>> {

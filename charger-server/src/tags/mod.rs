@@ -231,14 +231,22 @@ impl Service {
                 other => other,
             })?;
         tracing::info!(tag = %tag.uid, owner = %tag.owner, role = %tag.role, "tag created");
-        self.get_tag(who, &tag.uid).await
+        self.get_tag(who, &tag.uid, Some(tag.owner.clone())).await
     }
 
-    pub async fn get_tag(&self, who: &Principal, uid: &TagUid) -> Result<Tag> {
-        match self.store.get_tag(uid).await? {
-            Some(t) if who.can_see(&t.owner) => Ok(t),
-            _ => Err(Error::not_found("tag")),
-        }
+    /// A tag of the caller's (uids are unique per owner; the admin names the owner with
+    /// `owner` when several owners enrolled the same card).
+    pub async fn get_tag(
+        &self,
+        who: &Principal,
+        uid: &TagUid,
+        owner: Option<OwnerId>,
+    ) -> Result<Tag> {
+        let found = match who.namespace(owner)? {
+            Some(o) => self.store.get_tag(&o, uid).await?.into_iter().collect(),
+            None => self.store.find_tags(uid).await?,
+        };
+        crate::billing::one_of("tag", found)
     }
 
     /// Tags refused at the caller's chargers because nobody knows them, newest first.
@@ -254,9 +262,10 @@ impl Service {
         &self,
         who: &Principal,
         uid: &TagUid,
+        owner: Option<OwnerId>,
         req: PatchTagRequest,
     ) -> Result<Tag> {
-        let mut tag = self.get_tag(who, uid).await?;
+        let mut tag = self.get_tag(who, uid, owner).await?;
         if let Some(role) = req.role {
             tag.role = role;
         }
@@ -283,12 +292,17 @@ impl Service {
             return Err(Error::not_found("tag"));
         }
         tracing::info!(tag = %tag.uid, status = %tag.status, "tag updated");
-        self.get_tag(who, uid).await
+        self.get_tag(who, uid, Some(tag.owner)).await
     }
 
-    pub async fn delete_tag(&self, who: &Principal, uid: &TagUid) -> Result<()> {
-        self.get_tag(who, uid).await?;
-        if !self.store.delete_tag(uid, self.now()).await? {
+    pub async fn delete_tag(
+        &self,
+        who: &Principal,
+        uid: &TagUid,
+        owner: Option<OwnerId>,
+    ) -> Result<()> {
+        let tag = self.get_tag(who, uid, owner).await?;
+        if !self.store.delete_tag(&tag.owner, uid, self.now()).await? {
             return Err(Error::not_found("tag"));
         }
         tracing::info!(tag = %uid, "tag deleted");

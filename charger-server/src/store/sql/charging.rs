@@ -147,12 +147,15 @@ fn minor(amount: rust_decimal::Decimal, currency: &Currency) -> StoreResult<i64>
 }
 
 impl SqlTx {
-    async fn tag_devices(&mut self, uid: &str) -> StoreResult<Vec<DeviceId>> {
-        let rows: Vec<(String,)> =
-            sqlx::query_as("SELECT device_id FROM tag_devices WHERE uid = $1 ORDER BY device_id")
-                .bind(uid)
-                .fetch_all(self.c())
-                .await?;
+    async fn tag_devices(&mut self, owner: &str, uid: &str) -> StoreResult<Vec<DeviceId>> {
+        let rows: Vec<(String,)> = sqlx::query_as(
+            "SELECT device_id FROM tag_devices WHERE owner_id = $1 AND uid = $2
+             ORDER BY device_id",
+        )
+        .bind(owner)
+        .bind(uid)
+        .fetch_all(self.c())
+        .await?;
         rows.into_iter()
             .map(|(d,)| DeviceId::parse(&d).map_err(|e| corrupt("device id", e)))
             .collect()
@@ -325,14 +328,16 @@ impl ChargerTx for SqlTx {
         Ok(())
     }
 
-    async fn tag(&mut self, uid: &TagUid) -> StoreResult<Option<Tag>> {
-        let row: Option<TagRow> =
-            sqlx::query_as(&format!("SELECT {TAG_COLUMNS} FROM tags WHERE uid = $1"))
-                .bind(uid.as_str())
-                .fetch_optional(self.c())
-                .await?;
+    async fn tag(&mut self, owner: &OwnerId, uid: &TagUid) -> StoreResult<Option<Tag>> {
+        let row: Option<TagRow> = sqlx::query_as(&format!(
+            "SELECT {TAG_COLUMNS} FROM tags WHERE owner_id = $1 AND uid = $2"
+        ))
+        .bind(owner.as_str())
+        .bind(uid.as_str())
+        .fetch_optional(self.c())
+        .await?;
         let Some(row) = row else { return Ok(None) };
-        let devices = self.tag_devices(uid.as_str()).await?;
+        let devices = self.tag_devices(owner.as_str(), uid.as_str()).await?;
         row.into_tag(devices).map(Some)
     }
 
@@ -372,10 +377,12 @@ impl ChargerTx for SqlTx {
         Ok(())
     }
 
-    async fn active_sessions_of_tag(&mut self, uid: &TagUid) -> StoreResult<i64> {
+    async fn active_sessions_of_tag(&mut self, owner: &OwnerId, uid: &TagUid) -> StoreResult<i64> {
         Ok(sqlx::query_scalar(
-            "SELECT COUNT(*) FROM sessions WHERE tag_uid = $1 AND status = 'active'",
+            "SELECT COUNT(*) FROM sessions
+             WHERE owner_id = $1 AND tag_uid = $2 AND status = 'active'",
         )
+        .bind(owner.as_str())
         .bind(uid.as_str())
         .fetch_one(self.c())
         .await?)
@@ -401,8 +408,9 @@ impl ChargerTx for SqlTx {
         let row: Option<TariffRow> = match &charger.tariff {
             Some(id) => {
                 sqlx::query_as(&format!(
-                    "SELECT {TARIFF_COLUMNS} FROM tariffs WHERE id = $1"
+                    "SELECT {TARIFF_COLUMNS} FROM tariffs WHERE owner_id = $1 AND id = $2"
                 ))
+                .bind(charger.owner.as_str())
                 .bind(id.as_str())
                 .fetch_optional(self.c())
                 .await?
@@ -593,13 +601,11 @@ impl ChargerTx for SqlTx {
         .execute(self.w()?)
         .await?;
         // The old owner's tags limited to this charger lose it: a list change for them.
-        let limited: Vec<(String, String)> = sqlx::query_as(
-            "SELECT t.uid, t.owner_id FROM tag_devices td JOIN tags t ON t.uid = td.uid
-             WHERE td.device_id = $1",
-        )
-        .bind(device.as_str())
-        .fetch_all(self.c())
-        .await?;
+        let limited: Vec<(String, String)> =
+            sqlx::query_as("SELECT uid, owner_id FROM tag_devices WHERE device_id = $1")
+                .bind(device.as_str())
+                .fetch_all(self.c())
+                .await?;
         sqlx::query("DELETE FROM tag_devices WHERE device_id = $1")
             .bind(device.as_str())
             .execute(self.w()?)
@@ -607,7 +613,8 @@ impl ChargerTx for SqlTx {
         for (uid, owner) in limited {
             let owner = OwnerId::parse(&owner).map_err(|e| corrupt("owner id", e))?;
             let version = bump_list_version(self.w()?, &owner).await?;
-            sqlx::query("UPDATE tags SET list_version = $2 WHERE uid = $1")
+            sqlx::query("UPDATE tags SET list_version = $3 WHERE owner_id = $1 AND uid = $2")
+                .bind(owner.as_str())
                 .bind(uid)
                 .bind(version)
                 .execute(self.w()?)
@@ -665,7 +672,7 @@ impl ChargerTx for SqlTx {
         .await?;
         let mut items = Vec::with_capacity(rows.len() + removals.len());
         for row in rows {
-            let devices = self.tag_devices(&row.uid).await?;
+            let devices = self.tag_devices(&row.owner_id, &row.uid).await?;
             items.push(LocalListItem::Tag(row.into_tag(devices)?));
         }
         for (uid, version) in removals {
