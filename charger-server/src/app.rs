@@ -46,7 +46,7 @@ pub async fn open_service(config: &Config) -> anyhow::Result<Service> {
 async fn open_service_with_port(config: &Config, mqtt_port: u16) -> anyhow::Result<Service> {
     let database_url = config.database_url();
     if config.database_url.is_none() {
-        std::fs::create_dir_all(&config.data_dir).with_context(|| {
+        create_private_dir(&config.data_dir).with_context(|| {
             format!(
                 "CHARGER_DATA_DIR: cannot create {}",
                 config.data_dir.display()
@@ -55,7 +55,7 @@ async fn open_service_with_port(config: &Config, mqtt_port: u16) -> anyhow::Resu
     }
     let secret_path = config.secret_file();
     if let Some(dir) = secret_path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir)
+        create_private_dir(dir)
             .with_context(|| format!("CHARGER_SECRET_FILE: cannot create {}", dir.display()))?;
     }
     let secret = ServerSecret::load_or_create(&secret_path)
@@ -85,6 +85,29 @@ async fn open_service_with_port(config: &Config, mqtt_port: u16) -> anyhow::Resu
             offline_max_age_days: config.offline_max_age_days,
         }),
     )
+}
+
+/// Creates `dir` (and its parents) readable by this user only (0700); an existing one is
+/// left as it is, with a warning when others may read it.
+fn create_private_dir(dir: &std::path::Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{DirBuilderExt as _, PermissionsExt as _};
+        if let Ok(meta) = std::fs::metadata(dir) {
+            if meta.permissions().mode() & 0o077 != 0 {
+                tracing::warn!(dir = %dir.display(), "the data directory is open to other users; chmod 700 it");
+            }
+            return Ok(());
+        }
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+    }
+    #[cfg(not(unix))]
+    {
+        std::fs::create_dir_all(dir)
+    }
 }
 
 fn public_host(config: &Config) -> String {
@@ -150,7 +173,12 @@ impl App {
         let http_addr = http.local_addr()?;
         let mqtt = bind(config.mqtt_listen, "CHARGER_MQTT_LISTEN").await?;
         let mqtt_addr = mqtt.local_addr()?;
-        let tls = match tls_acceptor(&config)? {
+        let acceptor = tls_acceptor(&config)?;
+        let https = match config.http_tls {
+            crate::config::HttpTls::Auto => acceptor.clone(),
+            crate::config::HttpTls::Off => None,
+        };
+        let tls = match acceptor {
             Some(acceptor) => {
                 let listener = bind(config.mqtt_tls_listen, "CHARGER_MQTT_TLS_LISTEN").await?;
                 Some((listener, acceptor))
@@ -203,16 +231,18 @@ impl App {
             config.admin_token.as_ref().map(Secret::expose),
         );
         state.broker_metrics = Some(broker.metrics().clone());
+        state.max_body = usize::try_from(config.http_max_body).unwrap_or(4 << 20);
+        state.body_timeout = std::time::Duration::from_millis(config.http_body_timeout_ms);
         let router = api::router(state);
-        let (shutdown, mut stop) = watch::channel(false);
-        let server = tokio::spawn(async move {
-            axum::serve(http, router)
-                .with_graceful_shutdown(async move {
-                    let _ = stop.wait_for(|s| *s).await;
-                })
-                .await
-        });
-        tracing::info!(%http_addr, "REST API listening");
+        let limits = api::serve::HttpLimits {
+            max_connections: usize::try_from(config.http_max_connections).unwrap_or(1024),
+            header_timeout: std::time::Duration::from_millis(config.http_header_timeout_ms),
+            max_header_bytes: usize::try_from(config.http_max_header_bytes).unwrap_or(16_384),
+        };
+        let (shutdown, stop) = watch::channel(false);
+        let tls_on = https.is_some();
+        let server = tokio::spawn(api::serve::serve(http, router, https, limits, stop));
+        tracing::info!(%http_addr, https = tls_on, "REST API listening");
         Ok(App {
             http_addr,
             mqtt_addr,

@@ -56,6 +56,15 @@ pub struct ProvisionArgs {
     pub out: PathBuf,
 }
 
+/// Whether the REST API speaks HTTPS.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum HttpTls {
+    /// HTTPS when a certificate is configured.
+    Auto,
+    /// Plain HTTP (TLS terminated by a proxy in front).
+    Off,
+}
+
 /// Server settings.
 #[derive(Debug, Clone, Args)]
 pub struct Config {
@@ -143,6 +152,69 @@ pub struct Config {
     )]
     pub http_listen: SocketAddr,
 
+    /// Whether the REST API speaks HTTPS: `auto` when CHARGER_TLS_CERT and CHARGER_TLS_KEY
+    /// are set (the same certificate as MQTT over TLS), `off` for plain HTTP (behind a
+    /// proxy that terminates TLS).
+    #[arg(
+        long,
+        env = "CHARGER_HTTP_TLS",
+        value_enum,
+        default_value_t = HttpTls::Auto,
+        global = true
+    )]
+    pub http_tls: HttpTls,
+
+    /// Most open REST connections; a new one beyond it is closed at once (counted).
+    #[arg(
+        long,
+        env = "CHARGER_HTTP_MAX_CONNECTIONS",
+        default_value_t = 1024,
+        value_parser = clap::value_parser!(u32).range(1..=1_000_000),
+        global = true
+    )]
+    pub http_max_connections: u32,
+
+    /// Time a REST client has to send its request headers (and finish a TLS handshake),
+    /// in milliseconds; then the connection is closed.
+    #[arg(
+        long,
+        env = "CHARGER_HTTP_HEADER_TIMEOUT_MS",
+        default_value_t = 10_000,
+        value_parser = clap::value_parser!(u64).range(100..=600_000),
+        global = true
+    )]
+    pub http_header_timeout_ms: u64,
+
+    /// Largest request headers, in bytes (at least 8192).
+    #[arg(
+        long,
+        env = "CHARGER_HTTP_MAX_HEADER_BYTES",
+        default_value_t = 16_384,
+        value_parser = clap::value_parser!(u32).range(8192..=1_048_576),
+        global = true
+    )]
+    pub http_max_header_bytes: u32,
+
+    /// Largest request body, in bytes; a larger one is answered 413.
+    #[arg(
+        long,
+        env = "CHARGER_HTTP_MAX_BODY",
+        default_value_t = 4_194_304,
+        value_parser = clap::value_parser!(u32).range(1024..=1_073_741_824),
+        global = true
+    )]
+    pub http_max_body: u32,
+
+    /// Time a REST client has to send its request body, in milliseconds.
+    #[arg(
+        long,
+        env = "CHARGER_HTTP_BODY_TIMEOUT_MS",
+        default_value_t = 30_000,
+        value_parser = clap::value_parser!(u64).range(100..=3_600_000),
+        global = true
+    )]
+    pub http_body_timeout_ms: u64,
+
     /// Directory for the SQLite database and the server secret.
     #[arg(
         long,
@@ -188,6 +260,12 @@ impl Config {
             tls_cert: None,
             tls_key: None,
             http_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            http_tls: HttpTls::Auto,
+            http_max_connections: 1024,
+            http_header_timeout_ms: 10_000,
+            http_max_header_bytes: 16_384,
+            http_max_body: 4_194_304,
+            http_body_timeout_ms: 30_000,
             data_dir,
             database_url: None,
             admin_token: None,

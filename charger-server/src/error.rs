@@ -3,6 +3,20 @@
 
 use crate::store::StoreError;
 
+/// Longest error message (and field name) sent or kept, in characters. Messages that
+/// quote input (serde names the offending value) are cut, so an answer, a kept answer or a
+/// log line never carries unbounded input.
+pub const MAX_MESSAGE_CHARS: usize = 200;
+
+/// `text` cut to `max` characters, with "…" where it was cut.
+pub fn bounded(text: impl Into<String>, max: usize) -> String {
+    let text = text.into();
+    match text.char_indices().nth(max) {
+        None => text,
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+    }
+}
+
 /// Result of a service call.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -38,8 +52,8 @@ pub enum Error {
 impl Error {
     pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
         Error::Invalid {
-            field: field.into(),
-            message: message.into(),
+            field: bounded(field, 100),
+            message: bounded(message, MAX_MESSAGE_CHARS),
         }
     }
 
@@ -50,14 +64,14 @@ impl Error {
     pub fn conflict(code: &'static str, message: impl Into<String>) -> Self {
         Error::Conflict {
             code,
-            message: message.into(),
+            message: bounded(message, MAX_MESSAGE_CHARS),
         }
     }
 
     pub fn forbidden(code: &'static str, message: impl Into<String>) -> Self {
         Error::Forbidden {
             code,
-            message: message.into(),
+            message: bounded(message, MAX_MESSAGE_CHARS),
         }
     }
 
@@ -86,5 +100,23 @@ impl From<StoreError> for Error {
             StoreError::Corrupt(message) => Error::Internal(format!("stored data: {message}")),
             StoreError::ReadOnly => Error::Internal(e.to_string()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_that_quote_input_are_cut() {
+        let huge = "x".repeat(60_000);
+        let e = Error::invalid("state", format!("unknown variant `{huge}`"));
+        assert!(
+            e.to_string().chars().count() < 320,
+            "{}",
+            e.to_string().len()
+        );
+        assert_eq!(bounded("short", 10), "short");
+        assert_eq!(bounded("ééééé", 2), "éé…");
     }
 }

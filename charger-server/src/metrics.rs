@@ -20,6 +20,56 @@ pub fn db_error() {
     DB_ERRORS.fetch_add(1, Ordering::Relaxed);
 }
 
+/// A limit that refused, cut or slowed something: each has a setting (README,
+/// docs/operations.md) and is counted in `charger_limit_hits_total{limit="..."}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Limit {
+    /// An HTTP client did not send its request headers in time (`CHARGER_HTTP_HEADER_TIMEOUT_MS`).
+    HttpHeaderTimeout,
+    /// An HTTP connection refused: too many open (`CHARGER_HTTP_MAX_CONNECTIONS`).
+    HttpConnections,
+    /// A TLS handshake on the REST listener failed or took too long.
+    HttpTlsHandshake,
+}
+
+impl Limit {
+    /// Every limit, in the order `/metrics` lists them.
+    pub const ALL: &'static [Limit] = &[
+        Limit::HttpHeaderTimeout,
+        Limit::HttpConnections,
+        Limit::HttpTlsHandshake,
+    ];
+
+    /// The `limit` label.
+    pub fn label(self) -> &'static str {
+        match self {
+            Limit::HttpHeaderTimeout => "http_header_timeout",
+            Limit::HttpConnections => "http_connections",
+            Limit::HttpTlsHandshake => "http_tls_handshake",
+        }
+    }
+}
+
+static LIMIT_HITS: [AtomicU64; Limit::ALL.len()] = [const { AtomicU64::new(0) }; Limit::ALL.len()];
+
+/// Counts one hit of `limit`.
+pub fn limit_hit(limit: Limit) {
+    if let Some(i) = Limit::ALL.iter().position(|l| *l == limit) {
+        if let Some(c) = LIMIT_HITS.get(i) {
+            c.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// The hits of `limit` so far.
+pub fn limit_hits(limit: Limit) -> u64 {
+    Limit::ALL
+        .iter()
+        .position(|l| *l == limit)
+        .and_then(|i| LIMIT_HITS.get(i))
+        .map_or(0, |c| c.load(Ordering::Relaxed))
+}
+
 /// Upper bounds of the latency buckets, in seconds.
 const BUCKETS: &[f64] = &[
     0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
@@ -73,6 +123,20 @@ impl Metrics {
         let metric = |out: &mut String, name: &str, kind: &str, help: &str| {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
         };
+        metric(
+            &mut out,
+            "charger_limit_hits_total",
+            "counter",
+            "Times a limit refused, cut or slowed something, by limit (each is a setting).",
+        );
+        for limit in Limit::ALL {
+            let _ = writeln!(
+                out,
+                "charger_limit_hits_total{{limit=\"{}\"}} {}",
+                limit.label(),
+                limit_hits(*limit)
+            );
+        }
         metric(
             &mut out,
             "charger_mqtt_requests_total",

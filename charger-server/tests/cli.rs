@@ -46,6 +46,21 @@ fn starts_with_no_configuration_and_prints_the_admin_token_once() {
             .permissions()
             .mode();
         assert_eq!(mode & 0o777, 0o600, "secret is private");
+        let mode = |p: &std::path::Path| {
+            std::fs::metadata(p).expect("exists").permissions().mode() & 0o777
+        };
+        assert_eq!(mode(&data), 0o700, "the data directory is private");
+        assert_eq!(
+            mode(&data.join("charger.db")),
+            0o600,
+            "the database is private"
+        );
+        for extra in ["charger.db-wal", "charger.db-shm"] {
+            let p = data.join(extra);
+            if p.exists() {
+                assert_eq!(mode(&p), 0o600, "{extra} is private");
+            }
+        }
     }
     drop(server);
 

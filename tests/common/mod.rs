@@ -163,6 +163,136 @@ pub async fn spawn_app_with(db: Db, adjust: impl FnOnce(&mut Config)) -> Option<
     })
 }
 
+/// A throwaway CA and a server certificate for 127.0.0.1 and localhost signed by it,
+/// made with the `openssl` command.
+pub struct TestCa {
+    pub dir: TempDir,
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    pub ca: PathBuf,
+}
+
+impl TestCa {
+    pub fn new() -> Self {
+        let dir = TempDir::new();
+        let path = |name: &str| dir.0.join(name);
+        std::fs::write(
+            path("ext"),
+            "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n",
+        )
+        .expect("extensions");
+        let openssl = |args: &[&str]| {
+            let status = std::process::Command::new("openssl")
+                .current_dir(&dir.0)
+                .args(args)
+                .stderr(std::process::Stdio::null())
+                .status()
+                .expect("openssl");
+            assert!(status.success(), "openssl {args:?}");
+        };
+        let ec = [
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+        ];
+        let ca_args = [
+            "-days",
+            "1",
+            "-subj",
+            "/CN=test-ca",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+        ];
+        openssl(&[&["req", "-x509"][..], &ec, &ca_args].concat());
+        let csr_args = [
+            "-subj",
+            "/CN=localhost",
+            "-keyout",
+            "key.pem",
+            "-out",
+            "server.csr",
+        ];
+        openssl(&[&["req"][..], &ec, &csr_args].concat());
+        openssl(&[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "1",
+            "-extfile",
+            "ext",
+            "-out",
+            "cert.pem",
+        ]);
+        Self {
+            cert: path("cert.pem"),
+            key: path("key.pem"),
+            ca: path("ca.pem"),
+            dir,
+        }
+    }
+
+    /// GET `path` over HTTPS from `addr`, trusting this CA only; (status, body text).
+    /// (A small client of its own: the tests' HTTP client has no TLS.)
+    pub async fn https_get(
+        &self,
+        addr: std::net::SocketAddr,
+        path: &str,
+        token: &str,
+    ) -> std::io::Result<(u16, String)> {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        use tokio_rustls::rustls;
+        use tokio_rustls::rustls::pki_types::pem::PemObject as _;
+        use tokio_rustls::rustls::pki_types::{CertificateDer, ServerName};
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in CertificateDer::pem_file_iter(&self.ca).expect("CA file") {
+            roots
+                .add(cert.expect("CA certificate"))
+                .expect("a usable CA");
+        }
+        let config = rustls::ClientConfig::builder()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config));
+        let tcp = tokio::net::TcpStream::connect(addr).await?;
+        let name = ServerName::try_from("localhost").expect("name");
+        let mut tls = connector.connect(name, tcp).await?;
+        tls.write_all(
+            format!(
+                "GET {path} HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n"
+            )
+            .as_bytes(),
+        )
+        .await?;
+        let mut out = Vec::new();
+        tls.read_to_end(&mut out).await?;
+        let text = String::from_utf8_lossy(&out).into_owned();
+        let status = text
+            .split(' ')
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        let body = text.split("\r\n\r\n").nth(1).unwrap_or("").to_owned();
+        Ok((status, body))
+    }
+}
+
+impl Default for TestCa {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 /// An HTTP answer: status and JSON body (`Value::Null` when the body is empty or not JSON).
 #[derive(Debug)]
 pub struct Answer {

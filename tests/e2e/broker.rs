@@ -598,83 +598,13 @@ async fn mosquitto_clients_get_nothing_they_should_not() {
 #[tokio::test]
 async fn mqtt_over_tls_round_trips_a_request() {
     use rumqttc::{Event, Packet, TlsConfiguration, Transport};
-    // A throwaway CA and a server certificate for 127.0.0.1 signed by it.
-    let certs = charger_e2e::TempDir::new();
-    let path = |name: &str| certs.0.join(name);
-    let (cert, key, ca) = (path("cert.pem"), path("key.pem"), path("ca.pem"));
-    std::fs::write(
-        path("ext"),
-        "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n",
-    )
-    .expect("extensions");
-    let openssl = |args: &[&str]| {
-        let status = std::process::Command::new("openssl")
-            .current_dir(&certs.0)
-            .args(args)
-            .stderr(std::process::Stdio::null())
-            .status()
-            .expect("openssl");
-        assert!(status.success(), "openssl {args:?}");
-    };
-    let ec = [
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:prime256v1",
-        "-nodes",
-    ];
-    openssl(
-        &[
-            &["req", "-x509"][..],
-            &ec,
-            &[
-                "-days",
-                "1",
-                "-subj",
-                "/CN=test-ca",
-                "-keyout",
-                "ca.key",
-                "-out",
-                "ca.pem",
-            ],
-        ]
-        .concat(),
-    );
-    openssl(
-        &[
-            &["req"][..],
-            &ec,
-            &[
-                "-subj",
-                "/CN=localhost",
-                "-keyout",
-                "key.pem",
-                "-out",
-                "server.csr",
-            ],
-        ]
-        .concat(),
-    );
-    openssl(&[
-        "x509",
-        "-req",
-        "-in",
-        "server.csr",
-        "-CA",
-        "ca.pem",
-        "-CAkey",
-        "ca.key",
-        "-CAcreateserial",
-        "-days",
-        "1",
-        "-extfile",
-        "ext",
-        "-out",
-        "cert.pem",
-    ]);
+    let certs = charger_e2e::TestCa::new();
+    let ca = certs.ca.clone();
+    // MQTT over TLS only: the REST API stays plain here (CHARGER_HTTP_TLS=off).
     let app = charger_e2e::spawn_app_with(charger_e2e::default_db(), |c| {
-        c.tls_cert = Some(cert.clone());
-        c.tls_key = Some(key.clone());
+        c.tls_cert = Some(certs.cert.clone());
+        c.tls_key = Some(certs.key.clone());
+        c.http_tls = charger_server::config::HttpTls::Off;
     })
     .await
     .expect("server");

@@ -291,7 +291,12 @@ async fn offers_can_be_declined_and_withdrawn_and_are_seen_only_by_their_two_own
         json!([])
     );
     assert_error(
-        &app.delete(&format!("/api/v1/transfers/{id}"), &beta).await,
+        &app.post(
+            &format!("/api/v1/transfers/{id}/withdraw"),
+            &beta,
+            Value::Null,
+        )
+        .await,
         403,
         "not_sender",
     );
@@ -326,9 +331,14 @@ async fn offers_can_be_declined_and_withdrawn_and_are_seen_only_by_their_two_own
         .await;
     let code_text = accepted.body["code"].as_str().expect("code").to_owned();
     let withdrawn = app
-        .delete(&format!("/api/v1/transfers/{id}"), ADMIN_TOKEN)
+        .post(
+            &format!("/api/v1/transfers/{id}/withdraw"),
+            ADMIN_TOKEN,
+            Value::Null,
+        )
         .await;
-    assert_eq!(withdrawn.status, 204, "{withdrawn:?}");
+    assert_eq!(withdrawn.status, 200, "{withdrawn:?}");
+    assert_eq!(withdrawn.body["status"], "withdrawn");
     let exchange = KeyExchange::new();
     let (code, body) = c
         .call(

@@ -6,6 +6,7 @@
 
 mod devices;
 mod owners;
+pub mod serve;
 mod sessions;
 mod tags;
 mod tariffs;
@@ -55,6 +56,10 @@ pub struct ApiState {
     pub broker_metrics: Option<std::sync::Arc<crate::broker::BrokerMetrics>>,
     /// SHA-256 of `CHARGER_ADMIN_TOKEN`, when it is set.
     pub admin_token_hash: Option<String>,
+    /// Largest request body, in bytes (`CHARGER_HTTP_MAX_BODY`).
+    pub max_body: usize,
+    /// Time to send a request body (`CHARGER_HTTP_BODY_TIMEOUT_MS`).
+    pub body_timeout: std::time::Duration,
 }
 
 impl ApiState {
@@ -63,12 +68,15 @@ impl ApiState {
             service,
             broker_metrics: None,
             admin_token_hash: admin_token.map(hash_secret),
+            max_body: 4 << 20,
+            body_timeout: std::time::Duration::from_secs(30),
         }
     }
 }
 
 /// The whole HTTP router.
 pub fn router(state: ApiState) -> Router {
+    let (max_body, body_timeout) = (state.max_body, state.body_timeout);
     let v1 = Router::new()
         .merge(owners::routes())
         .merge(devices::routes())
@@ -82,6 +90,10 @@ pub fn router(state: ApiState) -> Router {
         .nest("/api/v1", v1)
         .fallback(not_found)
         .with_state(state)
+        .layer(axum::extract::DefaultBodyLimit::max(max_body))
+        .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
+            body_timeout,
+        ))
         .layer(
             tower_http::trace::TraceLayer::new_for_http().make_span_with(
                 |req: &axum::http::Request<_>| {
@@ -136,7 +148,7 @@ impl ApiError {
             status,
             body: ErrorBody {
                 error: code.to_owned(),
-                message: message.into(),
+                message: crate::error::bounded(message, crate::error::MAX_MESSAGE_CHARS),
             },
         }
     }
@@ -178,6 +190,13 @@ impl From<Error> for ApiError {
 
 impl From<JsonRejection> for ApiError {
     fn from(r: JsonRejection) -> Self {
+        if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            return ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                "the body is over CHARGER_HTTP_MAX_BODY",
+            );
+        }
         match r {
             JsonRejection::JsonDataError(e) => ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,

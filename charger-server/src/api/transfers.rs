@@ -2,7 +2,6 @@
 //! (getting the claim code) or declines; the sender withdraws.
 
 use axum::extract::State;
-use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::{json, Value};
@@ -14,10 +13,8 @@ use crate::service::Principal;
 pub fn routes() -> Router<ApiState> {
     Router::new()
         .route("/transfers", get(list_transfers))
-        .route(
-            "/transfers/{id}",
-            get(get_transfer).delete(withdraw_transfer),
-        )
+        .route("/transfers/{id}", get(get_transfer))
+        .route("/transfers/{id}/withdraw", post(withdraw_transfer))
         .route("/transfers/{id}/accept", post(accept_transfer))
         .route("/transfers/{id}/decline", post(decline_transfer))
 }
@@ -55,7 +52,6 @@ async fn withdraw_transfer(
     who: Principal,
     State(state): State<ApiState>,
     ApiPath(id): ApiPath<String>,
-) -> ApiResult<StatusCode> {
-    state.service.withdraw_transfer(&who, &id).await?;
-    Ok(StatusCode::NO_CONTENT)
+) -> ApiResult<Json<TransferView>> {
+    Ok(Json(state.service.withdraw_transfer(&who, &id).await?))
 }

@@ -117,7 +117,7 @@ where
             if !matches!(e, Error::Unauthorized) {
                 tracing::error!(error = %e, "device authentication failed");
             }
-            tracing::info!(%peer, client_id = %connect.client_id.escape_debug(), "login refused");
+            tracing::info!(%peer, client_id = %crate::telemetry::field(&connect.client_id), "login refused");
             let code = ConnectReturnCode::BadUserNamePassword;
             let _ = write_packet(&mut stream, &mut wbuf, codec, refuse(code)).await;
             return;
@@ -134,7 +134,7 @@ where
                 .metrics
                 .acl_denied_publish
                 .fetch_add(1, Ordering::Relaxed);
-            tracing::warn!(%device, topic = %topic, "will outside the device's topics refused");
+            tracing::warn!(%device, topic = %crate::telemetry::field(&topic), "will outside the device's topics refused");
             let _ = write_packet(
                 &mut stream,
                 &mut wbuf,
@@ -399,7 +399,7 @@ fn encode(s: &Session, packet: Packet, wbuf: &mut BytesMut) {
 /// Counts an ACL violation; too many end the connection.
 fn violation(shared: &Shared, s: &mut Session, what: &str, topic: &str) -> Result<(), End> {
     s.violations += 1;
-    tracing::warn!(device = %s.device, what, topic = %topic.escape_debug(), count = s.violations, "ACL denied");
+    tracing::warn!(device = %s.device, what, topic = %crate::telemetry::field(topic), count = s.violations, "ACL denied");
     if s.violations > shared.config.max_violations {
         shared
             .metrics

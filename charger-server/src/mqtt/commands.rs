@@ -51,7 +51,7 @@ impl Commander {
             .ok()
             .and_then(|mut p| p.remove(&(job.device.clone(), id.clone())));
         let Some(waiter) = waiter else {
-            tracing::info!(device = %job.device, id, "answer to no pending command (late?) dropped");
+            tracing::info!(device = %job.device, id = %crate::telemetry::field(id), "answer to no pending command (late?) dropped");
             return true;
         };
         let service = self.service.clone();

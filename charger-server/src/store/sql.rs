@@ -75,8 +75,9 @@ pub async fn connect(url: &str) -> Result<SqlStore, ConnectError> {
     match backend {
         Backend::Sqlite => {
             use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool};
-            let options = SqliteConnectOptions::from_str(url)
-                .map_err(open_err)?
+            let options = SqliteConnectOptions::from_str(url).map_err(open_err)?;
+            create_private_file(options.get_filename()).map_err(|e| open_err(e.into()))?;
+            let options = options
                 .create_if_missing(true)
                 .journal_mode(SqliteJournalMode::Wal)
                 // Off while migrating: a migration that rebuilds a table (SQLite cannot
@@ -143,6 +144,26 @@ pub async fn connect(url: &str) -> Result<SqlStore, ConnectError> {
         .await
         .map_err(open_err)?;
     Ok(SqlStore { pool, backend })
+}
+
+/// Creates an empty database file readable by this user only (0600) when there is none;
+/// SQLite gives its WAL and shared-memory files the same mode.
+fn create_private_file(path: &std::path::Path) -> std::io::Result<()> {
+    if path.as_os_str().is_empty() || path.to_str() == Some(":memory:") || path.exists() {
+        return Ok(());
+    }
+    let mut open = std::fs::OpenOptions::new();
+    open.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        open.mode(0o600);
+    }
+    match open.open(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(e),
+    }
 }
 
 /// `postgres://user:secret@host/db` shown as `postgres://user:***@host/db`.
