@@ -13,6 +13,7 @@
 //! read it as the executable form of `docs/mqtt-api.md`.
 
 pub mod bundle;
+pub mod endpoint;
 pub mod envelope;
 pub mod rekey;
 pub mod topic;

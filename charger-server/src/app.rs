@@ -83,8 +83,62 @@ async fn open_service_with_port(config: &Config, mqtt_port: u16) -> anyhow::Resu
     Ok(
         Service::new(store, secret, mqtt).with_limits(crate::service::Limits {
             offline_max_age_days: config.offline_max_age_days,
+            request_log_days: config.request_log_days,
+            unknown_tags_per_owner: usize::try_from(config.unknown_tags_per_owner).unwrap_or(1000),
         }),
     )
+}
+
+/// How often the request log is pruned.
+const HOUSEKEEPING_EVERY: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// Prunes the request log past the idempotency window, now and every 10 minutes.
+async fn housekeeping(service: Service) {
+    let mut tick = tokio::time::interval(HOUSEKEEPING_EVERY);
+    loop {
+        tick.tick().await;
+        match service.prune_request_log(chrono::Utc::now()).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(
+                answers = n,
+                "request log pruned past the idempotency window"
+            ),
+            Err(e) => tracing::warn!(error = %e, "cannot prune the request log"),
+        }
+    }
+}
+
+/// Files kept for everything but charger connections: the database, the REST listener's
+/// connections, logs.
+const RESERVED_FILES: u64 = 256;
+
+/// Raises the open-file soft limit to the hard limit and returns how many chargers may be
+/// connected at once: `CHARGER_MQTT_MAX_CONNECTIONS` (less the router's internal links),
+/// or fewer when the open-file limit would not hold them (then new chargers are refused,
+/// never stalled).
+fn charger_cap(config: &Config) -> usize {
+    let configured = config.mqtt_max_connections.saturating_sub(16).max(1);
+    let soft = match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(n) => n,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read or raise the open-file limit");
+            return configured;
+        }
+    };
+    let reserved = RESERVED_FILES + u64::from(config.http_max_connections);
+    let by_files = usize::try_from(soft.saturating_sub(reserved)).unwrap_or(usize::MAX);
+    let cap = configured.min(by_files.max(1));
+    if cap < configured {
+        tracing::warn!(
+            open_files = soft,
+            chargers = cap,
+            "the open-file limit holds fewer chargers than CHARGER_MQTT_MAX_CONNECTIONS; \
+             raise the hard limit (LimitNOFILE= in systemd, ulimit -Hn) to connect more"
+        );
+    } else {
+        tracing::info!(open_files = soft, chargers = cap, "open-file limit raised");
+    }
+    cap
 }
 
 /// Creates `dir` (and its parents) readable by this user only (0700); an existing one is
@@ -190,6 +244,7 @@ impl App {
             None => None,
         };
         let service = open_service_with_port(&config, mqtt_addr.port()).await?;
+        let max_chargers = charger_cap(&config);
         let max_payload = usize::try_from(config.mqtt_max_payload).unwrap_or(65_536);
 
         // Nobody is connected to a broker that has just started.
@@ -201,6 +256,13 @@ impl App {
             BrokerConfig {
                 max_connections: config.mqtt_max_connections,
                 max_packet_size: max_payload.saturating_mul(4).max(1 << 20) + 1024,
+                max_connect_bytes: usize::try_from(config.mqtt_max_connect_bytes).unwrap_or(4096),
+                max_pending_logins: usize::try_from(config.mqtt_max_pending_logins).unwrap_or(1024),
+                max_chargers,
+                rate_per_s: config.mqtt_rate,
+                burst: config.mqtt_burst,
+                abuse_after: std::time::Duration::from_secs(config.mqtt_abuse_seconds),
+                max_subscriptions: usize::try_from(config.mqtt_max_subscriptions).unwrap_or(8),
                 ..BrokerConfig::default()
             },
         )
@@ -216,6 +278,7 @@ impl App {
         .await
         .context("starting the MQTT request dispatcher")?;
         service.set_command_channel(commands);
+        tokio::spawn(housekeeping(service.clone()));
         tracing::info!(%mqtt_addr, "MQTT broker listening");
         if let Some(addr) = mqtt_tls_addr {
             tracing::info!(mqtt_tls_addr = %addr, "MQTT over TLS listening");

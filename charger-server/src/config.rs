@@ -115,6 +115,89 @@ pub struct Config {
     )]
     pub mqtt_max_payload: u32,
 
+    /// Largest CONNECT packet before login, in bytes; a bigger one closes the socket.
+    #[arg(
+        long,
+        env = "CHARGER_MQTT_MAX_CONNECT_BYTES",
+        default_value_t = 4096,
+        value_parser = clap::value_parser!(u32).range(256..=65_536),
+        global = true
+    )]
+    pub mqtt_max_connect_bytes: u32,
+
+    /// Sockets that may be logging in at once (each has 10 s to send its CONNECT); more
+    /// are closed at once.
+    #[arg(
+        long,
+        env = "CHARGER_MQTT_MAX_PENDING_LOGINS",
+        default_value_t = 1024,
+        value_parser = clap::value_parser!(u32).range(1..=1_000_000),
+        global = true
+    )]
+    pub mqtt_max_pending_logins: u32,
+
+    /// Requests per second each charger may send, sustained; over it, its requests wait.
+    #[arg(
+        long,
+        env = "CHARGER_MQTT_RATE",
+        default_value_t = 20,
+        value_parser = clap::value_parser!(u32).range(1..=1_000_000),
+        global = true
+    )]
+    pub mqtt_rate: u32,
+
+    /// Requests a charger may send at once above its rate.
+    #[arg(
+        long,
+        env = "CHARGER_MQTT_BURST",
+        default_value_t = 40,
+        value_parser = clap::value_parser!(u32).range(1..=1_000_000),
+        global = true
+    )]
+    pub mqtt_burst: u32,
+
+    /// Seconds a charger may stay over its rate before it is disconnected.
+    #[arg(
+        long,
+        env = "CHARGER_MQTT_ABUSE_SECONDS",
+        default_value_t = 30,
+        value_parser = clap::value_parser!(u64).range(1..=86_400),
+        global = true
+    )]
+    pub mqtt_abuse_seconds: u64,
+
+    /// Subscriptions one charger connection may hold.
+    #[arg(
+        long,
+        env = "CHARGER_MQTT_MAX_SUBSCRIPTIONS",
+        default_value_t = 8,
+        value_parser = clap::value_parser!(u32).range(1..=1024),
+        global = true
+    )]
+    pub mqtt_max_subscriptions: u32,
+
+    /// How long the answer to a charger request is kept for repeats of it (the
+    /// idempotency window), in days; older ones are deleted every 10 minutes.
+    #[arg(
+        long,
+        env = "CHARGER_REQUEST_LOG_DAYS",
+        default_value_t = 30,
+        value_parser = clap::value_parser!(u32).range(1..=3650),
+        global = true
+    )]
+    pub request_log_days: u32,
+
+    /// Unknown-tag sightings kept per owner (the most recent; each is one uid at one
+    /// charger, with its count of attempts).
+    #[arg(
+        long,
+        env = "CHARGER_UNKNOWN_TAGS_PER_OWNER",
+        default_value_t = 1000,
+        value_parser = clap::value_parser!(u32).range(1..=1_000_000),
+        global = true
+    )]
+    pub unknown_tags_per_owner: u32,
+
     /// Oldest offline session start (a `session-start` with a `local_id`) accepted without
     /// dispute, in days; an older one is recorded as disputed, billed nothing.
     #[arg(
@@ -256,6 +339,14 @@ impl Config {
             mqtt_max_payload: 65_536,
             mqtt_echo: false,
             offline_max_age_days: 90,
+            request_log_days: 30,
+            unknown_tags_per_owner: 1000,
+            mqtt_max_connect_bytes: 4096,
+            mqtt_max_pending_logins: 1024,
+            mqtt_rate: 20,
+            mqtt_burst: 40,
+            mqtt_abuse_seconds: 30,
+            mqtt_max_subscriptions: 8,
             mqtt_tls_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             tls_cert: None,
             tls_key: None,

@@ -30,6 +30,23 @@ pub enum Limit {
     HttpConnections,
     /// A TLS handshake on the REST listener failed or took too long.
     HttpTlsHandshake,
+    /// A CONNECT over `CHARGER_MQTT_MAX_CONNECT_BYTES`: the socket is closed before login.
+    MqttConnectSize,
+    /// A socket closed at once: `CHARGER_MQTT_MAX_PENDING_LOGINS` sockets are logging in.
+    MqttPendingLogins,
+    /// A socket closed at once: the connection cap (`CHARGER_MQTT_MAX_CONNECTIONS`, or
+    /// what the open-file limit allows) is reached, or accept failed (out of files).
+    MqttConnections,
+    /// A charger's request held back: over its rate (`CHARGER_MQTT_RATE`, `CHARGER_MQTT_BURST`).
+    MqttRate,
+    /// A charger disconnected: over its rate for `CHARGER_MQTT_ABUSE_SECONDS`.
+    MqttRateDisconnect,
+    /// A SUBSCRIBE filter refused: `CHARGER_MQTT_MAX_SUBSCRIPTIONS` held already.
+    MqttSubscriptions,
+    /// Kept answers deleted past the idempotency window (`CHARGER_REQUEST_LOG_DAYS`).
+    RequestLog,
+    /// Unknown-tag sightings dropped over `CHARGER_UNKNOWN_TAGS_PER_OWNER`.
+    UnknownTags,
 }
 
 impl Limit {
@@ -38,6 +55,14 @@ impl Limit {
         Limit::HttpHeaderTimeout,
         Limit::HttpConnections,
         Limit::HttpTlsHandshake,
+        Limit::MqttConnectSize,
+        Limit::MqttPendingLogins,
+        Limit::MqttConnections,
+        Limit::MqttRate,
+        Limit::MqttRateDisconnect,
+        Limit::MqttSubscriptions,
+        Limit::RequestLog,
+        Limit::UnknownTags,
     ];
 
     /// The `limit` label.
@@ -46,6 +71,14 @@ impl Limit {
             Limit::HttpHeaderTimeout => "http_header_timeout",
             Limit::HttpConnections => "http_connections",
             Limit::HttpTlsHandshake => "http_tls_handshake",
+            Limit::MqttConnectSize => "mqtt_connect_size",
+            Limit::MqttPendingLogins => "mqtt_pending_logins",
+            Limit::MqttConnections => "mqtt_connections",
+            Limit::MqttRate => "mqtt_rate",
+            Limit::MqttRateDisconnect => "mqtt_rate_disconnect",
+            Limit::MqttSubscriptions => "mqtt_subscriptions",
+            Limit::RequestLog => "request_log_pruned",
+            Limit::UnknownTags => "unknown_tags_dropped",
         }
     }
 }
@@ -54,12 +87,45 @@ static LIMIT_HITS: [AtomicU64; Limit::ALL.len()] = [const { AtomicU64::new(0) };
 
 /// Counts one hit of `limit`.
 pub fn limit_hit(limit: Limit) {
+    limit_add(limit, 1);
+}
+
+/// Counts `n` hits of `limit` (rows pruned, for instance).
+pub fn limit_add(limit: Limit, n: u64) {
     if let Some(i) = Limit::ALL.iter().position(|l| *l == limit) {
         if let Some(c) = LIMIT_HITS.get(i) {
-            c.fetch_add(1, Ordering::Relaxed);
+            c.fetch_add(n, Ordering::Relaxed);
         }
     }
 }
+
+/// Counts one hit of `limit` and logs `what` at warning level, at most once per
+/// [`LOG_EVERY_S`] seconds per limit (a flood of refusals is one line, not a flood of lines).
+pub fn limit_hit_logged(limit: Limit, what: &str) {
+    limit_hit(limit);
+    let Some(i) = Limit::ALL.iter().position(|l| *l == limit) else {
+        return;
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    if let Some(last) = LIMIT_LOGGED.get(i) {
+        let before = last.load(Ordering::Relaxed);
+        if now >= before + LOG_EVERY_S
+            && last
+                .compare_exchange(before, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            tracing::warn!(limit = limit.label(), total = limit_hits(limit), "{what}");
+        }
+    }
+}
+
+/// Seconds between two log lines of the same limit.
+pub const LOG_EVERY_S: u64 = 10;
+
+static LIMIT_LOGGED: [AtomicU64; Limit::ALL.len()] =
+    [const { AtomicU64::new(0) }; Limit::ALL.len()];
 
 /// The hits of `limit` so far.
 pub fn limit_hits(limit: Limit) -> u64 {

@@ -109,12 +109,18 @@ pub trait CommandChannel: Send + Sync {
 pub struct Limits {
     /// Oldest offline session start accepted without dispute, in days.
     pub offline_max_age_days: u32,
+    /// How long answers are kept for repeated requests (the idempotency window), in days.
+    pub request_log_days: u32,
+    /// Unknown-tag sightings kept per owner (the most recent).
+    pub unknown_tags_per_owner: usize,
 }
 
 impl Default for Limits {
     fn default() -> Self {
         Self {
             offline_max_age_days: crate::charging::inputs::OFFLINE_MAX_AGE_DAYS_DEFAULT,
+            request_log_days: 30,
+            unknown_tags_per_owner: 1000,
         }
     }
 }
@@ -168,6 +174,42 @@ impl Service {
     pub(crate) fn now(&self) -> DateTime<Utc> {
         let now = Utc::now();
         DateTime::from_timestamp_millis(now.timestamp_millis()).unwrap_or(now)
+    }
+
+    /// Records a tag refused at a charger because nobody knows it, keeping the owner's
+    /// sightings within `CHARGER_UNKNOWN_TAGS_PER_OWNER`.
+    pub(crate) async fn note_unknown_tag(
+        &self,
+        tx: &mut dyn crate::store::ChargerTx,
+        device: &DeviceId,
+        owner: &OwnerId,
+        uid: &crate::ids::TagUid,
+        at: DateTime<Utc>,
+    ) -> Result<()> {
+        let dropped = tx
+            .note_unknown_tag(device, owner, uid, at, self.limits.unknown_tags_per_owner)
+            .await?;
+        crate::metrics::limit_add(crate::metrics::Limit::UnknownTags, dropped);
+        Ok(())
+    }
+
+    /// Deletes the answers kept for repeated requests that are older than the idempotency
+    /// window (`CHARGER_REQUEST_LOG_DAYS`), in batches; returns how many. A request repeated
+    /// after that gets a fresh answer.
+    pub async fn prune_request_log(&self, now: DateTime<Utc>) -> Result<u64> {
+        const BATCH: usize = 10_000;
+        let before = now - chrono::Duration::days(i64::from(self.limits.request_log_days));
+        let mut total = 0;
+        loop {
+            let n = self.store.prune_request_log(before, BATCH).await?;
+            total += n;
+            crate::metrics::limit_add(crate::metrics::Limit::RequestLog, n);
+            if n < BATCH as u64 {
+                return Ok(total);
+            }
+            // Let charger requests in between batches.
+            tokio::task::yield_now().await;
+        }
     }
 
     /// Checks that `owner` exists (as 404 "owner" otherwise).

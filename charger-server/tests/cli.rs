@@ -234,3 +234,77 @@ fn tls_settings_are_checked_at_start() {
         "{stderr}"
     );
 }
+
+/// A MQTT 3.1.1 CONNECT with this client id and a password that is wrong.
+fn connect_packet(client_id: &str) -> Vec<u8> {
+    fn field(out: &mut Vec<u8>, s: &[u8]) {
+        out.extend_from_slice(&u16::try_from(s.len()).expect("short").to_be_bytes());
+        out.extend_from_slice(s);
+    }
+    let mut body = vec![0, 4, b'M', b'Q', b'T', b'T', 4, 0xC2, 0, 30];
+    field(&mut body, client_id.as_bytes());
+    field(&mut body, client_id.as_bytes());
+    field(&mut body, b"wrong");
+    let mut packet = vec![0x10];
+    let mut len = body.len();
+    loop {
+        let mut byte = u8::try_from(len % 128).expect("7 bits");
+        len /= 128;
+        if len > 0 {
+            byte |= 0x80;
+        }
+        packet.push(byte);
+        if len == 0 {
+            break;
+        }
+    }
+    packet.extend_from_slice(&body);
+    packet
+}
+
+#[test]
+fn logs_stay_short_whatever_a_client_sends_and_the_file_limit_is_raised() {
+    use std::io::{Read as _, Write as _};
+    let dir = TempDir::new();
+    let mut server = start(&dir.0);
+    // The open-file limit is raised at start, and said so.
+    let line = server.wait_for("open_files=");
+    assert!(line.contains("chargers="), "{line}");
+    let mqtt = {
+        let line = server.wait_for("MQTT broker listening");
+        let start = line.find("mqtt_addr=").expect("mqtt_addr") + "mqtt_addr=".len();
+        line[start..]
+            .split_whitespace()
+            .next()
+            .expect("address")
+            .to_owned()
+    };
+    // A refused login with a 1,500-character client id (and user name): one short log line.
+    let mut s = std::net::TcpStream::connect(&mqtt).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    s.write_all(&connect_packet(&"x".repeat(1_500)))
+        .expect("CONNECT");
+    let mut ack = [0u8; 4];
+    s.read_exact(&mut ack).expect("CONNACK");
+    assert_eq!(ack[3], 4, "bad user name or password");
+    let line = server.wait_for("login refused");
+    assert!(line.len() < 400, "a {}-byte log line", line.len());
+    // A 65,000-byte client id is over the CONNECT limit: closed before any login or log.
+    let mut s = std::net::TcpStream::connect(&mqtt).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    let _ = s.write_all(&connect_packet(&"y".repeat(65_000)));
+    let mut buf = [0u8; 16];
+    assert!(
+        matches!(s.read(&mut buf), Ok(0) | Err(_)),
+        "closed without an answer"
+    );
+    let addr = server.http_addr();
+    assert_eq!(get(&addr, "/healthz", None), 200);
+    assert!(
+        server.seen.iter().all(|l| l.len() < 2_000),
+        "a long log line: {:?}",
+        server.seen.iter().map(String::len).max()
+    );
+}

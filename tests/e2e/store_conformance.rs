@@ -449,7 +449,7 @@ async fn a_read_only_connection_reads_refuses_writes_and_holds_unknown_tags(fixt
         .expect("read")
         .is_none());
     let uid = TagUid::parse("0BADCAFE").expect("uid");
-    read.note_unknown_tag(&d1, &OwnerId::parse("acme").expect("id"), &uid, t(2))
+    read.note_unknown_tag(&d1, &OwnerId::parse("acme").expect("id"), &uid, t(2), 1000)
         .await
         .expect("held");
     let err = read

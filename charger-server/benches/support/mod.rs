@@ -35,7 +35,12 @@ pub fn command(dir: &Path) -> Command {
         .env("CHARGER_ADMIN_TOKEN", ADMIN_TOKEN)
         .env("NO_COLOR", "1")
         .env("RUST_LOG", "warn,charger_server::app=info")
-        .env("RUST_BACKTRACE", "1");
+        .env("RUST_BACKTRACE", "1")
+        // The benchmark's chargers are load generators: no per-charger rate limit, and a
+        // reconnect storm of the whole fleet may log in at once.
+        .env("CHARGER_MQTT_RATE", "1000000")
+        .env("CHARGER_MQTT_BURST", "1000000")
+        .env("CHARGER_MQTT_MAX_PENDING_LOGINS", "100000");
     cmd
 }
 

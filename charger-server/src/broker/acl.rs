@@ -1,23 +1,28 @@
 //! The per-device topic ACL, decided here and nowhere else.
 //!
 //! A device whose owner is `<owner>` may
-//! - publish only to `<owner>/req/<device>/<endpoint>` (a concrete endpoint, no wildcards);
-//! - subscribe only to filters inside `<owner>/res/<device>/`: one endpoint, `+` or `#`.
+//! - publish only to `<owner>/req/<device>/<endpoint>` (a concrete endpoint or command of
+//!   the API, no wildcards);
+//! - subscribe only to filters inside `<owner>/res/<device>/`: one endpoint or command of
+//!   the API, `+` or `#`.
+//!
+//! Names outside the API are refused too: every distinct topic costs the router memory
+//! for as long as it runs.
 //!
 //! Everything else is refused: `#`, `+/req/#`, other devices' or owners' topics,
 //! `$share/...`, `$SYS/...`, RES topics for publishing, REQ topics for subscribing.
 
-use charger_protocol::topic::is_valid_part;
+use charger_protocol::endpoint::is_known;
 
 /// Whether `device` of `owner` may publish to `topic`.
 pub fn may_publish(owner: &str, device: &str, topic: &str) -> bool {
-    device_suffix(owner, "req", device, topic).is_some_and(is_valid_part)
+    device_suffix(owner, "req", device, topic).is_some_and(is_known)
 }
 
 /// Whether `device` of `owner` may subscribe to `filter`.
 pub fn may_subscribe(owner: &str, device: &str, filter: &str) -> bool {
     device_suffix(owner, "res", device, filter)
-        .is_some_and(|rest| rest == "+" || rest == "#" || is_valid_part(rest))
+        .is_some_and(|rest| rest == "+" || rest == "#" || is_known(rest))
 }
 
 /// What follows `<owner>/<direction>/<device>/` in `topic`, if it starts so.
@@ -57,6 +62,9 @@ mod tests {
             "acme/req/d1x/authorize",
             "$SYS/req/d1/boot",
             "",
+            // Names outside the API.
+            "acme/req/d1/authorize2",
+            "acme/req/d1/x-000001",
         ] {
             assert!(!may_publish("acme", "d1", topic), "{topic}");
         }
@@ -83,6 +91,7 @@ mod tests {
             "$share/g/+/req/+/+",
             "$SYS/#",
             "acme/res/d10/+",
+            "acme/res/d1/not-an-endpoint",
         ] {
             assert!(!may_subscribe("acme", "d1", filter), "{filter}");
         }

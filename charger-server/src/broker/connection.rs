@@ -63,11 +63,56 @@ struct Session {
     /// That last publish is written: the connection closes on the client's PUBACK (so the
     /// client has read it before the socket goes) or after a short linger.
     last_delivered: bool,
+    /// The charger's request rate (a token bucket).
+    rate: RateLimit,
+    /// Filters subscribed on this connection (at most `max_subscriptions`).
+    subscriptions: std::collections::HashSet<String>,
+}
+
+/// A token bucket: `rate` requests a second, `burst` at once. A request over it waits
+/// (which slows the charger's own connection, and only it); a charger that stays over its
+/// rate for `abuse_after` is disconnected.
+#[derive(Debug)]
+struct RateLimit {
+    tokens: f64,
+    last: Instant,
+    /// Since when the charger has been over its rate without backing off.
+    over_since: Option<Instant>,
+}
+
+impl RateLimit {
+    fn new(burst: f64) -> Self {
+        Self {
+            tokens: burst,
+            last: Instant::now(),
+            over_since: None,
+        }
+    }
+
+    /// Takes a token; returns how long the request must wait for it (zero: none).
+    fn take(&mut self, rate: f64, burst: f64, now: Instant) -> Duration {
+        let refill = now.saturating_duration_since(self.last).as_secs_f64() * rate;
+        self.tokens = (self.tokens + refill).min(burst) - 1.0;
+        self.last = now;
+        if self.tokens >= 0.0 {
+            if self.tokens >= burst / 2.0 {
+                // Backed off to half a burst in hand: no longer over the rate.
+                self.over_since = None;
+            }
+            return Duration::ZERO;
+        }
+        self.over_since.get_or_insert(now);
+        Duration::from_secs_f64(-self.tokens / rate)
+    }
 }
 
 /// Serves one accepted socket to the end.
-pub(super) async fn serve<S>(shared: Arc<Shared>, mut stream: S, peer: std::net::SocketAddr)
-where
+pub(super) async fn serve<S>(
+    shared: Arc<Shared>,
+    mut stream: S,
+    peer: std::net::SocketAddr,
+    login_slot: tokio::sync::OwnedSemaphorePermit,
+) where
     S: AsyncRead + AsyncWrite + Unpin + Send,
 {
     let mut rbuf = BytesMut::with_capacity(1024);
@@ -88,6 +133,8 @@ where
     let Packet::Connect(connect, _props, will, _will_props, login) = packet else {
         return;
     };
+    // The CONNECT is read (and small): the login slot is freed once it is checked.
+    let login_slot = Some(login_slot);
 
     // Authentication: client id = username = device id, and the provisioned password.
     let refuse = |code| {
@@ -103,11 +150,12 @@ where
         username: String::new(),
         password: String::new(),
     });
-    let owner = match shared
+    let authenticated = shared
         .service
         .authenticate_device(&connect.client_id, &login.username, &login.password)
-        .await
-    {
+        .await;
+    drop(login_slot);
+    let owner = match authenticated {
         Ok(owner) => owner,
         Err(e) => {
             shared
@@ -200,6 +248,8 @@ where
         partial_subacks: HashMap::new(),
         revoked: None,
         last_delivered: false,
+        rate: RateLimit::new(f64::from(shared.config.burst)),
+        subscriptions: std::collections::HashSet::new(),
     };
     shared.metrics.connections.fetch_add(1, Ordering::Relaxed);
     shared
@@ -273,10 +323,16 @@ where
 {
     loop {
         if let Sniff::Codec(codec) = sniff(rbuf) {
-            match codec.read(rbuf, shared.config.max_packet_size) {
+            // Before login only a small CONNECT is read: a bigger one closes the socket as
+            // soon as its header says so.
+            match codec.read(rbuf, shared.config.max_connect_bytes) {
                 Ok(packet @ Packet::Connect(..)) => return Ok(Some((codec, packet))),
                 Ok(_) => return Ok(None),
                 Err(rumqttd::protocol::Error::InsufficientBytes(_)) => {}
+                Err(rumqttd::protocol::Error::PayloadSizeLimitExceeded(_)) => {
+                    crate::metrics::limit_hit(crate::metrics::Limit::MqttConnectSize);
+                    return Ok(None);
+                }
                 Err(_) => return Ok(None),
             }
         } else if sniff(rbuf) == Sniff::Refused {
@@ -466,6 +522,26 @@ async fn incoming(
                 }
                 return Ok(());
             }
+            // Over its rate: the request waits, and so does the rest of this connection.
+            let rate = f64::from(shared.config.rate_per_s.max(1));
+            let burst = f64::from(shared.config.burst.max(1));
+            let wait = s.rate.take(rate, burst, Instant::now());
+            if !wait.is_zero() {
+                crate::metrics::limit_hit(crate::metrics::Limit::MqttRate);
+                if s.rate
+                    .over_since
+                    .is_some_and(|t| t.elapsed() >= shared.config.abuse_after)
+                {
+                    crate::metrics::limit_hit(crate::metrics::Limit::MqttRateDisconnect);
+                    tracing::warn!(
+                        device = %s.device,
+                        seconds = shared.config.abuse_after.as_secs(),
+                        "disconnected: over its request rate (CHARGER_MQTT_RATE) for too long"
+                    );
+                    return Err(End::Abnormal("sustained request rate"));
+                }
+                tokio::time::sleep(wait).await;
+            }
             // Retained messages would outlive later ACL changes.
             publish.retain = false;
             shared
@@ -482,16 +558,25 @@ async fn incoming(
             let mut codes = Vec::with_capacity(filters.len());
             let mut allowed = Vec::with_capacity(filters.len());
             for filter in filters {
-                if acl::may_subscribe(s.owner.as_str(), s.device.as_str(), &filter.path) {
-                    codes.push(None);
-                    allowed.push(filter);
-                } else {
+                if !acl::may_subscribe(s.owner.as_str(), s.device.as_str(), &filter.path) {
                     shared
                         .metrics
                         .acl_denied_subscribe
                         .fetch_add(1, Ordering::Relaxed);
                     violation(shared, s, "subscribe", &filter.path)?;
                     codes.push(Some(refused));
+                } else if !s.subscriptions.contains(&filter.path)
+                    && s.subscriptions.len() >= shared.config.max_subscriptions
+                {
+                    crate::metrics::limit_hit_logged(
+                        crate::metrics::Limit::MqttSubscriptions,
+                        "SUBSCRIBE refused: the connection holds CHARGER_MQTT_MAX_SUBSCRIPTIONS filters",
+                    );
+                    codes.push(Some(refused));
+                } else {
+                    s.subscriptions.insert(filter.path.clone());
+                    codes.push(None);
+                    allowed.push(filter);
                 }
             }
             if allowed.is_empty() {
@@ -513,8 +598,16 @@ async fn incoming(
         }
         Packet::PingReq(_) => encode(s, Packet::PingResp(PingResp), wbuf),
         Packet::Disconnect(..) => return Err(End::Normal),
-        packet @ (Packet::Unsubscribe(..)
-        | Packet::PubAck(..)
+        Packet::Unsubscribe(unsubscribe, props) => {
+            for filter in &unsubscribe.filters {
+                s.subscriptions.remove(filter);
+            }
+            shared
+                .feeder
+                .send(forward(Packet::Unsubscribe(unsubscribe, props)))
+                .await;
+        }
+        packet @ (Packet::PubAck(..)
         | Packet::PubRec(..)
         | Packet::PubRel(..)
         | Packet::PubComp(..)) => {

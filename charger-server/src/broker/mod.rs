@@ -35,6 +35,7 @@ pub use acl::{may_publish, may_subscribe};
 pub use feeder::{Feed, Feeder};
 
 use crate::ids::DeviceId;
+use crate::metrics::{limit_hit_logged, Limit};
 use crate::service::Service;
 use crate::store::PresenceChange;
 
@@ -49,6 +50,21 @@ pub struct BrokerConfig {
     pub connect_timeout: Duration,
     /// ACL violations tolerated on one connection before it is closed.
     pub max_violations: u32,
+    /// Largest CONNECT, in bytes: a bigger one closes the socket before any login.
+    pub max_connect_bytes: usize,
+    /// Sockets that may be waiting to log in at once; more are closed at once.
+    pub max_pending_logins: usize,
+    /// Chargers connected at once; more are refused at once (the lower of
+    /// `CHARGER_MQTT_MAX_CONNECTIONS` and what the open-file limit allows).
+    pub max_chargers: usize,
+    /// Requests a charger may publish per second, sustained.
+    pub rate_per_s: u32,
+    /// Requests a charger may publish at once above its rate.
+    pub burst: u32,
+    /// How long a charger may stay over its rate before it is disconnected.
+    pub abuse_after: Duration,
+    /// Subscriptions one connection may hold.
+    pub max_subscriptions: usize,
 }
 
 impl Default for BrokerConfig {
@@ -58,6 +74,13 @@ impl Default for BrokerConfig {
             max_packet_size: 64 * 1024,
             connect_timeout: Duration::from_secs(10),
             max_violations: 10,
+            max_connect_bytes: 4096,
+            max_pending_logins: 1024,
+            max_chargers: 20_000,
+            rate_per_s: 20,
+            burst: 40,
+            abuse_after: Duration::from_secs(30),
+            max_subscriptions: 8,
         }
     }
 }
@@ -151,6 +174,8 @@ pub(crate) struct Shared {
     config: BrokerConfig,
     metrics: Arc<BrokerMetrics>,
     registry: Mutex<HashMap<DeviceId, Registration>>,
+    /// Sockets still logging in.
+    pending_logins: Arc<tokio::sync::Semaphore>,
 }
 
 impl Shared {
@@ -232,6 +257,7 @@ impl Broker {
             router: router_config,
             ..Default::default()
         });
+        let config_pending = config.max_pending_logins.max(1);
         let shared = Arc::new(Shared {
             linker: Linker::start(router)?,
             presence: presence_writer(service.clone()),
@@ -239,6 +265,7 @@ impl Broker {
             service,
             config,
             metrics: Arc::new(BrokerMetrics::default()),
+            pending_logins: Arc::new(tokio::sync::Semaphore::new(config_pending)),
             registry: Mutex::new(HashMap::new()),
         });
         tokio::spawn(accept_loop(listener, None, shared.clone()));
@@ -329,42 +356,61 @@ fn presence_writer(service: Service) -> tokio::sync::mpsc::Sender<PresenceChange
     tx
 }
 
-/// Accepts sockets (TCP_NODELAY on each), with TLS when an acceptor is given.
+/// Accepts sockets (TCP_NODELAY on each), with TLS when an acceptor is given. A socket
+/// beyond the connection cap, or beyond the sockets allowed to be logging in at once, is
+/// closed at once (counted, logged at most every few seconds): never queued, never a stall.
 async fn accept_loop(
     listener: TcpListener,
     tls: Option<tokio_rustls::TlsAcceptor>,
     shared: Arc<Shared>,
 ) {
     loop {
-        match listener.accept().await {
-            Ok((stream, peer)) => {
-                if let Err(e) = stream.set_nodelay(true) {
-                    tracing::debug!(%peer, error = %e, "cannot set TCP_NODELAY");
-                }
-                let shared = shared.clone();
-                match tls.clone() {
-                    None => {
-                        tokio::spawn(async move { connection::serve(shared, stream, peer).await });
-                    }
-                    Some(acceptor) => {
-                        tokio::spawn(async move {
-                            // The handshake counts against the CONNECT deadline.
-                            let deadline = shared.config.connect_timeout;
-                            match tokio::time::timeout(deadline, acceptor.accept(stream)).await {
-                                Ok(Ok(tls)) => connection::serve(shared, tls, peer).await,
-                                Ok(Err(e)) => {
-                                    tracing::debug!(%peer, error = %e, "TLS handshake failed")
-                                }
-                                Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
-                            }
-                        });
-                    }
-                }
-            }
+        let (stream, peer) = match listener.accept().await {
+            Ok(accepted) => accepted,
             Err(e) => {
                 // Out of file descriptors and the like: back off instead of spinning.
-                tracing::error!(error = %e, "MQTT accept failed");
+                limit_hit_logged(Limit::MqttConnections, &format!("MQTT accept failed: {e}"));
                 tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let connected =
+            usize::try_from(shared.metrics.connections.load(Ordering::Relaxed)).unwrap_or(0);
+        if connected >= shared.config.max_chargers {
+            limit_hit_logged(
+                Limit::MqttConnections,
+                "MQTT connection refused: the charger connection cap is reached \
+                 (CHARGER_MQTT_MAX_CONNECTIONS, or the open-file limit)",
+            );
+            continue;
+        }
+        let Ok(login) = shared.pending_logins.clone().try_acquire_owned() else {
+            limit_hit_logged(
+                Limit::MqttPendingLogins,
+                "MQTT connection refused: too many sockets logging in (CHARGER_MQTT_MAX_PENDING_LOGINS)",
+            );
+            continue;
+        };
+        if let Err(e) = stream.set_nodelay(true) {
+            tracing::debug!(%peer, error = %e, "cannot set TCP_NODELAY");
+        }
+        let shared = shared.clone();
+        match tls.clone() {
+            None => {
+                tokio::spawn(async move { connection::serve(shared, stream, peer, login).await });
+            }
+            Some(acceptor) => {
+                tokio::spawn(async move {
+                    // The handshake counts against the CONNECT deadline.
+                    let deadline = shared.config.connect_timeout;
+                    match tokio::time::timeout(deadline, acceptor.accept(stream)).await {
+                        Ok(Ok(tls)) => connection::serve(shared, tls, peer, login).await,
+                        Ok(Err(e)) => {
+                            tracing::debug!(%peer, error = %e, "TLS handshake failed")
+                        }
+                        Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+                    }
+                });
             }
         }
     }

@@ -75,7 +75,7 @@ impl Service {
         now: DateTime<Utc>,
     ) -> Result<Tag> {
         let Some(tag) = tx.tag(&charger.owner, uid).await? else {
-            tx.note_unknown_tag(&charger.id, &charger.owner, uid, now)
+            self.note_unknown_tag(tx, &charger.id, &charger.owner, uid, now)
                 .await?;
             tracing::info!(device = %charger.id, tag = %uid, "unknown tag refused");
             return Err(Error::not_found("tag"));

@@ -124,18 +124,7 @@ pub fn free_prices() -> Prices {
 }
 
 /// The endpoints a charger may call.
-pub const ENDPOINTS: &[&str] = &[
-    "boot",
-    "status",
-    "authorize",
-    "session-start",
-    "meter-values",
-    "session-stop",
-    "tag-enroll",
-    "ownership-claim",
-    "local-list",
-    "rekey",
-];
+pub use charger_protocol::endpoint::ENDPOINTS;
 
 /// A successful answer: its code (200 or 201) and body.
 #[derive(Debug, Clone, PartialEq)]

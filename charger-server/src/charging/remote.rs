@@ -16,7 +16,7 @@ pub const COMMAND_TIMEOUT_DEFAULT_MS: u64 = 10_000;
 pub const COMMAND_TIMEOUT_MAX_MS: u64 = 60_000;
 
 /// The commands the server may send a charger.
-pub const COMMANDS: &[&str] = &["remote-start", "remote-stop", "unlock"];
+pub use charger_protocol::endpoint::COMMANDS;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

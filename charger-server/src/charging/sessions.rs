@@ -229,7 +229,7 @@ impl Service {
                 )));
             }
             if tx.tag(&charger.owner, &req.tag).await?.is_none() {
-                tx.note_unknown_tag(&charger.id, &charger.owner, &req.tag, now)
+                self.note_unknown_tag(tx, &charger.id, &charger.owner, &req.tag, now)
                     .await?;
             }
         } else {

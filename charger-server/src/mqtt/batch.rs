@@ -250,8 +250,16 @@ async fn keep(
     kept: Kept,
 ) -> Result<Option<Done>, StoreError> {
     for n in &kept.notes {
-        tx.note_unknown_tag(&n.device, &n.owner, &n.uid, n.at)
+        let dropped = tx
+            .note_unknown_tag(
+                &n.device,
+                &n.owner,
+                &n.uid,
+                n.at,
+                service.limits.unknown_tags_per_owner,
+            )
             .await?;
+        crate::metrics::limit_add(crate::metrics::Limit::UnknownTags, dropped);
     }
     let result = tx
         .save_request_result(

@@ -159,6 +159,10 @@ pub trait Store: Send + Sync + 'static {
     /// Sessions charging now (all owners).
     async fn count_active_sessions(&self) -> StoreResult<i64>;
 
+    /// Deletes up to `batch` kept answers older than `before` (the idempotency window);
+    /// returns how many.
+    async fn prune_request_log(&self, before: DateTime<Utc>, batch: usize) -> StoreResult<u64>;
+
     /// Opens the transaction a batch of charger requests runs in (on SQLite it takes the
     /// write lock at once: `BEGIN IMMEDIATE`).
     async fn begin(&self) -> StoreResult<Box<dyn ChargerTx>>;
@@ -234,14 +238,16 @@ pub trait ChargerTx: Send {
     /// Inserts a tag (enrollment): bumps its owner's list version, clears a tombstone and
     /// the uid's unknown-tag records of that owner.
     async fn insert_tag(&mut self, tag: &Tag) -> StoreResult<()>;
-    /// Records (or counts again) a tag refused at `device` because nobody knows it.
+    /// Records (or counts again) a tag refused at `device` because nobody knows it, then
+    /// keeps only the `keep` most recent sightings of `owner`; returns how many it dropped.
     async fn note_unknown_tag(
         &mut self,
         device: &DeviceId,
         owner: &OwnerId,
         uid: &TagUid,
         now: DateTime<Utc>,
-    ) -> StoreResult<()>;
+        keep: usize,
+    ) -> StoreResult<u64>;
     /// Active sessions of `owner`'s tag `uid` (another owner's sessions never count).
     async fn active_sessions_of_tag(&mut self, owner: &OwnerId, uid: &TagUid) -> StoreResult<i64>;
     /// The active session on a connector, if any.

@@ -1095,6 +1095,18 @@ impl Store for SqlStore {
             .collect()
     }
 
+    async fn prune_request_log(&self, before: DateTime<Utc>, batch: usize) -> StoreResult<u64> {
+        let done = sqlx::query(
+            "DELETE FROM mqtt_requests WHERE (device_id, request_id) IN (
+                 SELECT device_id, request_id FROM mqtt_requests WHERE created_at < $1 LIMIT $2)",
+        )
+        .bind(to_millis(before))
+        .bind(i64::try_from(batch).unwrap_or(i64::MAX))
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected())
+    }
+
     async fn count_active_sessions(&self) -> StoreResult<i64> {
         Ok(
             sqlx::query_scalar("SELECT COUNT(*) FROM sessions WHERE status = 'active'")

@@ -351,7 +351,8 @@ impl ChargerTx for SqlTx {
         owner: &OwnerId,
         uid: &TagUid,
         now: DateTime<Utc>,
-    ) -> StoreResult<()> {
+        keep: usize,
+    ) -> StoreResult<u64> {
         if let Conn::Read(_) = self.conn {
             self.held.push(UnknownTagNote {
                 device: device.clone(),
@@ -359,7 +360,7 @@ impl ChargerTx for SqlTx {
                 uid: uid.clone(),
                 at: now,
             });
-            return Ok(());
+            return Ok(0);
         }
         sqlx::query(
             "INSERT INTO unknown_tags (device_id, uid, owner_id, first_seen, last_seen, attempts)
@@ -374,7 +375,27 @@ impl ChargerTx for SqlTx {
         .bind(to_millis(now))
         .execute(self.w()?)
         .await?;
-        Ok(())
+        let count: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM unknown_tags WHERE owner_id = $1")
+                .bind(owner.as_str())
+                .fetch_one(self.c())
+                .await?;
+        let keep = i64::try_from(keep).unwrap_or(i64::MAX);
+        if count <= keep {
+            return Ok(0);
+        }
+        // The oldest sightings beyond the owner's cap go.
+        let dropped = sqlx::query(
+            "DELETE FROM unknown_tags WHERE owner_id = $1 AND (device_id, uid) IN (
+                 SELECT device_id, uid FROM unknown_tags WHERE owner_id = $1
+                 ORDER BY last_seen DESC, device_id, uid LIMIT $3 OFFSET $2)",
+        )
+        .bind(owner.as_str())
+        .bind(keep)
+        .bind(count - keep)
+        .execute(self.w()?)
+        .await?;
+        Ok(dropped.rows_affected())
     }
 
     async fn active_sessions_of_tag(&mut self, owner: &OwnerId, uid: &TagUid) -> StoreResult<i64> {
