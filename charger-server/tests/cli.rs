@@ -237,6 +237,11 @@ fn tls_settings_are_checked_at_start() {
 
 /// A MQTT 3.1.1 CONNECT with this client id and a password that is wrong.
 fn connect_packet(client_id: &str) -> Vec<u8> {
+    login_packet(client_id, "wrong")
+}
+
+/// A MQTT 3.1.1 CONNECT: client id = user name, and a password.
+fn login_packet(client_id: &str, password: &str) -> Vec<u8> {
     fn field(out: &mut Vec<u8>, s: &[u8]) {
         out.extend_from_slice(&u16::try_from(s.len()).expect("short").to_be_bytes());
         out.extend_from_slice(s);
@@ -244,7 +249,7 @@ fn connect_packet(client_id: &str) -> Vec<u8> {
     let mut body = vec![0, 4, b'M', b'Q', b'T', b'T', 4, 0xC2, 0, 30];
     field(&mut body, client_id.as_bytes());
     field(&mut body, client_id.as_bytes());
-    field(&mut body, b"wrong");
+    field(&mut body, password.as_bytes());
     let mut packet = vec![0x10];
     let mut len = body.len();
     loop {
@@ -307,4 +312,85 @@ fn logs_stay_short_whatever_a_client_sends_and_the_file_limit_is_raised() {
         "a long log line: {:?}",
         server.seen.iter().map(String::len).max()
     );
+}
+
+#[test]
+fn near_the_open_file_limit_chargers_are_refused_not_stalled() {
+    use std::io::{Read as _, Write as _};
+    let dir = TempDir::new();
+    let out = dir.0.join("bundles.jsonl");
+    let mut cmd = command(&dir.0);
+    cmd.args(["provision", "--owner", "acme", "--count", "400"])
+        .arg("--out")
+        .arg(&out);
+    let (code, stderr) = run_to_end(cmd);
+    assert_eq!(code, Some(0), "{stderr}");
+    let bundles: Vec<serde_json::Value> = std::fs::read_to_string(&out)
+        .expect("bundles")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON line"))
+        .collect();
+
+    // The server under a hard limit of 600 open files (as `ulimit -Hn 600` would leave
+    // it), with 64 REST connections: it holds 600 - 256 - 64 = 280 chargers.
+    let mut cmd = command(&dir.0);
+    let program = cmd.get_program().to_owned();
+    let mut limited = Command::new("bash");
+    limited
+        .arg("-c")
+        .arg("ulimit -Sn 600 && ulimit -Hn 600 && exec \"$0\"")
+        .arg(program)
+        .current_dir(&dir.0)
+        .env_clear();
+    for (k, v) in cmd.get_envs() {
+        if let Some(v) = v {
+            limited.env(k, v);
+        }
+    }
+    limited.env("CHARGER_HTTP_MAX_CONNECTIONS", "64");
+    let mut server = support::start_command(limited);
+    let line = server.wait_for("open_files=");
+    assert!(line.contains("chargers=280"), "{line}");
+    let mqtt = {
+        let line = server.wait_for("MQTT broker listening");
+        let start = line.find("mqtt_addr=").expect("mqtt_addr") + "mqtt_addr=".len();
+        line[start..]
+            .split_whitespace()
+            .next()
+            .expect("address")
+            .to_owned()
+    };
+    let http = server.http_addr();
+
+    // 400 chargers log in: the first 280 are accepted, every other one is refused at once
+    // (closed), none is left hanging, and the REST API keeps answering.
+    let mut held = Vec::new();
+    let (mut accepted, mut refused) = (0, 0);
+    for b in &bundles {
+        let mut s = std::net::TcpStream::connect(&mqtt).expect("TCP connect");
+        s.set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("timeout");
+        let id = b["device_id"].as_str().expect("id");
+        let password = b["mqtt"]["password"].as_str().expect("password");
+        let _ = s.write_all(&login_packet(id, password));
+        let mut ack = [0u8; 4];
+        match s.read_exact(&mut ack) {
+            Ok(()) if ack == [0x20, 2, 0, 0] => {
+                accepted += 1;
+                held.push(s);
+            }
+            Ok(()) => panic!("an unexpected CONNACK {ack:?}"),
+            Err(e)
+                if e.kind() == std::io::ErrorKind::WouldBlock
+                    || e.kind() == std::io::ErrorKind::TimedOut =>
+            {
+                panic!("charger {id} left waiting: a stall")
+            }
+            Err(_) => refused += 1,
+        }
+    }
+    assert_eq!(accepted, 280, "refused {refused}");
+    assert_eq!(refused, 120);
+    assert_eq!(get(&http, "/healthz", None), 200);
+    server.wait_for("charger connection cap is reached");
 }
