@@ -333,7 +333,7 @@ fn near_the_open_file_limit_chargers_are_refused_not_stalled() {
 
     // The server under a hard limit of 600 open files (as `ulimit -Hn 600` would leave
     // it), with 64 REST connections: it holds 600 - 256 - 64 = 280 chargers.
-    let mut cmd = command(&dir.0);
+    let cmd = command(&dir.0);
     let program = cmd.get_program().to_owned();
     let mut limited = Command::new("bash");
     limited
