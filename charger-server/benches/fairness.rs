@@ -1,0 +1,166 @@
+//! The fairness benchmark (not a test): `cargo bench -p charger-server --bench fairness`.
+//!
+//! One charger (the victim) sends `status` requests one at a time, first alone, then while
+//! another charger of the same owner floods the server with valid `status` requests as
+//! fast as its socket takes them. It prints the victim's p50 and p99 in both runs and
+//! their ratio, twice: with the per-charger rate limit at its defaults (20/s, burst 40),
+//! and with it lifted (as on the build before it existed). Every phase is bounded in
+//! count and time; the servers are killed at the end.
+
+mod support;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use charger_firmware_sim::link::Link;
+use charger_protocol::FirmwareBundle;
+
+/// Victim requests per run.
+const REQUESTS: usize = 300;
+/// The longest a victim request may wait before it counts as unanswered.
+const ANSWER_WAIT: Duration = Duration::from_secs(5);
+/// The longest a flood lasts.
+const FLOOD_LIMIT: Duration = Duration::from_secs(30);
+
+#[derive(Debug, Clone, Copy)]
+struct Run {
+    p50: Duration,
+    p99: Duration,
+    unanswered: usize,
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+/// The victim's run: `REQUESTS` sequential requests, stopping after 3 unanswered.
+async fn victim(link: &mut Link) -> Run {
+    let mut took = Vec::with_capacity(REQUESTS);
+    let mut unanswered = 0;
+    for _ in 0..REQUESTS {
+        let t = Instant::now();
+        let data = serde_json::json!({"connector": 1, "state": "available"});
+        match tokio::time::timeout(ANSWER_WAIT, link.request("status", data)).await {
+            Ok(Ok(a)) if a.code == 200 => took.push(t.elapsed()),
+            _ => {
+                unanswered += 1;
+                if unanswered >= 3 {
+                    break;
+                }
+            }
+        }
+    }
+    took.sort();
+    Run {
+        p50: percentile(&took, 0.5),
+        p99: percentile(&took, 0.99),
+        unanswered,
+    }
+}
+
+/// Floods as `b` until `stop` (or the flood limit): QoS 0 `status` requests, no waiting.
+fn flood(b: &FirmwareBundle, broker: std::net::SocketAddr, stop: Arc<AtomicBool>) {
+    let mut opts = rumqttc::MqttOptions::new(&b.device_id, broker.ip().to_string(), broker.port());
+    opts.set_credentials(&b.mqtt.username, &b.mqtt.password);
+    opts.set_keep_alive(Duration::from_secs(60));
+    let (client, mut eventloop) = rumqttc::AsyncClient::new(opts, 1000);
+    let mut net = rumqttc::NetworkOptions::new();
+    net.set_tcp_nodelay(true);
+    eventloop.set_network_options(net);
+    let events_stop = stop.clone();
+    tokio::spawn(async move {
+        while !events_stop.load(Ordering::Relaxed) && eventloop.poll().await.is_ok() {}
+    });
+    let topic = format!("{}/req/{}/status", b.owner, b.device_id);
+    let key = b.key.clone();
+    tokio::spawn(async move {
+        let start = Instant::now();
+        let mut n: u64 = 0;
+        while !stop.load(Ordering::Relaxed) && start.elapsed() < FLOOD_LIMIT {
+            n += 1;
+            let payload = serde_json::json!({"id": n, "key": key,
+                "data": {"connector": 1, "state": "charging"}})
+            .to_string();
+            let publish = client.publish(&topic, rumqttc::QoS::AtMostOnce, false, payload);
+            if let Ok(Err(_)) = tokio::time::timeout(Duration::from_millis(200), publish).await {
+                break;
+            }
+        }
+    });
+}
+
+fn measure(dir: &std::path::Path, bundles: &[FirmwareBundle], envs: &[(&str, &str)]) -> (Run, Run) {
+    let server = support::start_server(dir, envs);
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let result = runtime.block_on(async {
+        let broker = server.mqtt.to_string();
+        let mut link = Link::connect(&bundles[1], Some(&broker), None)
+            .await
+            .expect("victim connects");
+        let alone = victim(&mut link).await;
+        let stop = Arc::new(AtomicBool::new(false));
+        flood(&bundles[0], server.mqtt, stop.clone());
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let flooded = victim(&mut link).await;
+        stop.store(true, Ordering::Relaxed);
+        (alone, flooded)
+    });
+    runtime.shutdown_timeout(Duration::from_secs(2));
+    drop(server);
+    result
+}
+
+fn main() {
+    let dir = std::env::temp_dir().join(format!("charger-fairness-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let bundles_path = support::provision(&dir, "fair", 2);
+    let bundles = charger_firmware_sim::read_bundles(std::io::BufReader::new(
+        std::fs::File::open(&bundles_path).expect("bundles"),
+    ))
+    .expect("bundles");
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    println!("fairness benchmark: a victim's {REQUESTS} sequential status requests, alone and while another charger floods");
+    println!(
+        "{:<34} {:>10} {:>10} {:>10} {:>10} {:>12} {:>11}",
+        "server", "alone p50", "alone p99", "flood p50", "flood p99", "unanswered", "p99 ratio"
+    );
+    for (label, envs) in [
+        (
+            "rate limit on (20/s, burst 40)",
+            vec![
+                ("CHARGER_MQTT_RATE", "20"),
+                ("CHARGER_MQTT_BURST", "40"),
+                ("CHARGER_MQTT_ABUSE_SECONDS", "3600"),
+            ],
+        ),
+        (
+            "rate limit lifted",
+            vec![
+                ("CHARGER_MQTT_RATE", "1000000"),
+                ("CHARGER_MQTT_BURST", "1000000"),
+            ],
+        ),
+    ] {
+        let (alone, flooded) = measure(&dir, &bundles, &envs);
+        let ratio = if alone.p99.is_zero() || flooded.unanswered > 0 {
+            "n/a".to_owned()
+        } else {
+            format!("{:.2}", flooded.p99.as_secs_f64() / alone.p99.as_secs_f64())
+        };
+        println!(
+            "{label:<34} {:>8.2}ms {:>8.2}ms {:>8.2}ms {:>8.2}ms {:>12} {:>11}",
+            ms(alone.p50),
+            ms(alone.p99),
+            ms(flooded.p50),
+            ms(flooded.p99),
+            flooded.unanswered,
+            ratio
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
