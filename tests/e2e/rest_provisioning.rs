@@ -649,6 +649,31 @@ async fn nulls_and_missing_fields_the_schema_forbids_are_refused() {
         )
         .await;
     assert_eq!(a.status, 200, "{a:?}");
+    // A rated power may be left out (the default), never null.
+    for (path, body) in [
+        (
+            "/api/v1/devices",
+            json!({"id": "n1", "owner": "acme", "connectors": 1, "max_power_w": null}),
+        ),
+        (
+            "/api/v1/devices/bulk",
+            json!({"owner": "acme", "prefix": "n", "count": 1, "max_power_w": null}),
+        ),
+    ] {
+        assert_error(
+            &app.post(path, ADMIN_TOKEN, body).await,
+            422,
+            "invalid_input",
+        );
+    }
+    let a = app
+        .patch(
+            "/api/v1/devices/acme-00000",
+            ADMIN_TOKEN,
+            json!({"max_power_w": null}),
+        )
+        .await;
+    assert_error(&a, 422, "invalid_input");
 }
 
 #[tokio::test]

@@ -79,7 +79,8 @@ pub struct CreateDeviceRequest {
     /// Required with the admin token; an owner token may omit it.
     pub owner: Option<OwnerId>,
     pub connectors: i64,
-    /// Each connector's rated power in W (default 22,000).
+    /// Each connector's rated power in W (default 22,000; null is refused).
+    #[serde(default, deserialize_with = "crate::tags::not_null")]
     pub max_power_w: Option<i64>,
 }
 
@@ -94,7 +95,8 @@ pub struct BulkCreateDevicesRequest {
     pub connectors: i64,
     #[serde(default)]
     pub start: usize,
-    /// Each connector's rated power in W (default 22,000).
+    /// Each connector's rated power in W (default 22,000; null is refused).
+    #[serde(default, deserialize_with = "crate::tags::not_null")]
     pub max_power_w: Option<i64>,
 }
 

@@ -136,7 +136,7 @@ pub struct PatchTagRequest {
 }
 
 /// An optional field that, when present, may not be `null` (absent leaves it unchanged).
-fn not_null<'de, D, T>(d: D) -> std::result::Result<Option<T>, D::Error>
+pub(crate) fn not_null<'de, D, T>(d: D) -> std::result::Result<Option<T>, D::Error>
 where
     D: Deserializer<'de>,
     T: Deserialize<'de>,
