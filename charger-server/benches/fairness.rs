@@ -1,6 +1,6 @@
 //! The fairness benchmark (not a test): `cargo bench -p charger-server --bench fairness`.
 //!
-//! One charger (the victim) sends `status` requests one at a time, first alone, then while
+//! One charger (the victim) sends `status` requests one at a time, 10 a second, first alone, then while
 //! another charger of the same owner floods the server with valid `status` requests as
 //! fast as its socket takes them. It prints the victim's p50 and p99 in both runs and
 //! their ratio, twice: with the per-charger rate limit at its defaults (20/s, burst 40),
@@ -16,8 +16,10 @@ use std::time::{Duration, Instant};
 use charger_firmware_sim::link::Link;
 use charger_protocol::FirmwareBundle;
 
-/// Victim requests per run.
-const REQUESTS: usize = 300;
+/// Victim requests per run, paced at 10 a second (a charger's own rate limit is 20/s: a
+/// victim faster than that would measure its own limit, not the flood).
+const REQUESTS: usize = 200;
+const PACE: Duration = Duration::from_millis(100);
 /// The longest a victim request may wait before it counts as unanswered.
 const ANSWER_WAIT: Duration = Duration::from_secs(5);
 /// The longest a flood lasts.
@@ -42,7 +44,10 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 async fn victim(link: &mut Link) -> Run {
     let mut took = Vec::with_capacity(REQUESTS);
     let mut unanswered = 0;
+    let mut next = tokio::time::Instant::now();
     for _ in 0..REQUESTS {
+        tokio::time::sleep_until(next).await;
+        next += PACE;
         let t = Instant::now();
         let data = serde_json::json!({"connector": 1, "state": "available"});
         match tokio::time::timeout(ANSWER_WAIT, link.request("status", data)).await {
@@ -102,6 +107,12 @@ fn measure(dir: &std::path::Path, bundles: &[FirmwareBundle], envs: &[(&str, &st
         let mut link = Link::connect(&bundles[1], Some(&broker), None)
             .await
             .expect("victim connects");
+        // Warm-up, not measured: the first requests pay for connections and caches.
+        for _ in 0..10 {
+            let data = serde_json::json!({"connector": 1, "state": "available"});
+            let _ = link.request("status", data).await;
+            tokio::time::sleep(PACE).await;
+        }
         let alone = victim(&mut link).await;
         let stop = Arc::new(AtomicBool::new(false));
         flood(&bundles[0], server.mqtt, stop.clone());
@@ -124,10 +135,17 @@ fn main() {
     ))
     .expect("bundles");
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
-    println!("fairness benchmark: a victim's {REQUESTS} sequential status requests, alone and while another charger floods");
+    println!("fairness benchmark: a victim's {REQUESTS} status requests (10/s, one at a time), alone and while another charger floods");
     println!(
-        "{:<34} {:>10} {:>10} {:>10} {:>10} {:>12} {:>11}",
-        "server", "alone p50", "alone p99", "flood p50", "flood p99", "unanswered", "p99 ratio"
+        "{:<34} {:>10} {:>10} {:>10} {:>10} {:>12} {:>11} {:>11}",
+        "server",
+        "alone p50",
+        "alone p99",
+        "flood p50",
+        "flood p99",
+        "unanswered",
+        "p50 ratio",
+        "p99 ratio"
     );
     for (label, envs) in [
         (
@@ -147,19 +165,22 @@ fn main() {
         ),
     ] {
         let (alone, flooded) = measure(&dir, &bundles, &envs);
-        let ratio = if alone.p99.is_zero() || flooded.unanswered > 0 {
-            "n/a".to_owned()
-        } else {
-            format!("{:.2}", flooded.p99.as_secs_f64() / alone.p99.as_secs_f64())
+        let ratio = |a: Duration, b: Duration| {
+            if a.is_zero() || flooded.unanswered > 0 {
+                "n/a".to_owned()
+            } else {
+                format!("{:.2}", b.as_secs_f64() / a.as_secs_f64())
+            }
         };
         println!(
-            "{label:<34} {:>8.2}ms {:>8.2}ms {:>8.2}ms {:>8.2}ms {:>12} {:>11}",
+            "{label:<34} {:>8.2}ms {:>8.2}ms {:>8.2}ms {:>8.2}ms {:>12} {:>11} {:>11}",
             ms(alone.p50),
             ms(alone.p99),
             ms(flooded.p50),
             ms(flooded.p99),
             flooded.unanswered,
-            ratio
+            ratio(alone.p50, flooded.p50),
+            ratio(alone.p99, flooded.p99)
         );
     }
     let _ = std::fs::remove_dir_all(&dir);
