@@ -1,10 +1,19 @@
-//! REQ and RES envelopes and the sealing of RES `data`.
+//! REQ and RES envelopes and their sealing, in two versions.
 //!
+//! v1 (the seed's format):
 //! REQ (device to server): `{"id": <string or integer>, "key": "<64 hex>", "data": {...}}`.
 //! RES (server to device): `{"id": <same>, "status": 1|0, "code": <http code>, "data": "<base64>"}`
 //! where `data` is base64 (standard, padded) of `nonce(12) || ciphertext || tag(16)`:
 //! AES-256-GCM under the device key, over the UTF-8 JSON body, with associated data
 //! `<id>|<status>|<code>` (the id as its text).
+//!
+//! v2 (no key on the wire, requests sealed too):
+//! REQ: `{"v": 2, "id": <id>, "data": "<base64 nonce || ciphertext || tag>"}`, the params
+//! sealed under the device key with associated data `v2|req|<endpoint>|<id>`;
+//! RES: `{"v": 2, "id", "status", "code", "data"}` with associated data
+//! `v2|res|<endpoint>|<id>|<status>|<code>`. In both, `<id>` is the id's JSON text (`42`,
+//! or `"42"` with its quotes), so neither the endpoint nor the id's type can be changed
+//! unseen.
 
 use std::fmt;
 
@@ -36,6 +45,16 @@ pub enum EnvelopeError {
     TooShort,
     #[error("sealed data does not authenticate under this key and envelope")]
     Unauthentic,
+}
+
+/// The envelope version of a REQ (its RES answers in the same).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Version {
+    /// The key travels in the REQ; only the RES is sealed.
+    #[default]
+    V1,
+    /// No key on the wire; both directions sealed.
+    V2,
 }
 
 /// A request id: the device's own string or integer, echoed back with the same JSON type.
@@ -121,16 +140,23 @@ pub struct RequestError {
     /// The request's id, when it could be read (the RES echoes it; otherwise `null`).
     pub id: Option<RequestId>,
     /// `invalid_utf8`, `malformed_json`, `not_an_object`, `missing_id`, `invalid_id`,
-    /// `missing_key` or `invalid_key`.
+    /// `missing_key`, `invalid_key`, `unsupported_version` or `invalid_data`.
     pub error: &'static str,
     pub message: &'static str,
+    /// The envelope version, when it could be read (the RES is given the same).
+    pub version: Version,
 }
 
 impl RequestEnvelope {
     /// Reads a REQ payload, saying precisely what is wrong with a bad one. Every failure
     /// is answered with code 400 and empty `data`.
     pub fn parse(payload: &[u8]) -> Result<RequestEnvelope, RequestError> {
-        let fail = |id, error, message| RequestError { id, error, message };
+        let fail = |id, error, message| RequestError {
+            id,
+            error,
+            message,
+            version: Version::V1,
+        };
         let text = std::str::from_utf8(payload)
             .map_err(|_| fail(None, "invalid_utf8", "the payload is not UTF-8"))?;
         let value: serde_json::Value = serde_json::from_str(text)
@@ -155,6 +181,29 @@ impl RequestEnvelope {
                     )
                 })?,
         };
+        match object.remove("v") {
+            None => {}
+            Some(v) if v == serde_json::json!(1) => {}
+            Some(v) if v == serde_json::json!(2) => {
+                let Some(serde_json::Value::String(sealed)) = object.remove("data") else {
+                    return Err(RequestError {
+                        version: Version::V2,
+                        ..fail(
+                            Some(id),
+                            "invalid_data",
+                            "v2 data must be the sealed params as a base64 string",
+                        )
+                    });
+                };
+                return Ok(RequestEnvelope {
+                    v: Some(2),
+                    id,
+                    key: String::new(),
+                    data: serde_json::Value::String(sealed),
+                });
+            }
+            Some(_) => return Err(fail(Some(id), "unsupported_version", "v must be 1 or 2")),
+        }
         let key = match object.remove("key") {
             None => return Err(fail(Some(id), "missing_key", "the request has no key")),
             Some(serde_json::Value::String(k)) if DeviceKey::from_hex(&k).is_ok() => k,
@@ -167,21 +216,43 @@ impl RequestEnvelope {
             }
         };
         let data = object.remove("data").unwrap_or(serde_json::Value::Null);
-        Ok(RequestEnvelope { id, key, data })
+        Ok(RequestEnvelope {
+            v: None,
+            id,
+            key,
+            data,
+        })
+    }
+
+    /// The envelope version.
+    pub fn version(&self) -> Version {
+        match self.v {
+            Some(2) => Version::V2,
+            _ => Version::V1,
+        }
     }
 }
 
 /// A REQ as it travels.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RequestEnvelope {
+    /// `2` for v2; absent (or 1) for v1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub v: Option<u8>,
     pub id: RequestId,
+    /// v1: the device key, in clear. Empty (and not sent) in v2.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub key: String,
+    /// v1: the endpoint's params. v2: a string, base64 of nonce || ciphertext || tag.
     pub data: serde_json::Value,
 }
 
 /// A RES as it travels.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ResponseEnvelope {
+    /// `2` for v2; absent for v1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub v: Option<u8>,
     /// The REQ's id, `None` (JSON `null`) only when no id could be read.
     pub id: Option<RequestId>,
     /// 1 = success, 0 = error.
@@ -214,9 +285,7 @@ pub fn seal_response(
     code: u16,
     body: &[u8],
 ) -> Result<ResponseEnvelope, EnvelopeError> {
-    let mut nonce = [0u8; NONCE_LEN];
-    rand::rngs::OsRng.fill_bytes(&mut nonce);
-    seal_response_with_nonce(key, id, code, body, nonce)
+    seal_response_with_nonce(key, id, code, body, fresh_nonce())
 }
 
 /// Seals with a caller-chosen nonce. Only for test vectors: a nonce must never repeat
@@ -230,12 +299,37 @@ pub fn seal_response_with_nonce(
 ) -> Result<ResponseEnvelope, EnvelopeError> {
     let status = u8::from((200..300).contains(&code));
     let aad = associated_data(Some(&id), status, code);
-    let cipher = Aes256Gcm::new(key.as_bytes().into());
-    let sealed = cipher
+    Ok(ResponseEnvelope {
+        v: None,
+        data: seal_bytes(key, nonce, &aad, body)?,
+        id: Some(id),
+        status,
+        code,
+    })
+}
+
+/// Opens a RES's `data` (the device side): checks the tag over the envelope's id, status
+/// and code, and returns the plaintext body.
+pub fn open_response(key: &DeviceKey, res: &ResponseEnvelope) -> Result<Vec<u8>, EnvelopeError> {
+    open_bytes(
+        key,
+        &res.data,
+        &associated_data(res.id.as_ref(), res.status, res.code),
+    )
+}
+
+/// Seals `msg` under `key` with associated data `aad`: base64 of nonce || ct || tag.
+fn seal_bytes(
+    key: &DeviceKey,
+    nonce: [u8; NONCE_LEN],
+    aad: &str,
+    msg: &[u8],
+) -> Result<String, EnvelopeError> {
+    let sealed = Aes256Gcm::new(key.as_bytes().into())
         .encrypt(
             Nonce::from_slice(&nonce),
             Payload {
-                msg: body,
+                msg,
                 aad: aad.as_bytes(),
             },
         )
@@ -243,25 +337,18 @@ pub fn seal_response_with_nonce(
     let mut out = Vec::with_capacity(NONCE_LEN + sealed.len());
     out.extend_from_slice(&nonce);
     out.extend_from_slice(&sealed);
-    Ok(ResponseEnvelope {
-        id: Some(id),
-        status,
-        code,
-        data: BASE64.encode(out),
-    })
+    Ok(BASE64.encode(out))
 }
 
-/// Opens a RES's `data` (the device side): checks the tag over the envelope's id, status
-/// and code, and returns the plaintext body.
-pub fn open_response(key: &DeviceKey, res: &ResponseEnvelope) -> Result<Vec<u8>, EnvelopeError> {
+/// Opens base64 nonce || ct || tag under `key` with associated data `aad`.
+fn open_bytes(key: &DeviceKey, data: &str, aad: &str) -> Result<Vec<u8>, EnvelopeError> {
     let raw = BASE64
-        .decode(res.data.as_bytes())
+        .decode(data.as_bytes())
         .map_err(|_| EnvelopeError::BadBase64)?;
     if raw.len() < NONCE_LEN + TAG_LEN {
         return Err(EnvelopeError::TooShort);
     }
     let (nonce, sealed) = raw.split_at(NONCE_LEN);
-    let aad = associated_data(res.id.as_ref(), res.status, res.code);
     Aes256Gcm::new(key.as_bytes().into())
         .decrypt(
             Nonce::from_slice(nonce),
@@ -271,6 +358,112 @@ pub fn open_response(key: &DeviceKey, res: &ResponseEnvelope) -> Result<Vec<u8>,
             },
         )
         .map_err(|_| EnvelopeError::Unauthentic)
+}
+
+fn fresh_nonce() -> [u8; NONCE_LEN] {
+    let mut nonce = [0u8; NONCE_LEN];
+    rand::rngs::OsRng.fill_bytes(&mut nonce);
+    nonce
+}
+
+/// The associated data of a v2 REQ: `v2|req|<endpoint>|<id JSON>`.
+pub fn request_aad_v2(endpoint: &str, id: &RequestId) -> String {
+    format!("v2|req|{endpoint}|{}", id.json_text())
+}
+
+/// The associated data of a v2 RES: `v2|res|<endpoint>|<id JSON>|<status>|<code>`
+/// (`null` for an id that could not be read).
+pub fn response_aad_v2(endpoint: &str, id: Option<&RequestId>, status: u8, code: u16) -> String {
+    let id = id.map_or_else(|| "null".to_owned(), RequestId::json_text);
+    format!("v2|res|{endpoint}|{id}|{status}|{code}")
+}
+
+/// A v2 REQ for `endpoint`: `params` (UTF-8 JSON) sealed under the device key with a
+/// fresh nonce.
+pub fn seal_request_v2(
+    key: &DeviceKey,
+    endpoint: &str,
+    id: RequestId,
+    params: &[u8],
+) -> Result<RequestEnvelope, EnvelopeError> {
+    seal_request_v2_with_nonce(key, endpoint, id, params, fresh_nonce())
+}
+
+/// [`seal_request_v2`] with a chosen nonce. Only for test vectors: a nonce must never
+/// repeat under one key.
+pub fn seal_request_v2_with_nonce(
+    key: &DeviceKey,
+    endpoint: &str,
+    id: RequestId,
+    params: &[u8],
+    nonce: [u8; NONCE_LEN],
+) -> Result<RequestEnvelope, EnvelopeError> {
+    let data = seal_bytes(key, nonce, &request_aad_v2(endpoint, &id), params)?;
+    Ok(RequestEnvelope {
+        v: Some(2),
+        id,
+        key: String::new(),
+        data: serde_json::Value::String(data),
+    })
+}
+
+/// Opens a v2 REQ's params (the server side): checks the tag over the endpoint and the id.
+pub fn open_request_v2(
+    key: &DeviceKey,
+    endpoint: &str,
+    req: &RequestEnvelope,
+) -> Result<Vec<u8>, EnvelopeError> {
+    let serde_json::Value::String(data) = &req.data else {
+        return Err(EnvelopeError::BadBase64);
+    };
+    open_bytes(key, data, &request_aad_v2(endpoint, &req.id))
+}
+
+/// A v2 RES to a REQ on `endpoint`: `body` sealed with a fresh nonce.
+pub fn seal_response_v2(
+    key: &DeviceKey,
+    endpoint: &str,
+    id: RequestId,
+    code: u16,
+    body: &[u8],
+) -> Result<ResponseEnvelope, EnvelopeError> {
+    seal_response_v2_with_nonce(key, endpoint, id, code, body, fresh_nonce())
+}
+
+/// [`seal_response_v2`] with a chosen nonce. Only for test vectors.
+pub fn seal_response_v2_with_nonce(
+    key: &DeviceKey,
+    endpoint: &str,
+    id: RequestId,
+    code: u16,
+    body: &[u8],
+    nonce: [u8; NONCE_LEN],
+) -> Result<ResponseEnvelope, EnvelopeError> {
+    let status = u8::from((200..300).contains(&code));
+    let aad = response_aad_v2(endpoint, Some(&id), status, code);
+    Ok(ResponseEnvelope {
+        v: Some(2),
+        data: seal_bytes(key, nonce, &aad, body)?,
+        id: Some(id),
+        status,
+        code,
+    })
+}
+
+/// Opens a RES to a REQ on `endpoint` (the device side), v1 or v2 by its `v`.
+pub fn open_response_on(
+    key: &DeviceKey,
+    endpoint: &str,
+    res: &ResponseEnvelope,
+) -> Result<Vec<u8>, EnvelopeError> {
+    match res.v {
+        Some(2) => open_bytes(
+            key,
+            &res.data,
+            &response_aad_v2(endpoint, res.id.as_ref(), res.status, res.code),
+        ),
+        _ => open_response(key, res),
+    }
 }
 
 #[cfg(test)]
@@ -370,5 +563,56 @@ mod tests {
         let k = DeviceKey::from_hex(&"AB".repeat(32)).expect("upper case accepted");
         assert_eq!(k.to_hex(), "ab".repeat(32));
         assert!(!format!("{k:?}").contains("ab"));
+    }
+
+    #[test]
+    fn v2_requests_and_answers_are_bound_to_their_endpoint_and_id_type() {
+        let req = seal_request_v2(
+            &key(),
+            "authorize",
+            RequestId::Int(42),
+            br#"{"tag":"04A1B2C3"}"#,
+        )
+        .expect("seal");
+        let text = serde_json::to_string(&req).expect("json");
+        assert!(!text.contains("key"), "{text}");
+        let parsed = RequestEnvelope::parse(text.as_bytes()).expect("parses");
+        assert_eq!(parsed.version(), Version::V2);
+        assert_eq!(
+            open_request_v2(&key(), "authorize", &parsed).expect("opens"),
+            br#"{"tag":"04A1B2C3"}"#
+        );
+        // Moved to another endpoint, or the id's type changed: it no longer opens.
+        assert!(open_request_v2(&key(), "session-start", &parsed).is_err());
+        let mut retyped = parsed.clone();
+        retyped.id = RequestId::Str("42".into());
+        assert!(open_request_v2(&key(), "authorize", &retyped).is_err());
+
+        let res =
+            seal_response_v2(&key(), "authorize", RequestId::Int(42), 200, b"{}").expect("seal");
+        assert_eq!(res.v, Some(2));
+        assert_eq!(
+            open_response_on(&key(), "authorize", &res).expect("opens"),
+            b"{}"
+        );
+        assert!(open_response_on(&key(), "boot", &res).is_err());
+        let mut retyped = res.clone();
+        retyped.id = Some(RequestId::Str("42".into()));
+        assert!(open_response_on(&key(), "authorize", &retyped).is_err());
+    }
+
+    #[test]
+    fn v2_envelopes_are_read_precisely() {
+        let bad = RequestEnvelope::parse(br#"{"v":2,"id":1,"data":{"tag":"x"}}"#)
+            .expect_err("v2 data must be sealed");
+        assert_eq!((bad.error, bad.version), ("invalid_data", Version::V2));
+        let bad = RequestEnvelope::parse(br#"{"v":3,"id":1,"data":""}"#).expect_err("v3");
+        assert_eq!(bad.error, "unsupported_version");
+        assert_eq!(bad.id, Some(RequestId::Int(1)));
+        let v1 = RequestEnvelope::parse(
+            format!(r#"{{"id":"a","key":"{}","data":{{}}}}"#, "11".repeat(32)).as_bytes(),
+        )
+        .expect("v1 still parses");
+        assert_eq!(v1.version(), Version::V1);
     }
 }

@@ -20,8 +20,9 @@ pub mod topic;
 
 pub use bundle::{BundleError, FirmwareBundle, MqttCredentials};
 pub use envelope::{
-    open_response, seal_response, DeviceKey, EnvelopeError, ErrorBody, RequestEnvelope,
-    RequestError, RequestId, ResponseEnvelope,
+    open_request_v2, open_response, open_response_on, seal_request_v2, seal_response,
+    seal_response_v2, DeviceKey, EnvelopeError, ErrorBody, RequestEnvelope, RequestError,
+    RequestId, ResponseEnvelope, Version,
 };
 pub use rekey::{seal_credentials, KeyExchange, NewCredentials, SealedCredentials};
 pub use topic::{Direction, Topic, TopicError, TopicPart};

@@ -2,7 +2,11 @@
 //! nonce, id, status, code and plaintext must seal to exactly the documented `data` and RES.
 
 use charger_protocol::envelope::{associated_data, open_response, seal_response_with_nonce};
+use charger_protocol::envelope::{
+    request_aad_v2, response_aad_v2, seal_request_v2_with_nonce, seal_response_v2_with_nonce,
+};
 use charger_protocol::rekey::{credentials_context, seal_credentials_with};
+use charger_protocol::{open_request_v2, open_response_on, RequestEnvelope};
 use charger_protocol::{DeviceKey, KeyExchange, NewCredentials, RequestId, ResponseEnvelope};
 
 /// The values of the example block after `marker`, by label.
@@ -107,4 +111,60 @@ fn the_documented_credentials_exchange_seals_and_opens_as_documented() {
             get("credentials")
         )
         .is_err());
+}
+
+fn nonce12(s: &str) -> [u8; 12] {
+    hex::decode(s).expect("hex").try_into().expect("12 bytes")
+}
+
+#[test]
+fn the_documented_v2_example_seals_and_opens_as_documented() {
+    let ex = example_at("<!-- worked-example-v2 -->");
+    let get = |label: &str| {
+        ex.get(label)
+            .unwrap_or_else(|| panic!("{label} in the example"))
+    };
+    let key = DeviceKey::from_hex(get("key")).expect("key");
+    let endpoint = get("endpoint");
+    let id: RequestId = serde_json::from_str(get("id")).expect("id JSON");
+    assert_eq!(
+        &request_aad_v2(endpoint, &id),
+        get("request associated data")
+    );
+    let req = seal_request_v2_with_nonce(
+        &key,
+        endpoint,
+        id.clone(),
+        get("params").as_bytes(),
+        nonce12(get("request nonce")),
+    )
+    .expect("seals");
+    assert_eq!(&serde_json::to_string(&req).expect("json"), get("REQ"));
+    let parsed = RequestEnvelope::parse(get("REQ").as_bytes()).expect("parses");
+    assert_eq!(
+        open_request_v2(&key, endpoint, &parsed).expect("opens"),
+        get("params").as_bytes()
+    );
+
+    assert_eq!(
+        &response_aad_v2(endpoint, Some(&id), 1, 200),
+        get("response associated data")
+    );
+    let res = seal_response_v2_with_nonce(
+        &key,
+        endpoint,
+        id,
+        200,
+        get("body").as_bytes(),
+        nonce12(get("response nonce")),
+    )
+    .expect("seals");
+    assert_eq!(&serde_json::to_string(&res).expect("json"), get("RES"));
+    let documented: ResponseEnvelope = serde_json::from_str(get("RES")).expect("RES parses");
+    assert_eq!(
+        open_response_on(&key, endpoint, &documented).expect("opens"),
+        get("body").as_bytes()
+    );
+    // Moved to another endpoint, it no longer opens.
+    assert!(open_response_on(&key, "boot", &documented).is_err());
 }

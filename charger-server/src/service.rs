@@ -84,6 +84,15 @@ impl Principal {
     }
 }
 
+/// Who a command goes to, and how it is sealed.
+pub struct Recipient<'a> {
+    pub owner: &'a OwnerId,
+    pub device: &'a DeviceId,
+    pub key: &'a DeviceKey,
+    /// The envelope version the charger speaks.
+    pub version: charger_protocol::Version,
+}
+
 /// How the service reaches a connected charger: the MQTT edge's command path.
 #[async_trait]
 pub trait CommandChannel: Send + Sync {
@@ -91,13 +100,11 @@ pub trait CommandChannel: Send + Sync {
     fn is_connected(&self, device: &DeviceId) -> bool;
     /// Closes the charger's connection now (its credentials were revoked).
     fn disconnect(&self, device: &DeviceId);
-    /// Sends `command` with `data` (sealed with `key`) to the charger of `owner`; returns
-    /// its answer, or None when it did not answer within `timeout`.
+    /// Sends `command` with `data` to the charger (sealed with its key, in its envelope
+    /// version); returns its answer, or None when it did not answer within `timeout`.
     async fn call(
         &self,
-        owner: &OwnerId,
-        device: &DeviceId,
-        key: &DeviceKey,
+        to: &Recipient<'_>,
         command: &str,
         data: &serde_json::Value,
         timeout: Duration,

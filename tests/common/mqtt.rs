@@ -3,7 +3,10 @@
 
 use std::time::Duration;
 
-use charger_protocol::{open_response, DeviceKey, FirmwareBundle, ResponseEnvelope};
+use charger_protocol::{
+    open_response, open_response_on, seal_request_v2, DeviceKey, FirmwareBundle, RequestId,
+    ResponseEnvelope,
+};
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -313,6 +316,36 @@ pub fn request(bundle: &FirmwareBundle, id: serde_json::Value, data: serde_json:
         .expect("json")
 }
 
+/// A v2 REQ payload for `bundle` on `endpoint`: `{"v": 2, "id", "data": <sealed>}`.
+pub fn request_v2(
+    bundle: &FirmwareBundle,
+    endpoint: &str,
+    id: serde_json::Value,
+    data: serde_json::Value,
+) -> Vec<u8> {
+    let id: RequestId = serde_json::from_value(id).expect("an id");
+    let key = DeviceKey::from_hex(&bundle.key).expect("key");
+    let req = seal_request_v2(&key, endpoint, id, data.to_string().as_bytes()).expect("seal");
+    serde_json::to_vec(&req).expect("json")
+}
+
+/// Parses a RES to a REQ on `endpoint` (v1 or v2) and opens its body (`None` for an empty
+/// `data`).
+pub fn open_on(
+    bundle: &FirmwareBundle,
+    endpoint: &str,
+    payload: &[u8],
+) -> (ResponseEnvelope, Option<serde_json::Value>) {
+    let res: ResponseEnvelope = serde_json::from_slice(payload).expect("RES envelope");
+    if res.data.is_empty() {
+        return (res, None);
+    }
+    let key = DeviceKey::from_hex(&bundle.key).expect("key");
+    let body = open_response_on(&key, endpoint, &res).expect("RES authenticates");
+    let body = serde_json::from_slice(&body).expect("RES body is JSON");
+    (res, Some(body))
+}
+
 /// Parses a RES and opens its sealed body (`None` for an empty `data`).
 pub fn open(
     bundle: &FirmwareBundle,
@@ -335,6 +368,8 @@ pub struct Charger {
     /// The `<user>` it talks under (its owner, as it believes).
     pub user: String,
     pub next_id: i64,
+    /// Speaks envelope v2 (no key on the wire) instead of v1.
+    pub v2: bool,
 }
 
 impl Charger {
@@ -356,6 +391,7 @@ impl Charger {
             b: b.clone(),
             user: user.to_owned(),
             next_id: 1,
+            v2: false,
         }
     }
 
@@ -376,7 +412,11 @@ impl Charger {
         endpoint: &str,
         data: serde_json::Value,
     ) -> (u16, Value) {
-        let payload = request(&self.b, id, data);
+        let payload = if self.v2 {
+            request_v2(&self.b, endpoint, id, data)
+        } else {
+            request(&self.b, id, data)
+        };
         self.send_raw(endpoint, payload).await
     }
 
@@ -391,7 +431,7 @@ impl Charger {
             if topic != expected {
                 continue;
             }
-            let (res, body) = open(&self.b, &payload);
+            let (res, body) = open_on(&self.b, endpoint, &payload);
             return (res.code, body.unwrap_or(Value::Null));
         }
     }

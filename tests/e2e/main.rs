@@ -6,6 +6,7 @@
 mod billing_inputs;
 mod broker;
 mod charging;
+mod envelope_v2;
 mod http_limits;
 mod migrations;
 mod mqtt_api;

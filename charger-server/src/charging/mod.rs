@@ -47,6 +47,8 @@ pub struct Charger {
     pub list_reset: bool,
     /// Each connector's rated power, in W: the bound of plausible energy.
     pub max_power_w: i64,
+    /// Only envelope v2 is accepted from it.
+    pub require_v2: bool,
 }
 
 /// Whether a session is still charging.

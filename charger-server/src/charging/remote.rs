@@ -8,8 +8,8 @@ use serde::{Deserialize, Serialize};
 use super::SessionStatus;
 use crate::devices::parse_data;
 use crate::error::{Error, Result};
-use crate::ids::{DeviceId, OwnerId, TagUid};
-use crate::service::{Principal, Service};
+use crate::ids::{DeviceId, TagUid};
+use crate::service::{Principal, Recipient, Service};
 
 /// Default and longest wait for a charger's answer to a command.
 pub const COMMAND_TIMEOUT_DEFAULT_MS: u64 = 10_000;
@@ -113,16 +113,18 @@ impl Service {
             .await?
             .ok_or_else(|| Error::not_found("device"))?;
         let key = self.device_key(device, auth.key_version);
-        let owner: OwnerId = auth.owner;
+        let to = Recipient {
+            owner: &auth.owner,
+            device,
+            key: &key,
+            version: if auth.require_v2 {
+                charger_protocol::Version::V2
+            } else {
+                charger_protocol::Version::V1
+            },
+        };
         let answer = channel
-            .call(
-                &owner,
-                device,
-                &key,
-                command,
-                data,
-                Duration::from_millis(timeout_ms),
-            )
+            .call(&to, command, data, Duration::from_millis(timeout_ms))
             .await
             .ok_or(Error::Timeout)?;
         Ok(CommandResult {

@@ -33,6 +33,8 @@ pub struct Device {
     pub connector_count: i64,
     /// Each connector's rated power, in W: energy beyond it is refused.
     pub max_power_w: i64,
+    /// Its requests must use envelope v2 (v1, with the key in clear, gets 401).
+    pub require_v2: bool,
     pub connectors: Vec<Connector>,
     pub tariff: Option<TariffId>,
     pub firmware: Option<String>,
@@ -69,6 +71,15 @@ pub struct DeviceAuth {
     pub owner: OwnerId,
     pub password_hash: String,
     pub key_version: i64,
+    /// It speaks envelope v2 only (server commands go to it in v2).
+    pub require_v2: bool,
+}
+
+/// Settings of a device to change (`None`: leave as it is).
+#[derive(Debug, Clone, Default)]
+pub struct DeviceSettings {
+    pub max_power_w: Option<i64>,
+    pub require_v2: Option<bool>,
 }
 
 /// `POST /api/v1/devices`.
@@ -104,7 +115,10 @@ pub struct BulkCreateDevicesRequest {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateDeviceRequest {
-    pub max_power_w: i64,
+    #[serde(default, deserialize_with = "crate::tags::not_null")]
+    pub max_power_w: Option<i64>,
+    #[serde(default, deserialize_with = "crate::tags::not_null")]
+    pub require_v2: Option<bool>,
 }
 
 fn one() -> i64 {
@@ -258,7 +272,8 @@ impl Service {
         Ok(self.store.list_devices(who.owner_filter()).await?)
     }
 
-    /// Changes a device's settings (its connectors' rated power).
+    /// Changes a device's settings: its connectors' rated power, whether it must speak
+    /// envelope v2.
     pub async fn update_device(
         &self,
         who: &Principal,
@@ -266,10 +281,17 @@ impl Service {
         req: UpdateDeviceRequest,
     ) -> Result<Device> {
         self.get_device(who, id).await?;
-        check_max_power("max_power_w", req.max_power_w)?;
-        if !self.store.set_device_max_power(id, req.max_power_w).await? {
+        if let Some(w) = req.max_power_w {
+            check_max_power("max_power_w", w)?;
+        }
+        let settings = DeviceSettings {
+            max_power_w: req.max_power_w,
+            require_v2: req.require_v2,
+        };
+        if !self.store.set_device_settings(id, &settings).await? {
             return Err(Error::not_found("device"));
         }
+        tracing::info!(device = %id, ?settings, "device settings changed");
         self.get_device(who, id).await
     }
 

@@ -19,7 +19,10 @@
 use std::hash::{Hash as _, Hasher as _};
 use std::sync::Arc;
 
-use charger_protocol::{seal_response, DeviceKey, RequestId, ResponseEnvelope};
+use charger_protocol::{
+    open_request_v2, seal_response, seal_response_v2, DeviceKey, RequestId, ResponseEnvelope,
+    Version,
+};
 use serde_json::json;
 use tokio::sync::{mpsc, Semaphore};
 
@@ -61,13 +64,50 @@ struct Sealer {
     key: DeviceKey,
     id: RequestId,
     res_topic: String,
+    /// The endpoint as a metrics label.
     endpoint: &'static str,
+    /// The endpoint itself (v2 binds it into the answer's associated data).
+    name: String,
+    /// The answer goes in the request's envelope version.
+    version: Version,
     received: std::time::Instant,
 }
 
 impl Sealer {
+    /// An unsealed answer (`data` ""): 401, in the request's envelope version.
+    fn refused(self, code: u16) -> Done {
+        let res = ResponseEnvelope {
+            v: (self.version == Version::V2).then_some(2),
+            id: Some(self.id),
+            status: 0,
+            code,
+            data: String::new(),
+        };
+        Done {
+            out: Outgoing {
+                topic: self.res_topic,
+                payload: to_json(&res),
+            },
+            endpoint: self.endpoint,
+            code,
+            received: self.received,
+            revoke: None,
+        }
+    }
+
     fn done(self, code: u16, body: &str, revoke: Option<DeviceId>) -> Option<Done> {
-        seal(&self.key, self.id, code, body).map(|payload| Done {
+        let sealed = match self.version {
+            Version::V1 => seal_response(&self.key, self.id, code, body.as_bytes()),
+            Version::V2 => seal_response_v2(&self.key, &self.name, self.id, code, body.as_bytes()),
+        };
+        let sealed = match sealed {
+            Ok(res) => to_json(&res),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot seal a response");
+                return None;
+            }
+        };
+        Some(sealed).map(|payload| Done {
             out: Outgoing {
                 topic: self.res_topic,
                 payload,
@@ -304,33 +344,36 @@ async fn answer(service: &Service, tx: &mut dyn ChargerTx, job: Job) -> Result<S
         return Ok(Step::Drop);
     };
     let key = service.device_key(&job.device, charger.key_version);
+    let version = job.envelope.version();
     let seal = Sealer {
         key,
         id: id.clone(),
         res_topic: job.res_topic,
         endpoint: endpoint_label(&job.endpoint),
+        name: job.endpoint.clone(),
+        version,
         received: job.received,
     };
-    let presented = DeviceKey::from_hex(&job.envelope.key).ok();
-    if !presented.is_some_and(|p| p.ct_eq(&seal.key)) {
-        tracing::info!(device = %job.device, endpoint = %job.endpoint, "wrong key");
-        let res = ResponseEnvelope {
-            id: Some(id),
-            status: 0,
-            code: 401,
-            data: String::new(),
-        };
-        return Ok(Step::Answer(Done {
-            out: Outgoing {
-                topic: seal.res_topic,
-                payload: to_json(&res),
-            },
-            endpoint: seal.endpoint,
-            code: 401,
-            received: seal.received,
-            revoke: None,
-        }));
-    }
+    // The charger proves it holds its key: v1 shows it (unless v2 is required), v2's
+    // params open under it.
+    let params = match version {
+        Version::V1 => {
+            let presented = DeviceKey::from_hex(&job.envelope.key).ok();
+            if charger.require_v2 || !presented.is_some_and(|p| p.ct_eq(&seal.key)) {
+                tracing::info!(device = %job.device, endpoint = %job.endpoint, v2_required = charger.require_v2, "wrong key");
+                return Ok(Step::Answer(seal.refused(401)));
+            }
+            Ok(job.envelope.data)
+        }
+        Version::V2 => match open_request_v2(&seal.key, &job.endpoint, &job.envelope) {
+            Ok(plain) => serde_json::from_slice::<serde_json::Value>(&plain)
+                .map_err(|_| Error::invalid("data", "the sealed params are not JSON")),
+            Err(_) => {
+                tracing::info!(device = %job.device, endpoint = %job.endpoint, "v2 request does not open under the device key");
+                return Ok(Step::Answer(seal.refused(401)));
+            }
+        },
+    };
     // Idempotency: a repeated (device, id) gets the kept answer and changes nothing.
     if let Some(kept) = kept {
         return Ok(seal
@@ -344,9 +387,14 @@ async fn answer(service: &Service, tx: &mut dyn ChargerTx, job: Job) -> Result<S
         return Ok(Step::Drop);
     }
     let (code, body, revoke) = if ENDPOINTS.contains(&job.endpoint.as_str()) {
-        let answer = service
-            .charger_request(tx, &charger, &job.endpoint, &job.envelope.data)
-            .await;
+        let answer = match params {
+            Ok(params) => {
+                service
+                    .charger_request(tx, &charger, &job.endpoint, &params)
+                    .await
+            }
+            Err(e) => Err(e),
+        };
         match answer {
             Ok(reply) => (reply.code, reply.body, reply.revoke),
             Err(e) => {
@@ -410,21 +458,6 @@ async fn one(
     tx.release_savepoint().await?;
     let revoke = c.claimed.then(|| c.device.clone());
     Ok(c.seal.done(kept.code, &kept.body, revoke))
-}
-
-fn seal(
-    key: &DeviceKey,
-    id: charger_protocol::RequestId,
-    code: u16,
-    body: &str,
-) -> Option<Vec<u8>> {
-    match seal_response(key, id, code, body.as_bytes()) {
-        Ok(res) => Some(to_json(&res)),
-        Err(e) => {
-            tracing::error!(error = %e, "cannot seal a response");
-            None
-        }
-    }
 }
 
 /// Maps a domain error to a RES code and error body (5xx opaque, logged).

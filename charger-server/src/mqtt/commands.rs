@@ -10,13 +10,15 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use charger_protocol::{seal_response, DeviceKey, RequestId};
+use charger_protocol::{
+    open_request_v2, seal_response, seal_response_v2, DeviceKey, RequestId, Version,
+};
 use tokio::sync::oneshot;
 
 use super::{to_json, Job, Outgoing, Publisher};
 use crate::broker::Broker;
-use crate::ids::{DeviceId, OwnerId};
-use crate::service::{CommandChannel, Service};
+use crate::ids::DeviceId;
+use crate::service::{CommandChannel, Recipient, Service};
 
 /// Commands waiting for their charger's answer, keyed by (device, command id).
 pub struct Commander {
@@ -56,15 +58,32 @@ impl Commander {
         };
         let service = self.service.clone();
         let device = job.device.clone();
-        let presented = job.envelope.key.clone();
-        let data = job.envelope.data.clone();
+        let envelope = job.envelope.clone();
+        let command = job.endpoint.clone();
         tokio::spawn(async move {
-            match service.device_key_of(&device).await {
-                Ok(key) if DeviceKey::from_hex(&presented).is_ok_and(|p| p.ct_eq(&key)) => {
+            let key = match service.device_key_of(&device).await {
+                Ok(key) => key,
+                Err(e) => {
+                    tracing::error!(%device, error = %e, "command answer not checked");
+                    return;
+                }
+            };
+            // v1 shows the key; v2 seals the answer under it (bound to the command and id).
+            let answer = match envelope.version() {
+                Version::V1 => DeviceKey::from_hex(&envelope.key)
+                    .is_ok_and(|p| p.ct_eq(&key))
+                    .then_some(envelope.data),
+                Version::V2 => open_request_v2(&key, &command, &envelope)
+                    .ok()
+                    .and_then(|plain| serde_json::from_slice(&plain).ok()),
+            };
+            match answer {
+                Some(data) => {
                     let _ = waiter.send(data);
                 }
-                Ok(_) => tracing::warn!(%device, "command answer with a wrong key dropped"),
-                Err(e) => tracing::error!(%device, error = %e, "command answer not checked"),
+                None => {
+                    tracing::warn!(%device, "command answer that does not authenticate dropped")
+                }
             }
         });
         true
@@ -92,24 +111,29 @@ impl CommandChannel for Commander {
 
     async fn call(
         &self,
-        owner: &OwnerId,
-        device: &DeviceId,
-        key: &DeviceKey,
+        to: &Recipient<'_>,
         command: &str,
         data: &serde_json::Value,
         timeout: Duration,
     ) -> Option<serde_json::Value> {
+        let (owner, device, key, version) = (to.owner, to.device, to.key, to.version);
         let id = format!("{COMMAND_ID_PREFIX}{}", crate::secrets::random_token(12));
         let (tx, rx) = oneshot::channel();
         if let Ok(mut p) = self.pending.lock() {
             p.insert((device.clone(), id.clone()), tx);
         }
-        let sealed = match seal_response(
-            key,
-            RequestId::Str(id.clone()),
-            200,
-            data.to_string().as_bytes(),
-        ) {
+        let body = data.to_string();
+        let sealed = match version {
+            Version::V1 => seal_response(key, RequestId::Str(id.clone()), 200, body.as_bytes()),
+            Version::V2 => seal_response_v2(
+                key,
+                command,
+                RequestId::Str(id.clone()),
+                200,
+                body.as_bytes(),
+            ),
+        };
+        let sealed = match sealed {
             Ok(res) => res,
             Err(e) => {
                 tracing::error!(error = %e, "cannot seal a command");

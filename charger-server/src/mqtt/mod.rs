@@ -167,9 +167,10 @@ fn route(config: &DispatcherConfig, topic: &[u8], payload: &[u8]) -> Route {
         return Route::Ignore;
     };
     let res_topic = charger_protocol::topic::response_topic(t.user, t.device, t.endpoint);
-    let unsealed = |id, code| Outgoing {
+    let unsealed = |id, code, version| Outgoing {
         topic: res_topic.clone(),
         payload: to_json(&ResponseEnvelope {
+            v: (version == charger_protocol::Version::V2).then_some(2),
             id,
             status: 0,
             code,
@@ -178,7 +179,8 @@ fn route(config: &DispatcherConfig, topic: &[u8], payload: &[u8]) -> Route {
     };
     if payload.len() > config.max_payload {
         tracing::info!(%device, size = payload.len(), "request over the payload limit");
-        return Route::Answer(unsealed(None, 413), endpoint_label(t.endpoint), 413);
+        let out = unsealed(None, 413, charger_protocol::Version::V1);
+        return Route::Answer(out, endpoint_label(t.endpoint), 413);
     }
     if config.echo && t.endpoint == ECHO_ENDPOINT {
         let out = Outgoing {
@@ -198,7 +200,11 @@ fn route(config: &DispatcherConfig, topic: &[u8], payload: &[u8]) -> Route {
         }),
         Err(e) => {
             tracing::info!(%device, error = e.error, "unreadable request");
-            Route::Answer(unsealed(e.id, 400), endpoint_label(t.endpoint), 400)
+            Route::Answer(
+                unsealed(e.id, 400, e.version),
+                endpoint_label(t.endpoint),
+                400,
+            )
         }
     }
 }

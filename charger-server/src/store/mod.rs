@@ -15,7 +15,9 @@ use chrono::{DateTime, Utc};
 use crate::billing::Tariff;
 use crate::charging::history::{MeterSample, ReportKey, ReportSum, SessionFilter, StoredCostLine};
 use crate::charging::{Charger, LocalListPage, NewSession, Session, SessionRef, StopRecord};
-use crate::devices::{Device, DeviceAuth, NewDevice, TransferOffer, TransferStatus};
+use crate::devices::{
+    Device, DeviceAuth, DeviceSettings, NewDevice, TransferOffer, TransferStatus,
+};
 use crate::ids::{DeviceId, OwnerId, TagUid, TariffId};
 use crate::owners::{Owner, TokenScope};
 use crate::tags::{Tag, UnknownTag};
@@ -77,8 +79,12 @@ pub trait Store: Send + Sync + 'static {
     async fn record_presence(&self, changes: &[PresenceChange]) -> StoreResult<()>;
     /// Marks every device offline (start-up of the embedded broker: nobody is connected).
     async fn set_all_devices_offline(&self) -> StoreResult<u64>;
-    /// Sets a device's rated power per connector; false when the device does not exist.
-    async fn set_device_max_power(&self, id: &DeviceId, max_power_w: i64) -> StoreResult<bool>;
+    /// Changes a device's settings (those given); false when the device does not exist.
+    async fn set_device_settings(
+        &self,
+        id: &DeviceId,
+        settings: &DeviceSettings,
+    ) -> StoreResult<bool>;
     /// Assigns (or clears) a device's tariff; false when the device does not exist.
     async fn set_device_tariff(
         &self,

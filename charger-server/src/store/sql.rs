@@ -17,7 +17,9 @@ use sqlx::{AnyPool, Executor as _, FromRow, Row as _};
 
 use super::{from_millis, to_millis, PresenceChange, Store, StoreError, StoreResult};
 use crate::billing::{Currency, Tariff};
-use crate::devices::{Connector, Device, DeviceAuth, NewDevice, TransferOffer, TransferStatus};
+use crate::devices::{
+    Connector, Device, DeviceAuth, DeviceSettings, NewDevice, TransferOffer, TransferStatus,
+};
 use crate::ids::{DeviceId, OwnerId, TagUid, TariffId};
 use crate::owners::{Owner, TokenScope};
 use crate::tags::{Tag, TagRole, TagStatus, UnknownTag};
@@ -240,6 +242,7 @@ struct DeviceRow {
     owner_id: String,
     connectors: i64,
     max_power_w: i64,
+    require_v2: i64,
     tariff_id: Option<String>,
     firmware: Option<String>,
     model: Option<String>,
@@ -275,6 +278,7 @@ impl DeviceRow {
             owner: OwnerId::parse(&self.owner_id).map_err(|e| corrupt("owner id", e))?,
             connector_count: self.connectors,
             max_power_w: self.max_power_w,
+            require_v2: self.require_v2 != 0,
             connectors,
             tariff: self
                 .tariff_id
@@ -353,7 +357,8 @@ impl TariffRow {
 }
 
 const DEVICE_COLUMNS: &str =
-    "id, owner_id, connectors, max_power_w, tariff_id, firmware, model, online, last_seen, created_at";
+    "id, owner_id, connectors, max_power_w, require_v2, tariff_id, firmware, model, online, \
+     last_seen, created_at";
 const TAG_COLUMNS: &str = "uid, owner_id, role, status, expires_at, group_name, max_sessions, \
                            label, list_version, created_at, updated_at";
 const TARIFF_COLUMNS: &str = "id, owner_id, currency, energy_per_kwh, time_per_hour, \
@@ -657,17 +662,18 @@ impl Store for SqlStore {
     }
 
     async fn get_device_auth(&self, id: &DeviceId) -> StoreResult<Option<DeviceAuth>> {
-        let row: Option<(String, String, i64)> = sqlx::query_as(
-            "SELECT owner_id, password_hash, key_version FROM devices WHERE id = $1",
+        let row: Option<(String, String, i64, i64)> = sqlx::query_as(
+            "SELECT owner_id, password_hash, key_version, require_v2 FROM devices WHERE id = $1",
         )
         .bind(id.as_str())
         .fetch_optional(&self.pool)
         .await?;
-        row.map(|(owner, password_hash, key_version)| {
+        row.map(|(owner, password_hash, key_version, require_v2)| {
             Ok(DeviceAuth {
                 owner: OwnerId::parse(&owner).map_err(|e| corrupt("owner id", e))?,
                 password_hash,
                 key_version,
+                require_v2: require_v2 != 0,
             })
         })
         .transpose()
@@ -702,12 +708,21 @@ impl Store for SqlStore {
         )
     }
 
-    async fn set_device_max_power(&self, id: &DeviceId, max_power_w: i64) -> StoreResult<bool> {
-        let done = sqlx::query("UPDATE devices SET max_power_w = $2 WHERE id = $1")
-            .bind(id.as_str())
-            .bind(max_power_w)
-            .execute(&self.pool)
-            .await?;
+    async fn set_device_settings(
+        &self,
+        id: &DeviceId,
+        settings: &DeviceSettings,
+    ) -> StoreResult<bool> {
+        let done = sqlx::query(
+            "UPDATE devices SET max_power_w = COALESCE($2, max_power_w),
+                                require_v2 = COALESCE($3, require_v2)
+             WHERE id = $1",
+        )
+        .bind(id.as_str())
+        .bind(settings.max_power_w)
+        .bind(settings.require_v2.map(i64::from))
+        .execute(&self.pool)
+        .await?;
         Ok(done.rows_affected() == 1)
     }
 

@@ -205,12 +205,13 @@ impl ChargerTx for SqlTx {
             i64,
             i64,
             i64,
+            i64,
             Option<i64>,
             Option<String>,
         );
         let row: Option<Row> = sqlx::query_as(
             "SELECT d.owner_id, d.connectors, d.tariff_id, d.key_version, d.list_reset,
-                    d.max_power_w, r.code, r.body
+                    d.max_power_w, d.require_v2, r.code, r.body
              FROM devices d
              LEFT JOIN mqtt_requests r ON r.device_id = d.id AND r.request_id = $2
              WHERE d.id = $1",
@@ -220,7 +221,17 @@ impl ChargerTx for SqlTx {
         .fetch_optional(self.c())
         .await?;
         row.map(
-            |(owner, connectors, tariff, key_version, list_reset, max_power_w, code, body)| {
+            |(
+                owner,
+                connectors,
+                tariff,
+                key_version,
+                list_reset,
+                max_power_w,
+                require_v2,
+                code,
+                body,
+            )| {
                 let charger = Charger {
                     id: id.clone(),
                     owner: OwnerId::parse(&owner).map_err(|e| corrupt("owner id", e))?,
@@ -231,6 +242,7 @@ impl ChargerTx for SqlTx {
                     key_version,
                     list_reset: list_reset != 0,
                     max_power_w,
+                    require_v2: require_v2 != 0,
                 };
                 let kept = match (code, body) {
                     (Some(code), Some(body)) => Some(StoredResult {
