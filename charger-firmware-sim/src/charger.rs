@@ -52,6 +52,8 @@ pub struct Charger {
     local_seq: u64,
     /// Simulated seconds per real second for energy flow.
     pub time_scale: f64,
+    /// The envelope it speaks (v2 unless set to v1).
+    pub envelope: charger_protocol::Version,
     /// Pause between replayed requests after a reconnect.
     pub replay_pause: Duration,
     /// What happened, one line each.
@@ -80,6 +82,7 @@ impl Charger {
             queue: VecDeque::new(),
             local_seq: 0,
             time_scale: 1.0,
+            envelope: charger_protocol::Version::V2,
             replay_pause: Duration::from_millis(20),
             events: Vec::new(),
             echo: false,
@@ -125,7 +128,9 @@ impl Charger {
     /// Connects, boots, reports its connector, refreshes its local list, and replays
     /// what it queued while offline (in order, paced).
     pub async fn online(&mut self) -> anyhow::Result<()> {
-        let link = Link::connect(&self.bundle, self.broker.as_deref(), Some(&self.user)).await?;
+        let mut link =
+            Link::connect(&self.bundle, self.broker.as_deref(), Some(&self.user)).await?;
+        link.version = self.envelope;
         self.link = Some(link);
         self.say("online".into());
         let boot = self

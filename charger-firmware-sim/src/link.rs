@@ -7,7 +7,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context as _};
-use charger_protocol::{open_response, DeviceKey, FirmwareBundle, RequestId, ResponseEnvelope};
+use charger_protocol::{
+    open_response_on, seal_request_v2, DeviceKey, FirmwareBundle, RequestId, ResponseEnvelope,
+    Version,
+};
 use serde_json::{json, Value};
 use tokio::sync::{mpsc, oneshot};
 
@@ -46,6 +49,9 @@ pub struct Link {
     pub bundle: FirmwareBundle,
     /// The `<user>` of its topics (its owner).
     pub user: String,
+    /// The envelope it speaks: v2 (sealed requests, no key on the wire) unless set to v1.
+    pub version: Version,
+    key: DeviceKey,
     waiters: Waiters,
     commands: mpsc::UnboundedReceiver<Command>,
     pending_commands: VecDeque<Command>,
@@ -88,6 +94,7 @@ impl Link {
         eventloop.set_network_options(net);
         let user = user.unwrap_or(&bundle.owner).to_owned();
         let key = DeviceKey::from_hex(&bundle.key).context("bundle key")?;
+        let link_key = key.clone();
         let waiters: Waiters = Arc::default();
         let closed: Arc<Mutex<Option<String>>> = Arc::default();
         let (command_tx, commands) = mpsc::unbounded_channel();
@@ -148,6 +155,8 @@ impl Link {
             client,
             bundle: bundle.clone(),
             user,
+            version: Version::V2,
+            key: link_key,
             waiters,
             commands,
             pending_commands: VecDeque::new(),
@@ -183,7 +192,7 @@ impl Link {
         if let Ok(mut w) = self.waiters.lock() {
             w.insert(key.clone(), tx);
         }
-        let payload = json!({"id": id, "key": self.bundle.key, "data": data}).to_string();
+        let payload = self.envelope(id, endpoint, &data)?;
         let topic = format!("{}/req/{}/{endpoint}", self.user, self.bundle.device_id);
         self.client
             .publish(topic, rumqttc::QoS::AtLeastOnce, false, payload)
@@ -222,7 +231,8 @@ impl Link {
 
     /// Answers a command on `<user>/req/<device>/<command>` with its id.
     pub async fn answer_command(&self, command: &Command, data: Value) -> anyhow::Result<()> {
-        let payload = json!({"id": command.id, "key": self.bundle.key, "data": data}).to_string();
+        let id = RequestId::Str(command.id.clone());
+        let payload = self.envelope(id, &command.name, &data)?;
         let topic = format!(
             "{}/req/{}/{}",
             self.user, self.bundle.device_id, command.name
@@ -231,6 +241,18 @@ impl Link {
             .publish(topic, rumqttc::QoS::AtLeastOnce, false, payload)
             .await
             .context("publish")
+    }
+
+    /// A REQ in this link's envelope version: v1 shows the key, v2 seals the params.
+    fn envelope(&self, id: RequestId, endpoint: &str, data: &Value) -> anyhow::Result<String> {
+        Ok(match self.version {
+            Version::V1 => json!({"id": id, "key": self.bundle.key, "data": data}).to_string(),
+            Version::V2 => {
+                let req = seal_request_v2(&self.key, endpoint, id, data.to_string().as_bytes())
+                    .context("sealing a v2 request")?;
+                serde_json::to_string(&req).context("v2 request")?
+            }
+        })
     }
 
     /// Sends DISCONNECT (a clean goodbye).
@@ -258,7 +280,7 @@ fn incoming(
     let body = if res.data.is_empty() {
         Value::Null
     } else {
-        match open_response(key, &res) {
+        match open_response_on(key, &endpoint, &res) {
             Ok(plain) => serde_json::from_slice(&plain).unwrap_or(Value::Null),
             // Not authentic under our key: ignore it.
             Err(_) => return,

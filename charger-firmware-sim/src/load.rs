@@ -127,6 +127,8 @@ pub struct LoadConfig {
     pub connect_concurrency: usize,
     /// Print a progress line every second (to standard error).
     pub progress: bool,
+    /// The envelope the chargers speak.
+    pub envelope: charger_protocol::Version,
 }
 
 impl Default for LoadConfig {
@@ -140,6 +142,7 @@ impl Default for LoadConfig {
             tags: Vec::new(),
             connect_concurrency: 512,
             progress: false,
+            envelope: charger_protocol::Version::V2,
         }
     }
 }
@@ -486,7 +489,8 @@ pub async fn run(bundles: &[FirmwareBundle], config: LoadConfig) -> anyhow::Resu
 }
 
 /// One charger: the mix, one request at a time, reconnecting when the link drops.
-async fn charger_loop(index: usize, bundle: FirmwareBundle, link: Link, shared: Arc<Shared>) {
+async fn charger_loop(index: usize, bundle: FirmwareBundle, mut link: Link, shared: Arc<Shared>) {
+    link.version = shared.config.envelope;
     let mut link = Some(link);
     let tag = (!shared.config.tags.is_empty())
         .then(|| shared.config.tags[index % shared.config.tags.len()].clone());
@@ -503,7 +507,8 @@ async fn charger_loop(index: usize, bundle: FirmwareBundle, link: Link, shared: 
             if Instant::now() >= shared.deadline || shared.stop.load(Ordering::Relaxed) {
                 return;
             }
-            if let Ok(l) = connect_until(&bundle, broker.as_deref(), shared.deadline).await {
+            if let Ok(mut l) = connect_until(&bundle, broker.as_deref(), shared.deadline).await {
+                l.version = shared.config.envelope;
                 shared.reconnects.fetch_add(1, Ordering::Relaxed);
                 shared.connected.fetch_add(1, Ordering::Relaxed);
                 link = Some(l);

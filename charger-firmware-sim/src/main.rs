@@ -36,6 +36,9 @@ enum Command {
         /// Simulated seconds of energy flow per real second.
         #[arg(long, default_value_t = 60.0)]
         scale: f64,
+        /// The envelope: v2 (sealed requests, no key on the wire) or v1.
+        #[arg(long, value_enum, default_value_t = Envelope::V2)]
+        envelope: Envelope,
         /// The script; `-` or none reads standard input.
         script: Option<PathBuf>,
     },
@@ -76,7 +79,26 @@ enum Command {
         /// No progress lines.
         #[arg(long)]
         quiet: bool,
+        /// The envelope: v2 (sealed requests, no key on the wire) or v1.
+        #[arg(long, value_enum, default_value_t = Envelope::V2)]
+        envelope: Envelope,
     },
+}
+
+/// The envelope version, as a flag.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Envelope {
+    V1,
+    V2,
+}
+
+impl From<Envelope> for charger_protocol::Version {
+    fn from(e: Envelope) -> Self {
+        match e {
+            Envelope::V1 => charger_protocol::Version::V1,
+            Envelope::V2 => charger_protocol::Version::V2,
+        }
+    }
 }
 
 fn load_bundles(path: &PathBuf) -> anyhow::Result<Vec<charger_protocol::FirmwareBundle>> {
@@ -96,8 +118,9 @@ fn main() -> ExitCode {
             device,
             broker,
             scale,
+            envelope,
             script,
-        } => run(&bundles, device, broker, scale, script),
+        } => run(&bundles, device, broker, scale, envelope.into(), script),
         Command::Load {
             bundles,
             chargers,
@@ -110,6 +133,7 @@ fn main() -> ExitCode {
             connect_concurrency,
             json,
             quiet,
+            envelope,
         } => (|| {
             let mut bundles = load_bundles(&bundles)?;
             if let Some(n) = chargers {
@@ -146,6 +170,7 @@ fn main() -> ExitCode {
                 tags,
                 connect_concurrency: connect_concurrency.max(1),
                 progress: !quiet,
+                envelope: envelope.into(),
             };
             let rt = tokio::runtime::Runtime::new()?;
             let report = rt.block_on(charger_firmware_sim::load::run(&bundles, config))?;
@@ -171,6 +196,7 @@ fn run(
     device: Option<String>,
     broker: Option<String>,
     scale: f64,
+    envelope: charger_protocol::Version,
     script: Option<PathBuf>,
 ) -> anyhow::Result<()> {
     use std::io::BufRead;
@@ -195,6 +221,7 @@ fn run(
     rt.block_on(async move {
         let mut charger = charger_firmware_sim::charger::Charger::new(bundle, broker);
         charger.time_scale = scale;
+        charger.envelope = envelope;
         charger.echo = true;
         for (n, line) in lines.lines().enumerate() {
             let line = line?;

@@ -65,6 +65,7 @@ fn main() {
             tags: tags.clone(),
             connect_concurrency: LOAD_CHARGERS,
             progress: false,
+            envelope: charger_protocol::Version::V2,
         };
 
         let echo = phase("1. echo, saturated", players, config(Op::Echo, None)).await;

@@ -1,13 +1,15 @@
 //! The simulator's scenarios against a real server: a charger charging a car, an
 //! installer enrolling a card, an offline charger replaying its session, a remote stop.
 //! Load mode with a small fleet, and the echo diagnostic it measures the broker with.
-//! Short and bounded: energy flows at 3,600 simulated seconds per real second.
+//! Short and bounded: energy flows at 3,600 simulated seconds per real second. Each
+//! charger scenario runs in envelope v2 (the simulator's default) and in v1.
 
 use std::time::Duration;
 
 use charger_e2e::{spawn_app, TestApp, ADMIN_TOKEN};
 use charger_firmware_sim::charger::Charger;
 use charger_firmware_sim::script::{parse_script, run_step};
+use charger_protocol::Version;
 use serde_json::json;
 
 async fn setup(app: &TestApp) -> Charger {
@@ -60,10 +62,10 @@ fn saw(c: &Charger, line: &str) -> bool {
     c.events.iter().any(|e| e == line)
 }
 
-#[tokio::test]
-async fn a_charger_charges_a_car_and_is_billed() {
+async fn a_charger_charges_a_car_and_is_billed(envelope: Version) {
     let app = spawn_app().await;
     let mut c = setup(&app).await;
+    c.envelope = envelope;
     // 250 ms at 3,600x is 15 simulated minutes: 11 kW gives 2,750 Wh -> 1.10 EUR net.
     play(
         &mut c,
@@ -79,10 +81,10 @@ async fn a_charger_charges_a_car_and_is_billed() {
     );
 }
 
-#[tokio::test]
-async fn an_installer_enrolls_a_card_that_then_charges() {
+async fn an_installer_enrolls_a_card_that_then_charges(envelope: Version) {
     let app = spawn_app().await;
     let mut c = setup(&app).await;
+    c.envelope = envelope;
     play(
         &mut c,
         "online\ntap 11111111\ntap 0a0b0c0d\ntap 11111111\ntap 0a0b0c0d\nplug\n",
@@ -93,10 +95,10 @@ async fn an_installer_enrolls_a_card_that_then_charges() {
     assert!(saw(&c, "session-start -> 201"), "{:#?}", c.events);
 }
 
-#[tokio::test]
-async fn an_offline_charger_queues_its_session_and_replays_it_in_order() {
+async fn an_offline_charger_queues_its_session_and_replays_it_in_order(envelope: Version) {
     let app = spawn_app().await;
     let mut c = setup(&app).await;
+    c.envelope = envelope;
     play(
         &mut c,
         "online\noffline\ntap 04A1B2C3\nplug\ncharge 100ms 7200\nunplug\ntap DEADBEEF\n",
@@ -130,10 +132,10 @@ async fn an_offline_charger_queues_its_session_and_replays_it_in_order() {
     );
 }
 
-#[tokio::test]
-async fn a_remote_stop_ends_the_session() {
+async fn a_remote_stop_ends_the_session(envelope: Version) {
     let app = spawn_app().await;
     let mut c = setup(&app).await;
+    c.envelope = envelope;
     play(&mut c, "online\ntap 04A1B2C3\nplug\ncharge 100ms 3600\n").await;
     let session = c.session_id().expect("a session");
     let path = format!(
@@ -270,4 +272,49 @@ async fn echo_is_answered_only_when_enabled() {
     let bundles = off.provision("acme", 2).await;
     let report = run(&bundles, config(&off)).await.expect("load run");
     assert_eq!(report.errors.get("404"), Some(&20), "{}", report.text());
+}
+
+/// Every scenario, in envelope v2 (the simulator's default) and in v1.
+mod envelopes {
+    use super::Version;
+
+    #[tokio::test]
+    async fn a_charger_charges_a_car_and_is_billed_v2() {
+        super::a_charger_charges_a_car_and_is_billed(Version::V2).await;
+    }
+
+    #[tokio::test]
+    async fn a_charger_charges_a_car_and_is_billed_v1() {
+        super::a_charger_charges_a_car_and_is_billed(Version::V1).await;
+    }
+
+    #[tokio::test]
+    async fn an_installer_enrolls_a_card_that_then_charges_v2() {
+        super::an_installer_enrolls_a_card_that_then_charges(Version::V2).await;
+    }
+
+    #[tokio::test]
+    async fn an_installer_enrolls_a_card_that_then_charges_v1() {
+        super::an_installer_enrolls_a_card_that_then_charges(Version::V1).await;
+    }
+
+    #[tokio::test]
+    async fn an_offline_charger_queues_its_session_and_replays_it_in_order_v2() {
+        super::an_offline_charger_queues_its_session_and_replays_it_in_order(Version::V2).await;
+    }
+
+    #[tokio::test]
+    async fn an_offline_charger_queues_its_session_and_replays_it_in_order_v1() {
+        super::an_offline_charger_queues_its_session_and_replays_it_in_order(Version::V1).await;
+    }
+
+    #[tokio::test]
+    async fn a_remote_stop_ends_the_session_v2() {
+        super::a_remote_stop_ends_the_session(Version::V2).await;
+    }
+
+    #[tokio::test]
+    async fn a_remote_stop_ends_the_session_v1() {
+        super::a_remote_stop_ends_the_session(Version::V1).await;
+    }
 }
