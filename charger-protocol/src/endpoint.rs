@@ -15,6 +15,7 @@ pub const ENDPOINTS: &[&str] = &[
     "ownership-claim",
     "local-list",
     "rekey",
+    "heartbeat",
 ];
 
 /// Commands the server sends a charger.

@@ -41,6 +41,9 @@ pub enum Error {
     /// A charger did not answer a command in time (504).
     #[error("the charger did not answer in time")]
     Timeout,
+    /// A charger answered a command with something the API does not define (502).
+    #[error("{0}")]
+    BadAnswer(String),
     /// A dependency is temporarily unavailable (503).
     #[error("{0}")]
     Unavailable(String),
@@ -83,6 +86,7 @@ impl Error {
             Error::Conflict { code, .. } | Error::Forbidden { code, .. } => code,
             Error::Unauthorized => "unauthorized",
             Error::Timeout => "device_timeout",
+            Error::BadAnswer(_) => "bad_device_answer",
             Error::Unavailable(_) => "unavailable",
             Error::Internal(_) => "internal",
         }

@@ -6,6 +6,7 @@
 mod billing_inputs;
 mod broker;
 mod charging;
+mod contract;
 mod envelope_v2;
 mod http_limits;
 mod migrations;

@@ -173,10 +173,11 @@ impl From<Error> for ApiError {
             Error::Forbidden { .. } => StatusCode::FORBIDDEN,
             Error::Unauthorized => StatusCode::UNAUTHORIZED,
             Error::Timeout => StatusCode::GATEWAY_TIMEOUT,
+            Error::BadAnswer(_) => StatusCode::BAD_GATEWAY,
             Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         };
-        if status.is_server_error() && !matches!(e, Error::Timeout) {
+        if status.is_server_error() && !matches!(e, Error::Timeout | Error::BadAnswer(_)) {
             tracing::error!(error = %e, "request failed");
             return ApiError::new(
                 status,

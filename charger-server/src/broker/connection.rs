@@ -228,6 +228,9 @@ pub(super) async fn serve<S>(
         retain_available: Some(0),
         shared_subscription_available: Some(0),
         server_keep_alive: (connect.keep_alive == 0).then_some(DEFAULT_KEEP_ALIVE_S),
+        // The charger's current owner: the `<user>` of its topics (a charger restored
+        // from an old flash learns it here).
+        user_properties: vec![("owner".to_owned(), owner.to_string())],
         ..ConnAckProperties::default()
     });
     let connack = Packet::ConnAck(

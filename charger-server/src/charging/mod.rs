@@ -241,6 +241,7 @@ impl Service {
             "ownership-claim" => self.ownership_claim(tx, charger, data, now).await,
             "local-list" => self.local_list(tx, charger, data).await,
             "rekey" => self.rekey(tx, charger, data).await,
+            "heartbeat" => self.heartbeat(data),
             _ => Err(Error::not_found("endpoint")),
         }
     }
@@ -272,7 +273,21 @@ impl Service {
             "server_time": rfc3339(self.now()),
             "heartbeat_s": HEARTBEAT_S,
             "owner": charger.owner,
+            // The count the server uses (the provisioned one), whatever the charger said.
+            "connectors": charger.connectors,
         })))
+    }
+
+    /// `heartbeat {}`: the server's time (a charger sends it when it has sent nothing else
+    /// for `heartbeat_s`).
+    fn heartbeat(&self, data: &serde_json::Value) -> Result<Reply> {
+        #[derive(serde::Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct HeartbeatRequest {}
+        let _: HeartbeatRequest = parse_data(data)?;
+        Ok(Reply::ok(
+            serde_json::json!({ "server_time": rfc3339(self.now()) }),
+        ))
     }
 
     /// `status`: records a connector's state (and error code, if any).

@@ -37,6 +37,41 @@ struct Unlock {
     connector: i64,
 }
 
+/// Why a charger refuses a command (`reason` in its answer).
+pub const REFUSAL_REASONS: &[&str] = &[
+    "busy",
+    "no_session",
+    "unknown_connector",
+    "faulted",
+    "unavailable",
+    "other",
+];
+
+/// A charger's answer to a command must be `{"status": "accepted"}` or
+/// `{"status": "rejected", "reason": <one of REFUSAL_REASONS>}`; anything else is 502.
+fn check_answer(answer: &serde_json::Value) -> Result<()> {
+    let bad = |why: &str| Err(Error::BadAnswer(format!("the charger's answer {why}")));
+    let Some(object) = answer.as_object() else {
+        return bad("is not a JSON object");
+    };
+    match object.get("status").and_then(serde_json::Value::as_str) {
+        Some("accepted") => {}
+        Some("rejected") => match object.get("reason").and_then(serde_json::Value::as_str) {
+            None => {}
+            Some(r) if REFUSAL_REASONS.contains(&r) => {}
+            Some(_) => return bad("has a reason the API does not define"),
+        },
+        _ => return bad("has no status \"accepted\" or \"rejected\""),
+    }
+    if object
+        .keys()
+        .any(|k| !matches!(k.as_str(), "status" | "reason" | "message"))
+    {
+        return bad("has fields the API does not define");
+    }
+    Ok(())
+}
+
 /// A command's result: the charger's own answer.
 #[derive(Debug, Clone, Serialize)]
 pub struct CommandResult {
@@ -127,6 +162,7 @@ impl Service {
             .call(&to, command, data, Duration::from_millis(timeout_ms))
             .await
             .ok_or(Error::Timeout)?;
+        check_answer(&answer)?;
         Ok(CommandResult {
             device: device.clone(),
             command: command.to_owned(),

@@ -48,16 +48,23 @@ impl SessionRef {
     }
 }
 
-/// A device-made session id: the topic grammar, `[A-Za-z0-9_-]{1,64}`.
+/// Longest `local_id` accepted in any form, in bytes.
+pub const MAX_LOCAL_ID_BYTES: usize = 256;
+
+/// A device-made session id. The documented form is `[A-Za-z0-9_-]{1,64}`; another
+/// (non-empty, at most 256 bytes) is not refused, since refusing an offline start loses a
+/// session the car has charged: it is kept as `h-` and 40 hex digits of its SHA-256, the
+/// same for every message that names it, so the session's values and stop still find it.
 fn check_local_id(local: String) -> Result<String> {
     if charger_protocol::topic::is_valid_part(&local) {
-        Ok(local)
-    } else {
-        Err(Error::invalid(
-            "local_id",
-            "must be 1 to 64 characters of A-Z a-z 0-9 _ -",
-        ))
+        return Ok(local);
     }
+    if local.is_empty() || local.len() > MAX_LOCAL_ID_BYTES {
+        return Err(Error::invalid("local_id", "must be 1 to 256 bytes"));
+    }
+    use sha2::Digest as _;
+    let digest = hex::encode(sha2::Sha256::digest(local.as_bytes()));
+    Ok(format!("h-{}", &digest[..40]))
 }
 
 /// A session row to insert.

@@ -469,6 +469,7 @@ pub(super) fn error_body(e: &Error) -> (u16, serde_json::Value) {
         Error::Forbidden { .. } => 403,
         Error::Unauthorized => 401,
         Error::Timeout => 504,
+        Error::BadAnswer(_) => 502,
         Error::Unavailable(_) => 503,
         Error::Internal(_) => 500,
     };

@@ -179,7 +179,22 @@ fn route(config: &DispatcherConfig, topic: &[u8], payload: &[u8]) -> Route {
     };
     if payload.len() > config.max_payload {
         tracing::info!(%device, size = payload.len(), "request over the payload limit");
-        let out = unsealed(None, 413, charger_protocol::Version::V1);
+        // The id (and version), when they can be read, so the charger can match the 413.
+        #[derive(serde::Deserialize)]
+        struct Head {
+            id: Option<charger_protocol::RequestId>,
+            v: Option<u8>,
+        }
+        let head = serde_json::from_slice::<Head>(payload).ok();
+        let id = head
+            .as_ref()
+            .and_then(|h| h.id.clone())
+            .filter(|id| id.validate().is_ok());
+        let version = match head.and_then(|h| h.v) {
+            Some(2) => charger_protocol::Version::V2,
+            _ => charger_protocol::Version::V1,
+        };
+        let out = unsealed(id, 413, version);
         return Route::Answer(out, endpoint_label(t.endpoint), 413);
     }
     if config.echo && t.endpoint == ECHO_ENDPOINT {
