@@ -123,4 +123,70 @@ mod tests {
         assert_eq!(bounded("short", 10), "short");
         assert_eq!(bounded("ééééé", 2), "éé…");
     }
+
+    /// The codes of `Error::forbidden("…")` and `Error::conflict("…")` in a source text.
+    fn codes_in(text: &str) -> Vec<String> {
+        // Code, not tests (this very test names the calls it looks for).
+        let text = text.split("#[cfg(test)]").next().unwrap_or_default();
+        let mut out = Vec::new();
+        for call in ["Error::forbidden(", "Error::conflict("] {
+            for (at, _) in text.match_indices(call) {
+                let rest = text[at + call.len()..].trim_start();
+                if let Some(quoted) = rest.strip_prefix('"') {
+                    if let Some(end) = quoted.find('"') {
+                        out.push(quoted[..end].to_owned());
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn every_error_code_is_in_the_documented_table() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let doc = std::fs::read_to_string(root.join("../docs/mqtt-api.md")).expect("doc");
+        let table = &doc[doc.find("## Error codes").expect("the section")..];
+        let mut codes: Vec<String> = [
+            Error::invalid("f", "m"),
+            Error::not_found("x"),
+            Error::Unauthorized,
+            Error::Timeout,
+            Error::BadAnswer(String::new()),
+            Error::Unavailable(String::new()),
+            Error::Internal(String::new()),
+        ]
+        .iter()
+        .map(|e| e.code().to_owned())
+        .collect();
+        codes.extend(
+            [
+                "unknown_endpoint",
+                "malformed_json",
+                "payload_too_large",
+                "unsupported_media_type",
+            ]
+            .map(String::from),
+        );
+        let mut dirs = vec![root.join("src")];
+        while let Some(dir) = dirs.pop() {
+            for entry in std::fs::read_dir(&dir).expect("src").flatten() {
+                let path = entry.path();
+                if path.is_dir() {
+                    dirs.push(path);
+                } else if path.extension().is_some_and(|e| e == "rs") {
+                    codes.extend(codes_in(&std::fs::read_to_string(&path).expect("source")));
+                }
+            }
+        }
+        codes.sort();
+        codes.dedup();
+        assert!(codes.len() > 20, "{codes:?}");
+        for code in codes {
+            assert!(
+                table.contains(&format!("| `{code}` |")),
+                "error code {code} is not in docs/mqtt-api.md's table"
+            );
+        }
+    }
 }
