@@ -3,6 +3,7 @@
 //!
 //! - [`topic`]: the topic grammar `<user>/req|res/<device-id>/<endpoint>` and the
 //!   per-device ACL it implies.
+//! - [`api`]: every endpoint and command as types (`*Request`, `*Response`).
 //! - [`bundle`]: the firmware bundle a charger is provisioned with.
 //! - [`envelope`]: the REQ and RES envelopes, the device key, and the AES-256-GCM
 //!   sealing of RES `data` (nonce || ciphertext || tag, associated data `<id>|<status>|<code>`).
@@ -12,6 +13,7 @@
 //! The crate has no database, web or broker dependency on purpose: a firmware engineer can
 //! read it as the executable form of `docs/mqtt-api.md`.
 
+pub mod api;
 pub mod bundle;
 pub mod endpoint;
 pub mod envelope;
