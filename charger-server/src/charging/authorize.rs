@@ -10,13 +10,14 @@
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
-use super::{check_connector, with_tag_extras, Charger, Reply, SessionRef, SessionStatus};
+use super::{check_connector, Charger, Reply, SessionRef, SessionStatus};
 use crate::devices::parse_data;
 use crate::error::{Error, Result};
 use crate::ids::TagUid;
 use crate::service::Service;
 use crate::store::ChargerTx;
 use crate::tags::{Tag, TagStatus};
+use charger_protocol::api;
 
 /// `authorize` request data.
 #[derive(Debug, Deserialize)]
@@ -29,15 +30,15 @@ struct AuthorizeRequest {
     local_id: Option<String>,
 }
 
-fn accepted(tag: &Tag) -> serde_json::Value {
-    with_tag_extras(
-        serde_json::json!({
-            "tag": tag.uid,
-            "status": "accepted",
-            "role": tag.role,
-        }),
-        tag,
-    )
+fn accepted(tag: &Tag, session_id: Option<i64>) -> api::AuthorizeResponse {
+    api::AuthorizeResponse {
+        tag: tag.uid.to_string(),
+        status: "accepted".to_owned(),
+        role: tag.role.into(),
+        expires_at: tag.expires_at,
+        group: tag.group.clone(),
+        session_id,
+    }
 }
 
 impl Service {
@@ -53,15 +54,13 @@ impl Service {
         match SessionRef::from_fields(req.session_id, req.local_id)? {
             None => {
                 let tag = self.tag_may_start(tx, charger, &req.tag, now).await?;
-                Ok(Reply::ok(accepted(&tag)))
+                Reply::typed(200, &accepted(&tag, None))
             }
             Some(session) => {
                 let (tag, session_id) = self
                     .tag_may_stop(tx, charger, &req.tag, &session, now)
                     .await?;
-                let mut body = accepted(&tag);
-                body["session_id"] = session_id.into();
-                Ok(Reply::ok(body))
+                Reply::typed(200, &accepted(&tag, Some(session_id)))
             }
         }
     }

@@ -6,7 +6,7 @@
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
-use super::{with_tag_extras, Charger, Reply};
+use super::{Charger, Reply};
 use crate::devices::parse_data;
 use crate::error::{Error, Result};
 use crate::ids::{OwnerId, TagUid};
@@ -14,6 +14,7 @@ use crate::secrets::{hash_secret, random_token};
 use crate::service::Service;
 use crate::store::ChargerTx;
 use crate::tags::{Tag, TagRole, TagStatus};
+use charger_protocol::api;
 use charger_protocol::rekey::parse_public_key;
 use charger_protocol::{seal_credentials, NewCredentials};
 
@@ -85,16 +86,15 @@ fn check_public_key(public: &str) -> Result<()> {
     Ok(())
 }
 
-fn local_entry(tag: &Tag) -> serde_json::Value {
-    with_tag_extras(
-        serde_json::json!({
-            "tag": tag.uid,
-            "role": tag.role,
-            "status": tag.status,
-            "max_sessions": tag.max_sessions,
-        }),
-        tag,
-    )
+fn local_entry(tag: &Tag) -> api::LocalListTag {
+    api::LocalListTag {
+        tag: tag.uid.to_string(),
+        role: tag.role.into(),
+        status: tag.status.into(),
+        max_sessions: tag.max_sessions,
+        expires_at: tag.expires_at,
+        group: tag.group.clone(),
+    }
 }
 
 impl Service {
@@ -143,10 +143,13 @@ impl Service {
         };
         tx.insert_tag(&tag).await?;
         tracing::info!(device = %charger.id, tag = %tag.uid, installer = %req.installer_tag, "tag enrolled at the charger");
-        Ok(Reply::created(serde_json::json!({
-            "tag": tag.uid,
-            "owner": tag.owner,
-        })))
+        Reply::typed(
+            201,
+            &api::TagEnrollResponse {
+                tag: tag.uid.to_string(),
+                owner: tag.owner.to_string(),
+            },
+        )
     }
 
     pub(super) async fn ownership_claim(
@@ -218,11 +221,12 @@ impl Service {
                 "key version {stored} stored where {version} was expected"
             )));
         }
-        Ok(serde_json::json!({
-            "owner": owner,
-            "pub": sealed.public,
-            "credentials": sealed.credentials,
-        }))
+        serde_json::to_value(api::CredentialsResponse {
+            owner: owner.to_string(),
+            public: sealed.public,
+            credentials: sealed.credentials,
+        })
+        .map_err(|e| Error::Internal(format!("an answer that is not JSON: {e}")))
     }
 
     pub(super) async fn local_list(
@@ -264,16 +268,19 @@ impl Service {
                     tags.push(local_entry(t))
                 }
                 // Limited to other chargers: gone from this one's list.
-                LocalListItem::Tag(t) => removed.push(serde_json::json!(t.uid)),
-                LocalListItem::Removed { uid, .. } => removed.push(serde_json::json!(uid)),
+                LocalListItem::Tag(t) => removed.push(t.uid.to_string()),
+                LocalListItem::Removed { uid, .. } => removed.push(uid.to_string()),
             }
         }
-        Ok(Reply::ok(serde_json::json!({
-            "version": version,
-            "reset": reset,
-            "more": more,
-            "tags": tags,
-            "removed": removed,
-        })))
+        Reply::typed(
+            200,
+            &api::LocalListResponse {
+                version,
+                reset,
+                more,
+                tags,
+                removed,
+            },
+        )
     }
 }

@@ -30,6 +30,7 @@ use crate::error::{Error, Result};
 use crate::ids::{DeviceId, OwnerId, TagUid, TariffId};
 use crate::service::Service;
 use crate::store::ChargerTx;
+use charger_protocol::api;
 
 pub use enrollment::{LocalListItem, LocalListPage};
 pub use remote::{CommandResult, COMMANDS};
@@ -139,20 +140,15 @@ pub struct Reply {
 }
 
 impl Reply {
-    fn ok(body: serde_json::Value) -> Self {
-        Reply {
-            code: 200,
+    /// An answer built from its protocol type (`charger_protocol::api`).
+    fn typed<T: Serialize>(code: u16, body: &T) -> Result<Self> {
+        let body = serde_json::to_value(body)
+            .map_err(|e| Error::Internal(format!("an answer that is not JSON: {e}")))?;
+        Ok(Reply {
+            code,
             body,
             revoke: false,
-        }
-    }
-
-    fn created(body: serde_json::Value) -> Self {
-        Reply {
-            code: 201,
-            body,
-            revoke: false,
-        }
+        })
     }
 
     fn revoking(body: serde_json::Value) -> Self {
@@ -162,20 +158,6 @@ impl Reply {
             revoke: true,
         }
     }
-}
-
-/// Adds a tag's optional fields (`expires_at`, `group`) to its JSON view.
-pub(crate) fn with_tag_extras(
-    mut body: serde_json::Value,
-    tag: &crate::tags::Tag,
-) -> serde_json::Value {
-    if let Some(expires_at) = tag.expires_at {
-        body["expires_at"] = rfc3339(expires_at).into();
-    }
-    if let Some(group) = &tag.group {
-        body["group"] = group.clone().into();
-    }
-    body
 }
 
 /// RFC 3339 UTC with milliseconds, the API's time format.
@@ -203,20 +185,17 @@ fn bill_body(
     bill: &Bill,
     currency: &Currency,
     disputed: bool,
-) -> serde_json::Value {
-    let mut body = serde_json::json!({
-        "session_id": session_id,
-        "energy_wh": bill.energy_wh,
-        "duration_s": bill.duration_ms / 1000,
-        "net": money_text(bill.net, currency),
-        "tax": money_text(bill.tax, currency),
-        "total": money_text(bill.total, currency),
-        "currency": currency.code(),
-    });
-    if disputed {
-        body["disputed"] = true.into();
+) -> api::SessionStopResponse {
+    api::SessionStopResponse {
+        session_id,
+        energy_wh: bill.energy_wh,
+        duration_s: bill.duration_ms / 1000,
+        net: money_text(bill.net, currency),
+        tax: money_text(bill.tax, currency),
+        total: money_text(bill.total, currency),
+        currency: currency.code().to_owned(),
+        disputed: disputed.then_some(true),
     }
-    body
 }
 
 impl Service {
@@ -269,25 +248,28 @@ impl Service {
         }
         tx.set_device_boot(&charger.id, &req.firmware, &req.model)
             .await?;
-        Ok(Reply::ok(serde_json::json!({
-            "server_time": rfc3339(self.now()),
-            "heartbeat_s": HEARTBEAT_S,
-            "owner": charger.owner,
-            // The count the server uses (the provisioned one), whatever the charger said.
-            "connectors": charger.connectors,
-        })))
+        Reply::typed(
+            200,
+            &api::BootResponse {
+                server_time: self.now(),
+                heartbeat_s: HEARTBEAT_S,
+                owner: charger.owner.to_string(),
+                // The count the server uses (the provisioned one), whatever the charger said.
+                connectors: charger.connectors,
+            },
+        )
     }
 
     /// `heartbeat {}`: the server's time (a charger sends it when it has sent nothing else
     /// for `heartbeat_s`).
     fn heartbeat(&self, data: &serde_json::Value) -> Result<Reply> {
-        #[derive(serde::Deserialize)]
-        #[serde(deny_unknown_fields)]
-        struct HeartbeatRequest {}
-        let _: HeartbeatRequest = parse_data(data)?;
-        Ok(Reply::ok(
-            serde_json::json!({ "server_time": rfc3339(self.now()) }),
-        ))
+        let _: api::HeartbeatRequest = parse_data(data)?;
+        Reply::typed(
+            200,
+            &api::HeartbeatResponse {
+                server_time: self.now(),
+            },
+        )
     }
 
     /// `status`: records a connector's state (and error code, if any).
@@ -313,6 +295,6 @@ impl Service {
             now,
         )
         .await?;
-        Ok(Reply::ok(serde_json::json!({})))
+        Reply::typed(200, &api::Empty {})
     }
 }

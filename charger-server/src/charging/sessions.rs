@@ -17,6 +17,7 @@ use crate::error::{Error, Result};
 use crate::ids::{DeviceId, OwnerId, TagUid, TariffId};
 use crate::service::Service;
 use crate::store::ChargerTx;
+use charger_protocol::api;
 
 /// Most samples one `meter-values` request may carry.
 pub const MAX_SAMPLES: usize = 100;
@@ -167,18 +168,22 @@ struct StopRequest {
     reason: StopReason,
 }
 
-fn start_body(session: i64, tariff: Option<&TariffId>, prices: &Prices) -> serde_json::Value {
-    serde_json::json!({
-        "session_id": session,
-        "tariff": {
-            "id": tariff,
-            "currency": prices.currency.code(),
-            "energy_per_kwh": prices.energy_per_kwh.to_string(),
-            "time_per_hour": prices.time_per_hour.to_string(),
-            "session_fee": prices.session_fee.to_string(),
-            "tax_rate": prices.tax_rate.to_string(),
+fn start_body(
+    session: i64,
+    tariff: Option<&TariffId>,
+    prices: &Prices,
+) -> api::SessionStartResponse {
+    api::SessionStartResponse {
+        session_id: session,
+        tariff: api::TariffSnapshot {
+            id: tariff.map(TariffId::to_string),
+            currency: prices.currency.code().to_owned(),
+            energy_per_kwh: prices.energy_per_kwh.to_string(),
+            time_per_hour: prices.time_per_hour.to_string(),
+            session_fee: prices.session_fee.to_string(),
+            tax_rate: prices.tax_rate.to_string(),
         },
-    })
+    }
 }
 
 fn billing_error(e: BillingError) -> Error {
@@ -229,11 +234,7 @@ impl Service {
             // A repeated offline start (the charger retried with a new request id).
             let known = SessionRef::Local(local.clone());
             if let Some(s) = tx.session(&charger.id, &known).await? {
-                return Ok(Reply::created(start_body(
-                    s.id,
-                    s.tariff.as_ref(),
-                    &s.prices,
-                )));
+                return Reply::typed(201, &start_body(s.id, s.tariff.as_ref(), &s.prices));
             }
             if tx.tag(&charger.owner, &req.tag).await?.is_none() {
                 self.note_unknown_tag(tx, &charger.id, &charger.owner, &req.tag, now)
@@ -276,11 +277,7 @@ impl Service {
         };
         let id = tx.insert_session(&new).await?;
         tracing::info!(device = %charger.id, session = id, offline, disputed = new.dispute.is_some(), "session started");
-        Ok(Reply::created(start_body(
-            id,
-            new.tariff.as_ref(),
-            &new.prices,
-        )))
+        Reply::typed(201, &start_body(id, new.tariff.as_ref(), &new.prices))
     }
 
     pub(super) async fn meter_values(
@@ -353,12 +350,15 @@ impl Service {
             )
             .map_err(billing_error)?
         };
-        Ok(Reply::ok(serde_json::json!({
-            "session_id": session.id,
-            "energy_wh": last - session.meter_start_wh,
-            "net": crate::billing::money_text(net, &session.prices.currency),
-            "currency": session.prices.currency.code(),
-        })))
+        Reply::typed(
+            200,
+            &api::MeterValuesResponse {
+                session_id: session.id,
+                energy_wh: last - session.meter_start_wh,
+                net: crate::billing::money_text(net, &session.prices.currency),
+                currency: session.prices.currency.code().to_owned(),
+            },
+        )
     }
 
     pub(super) async fn session_stop(
@@ -389,12 +389,15 @@ impl Service {
                     )
                     .map_err(billing_error)?,
                 };
-                return Ok(Reply::ok(bill_body(
-                    session.id,
-                    &bill,
-                    &session.prices.currency,
-                    session.status == SessionStatus::Disputed,
-                )));
+                return Reply::typed(
+                    200,
+                    &bill_body(
+                        session.id,
+                        &bill,
+                        &session.prices.currency,
+                        session.status == SessionStatus::Disputed,
+                    ),
+                );
             }
             return Err(Error::conflict("session_closed", "the session has stopped"));
         }
@@ -448,7 +451,7 @@ impl Service {
         };
         tx.stop_session(session.id, &stop).await?;
         tracing::info!(device = %charger.id, session = session.id, disputed = stop.dispute.is_some(), "session stopped");
-        Ok(Reply::ok(body))
+        Reply::typed(200, &body)
     }
 
     /// The start's readings and times (the offline window only for an offline start).

@@ -58,6 +58,24 @@ macro_rules! text_enum {
 text_enum!(TagRole { Driver => "driver", Installer => "installer" });
 text_enum!(TagStatus { Active => "active", Blocked => "blocked" });
 
+impl From<TagRole> for charger_protocol::api::TagRole {
+    fn from(role: TagRole) -> Self {
+        match role {
+            TagRole::Driver => Self::Driver,
+            TagRole::Installer => Self::Installer,
+        }
+    }
+}
+
+impl From<TagStatus> for charger_protocol::api::TagStatus {
+    fn from(status: TagStatus) -> Self {
+        match status {
+            TagStatus::Active => Self::Active,
+            TagStatus::Blocked => Self::Blocked,
+        }
+    }
+}
+
 /// An RFID tag.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Tag {
