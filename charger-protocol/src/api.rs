@@ -317,6 +317,21 @@ pub enum StopReason {
     Other,
 }
 
+impl StopReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StopReason::Local => "local",
+            StopReason::Remote => "remote",
+            StopReason::EvDisconnected => "ev_disconnected",
+            StopReason::Limit => "limit",
+            StopReason::PowerLoss => "power_loss",
+            StopReason::Reboot => "reboot",
+            StopReason::Faulted => "faulted",
+            StopReason::Other => "other",
+        }
+    }
+}
+
 /// `session-stop` (name the session by `session_id` or `local_id`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -8,7 +8,6 @@
 //! tag, or an active tag of the same owner in the same group as the session's tag.
 
 use chrono::{DateTime, Utc};
-use serde::Deserialize;
 
 use super::{check_connector, Charger, Reply, SessionRef, SessionStatus};
 use crate::devices::parse_data;
@@ -18,17 +17,6 @@ use crate::service::Service;
 use crate::store::ChargerTx;
 use crate::tags::{Tag, TagStatus};
 use charger_protocol::api;
-
-/// `authorize` request data.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct AuthorizeRequest {
-    tag: TagUid,
-    connector: i64,
-    /// Asks whether the tag may stop this session (instead of starting one).
-    session_id: Option<i64>,
-    local_id: Option<String>,
-}
 
 fn accepted(tag: &Tag, session_id: Option<i64>) -> api::AuthorizeResponse {
     api::AuthorizeResponse {
@@ -49,17 +37,16 @@ impl Service {
         data: &serde_json::Value,
         now: DateTime<Utc>,
     ) -> Result<Reply> {
-        let req: AuthorizeRequest = parse_data(data)?;
+        let req: api::AuthorizeRequest = parse_data(data)?;
+        let uid = super::sessions::tag_in("tag", &req.tag)?;
         check_connector(charger, req.connector)?;
         match SessionRef::from_fields(req.session_id, req.local_id)? {
             None => {
-                let tag = self.tag_may_start(tx, charger, &req.tag, now).await?;
+                let tag = self.tag_may_start(tx, charger, &uid, now).await?;
                 Reply::typed(200, &accepted(&tag, None))
             }
             Some(session) => {
-                let (tag, session_id) = self
-                    .tag_may_stop(tx, charger, &req.tag, &session, now)
-                    .await?;
+                let (tag, session_id) = self.tag_may_stop(tx, charger, &uid, &session, now).await?;
                 Reply::typed(200, &accepted(&tag, Some(session_id)))
             }
         }

@@ -4,7 +4,6 @@
 //! `local-list` (the tags a charger keeps for offline authorization, by delta).
 
 use chrono::{DateTime, Utc};
-use serde::Deserialize;
 
 use super::{Charger, Reply};
 use crate::devices::parse_data;
@@ -20,37 +19,6 @@ use charger_protocol::{seal_credentials, NewCredentials};
 
 /// Most local-list entries in one answer; the charger asks again while `more` is true.
 pub const LOCAL_LIST_PAGE: usize = 200;
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct EnrollRequest {
-    installer_tag: TagUid,
-    tag: TagUid,
-    label: Option<String>,
-    expires_at: Option<DateTime<Utc>>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ClaimRequest {
-    code: String,
-    /// The charger's one-time X25519 public key, base64.
-    #[serde(rename = "pub")]
-    public: String,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RekeyRequest {
-    #[serde(rename = "pub")]
-    public: String,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct LocalListRequest {
-    version: i64,
-}
 
 /// One change of an owner's tag list: a tag as it is now, or a removed uid.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -105,8 +73,10 @@ impl Service {
         data: &serde_json::Value,
         now: DateTime<Utc>,
     ) -> Result<Reply> {
-        let req: EnrollRequest = parse_data(data)?;
-        let installer = tx.tag(&charger.owner, &req.installer_tag).await?;
+        let req: api::TagEnrollRequest = parse_data(data)?;
+        let installer_tag = super::sessions::tag_in("installer_tag", &req.installer_tag)?;
+        let new_tag = super::sessions::tag_in("tag", &req.tag)?;
+        let installer = tx.tag(&charger.owner, &installer_tag).await?;
         let is_installer = installer.as_ref().is_some_and(|t| {
             t.role == TagRole::Installer
                 && t.owner == charger.owner
@@ -120,7 +90,7 @@ impl Service {
                 "installer_tag is not an active installer card of this charger's owner",
             ));
         }
-        if req.tag == req.installer_tag || tx.tag(&charger.owner, &req.tag).await?.is_some() {
+        if new_tag == installer_tag || tx.tag(&charger.owner, &new_tag).await?.is_some() {
             return Err(Error::conflict(
                 "tag_exists",
                 "this tag uid is already enrolled",
@@ -128,7 +98,7 @@ impl Service {
         }
         let label = crate::tags::check_text("label", req.label)?;
         let tag = Tag {
-            uid: req.tag,
+            uid: new_tag,
             owner: charger.owner.clone(),
             role: TagRole::Driver,
             status: TagStatus::Active,
@@ -142,7 +112,7 @@ impl Service {
             updated_at: now,
         };
         tx.insert_tag(&tag).await?;
-        tracing::info!(device = %charger.id, tag = %tag.uid, installer = %req.installer_tag, "tag enrolled at the charger");
+        tracing::info!(device = %charger.id, tag = %tag.uid, installer = %installer_tag, "tag enrolled at the charger");
         Reply::typed(
             201,
             &api::TagEnrollResponse {
@@ -159,7 +129,7 @@ impl Service {
         data: &serde_json::Value,
         now: DateTime<Utc>,
     ) -> Result<Reply> {
-        let req: ClaimRequest = parse_data(data)?;
+        let req: api::OwnershipClaimRequest = parse_data(data)?;
         check_public_key(&req.public)?;
         let refused = || {
             Error::forbidden(
@@ -186,7 +156,7 @@ impl Service {
         charger: &Charger,
         data: &serde_json::Value,
     ) -> Result<Reply> {
-        let req: RekeyRequest = parse_data(data)?;
+        let req: api::RekeyRequest = parse_data(data)?;
         check_public_key(&req.public)?;
         let body = self
             .new_credentials(tx, charger, &charger.owner, &req.public)
@@ -235,7 +205,7 @@ impl Service {
         charger: &Charger,
         data: &serde_json::Value,
     ) -> Result<Reply> {
-        let req: LocalListRequest = parse_data(data)?;
+        let req: api::LocalListRequest = parse_data(data)?;
         if req.version < 0 {
             return Err(Error::invalid("version", "must not be negative"));
         }

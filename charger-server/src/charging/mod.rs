@@ -25,7 +25,7 @@ use serde::Serialize;
 
 use crate::billing::cost::{Bill, Prices};
 use crate::billing::{money_text, Currency};
-use crate::devices::{parse_data, BootRequest, StatusRequest, HEARTBEAT_S};
+use crate::devices::{parse_data, HEARTBEAT_S};
 use crate::error::{Error, Result};
 use crate::ids::{DeviceId, OwnerId, TagUid, TariffId};
 use crate::service::Service;
@@ -232,7 +232,7 @@ impl Service {
         charger: &Charger,
         data: &serde_json::Value,
     ) -> Result<Reply> {
-        let req: BootRequest = parse_data(data)?;
+        let req: api::BootRequest = parse_data(data)?;
         for (field, value) in [("firmware", &req.firmware), ("model", &req.model)] {
             if value.is_empty() || value.chars().count() > crate::devices::MAX_INFO_LEN {
                 return Err(Error::invalid(field, "must be 1 to 100 characters"));
@@ -280,7 +280,7 @@ impl Service {
         data: &serde_json::Value,
         now: DateTime<Utc>,
     ) -> Result<Reply> {
-        let req: StatusRequest = parse_data(data)?;
+        let req: api::StatusRequest = parse_data(data)?;
         if let Some(error) = &req.error {
             if error.is_empty() || error.chars().count() > crate::devices::MAX_INFO_LEN {
                 return Err(Error::invalid("error", "must be 1 to 100 characters"));

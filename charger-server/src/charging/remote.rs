@@ -3,12 +3,13 @@
 
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
+use charger_protocol::api;
+use serde::Serialize;
 
 use super::SessionStatus;
 use crate::devices::parse_data;
 use crate::error::{Error, Result};
-use crate::ids::{DeviceId, TagUid};
+use crate::ids::DeviceId;
 use crate::service::{Principal, Recipient, Service};
 
 /// Default and longest wait for a charger's answer to a command.
@@ -17,25 +18,6 @@ pub const COMMAND_TIMEOUT_MAX_MS: u64 = 60_000;
 
 /// The commands the server may send a charger.
 pub use charger_protocol::endpoint::COMMANDS;
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RemoteStart {
-    tag: TagUid,
-    connector: i64,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RemoteStop {
-    session_id: i64,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Unlock {
-    connector: i64,
-}
 
 /// Why a charger refuses a command (`reason` in its answer).
 pub const REFUSAL_REASONS: &[&str] = &[
@@ -111,14 +93,15 @@ impl Service {
         };
         match command {
             "remote-start" => {
-                let req: RemoteStart = parse_data(data)?;
+                let req: api::RemoteStartRequest = parse_data(data)?;
+                let tag = super::sessions::tag_in("tag", &req.tag)?;
                 connector_ok(req.connector)?;
-                if self.store.get_tag(&d.owner, &req.tag).await?.is_none() {
+                if self.store.get_tag(&d.owner, &tag).await?.is_none() {
                     return Err(Error::not_found("tag"));
                 }
             }
             "remote-stop" => {
-                let req: RemoteStop = parse_data(data)?;
+                let req: api::RemoteStopRequest = parse_data(data)?;
                 match self.store.get_session(req.session_id).await? {
                     Some(s) if s.device == d.id && s.status == SessionStatus::Active => {}
                     Some(s) if s.device == d.id => {
@@ -128,7 +111,7 @@ impl Service {
                 }
             }
             _ => {
-                let req: Unlock = parse_data(data)?;
+                let req: api::UnlockRequest = parse_data(data)?;
                 connector_ok(req.connector)?;
             }
         }

@@ -7,7 +7,6 @@
 //! billed by their own start and stop times, whenever the messages arrive.
 
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
 
 use super::inputs::{check_energy, check_power, check_reading, check_time};
 use super::{bill_body, check_connector, free_prices, Charger, Reply, Session, SessionStatus};
@@ -98,74 +97,19 @@ pub struct StopRecord {
     pub dispute: Option<String>,
 }
 
-/// Why a session stopped.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum StopReason {
-    /// A tag was tapped on the charger.
-    Local,
-    /// A remote stop command.
-    Remote,
-    /// The car was unplugged.
-    EvDisconnected,
-    /// The session's energy or time limit was reached.
-    Limit,
-    PowerLoss,
-    Reboot,
-    Faulted,
-    Other,
-}
+/// Why a session stopped (the wire type).
+pub use charger_protocol::api::StopReason;
+/// One meter reading (the wire type).
+pub type Sample = api::MeterSample;
 
-impl StopReason {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            StopReason::Local => "local",
-            StopReason::Remote => "remote",
-            StopReason::EvDisconnected => "ev_disconnected",
-            StopReason::Limit => "limit",
-            StopReason::PowerLoss => "power_loss",
-            StopReason::Reboot => "reboot",
-            StopReason::Faulted => "faulted",
-            StopReason::Other => "other",
-        }
-    }
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct StartRequest {
-    tag: TagUid,
-    connector: i64,
-    meter_start_wh: i64,
-    started_at: DateTime<Utc>,
-    local_id: Option<String>,
-}
-
-/// One meter reading.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Sample {
-    pub at: DateTime<Utc>,
-    pub energy_wh: i64,
-    pub power_w: Option<i64>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct MeterValuesRequest {
-    session_id: Option<i64>,
-    local_id: Option<String>,
-    samples: Vec<Sample>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct StopRequest {
-    session_id: Option<i64>,
-    local_id: Option<String>,
-    meter_stop_wh: i64,
-    stopped_at: DateTime<Utc>,
-    reason: StopReason,
+/// A tag uid given in a request's `field`, checked.
+pub(crate) fn tag_in(field: &str, uid: &str) -> Result<TagUid> {
+    TagUid::parse(uid).map_err(|_| {
+        Error::invalid(
+            field,
+            "an RFID uid is 8, 14 or 20 hexadecimal digits (4, 7 or 10 bytes)",
+        )
+    })
 }
 
 fn start_body(
@@ -218,7 +162,8 @@ impl Service {
         data: &serde_json::Value,
         now: DateTime<Utc>,
     ) -> Result<Reply> {
-        let req: StartRequest = parse_data(data)?;
+        let req: api::SessionStartRequest = parse_data(data)?;
+        let tag = tag_in("tag", &req.tag)?;
         check_connector(charger, req.connector)?;
         let local_id = req.local_id.clone().map(check_local_id).transpose()?;
         let offline = local_id.is_some();
@@ -236,12 +181,12 @@ impl Service {
             if let Some(s) = tx.session(&charger.id, &known).await? {
                 return Reply::typed(201, &start_body(s.id, s.tariff.as_ref(), &s.prices));
             }
-            if tx.tag(&charger.owner, &req.tag).await?.is_none() {
-                self.note_unknown_tag(tx, &charger.id, &charger.owner, &req.tag, now)
+            if tx.tag(&charger.owner, &tag).await?.is_none() {
+                self.note_unknown_tag(tx, &charger.id, &charger.owner, &tag, now)
                     .await?;
             }
         } else {
-            self.tag_may_start(tx, charger, &req.tag, now).await?;
+            self.tag_may_start(tx, charger, &tag, now).await?;
             if tx
                 .active_session_on(&charger.id, req.connector)
                 .await?
@@ -265,7 +210,7 @@ impl Service {
             device: charger.id.clone(),
             connector: req.connector,
             owner: charger.owner.clone(),
-            tag: req.tag,
+            tag,
             local_id,
             offline,
             meter_start_wh: req.meter_start_wh,
@@ -287,7 +232,7 @@ impl Service {
         data: &serde_json::Value,
         now: DateTime<Utc>,
     ) -> Result<Reply> {
-        let req: MeterValuesRequest = parse_data(data)?;
+        let req: api::MeterValuesRequest = parse_data(data)?;
         let which = SessionRef::required(req.session_id, req.local_id)?;
         if req.samples.is_empty() || req.samples.len() > MAX_SAMPLES {
             return Err(Error::invalid("samples", "must hold 1 to 100 samples"));
@@ -368,7 +313,7 @@ impl Service {
         data: &serde_json::Value,
         now: DateTime<Utc>,
     ) -> Result<Reply> {
-        let req: StopRequest = parse_data(data)?;
+        let req: api::SessionStopRequest = parse_data(data)?;
         let which = SessionRef::required(req.session_id, req.local_id.clone())?;
         let session = self.session_of(tx, charger, &which).await?;
         if session.status != SessionStatus::Active {
@@ -455,7 +400,12 @@ impl Service {
     }
 
     /// The start's readings and times (the offline window only for an offline start).
-    fn check_start(&self, req: &StartRequest, offline: bool, now: DateTime<Utc>) -> Result<()> {
+    fn check_start(
+        &self,
+        req: &api::SessionStartRequest,
+        offline: bool,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
         check_reading("meter_start_wh", req.meter_start_wh)?;
         check_time("started_at", req.started_at, now)?;
         let window = chrono::Duration::days(i64::from(self.limits.offline_max_age_days));
@@ -487,7 +437,7 @@ impl Service {
 /// The stop's reading and time against the session so far.
 fn check_stop(
     session: &Session,
-    req: &StopRequest,
+    req: &api::SessionStopRequest,
     charger: &Charger,
     now: DateTime<Utc>,
 ) -> Result<()> {

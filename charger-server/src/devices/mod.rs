@@ -325,50 +325,6 @@ impl Service {
     }
 }
 
-/// `boot` request data from a charger.
-#[derive(Debug, Deserialize)]
-pub struct BootRequest {
-    pub firmware: String,
-    pub model: String,
-    pub connectors: i64,
-}
-
-/// A connector's state, as a charger reports it in `status`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ConnectorState {
-    Available,
-    Preparing,
-    Charging,
-    Suspended,
-    Finishing,
-    Faulted,
-    Unavailable,
-}
-
-impl ConnectorState {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ConnectorState::Available => "available",
-            ConnectorState::Preparing => "preparing",
-            ConnectorState::Charging => "charging",
-            ConnectorState::Suspended => "suspended",
-            ConnectorState::Finishing => "finishing",
-            ConnectorState::Faulted => "faulted",
-            ConnectorState::Unavailable => "unavailable",
-        }
-    }
-}
-
-/// `status` request data from a charger.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct StatusRequest {
-    pub connector: i64,
-    pub state: ConnectorState,
-    pub error: Option<String>,
-}
-
 /// Reads an endpoint's `data`; a bad one is 422 naming the field (`data` itself when the
 /// problem is at the top, e.g. a missing field, which the message then names).
 pub fn parse_data<T: serde::de::DeserializeOwned>(data: &serde_json::Value) -> Result<T> {
