@@ -6,8 +6,8 @@ use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
 
 use anyhow::{bail, Context as _};
-use charger_protocol::{FirmwareBundle, KeyExchange};
-use serde_json::{json, Value};
+use charger_protocol::{api, FirmwareBundle, KeyExchange};
+use serde_json::Value;
 
 use crate::link::{Answer, Link};
 
@@ -19,10 +19,11 @@ enum SessionRef {
 }
 
 impl SessionRef {
-    fn field(&self) -> (&'static str, Value) {
+    /// The session as `(session_id, local_id)`, one of them set.
+    fn ids(&self) -> (Option<i64>, Option<String>) {
         match self {
-            SessionRef::Id(id) => ("session_id", json!(id)),
-            SessionRef::Local(l) => ("local_id", json!(l)),
+            SessionRef::Id(id) => (Some(*id), None),
+            SessionRef::Local(l) => (None, Some(l.clone())),
         }
     }
 }
@@ -61,8 +62,9 @@ pub struct Charger {
     pub echo: bool,
 }
 
-fn now() -> String {
-    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+/// A request's params as JSON, from its wire type.
+fn params<T: serde::Serialize>(req: &T) -> Value {
+    serde_json::to_value(req).unwrap_or_default()
 }
 
 impl Charger {
@@ -136,19 +138,22 @@ impl Charger {
         let boot = self
             .call(
                 "boot",
-                json!({"firmware": "sim-1.0", "model": "MyBox sim", "connectors": 1}),
+                params(&api::BootRequest {
+                    firmware: "sim-1.0".into(),
+                    model: "MyBox sim".into(),
+                    connectors: 1,
+                }),
             )
             .await?;
         if let Some(owner) = boot.body["owner"].as_str() {
             self.user = owner.to_owned();
         }
         let state = if self.session.is_some() {
-            "charging"
+            api::ConnectorState::Charging
         } else {
-            "available"
+            api::ConnectorState::Available
         };
-        self.call("status", json!({"connector": 1, "state": state}))
-            .await?;
+        self.report(state).await?;
         self.sync_list().await?;
         self.replay().await
     }
@@ -163,7 +168,12 @@ impl Charger {
     pub async fn sync_list(&mut self) -> anyhow::Result<()> {
         for _ in 0..1000 {
             let a = self
-                .call("local-list", json!({"version": self.list_version}))
+                .call(
+                    "local-list",
+                    params(&api::LocalListRequest {
+                        version: self.list_version,
+                    }),
+                )
                 .await?;
             if a.code != 200 {
                 bail!("local-list answered {}", a.code);
@@ -229,31 +239,45 @@ impl Charger {
                 self.say("installer mode off".into());
                 return Ok(());
             }
-            self.call(
-                "tag-enroll",
-                json!({"installer_tag": installer, "tag": tag}),
-            )
-            .await?;
+            let req = api::TagEnrollRequest {
+                installer_tag: installer,
+                tag,
+                label: None,
+                expires_at: None,
+            };
+            self.call("tag-enroll", params(&req)).await?;
             return Ok(());
         }
         if let Some(active) = self.session.clone() {
             let allowed = if self.is_online() {
-                let (field, value) = active.reference.field();
-                let mut data = json!({"tag": tag, "connector": 1});
-                data[field] = value;
-                self.call("authorize", data).await?.code == 200
+                let (session_id, local_id) = active.reference.ids();
+                let req = api::AuthorizeRequest {
+                    tag: tag.clone(),
+                    connector: 1,
+                    session_id,
+                    local_id,
+                };
+                self.call("authorize", params(&req)).await?.code == 200
             } else {
                 active.tag == tag || self.same_group(&active.tag, &tag)
             };
             if allowed {
-                return self.stop("local").await;
+                return self.stop(api::StopReason::Local).await;
             }
             self.say("stop refused".into());
             return Ok(());
         }
         if self.is_online() {
             let a = self
-                .call("authorize", json!({"tag": tag, "connector": 1}))
+                .call(
+                    "authorize",
+                    params(&api::AuthorizeRequest {
+                        tag: tag.clone(),
+                        connector: 1,
+                        session_id: None,
+                        local_id: None,
+                    }),
+                )
                 .await?;
             if a.code != 200 {
                 return Ok(());
@@ -297,8 +321,7 @@ impl Charger {
     pub async fn plug(&mut self) -> anyhow::Result<()> {
         self.plugged = true;
         if self.is_online() && self.session.is_none() {
-            self.call("status", json!({"connector": 1, "state": "preparing"}))
-                .await?;
+            self.report(api::ConnectorState::Preparing).await?;
         }
         if self.authorized.is_some() && self.session.is_none() {
             self.start().await?;
@@ -310,8 +333,13 @@ impl Charger {
         let Some(tag) = self.authorized.take() else {
             return Ok(());
         };
-        let mut data = json!({"tag": tag, "connector": 1, "meter_start_wh": self.meter_wh,
-                              "started_at": now()});
+        let mut req = api::SessionStartRequest {
+            tag: tag.clone(),
+            connector: 1,
+            meter_start_wh: self.meter_wh,
+            started_at: chrono::Utc::now(),
+            local_id: None,
+        };
         if !self.is_online() {
             self.local_seq += 1;
             let local = format!(
@@ -319,8 +347,8 @@ impl Charger {
                 chrono::Utc::now().timestamp_millis(),
                 self.local_seq
             );
-            data["local_id"] = json!(local);
-            self.queue.push_back(("session-start".into(), data));
+            req.local_id = Some(local.clone());
+            self.queue.push_back(("session-start".into(), params(&req)));
             self.session = Some(Active {
                 reference: SessionRef::Local(local),
                 tag,
@@ -328,15 +356,14 @@ impl Charger {
             self.say("session-start queued".into());
             return Ok(());
         }
-        let a = self.call("session-start", data).await?;
+        let a = self.call("session-start", params(&req)).await?;
         if a.code == 201 {
             if let Some(id) = a.body["session_id"].as_i64() {
                 self.session = Some(Active {
                     reference: SessionRef::Id(id),
                     tag,
                 });
-                self.call("status", json!({"connector": 1, "state": "charging"}))
-                    .await?;
+                self.report(api::ConnectorState::Charging).await?;
             }
         }
         Ok(())
@@ -354,11 +381,17 @@ impl Charger {
         let Some(active) = self.session.clone() else {
             return Ok(());
         };
-        let (field, value) = active.reference.field();
-        let mut data =
-            json!({"samples": [{"at": now(), "energy_wh": self.meter_wh, "power_w": power_w}]});
-        data[field] = value;
-        if let Some(a) = self.send_or_queue("meter-values", data).await? {
+        let (session_id, local_id) = active.reference.ids();
+        let req = api::MeterValuesRequest {
+            session_id,
+            local_id,
+            samples: vec![api::MeterSample {
+                at: chrono::Utc::now(),
+                energy_wh: self.meter_wh,
+                power_w: Some(power_w),
+            }],
+        };
+        if let Some(a) = self.send_or_queue("meter-values", params(&req)).await? {
             let (net, currency) = (a.body["net"].clone(), a.body["currency"].clone());
             self.say(format!(
                 "running cost {} {}",
@@ -372,25 +405,28 @@ impl Charger {
     /// The cable is pulled: a running session stops.
     pub async fn unplug(&mut self) -> anyhow::Result<()> {
         if self.session.is_some() {
-            self.stop("ev_disconnected").await?;
+            self.stop(api::StopReason::EvDisconnected).await?;
         }
         self.plugged = false;
         if self.is_online() {
-            self.call("status", json!({"connector": 1, "state": "available"}))
-                .await?;
+            self.report(api::ConnectorState::Available).await?;
         }
         Ok(())
     }
 
-    async fn stop(&mut self, reason: &str) -> anyhow::Result<()> {
+    async fn stop(&mut self, reason: api::StopReason) -> anyhow::Result<()> {
         let Some(active) = self.session.take() else {
             return Ok(());
         };
-        let (field, value) = active.reference.field();
-        let mut data =
-            json!({"meter_stop_wh": self.meter_wh, "stopped_at": now(), "reason": reason});
-        data[field] = value;
-        if let Some(a) = self.send_or_queue("session-stop", data).await? {
+        let (session_id, local_id) = active.reference.ids();
+        let req = api::SessionStopRequest {
+            session_id,
+            local_id,
+            meter_stop_wh: self.meter_wh,
+            stopped_at: chrono::Utc::now(),
+            reason,
+        };
+        if let Some(a) = self.send_or_queue("session-stop", params(&req)).await? {
             if a.code == 200 {
                 let b = &a.body;
                 self.say(format!(
@@ -406,6 +442,17 @@ impl Charger {
         Ok(())
     }
 
+    /// Reports its connector's state.
+    async fn report(&mut self, state: api::ConnectorState) -> anyhow::Result<()> {
+        let req = api::StatusRequest {
+            connector: 1,
+            state,
+            error: None,
+        };
+        self.call("status", params(&req)).await?;
+        Ok(())
+    }
+
     /// Sends an ownership claim with a transfer code and a fresh X25519 public key; on
     /// success it takes the new credentials from the answer, is disconnected by the
     /// server, and comes back under its new owner with them.
@@ -414,7 +461,10 @@ impl Charger {
         let a = self
             .call(
                 "ownership-claim",
-                json!({"code": code, "pub": exchange.public_base64()}),
+                params(&api::OwnershipClaimRequest {
+                    code: code.to_owned(),
+                    public: exchange.public_base64(),
+                }),
             )
             .await?;
         if a.code == 200 {
@@ -430,7 +480,12 @@ impl Charger {
     pub async fn rekey(&mut self) -> anyhow::Result<()> {
         let exchange = KeyExchange::new();
         let a = self
-            .call("rekey", json!({"pub": exchange.public_base64()}))
+            .call(
+                "rekey",
+                params(&api::RekeyRequest {
+                    public: exchange.public_base64(),
+                }),
+            )
             .await?;
         if a.code == 200 {
             self.take_credentials(&exchange, &a.body)?;
@@ -495,15 +550,23 @@ impl Charger {
                 "unlock" => true,
                 _ => false,
             };
+            let answer = api::CommandResponse {
+                status: if accept {
+                    api::CommandStatus::Accepted
+                } else {
+                    api::CommandStatus::Rejected
+                },
+                reason: (!accept).then_some(api::RefusalReason::Busy),
+                message: None,
+            };
             let status = if accept { "accepted" } else { "rejected" };
             if let Some(link) = self.link.as_ref() {
-                link.answer_command(&command, json!({"status": status}))
-                    .await?;
+                link.answer_command(&command, params(&answer)).await?;
             }
             self.say(format!("command {} {status}", command.name));
             if accept {
                 match command.name.as_str() {
-                    "remote-stop" => self.stop("remote").await?,
+                    "remote-stop" => self.stop(api::StopReason::Remote).await?,
                     "remote-start" => {
                         self.authorized = command.data["tag"].as_str().map(str::to_owned);
                         self.plugged = true;

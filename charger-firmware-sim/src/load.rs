@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context as _};
-use charger_protocol::FirmwareBundle;
+use charger_protocol::{api, FirmwareBundle};
 use hdrhistogram::Histogram;
 use rand::SeedableRng as _;
 use serde::Serialize;
@@ -529,7 +529,12 @@ async fn charger_loop(index: usize, bundle: FirmwareBundle, mut link: Link, shar
                     &shared,
                     l,
                     "authorize",
-                    json!({"tag": tag, "connector": 1}),
+                    to_params(&api::AuthorizeRequest {
+                        tag: tag.clone(),
+                        connector: 1,
+                        session_id: None,
+                        local_id: None,
+                    }),
                     200,
                 )
                 .await;
@@ -539,19 +544,31 @@ async fn charger_loop(index: usize, bundle: FirmwareBundle, mut link: Link, shar
                     &shared,
                     l,
                     "status",
-                    json!({"connector": 1, "state": "available"}),
+                    to_params(&api::StatusRequest {
+                        connector: 1,
+                        state: api::ConnectorState::Available,
+                        error: None,
+                    }),
                     200,
                 )
                 .await;
             }
             Op::Boot => {
-                let data = json!({"firmware": "sim-1.0", "model": "MyBox sim", "connectors": 1});
+                let data = to_params(&api::BootRequest {
+                    firmware: "sim-1.0".into(),
+                    model: "MyBox sim".into(),
+                    connectors: 1,
+                });
                 call(&shared, l, "boot", data, 200).await;
             }
             Op::Session => {
-                let now = chrono::Utc::now();
-                let start = json!({"tag": tag, "connector": 1, "meter_start_wh": meter_wh,
-                                   "started_at": now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)});
+                let start = to_params(&api::SessionStartRequest {
+                    tag: tag.clone(),
+                    connector: 1,
+                    meter_start_wh: meter_wh,
+                    started_at: chrono::Utc::now(),
+                    local_id: None,
+                });
                 let Some(answer) = call(&shared, l, "session-start", start, 201).await else {
                     continue;
                 };
@@ -578,9 +595,18 @@ async fn charger_loop(index: usize, bundle: FirmwareBundle, mut link: Link, shar
 pub const SESSION_WH: i64 = 10;
 
 fn stop_data(id: i64, meter_wh: i64) -> serde_json::Value {
-    json!({"session_id": id, "meter_stop_wh": meter_wh,
-           "stopped_at": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-           "reason": "local"})
+    to_params(&api::SessionStopRequest {
+        session_id: Some(id),
+        local_id: None,
+        meter_stop_wh: meter_wh,
+        stopped_at: chrono::Utc::now(),
+        reason: api::StopReason::Local,
+    })
+}
+
+/// A request's params as JSON, from its wire type.
+fn to_params<T: serde::Serialize>(req: &T) -> serde_json::Value {
+    serde_json::to_value(req).unwrap_or_default()
 }
 
 /// Sends one request, records its latency and whether it got `expect`.

@@ -209,19 +209,22 @@ impl Service {
         data: &serde_json::Value,
     ) -> Result<Reply> {
         let now = self.now();
+        use api::Endpoint;
+        let Some(endpoint) = Endpoint::parse(endpoint) else {
+            return Err(Error::not_found("endpoint"));
+        };
         match endpoint {
-            "boot" => self.boot(tx, charger, data).await,
-            "status" => self.status(tx, charger, data, now).await,
-            "authorize" => self.authorize(tx, charger, data, now).await,
-            "session-start" => self.session_start(tx, charger, data, now).await,
-            "meter-values" => self.meter_values(tx, charger, data, now).await,
-            "session-stop" => self.session_stop(tx, charger, data, now).await,
-            "tag-enroll" => self.tag_enroll(tx, charger, data, now).await,
-            "ownership-claim" => self.ownership_claim(tx, charger, data, now).await,
-            "local-list" => self.local_list(tx, charger, data).await,
-            "rekey" => self.rekey(tx, charger, data).await,
-            "heartbeat" => self.heartbeat(data),
-            _ => Err(Error::not_found("endpoint")),
+            Endpoint::Boot => self.boot(tx, charger, data).await,
+            Endpoint::Status => self.status(tx, charger, data, now).await,
+            Endpoint::Authorize => self.authorize(tx, charger, data, now).await,
+            Endpoint::SessionStart => self.session_start(tx, charger, data, now).await,
+            Endpoint::MeterValues => self.meter_values(tx, charger, data, now).await,
+            Endpoint::SessionStop => self.session_stop(tx, charger, data, now).await,
+            Endpoint::TagEnroll => self.tag_enroll(tx, charger, data, now).await,
+            Endpoint::OwnershipClaim => self.ownership_claim(tx, charger, data, now).await,
+            Endpoint::LocalList => self.local_list(tx, charger, data).await,
+            Endpoint::Rekey => self.rekey(tx, charger, data).await,
+            Endpoint::Heartbeat => self.heartbeat(data),
         }
     }
 
