@@ -223,6 +223,30 @@ pub enum TagStatus {
     Blocked,
 }
 
+macro_rules! text_enum {
+    ($ty:ident { $($variant:ident => $text:literal),* }) => {
+        impl $ty {
+            pub fn as_str(self) -> &'static str {
+                match self { $($ty::$variant => $text),* }
+            }
+        }
+        impl std::str::FromStr for $ty {
+            type Err = String;
+            fn from_str(s: &str) -> Result<Self, String> {
+                match s { $($text => Ok($ty::$variant),)* other => Err(format!("unknown value {other:?}")) }
+            }
+        }
+        impl std::fmt::Display for $ty {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+text_enum!(TagRole { Driver => "driver", Installer => "installer" });
+text_enum!(TagStatus { Active => "active", Blocked => "blocked" });
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuthorizeResponse {
     pub tag: String,

@@ -472,3 +472,45 @@ macro_rules! on_both_databases {
         }
     };
 }
+
+/// The count of `charger_limit_hits_total{limit="<limit>"}` in a `/metrics` text.
+pub fn limit_hits(metrics: &str, limit: &str) -> u64 {
+    let prefix = format!("charger_limit_hits_total{{limit=\"{limit}\"}} ");
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("{limit} in /metrics"))
+}
+
+impl TestApp {
+    /// The hits of one limit so far, from `/metrics`.
+    pub async fn limit_hits(&self, limit: &str) -> u64 {
+        let text = self
+            .http
+            .get(format!("{}/metrics", self.base))
+            .send()
+            .await
+            .expect("metrics")
+            .text()
+            .await
+            .expect("text");
+        limit_hits(&text, limit)
+    }
+}
+
+/// Whether the server closes `s` within `wait` (reads until the end of the stream or an
+/// error, discarding what comes).
+pub async fn closed_within(s: &mut tokio::net::TcpStream, wait: std::time::Duration) -> bool {
+    use tokio::io::AsyncReadExt as _;
+    let mut buf = [0u8; 1024];
+    let deadline = std::time::Instant::now() + wait;
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        match tokio::time::timeout(left, s.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => return true,
+            Ok(Ok(_)) => {}
+            Err(_) => return false,
+        }
+    }
+}

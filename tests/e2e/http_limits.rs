@@ -6,46 +6,12 @@
 use std::time::{Duration, Instant};
 
 use charger_e2e::mqtt::Charger;
-use charger_e2e::{default_db, spawn_app_with, TestApp, TestCa, ADMIN_TOKEN};
+use charger_e2e::{closed_within, default_db, spawn_app_with, TestCa, ADMIN_TOKEN};
 use serde_json::json;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 
 const WAIT: Duration = Duration::from_secs(10);
-
-/// Whether the server closes `s` within `wait` (reads until end of stream or an error).
-async fn closed_within(s: &mut TcpStream, wait: Duration) -> bool {
-    let mut buf = [0u8; 1024];
-    let deadline = Instant::now() + wait;
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        match tokio::time::timeout(left, s.read(&mut buf)).await {
-            Ok(Ok(0)) | Ok(Err(_)) => return true,
-            Ok(Ok(_)) => {}
-            Err(_) => return false,
-        }
-    }
-}
-
-fn limit_hits(metrics: &str, limit: &str) -> u64 {
-    let prefix = format!("charger_limit_hits_total{{limit=\"{limit}\"}} ");
-    metrics
-        .lines()
-        .find_map(|l| l.strip_prefix(&prefix))
-        .and_then(|n| n.trim().parse().ok())
-        .unwrap_or_else(|| panic!("{limit} in /metrics"))
-}
-
-async fn metrics(app: &TestApp) -> String {
-    app.http
-        .get(format!("{}/metrics", app.base))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text")
-}
 
 #[tokio::test]
 async fn the_rest_api_speaks_https_with_the_configured_certificate() {
@@ -101,7 +67,7 @@ async fn connections_that_never_finish_their_headers_are_closed() {
     for (i, s) in socks.iter_mut().enumerate() {
         assert!(closed_within(s, WAIT).await, "connection {i} still open");
     }
-    assert!(limit_hits(&metrics(&app).await, "http_header_timeout") >= 20);
+    assert!(app.limit_hits("http_header_timeout").await >= 20);
     // The server still answers.
     assert_eq!(app.get("/healthz", ADMIN_TOKEN).await.status, 200);
 }
@@ -152,7 +118,7 @@ async fn connections_over_the_limit_are_closed_at_once_not_queued() {
         assert!(Instant::now() < deadline, "never served again");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    assert!(limit_hits(&metrics(&app).await, "http_connections") >= 1);
+    assert!(app.limit_hits("http_connections").await >= 1);
 }
 
 #[tokio::test]

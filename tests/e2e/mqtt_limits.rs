@@ -8,48 +8,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use charger_e2e::mqtt::{request, Charger, Login, Probe, Qos, Version};
-use charger_e2e::{default_db, spawn_app_with, TestApp};
+use charger_e2e::{closed_within, default_db, spawn_app_with};
 use serde_json::json;
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::io::AsyncWriteExt as _;
 use tokio::net::TcpStream;
 
 const WAIT: Duration = Duration::from_secs(10);
-
-fn limit_hits(metrics: &str, limit: &str) -> u64 {
-    let prefix = format!("charger_limit_hits_total{{limit=\"{limit}\"}} ");
-    metrics
-        .lines()
-        .find_map(|l| l.strip_prefix(&prefix))
-        .and_then(|n| n.trim().parse().ok())
-        .unwrap_or_else(|| panic!("{limit} in /metrics"))
-}
-
-async fn hits(app: &TestApp, limit: &str) -> u64 {
-    let text = app
-        .http
-        .get(format!("{}/metrics", app.base))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
-    limit_hits(&text, limit)
-}
-
-/// Whether the server closes `s` within `wait`.
-async fn closed_within(s: &mut TcpStream, wait: Duration) -> bool {
-    let mut buf = [0u8; 256];
-    let deadline = Instant::now() + wait;
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        match tokio::time::timeout(left, s.read(&mut buf)).await {
-            Ok(Ok(0)) | Ok(Err(_)) => return true,
-            Ok(Ok(_)) => {}
-            Err(_) => return false,
-        }
-    }
-}
 
 #[tokio::test]
 async fn a_flooding_charger_is_slowed_then_disconnected_while_another_is_answered() {
@@ -126,8 +90,8 @@ async fn a_flooding_charger_is_slowed_then_disconnected_while_another_is_answere
     let sent = flood.await.expect("flood task");
     events.abort();
     eprintln!("the flooder got {sent} requests onto its socket");
-    assert!(hits(&app, "mqtt_rate").await >= 1);
-    assert!(hits(&app, "mqtt_rate_disconnect").await >= 1);
+    assert!(app.limit_hits("mqtt_rate").await >= 1);
+    assert!(app.limit_hits("mqtt_rate_disconnect").await >= 1);
     // And the victim still works after it.
     let (code, _) = c
         .call("status", json!({"connector": 1, "state": "available"}))
@@ -151,7 +115,7 @@ async fn oversized_connects_and_sockets_that_never_log_in_are_closed() {
         closed_within(&mut big, WAIT).await,
         "oversized CONNECT kept"
     );
-    assert!(hits(&app, "mqtt_connect_size").await >= 1);
+    assert!(app.limit_hits("mqtt_connect_size").await >= 1);
 
     // Four sockets logging in (silently) take every login slot: a fifth is closed at once.
     let mut idle = Vec::new();
@@ -166,7 +130,7 @@ async fn oversized_connects_and_sockets_that_never_log_in_are_closed() {
         }
         assert!(Instant::now() < deadline, "a fifth socket was left waiting");
     }
-    assert!(hits(&app, "mqtt_pending_logins").await >= 1);
+    assert!(app.limit_hits("mqtt_pending_logins").await >= 1);
     drop(idle);
     // The slots come back: a charger logs in.
     let b = &app.provision("acme", 1).await[0];
@@ -205,7 +169,7 @@ async fn subscriptions_are_capped_per_connection() {
     // The same filter again is no new subscription; a fourth distinct one is refused.
     assert!(probe.subscribe(&filter("boot"), Qos::AtLeastOnce).await);
     assert!(!probe.subscribe(&filter("+"), Qos::AtLeastOnce).await);
-    assert!(hits(&app, "mqtt_subscriptions").await >= 1);
+    assert!(app.limit_hits("mqtt_subscriptions").await >= 1);
     // The connection still works on the filters it holds.
     probe
         .publish(

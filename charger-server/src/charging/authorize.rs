@@ -22,7 +22,7 @@ fn accepted(tag: &Tag, session_id: Option<i64>) -> api::AuthorizeResponse {
     api::AuthorizeResponse {
         tag: tag.uid.to_string(),
         status: "accepted".to_owned(),
-        role: tag.role.into(),
+        role: tag.role,
         expires_at: tag.expires_at,
         group: tag.group.clone(),
         session_id,

@@ -57,8 +57,8 @@ fn check_public_key(public: &str) -> Result<()> {
 fn local_entry(tag: &Tag) -> api::LocalListTag {
     api::LocalListTag {
         tag: tag.uid.to_string(),
-        role: tag.role.into(),
-        status: tag.status.into(),
+        role: tag.role,
+        status: tag.status,
         max_sessions: tag.max_sessions,
         expires_at: tag.expires_at,
         group: tag.group.clone(),

@@ -3,9 +3,6 @@
 
 mod import;
 
-use std::fmt;
-use std::str::FromStr;
-
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Deserializer, Serialize};
 
@@ -18,63 +15,8 @@ pub const MAX_SESSIONS_LIMIT: i64 = 100;
 /// Longest label or group name.
 const MAX_TEXT_LEN: usize = 200;
 
-/// What a tag is for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum TagRole {
-    Driver,
-    Installer,
-}
-
-/// Whether a tag may be used.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum TagStatus {
-    Active,
-    Blocked,
-}
-
-macro_rules! text_enum {
-    ($ty:ident { $($variant:ident => $text:literal),* }) => {
-        impl $ty {
-            pub fn as_str(self) -> &'static str {
-                match self { $($ty::$variant => $text),* }
-            }
-        }
-        impl FromStr for $ty {
-            type Err = String;
-            fn from_str(s: &str) -> Result<Self, String> {
-                match s { $($text => Ok($ty::$variant),)* other => Err(format!("unknown value {other:?}")) }
-            }
-        }
-        impl fmt::Display for $ty {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(self.as_str())
-            }
-        }
-    };
-}
-
-text_enum!(TagRole { Driver => "driver", Installer => "installer" });
-text_enum!(TagStatus { Active => "active", Blocked => "blocked" });
-
-impl From<TagRole> for charger_protocol::api::TagRole {
-    fn from(role: TagRole) -> Self {
-        match role {
-            TagRole::Driver => Self::Driver,
-            TagRole::Installer => Self::Installer,
-        }
-    }
-}
-
-impl From<TagStatus> for charger_protocol::api::TagStatus {
-    fn from(status: TagStatus) -> Self {
-        match status {
-            TagStatus::Active => Self::Active,
-            TagStatus::Blocked => Self::Blocked,
-        }
-    }
-}
+/// What a tag is for, and whether it may be used: the wire types.
+pub use charger_protocol::api::{TagRole, TagStatus};
 
 /// An RFID tag.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -103,6 +103,17 @@ impl Server {
         panic!("no line with {needle:?} within 30 s; saw: {:#?}", self.seen)
     }
 
+    /// The MQTT address from the "MQTT broker listening" log line.
+    pub fn mqtt_addr(&mut self) -> String {
+        let line = self.wait_for("MQTT broker listening");
+        let start = line.find("mqtt_addr=").expect("mqtt_addr field") + "mqtt_addr=".len();
+        line[start..]
+            .split_whitespace()
+            .next()
+            .expect("address")
+            .to_owned()
+    }
+
     /// The HTTP address from the "REST API listening" log line.
     pub fn http_addr(&mut self) -> String {
         let line = self.wait_for("REST API listening");
