@@ -294,6 +294,10 @@ impl App {
             config.admin_token.as_ref().map(Secret::expose),
         );
         state.broker_metrics = Some(broker.metrics().clone());
+        state.broker_secret_hash = config
+            .broker_auth_secret
+            .as_ref()
+            .map(|s| crate::secrets::hash_secret(s.expose()));
         state.max_body = usize::try_from(config.http_max_body).unwrap_or(4 << 20);
         state.body_timeout = std::time::Duration::from_millis(config.http_body_timeout_ms);
         let router = api::router(state);

@@ -312,6 +312,17 @@ pub struct Config {
     #[arg(long, env = "DATABASE_URL", hide_env_values = true, global = true)]
     pub database_url: Option<Secret>,
 
+    /// Secret an external broker (EMQX's HTTP authentication and authorization) sends as
+    /// `Authorization: Bearer <secret>` to `/broker/emqx/authn` and `/broker/emqx/authz`.
+    /// Unset: those paths answer 404.
+    #[arg(
+        long,
+        env = "CHARGER_BROKER_AUTH_SECRET",
+        hide_env_values = true,
+        global = true
+    )]
+    pub broker_auth_secret: Option<Secret>,
+
     /// Platform admin token. When unset, one is generated on first start and printed once.
     #[arg(
         long,
@@ -360,6 +371,7 @@ impl Config {
             data_dir,
             database_url: None,
             admin_token: None,
+            broker_auth_secret: None,
             secret_file: None,
         }
     }

@@ -47,6 +47,8 @@ pub enum Limit {
     RequestLog,
     /// Unknown-tag sightings dropped over `CHARGER_UNKNOWN_TAGS_PER_OWNER`.
     UnknownTags,
+    /// A login an external broker asked about, refused.
+    BrokerLoginRefused,
 }
 
 impl Limit {
@@ -63,6 +65,7 @@ impl Limit {
         Limit::MqttSubscriptions,
         Limit::RequestLog,
         Limit::UnknownTags,
+        Limit::BrokerLoginRefused,
     ];
 
     /// The `limit` label.
@@ -79,6 +82,7 @@ impl Limit {
             Limit::MqttSubscriptions => "mqtt_subscriptions",
             Limit::RequestLog => "request_log_pruned",
             Limit::UnknownTags => "unknown_tags_dropped",
+            Limit::BrokerLoginRefused => "broker_login_refused",
         }
     }
 }

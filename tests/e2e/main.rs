@@ -5,6 +5,7 @@
 
 mod billing_inputs;
 mod broker;
+mod broker_auth;
 mod charging;
 mod contract;
 mod envelope_v2;

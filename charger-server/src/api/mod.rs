@@ -4,6 +4,7 @@
 //! rows, and another owner's id is a 404. Every error is `{"error", "message"}` JSON with
 //! the status of [`crate::error::Error`]; 5xx details are logged, never returned.
 
+mod broker_auth;
 mod devices;
 mod owners;
 pub mod serve;
@@ -56,6 +57,9 @@ pub struct ApiState {
     pub broker_metrics: Option<std::sync::Arc<crate::broker::BrokerMetrics>>,
     /// SHA-256 of `CHARGER_ADMIN_TOKEN`, when it is set.
     pub admin_token_hash: Option<String>,
+    /// SHA-256 of `CHARGER_BROKER_AUTH_SECRET`, when it is set (the external broker's
+    /// calls to `/broker/emqx/...`).
+    pub broker_secret_hash: Option<String>,
     /// Largest request body, in bytes (`CHARGER_HTTP_MAX_BODY`).
     pub max_body: usize,
     /// Time to send a request body (`CHARGER_HTTP_BODY_TIMEOUT_MS`).
@@ -68,6 +72,7 @@ impl ApiState {
             service,
             broker_metrics: None,
             admin_token_hash: admin_token.map(hash_secret),
+            broker_secret_hash: None,
             max_body: 4 << 20,
             body_timeout: std::time::Duration::from_secs(30),
         }
@@ -87,6 +92,7 @@ pub fn router(state: ApiState) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
+        .merge(broker_auth::routes())
         .nest("/api/v1", v1)
         .fallback(not_found)
         .with_state(state)

@@ -25,6 +25,27 @@ pub fn may_subscribe(owner: &str, device: &str, filter: &str) -> bool {
         .is_some_and(|rest| rest == "+" || rest == "#" || is_known(rest))
 }
 
+/// Every topic `device` of `owner` may publish to (one per API name).
+pub fn publish_topics(owner: &str, device: &str) -> Vec<String> {
+    charger_protocol::endpoint::ENDPOINTS
+        .iter()
+        .chain(charger_protocol::endpoint::COMMANDS)
+        .chain(std::iter::once(&charger_protocol::endpoint::ECHO))
+        .map(|name| format!("{owner}/req/{device}/{name}"))
+        .collect()
+}
+
+/// Every filter `device` of `owner` may subscribe to.
+pub fn subscribe_filters(owner: &str, device: &str) -> Vec<String> {
+    ["+", "#"]
+        .iter()
+        .chain(charger_protocol::endpoint::ENDPOINTS)
+        .chain(charger_protocol::endpoint::COMMANDS)
+        .chain(std::iter::once(&charger_protocol::endpoint::ECHO))
+        .map(|name| format!("{owner}/res/{device}/{name}"))
+        .collect()
+}
+
 /// What follows `<owner>/<direction>/<device>/` in `topic`, if it starts so.
 fn device_suffix<'a>(
     owner: &str,

@@ -16,7 +16,7 @@
 //! - no topic aliases are offered, retain flags are cleared, sessions are always clean;
 //! - a second connection of a device closes the first before it links.
 
-mod acl;
+pub mod acl;
 mod codec;
 mod connection;
 mod feeder;

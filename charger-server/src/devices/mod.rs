@@ -376,6 +376,14 @@ impl Service {
         Ok(self.store.record_presence(changes).await?)
     }
 
+    /// The current owner of a device (None when it does not exist).
+    pub async fn device_owner(&self, id: &str) -> Result<Option<OwnerId>> {
+        let Ok(id) = DeviceId::parse(id) else {
+            return Ok(None);
+        };
+        Ok(self.store.get_device_auth(&id).await?.map(|a| a.owner))
+    }
+
     /// The current AES key of a device.
     pub async fn device_key_of(&self, id: &DeviceId) -> Result<DeviceKey> {
         match self.store.get_device_auth(id).await? {
