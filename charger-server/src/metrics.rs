@@ -10,8 +10,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
-use crate::broker::BrokerMetrics;
-
 /// Database errors seen anywhere (queries, transactions, commits).
 pub static DB_ERRORS: AtomicU64 = AtomicU64::new(0);
 
@@ -140,6 +138,11 @@ pub fn limit_hits(limit: Limit) -> u64 {
         .map_or(0, |c| c.load(Ordering::Relaxed))
 }
 
+/// Writes a metric's HELP and TYPE lines.
+pub(crate) fn help(out: &mut String, name: &str, kind: &str, text: &str) {
+    let _ = writeln!(out, "# HELP {name} {text}\n# TYPE {name} {kind}");
+}
+
 /// Upper bounds of the latency buckets, in seconds.
 const BUCKETS: &[f64] = &[
     0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
@@ -188,11 +191,9 @@ impl Metrics {
     }
 
     /// The whole exposition.
-    pub fn render(&self, broker: Option<&BrokerMetrics>, sessions_active: Option<i64>) -> String {
+    pub fn render(&self, sessions_active: Option<i64>) -> String {
         let mut out = String::new();
-        let metric = |out: &mut String, name: &str, kind: &str, help: &str| {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-        };
+        let metric = help;
         metric(
             &mut out,
             "charger_limit_hits_total",
@@ -243,69 +244,6 @@ impl Metrics {
                 h.count
             );
         }
-        if let Some(b) = broker {
-            let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
-            metric(
-                &mut out,
-                "charger_mqtt_connections",
-                "gauge",
-                "Chargers connected now.",
-            );
-            let _ = writeln!(
-                out,
-                "charger_mqtt_connections {}",
-                b.connections.load(Ordering::Relaxed)
-            );
-            metric(
-                &mut out,
-                "charger_mqtt_connections_total",
-                "counter",
-                "Charger connections accepted.",
-            );
-            let _ = writeln!(
-                out,
-                "charger_mqtt_connections_total {}",
-                load(&b.connections_total)
-            );
-            metric(
-                &mut out,
-                "charger_mqtt_refused_logins_total",
-                "counter",
-                "CONNECTs refused (bad credentials).",
-            );
-            let _ = writeln!(
-                out,
-                "charger_mqtt_refused_logins_total {}",
-                load(&b.refused_logins)
-            );
-            metric(
-                &mut out,
-                "charger_mqtt_acl_denied_total",
-                "counter",
-                "Publishes and subscriptions refused by the topic ACL.",
-            );
-            let _ = writeln!(
-                out,
-                "charger_mqtt_acl_denied_total{{kind=\"publish\"}} {}",
-                load(&b.acl_denied_publish)
-            );
-            let _ = writeln!(
-                out,
-                "charger_mqtt_acl_denied_total{{kind=\"subscribe\"}} {}",
-                load(&b.acl_denied_subscribe)
-            );
-            metric(
-                &mut out,
-                "charger_mqtt_violation_disconnects_total",
-                "counter",
-                "Connections closed for repeated ACL violations.",
-            );
-            let _ = writeln!(
-                out,
-                "charger_mqtt_violation_disconnects_total {}",
-                load(&b.violation_disconnects)
-            );
-        }
         if let Some(n) = sessions_active {
             metric(
                 &mut out,
@@ -340,7 +278,7 @@ mod tests {
         m.request("boot", 200, Duration::from_micros(400));
         m.request("boot", 200, Duration::from_millis(30));
         m.request("authorize", 404, Duration::from_micros(100));
-        let text = m.render(None, Some(3));
+        let text = m.render(Some(3));
         assert!(text.contains("charger_mqtt_requests_total{endpoint=\"boot\",code=\"200\"} 2"));
         assert!(text.contains("charger_mqtt_requests_total{endpoint=\"authorize\",code=\"404\"} 1"));
         assert!(text.contains(

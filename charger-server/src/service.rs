@@ -219,6 +219,11 @@ impl Service {
         }
     }
 
+    /// Sessions charging now, all owners (for `/metrics`).
+    pub async fn count_active_sessions(&self) -> Result<i64> {
+        Ok(self.store.count_active_sessions().await?)
+    }
+
     /// Checks that `owner` exists (as 404 "owner" otherwise).
     pub(crate) async fn require_owner(&self, owner: &OwnerId) -> Result<()> {
         match self.store.get_owner(owner).await? {

@@ -4,9 +4,10 @@
 use charger_e2e::{on_both_databases, test_store, Db, TempDir};
 use charger_server::billing::{Currency, Tariff};
 use charger_server::devices::NewDevice;
+use charger_server::devices::PresenceChange;
 use charger_server::ids::{DeviceId, OwnerId, TagUid, TariffId};
 use charger_server::owners::{Owner, TokenScope};
-use charger_server::store::{PresenceChange, SqlStore, Store, StoreError, StoredResult};
+use charger_server::store::{SqlStore, Store, StoreError, StoredResult};
 use charger_server::tags::{Tag, TagRole, TagStatus};
 use chrono::{DateTime, TimeZone as _, Utc};
 use rust_decimal::Decimal;

@@ -115,7 +115,7 @@ async fn healthz() -> Json<serde_json::Value> {
 
 /// Prometheus text; unauthenticated like `/healthz` (counts only, no owner's data).
 async fn metrics(axum::extract::State(state): axum::extract::State<ApiState>) -> Response {
-    let active = match state.service.store().count_active_sessions().await {
+    let active = match state.service.count_active_sessions().await {
         Ok(n) => Some(n),
         Err(e) => {
             crate::metrics::db_error();
@@ -123,10 +123,10 @@ async fn metrics(axum::extract::State(state): axum::extract::State<ApiState>) ->
             None
         }
     };
-    let text = state
-        .service
-        .metrics()
-        .render(state.broker_metrics.as_deref(), active);
+    let mut text = state.service.metrics().render(active);
+    if let Some(broker) = &state.broker_metrics {
+        broker.render(&mut text);
+    }
     (
         [(
             header::CONTENT_TYPE,

@@ -24,9 +24,9 @@ use super::{Kick, Shared, REVOKE_GRACE};
 
 /// How long a revoked connection stays open for the PUBACK of its last answer.
 const REVOKE_LINGER: Duration = Duration::from_secs(1);
+use crate::devices::PresenceChange;
 use crate::error::Error;
 use crate::ids::{DeviceId, OwnerId};
-use crate::store::PresenceChange;
 
 /// Keep-alive used when a client asks for none (0): idle sockets are still timed out.
 const DEFAULT_KEEP_ALIVE_S: u16 = 600;

@@ -34,10 +34,10 @@ use tokio::sync::watch;
 pub use acl::{may_publish, may_subscribe};
 pub use feeder::{Feed, Feeder};
 
+use crate::devices::PresenceChange;
 use crate::ids::DeviceId;
 use crate::metrics::{limit_hit_logged, Limit};
 use crate::service::Service;
-use crate::store::PresenceChange;
 
 /// Broker limits.
 #[derive(Debug, Clone)]
@@ -95,6 +95,75 @@ pub struct BrokerMetrics {
     pub acl_denied_publish: AtomicU64,
     pub acl_denied_subscribe: AtomicU64,
     pub violation_disconnects: AtomicU64,
+}
+
+impl BrokerMetrics {
+    /// The broker's counters in the Prometheus text format.
+    pub fn render(&self, out: &mut String) {
+        use std::fmt::Write as _;
+        let b = self;
+        let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        crate::metrics::help(
+            out,
+            "charger_mqtt_connections",
+            "gauge",
+            "Chargers connected now.",
+        );
+        let _ = writeln!(
+            out,
+            "charger_mqtt_connections {}",
+            b.connections.load(Ordering::Relaxed)
+        );
+        crate::metrics::help(
+            out,
+            "charger_mqtt_connections_total",
+            "counter",
+            "Charger connections accepted.",
+        );
+        let _ = writeln!(
+            out,
+            "charger_mqtt_connections_total {}",
+            load(&b.connections_total)
+        );
+        crate::metrics::help(
+            out,
+            "charger_mqtt_refused_logins_total",
+            "counter",
+            "CONNECTs refused (bad credentials).",
+        );
+        let _ = writeln!(
+            out,
+            "charger_mqtt_refused_logins_total {}",
+            load(&b.refused_logins)
+        );
+        crate::metrics::help(
+            out,
+            "charger_mqtt_acl_denied_total",
+            "counter",
+            "Publishes and subscriptions refused by the topic ACL.",
+        );
+        let _ = writeln!(
+            out,
+            "charger_mqtt_acl_denied_total{{kind=\"publish\"}} {}",
+            load(&b.acl_denied_publish)
+        );
+        let _ = writeln!(
+            out,
+            "charger_mqtt_acl_denied_total{{kind=\"subscribe\"}} {}",
+            load(&b.acl_denied_subscribe)
+        );
+        crate::metrics::help(
+            out,
+            "charger_mqtt_violation_disconnects_total",
+            "counter",
+            "Connections closed for repeated ACL violations.",
+        );
+        let _ = writeln!(
+            out,
+            "charger_mqtt_violation_disconnects_total {}",
+            load(&b.violation_disconnects)
+        );
+    }
 }
 
 /// What a connection is told to do by someone else.

@@ -53,6 +53,15 @@ pub struct Connector {
     pub updated_at: DateTime<Utc>,
 }
 
+/// One presence change: connection `conn` of `device` opened (`online`) or closed.
+#[derive(Debug, Clone)]
+pub struct PresenceChange {
+    pub device: DeviceId,
+    pub conn: i64,
+    pub online: bool,
+    pub at: DateTime<Utc>,
+}
+
 /// A device row to insert.
 #[derive(Debug, Clone)]
 pub struct NewDevice {
@@ -372,7 +381,7 @@ impl Service {
     }
 
     /// Records a batch of presence changes in one commit (the broker's group commit).
-    pub async fn record_presence(&self, changes: &[crate::store::PresenceChange]) -> Result<()> {
+    pub async fn record_presence(&self, changes: &[PresenceChange]) -> Result<()> {
         Ok(self.store.record_presence(changes).await?)
     }
 

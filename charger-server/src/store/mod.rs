@@ -16,7 +16,7 @@ use crate::billing::Tariff;
 use crate::charging::history::{MeterSample, ReportKey, ReportSum, SessionFilter, StoredCostLine};
 use crate::charging::{Charger, LocalListPage, NewSession, Session, SessionRef, StopRecord};
 use crate::devices::{
-    Device, DeviceAuth, DeviceSettings, NewDevice, TransferOffer, TransferStatus,
+    Device, DeviceAuth, DeviceSettings, NewDevice, PresenceChange, TransferOffer, TransferStatus,
 };
 use crate::ids::{DeviceId, OwnerId, TagUid, TariffId};
 use crate::owners::{Owner, TokenScope};
@@ -317,15 +317,6 @@ pub trait ChargerTx: Send {
 pub struct StoredResult {
     pub code: u16,
     pub body: String,
-}
-
-/// One presence change: connection `conn` of `device` opened (`online`) or closed.
-#[derive(Debug, Clone)]
-pub struct PresenceChange {
-    pub device: DeviceId,
-    pub conn: i64,
-    pub online: bool,
-    pub at: DateTime<Utc>,
 }
 
 /// UTC milliseconds since the epoch, the schema's time representation.

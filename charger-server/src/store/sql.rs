@@ -15,10 +15,11 @@ use rust_decimal::Decimal;
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Executor as _, FromRow, Row as _};
 
-use super::{from_millis, to_millis, PresenceChange, Store, StoreError, StoreResult};
+use super::{from_millis, to_millis, Store, StoreError, StoreResult};
 use crate::billing::{Currency, Tariff};
 use crate::devices::{
-    Connector, Device, DeviceAuth, DeviceSettings, NewDevice, TransferOffer, TransferStatus,
+    Connector, Device, DeviceAuth, DeviceSettings, NewDevice, PresenceChange, TransferOffer,
+    TransferStatus,
 };
 use crate::ids::{DeviceId, OwnerId, TagUid, TariffId};
 use crate::owners::{Owner, TokenScope};
