@@ -43,6 +43,8 @@ async fn a_flooding_charger_is_slowed_then_disconnected_while_another_is_answere
     let topic = format!("acme/req/{}/status", flooder.device_id);
     let flood_closed = closed.clone();
     let fb = flooder.clone();
+    let queued = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let flood_queued = queued.clone();
     let flood = tokio::spawn(async move {
         let start = Instant::now();
         let mut sent = 0u64;
@@ -53,14 +55,23 @@ async fn a_flooding_charger_is_slowed_then_disconnected_while_another_is_answere
             let payload = request(&fb, json!(i), json!({"connector": 1, "state": "charging"}));
             let publish = client.publish(&topic, rumqttc::QoS::AtMostOnce, false, payload);
             match tokio::time::timeout(Duration::from_secs(1), publish).await {
-                Ok(Ok(())) => sent += 1,
+                Ok(Ok(())) => {
+                    sent += 1;
+                    flood_queued.store(sent, Ordering::Relaxed);
+                }
                 Ok(Err(_)) => break,
                 Err(_) => {} // the socket is held back: keep trying until the deadline
             }
         }
         sent
     });
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The flood is under way once the flooder's client has 200 requests out or queued
+    // (five times its burst; its socket sends them as fast as the server reads).
+    let deadline = Instant::now() + WAIT;
+    while queued.load(Ordering::Relaxed) < 200 {
+        assert!(Instant::now() < deadline, "the flood never started");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 
     // The victim, during the flood: every request answered within seconds.
     let mut c = Charger::connect(&app, victim).await;
