@@ -69,6 +69,7 @@ pub enum Endpoint {
     LocalList,
     Rekey,
     Heartbeat,
+    Offline,
 }
 
 impl Endpoint {
@@ -85,6 +86,7 @@ impl Endpoint {
         Endpoint::LocalList,
         Endpoint::Rekey,
         Endpoint::Heartbeat,
+        Endpoint::Offline,
     ];
 
     /// The name in topics (`<user>/req/<device>/<name>`).
@@ -101,6 +103,7 @@ impl Endpoint {
             Endpoint::LocalList => "local-list",
             Endpoint::Rekey => "rekey",
             Endpoint::Heartbeat => "heartbeat",
+            Endpoint::Offline => "offline",
         }
     }
 
@@ -474,6 +477,14 @@ pub struct HeartbeatResponse {
     #[serde(with = "millis")]
     pub server_time: DateTime<Utc>,
 }
+
+/// `offline`: the charger's MQTT will, sent by the broker when its connection is lost.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OfflineRequest {}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OfflineResponse {}
 
 /// Command `remote-start`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

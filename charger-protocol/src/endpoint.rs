@@ -16,7 +16,11 @@ pub const ENDPOINTS: &[&str] = &[
     "local-list",
     "rekey",
     "heartbeat",
+    "offline",
 ];
+
+/// The endpoint of a charger's MQTT will (its connection was lost).
+pub const OFFLINE: &str = "offline";
 
 /// Commands the server sends a charger.
 pub const COMMANDS: &[&str] = &["remote-start", "remote-stop", "unlock"];

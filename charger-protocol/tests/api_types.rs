@@ -213,6 +213,11 @@ fn full_examples() -> Vec<(Endpoint, BTreeSet<String>, BTreeSet<String>)> {
             keys(&HeartbeatRequest {}),
             keys(&HeartbeatResponse { server_time: t() }),
         ),
+        (
+            Endpoint::Offline,
+            keys(&OfflineRequest {}),
+            keys(&OfflineResponse {}),
+        ),
     ]
 }
 

@@ -13,7 +13,7 @@ use tokio::task::JoinHandle;
 
 use crate::api::{self, ApiState};
 use crate::broker::{Broker, BrokerConfig};
-use crate::config::Config;
+use crate::config::{BrokerMode, Config};
 use crate::secrets::{Secret, ServerSecret};
 use crate::service::{MqttEndpoint, Service};
 use crate::store::{self, Store};
@@ -24,11 +24,12 @@ const SECRET_FINGERPRINT_KEY: &str = "secret_fingerprint";
 pub struct App {
     /// Where the REST API listens (the real port when configured with port 0).
     pub http_addr: SocketAddr,
-    /// Where the MQTT broker listens.
+    /// Where the embedded MQTT broker listens (0.0.0.0:0 with an external broker).
     pub mqtt_addr: SocketAddr,
     /// Where MQTT over TLS listens, when a certificate is configured.
     pub mqtt_tls_addr: Option<SocketAddr>,
-    pub broker: Broker,
+    /// The embedded broker (None with an external one).
+    pub broker: Option<Broker>,
     pub service: Service,
     /// The admin token generated on this start, to be printed once; `None` when one was
     /// configured or already existed.
@@ -85,6 +86,7 @@ async fn open_service_with_port(config: &Config, mqtt_port: u16) -> anyhow::Resu
             offline_max_age_days: config.offline_max_age_days,
             request_log_days: config.request_log_days,
             unknown_tags_per_owner: usize::try_from(config.unknown_tags_per_owner).unwrap_or(1000),
+            heartbeat_s: config.heartbeat_s,
         }),
     )
 }
@@ -220,69 +222,125 @@ async fn bind(addr: SocketAddr, setting: &str) -> anyhow::Result<TcpListener> {
     })
 }
 
+/// Starts the embedded broker and its dispatcher.
+async fn start_embedded(
+    config: &Config,
+    service: &Service,
+    mqtt: TcpListener,
+    tls: Option<(TcpListener, tokio_rustls::TlsAcceptor)>,
+    dispatcher: crate::mqtt::DispatcherConfig,
+) -> anyhow::Result<Broker> {
+    let max_chargers = charger_cap(config);
+    // Nobody is connected to a broker that has just started.
+    service.store().set_all_devices_offline().await?;
+    let broker = Broker::start(
+        mqtt,
+        tls,
+        service.clone(),
+        BrokerConfig {
+            max_connections: config.mqtt_max_connections,
+            max_packet_size: dispatcher.max_payload.saturating_mul(4).max(1 << 20) + 1024,
+            max_connect_bytes: usize::try_from(config.mqtt_max_connect_bytes).unwrap_or(4096),
+            max_pending_logins: usize::try_from(config.mqtt_max_pending_logins).unwrap_or(1024),
+            max_chargers,
+            rate_per_s: config.mqtt_rate,
+            burst: config.mqtt_burst,
+            abuse_after: std::time::Duration::from_secs(config.mqtt_abuse_seconds),
+            max_subscriptions: usize::try_from(config.mqtt_max_subscriptions).unwrap_or(8),
+            ..BrokerConfig::default()
+        },
+    )
+    .context("starting the MQTT broker")?;
+    crate::mqtt::start(&broker, service.clone(), dispatcher)
+        .await
+        .context("starting the MQTT request dispatcher")?;
+    Ok(broker)
+}
+
+/// The external broker's settings, and the port chargers are told (the URL's).
+fn external_config(
+    config: &Config,
+    dispatcher: crate::mqtt::DispatcherConfig,
+) -> anyhow::Result<(crate::mqtt::ExternalConfig, u16)> {
+    let url = config.mqtt_broker_url.clone().ok_or_else(|| {
+        anyhow!("CHARGER_MQTT_BROKER_URL: required with CHARGER_MQTT_BROKER=external")
+    })?;
+    let username = config.mqtt_broker_username.clone().ok_or_else(|| {
+        anyhow!("CHARGER_MQTT_BROKER_USERNAME: required with CHARGER_MQTT_BROKER=external")
+    })?;
+    let password = config.mqtt_broker_password.clone().ok_or_else(|| {
+        anyhow!("CHARGER_MQTT_BROKER_PASSWORD: required with CHARGER_MQTT_BROKER=external")
+    })?;
+    let port = url
+        .rsplit_once(':')
+        .and_then(|(_, p)| p.trim_end_matches('/').parse::<u16>().ok())
+        .unwrap_or(if url.starts_with("mqtts://") {
+            8883
+        } else {
+            1883
+        });
+    Ok((
+        crate::mqtt::ExternalConfig {
+            url,
+            username,
+            password,
+            ca: config.mqtt_broker_ca.clone(),
+            group: config.mqtt_share_group.clone(),
+            acl: config.mqtt_broker_acl,
+            dispatcher,
+        },
+        port,
+    ))
+}
+
 impl App {
     /// Starts the server and returns once it is listening.
     pub async fn start(config: Config) -> anyhow::Result<App> {
         let http = bind(config.http_listen, "CHARGER_HTTP_LISTEN").await?;
         let http_addr = http.local_addr()?;
-        let mqtt = bind(config.mqtt_listen, "CHARGER_MQTT_LISTEN").await?;
-        let mqtt_addr = mqtt.local_addr()?;
         let acceptor = tls_acceptor(&config)?;
         let https = match config.http_tls {
             crate::config::HttpTls::Auto => acceptor.clone(),
             crate::config::HttpTls::Off => None,
         };
-        let tls = match acceptor {
-            Some(acceptor) => {
-                let listener = bind(config.mqtt_tls_listen, "CHARGER_MQTT_TLS_LISTEN").await?;
-                Some((listener, acceptor))
-            }
-            None => None,
-        };
-        let mqtt_tls_addr = match &tls {
-            Some((listener, _)) => Some(listener.local_addr()?),
-            None => None,
-        };
-        let service = open_service_with_port(&config, mqtt_addr.port()).await?;
-        let max_chargers = charger_cap(&config);
         let max_payload = usize::try_from(config.mqtt_max_payload).unwrap_or(65_536);
-
-        // Nobody is connected to a broker that has just started.
-        service.store().set_all_devices_offline().await?;
-        let broker = Broker::start(
-            mqtt,
-            tls,
-            service.clone(),
-            BrokerConfig {
-                max_connections: config.mqtt_max_connections,
-                max_packet_size: max_payload.saturating_mul(4).max(1 << 20) + 1024,
-                max_connect_bytes: usize::try_from(config.mqtt_max_connect_bytes).unwrap_or(4096),
-                max_pending_logins: usize::try_from(config.mqtt_max_pending_logins).unwrap_or(1024),
-                max_chargers,
-                rate_per_s: config.mqtt_rate,
-                burst: config.mqtt_burst,
-                abuse_after: std::time::Duration::from_secs(config.mqtt_abuse_seconds),
-                max_subscriptions: usize::try_from(config.mqtt_max_subscriptions).unwrap_or(8),
-                ..BrokerConfig::default()
-            },
-        )
-        .context("starting the MQTT broker")?;
-        let commands = crate::mqtt::start(
-            &broker,
-            service.clone(),
-            crate::mqtt::DispatcherConfig {
-                max_payload,
-                echo: config.mqtt_echo,
-            },
-        )
-        .await
-        .context("starting the MQTT request dispatcher")?;
-        service.set_command_channel(commands);
+        let dispatcher = crate::mqtt::DispatcherConfig {
+            max_payload,
+            echo: config.mqtt_echo,
+        };
+        let (service, broker, mqtt_addr, mqtt_tls_addr) = match config.mqtt_broker {
+            BrokerMode::Embedded => {
+                let mqtt = bind(config.mqtt_listen, "CHARGER_MQTT_LISTEN").await?;
+                let mqtt_addr = mqtt.local_addr()?;
+                let tls = match acceptor {
+                    Some(acceptor) => {
+                        let listener =
+                            bind(config.mqtt_tls_listen, "CHARGER_MQTT_TLS_LISTEN").await?;
+                        Some((listener, acceptor))
+                    }
+                    None => None,
+                };
+                let mqtt_tls_addr = match &tls {
+                    Some((listener, _)) => Some(listener.local_addr()?),
+                    None => None,
+                };
+                let service = open_service_with_port(&config, mqtt_addr.port()).await?;
+                let broker = start_embedded(&config, &service, mqtt, tls, dispatcher).await?;
+                tracing::info!(%mqtt_addr, "MQTT broker listening");
+                if let Some(addr) = mqtt_tls_addr {
+                    tracing::info!(mqtt_tls_addr = %addr, "MQTT over TLS listening");
+                }
+                (service, Some(broker), mqtt_addr, mqtt_tls_addr)
+            }
+            BrokerMode::External => {
+                let external = external_config(&config, dispatcher)?;
+                let service = open_service_with_port(&config, external.1).await?;
+                crate::mqtt::start_external(service.clone(), external.0).await?;
+                let unspecified = SocketAddr::from(([0, 0, 0, 0], 0));
+                (service, None, unspecified, None)
+            }
+        };
         tokio::spawn(housekeeping(service.clone()));
-        tracing::info!(%mqtt_addr, "MQTT broker listening");
-        if let Some(addr) = mqtt_tls_addr {
-            tracing::info!(mqtt_tls_addr = %addr, "MQTT over TLS listening");
-        }
 
         let new_admin_token = match &config.admin_token {
             Some(_) => None,
@@ -293,7 +351,7 @@ impl App {
             service.clone(),
             config.admin_token.as_ref().map(Secret::expose),
         );
-        state.broker_metrics = Some(broker.metrics().clone());
+        state.broker_metrics = broker.as_ref().map(|b| b.metrics().clone());
         state.broker_secret_hash = config
             .broker_auth_secret
             .as_ref()

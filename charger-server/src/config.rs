@@ -65,9 +65,93 @@ pub enum HttpTls {
     Off,
 }
 
+/// Which MQTT broker chargers connect to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum BrokerMode {
+    /// The broker inside this process (one instance).
+    Embedded,
+    /// An existing broker (Mosquitto, EMQX) this instance connects to as a client; several
+    /// instances share the requests through an MQTT 5 shared subscription.
+    External,
+}
+
+/// Who provisions the chargers' accounts and ACL on an external broker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum BrokerAcl {
+    /// Mosquitto 2's dynamic security plugin, over `$CONTROL/dynamic-security/v1`.
+    Dynsec,
+    /// The broker asks this server over HTTP (EMQX 5: `/broker/emqx/authn` and `authz`,
+    /// with CHARGER_BROKER_AUTH_SECRET).
+    Http,
+}
+
 /// Server settings.
 #[derive(Debug, Clone, Args)]
 pub struct Config {
+    /// The MQTT broker chargers connect to: `embedded` (the default; one instance) or
+    /// `external` (CHARGER_MQTT_BROKER_URL; several instances on one PostgreSQL).
+    #[arg(
+        long,
+        env = "CHARGER_MQTT_BROKER",
+        value_enum,
+        default_value_t = BrokerMode::Embedded,
+        global = true
+    )]
+    pub mqtt_broker: BrokerMode,
+
+    /// The external broker: mqtt://host:port, or mqtts://host:port for TLS (verified with
+    /// CHARGER_MQTT_BROKER_CA, else the system's roots).
+    #[arg(long, env = "CHARGER_MQTT_BROKER_URL", global = true)]
+    pub mqtt_broker_url: Option<String>,
+
+    /// This server's user name on the external broker.
+    #[arg(long, env = "CHARGER_MQTT_BROKER_USERNAME", global = true)]
+    pub mqtt_broker_username: Option<String>,
+
+    /// This server's password on the external broker.
+    #[arg(
+        long,
+        env = "CHARGER_MQTT_BROKER_PASSWORD",
+        hide_env_values = true,
+        global = true
+    )]
+    pub mqtt_broker_password: Option<Secret>,
+
+    /// PEM CA certificate to verify an mqtts:// external broker with.
+    #[arg(long, env = "CHARGER_MQTT_BROKER_CA", global = true)]
+    pub mqtt_broker_ca: Option<PathBuf>,
+
+    /// Shared-subscription group the instances share requests in.
+    #[arg(
+        long,
+        env = "CHARGER_MQTT_SHARE_GROUP",
+        default_value = "mybox",
+        global = true
+    )]
+    pub mqtt_share_group: String,
+
+    /// Who provisions the chargers on the external broker: `dynsec` (Mosquitto 2) or
+    /// `http` (EMQX 5 asks this server).
+    #[arg(
+        long,
+        env = "CHARGER_MQTT_BROKER_ACL",
+        value_enum,
+        default_value_t = BrokerAcl::Dynsec,
+        global = true
+    )]
+    pub mqtt_broker_acl: BrokerAcl,
+
+    /// Heartbeat interval chargers are told in `boot`, in seconds; behind an external
+    /// broker a charger silent for twice this is shown offline.
+    #[arg(
+        long,
+        env = "CHARGER_HEARTBEAT_S",
+        default_value_t = 300,
+        value_parser = clap::value_parser!(u64).range(1..=86_400),
+        global = true
+    )]
+    pub heartbeat_s: u64,
+
     /// Address of the MQTT listener for chargers.
     #[arg(
         long,
@@ -344,6 +428,14 @@ impl Config {
     /// tests and benchmarks start from.
     pub fn for_tests(data_dir: PathBuf) -> Self {
         Self {
+            mqtt_broker: BrokerMode::Embedded,
+            mqtt_broker_url: None,
+            mqtt_broker_username: None,
+            mqtt_broker_password: None,
+            mqtt_broker_ca: None,
+            mqtt_share_group: "mybox".to_owned(),
+            mqtt_broker_acl: BrokerAcl::Dynsec,
+            heartbeat_s: 300,
             mqtt_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             mqtt_public_host: None,
             mqtt_max_connections: 20_000,

@@ -6,7 +6,10 @@
 //! - [`app`]: start-up; opens the secret and the database, binds the listeners, serves.
 //! - [`broker`]: the embedded MQTT broker: rumqttd's router behind our own front-end,
 //!   which authenticates every charger and enforces the topic ACL.
-//! - [`mqtt`]: the MQTT edge of the charger API, an in-process consumer of the router.
+//! - [`mqtt`]: the MQTT edge of the charger API: the transports (the embedded broker's
+//!   router link, or a client of an external broker) that parse, queue, seal and publish.
+//! - [`requests`]: the charger request service (group commit, key check, kept answers,
+//!   commands), the one home of the request path, behind a transport trait.
 //! - [`api`]: the REST edge (axum). It parses, calls one [`service::Service`] method and
 //!   maps the result; it never touches SQL.
 //! - [`service`], [`owners`], [`devices`], [`tags`], [`billing`]: the domain layer. One
@@ -30,6 +33,7 @@ pub mod ids;
 pub mod metrics;
 pub mod mqtt;
 pub mod owners;
+pub mod requests;
 pub mod secrets;
 pub mod service;
 pub mod store;

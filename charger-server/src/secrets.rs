@@ -5,8 +5,10 @@
 //!   secret refuses to run instead of handing out wrong keys.
 //! - A device key is HKDF-SHA256(server secret, info = `mybox-device-key/v<version>/<device>`):
 //!   never stored, reproducible by every server instance that shares the secret.
-//! - MQTT passwords and API tokens are 192 or 256 random bits; only their SHA-256 is
-//!   stored (a slow hash protects low-entropy passwords and adds nothing here).
+//! - A device's MQTT password is derived the same way (info `mybox-mqtt-password/...`), so
+//!   an external broker's accounts can be provisioned again from the database; API tokens
+//!   are 192 or 256 random bits. Only their SHA-256 is stored (a slow hash protects
+//!   low-entropy passwords and adds nothing here).
 
 use std::fmt;
 use std::io::Write as _;
@@ -106,6 +108,19 @@ impl ServerSecret {
         hk.expand(info.as_bytes(), &mut out)
             .expect("HKDF output length is valid");
         DeviceKey::from_bytes(out)
+    }
+
+    /// A device's MQTT password at a credentials version: HKDF-SHA256(server secret, info =
+    /// `mybox-mqtt-password/v<version>/<device>`), 24 bytes as URL-safe base64. Derived
+    /// (only its hash is stored) so that every instance can provision the charger on an
+    /// external broker again, the way it derives the device key.
+    pub fn device_password(&self, device: &str, version: i64) -> String {
+        let hk = Hkdf::<Sha256>::new(None, &self.0);
+        let info = format!("mybox-mqtt-password/v{version}/{device}");
+        let mut out = [0u8; 24];
+        hk.expand(info.as_bytes(), &mut out)
+            .expect("HKDF output length is valid");
+        URL_SAFE_NO_PAD.encode(out)
     }
 }
 

@@ -96,10 +96,13 @@ pub struct Recipient<'a> {
 /// How the service reaches a connected charger: the MQTT edge's command path.
 #[async_trait]
 pub trait CommandChannel: Send + Sync {
-    /// Whether the charger is connected now.
-    fn is_connected(&self, device: &DeviceId) -> bool;
+    /// Whether the charger is connected now, when the transport can tell; None when
+    /// presence is the database's (behind an external broker).
+    fn is_connected(&self, device: &DeviceId) -> Option<bool>;
     /// Closes the charger's connection now (its credentials were revoked).
-    fn disconnect(&self, device: &DeviceId);
+    async fn disconnect(&self, device: &DeviceId);
+    /// Chargers were provisioned (an external broker's accounts follow).
+    async fn accounts_changed(&self, devices: &[DeviceId]);
     /// Sends `command` with `data` to the charger (sealed with its key, in its envelope
     /// version); returns its answer, or None when it did not answer within `timeout`.
     async fn call(
@@ -120,6 +123,9 @@ pub struct Limits {
     pub request_log_days: u32,
     /// Unknown-tag sightings kept per owner (the most recent).
     pub unknown_tags_per_owner: usize,
+    /// How often an idle charger sends `heartbeat`, in seconds (told in `boot`); behind
+    /// an external broker a charger silent for twice this is offline.
+    pub heartbeat_s: u64,
 }
 
 impl Default for Limits {
@@ -128,6 +134,7 @@ impl Default for Limits {
             offline_max_age_days: crate::charging::inputs::OFFLINE_MAX_AGE_DAYS_DEFAULT,
             request_log_days: 30,
             unknown_tags_per_owner: 1000,
+            heartbeat_s: crate::devices::HEARTBEAT_S,
         }
     }
 }
@@ -217,6 +224,14 @@ impl Service {
             // Let charger requests in between batches.
             tokio::task::yield_now().await;
         }
+    }
+
+    /// Behind an external broker: marks offline the chargers silent for twice the
+    /// heartbeat; returns how many.
+    pub async fn sweep_presence(&self) -> Result<u64> {
+        let silent = i64::try_from(self.limits.heartbeat_s.saturating_mul(2)).unwrap_or(i64::MAX);
+        let before = self.now() - chrono::Duration::seconds(silent);
+        Ok(self.store.set_silent_devices_offline(before).await?)
     }
 
     /// Sessions charging now, all owners (for `/metrics`).

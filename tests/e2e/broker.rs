@@ -135,6 +135,8 @@ async fn bad_credentials_are_refused_at_connect() {
     let refused = app
         .app
         .broker
+        .as_ref()
+        .expect("embedded broker")
         .metrics()
         .refused_logins
         .load(std::sync::atomic::Ordering::Relaxed);
@@ -218,6 +220,8 @@ async fn probe_matrix(version: Version, qos: Qos) {
     let (mut tx, mut rx) = app
         .app
         .broker
+        .as_ref()
+        .expect("embedded broker")
         .link("test.retained-check")
         .await
         .expect("link");
@@ -448,7 +452,14 @@ async fn abrupt_disconnects_free_their_router_slots() {
     }
     eprintln!("{CHARGERS} connect/kill cycles in {:?}", started.elapsed());
     let deadline = tokio::time::Instant::now() + WAIT;
-    while app.app.broker.connected() != 0 {
+    while app
+        .app
+        .broker
+        .as_ref()
+        .expect("embedded broker")
+        .connected()
+        != 0
+    {
         assert!(
             tokio::time::Instant::now() < deadline,
             "connections left open"
@@ -469,7 +480,14 @@ async fn keep_alive_expiry_closes_the_socket_publishes_the_will_and_marks_offlin
     let b = &app.provision("acme", 1).await[0];
     let will_topic = req_topic(b, "status");
     // Watch the will arrive on the router, as the dispatcher would.
-    let (mut tx, mut rx) = app.app.broker.link("test.will-watch").await.expect("link");
+    let (mut tx, mut rx) = app
+        .app
+        .broker
+        .as_ref()
+        .expect("embedded broker")
+        .link("test.will-watch")
+        .await
+        .expect("link");
     let filter = will_topic.clone();
     let watcher = tokio::task::spawn_blocking(move || {
         tx.subscribe(filter).expect("subscribe");

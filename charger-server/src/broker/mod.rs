@@ -329,7 +329,7 @@ impl Broker {
         let config_pending = config.max_pending_logins.max(1);
         let shared = Arc::new(Shared {
             linker: Linker::start(router)?,
-            presence: presence_writer(service.clone()),
+            presence: crate::devices::presence_writer(service.clone()),
             feeder: Feeder::start()?,
             service,
             config,
@@ -404,25 +404,6 @@ impl Broker {
     pub fn connected(&self) -> i64 {
         self.shared.metrics.connections.load(Ordering::Relaxed)
     }
-}
-
-/// Most presence changes committed in one transaction.
-const PRESENCE_BATCH: usize = 512;
-
-/// The task that writes presence: it takes what has queued up and commits it in one
-/// transaction, so a reconnect storm costs one fsync per batch, not per charger.
-fn presence_writer(service: Service) -> tokio::sync::mpsc::Sender<PresenceChange> {
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<PresenceChange>(65_536);
-    tokio::spawn(async move {
-        let mut batch = Vec::with_capacity(PRESENCE_BATCH);
-        while rx.recv_many(&mut batch, PRESENCE_BATCH).await > 0 {
-            if let Err(e) = service.record_presence(&batch).await {
-                tracing::error!(error = %e, changes = batch.len(), "presence not recorded");
-            }
-            batch.clear();
-        }
-    });
-    tx
 }
 
 /// Accepts sockets (TCP_NODELAY on each), with TLS when an acceptor is given. A socket

@@ -9,7 +9,7 @@ use super::{Charger, Reply};
 use crate::devices::parse_data;
 use crate::error::{Error, Result};
 use crate::ids::{OwnerId, TagUid};
-use crate::secrets::{hash_secret, random_token};
+use crate::secrets::hash_secret;
 use crate::service::Service;
 use crate::store::ChargerTx;
 use crate::tags::{Tag, TagRole, TagStatus};
@@ -175,8 +175,8 @@ impl Service {
         owner: &OwnerId,
         public: &str,
     ) -> Result<serde_json::Value> {
-        let password = random_token(24);
         let version = charger.key_version + 1;
+        let password = self.secret.device_password(charger.id.as_str(), version);
         let credentials = NewCredentials {
             password,
             key: self.device_key(&charger.id, version).to_hex(),

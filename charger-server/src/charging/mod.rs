@@ -25,7 +25,7 @@ use serde::Serialize;
 
 use crate::billing::cost::{Bill, Prices};
 use crate::billing::{money_text, Currency};
-use crate::devices::{parse_data, HEARTBEAT_S};
+use crate::devices::parse_data;
 use crate::error::{Error, Result};
 use crate::ids::{DeviceId, OwnerId, TagUid, TariffId};
 use crate::service::Service;
@@ -225,6 +225,12 @@ impl Service {
             Endpoint::LocalList => self.local_list(tx, charger, data).await,
             Endpoint::Rekey => self.rekey(tx, charger, data).await,
             Endpoint::Heartbeat => self.heartbeat(data),
+            Endpoint::Offline => {
+                // Presence is recorded as the request arrives (behind an external
+                // broker); on the embedded broker the socket's close already did.
+                let _: api::OfflineRequest = parse_data(data)?;
+                Reply::typed(200, &api::OfflineResponse {})
+            }
         }
     }
 
@@ -255,7 +261,7 @@ impl Service {
             200,
             &api::BootResponse {
                 server_time: self.now(),
-                heartbeat_s: HEARTBEAT_S,
+                heartbeat_s: self.limits.heartbeat_s,
                 owner: charger.owner.to_string(),
                 // The count the server uses (the provisioned one), whatever the charger said.
                 connectors: charger.connectors,

@@ -119,7 +119,7 @@ impl Service {
             .commands
             .get()
             .ok_or_else(|| Error::Unavailable("the MQTT broker is not running".into()))?;
-        if !channel.is_connected(device) {
+        if !channel.is_connected(device).unwrap_or(d.online) {
             return Err(Error::conflict(
                 "device_offline",
                 "the charger is not connected",

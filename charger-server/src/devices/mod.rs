@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use crate::charging::inputs::{check_max_power, DEFAULT_MAX_POWER_W};
 use crate::error::{Error, Result};
 use crate::ids::{DeviceId, OwnerId, TariffId};
-use crate::secrets::{hash_secret, random_token};
+use crate::secrets::hash_secret;
 use crate::service::{Principal, Service};
 
 /// Most connectors one charger may declare.
@@ -185,6 +185,7 @@ impl Service {
             .next()
             .ok_or_else(|| Error::Internal("provisioning produced no bundle".to_owned()))?;
         tracing::info!(device = %bundle.device_id, owner = %owner, "device provisioned");
+        self.accounts_changed(rows.into_iter().map(|r| r.id).collect());
         Ok(bundle)
     }
 
@@ -215,6 +216,7 @@ impl Service {
         let (bundles, rows) = self.new_devices(&owner, ids, req.connectors, power);
         self.store.insert_devices(&rows).await?;
         tracing::info!(owner = %owner, count = bundles.len(), "devices provisioned in bulk");
+        self.accounts_changed(rows.into_iter().map(|r| r.id).collect());
         Ok(bundles)
     }
 
@@ -228,7 +230,7 @@ impl Service {
         let now = self.now();
         ids.into_iter()
             .map(|id| {
-                let password = random_token(24);
+                let password = self.secret.device_password(id.as_str(), FIRST_KEY_VERSION);
                 let row = NewDevice {
                     id: id.clone(),
                     owner: owner.clone(),
@@ -400,4 +402,77 @@ impl Service {
             None => Err(Error::not_found("device")),
         }
     }
+}
+
+/// A charger's account on an external broker (Mosquitto's dynamic security).
+#[derive(Debug, Clone)]
+pub struct BrokerAccount {
+    pub device: DeviceId,
+    pub owner: OwnerId,
+    /// Its credentials version (changes with every rotation, claim and rekey).
+    pub version: i64,
+    /// Its MQTT password; None when it was made before passwords were derived (then the
+    /// charger must be given new credentials before it can use an external broker).
+    pub password: Option<crate::secrets::Secret>,
+}
+
+impl Service {
+    /// Tells the transport (in the background) that chargers were provisioned.
+    fn accounts_changed(&self, devices: Vec<DeviceId>) {
+        if let Some(channel) = self.commands.get().cloned() {
+            tokio::spawn(async move { channel.accounts_changed(&devices).await });
+        }
+    }
+
+    fn broker_account(&self, device: DeviceId, auth: DeviceAuth) -> BrokerAccount {
+        let password = self
+            .secret
+            .device_password(device.as_str(), auth.key_version);
+        let derived = crate::secrets::verify_secret(&password, &auth.password_hash);
+        BrokerAccount {
+            owner: auth.owner,
+            version: auth.key_version,
+            password: derived.then(|| crate::secrets::Secret::new(password)),
+            device,
+        }
+    }
+
+    /// One charger's broker account as the database has it (None: no such charger).
+    pub async fn broker_account_of(&self, device: &DeviceId) -> Result<Option<BrokerAccount>> {
+        Ok(self
+            .store
+            .get_device_auth(device)
+            .await?
+            .map(|auth| self.broker_account(device.clone(), auth)))
+    }
+
+    /// Every charger's broker account (start-up reconciliation).
+    pub async fn broker_accounts(&self) -> Result<Vec<BrokerAccount>> {
+        Ok(self
+            .store
+            .list_device_auth()
+            .await?
+            .into_iter()
+            .map(|(device, auth)| self.broker_account(device, auth))
+            .collect())
+    }
+}
+
+/// Most presence changes committed in one transaction.
+const PRESENCE_BATCH: usize = 512;
+
+/// The task that writes presence: it takes what has queued up and commits it in one
+/// transaction, so a reconnect storm costs one fsync per batch, not per charger.
+pub fn presence_writer(service: Service) -> tokio::sync::mpsc::Sender<PresenceChange> {
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<PresenceChange>(65_536);
+    tokio::spawn(async move {
+        let mut batch = Vec::with_capacity(PRESENCE_BATCH);
+        while rx.recv_many(&mut batch, PRESENCE_BATCH).await > 0 {
+            if let Err(e) = service.record_presence(&batch).await {
+                tracing::error!(error = %e, changes = batch.len(), "presence not recorded");
+            }
+            batch.clear();
+        }
+    });
+    tx
 }

@@ -284,14 +284,28 @@ impl Service {
         id: &DeviceId,
     ) -> Result<FirmwareBundle> {
         let device = self.get_device(who, id).await?;
-        let password = random_token(24);
+        let current = self
+            .store
+            .get_device_auth(id)
+            .await?
+            .ok_or_else(|| Error::not_found("device"))?;
+        let next = current.key_version + 1;
+        let password = self.secret.device_password(id.as_str(), next);
         let version = self
             .store
             .rotate_device_credentials(id, &hash_secret(&password))
             .await?
             .ok_or_else(|| Error::not_found("device"))?;
+        if version != next {
+            // Rotated by someone else meanwhile (another rotation, a claim): the password
+            // made for `next` is not the one in force.
+            return Err(Error::conflict(
+                "rotated_concurrently",
+                "the credentials changed meanwhile; rotate again",
+            ));
+        }
         if let Some(channel) = self.commands.get() {
-            channel.disconnect(id);
+            channel.disconnect(id).await;
         }
         tracing::info!(device = %id, "device credentials rotated by an operator");
         Ok(self.bundle(id, &device.owner, password, version))

@@ -7,11 +7,12 @@
 //! other answer is sealed with the device key. A REQ on a command's endpoint that answers
 //! a pending server command (see [`commands`]) goes to the command's caller instead.
 
-mod batch;
-mod commands;
+mod dynsec;
+mod external;
 
 use std::sync::Arc;
 
+use async_trait::async_trait;
 use bytes::Bytes;
 use charger_protocol::{Direction, RequestEnvelope, ResponseEnvelope, Topic};
 use rumqttd::protocol::{Packet, Publish};
@@ -19,9 +20,10 @@ use rumqttd::Notification;
 
 use crate::broker::{Broker, Feed, Feeder};
 use crate::ids::DeviceId;
+use crate::requests::{ChargerRequest, Outcome, Pipeline, Presence, Transport};
 use crate::service::Service;
 
-pub use commands::Commander;
+pub use external::{start_external, ExternalConfig};
 
 /// The filter the dispatcher subscribes to: every device's requests.
 pub const REQUEST_FILTER: &str = "+/req/+/+";
@@ -40,34 +42,17 @@ pub struct DispatcherConfig {
 /// The diagnostic endpoint answered when [`DispatcherConfig::echo`] is on.
 pub const ECHO_ENDPOINT: &str = "echo";
 
-/// A request that passed the envelope checks, on its way to a batch.
-pub(crate) struct Job {
-    pub device: DeviceId,
-    /// When the router delivered it (for the latency histogram).
-    pub received: std::time::Instant,
-    /// The `<user>` of the REQ topic.
-    pub user: String,
-    pub endpoint: String,
-    pub res_topic: String,
-    pub envelope: RequestEnvelope,
-}
-
-/// A RES to publish.
-pub(crate) struct Outgoing {
-    pub topic: String,
-    pub payload: Vec<u8>,
-}
-
-/// Publishes RES packets through the dispatcher's router link.
-#[derive(Clone)]
-pub(crate) struct Publisher {
+/// The embedded broker as the pipeline's transport: publishes through the dispatcher's
+/// router link, and holds the chargers' sockets.
+struct Embedded {
+    broker: Broker,
     feeder: Feeder,
     link: rumqttd::ConnectionId,
 }
 
-impl Publisher {
-    pub(crate) async fn publish(&self, out: Outgoing) {
-        let res = Publish::new(Bytes::from(out.topic), Bytes::from(out.payload), false);
+impl Embedded {
+    async fn publish(&self, topic: String, payload: Vec<u8>) {
+        let res = Publish::new(Bytes::from(topic), Bytes::from(payload), false);
         self.feeder
             .send(Feed::Packet(
                 self.link,
@@ -77,12 +62,32 @@ impl Publisher {
     }
 }
 
-/// Starts the dispatcher on `broker`; returns the command channel it serves.
+#[async_trait]
+impl Transport for Embedded {
+    async fn deliver(&self, out: Outcome) {
+        if let Some(device) = &out.revoke {
+            // Before the RES goes out: the connection closes once it has delivered it,
+            // and forwards nothing more meanwhile.
+            self.broker.revoke_after(device, &out.topic);
+        }
+        self.publish(out.topic, out.payload).await;
+    }
+
+    fn is_connected(&self, device: &DeviceId) -> Option<bool> {
+        Some(self.broker.is_connected(device))
+    }
+
+    async fn disconnect(&self, device: &DeviceId) {
+        self.broker.disconnect_device(device);
+    }
+}
+
+/// Starts the dispatcher on the embedded `broker`: the pipeline, fed by a router link.
 pub async fn start(
     broker: &Broker,
     service: Service,
     config: DispatcherConfig,
-) -> std::io::Result<Arc<Commander>> {
+) -> std::io::Result<()> {
     let (mut link_tx, mut link_rx) = broker.link(DISPATCHER_ID).await?;
     let link = link_rx.id();
     let link_tx = tokio::task::spawn_blocking(move || {
@@ -94,17 +99,12 @@ pub async fn start(
     .await
     .map_err(std::io::Error::other)??;
     broker.feeder().send(Feed::Register(link, link_tx)).await;
-    let publisher = Publisher {
+    let transport = Arc::new(Embedded {
+        broker: broker.clone(),
         feeder: broker.feeder().clone(),
         link,
-    };
-    let writers = batch::start(service.clone(), broker.clone(), publisher.clone());
-    let commander = Arc::new(Commander::new(
-        broker.clone(),
-        service.clone(),
-        publisher.clone(),
-    ));
-    let dispatcher_commands = commander.clone();
+    });
+    let pipeline = Pipeline::start(service.clone(), transport.clone(), Presence::Socket);
     tokio::spawn(async move {
         loop {
             let notification = match link_rx.next().await {
@@ -122,16 +122,12 @@ pub async fn start(
                     match route(&config, &publish.topic, &publish.payload) {
                         Route::Ignore => {}
                         Route::Answer(out, endpoint, code) => {
-                            publisher.publish(out).await;
+                            transport.publish(out.topic, out.payload).await;
                             service
                                 .metrics()
                                 .request(endpoint, code, received.elapsed());
                         }
-                        Route::Job(job) => {
-                            if !dispatcher_commands.take_answer(&job) {
-                                writers.send(job).await;
-                            }
-                        }
+                        Route::Job(job) => pipeline.submit(job).await,
                     }
                 }
                 // Unanswered, the router stops delivering after a batch.
@@ -140,7 +136,13 @@ pub async fn start(
             }
         }
     });
-    Ok(commander)
+    Ok(())
+}
+
+/// A RES to publish.
+pub(crate) struct Outgoing {
+    pub topic: String,
+    pub payload: Vec<u8>,
 }
 
 enum Route {
@@ -149,7 +151,7 @@ enum Route {
     /// Answered without the database (400, 413): the answer, the endpoint's metrics
     /// label, the code.
     Answer(Outgoing, &'static str, u16),
-    Job(Job),
+    Job(ChargerRequest),
 }
 
 /// Reads a REQ's topic and envelope; what cannot be read is answered here, in order.
@@ -205,7 +207,7 @@ fn route(config: &DispatcherConfig, topic: &[u8], payload: &[u8]) -> Route {
         return Route::Answer(out, ECHO_ENDPOINT, 200);
     }
     match RequestEnvelope::parse(payload) {
-        Ok(envelope) => Route::Job(Job {
+        Ok(envelope) => Route::Job(ChargerRequest {
             device,
             received: std::time::Instant::now(),
             user: t.user.to_owned(),

@@ -75,9 +75,13 @@ pub trait Store: Send + Sync + 'static {
     async fn list_devices(&self, owner: Option<&OwnerId>) -> StoreResult<Vec<Device>>;
     /// What the broker needs to check a CONNECT.
     async fn get_device_auth(&self, id: &DeviceId) -> StoreResult<Option<DeviceAuth>>;
+    /// Every device's credentials (an external broker's reconciliation).
+    async fn list_device_auth(&self) -> StoreResult<Vec<(DeviceId, DeviceAuth)>>;
     /// Applies presence changes in order, in one transaction (group commit).
     async fn record_presence(&self, changes: &[PresenceChange]) -> StoreResult<()>;
     /// Marks every device offline (start-up of the embedded broker: nobody is connected).
+    /// Marks offline the online devices last seen before `before`; returns how many.
+    async fn set_silent_devices_offline(&self, before: DateTime<Utc>) -> StoreResult<u64>;
     async fn set_all_devices_offline(&self) -> StoreResult<u64>;
     /// Changes a device's settings (those given); false when the device does not exist.
     async fn set_device_settings(
@@ -216,7 +220,9 @@ pub trait ChargerTx: Send {
         device: &DeviceId,
         request_id: &str,
     ) -> StoreResult<Option<StoredResult>>;
-    /// Keeps a request's result unless one is kept already; returns the one in force.
+    /// Keeps a request's result unless one is kept already (another instance answered the
+    /// same request first; on Postgres this waits for its commit): None when this one is
+    /// now kept, else the one in force.
     async fn save_request_result(
         &mut self,
         device: &DeviceId,
@@ -224,7 +230,7 @@ pub trait ChargerTx: Send {
         endpoint: &str,
         result: &StoredResult,
         now: DateTime<Utc>,
-    ) -> StoreResult<StoredResult>;
+    ) -> StoreResult<Option<StoredResult>>;
     async fn set_device_boot(
         &mut self,
         id: &DeviceId,

@@ -680,6 +680,27 @@ impl Store for SqlStore {
         .transpose()
     }
 
+    async fn list_device_auth(&self) -> StoreResult<Vec<(DeviceId, DeviceAuth)>> {
+        let rows: Vec<(String, String, String, i64, i64)> = sqlx::query_as(
+            "SELECT id, owner_id, password_hash, key_version, require_v2 FROM devices ORDER BY id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter()
+            .map(|(id, owner, password_hash, key_version, require_v2)| {
+                Ok((
+                    DeviceId::parse(&id).map_err(|e| corrupt("device id", e))?,
+                    DeviceAuth {
+                        owner: OwnerId::parse(&owner).map_err(|e| corrupt("owner id", e))?,
+                        password_hash,
+                        key_version,
+                        require_v2: require_v2 != 0,
+                    },
+                ))
+            })
+            .collect()
+    }
+
     async fn record_presence(&self, changes: &[PresenceChange]) -> StoreResult<()> {
         let mut tx = self.pool.begin().await?;
         for c in changes {
@@ -698,6 +719,17 @@ impl Store for SqlStore {
         }
         tx.commit().await?;
         Ok(())
+    }
+
+    async fn set_silent_devices_offline(&self, before: DateTime<Utc>) -> StoreResult<u64> {
+        Ok(sqlx::query(
+            "UPDATE devices SET online = 0, online_conn = NULL
+             WHERE online = 1 AND (last_seen IS NULL OR last_seen < $1)",
+        )
+        .bind(to_millis(before))
+        .execute(&self.pool)
+        .await?
+        .rows_affected())
     }
 
     async fn set_all_devices_offline(&self) -> StoreResult<u64> {

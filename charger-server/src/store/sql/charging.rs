@@ -283,13 +283,11 @@ impl ChargerTx for SqlTx {
         endpoint: &str,
         result: &StoredResult,
         now: DateTime<Utc>,
-    ) -> StoreResult<StoredResult> {
-        // On a repeat the no-op update leaves the first answer, which RETURNING gives back.
-        let (code, body): (i64, String) = sqlx::query_as(
+    ) -> StoreResult<Option<StoredResult>> {
+        let inserted = sqlx::query(
             "INSERT INTO mqtt_requests (device_id, request_id, endpoint, code, body, created_at)
              VALUES ($1, $2, $3, $4, $5, $6)
-             ON CONFLICT (device_id, request_id) DO UPDATE SET device_id = excluded.device_id
-             RETURNING code, body",
+             ON CONFLICT (device_id, request_id) DO NOTHING",
         )
         .bind(device.as_str())
         .bind(request_id)
@@ -297,10 +295,15 @@ impl ChargerTx for SqlTx {
         .bind(i64::from(result.code))
         .bind(&result.body)
         .bind(to_millis(now))
-        .fetch_one(self.w()?)
-        .await?;
-        let code = u16::try_from(code).map_err(|e| corrupt("request code", e))?;
-        Ok(StoredResult { code, body })
+        .execute(self.w()?)
+        .await?
+        .rows_affected();
+        if inserted == 1 {
+            return Ok(None);
+        }
+        let kept = self.request_result(device, request_id).await?;
+        kept.map(Some)
+            .ok_or_else(|| corrupt("request log", "a conflicting answer vanished"))
     }
 
     async fn set_device_boot(

@@ -26,8 +26,7 @@ use charger_protocol::{
 use serde_json::json;
 use tokio::sync::{mpsc, Semaphore};
 
-use super::{endpoint_label, to_json, Job, Outgoing, Publisher};
-use crate::broker::Broker;
+use super::{ChargerRequest as Job, Outcome, Transport};
 use crate::charging::ENDPOINTS;
 use crate::error::Error;
 use crate::ids::DeviceId;
@@ -84,14 +83,14 @@ impl Sealer {
             data: String::new(),
         };
         Done {
-            out: Outgoing {
+            out: Outcome {
                 topic: self.res_topic,
                 payload: to_json(&res),
+                revoke: None,
             },
             endpoint: self.endpoint,
             code,
             received: self.received,
-            revoke: None,
         }
     }
 
@@ -108,14 +107,14 @@ impl Sealer {
             }
         };
         Some(sealed).map(|payload| Done {
-            out: Outgoing {
+            out: Outcome {
                 topic: self.res_topic,
                 payload,
+                revoke,
             },
             endpoint: self.endpoint,
             code,
             received: self.received,
-            revoke,
         })
     }
 }
@@ -125,7 +124,7 @@ pub(super) struct Writers {
     queues: Arc<Vec<mpsc::Sender<Work>>>,
     readers: Arc<Semaphore>,
     service: Service,
-    publisher: Publisher,
+    transport: Arc<dyn Transport>,
 }
 
 impl Writers {
@@ -139,10 +138,11 @@ impl Writers {
         };
         let (service, publisher, queues) = (
             self.service.clone(),
-            self.publisher.clone(),
+            self.transport.clone(),
             self.queues.clone(),
         );
         tokio::spawn(async move {
+            let head = Head::of_job(&job);
             match read(&service, job).await {
                 Ok(Step::Drop) => {}
                 Ok(Step::Answer(d)) => publish(&service, &publisher, d).await,
@@ -168,7 +168,8 @@ impl Writers {
                 }
                 Err(e) => {
                     crate::metrics::db_error();
-                    tracing::error!(error = %e, "read path failed; request dropped");
+                    tracing::error!(error = %e, "read path failed; answered 503");
+                    publish(&service, &publisher, head.unavailable()).await;
                 }
             }
             drop(permit);
@@ -191,15 +192,15 @@ async fn queue(queues: &[mpsc::Sender<Work>], work: Work) {
     }
 }
 
-async fn publish(service: &Service, publisher: &Publisher, d: Done) {
-    publisher.publish(d.out).await;
+async fn publish(service: &Service, transport: &Arc<dyn Transport>, d: Done) {
+    transport.deliver(d.out).await;
     service
         .metrics()
         .request(d.endpoint, d.code, d.received.elapsed());
 }
 
 /// Starts the writer tasks and the read path.
-pub(super) fn start(service: Service, broker: Broker, publisher: Publisher) -> Writers {
+pub(super) fn start(service: Service, transport: Arc<dyn Transport>) -> Writers {
     let (count, readers) = match service.store().backend() {
         // The pool has 8 connections: one for the writer, some for REST.
         Backend::Sqlite => (1, 5),
@@ -209,19 +210,13 @@ pub(super) fn start(service: Service, broker: Broker, publisher: Publisher) -> W
         .map(|_| {
             let (tx, mut rx) = mpsc::channel::<Work>(QUEUE);
             let service = service.clone();
-            let broker = broker.clone();
-            let publisher = publisher.clone();
+            let transport = transport.clone();
             tokio::spawn(async move {
                 let mut work = Vec::with_capacity(MAX_BATCH);
                 while rx.recv_many(&mut work, MAX_BATCH).await > 0 {
                     let done = run_batch(&service, &mut work).await;
                     for d in done {
-                        if let Some(device) = &d.revoke {
-                            // Before the RES goes out: the connection closes once it has
-                            // delivered it, and forwards nothing more meanwhile.
-                            broker.revoke_after(device, &d.out.topic);
-                        }
-                        publish(&service, &publisher, d).await;
+                        publish(&service, &transport, d).await;
                     }
                 }
             });
@@ -232,31 +227,32 @@ pub(super) fn start(service: Service, broker: Broker, publisher: Publisher) -> W
         queues: Arc::new(queues),
         readers: Arc::new(Semaphore::new(readers)),
         service,
-        publisher,
+        transport,
     }
 }
 
 /// An answer ready to publish once its batch has committed.
 struct Done {
-    out: Outgoing,
+    out: Outcome,
     endpoint: &'static str,
     code: u16,
     received: std::time::Instant,
-    /// The charger changed owner: revoke its connection after this RES.
-    revoke: Option<DeviceId>,
 }
 
-/// Runs `work` (drained) in one transaction; returns what to publish, empty when the
-/// transaction failed (nothing was acknowledged: the chargers will retry).
+/// Runs `work` (drained) in one transaction; returns what to publish. When the database
+/// fails (unreachable, the commit refused) nothing is kept and every request is answered
+/// 503 with empty `data`: the chargers retry with the same ids.
 async fn run_batch(service: &Service, work: &mut Vec<Work>) -> Vec<Done> {
     let count = work.len();
+    let heads: Vec<Head> = work.iter().map(Head::of).collect();
+    let unavailable = |heads: Vec<Head>| heads.into_iter().map(Head::unavailable).collect();
     let mut tx = match service.store().begin().await {
         Ok(tx) => tx,
         Err(e) => {
             crate::metrics::db_error();
-            tracing::error!(error = %e, requests = count, "cannot open a transaction; requests dropped");
+            tracing::error!(error = %e, requests = count, "cannot open a transaction; answered 503");
             work.clear();
-            return Vec::new();
+            return unavailable(heads);
         }
     };
     let mut done = Vec::with_capacity(count);
@@ -270,17 +266,72 @@ async fn run_batch(service: &Service, work: &mut Vec<Work>) -> Vec<Done> {
             Ok(None) => {}
             Err(e) => {
                 crate::metrics::db_error();
-                tracing::error!(error = %e, requests = count, "batch failed; requests dropped");
-                return Vec::new();
+                tracing::error!(error = %e, requests = count, "batch failed; answered 503");
+                return unavailable(heads);
             }
         }
     }
     if let Err(e) = tx.commit().await {
         crate::metrics::db_error();
-        tracing::error!(error = %e, requests = count, "batch commit failed; requests dropped");
-        return Vec::new();
+        tracing::error!(error = %e, requests = count, "batch commit failed; answered 503");
+        return unavailable(heads);
     }
     done
+}
+
+/// What answering a request without the database needs.
+struct Head {
+    res_topic: String,
+    id: RequestId,
+    version: Version,
+    endpoint: &'static str,
+    received: std::time::Instant,
+}
+
+impl Head {
+    fn of(work: &Work) -> Head {
+        match work {
+            Work::Run(job) => Head::of_job(job),
+            Work::Keep(kept) => Head {
+                res_topic: kept.seal.res_topic.clone(),
+                id: kept.seal.id.clone(),
+                version: kept.seal.version,
+                endpoint: kept.seal.endpoint,
+                received: kept.seal.received,
+            },
+        }
+    }
+
+    fn of_job(job: &Job) -> Head {
+        Head {
+            res_topic: job.res_topic.clone(),
+            id: job.envelope.id.clone(),
+            version: job.envelope.version(),
+            endpoint: endpoint_label(&job.endpoint),
+            received: job.received,
+        }
+    }
+
+    /// 503, unsealed (without the database the device key's version is unknown).
+    fn unavailable(self) -> Done {
+        let res = ResponseEnvelope {
+            v: (self.version == Version::V2).then_some(2),
+            id: Some(self.id),
+            status: 0,
+            code: 503,
+            data: String::new(),
+        };
+        Done {
+            out: Outcome {
+                topic: self.res_topic,
+                payload: to_json(&res),
+                revoke: None,
+            },
+            endpoint: self.endpoint,
+            code: 503,
+            received: self.received,
+        }
+    }
 }
 
 /// Keeps a read-path answer (a repeat that got there first wins).
@@ -309,7 +360,8 @@ async fn keep(
             &kept.result,
             service.now(),
         )
-        .await?;
+        .await?
+        .unwrap_or(kept.result);
     Ok(kept.seal.done(result.code, &result.body, None))
 }
 
@@ -452,16 +504,26 @@ async fn one(
         return Ok(c.seal.done(c.code, &body, None));
     }
     let fresh = StoredResult { code: c.code, body };
-    let kept = tx
+    let saved = tx
         .save_request_result(&c.device, &c.request_id, &c.endpoint, &fresh, service.now())
         .await?;
-    tx.release_savepoint().await?;
-    let revoke = c.claimed.then(|| c.device.clone());
-    Ok(c.seal.done(kept.code, &kept.body, revoke))
+    match saved {
+        None => {
+            tx.release_savepoint().await?;
+            let revoke = c.claimed.then(|| c.device.clone());
+            Ok(c.seal.done(fresh.code, &fresh.body, revoke))
+        }
+        Some(kept) => {
+            // Another instance answered the same request first: its answer stands, and
+            // what this run changed is undone.
+            tx.rollback_to_savepoint().await?;
+            Ok(c.seal.done(kept.code, &kept.body, None))
+        }
+    }
 }
 
 /// Maps a domain error to a RES code and error body (5xx opaque, logged).
-pub(super) fn error_body(e: &Error) -> (u16, serde_json::Value) {
+pub fn error_body(e: &Error) -> (u16, serde_json::Value) {
     let code = match e {
         Error::Invalid { .. } => 422,
         Error::NotFound { .. } => 404,
@@ -484,4 +546,18 @@ pub(super) fn error_body(e: &Error) -> (u16, serde_json::Value) {
         body["field"] = field.clone().into();
     }
     (code, body)
+}
+
+/// The endpoint as a metrics label: one of the known ones, else "unknown".
+pub(crate) fn endpoint_label(endpoint: &str) -> &'static str {
+    ENDPOINTS
+        .iter()
+        .chain(crate::charging::COMMANDS)
+        .find(|e| **e == endpoint)
+        .copied()
+        .unwrap_or("unknown")
+}
+
+pub(crate) fn to_json(res: &ResponseEnvelope) -> Vec<u8> {
+    serde_json::to_vec(res).unwrap_or_default()
 }

@@ -6,7 +6,7 @@
 //! its answer as `data`. The caller waits for the answer, or gives up after its timeout.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -15,32 +15,34 @@ use charger_protocol::{
 };
 use tokio::sync::oneshot;
 
-use super::{to_json, Job, Outgoing, Publisher};
-use crate::broker::Broker;
+use super::batch::to_json;
+use super::{ChargerRequest as Job, Outcome, Transport};
 use crate::ids::DeviceId;
 use crate::service::{CommandChannel, Recipient, Service};
 
 /// Commands waiting for their charger's answer, keyed by (device, command id).
+///
+/// Behind an external broker with several instances, every instance receives every
+/// command answer (a plain subscription beside the shared one); the one holding the
+/// pending command takes it, the others drop it.
 pub struct Commander {
-    broker: Broker,
     service: Service,
-    publisher: Publisher,
+    transport: Arc<dyn Transport>,
     pending: Mutex<HashMap<(DeviceId, String), oneshot::Sender<serde_json::Value>>>,
 }
 
 impl Commander {
-    pub(super) fn new(broker: Broker, service: Service, publisher: Publisher) -> Self {
+    pub(super) fn new(service: Service, transport: Arc<dyn Transport>) -> Self {
         Self {
-            broker,
             service,
-            publisher,
+            transport,
             pending: Mutex::new(HashMap::new()),
         }
     }
 
     /// If `job` answers a pending command, hands it over (after the key check) and
     /// returns true; otherwise the job is an ordinary request.
-    pub(super) fn take_answer(&self, job: &Job) -> bool {
+    pub(crate) fn take_answer(&self, job: &Job) -> bool {
         let RequestId::Str(id) = &job.envelope.id else {
             return false;
         };
@@ -53,7 +55,7 @@ impl Commander {
             .ok()
             .and_then(|mut p| p.remove(&(job.device.clone(), id.clone())));
         let Some(waiter) = waiter else {
-            tracing::info!(device = %job.device, id = %crate::telemetry::field(id), "answer to no pending command (late?) dropped");
+            tracing::debug!(device = %job.device, id = %crate::telemetry::field(id), "answer to no command pending here (late, or another instance's) dropped");
             return true;
         };
         let service = self.service.clone();
@@ -101,12 +103,16 @@ pub const COMMAND_ID_PREFIX: &str = "srv-";
 
 #[async_trait]
 impl CommandChannel for Commander {
-    fn is_connected(&self, device: &DeviceId) -> bool {
-        self.broker.is_connected(device)
+    fn is_connected(&self, device: &DeviceId) -> Option<bool> {
+        self.transport.is_connected(device)
     }
 
-    fn disconnect(&self, device: &DeviceId) {
-        self.broker.disconnect_device(device);
+    async fn disconnect(&self, device: &DeviceId) {
+        self.transport.disconnect(device).await;
+    }
+
+    async fn accounts_changed(&self, devices: &[DeviceId]) {
+        self.transport.accounts_changed(devices).await;
     }
 
     async fn call(
@@ -144,10 +150,11 @@ impl CommandChannel for Commander {
         let topic =
             charger_protocol::topic::response_topic(owner.as_str(), device.as_str(), command);
         tracing::info!(%device, command, id, "command sent");
-        self.publisher
-            .publish(Outgoing {
+        self.transport
+            .deliver(Outcome {
                 topic,
                 payload: to_json(&sealed),
+                revoke: None,
             })
             .await;
         let answer = match tokio::time::timeout(timeout, rx).await {
