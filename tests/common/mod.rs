@@ -5,6 +5,7 @@
 //! `TEST_LOG=1` shows the server's logs. In CI (`CI=true`) a Postgres test without
 //! `TEST_DATABASE_URL` fails instead of skipping.
 
+pub mod cluster;
 pub mod mqtt;
 
 use std::path::PathBuf;
@@ -125,10 +126,22 @@ pub async fn test_store(db: Db) -> Option<(SqlStore, TempDir)> {
 /// A running server and a client for it.
 pub struct TestApp {
     pub app: App,
-    pub base: String,
-    pub http: reqwest::Client,
+    pub rest: Rest,
     pub dir: TempDir,
     pub db: Db,
+}
+
+/// A REST client of one server.
+pub struct Rest {
+    pub base: String,
+    pub http: reqwest::Client,
+}
+
+impl std::ops::Deref for TestApp {
+    type Target = Rest;
+    fn deref(&self) -> &Rest {
+        &self.rest
+    }
 }
 
 /// Starts the server on free loopback ports with a fresh database of the default kind.
@@ -156,8 +169,10 @@ pub async fn spawn_app_with(db: Db, adjust: impl FnOnce(&mut Config)) -> Option<
     let base = format!("http://{}", app.http_addr);
     Some(TestApp {
         app,
-        base,
-        http: reqwest::Client::new(),
+        rest: Rest {
+            base,
+            http: reqwest::Client::new(),
+        },
         dir,
         db,
     })
@@ -300,7 +315,7 @@ pub struct Answer {
     pub body: Value,
 }
 
-impl TestApp {
+impl Rest {
     pub async fn request(
         &self,
         method: reqwest::Method,

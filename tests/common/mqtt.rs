@@ -378,7 +378,12 @@ impl Charger {
     }
 
     pub async fn connect_as(app: &crate::TestApp, b: &FirmwareBundle, user: &str) -> Charger {
-        let mut probe = Probe::connect(Version::V4, Login::device(app.app.mqtt_addr, b))
+        Self::connect_to(app.app.mqtt_addr, b, user).await
+    }
+
+    /// Connects to the broker at `addr` (an external one) as `user`.
+    pub async fn connect_to(addr: std::net::SocketAddr, b: &FirmwareBundle, user: &str) -> Charger {
+        let mut probe = Probe::connect(Version::V4, Login::device(addr, b))
             .await
             .expect("connects");
         let filter = format!("{user}/res/{}/+", b.device_id);

@@ -17,6 +17,7 @@ mod namespaces;
 mod openapi;
 mod rest_provisioning;
 mod retention;
+mod scale_out;
 mod sessions_reports;
 mod simulator;
 mod store_conformance;
