@@ -125,6 +125,9 @@ pub fn request_topic(user: &str, device: &str, endpoint: &str) -> String {
     format!("{user}/req/{device}/{endpoint}")
 }
 
+/// Every charger's requests: what the server subscribes to.
+pub const REQUEST_FILTER: &str = "+/req/+/+";
+
 /// `<user>/res/<device>/<endpoint>`.
 pub fn response_topic(user: &str, device: &str, endpoint: &str) -> String {
     format!("{user}/res/{device}/{endpoint}")

@@ -114,6 +114,11 @@ pub trait CommandChannel: Send + Sync {
     ) -> Option<serde_json::Value>;
 }
 
+/// Default heartbeat interval chargers are told to keep, in seconds.
+pub const HEARTBEAT_S: u64 = 300;
+/// Default oldest offline session start accepted without dispute, in days.
+pub const OFFLINE_MAX_AGE_DAYS_DEFAULT: u32 = 90;
+
 /// Limits the service enforces (each a setting; see `config.rs`).
 #[derive(Debug, Clone)]
 pub struct Limits {
@@ -131,10 +136,10 @@ pub struct Limits {
 impl Default for Limits {
     fn default() -> Self {
         Self {
-            offline_max_age_days: crate::charging::inputs::OFFLINE_MAX_AGE_DAYS_DEFAULT,
+            offline_max_age_days: OFFLINE_MAX_AGE_DAYS_DEFAULT,
             request_log_days: 30,
             unknown_tags_per_owner: 1000,
-            heartbeat_s: crate::devices::HEARTBEAT_S,
+            heartbeat_s: HEARTBEAT_S,
         }
     }
 }

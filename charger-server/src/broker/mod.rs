@@ -313,7 +313,7 @@ impl Broker {
             max_segment_size: 16 * 1024,
             max_segment_count: 2,
             custom_segment: Some(HashMap::from([(
-                crate::mqtt::REQUEST_FILTER.to_owned(),
+                charger_protocol::topic::REQUEST_FILTER.to_owned(),
                 rumqttd::SegmentConfig {
                     max_segment_size: 64 * 1024 * 1024,
                     max_segment_count: 4,

@@ -33,7 +33,7 @@ pub const MAX_POWER_W_LIMIT: i64 = 1_000_000_000;
 /// How far ahead of the server's clock a charger's timestamp may be, in ms.
 pub const CLOCK_SKEW_MS: i64 = 5 * 60 * 1000;
 /// Default offline window, in days.
-pub const OFFLINE_MAX_AGE_DAYS_DEFAULT: u32 = 90;
+pub use crate::service::OFFLINE_MAX_AGE_DAYS_DEFAULT;
 
 /// 2020-01-01T00:00:00Z, in ms: no charger timestamp is older.
 const EARLIEST_MS: i64 = 1_577_836_800_000;

@@ -356,8 +356,8 @@ pub fn parse_data<T: serde::de::DeserializeOwned>(data: &serde_json::Value) -> R
     })
 }
 
-/// Heartbeat interval chargers are told to keep.
-pub const HEARTBEAT_S: u64 = 300;
+/// Heartbeat interval chargers are told to keep (the default).
+pub use crate::service::HEARTBEAT_S;
 /// Longest firmware or model string kept.
 pub(crate) const MAX_INFO_LEN: usize = 100;
 

@@ -1,11 +1,15 @@
-//! The MQTT edge of the charger API: an in-process consumer of the broker's router that
-//! takes every REQ (`+/req/+/+`), opens the envelope, runs it through the service in a
-//! batch (see [`batch`]), and publishes the sealed RES on `<owner>/res/<device>/<endpoint>`.
+//! The MQTT edge of the charger API: two transports over the one request pipeline
+//! ([`crate::requests`]). Each parses a REQ's topic and envelope, answers what cannot be
+//! read (400, 413), hands the rest to the pipeline, and publishes what it gives back.
+//!
+//! - embedded (the default): an in-process consumer of the embedded broker's router that
+//!   takes every REQ (`+/req/+/+`);
+//! - [`external`]: a client of Mosquitto or EMQX sharing the requests with other instances
+//!   (and, for Mosquitto, [`dynsec`]: the chargers' accounts provisioned by the server).
 //!
 //! Envelope rules (docs/mqtt-api.md): a REQ that cannot be parsed gets 400 with `data` ""
-//! (413 when it is over the configured size); a wrong `key` gets 401 with `data` ""; every
-//! other answer is sealed with the device key. A REQ on a command's endpoint that answers
-//! a pending server command (see [`commands`]) goes to the command's caller instead.
+//! (413 when it is over the configured size); the pipeline answers a wrong key 401 with
+//! `data` "" and seals every other answer with the device key.
 
 mod dynsec;
 mod external;
@@ -26,7 +30,7 @@ use crate::service::Service;
 pub use external::{start_external, ExternalConfig};
 
 /// The filter the dispatcher subscribes to: every device's requests.
-pub const REQUEST_FILTER: &str = "+/req/+/+";
+pub use charger_protocol::topic::REQUEST_FILTER;
 /// Client id of the dispatcher's router link ('.' keeps it apart from device ids).
 const DISPATCHER_ID: &str = "charger-server.dispatcher";
 
