@@ -87,13 +87,34 @@ impl Link {
         opts.set_keep_alive(Duration::from_secs(60));
         opts.set_clean_session(true);
         opts.set_max_packet_size(1 << 20, 1 << 20);
+        let user = user.unwrap_or(&bundle.owner).to_owned();
+        let key = DeviceKey::from_hex(&bundle.key).context("bundle key")?;
+        // The will: an `offline` REQ built now, which the broker publishes if this
+        // connection is lost (behind an external broker the server then marks the charger
+        // offline at once).
+        let will_id = format!("will-{}", chrono::Utc::now().timestamp_millis());
+        let will = charger_protocol::seal_request_v2(
+            &key,
+            charger_protocol::endpoint::OFFLINE,
+            charger_protocol::RequestId::Str(will_id),
+            b"{}",
+        )
+        .context("sealing the will")?;
+        opts.set_last_will(rumqttc::LastWill::new(
+            charger_protocol::topic::request_topic(
+                &user,
+                &bundle.device_id,
+                charger_protocol::endpoint::OFFLINE,
+            ),
+            serde_json::to_vec(&will).context("the will as JSON")?,
+            rumqttc::QoS::AtLeastOnce,
+            false,
+        ));
         let (client, mut eventloop) = rumqttc::AsyncClient::new(opts, 64);
         let mut net = rumqttc::NetworkOptions::new();
         net.set_tcp_nodelay(true);
         net.set_connection_timeout(10);
         eventloop.set_network_options(net);
-        let user = user.unwrap_or(&bundle.owner).to_owned();
-        let key = DeviceKey::from_hex(&bundle.key).context("bundle key")?;
         let link_key = key.clone();
         let waiters: Waiters = Arc::default();
         let closed: Arc<Mutex<Option<String>>> = Arc::default();
