@@ -229,8 +229,8 @@ impl Mosquitto {
     }
 }
 
-/// The `charger-server` binary built beside this test.
-fn server_binary() -> PathBuf {
+/// The `charger-server` binary built beside this test (or benchmark).
+pub fn server_binary() -> PathBuf {
     let exe = std::env::current_exe().expect("test executable");
     let bin = exe
         .parent()
@@ -239,7 +239,8 @@ fn server_binary() -> PathBuf {
         .expect("target directory");
     assert!(
         bin.exists(),
-        "{} is missing: run the tests with `cargo test --workspace`",
+        "{} is missing: run the tests with `cargo test --workspace` (a benchmark: build \
+         it first with `cargo build --release -p charger-server`)",
         bin.display()
     );
     bin
@@ -280,6 +281,90 @@ impl Instance {
             .map(|l| l.iter().any(|x| x.contains(text)))
             .unwrap_or(false)
     }
+}
+
+/// Starts `cmd` (a `charger-server`), captures its lines, and waits until it serves REST;
+/// returns it and, with the embedded broker, the MQTT address.
+pub async fn launch(mut cmd: Command, name: &str) -> (Instance, Option<SocketAddr>) {
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn charger-server");
+    let lines = Arc::new(Mutex::new(Vec::new()));
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    let streams: [Box<dyn std::io::Read + Send>; 2] = [
+        Box::new(child.stdout.take().expect("stdout")),
+        Box::new(child.stderr.take().expect("stderr")),
+    ];
+    for stream in streams {
+        let (tx, lines, name) = (tx.clone(), lines.clone(), name.to_owned());
+        std::thread::spawn(move || {
+            for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                if std::env::var_os("TEST_LOG").is_some() {
+                    eprintln!("[{name}] {line}");
+                }
+                if let Ok(mut l) = lines.lock() {
+                    l.push(line.clone());
+                }
+                let _ = tx.send(line);
+            }
+        });
+    }
+    let field = |line: &str, key: &str| {
+        line.split(key)
+            .nth(1)
+            .and_then(|r| r.split_whitespace().next())
+            .map(str::to_owned)
+    };
+    let (http, mqtt) = tokio::task::spawn_blocking(move || {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let mut mqtt = None;
+        while Instant::now() < deadline {
+            let Ok(line) = rx.recv_timeout(Duration::from_millis(100)) else {
+                continue;
+            };
+            if line.contains("MQTT broker listening") {
+                mqtt = field(&line, "mqtt_addr=");
+            }
+            if line.contains("REST API listening") {
+                return (field(&line, "http_addr="), mqtt);
+            }
+        }
+        (None, mqtt)
+    })
+    .await
+    .expect("joined");
+    let Some(http) = http else {
+        let log = lines.lock().map(|l| l.join("\n")).unwrap_or_default();
+        panic!("{name} did not start:\n{log}");
+    };
+    let instance = Instance {
+        rest: Rest {
+            base: format!("http://{http}"),
+            http: reqwest::Client::new(),
+        },
+        child,
+        lines,
+    };
+    (instance, mqtt.and_then(|m| m.parse().ok()))
+}
+
+/// A `charger-server` command with a clean environment, its data in `data`.
+pub fn server_command(data: &Path, database_url: &str) -> Command {
+    std::fs::create_dir_all(data).expect("data dir");
+    let mut cmd = Command::new(server_binary());
+    cmd.current_dir(data)
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("RUST_LOG", "info")
+        .env("NO_COLOR", "1")
+        .env("CHARGER_DATA_DIR", data)
+        .env("DATABASE_URL", database_url)
+        .env("CHARGER_ADMIN_TOKEN", ADMIN_TOKEN)
+        .env("CHARGER_HTTP_LISTEN", "127.0.0.1:0")
+        .env("CHARGER_MQTT_LISTEN", "127.0.0.1:0");
+    cmd
 }
 
 /// Settings of a cluster's instances.
@@ -353,18 +438,8 @@ impl Cluster {
     /// Starts instance `i` with another database URL (a proxy in front of the database).
     pub async fn spawn_with(&self, i: usize, database_url: &str) -> Instance {
         let data = self.dir.0.join(format!("instance-{i}"));
-        std::fs::create_dir_all(&data).expect("instance dir");
-        let mut cmd = Command::new(server_binary());
-        cmd.current_dir(&data)
-            .env_clear()
-            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            .env("RUST_LOG", "info")
-            .env("NO_COLOR", "1")
-            .env("CHARGER_DATA_DIR", &data)
-            .env("CHARGER_SECRET_FILE", self.dir.0.join("server.secret"))
-            .env("DATABASE_URL", database_url)
-            .env("CHARGER_ADMIN_TOKEN", ADMIN_TOKEN)
-            .env("CHARGER_HTTP_LISTEN", "127.0.0.1:0")
+        let mut cmd = server_command(&data, database_url);
+        cmd.env("CHARGER_SECRET_FILE", self.dir.0.join("server.secret"))
             .env("CHARGER_MQTT_BROKER", "external")
             .env(
                 "CHARGER_MQTT_BROKER_URL",
@@ -376,61 +451,7 @@ impl Cluster {
         for (k, v) in &self.config.env {
             cmd.env(k, v);
         }
-        let mut child = cmd
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn charger-server");
-        let lines = Arc::new(Mutex::new(Vec::new()));
-        let (tx, rx) = std::sync::mpsc::channel::<String>();
-        let streams: [Box<dyn std::io::Read + Send>; 2] = [
-            Box::new(child.stdout.take().expect("stdout")),
-            Box::new(child.stderr.take().expect("stderr")),
-        ];
-        for stream in streams {
-            let (tx, lines) = (tx.clone(), lines.clone());
-            std::thread::spawn(move || {
-                for line in BufReader::new(stream).lines().map_while(Result::ok) {
-                    if std::env::var_os("TEST_LOG").is_some() {
-                        eprintln!("[instance {i}] {line}");
-                    }
-                    if let Ok(mut l) = lines.lock() {
-                        l.push(line.clone());
-                    }
-                    let _ = tx.send(line);
-                }
-            });
-        }
-        let addr = tokio::task::spawn_blocking(move || {
-            let deadline = Instant::now() + Duration::from_secs(60);
-            while Instant::now() < deadline {
-                let Ok(line) = rx.recv_timeout(Duration::from_millis(100)) else {
-                    continue;
-                };
-                if line.contains("REST API listening") {
-                    return line
-                        .split("http_addr=")
-                        .nth(1)
-                        .and_then(|r| r.split_whitespace().next())
-                        .map(str::to_owned);
-                }
-            }
-            None
-        })
-        .await
-        .expect("joined");
-        let Some(addr) = addr else {
-            let log = lines.lock().map(|l| l.join("\n")).unwrap_or_default();
-            panic!("instance {i} did not start:\n{log}");
-        };
-        Instance {
-            rest: Rest {
-                base: format!("http://{addr}"),
-                http: reqwest::Client::new(),
-            },
-            child,
-            lines,
-        }
+        launch(cmd, &format!("instance {i}")).await.0
     }
 
     /// Waits until `check` holds for a dynsec client listing, or panics after 10 s.
