@@ -116,10 +116,16 @@ async fn external(n: usize) -> Row {
     })
     .await
     .expect("cluster");
+    let started = std::time::Instant::now();
     let (bundles, tags) = fleet(&c.instances[0]).await;
     if let Some(last) = bundles.last() {
-        c.wait_for_account(&last.device_id, true).await;
+        c.wait_for_account_within(&last.device_id, true, Duration::from_secs(300))
+            .await;
     }
+    println!(
+        "{CHARGERS} chargers provisioned on Mosquitto's dynamic security in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
     let name = format!("Mosquitto + {n} instance(s), PostgreSQL");
     measure(&name, &c.mosquitto.addr().to_string(), &bundles, &tags).await
 }
@@ -161,12 +167,9 @@ async fn measure(name: &str, broker: &str, bundles: &[FirmwareBundle], tags: &[S
     let phase = |label: &'static str, config: LoadConfig| async move {
         let report = load::run(bundles, config).await.expect(label);
         println!(
-            "{label}: {}",
-            report.text().lines().next().unwrap_or_default()
+            "{label:<16} {:>8.0}/s  p50 {:>6} us  p99 {:>7} us  errors {:?}",
+            report.throughput, report.latency.p50_us, report.latency.p99_us, report.errors
         );
-        if !report.errors.is_empty() {
-            println!("  errors: {:?}", report.errors);
-        }
         report
     };
     Row {

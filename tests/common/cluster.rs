@@ -98,6 +98,7 @@ impl Mosquitto {
              plugin_opt_config_file {}\n\
              persistence false\n\
              retain_available false\n\
+             set_tcp_nodelay true\n\
              log_dest file {}\n",
             dynsec.display(),
             dir.0.join("mosquitto.log").display(),
@@ -454,9 +455,15 @@ impl Cluster {
         launch(cmd, &format!("instance {i}")).await.0
     }
 
-    /// Waits until `check` holds for a dynsec client listing, or panics after 10 s.
+    /// Waits until the broker has (or no longer has) `device`'s account; panics after 10 s.
     pub async fn wait_for_account(&self, device: &str, present: bool) {
-        let deadline = Instant::now() + Duration::from_secs(10);
+        self.wait_for_account_within(device, present, Duration::from_secs(10))
+            .await;
+    }
+
+    /// [`Cluster::wait_for_account`] with another deadline.
+    pub async fn wait_for_account_within(&self, device: &str, present: bool, within: Duration) {
+        let deadline = Instant::now() + within;
         loop {
             let out = self.mosquitto.ctrl(&["getClient", device]);
             let found = out.contains("Username:") && out.contains(device);
