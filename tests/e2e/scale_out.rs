@@ -749,3 +749,70 @@ async fn the_database_away_gets_503_and_service_resumes() {
         }
     }
 }
+
+/// An ownership transfer across instances: offered on one, accepted on another, claimed at
+/// the charger through a third; the broker's account moves to the new owner's topics
+/// (the old ones refused), and the charger carries on under its new owner.
+#[tokio::test]
+async fn a_claim_moves_the_chargers_broker_account_to_its_new_owner() {
+    let Some(c) = cluster().await else { return };
+    let acme = c.instances[0].owner_with_token("acme").await;
+    let beta = c.instances[0].owner_with_token("beta").await;
+    let a = c.instances[0]
+        .post(
+            "/api/v1/devices",
+            ADMIN_TOKEN,
+            json!({"id": "cp-moving", "owner": "acme", "connectors": 1}),
+        )
+        .await;
+    assert_eq!(a.status, 201, "{a:?}");
+    let old: FirmwareBundle = serde_json::from_value(a.body).expect("bundle");
+    c.wait_for_account(&old.device_id, true).await;
+    let offer = c.instances[1]
+        .post(
+            &format!("/api/v1/devices/{}/transfers", old.device_id),
+            &acme,
+            json!({"to": "beta"}),
+        )
+        .await;
+    assert_eq!(offer.status, 201, "{offer:?}");
+    let id = offer.body["id"].as_str().expect("id");
+    let accepted = c.instances[2]
+        .post(
+            &format!("/api/v1/transfers/{id}/accept"),
+            &beta,
+            Value::Null,
+        )
+        .await;
+    assert_eq!(accepted.status, 200, "{accepted:?}");
+    let code = accepted.body["code"].as_str().expect("code");
+
+    let mut s = sim(&c, &old);
+    play(&mut s, &format!("online\nclaim {code}\nonline\n")).await;
+    assert!(saw(&s, "ownership-claim -> 200"), "{:#?}", s.events);
+    assert!(saw(&s, "boot -> 200"), "{:#?}", s.events);
+    assert_eq!(s.bundle.owner, "beta");
+    // The old password no longer logs in; the old owner's topics are no longer the
+    // charger's (its new login may not subscribe there).
+    assert!(
+        Probe::connect(Version::V4, Login::device(c.mosquitto.addr(), &old))
+            .await
+            .is_err(),
+        "the old password still logs in"
+    );
+    let new = s.bundle.clone();
+    let mut probe = Probe::connect(Version::V4, Login::device(c.mosquitto.addr(), &new))
+        .await
+        .expect("the new credentials log in");
+    assert!(
+        !probe
+            .subscribe(&format!("acme/res/{}/+", new.device_id), Qos::AtLeastOnce)
+            .await,
+        "the old owner's topics are still the charger's"
+    );
+    assert!(
+        probe
+            .subscribe(&format!("beta/res/{}/+", new.device_id), Qos::AtLeastOnce)
+            .await
+    );
+}
