@@ -40,56 +40,32 @@ struct Mqtt {
     password: String,
 }
 
-fn field(out: &mut Vec<u8>, s: &[u8]) {
-    out.extend_from_slice(&(s.len() as u16).to_be_bytes());
-    out.extend_from_slice(s);
-}
-
-fn remaining_length(packet: &mut Vec<u8>, mut len: usize) {
-    loop {
-        let mut byte = (len % 128) as u8;
-        len /= 128;
-        if len > 0 {
-            byte |= 0x80;
-        }
-        packet.push(byte);
-        if len == 0 {
-            break;
-        }
-    }
+/// Encodes a packet with rumqttc's MQTT 3.1.1 codec (the simulator's client).
+fn encode(
+    write: impl FnOnce(&mut bytes::BytesMut) -> Result<usize, rumqttc::mqttbytes::Error>,
+) -> Vec<u8> {
+    let mut buf = bytes::BytesMut::new();
+    write(&mut buf).expect("encodes");
+    buf.to_vec()
 }
 
 fn connect_packet(b: &Bundle, keep_alive: u16) -> Vec<u8> {
-    let mut body = vec![0, 4, b'M', b'Q', b'T', b'T', 4, 0xC2];
-    body.extend_from_slice(&keep_alive.to_be_bytes());
-    field(&mut body, b.device_id.as_bytes());
-    field(&mut body, b.device_id.as_bytes());
-    field(&mut body, b.mqtt.password.as_bytes());
-    let mut packet = vec![0x10];
-    remaining_length(&mut packet, body.len());
-    packet.extend_from_slice(&body);
-    packet
+    let mut connect = rumqttc::Connect::new(b.device_id.as_str());
+    connect.keep_alive = keep_alive;
+    connect.set_login(b.device_id.as_str(), b.mqtt.password.as_str());
+    encode(|buf| connect.write(buf))
 }
 
 fn publish_qos1(topic: &str, pkid: u16, payload: &[u8]) -> Vec<u8> {
-    let mut body = Vec::new();
-    field(&mut body, topic.as_bytes());
-    body.extend_from_slice(&pkid.to_be_bytes());
-    body.extend_from_slice(payload);
-    let mut packet = vec![0x32];
-    remaining_length(&mut packet, body.len());
-    packet.extend_from_slice(&body);
-    packet
+    let mut publish = rumqttc::Publish::new(topic, rumqttc::QoS::AtLeastOnce, payload);
+    publish.pkid = pkid;
+    encode(|buf| publish.write(buf))
 }
 
 fn subscribe(filter: &str) -> Vec<u8> {
-    let mut body = vec![0, 1];
-    field(&mut body, filter.as_bytes());
-    body.push(1);
-    let mut packet = vec![0x82];
-    remaining_length(&mut packet, body.len());
-    packet.extend_from_slice(&body);
-    packet
+    let mut sub = rumqttc::Subscribe::new(filter, rumqttc::QoS::AtLeastOnce);
+    sub.pkid = 1;
+    encode(|buf| sub.write(buf))
 }
 
 /// Reads one MQTT frame: (first byte, body).

@@ -65,6 +65,15 @@ pub enum HttpTls {
     Off,
 }
 
+/// How log lines are written (to stderr).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line (for log shippers).
+    Json,
+}
+
 /// Which MQTT broker chargers connect to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum BrokerMode {
@@ -88,6 +97,17 @@ pub enum BrokerAcl {
 /// Server settings.
 #[derive(Debug, Clone, Args)]
 pub struct Config {
+    /// Log lines as `text` or `json` (one object per line). Which lines: `RUST_LOG`
+    /// (default: this server's at info, the libraries' at warn).
+    #[arg(
+        long,
+        env = "CHARGER_LOG_FORMAT",
+        value_enum,
+        default_value_t = LogFormat::Text,
+        global = true
+    )]
+    pub log_format: LogFormat,
+
     /// The MQTT broker chargers connect to: `embedded` (the default; one instance) or
     /// `external` (CHARGER_MQTT_BROKER_URL; several instances on one PostgreSQL).
     #[arg(
@@ -428,6 +448,7 @@ impl Config {
     /// tests and benchmarks start from.
     pub fn for_tests(data_dir: PathBuf) -> Self {
         Self {
+            log_format: LogFormat::Text,
             mqtt_broker: BrokerMode::Embedded,
             mqtt_broker_url: None,
             mqtt_broker_username: None,

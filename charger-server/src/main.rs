@@ -14,7 +14,7 @@ use clap::Parser as _;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    telemetry::init();
+    telemetry::init_with(cli.config.log_format);
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {

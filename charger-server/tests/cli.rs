@@ -7,7 +7,7 @@ use std::time::Duration;
 
 mod support;
 
-use support::{command, start, TempDir};
+use support::{command, start, start_command, TempDir, BIN};
 
 fn get(addr: &str, path: &str, token: Option<&str>) -> u16 {
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -240,31 +240,14 @@ fn connect_packet(client_id: &str) -> Vec<u8> {
     login_packet(client_id, "wrong")
 }
 
-/// A MQTT 3.1.1 CONNECT: client id = user name, and a password.
+/// A MQTT 3.1.1 CONNECT (rumqttc's codec): client id = user name, and a password.
 fn login_packet(client_id: &str, password: &str) -> Vec<u8> {
-    fn field(out: &mut Vec<u8>, s: &[u8]) {
-        out.extend_from_slice(&u16::try_from(s.len()).expect("short").to_be_bytes());
-        out.extend_from_slice(s);
-    }
-    let mut body = vec![0, 4, b'M', b'Q', b'T', b'T', 4, 0xC2, 0, 30];
-    field(&mut body, client_id.as_bytes());
-    field(&mut body, client_id.as_bytes());
-    field(&mut body, password.as_bytes());
-    let mut packet = vec![0x10];
-    let mut len = body.len();
-    loop {
-        let mut byte = u8::try_from(len % 128).expect("7 bits");
-        len /= 128;
-        if len > 0 {
-            byte |= 0x80;
-        }
-        packet.push(byte);
-        if len == 0 {
-            break;
-        }
-    }
-    packet.extend_from_slice(&body);
-    packet
+    let mut connect = rumqttc::Connect::new(client_id);
+    connect.keep_alive = 30;
+    connect.set_login(client_id, password);
+    let mut buf = bytes::BytesMut::new();
+    connect.write(&mut buf).expect("encodes");
+    buf.to_vec()
 }
 
 #[test]
@@ -275,7 +258,12 @@ fn logs_stay_short_whatever_a_client_sends_and_the_file_limit_is_raised() {
     // The open-file limit is raised at start, and said so.
     let line = server.wait_for("open_files=");
     assert!(line.contains("chargers="), "{line}");
-    let mqtt = server.mqtt_addr();
+    let broker = server.wait_for("MQTT broker listening");
+    let broker: serde_json::Value = serde_json::from_str(&broker).expect("a JSON line");
+    let mqtt = broker["fields"]["mqtt_addr"]
+        .as_str()
+        .expect("mqtt_addr field")
+        .to_owned();
     // A refused login with a 1,500-character client id (and user name): one short log line.
     let mut s = std::net::TcpStream::connect(&mqtt).expect("connect");
     s.set_read_timeout(Some(Duration::from_secs(10)))
@@ -343,7 +331,12 @@ fn near_the_open_file_limit_chargers_are_refused_not_stalled() {
     let mut server = support::start_command(limited);
     let line = server.wait_for("open_files=");
     assert!(line.contains("chargers=280"), "{line}");
-    let mqtt = server.mqtt_addr();
+    let broker = server.wait_for("MQTT broker listening");
+    let broker: serde_json::Value = serde_json::from_str(&broker).expect("a JSON line");
+    let mqtt = broker["fields"]["mqtt_addr"]
+        .as_str()
+        .expect("mqtt_addr field")
+        .to_owned();
     let http = server.http_addr();
 
     // 400 chargers log in: the first 280 are accepted, every other one is refused at once
@@ -377,4 +370,55 @@ fn near_the_open_file_limit_chargers_are_refused_not_stalled() {
     assert_eq!(refused, 120);
     assert_eq!(get(&http, "/healthz", None), 200);
     server.wait_for("charger connection cap is reached");
+}
+
+/// Without `RUST_LOG` the log shows this server's lines, not the libraries' info lines
+/// (rumqttd logs every router link); `CHARGER_LOG_FORMAT=json` writes one JSON object per
+/// line; `--version` answers.
+#[test]
+fn logs_default_to_our_lines_and_can_be_json() {
+    let dir = TempDir::new();
+    let mut cmd = command(&dir.0);
+    cmd.env_remove("RUST_LOG")
+        .env("CHARGER_LOG_FORMAT", "json")
+        .env("CHARGER_ADMIN_TOKEN", "cli-test-admin-token");
+    let mut server = start_command(cmd);
+    let line = server.wait_for("REST API listening");
+    let first: serde_json::Value = serde_json::from_str(&line).expect("a JSON line");
+    assert_eq!(first["fields"]["message"], "REST API listening");
+    assert_eq!(first["level"], "INFO");
+    // A charger connecting makes rumqttd log at info; none of it may show.
+    let broker = server.wait_for("MQTT broker listening");
+    let broker: serde_json::Value = serde_json::from_str(&broker).expect("a JSON line");
+    let mqtt = broker["fields"]["mqtt_addr"]
+        .as_str()
+        .expect("mqtt_addr field")
+        .to_owned();
+    let mut s = std::net::TcpStream::connect(&mqtt).expect("connect");
+    use std::io::Write as _;
+    s.write_all(&login_packet("nobody", "wrong")).expect("send");
+    std::thread::sleep(Duration::from_millis(500));
+    let _ = server.child.kill();
+    while let Ok(line) = server.lines.recv_timeout(Duration::from_millis(200)) {
+        server.seen.push(line);
+    }
+    for line in &server.seen {
+        let v: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|_| panic!("not a JSON line: {line}"));
+        let target = v["target"].as_str().unwrap_or_default();
+        assert!(
+            target.starts_with("charger_server") || v["level"] != "INFO",
+            "a library's info line: {line}"
+        );
+    }
+
+    let out = std::process::Command::new(BIN)
+        .arg("--version")
+        .output()
+        .expect("runs");
+    assert!(out.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        format!("charger-server {}", env!("CARGO_PKG_VERSION"))
+    );
 }

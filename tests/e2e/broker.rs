@@ -347,37 +347,18 @@ async fn a_second_connection_replaces_the_first() {
     app.wait_for_online(&b.device_id, true).await;
 }
 
-/// A raw MQTT 3.1.1 CONNECT (clean session, username and password, optional QoS 0 will).
+/// A raw MQTT 3.1.1 CONNECT (rumqttc's codec: clean session, username and password,
+/// optional QoS 0 will).
 fn raw_connect(b: &FirmwareBundle, keep_alive: u16, will: Option<(&str, &str)>) -> Vec<u8> {
-    fn field(out: &mut Vec<u8>, s: &[u8]) {
-        out.extend_from_slice(&u16::try_from(s.len()).expect("short field").to_be_bytes());
-        out.extend_from_slice(s);
-    }
-    let mut body = vec![0, 4, b'M', b'Q', b'T', b'T', 4];
-    body.push(0xC2 | if will.is_some() { 0x04 } else { 0 });
-    body.extend_from_slice(&keep_alive.to_be_bytes());
-    field(&mut body, b.device_id.as_bytes());
-    if let Some((topic, message)) = will {
-        field(&mut body, topic.as_bytes());
-        field(&mut body, message.as_bytes());
-    }
-    field(&mut body, b.mqtt.username.as_bytes());
-    field(&mut body, b.mqtt.password.as_bytes());
-    let mut packet = vec![0x10];
-    let mut len = body.len();
-    loop {
-        let mut byte = u8::try_from(len % 128).expect("7 bits");
-        len /= 128;
-        if len > 0 {
-            byte |= 0x80;
-        }
-        packet.push(byte);
-        if len == 0 {
-            break;
-        }
-    }
-    packet.extend_from_slice(&body);
-    packet
+    let mut connect = rumqttc::Connect::new(b.device_id.as_str());
+    connect.keep_alive = keep_alive;
+    connect.set_login(b.mqtt.username.as_str(), b.mqtt.password.as_str());
+    connect.last_will = will.map(|(topic, message)| {
+        rumqttc::LastWill::new(topic, message.as_bytes(), rumqttc::QoS::AtMostOnce, false)
+    });
+    let mut buf = bytes::BytesMut::new();
+    connect.write(&mut buf).expect("encodes");
+    buf.to_vec()
 }
 
 /// Connects with a raw socket and returns it after a successful CONNACK. A refusal for
