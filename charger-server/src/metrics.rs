@@ -1,14 +1,17 @@
-//! Counters for `/metrics`, in the Prometheus text format (version 0.0.4).
+//! Counters for `/metrics`, rendered in the Prometheus text format (version 0.0.4) by the
+//! `metrics` crate's Prometheus exporter.
 //!
 //! The charger API records every answered request (endpoint, code, latency from the
 //! router's delivery to the answer's publication); the broker keeps its own counters
 //! ([`crate::broker::BrokerMetrics`]); database errors are counted where they are mapped.
 
-use std::collections::BTreeMap;
-use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
 use std::time::Duration;
+
+use metrics::{Key, KeyName, Label, Level, Metadata, Recorder as _, SharedString};
+use metrics_exporter_prometheus::{
+    Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder,
+};
 
 /// Database errors seen anywhere (queries, transactions, commits).
 pub static DB_ERRORS: AtomicU64 = AtomicU64::new(0);
@@ -138,133 +141,144 @@ pub fn limit_hits(limit: Limit) -> u64 {
         .map_or(0, |c| c.load(Ordering::Relaxed))
 }
 
-/// Writes a metric's HELP and TYPE lines.
-pub(crate) fn help(out: &mut String, name: &str, kind: &str, text: &str) {
-    let _ = writeln!(out, "# HELP {name} {text}\n# TYPE {name} {kind}");
-}
-
 /// Upper bounds of the latency buckets, in seconds.
 const BUCKETS: &[f64] = &[
     0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
 ];
 
-#[derive(Debug, Default, Clone)]
-struct Histogram {
-    counts: Vec<u64>,
-    sum: f64,
-    count: u64,
+const REQUESTS: &str = "charger_mqtt_requests_total";
+const DURATION: &str = "charger_mqtt_request_duration_seconds";
+
+/// Every metric's name and HELP text.
+const DESCRIPTIONS: &[(&str, &str)] = &[
+    (
+        "charger_limit_hits_total",
+        "Times a limit refused, cut or slowed something, by limit (each is a setting).",
+    ),
+    (
+        REQUESTS,
+        "Charger API requests answered, by endpoint and RES code.",
+    ),
+    (
+        DURATION,
+        "From the request's delivery by the broker to the publication of its answer (after the commit).",
+    ),
+    ("charger_sessions_active", "Charging sessions open now."),
+    (
+        "charger_db_errors_total",
+        "Database errors (queries, transactions, commits).",
+    ),
+    ("charger_mqtt_connections", "Chargers connected now."),
+    (
+        "charger_mqtt_connections_total",
+        "Charger connections accepted.",
+    ),
+    (
+        "charger_mqtt_refused_logins_total",
+        "CONNECTs refused (bad credentials).",
+    ),
+    (
+        "charger_mqtt_acl_denied_total",
+        "Publishes and subscriptions refused by the topic ACL.",
+    ),
+    (
+        "charger_mqtt_violation_disconnects_total",
+        "Connections closed for repeated ACL violations.",
+    ),
+];
+
+/// The `/metrics` exposition: the `metrics` crate's Prometheus exporter, one per service
+/// (so that servers in one process, as in the tests, count apart). Request counters and
+/// latency histograms are recorded into it as they happen; the other counters (limits,
+/// database errors, the broker's) live in atomics and are copied in when scraped.
+pub struct Metrics {
+    recorder: PrometheusRecorder,
+    handle: PrometheusHandle,
 }
 
-impl Histogram {
-    fn observe(&mut self, seconds: f64) {
-        if self.counts.is_empty() {
-            self.counts = vec![0; BUCKETS.len()];
-        }
-        for (i, bound) in BUCKETS.iter().enumerate() {
-            if seconds <= *bound {
-                self.counts[i] += 1;
-            }
-        }
-        self.sum += seconds;
-        self.count += 1;
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Metrics")
     }
 }
 
-/// The charger API's request counters and latency histograms.
-#[derive(Debug, Default)]
-pub struct Metrics {
-    requests: Mutex<BTreeMap<(String, u16), u64>>,
-    latency: Mutex<BTreeMap<String, Histogram>>,
+impl Default for Metrics {
+    fn default() -> Self {
+        // Fails only for an empty bucket list, which BUCKETS is not.
+        let recorder = match PrometheusBuilder::new()
+            .set_buckets_for_metric(Matcher::Full(DURATION.to_owned()), BUCKETS)
+        {
+            Ok(with_buckets) => with_buckets.build_recorder(),
+            Err(_) => PrometheusBuilder::new().build_recorder(),
+        };
+        for (name, help) in DESCRIPTIONS {
+            let (name, help) = (KeyName::from_const_str(name), SharedString::const_str(help));
+            // The exporter keeps one description per name, whatever its type.
+            recorder.describe_counter(name, None, help);
+        }
+        let handle = recorder.handle();
+        Self { recorder, handle }
+    }
 }
+
+fn key(name: &'static str, labels: &[(&'static str, String)]) -> Key {
+    let labels: Vec<Label> = labels
+        .iter()
+        .map(|(k, v)| Label::new(*k, v.clone()))
+        .collect();
+    Key::from_parts(name, labels)
+}
+
+const METADATA: Metadata<'static> = Metadata::new(module_path!(), Level::INFO, None);
 
 impl Metrics {
     /// Records one answered request. `endpoint` must come from a bounded set.
-    pub fn request(&self, endpoint: &str, code: u16, took: Duration) {
-        if let Ok(mut r) = self.requests.lock() {
-            *r.entry((endpoint.to_owned(), code)).or_default() += 1;
-        }
-        if let Ok(mut l) = self.latency.lock() {
-            l.entry(endpoint.to_owned())
-                .or_default()
-                .observe(took.as_secs_f64());
-        }
+    pub fn request(&self, endpoint: &'static str, code: u16, took: Duration) {
+        let labels = [
+            ("endpoint", endpoint.to_owned()),
+            ("code", code.to_string()),
+        ];
+        self.recorder
+            .register_counter(&key(REQUESTS, &labels), &METADATA)
+            .increment(1);
+        self.recorder
+            .register_histogram(&key(DURATION, &labels[..1]), &METADATA)
+            .record(took.as_secs_f64());
     }
 
-    /// The whole exposition.
+    /// Sets a counter kept elsewhere (an atomic) to its current value.
+    pub fn counter(&self, name: &'static str, labels: &[(&'static str, String)], value: u64) {
+        self.recorder
+            .register_counter(&key(name, labels), &METADATA)
+            .absolute(value);
+    }
+
+    /// Sets a gauge.
+    pub fn gauge(&self, name: &'static str, value: f64) {
+        self.recorder
+            .register_gauge(&key(name, &[]), &METADATA)
+            .set(value);
+    }
+
+    /// The whole exposition (Prometheus text format 0.0.4), with the open sessions when
+    /// they could be counted.
     pub fn render(&self, sessions_active: Option<i64>) -> String {
-        let mut out = String::new();
-        let metric = help;
-        metric(
-            &mut out,
-            "charger_limit_hits_total",
-            "counter",
-            "Times a limit refused, cut or slowed something, by limit (each is a setting).",
-        );
         for limit in Limit::ALL {
-            let _ = writeln!(
-                out,
-                "charger_limit_hits_total{{limit=\"{}\"}} {}",
-                limit.label(),
-                limit_hits(*limit)
+            self.counter(
+                "charger_limit_hits_total",
+                &[("limit", limit.label().to_owned())],
+                limit_hits(*limit),
             );
         }
-        metric(
-            &mut out,
-            "charger_mqtt_requests_total",
-            "counter",
-            "Charger API requests answered, by endpoint and RES code.",
-        );
-        let requests = self.requests.lock().map(|r| r.clone()).unwrap_or_default();
-        for ((endpoint, code), n) in &requests {
-            let _ = writeln!(
-                out,
-                "charger_mqtt_requests_total{{endpoint=\"{endpoint}\",code=\"{code}\"}} {n}"
-            );
-        }
-        metric(
-            &mut out,
-            "charger_mqtt_request_duration_seconds",
-            "histogram",
-            "From the request's delivery by the router to the publication of its answer (after the commit).",
-        );
-        let latency = self.latency.lock().map(|l| l.clone()).unwrap_or_default();
-        for (endpoint, h) in &latency {
-            for (bound, n) in BUCKETS.iter().zip(&h.counts) {
-                let _ = writeln!(out, "charger_mqtt_request_duration_seconds_bucket{{endpoint=\"{endpoint}\",le=\"{bound}\"}} {n}");
-            }
-            let _ = writeln!(out, "charger_mqtt_request_duration_seconds_bucket{{endpoint=\"{endpoint}\",le=\"+Inf\"}} {}", h.count);
-            let _ = writeln!(
-                out,
-                "charger_mqtt_request_duration_seconds_sum{{endpoint=\"{endpoint}\"}} {}",
-                h.sum
-            );
-            let _ = writeln!(
-                out,
-                "charger_mqtt_request_duration_seconds_count{{endpoint=\"{endpoint}\"}} {}",
-                h.count
-            );
-        }
-        if let Some(n) = sessions_active {
-            metric(
-                &mut out,
-                "charger_sessions_active",
-                "gauge",
-                "Charging sessions open now.",
-            );
-            let _ = writeln!(out, "charger_sessions_active {n}");
-        }
-        metric(
-            &mut out,
+        self.counter(
             "charger_db_errors_total",
-            "counter",
-            "Database errors (queries, transactions, commits).",
+            &[],
+            DB_ERRORS.load(Ordering::Relaxed),
         );
-        let _ = writeln!(
-            out,
-            "charger_db_errors_total {}",
-            DB_ERRORS.load(Ordering::Relaxed)
-        );
-        out
+        if let Some(n) = sessions_active {
+            self.gauge("charger_sessions_active", n as f64);
+        }
+        self.handle.render()
     }
 }
 

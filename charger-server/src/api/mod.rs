@@ -123,10 +123,10 @@ async fn metrics(axum::extract::State(state): axum::extract::State<ApiState>) ->
             None
         }
     };
-    let mut text = state.service.metrics().render(active);
     if let Some(broker) = &state.broker_metrics {
-        broker.render(&mut text);
+        broker.publish(state.service.metrics());
     }
+    let text = state.service.metrics().render(active);
     (
         [(
             header::CONTENT_TYPE,

@@ -59,7 +59,7 @@ async fn billing_report(
                 header::CONTENT_TYPE,
                 "text/csv; charset=utf-8; header=present",
             )],
-            report.to_csv(),
+            report.to_csv()?,
         )
             .into_response())
     } else {

@@ -98,70 +98,37 @@ pub struct BrokerMetrics {
 }
 
 impl BrokerMetrics {
-    /// The broker's counters in the Prometheus text format.
-    pub fn render(&self, out: &mut String) {
-        use std::fmt::Write as _;
-        let b = self;
+    /// Copies the broker's counters into the exposition.
+    pub fn publish(&self, to: &crate::metrics::Metrics) {
         let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
-        crate::metrics::help(
-            out,
+        to.gauge(
             "charger_mqtt_connections",
-            "gauge",
-            "Chargers connected now.",
+            self.connections.load(Ordering::Relaxed) as f64,
         );
-        let _ = writeln!(
-            out,
-            "charger_mqtt_connections {}",
-            b.connections.load(Ordering::Relaxed)
-        );
-        crate::metrics::help(
-            out,
+        to.counter(
             "charger_mqtt_connections_total",
-            "counter",
-            "Charger connections accepted.",
+            &[],
+            load(&self.connections_total),
         );
-        let _ = writeln!(
-            out,
-            "charger_mqtt_connections_total {}",
-            load(&b.connections_total)
-        );
-        crate::metrics::help(
-            out,
+        to.counter(
             "charger_mqtt_refused_logins_total",
-            "counter",
-            "CONNECTs refused (bad credentials).",
+            &[],
+            load(&self.refused_logins),
         );
-        let _ = writeln!(
-            out,
-            "charger_mqtt_refused_logins_total {}",
-            load(&b.refused_logins)
-        );
-        crate::metrics::help(
-            out,
-            "charger_mqtt_acl_denied_total",
-            "counter",
-            "Publishes and subscriptions refused by the topic ACL.",
-        );
-        let _ = writeln!(
-            out,
-            "charger_mqtt_acl_denied_total{{kind=\"publish\"}} {}",
-            load(&b.acl_denied_publish)
-        );
-        let _ = writeln!(
-            out,
-            "charger_mqtt_acl_denied_total{{kind=\"subscribe\"}} {}",
-            load(&b.acl_denied_subscribe)
-        );
-        crate::metrics::help(
-            out,
+        for (kind, n) in [
+            ("publish", &self.acl_denied_publish),
+            ("subscribe", &self.acl_denied_subscribe),
+        ] {
+            to.counter(
+                "charger_mqtt_acl_denied_total",
+                &[("kind", kind.to_owned())],
+                load(n),
+            );
+        }
+        to.counter(
             "charger_mqtt_violation_disconnects_total",
-            "counter",
-            "Connections closed for repeated ACL violations.",
-        );
-        let _ = writeln!(
-            out,
-            "charger_mqtt_violation_disconnects_total {}",
-            load(&b.violation_disconnects)
+            &[],
+            load(&self.violation_disconnects),
         );
     }
 }

@@ -216,32 +216,38 @@ pub struct BillingReport {
 }
 
 impl BillingReport {
-    /// RFC 4180 CSV: a header row, one row per group and currency, then one `total` row
-    /// per currency; CRLF line ends; fields quoted when they need it.
-    pub fn to_csv(&self) -> String {
-        let mut out = String::from("group,currency,sessions,energy_wh,net,tax,total\r\n");
+    /// RFC 4180 CSV (written by the `csv` crate): a header row, one row per group and
+    /// currency, then one `total` row per currency; CRLF line ends; fields quoted when
+    /// they need it.
+    pub fn to_csv(&self) -> Result<String> {
+        let failed = |e: &dyn std::fmt::Display| Error::Internal(format!("report CSV: {e}"));
+        let mut w = csv::WriterBuilder::new()
+            .terminator(csv::Terminator::CRLF)
+            .from_writer(Vec::new());
+        w.write_record([
+            "group",
+            "currency",
+            "sessions",
+            "energy_wh",
+            "net",
+            "tax",
+            "total",
+        ])
+        .map_err(|e| failed(&e))?;
         for r in self.rows.iter().chain(&self.totals) {
-            let fields = [
-                csv_field(&r.group),
-                csv_field(&r.currency),
-                r.sessions.to_string(),
-                r.energy_wh.to_string(),
-                r.net.clone(),
-                r.tax.clone(),
-                r.total.clone(),
-            ];
-            out.push_str(&fields.join(","));
-            out.push_str("\r\n");
+            w.write_record([
+                r.group.as_str(),
+                r.currency.as_str(),
+                &r.sessions.to_string(),
+                &r.energy_wh.to_string(),
+                &r.net,
+                &r.tax,
+                &r.total,
+            ])
+            .map_err(|e| failed(&e))?;
         }
-        out
-    }
-}
-
-fn csv_field(s: &str) -> String {
-    if s.contains([',', '"', '\r', '\n']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s.to_owned()
+        let bytes = w.into_inner().map_err(|e| failed(&e))?;
+        String::from_utf8(bytes).map_err(|e| failed(&e))
     }
 }
 
@@ -406,12 +412,5 @@ mod tests {
             ("2025-11-24".to_owned(), "2025-11".to_owned())
         );
         assert_eq!(day_text("0").expect("day").0, "1970-01-01");
-    }
-
-    #[test]
-    fn csv_quotes_what_needs_quoting() {
-        assert_eq!(csv_field("plain"), "plain");
-        assert_eq!(csv_field("a,b"), "\"a,b\"");
-        assert_eq!(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
     }
 }
