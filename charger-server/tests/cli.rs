@@ -258,12 +258,7 @@ fn logs_stay_short_whatever_a_client_sends_and_the_file_limit_is_raised() {
     // The open-file limit is raised at start, and said so.
     let line = server.wait_for("open_files=");
     assert!(line.contains("chargers="), "{line}");
-    let broker = server.wait_for("MQTT broker listening");
-    let broker: serde_json::Value = serde_json::from_str(&broker).expect("a JSON line");
-    let mqtt = broker["fields"]["mqtt_addr"]
-        .as_str()
-        .expect("mqtt_addr field")
-        .to_owned();
+    let mqtt = server.mqtt_addr();
     // A refused login with a 1,500-character client id (and user name): one short log line.
     let mut s = std::net::TcpStream::connect(&mqtt).expect("connect");
     s.set_read_timeout(Some(Duration::from_secs(10)))
@@ -331,12 +326,7 @@ fn near_the_open_file_limit_chargers_are_refused_not_stalled() {
     let mut server = support::start_command(limited);
     let line = server.wait_for("open_files=");
     assert!(line.contains("chargers=280"), "{line}");
-    let broker = server.wait_for("MQTT broker listening");
-    let broker: serde_json::Value = serde_json::from_str(&broker).expect("a JSON line");
-    let mqtt = broker["fields"]["mqtt_addr"]
-        .as_str()
-        .expect("mqtt_addr field")
-        .to_owned();
+    let mqtt = server.mqtt_addr();
     let http = server.http_addr();
 
     // 400 chargers log in: the first 280 are accepted, every other one is refused at once
