@@ -10,8 +10,9 @@
 //!   router link, or a client of an external broker) that parse, queue, seal and publish.
 //! - [`requests`]: the charger request service (group commit, key check, kept answers,
 //!   commands), the one home of the request path, behind a transport trait.
-//! - [`api`]: the REST edge (axum). It parses, calls one [`service::Service`] method and
-//!   maps the result; it never touches SQL.
+//! - [`api`]: the REST edge (axum), and [`console`], the web console on the same listener.
+//!   Both parse, call one [`service::Service`] method and map the result; neither
+//!   touches SQL.
 //! - [`service`], [`owners`], [`devices`], [`tags`], [`billing`]: the domain layer. One
 //!   [`error::Error`] for all of it, mapped once per edge.
 //! - [`store`]: the storage trait and its SQL implementation for SQLite and PostgreSQL;
@@ -27,6 +28,7 @@ pub mod billing;
 pub mod broker;
 pub mod charging;
 pub mod config;
+pub mod console;
 pub mod devices;
 pub mod error;
 pub mod ids;

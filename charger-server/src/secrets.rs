@@ -110,6 +110,15 @@ impl ServerSecret {
         DeviceKey::from_bytes(out)
     }
 
+    /// The key of the console's session cookies (HKDF info `mybox-console-cookie/v1`).
+    pub fn console_key(&self) -> [u8; 32] {
+        let hk = Hkdf::<Sha256>::new(None, &self.0);
+        let mut out = [0u8; 32];
+        hk.expand(b"mybox-console-cookie/v1", &mut out)
+            .expect("HKDF output length is valid");
+        out
+    }
+
     /// A device's MQTT password at a credentials version: HKDF-SHA256(server secret, info =
     /// `mybox-mqtt-password/v<version>/<device>`), 24 bytes as URL-safe base64. Derived
     /// (only its hash is stored) so that every instance can provision the charger on an

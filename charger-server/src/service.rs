@@ -184,6 +184,11 @@ impl Service {
         let _ = self.commands.set(channel);
     }
 
+    /// The key that seals the web console's session cookies.
+    pub fn console_key(&self) -> [u8; 32] {
+        self.secret.console_key()
+    }
+
     /// The store, for start-up checks and tests.
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.store

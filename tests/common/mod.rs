@@ -5,6 +5,7 @@
 //! `TEST_LOG=1` shows the server's logs. In CI (`CI=true`) a Postgres test without
 //! `TEST_DATABASE_URL` fails instead of skipping.
 
+pub mod browser;
 pub mod cluster;
 pub mod mqtt;
 

@@ -7,6 +7,7 @@ mod billing_inputs;
 mod broker;
 mod broker_auth;
 mod charging;
+mod console;
 mod contract;
 mod envelope_v2;
 mod http_limits;

@@ -64,6 +64,8 @@ pub struct ApiState {
     pub max_body: usize,
     /// Time to send a request body (`CHARGER_HTTP_BODY_TIMEOUT_MS`).
     pub body_timeout: std::time::Duration,
+    /// The listener speaks HTTPS (the console's cookie is then `Secure`).
+    pub https: bool,
 }
 
 impl ApiState {
@@ -75,6 +77,7 @@ impl ApiState {
             broker_secret_hash: None,
             max_body: 4 << 20,
             body_timeout: std::time::Duration::from_secs(30),
+            https: false,
         }
     }
 }
@@ -93,6 +96,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .merge(broker_auth::routes())
+        .merge(crate::console::routes())
         .nest("/api/v1", v1)
         .fallback(not_found)
         .with_state(state)
