@@ -412,3 +412,94 @@ fn logs_default_to_our_lines_and_can_be_json() {
         format!("charger-server {}", env!("CARGO_PKG_VERSION"))
     );
 }
+
+/// A fenced block of docs/operations.md, by its language tag (`ini`, `sh`).
+fn operations_block(lang: &str) -> String {
+    let doc = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../docs/operations.md"
+    ))
+    .expect("docs/operations.md");
+    let start = doc
+        .find(&format!("```{lang}\n"))
+        .unwrap_or_else(|| panic!("a ```{lang} block"))
+        + 4
+        + lang.len();
+    let len = doc[start..].find("```").expect("the block's end");
+    doc[start..start + len].to_owned()
+}
+
+/// The systemd unit and environment file of docs/operations.md, tried as written: the
+/// unit passes `systemd-analyze verify`, and the server starts with the file's settings
+/// under the unit's open-file limit.
+#[test]
+fn the_documented_systemd_unit_and_environment_file_work() {
+    let unit = operations_block("ini");
+    let env = operations_block("sh");
+    assert!(unit.contains("LimitNOFILE=65536"), "{unit}");
+    let dir = TempDir::new();
+    let ci = std::env::var("CI").is_ok_and(|v| v == "true");
+    let analyze = std::path::Path::new("/usr/bin/systemd-analyze");
+    if analyze.exists() {
+        let path = dir.0.join("charger-server.service");
+        std::fs::write(&path, unit.replace("/usr/local/bin/charger-server", BIN))
+            .expect("unit file");
+        let out = Command::new(analyze)
+            .arg("verify")
+            .arg(&path)
+            .output()
+            .expect("systemd-analyze");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        // Without a running systemd it may say so; anything about the unit itself fails.
+        let about_unit: Vec<&str> = stderr
+            .lines()
+            .filter(|l| l.contains("charger-server.service"))
+            .collect();
+        assert!(about_unit.is_empty(), "systemd-analyze verify: {stderr}");
+    } else {
+        assert!(!ci, "CI=true but systemd-analyze is missing");
+    }
+
+    // The environment file's settings, with the data directory and ports made local.
+    let data = dir.0.join("state");
+    // The unit's open-file limit, or this machine's hard limit when lower (a container).
+    let documented: u64 = unit
+        .lines()
+        .find_map(|l| l.strip_prefix("LimitNOFILE="))
+        .and_then(|n| n.trim().parse().ok())
+        .expect("LimitNOFILE");
+    let (_, hard) = rlimit::getrlimit(rlimit::Resource::NOFILE).expect("getrlimit");
+    let files = documented.min(hard);
+    let mut cmd = Command::new("prlimit");
+    cmd.arg(format!("--nofile={files}:{files}"))
+        .arg("--")
+        .arg(BIN);
+    cmd.current_dir(&dir.0)
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("CHARGER_ADMIN_TOKEN", "cli-test-admin-token");
+    for line in env.lines().map(str::trim) {
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let (key, value) = line.split_once('=').expect("KEY=value");
+        let value = match key {
+            "CHARGER_DATA_DIR" => data.display().to_string(),
+            k if k.ends_with("_LISTEN") => "127.0.0.1:0".to_owned(),
+            _ => value.to_owned(),
+        };
+        cmd.env(key, value);
+    }
+    let mut server = start_command(cmd);
+    // The limit in force, logged at start (a warning when it holds fewer chargers than
+    // CHARGER_MQTT_MAX_CONNECTIONS); the environment file asks for JSON lines.
+    let line = server.wait_for("\"open_files\":");
+    assert!(line.contains(&format!("\"open_files\":{files}")), "{line}");
+    server.wait_for("REST API listening");
+    use std::os::unix::fs::PermissionsExt as _;
+    let mode = std::fs::metadata(&data)
+        .expect("data dir")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o700);
+}
