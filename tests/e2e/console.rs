@@ -188,6 +188,26 @@ async fn an_owner_watches_a_charger_stops_its_session_and_downloads_the_bill() {
         browser.wait_for_source(WAIT, |s| s.contains("<h1>")).await;
         browser.screenshot(page).await;
     }
+
+    // On a phone's screen the charger's page still fits: nothing wider than the window.
+    c.set_window_size(390, 844).await.expect("phone size");
+    c.goto(&format!("{}/chargers/{}", app.base, b.device_id))
+        .await
+        .expect("goto");
+    browser.wait_for_source(WAIT, |s| s.contains("<h1>")).await;
+    let overflow = c
+        .execute(
+            "return document.documentElement.scrollWidth - document.documentElement.clientWidth;",
+            vec![],
+        )
+        .await
+        .expect("widths");
+    assert_eq!(
+        overflow.as_i64(),
+        Some(0),
+        "the page scrolls sideways on a phone"
+    );
+    browser.screenshot("charger-phone").await;
 }
 
 /// A form posted without the session's CSRF token is refused, even with the cookie.
