@@ -263,6 +263,21 @@ pub struct ResponseEnvelope {
     pub data: String,
 }
 
+impl ResponseEnvelope {
+    /// An error answer without sealed data (`data` ""): a request that could not be read
+    /// (400, 413), a wrong key (401), the server without its database (503). In the
+    /// request's envelope version.
+    pub fn unsealed(id: Option<RequestId>, version: Version, code: u16) -> Self {
+        Self {
+            v: (version == Version::V2).then_some(2),
+            id,
+            status: 0,
+            code,
+            data: String::new(),
+        }
+    }
+}
+
 /// The body of every error RES and REST error: `{"error": "<machine_code>", "message": "..."}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ErrorBody {

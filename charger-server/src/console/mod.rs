@@ -270,18 +270,27 @@ async fn charger(
     }
 }
 
+/// A form about one charger: its user (CSRF checked) and the charger's id.
+#[allow(clippy::result_large_err)]
+async fn charger_form(
+    state: &ApiState,
+    headers: &HeaderMap,
+    id: &str,
+    form: &HashMap<String, String>,
+) -> Result<(User, DeviceId), Response> {
+    let u = form_user(state, headers, form).await?;
+    let id = device_id(&u, id)?;
+    Ok((u, id))
+}
+
 async fn command(
     State(state): State<ApiState>,
     headers: HeaderMap,
     Path((id, command)): Path<(String, String)>,
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
-    let u = match form_user(&state, &headers, &form).await {
-        Ok(u) => u,
-        Err(r) => return r,
-    };
-    let id = match device_id(&u, &id) {
-        Ok(id) => id,
+    let (u, id) = match charger_form(&state, &headers, &id, &form).await {
+        Ok(found) => found,
         Err(r) => return r,
     };
     let number = |name: &str| field(&form, name).parse::<i64>().unwrap_or(0);
@@ -309,12 +318,8 @@ async fn rotate(
     Path(id): Path<String>,
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
-    let u = match form_user(&state, &headers, &form).await {
-        Ok(u) => u,
-        Err(r) => return r,
-    };
-    let id = match device_id(&u, &id) {
-        Ok(id) => id,
+    let (u, id) = match charger_form(&state, &headers, &id, &form).await {
+        Ok(found) => found,
         Err(r) => return r,
     };
     let notice = match state.service.rotate_credentials(&u.who, &id).await {
@@ -330,12 +335,8 @@ async fn offer(
     Path(id): Path<String>,
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
-    let u = match form_user(&state, &headers, &form).await {
-        Ok(u) => u,
-        Err(r) => return r,
-    };
-    let id = match device_id(&u, &id) {
-        Ok(id) => id,
+    let (u, id) = match charger_form(&state, &headers, &id, &form).await {
+        Ok(found) => found,
         Err(r) => return r,
     };
     let notice = match OwnerId::parse(field(&form, "to")) {

@@ -23,7 +23,7 @@ use rumqttc::v5::{AsyncClient, Event, MqttOptions};
 use tokio::sync::mpsc;
 
 use super::dynsec::{self, Dynsec};
-use super::{route, DispatcherConfig, Route, ECHO_ENDPOINT};
+use super::{Commands, DispatcherConfig, Handler, ECHO_ENDPOINT};
 use crate::config::BrokerAcl;
 use crate::ids::DeviceId;
 use crate::requests::{Outcome, Pipeline, Presence, Transport};
@@ -272,23 +272,14 @@ pub async fn start_external(service: Service, config: ExternalConfig) -> anyhow:
         let dispatcher = config.dispatcher.clone();
         tokio::spawn(async move {
             while let Some(p) = queued.recv().await {
-                let received = std::time::Instant::now();
-                match route(&dispatcher, &p.topic, &p.payload) {
-                    Route::Ignore => {}
-                    Route::Answer(out, endpoint, code) => {
-                        transport.publish(out.topic, out.payload).await;
-                        service
-                            .metrics()
-                            .request(endpoint, code, received.elapsed());
-                    }
-                    Route::Job(job)
-                        if crate::charging::COMMANDS.contains(&job.endpoint.as_str()) =>
-                    {
-                        // Every instance gets command answers; only an answer counts here.
-                        pipeline.take_command_answer(&job);
-                    }
-                    Route::Job(job) => pipeline.submit(job).await,
-                }
+                let to = Handler {
+                    config: &dispatcher,
+                    service: &service,
+                    pipeline: &pipeline,
+                    transport: transport.as_ref(),
+                };
+                // Every instance gets command answers; only an answer counts here.
+                to.handle(&p.topic, &p.payload, Commands::AnswersOnly).await;
                 let _ = client.ack(&p).await;
             }
         });

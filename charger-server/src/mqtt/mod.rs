@@ -24,7 +24,9 @@ use rumqttd::Notification;
 
 use crate::broker::{Broker, Feed, Feeder};
 use crate::ids::DeviceId;
-use crate::requests::{ChargerRequest, Outcome, Pipeline, Presence, Transport};
+use crate::requests::{
+    endpoint_label, to_json, ChargerRequest, Outcome, Pipeline, Presence, Transport,
+};
 use crate::service::Service;
 
 pub use external::{start_external, ExternalConfig};
@@ -121,18 +123,14 @@ pub async fn start(
             };
             match notification {
                 Notification::Forward(forward) => {
-                    let publish = forward.publish;
-                    let received = std::time::Instant::now();
-                    match route(&config, &publish.topic, &publish.payload) {
-                        Route::Ignore => {}
-                        Route::Answer(out, endpoint, code) => {
-                            transport.publish(out.topic, out.payload).await;
-                            service
-                                .metrics()
-                                .request(endpoint, code, received.elapsed());
-                        }
-                        Route::Job(job) => pipeline.submit(job).await,
-                    }
+                    let p = forward.publish;
+                    let to = Handler {
+                        config: &config,
+                        service: &service,
+                        pipeline: &pipeline,
+                        transport: transport.as_ref(),
+                    };
+                    to.handle(&p.topic, &p.payload, Commands::AsRequests).await;
                 }
                 // Unanswered, the router stops delivering after a batch.
                 Notification::Unschedule if link_rx.wake().await.is_err() => return,
@@ -147,6 +145,50 @@ pub async fn start(
 pub(crate) struct Outgoing {
     pub topic: String,
     pub payload: Vec<u8>,
+}
+
+/// What a command's topic carries on this transport.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Commands {
+    /// Only this instance sees it: an answer to a command, or a request answered 404.
+    AsRequests,
+    /// Every instance sees it (behind an external broker): only answers count.
+    AnswersOnly,
+}
+
+/// Handles one REQ: answers what cannot be read, hands the rest to the pipeline.
+struct Handler<'a> {
+    config: &'a DispatcherConfig,
+    service: &'a Service,
+    pipeline: &'a Pipeline,
+    transport: &'a dyn Transport,
+}
+
+impl Handler<'_> {
+    async fn handle(&self, topic: &[u8], payload: &[u8], commands: Commands) {
+        let received = std::time::Instant::now();
+        match route(self.config, topic, payload) {
+            Route::Ignore => {}
+            Route::Answer(out, endpoint, code) => {
+                let out = Outcome {
+                    topic: out.topic,
+                    payload: out.payload,
+                    revoke: None,
+                };
+                self.transport.deliver(out).await;
+                self.service
+                    .metrics()
+                    .request(endpoint, code, received.elapsed());
+            }
+            Route::Job(job)
+                if commands == Commands::AnswersOnly
+                    && crate::charging::COMMANDS.contains(&job.endpoint.as_str()) =>
+            {
+                self.pipeline.take_command_answer(&job);
+            }
+            Route::Job(job) => self.pipeline.submit(job).await,
+        }
+    }
 }
 
 enum Route {
@@ -175,13 +217,7 @@ fn route(config: &DispatcherConfig, topic: &[u8], payload: &[u8]) -> Route {
     let res_topic = charger_protocol::topic::response_topic(t.user, t.device, t.endpoint);
     let unsealed = |id, code, version| Outgoing {
         topic: res_topic.clone(),
-        payload: to_json(&ResponseEnvelope {
-            v: (version == charger_protocol::Version::V2).then_some(2),
-            id,
-            status: 0,
-            code,
-            data: String::new(),
-        }),
+        payload: to_json(&ResponseEnvelope::unsealed(id, version, code)),
     };
     if payload.len() > config.max_payload {
         tracing::info!(%device, size = payload.len(), "request over the payload limit");
@@ -228,18 +264,4 @@ fn route(config: &DispatcherConfig, topic: &[u8], payload: &[u8]) -> Route {
             )
         }
     }
-}
-
-/// The endpoint as a metrics label: one of the known ones, else "unknown".
-pub(crate) fn endpoint_label(endpoint: &str) -> &'static str {
-    crate::charging::ENDPOINTS
-        .iter()
-        .chain(crate::charging::COMMANDS)
-        .find(|e| **e == endpoint)
-        .copied()
-        .unwrap_or("unknown")
-}
-
-pub(crate) fn to_json(res: &ResponseEnvelope) -> Vec<u8> {
-    serde_json::to_vec(res).unwrap_or_default()
 }

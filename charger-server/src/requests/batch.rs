@@ -75,23 +75,14 @@ struct Sealer {
 impl Sealer {
     /// An unsealed answer (`data` ""): 401, in the request's envelope version.
     fn refused(self, code: u16) -> Done {
-        let res = ResponseEnvelope {
-            v: (self.version == Version::V2).then_some(2),
-            id: Some(self.id),
-            status: 0,
+        unsealed(
+            self.res_topic,
+            self.id,
+            self.version,
+            self.endpoint,
+            self.received,
             code,
-            data: String::new(),
-        };
-        Done {
-            out: Outcome {
-                topic: self.res_topic,
-                payload: to_json(&res),
-                revoke: None,
-            },
-            endpoint: self.endpoint,
-            code,
-            received: self.received,
-        }
+        )
     }
 
     fn done(self, code: u16, body: &str, revoke: Option<DeviceId>) -> Option<Done> {
@@ -279,6 +270,27 @@ async fn run_batch(service: &Service, work: &mut Vec<Work>) -> Vec<Done> {
     done
 }
 
+/// An answer without sealed data, ready to publish.
+fn unsealed(
+    topic: String,
+    id: RequestId,
+    version: Version,
+    endpoint: &'static str,
+    received: std::time::Instant,
+    code: u16,
+) -> Done {
+    Done {
+        out: Outcome {
+            topic,
+            payload: to_json(&ResponseEnvelope::unsealed(Some(id), version, code)),
+            revoke: None,
+        },
+        endpoint,
+        code,
+        received,
+    }
+}
+
 /// What answering a request without the database needs.
 struct Head {
     res_topic: String,
@@ -314,23 +326,14 @@ impl Head {
 
     /// 503, unsealed (without the database the device key's version is unknown).
     fn unavailable(self) -> Done {
-        let res = ResponseEnvelope {
-            v: (self.version == Version::V2).then_some(2),
-            id: Some(self.id),
-            status: 0,
-            code: 503,
-            data: String::new(),
-        };
-        Done {
-            out: Outcome {
-                topic: self.res_topic,
-                payload: to_json(&res),
-                revoke: None,
-            },
-            endpoint: self.endpoint,
-            code: 503,
-            received: self.received,
-        }
+        unsealed(
+            self.res_topic,
+            self.id,
+            self.version,
+            self.endpoint,
+            self.received,
+            503,
+        )
     }
 }
 
@@ -549,7 +552,7 @@ pub fn error_body(e: &Error) -> (u16, serde_json::Value) {
 }
 
 /// The endpoint as a metrics label: one of the known ones, else "unknown".
-pub(crate) fn endpoint_label(endpoint: &str) -> &'static str {
+pub fn endpoint_label(endpoint: &str) -> &'static str {
     ENDPOINTS
         .iter()
         .chain(crate::charging::COMMANDS)
@@ -558,6 +561,6 @@ pub(crate) fn endpoint_label(endpoint: &str) -> &'static str {
         .unwrap_or("unknown")
 }
 
-pub(crate) fn to_json(res: &ResponseEnvelope) -> Vec<u8> {
+pub fn to_json(res: &ResponseEnvelope) -> Vec<u8> {
     serde_json::to_vec(res).unwrap_or_default()
 }

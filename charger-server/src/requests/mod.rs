@@ -24,7 +24,7 @@ use crate::devices::PresenceChange;
 use crate::ids::DeviceId;
 use crate::service::Service;
 
-pub use batch::{error_body, MAX_BATCH, READ_ENDPOINTS};
+pub use batch::{endpoint_label, error_body, to_json, MAX_BATCH, READ_ENDPOINTS};
 pub use commands::{Commander, COMMAND_ID_PREFIX};
 
 /// A request that passed the envelope checks (parsed, within the size limit).
