@@ -95,9 +95,22 @@ impl Transport for External {
         self.publish(out.topic, out.payload).await;
         if let Some(device) = revoke {
             // The server already refuses the old key; the broker refuses the old password
-            // (and disconnects the charger) once the answer has had time to arrive.
-            tokio::time::sleep(REVOKE_GRACE).await;
-            self.sync(&device).await;
+            // (and disconnects the charger) once the answer has had time to arrive. In the
+            // background: the writer publishing this batch's other answers does not wait.
+            let (client, dynsec, service) = (
+                self.client.clone(),
+                self.dynsec.clone(),
+                self.service.clone(),
+            );
+            tokio::spawn(async move {
+                tokio::time::sleep(REVOKE_GRACE).await;
+                let later = External {
+                    client,
+                    dynsec,
+                    service,
+                };
+                later.sync(&device).await;
+            });
         }
     }
 

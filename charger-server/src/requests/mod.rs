@@ -75,7 +75,8 @@ pub enum Presence {
     Heartbeat,
 }
 
-/// How often a busy charger's `last_seen` is written at most, behind an external broker.
+/// How often a busy charger's `last_seen` is written at most, behind an external broker
+/// (or half the heartbeat, when that is shorter).
 const SEEN_EVERY: Duration = Duration::from_secs(10);
 
 /// The running request service.
@@ -86,6 +87,7 @@ pub struct Pipeline {
     /// Behind an external broker: when each charger was last marked seen.
     seen: Mutex<HashMap<DeviceId, Instant>>,
     presence_tx: tokio::sync::mpsc::Sender<PresenceChange>,
+    seen_every: Duration,
 }
 
 impl Pipeline {
@@ -97,7 +99,9 @@ impl Pipeline {
         if presence == Presence::Heartbeat {
             tokio::spawn(sweep_presence(service.clone()));
         }
+        let half_heartbeat = Duration::from_millis(service.limits.heartbeat_s.saturating_mul(500));
         Self {
+            seen_every: SEEN_EVERY.min(half_heartbeat),
             writers: batch::start(service, transport),
             commander,
             presence,
@@ -139,7 +143,7 @@ impl Pipeline {
                 if online {
                     let due = seen
                         .get(&request.device)
-                        .is_none_or(|t| now.duration_since(*t) >= SEEN_EVERY);
+                        .is_none_or(|t| now.duration_since(*t) >= self.seen_every);
                     if due {
                         seen.insert(request.device.clone(), now);
                     }
