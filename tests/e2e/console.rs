@@ -240,6 +240,15 @@ async fn a_form_without_its_csrf_token_is_refused() {
         .await
         .expect("tags");
     assert_eq!(page.status(), 200);
+    let csp = page
+        .headers()
+        .get("content-security-policy")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    assert!(
+        csp.contains("default-src 'none'") && csp.contains("frame-ancestors 'none'"),
+        "{csp}"
+    );
     let forged = http
         .post(format!("{}/tags/import", app.base))
         .header("cookie", &cookie)

@@ -122,14 +122,21 @@ fn error_page(u: &User, e: &Error) -> Response {
             )
         }
     };
-    (status, views::error(u, status.as_u16(), &message)).into_response()
+    (status, page(views::error(u, status.as_u16(), &message))).into_response()
 }
+
+/// What every page may load and do: only this server's own script, style and forms.
+const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; \
+                   connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
 fn page(m: Markup) -> Response {
     (
         [
             (header::CACHE_CONTROL, "no-store"),
             (header::X_FRAME_OPTIONS, "DENY"),
+            (header::CONTENT_SECURITY_POLICY, CSP),
+            (header::REFERRER_POLICY, "same-origin"),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
         ],
         m,
     )
@@ -144,6 +151,14 @@ async fn login_page() -> Response {
     page(views::login(None))
 }
 
+fn login_failed() -> Response {
+    (
+        StatusCode::UNAUTHORIZED,
+        page(views::login(Some("That token is not valid."))),
+    )
+        .into_response()
+}
+
 async fn login(
     State(state): State<ApiState>,
     Form(form): Form<HashMap<String, String>>,
@@ -154,11 +169,7 @@ async fn login(
         .authenticate(token, state.admin_token_hash.as_deref())
         .await;
     if who.is_err() {
-        return (
-            StatusCode::UNAUTHORIZED,
-            views::login(Some("That token is not valid.")),
-        )
-            .into_response();
+        return login_failed();
     }
     let Some(cookie) = session::seal(&state.service.console_key(), token, now_ms()) else {
         return (StatusCode::INTERNAL_SERVER_ERROR, "cannot start a session").into_response();
