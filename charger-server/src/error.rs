@@ -97,6 +97,15 @@ impl From<StoreError> for Error {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::Conflict(message) => Error::conflict("conflict", message),
+            // The database cannot be reached (down, restarting, the pool waited in
+            // vain): 503, the caller may retry.
+            StoreError::Database(
+                e @ (sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed),
+            ) => {
+                crate::metrics::db_error();
+                tracing::warn!(error = %e, "the database is unreachable");
+                Error::Unavailable("the database is unreachable; retry later".to_owned())
+            }
             StoreError::Database(e) => {
                 crate::metrics::db_error();
                 Error::Internal(format!("database: {e}"))

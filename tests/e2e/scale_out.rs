@@ -725,9 +725,11 @@ async fn the_database_away_gets_503_and_service_resumes() {
         assert_eq!((got[0].0.clone(), got[0].1), (id, 503), "{got:?}");
     }
     for i in &c.instances {
-        // Answers at all (a dead process fails the request).
+        // Alive, and REST says 503 (retry later), not 500.
         let health = i.get("/healthz", ADMIN_TOKEN).await;
-        assert!(health.status > 0, "{health:?}");
+        assert_eq!(health.status, 200, "{health:?}");
+        let devices = i.get("/api/v1/devices", ADMIN_TOKEN).await;
+        assert_eq!(devices.status, 503, "{devices:?}");
     }
 
     proxy.restore();
