@@ -5,7 +5,9 @@
 //! router's delivery to the answer's publication); the broker keeps its own counters
 //! ([`crate::broker::BrokerMetrics`]); database errors are counted where they are mapped.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use metrics::{Key, KeyName, Label, Level, Metadata, Recorder as _, SharedString};
@@ -194,7 +196,13 @@ const DESCRIPTIONS: &[(&str, &str)] = &[
 pub struct Metrics {
     recorder: PrometheusRecorder,
     handle: PrometheusHandle,
+    /// The request counter and latency histogram of each (endpoint, code), registered
+    /// once: the hot path then only bumps atomics.
+    requests: Mutex<HashMap<(&'static str, u16), RequestHandles>>,
 }
+
+/// One (endpoint, code)'s request counter and its endpoint's latency histogram.
+type RequestHandles = (metrics::Counter, metrics::Histogram);
 
 impl std::fmt::Debug for Metrics {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -217,7 +225,11 @@ impl Default for Metrics {
             recorder.describe_counter(name, None, help);
         }
         let handle = recorder.handle();
-        Self { recorder, handle }
+        Self {
+            recorder,
+            handle,
+            requests: Mutex::new(HashMap::new()),
+        }
     }
 }
 
@@ -234,16 +246,23 @@ const METADATA: Metadata<'static> = Metadata::new(module_path!(), Level::INFO, N
 impl Metrics {
     /// Records one answered request. `endpoint` must come from a bounded set.
     pub fn request(&self, endpoint: &'static str, code: u16, took: Duration) {
-        let labels = [
-            ("endpoint", endpoint.to_owned()),
-            ("code", code.to_string()),
-        ];
-        self.recorder
-            .register_counter(&key(REQUESTS, &labels), &METADATA)
-            .increment(1);
-        self.recorder
-            .register_histogram(&key(DURATION, &labels[..1]), &METADATA)
-            .record(took.as_secs_f64());
+        let Ok(mut handles) = self.requests.lock() else {
+            return;
+        };
+        let (counter, histogram) = handles.entry((endpoint, code)).or_insert_with(|| {
+            let labels = [
+                ("endpoint", endpoint.to_owned()),
+                ("code", code.to_string()),
+            ];
+            (
+                self.recorder
+                    .register_counter(&key(REQUESTS, &labels), &METADATA),
+                self.recorder
+                    .register_histogram(&key(DURATION, &labels[..1]), &METADATA),
+            )
+        });
+        counter.increment(1);
+        histogram.record(took.as_secs_f64());
     }
 
     /// Sets a counter kept elsewhere (an atomic) to its current value.
