@@ -377,16 +377,24 @@ async fn sessions(
     };
     let device = field(&q, "device");
     let status = field(&q, "status");
+    let cursor = field(&q, "cursor");
     let query = SessionQuery {
         device: (!device.is_empty())
             .then(|| DeviceId::parse(device).ok())
             .flatten(),
         status: (!status.is_empty()).then(|| status.to_owned()),
+        cursor: (!cursor.is_empty()).then(|| cursor.to_owned()),
         limit: Some(100),
         ..SessionQuery::default()
     };
     match state.service.list_sessions(&u.who, query).await {
-        Ok(p) => page(views::sessions(&u, &p.sessions, device, status)),
+        Ok(p) => page(views::sessions(
+            &u,
+            &p.sessions,
+            device,
+            status,
+            p.next_cursor.as_deref(),
+        )),
         Err(e) => error_page(&u, &e),
     }
 }

@@ -279,7 +279,13 @@ pub fn charger(u: &User, d: &Device, sessions: &[SessionView], notice: Option<Ma
     )
 }
 
-pub fn sessions(u: &User, sessions: &[SessionView], device: &str, status: &str) -> Markup {
+pub fn sessions(
+    u: &User,
+    sessions: &[SessionView],
+    device: &str,
+    status: &str,
+    next: Option<&str>,
+) -> Markup {
     layout(
         "Sessions",
         Some(u),
@@ -298,6 +304,13 @@ pub fn sessions(u: &User, sessions: &[SessionView], device: &str, status: &str) 
                 button type="submit" { "Filter" }
             }
             div #live aria-live="polite" { (sessions_table(sessions)) }
+            @if let Some(cursor) = next {
+                // Only values that need no URL escaping go into the link.
+                @let device = if DeviceId::parse(device).is_ok() { device } else { "" };
+                @let status = if ["active", "stopped", "disputed"].contains(&status) { status } else { "" };
+                @let cursor = if cursor.bytes().all(|b| b.is_ascii_digit()) { cursor } else { "" };
+                p { a href={ "/sessions?device=" (device) "&status=" (status) "&cursor=" (cursor) } { "Older sessions" } }
+            }
         },
     )
 }
