@@ -359,7 +359,7 @@ impl App {
         state.max_body = usize::try_from(config.http_max_body).unwrap_or(4 << 20);
         state.body_timeout = std::time::Duration::from_millis(config.http_body_timeout_ms);
         state.https = https.is_some();
-        let router = api::router(state);
+        let router = api::router(state, crate::console::routes());
         let limits = api::serve::HttpLimits {
             max_connections: usize::try_from(config.http_max_connections).unwrap_or(1024),
             header_timeout: std::time::Duration::from_millis(config.http_header_timeout_ms),

@@ -82,8 +82,9 @@ impl ApiState {
     }
 }
 
-/// The whole HTTP router.
-pub fn router(state: ApiState) -> Router {
+/// The whole HTTP router: the REST API, with `pages` merged at the root (the console,
+/// which the caller brings, so that this edge does not depend on it).
+pub fn router(state: ApiState, pages: Router<ApiState>) -> Router {
     let (max_body, body_timeout) = (state.max_body, state.body_timeout);
     let v1 = Router::new()
         .merge(owners::routes())
@@ -96,7 +97,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .merge(broker_auth::routes())
-        .merge(crate::console::routes())
+        .merge(pages)
         .nest("/api/v1", v1)
         .fallback(not_found)
         .with_state(state)
