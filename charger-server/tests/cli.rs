@@ -387,7 +387,8 @@ fn logs_default_to_our_lines_and_can_be_json() {
     let mut s = std::net::TcpStream::connect(&mqtt).expect("connect");
     use std::io::Write as _;
     s.write_all(&login_packet("nobody", "wrong")).expect("send");
-    std::thread::sleep(Duration::from_millis(500));
+    // The refusal is logged once the server has handled the login.
+    server.wait_for("login refused");
     let _ = server.child.kill();
     while let Ok(line) = server.lines.recv_timeout(Duration::from_millis(200)) {
         server.seen.push(line);

@@ -652,18 +652,48 @@ async fn stored(rest: &Rest) -> Answered {
     stored
 }
 
+/// Starts [`cycles`] for `run_for` and returns once the load is under way: every charger
+/// has a completed session in the database (polled, with a deadline).
+async fn load_under_way(
+    c: &Cluster,
+    bundles: &[FirmwareBundle],
+    run_for: Duration,
+) -> tokio::task::JoinHandle<Answered> {
+    let addr = c.mosquitto.addr();
+    let load = tokio::spawn({
+        let bundles = bundles.to_vec();
+        async move { cycles(addr, &bundles, run_for).await }
+    });
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let stopped_at_each = || async {
+        let a = c.instances[1]
+            .get("/api/v1/sessions?status=stopped&limit=500", ADMIN_TOKEN)
+            .await;
+        let devices: BTreeSet<String> = a.body["sessions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|s| s["device"].as_str().map(str::to_owned))
+            .collect();
+        devices.len()
+    };
+    while stopped_at_each().await < bundles.len() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the load never got going"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    load
+}
+
 /// One instance SIGKILLed under load: every request is answered (by the others, with the
 /// kept answers on retries), and what was answered is what the database holds.
 #[tokio::test]
 async fn an_instance_killed_under_load_loses_no_answered_request() {
     let Some(mut c) = cluster().await else { return };
     let bundles = load_fleet(&c, 12).await;
-    let addr = c.mosquitto.addr();
-    let load = tokio::spawn({
-        let bundles = bundles.clone();
-        async move { cycles(addr, &bundles, Duration::from_secs(6)).await }
-    });
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    let load = load_under_way(&c, &bundles, Duration::from_secs(6)).await;
     c.instances[0].kill();
     let answered = load.await.expect("load");
     assert!(answered.values().all(|s| !s.is_empty()), "{answered:?}");
@@ -676,12 +706,7 @@ async fn an_instance_killed_under_load_loses_no_answered_request() {
 async fn a_broker_restart_under_load_loses_no_answered_request() {
     let Some(mut c) = cluster().await else { return };
     let bundles = load_fleet(&c, 8).await;
-    let addr = c.mosquitto.addr();
-    let load = tokio::spawn({
-        let bundles = bundles.clone();
-        async move { cycles(addr, &bundles, Duration::from_secs(8)).await }
-    });
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    let load = load_under_way(&c, &bundles, Duration::from_secs(8)).await;
     c.mosquitto.restart();
     let answered = load.await.expect("load");
     assert_eq!(stored(&c.instances[2]).await, answered);

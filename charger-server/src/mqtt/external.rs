@@ -32,6 +32,9 @@ use crate::service::Service;
 
 /// Unacknowledged requests the broker may send this instance at once.
 const RECEIVE_MAXIMUM: u16 = 1024;
+/// Largest packet read from the broker: requests over CHARGER_MQTT_MAX_PAYLOAD are
+/// answered 413, but dynamic security's client listing (about 150 bytes a charger) must fit.
+const MAX_INCOMING_PACKET: u32 = 32 << 20;
 /// How long after a claim's or rekey's answer the old credentials are revoked at the
 /// broker (the answer must reach the charger before the broker disconnects it).
 const REVOKE_GRACE: Duration = Duration::from_millis(500);
@@ -161,7 +164,7 @@ fn options(config: &ExternalConfig) -> anyhow::Result<MqttOptions> {
         .set_clean_start(true)
         .set_manual_acks(true)
         .set_receive_maximum(Some(RECEIVE_MAXIMUM))
-        .set_max_packet_size(Some(256 << 20))
+        .set_max_packet_size(Some(MAX_INCOMING_PACKET))
         .set_request_channel_capacity(65_536)
         .set_connection_timeout(10);
     let mut net = rumqttc::NetworkOptions::new();
