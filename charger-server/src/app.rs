@@ -115,11 +115,10 @@ async fn housekeeping(service: Service) {
 const RESERVED_FILES: u64 = 256;
 
 /// Raises the open-file soft limit to the hard limit and returns how many chargers may be
-/// connected at once: `CHARGER_MQTT_MAX_CONNECTIONS` (less the router's internal links),
-/// or fewer when the open-file limit would not hold them (then new chargers are refused,
+/// connected at once: `CHARGER_MQTT_MAX_CONNECTIONS`, or fewer when the open-file limit would not hold them (then new chargers are refused,
 /// never stalled).
 fn charger_cap(config: &Config) -> usize {
-    let configured = config.mqtt_max_connections.saturating_sub(16).max(1);
+    let configured = config.mqtt_max_connections.max(1);
     let soft = match rlimit::increase_nofile_limit(u64::MAX) {
         Ok(n) => n,
         Err(e) => {
@@ -238,7 +237,6 @@ async fn start_embedded(
         tls,
         service.clone(),
         BrokerConfig {
-            max_connections: config.mqtt_max_connections,
             max_packet_size: dispatcher.max_payload.saturating_mul(4).max(1 << 20) + 1024,
             max_connect_bytes: usize::try_from(config.mqtt_max_connect_bytes).unwrap_or(4096),
             max_pending_logins: usize::try_from(config.mqtt_max_pending_logins).unwrap_or(1024),
@@ -247,6 +245,7 @@ async fn start_embedded(
             burst: config.mqtt_burst,
             abuse_after: std::time::Duration::from_secs(config.mqtt_abuse_seconds),
             max_subscriptions: usize::try_from(config.mqtt_max_subscriptions).unwrap_or(8),
+            max_inflight: usize::try_from(config.mqtt_max_inflight).unwrap_or(32),
             ..BrokerConfig::default()
         },
     )

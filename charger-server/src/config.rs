@@ -280,6 +280,17 @@ pub struct Config {
     )]
     pub mqtt_max_subscriptions: u32,
 
+    /// QoS 1 answers written to one charger and not acknowledged yet; as many more wait,
+    /// further ones are dropped (a repeat of the request gets the kept answer).
+    #[arg(
+        long,
+        env = "CHARGER_MQTT_MAX_INFLIGHT",
+        default_value_t = 32,
+        value_parser = clap::value_parser!(u32).range(1..=65_535),
+        global = true
+    )]
+    pub mqtt_max_inflight: u32,
+
     /// How long the answer to a charger request is kept for repeats of it (the
     /// idempotency window), in days; older ones are deleted every 10 minutes.
     #[arg(
@@ -471,6 +482,7 @@ impl Config {
             mqtt_burst: 40,
             mqtt_abuse_seconds: 30,
             mqtt_max_subscriptions: 8,
+            mqtt_max_inflight: 32,
             mqtt_tls_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             tls_cert: None,
             tls_key: None,

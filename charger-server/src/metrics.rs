@@ -46,6 +46,9 @@ pub enum Limit {
     MqttRateDisconnect,
     /// A SUBSCRIBE filter refused: `CHARGER_MQTT_MAX_SUBSCRIPTIONS` held already.
     MqttSubscriptions,
+    /// An answer dropped: `CHARGER_MQTT_MAX_INFLIGHT` answers were unacknowledged and as
+    /// many waiting on the charger's connection.
+    MqttInflight,
     /// Kept answers deleted past the idempotency window (`CHARGER_REQUEST_LOG_DAYS`).
     RequestLog,
     /// Unknown-tag sightings dropped over `CHARGER_UNKNOWN_TAGS_PER_OWNER`.
@@ -66,6 +69,7 @@ impl Limit {
         Limit::MqttRate,
         Limit::MqttRateDisconnect,
         Limit::MqttSubscriptions,
+        Limit::MqttInflight,
         Limit::RequestLog,
         Limit::UnknownTags,
         Limit::BrokerLoginRefused,
@@ -83,6 +87,7 @@ impl Limit {
             Limit::MqttRate => "mqtt_rate",
             Limit::MqttRateDisconnect => "mqtt_rate_disconnect",
             Limit::MqttSubscriptions => "mqtt_subscriptions",
+            Limit::MqttInflight => "mqtt_inflight",
             Limit::RequestLog => "request_log_pruned",
             Limit::UnknownTags => "unknown_tags_dropped",
             Limit::BrokerLoginRefused => "broker_login_refused",

@@ -1,12 +1,12 @@
 //! The embedded broker through the network, driven by real MQTT clients: login, the ACL
-//! probe matrix on MQTT 3.1.1 and 5.0 at QoS 0 and 1, presence, and freed router slots.
+//! probe matrix on MQTT 3.1.1 and 5.0 at QoS 0 and 1, presence, freed connection slots,
+//! wills, and answers held to the in-flight window.
 
 use std::time::Duration;
 
 use charger_e2e::mqtt::{open, request, Login, Probe, Qos, Version};
 use charger_e2e::{spawn_app, TestApp};
 use charger_protocol::FirmwareBundle;
-use rumqttd::Notification;
 use serde_json::json;
 
 const QUIET: Duration = Duration::from_millis(400);
@@ -215,31 +215,8 @@ async fn probe_matrix(version: Version, qos: Qos) {
         bad.publishes_within(QUIET).await.is_empty(),
         "the attacker received something"
     );
-
-    // No retained message is left for a later subscriber of REQ topics.
-    let (mut tx, mut rx) = app
-        .app
-        .broker
-        .as_ref()
-        .expect("embedded broker")
-        .link("test.retained-check")
-        .await
-        .expect("link");
-    let rx = tokio::task::spawn_blocking(move || {
-        tx.subscribe("+/req/+/+").expect("subscribe");
-        let mut got = Vec::new();
-        let deadline = std::time::Instant::now() + QUIET;
-        while let Ok(Some(n)) = rx.recv_deadline(deadline) {
-            if let Notification::Forward(f) = n {
-                got.push(f.publish.topic);
-            }
-        }
-        got
-    });
-    assert!(
-        rx.await.expect("link task").is_empty(),
-        "a retained REQ was kept"
-    );
+    // Nothing is retained: the server keeps no publish for later subscribers (it has no
+    // router; a charger may subscribe only to its own answers).
 }
 
 #[tokio::test]
@@ -396,11 +373,10 @@ async fn raw_session(addr: std::net::SocketAddr, connect: &[u8]) -> tokio::net::
 }
 
 #[tokio::test]
-async fn abrupt_disconnects_free_their_router_slots() {
-    // 32 router slots: the dispatcher's, 8 live connections, and up to 8 whose abrupt end
-    // the server has not seen yet. 10,000 distinct chargers each connect and are killed
-    // once: that only works if every closed connection gives its slot back (rumqttd would
-    // free a slot by itself only when the same client id came back).
+async fn abrupt_disconnects_free_their_slots() {
+    // 32 connection slots: 8 live connections, and up to 8 whose abrupt end the server
+    // has not seen yet. 10,000 distinct chargers each connect and are killed once: that
+    // only works if every closed connection gives its slot back.
     let app = charger_e2e::spawn_app_with(charger_e2e::default_db(), |c| {
         c.mqtt_max_connections = 32;
     })
@@ -459,35 +435,20 @@ async fn keep_alive_expiry_closes_the_socket_publishes_the_will_and_marks_offlin
     use tokio::io::AsyncReadExt as _;
     let app = spawn_app().await;
     let b = &app.provision("acme", 1).await[0];
+    let device = format!("/api/v1/devices/{}", b.device_id);
+    // The will is a complete request: the connector reports a fault once the charger is
+    // gone, which only happens if the will reaches the request pipeline.
     let will_topic = req_topic(b, "status");
-    // Watch the will arrive on the router, as the dispatcher would.
-    let (mut tx, mut rx) = app
-        .app
-        .broker
-        .as_ref()
-        .expect("embedded broker")
-        .link("test.will-watch")
-        .await
-        .expect("link");
-    let filter = will_topic.clone();
-    let watcher = tokio::task::spawn_blocking(move || {
-        tx.subscribe(filter).expect("subscribe");
-        let deadline = std::time::Instant::now() + Duration::from_secs(15);
-        while let Ok(notification) = rx.recv_deadline(deadline) {
-            match notification {
-                Some(Notification::Forward(f)) => return Some(f.publish.payload.to_vec()),
-                Some(Notification::Unschedule) => {
-                    let _ = rx.ready();
-                }
-                _ => {}
-            }
-        }
-        None
-    });
+    let will = request(
+        b,
+        json!("will-1"),
+        json!({"connector": 1, "state": "faulted", "error": "GroundFailure"}),
+    );
+    let will = String::from_utf8(will).expect("JSON");
 
     let mut s = raw_session(
         app.app.mqtt_addr,
-        &raw_connect(b, 1, Some((&will_topic, "gone"))),
+        &raw_connect(b, 1, Some((&will_topic, &will))),
     )
     .await;
     app.wait_for_online(&b.device_id, true).await;
@@ -505,11 +466,109 @@ async fn keep_alive_expiry_closes_the_socket_publishes_the_will_and_marks_offlin
         started.elapsed() >= Duration::from_millis(1400),
         "closed too early"
     );
-    assert_eq!(
-        watcher.await.expect("watcher").as_deref(),
-        Some(&b"gone"[..])
-    );
     app.wait_for_online(&b.device_id, false).await;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let connector =
+            app.get(&device, charger_e2e::ADMIN_TOKEN).await.body["connectors"][0].clone();
+        if connector["state"] == "faulted" {
+            assert_eq!(connector["error"], "GroundFailure");
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the will did not reach the pipeline: {connector}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn answers_beyond_the_in_flight_window_wait_for_acknowledgements() {
+    use tokio::io::AsyncWriteExt as _;
+    // A charger that does not acknowledge its answers gets `CHARGER_MQTT_MAX_INFLIGHT` of
+    // them; the next ones wait, in order, and come once it acknowledges.
+    let app = charger_e2e::spawn_app_with(charger_e2e::default_db(), |c| {
+        c.mqtt_max_inflight = 2;
+        c.mqtt_echo = true;
+    })
+    .await
+    .expect("server");
+    let b = &app.provision("acme", 1).await[0];
+    let mut s = raw_session(app.app.mqtt_addr, &raw_connect(b, 30, None)).await;
+    let mut out = bytes::BytesMut::new();
+    let mut subscribe = rumqttc::Subscribe::new(res_filter(b), rumqttc::QoS::AtLeastOnce);
+    subscribe.pkid = 1;
+    subscribe.write(&mut out).expect("encodes");
+    for i in 0..4u16 {
+        let mut publish = rumqttc::Publish::new(
+            req_topic(b, "echo"),
+            rumqttc::QoS::AtLeastOnce,
+            vec![b'0' + i as u8],
+        );
+        publish.pkid = 10 + i;
+        publish.write(&mut out).expect("encodes");
+    }
+    s.write_all(&out).await.expect("write");
+    let mut inbuf = bytes::BytesMut::new();
+    let first = read_packets(&mut s, &mut inbuf, Duration::from_secs(1)).await;
+    let answers = |packets: &[rumqttc::Packet]| -> Vec<(u16, Vec<u8>)> {
+        packets
+            .iter()
+            .filter_map(|p| match p {
+                rumqttc::Packet::Publish(p) => Some((p.pkid, p.payload.to_vec())),
+                _ => None,
+            })
+            .collect()
+    };
+    let acks = first
+        .iter()
+        .filter(|p| matches!(p, rumqttc::Packet::PubAck(_)))
+        .count();
+    assert_eq!(acks, 4, "every request acknowledged: {first:?}");
+    let held = answers(&first);
+    assert_eq!(
+        held.iter().map(|(_, p)| p.clone()).collect::<Vec<_>>(),
+        vec![b"0".to_vec(), b"1".to_vec()],
+        "two answers in flight: {first:?}"
+    );
+    out.clear();
+    for (pkid, _) in &held {
+        rumqttc::PubAck::new(*pkid)
+            .write(&mut out)
+            .expect("encodes");
+    }
+    s.write_all(&out).await.expect("write");
+    let rest = answers(&read_packets(&mut s, &mut inbuf, Duration::from_secs(1)).await);
+    assert_eq!(
+        rest.iter().map(|(_, p)| p.clone()).collect::<Vec<_>>(),
+        vec![b"2".to_vec(), b"3".to_vec()],
+        "the waiting answers come after the acknowledgements"
+    );
+    assert!(
+        rest.iter().all(|(pkid, _)| *pkid != 0),
+        "QoS 1, with packet ids"
+    );
+}
+
+/// Reads MQTT 3.1.1 packets from a raw session for `within`.
+async fn read_packets(
+    s: &mut tokio::net::TcpStream,
+    buf: &mut bytes::BytesMut,
+    within: Duration,
+) -> Vec<rumqttc::Packet> {
+    use tokio::io::AsyncReadExt as _;
+    let deadline = tokio::time::Instant::now() + within;
+    let mut packets = Vec::new();
+    loop {
+        while let Ok(p) = rumqttc::Packet::read(buf, 1 << 20) {
+            packets.push(p);
+        }
+        match tokio::time::timeout_at(deadline, s.read_buf(buf)).await {
+            Ok(Ok(n)) if n > 0 => {}
+            _ => return packets,
+        }
+    }
 }
 
 /// Runs a Mosquitto client; `None` when Mosquitto's clients are not installed (outside CI).

@@ -97,6 +97,52 @@ impl Codec {
         }
     }
 
+    /// Encodes a PUBLISH from the server (QoS 0 or 1). rumqttd keeps a publish's QoS and
+    /// packet id private (its router sets them), so rumqttc's encoders write it.
+    pub fn write_publish(
+        self,
+        topic: &str,
+        payload: bytes::Bytes,
+        qos1: Option<u16>,
+        buf: &mut BytesMut,
+    ) -> Result<(), String> {
+        match self {
+            Codec::V4 => {
+                use rumqttc::mqttbytes::{v4, QoS};
+                let publish = v4::Publish {
+                    dup: false,
+                    qos: if qos1.is_some() {
+                        QoS::AtLeastOnce
+                    } else {
+                        QoS::AtMostOnce
+                    },
+                    retain: false,
+                    topic: topic.to_owned(),
+                    pkid: qos1.unwrap_or(0),
+                    payload,
+                };
+                publish.write(buf).map(drop).map_err(|e| e.to_string())
+            }
+            Codec::V5 => {
+                use rumqttc::v5::mqttbytes::{v5, QoS};
+                let publish = v5::Publish {
+                    dup: false,
+                    qos: if qos1.is_some() {
+                        QoS::AtLeastOnce
+                    } else {
+                        QoS::AtMostOnce
+                    },
+                    retain: false,
+                    topic: bytes::Bytes::copy_from_slice(topic.as_bytes()),
+                    pkid: qos1.unwrap_or(0),
+                    payload,
+                    properties: None,
+                };
+                publish.write(buf).map(drop).map_err(|e| e.to_string())
+            }
+        }
+    }
+
     /// Encodes `packet` onto `buf`.
     pub fn write(self, packet: Packet, buf: &mut BytesMut) -> Result<usize, ProtocolError> {
         match self {

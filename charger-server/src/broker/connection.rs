@@ -1,26 +1,23 @@
 //! One charger's MQTT connection: CONNECT and authentication, the ACL on every packet,
-//! forwarding to and from rumqttd's router, keep-alive, will, and a clean end.
+//! its publishes handed to the dispatcher and acknowledged, its answers written at the
+//! QoS of its subscription, keep-alive, will, and a clean end.
 
-use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::BytesMut;
-use rumqttd::local::LinkRx;
 use rumqttd::protocol::{
     ConnAck, ConnAckProperties, ConnectReturnCode, LastWill, Packet, PingResp, PubAck,
-    PubAckReason, Publish, SubAck, Subscribe, SubscribeReasonCode,
+    PubAckReason, PubComp, PubCompReason, PubRec, PubRecReason, QoS, SubAck, Subscribe,
+    SubscribeReasonCode, UnsubAck, UnsubAckReason,
 };
-use rumqttd::{ConnectionId, Notification};
 use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
-use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::acl;
 use super::codec::{peek_publish, sniff, Codec, Sniff};
-use super::feeder::Feed;
-use super::{Kick, Shared, REVOKE_GRACE};
+use super::{Kick, Mailbox, Shared, REVOKE_GRACE};
 
 /// How long a revoked connection stays open for the PUBACK of its last answer.
 const REVOKE_LINGER: Duration = Duration::from_secs(1);
@@ -39,25 +36,19 @@ enum End {
     /// Anything else: socket error, keep-alive expiry, protocol error, kicked. The will is
     /// published.
     Abnormal(&'static str),
-    /// The router dropped the connection itself; it must not be told again.
-    RouterGone,
     /// The device's ACL was revoked (ownership moved): closed without its will, which
     /// names the old owner's topics.
     Revoked,
 }
 
-/// An authenticated, linked connection.
+/// An authenticated connection.
 struct Session {
     device: DeviceId,
     owner: OwnerId,
     codec: Codec,
-    id: ConnectionId,
     will: Option<LastWill>,
     keep_alive: Duration,
     violations: u32,
-    /// SUBSCRIBEs forwarded with some filters removed: pkid -> codes of the refused ones
-    /// (None where the router's answer goes).
-    partial_subacks: HashMap<u16, Vec<Option<SubscribeReasonCode>>>,
     /// Set when the ACL is revoked: the topic of the last publish to deliver before closing.
     revoked: Option<String>,
     /// That last publish is written: the connection closes on the client's PUBACK (so the
@@ -65,8 +56,40 @@ struct Session {
     last_delivered: bool,
     /// The charger's request rate (a token bucket).
     rate: RateLimit,
-    /// Filters subscribed on this connection (at most `max_subscriptions`).
-    subscriptions: std::collections::HashSet<String>,
+    /// Filters subscribed on this connection (at most `max_subscriptions`), each with
+    /// its granted QoS.
+    subscriptions: Vec<(String, QoS)>,
+    /// Packet ids of QoS 1 answers written and not acknowledged yet.
+    inflight: Vec<u16>,
+    /// The next packet id to try for a QoS 1 answer.
+    next_pkid: u16,
+    /// Most answers in flight: the server's limit, or the client's receive maximum (5.0).
+    window: usize,
+    /// Where the dispatcher's answers and others' kicks arrive.
+    mailbox: Arc<Mailbox>,
+}
+
+impl Session {
+    /// The QoS of the subscription `topic` matches (the highest, if several); None when
+    /// the charger did not subscribe to it.
+    fn subscribed(&self, topic: &str) -> Option<QoS> {
+        self.subscriptions
+            .iter()
+            .filter(|(filter, _)| rumqttd::protocol::matches(topic, filter))
+            .map(|(_, qos)| *qos)
+            .max_by_key(|q| *q as u8)
+    }
+
+    /// A free packet id for a QoS 1 answer.
+    fn pkid(&mut self) -> u16 {
+        loop {
+            let id = self.next_pkid;
+            self.next_pkid = self.next_pkid.checked_add(1).unwrap_or(1);
+            if id != 0 && !self.inflight.contains(&id) {
+                return id;
+            }
+        }
+    }
 }
 
 /// A token bucket: `rate` requests a second, `burst` at once. A request over it waits
@@ -130,7 +153,7 @@ pub(super) async fn serve<S>(
             return;
         }
     };
-    let Packet::Connect(connect, _props, will, _will_props, login) = packet else {
+    let Packet::Connect(connect, props, will, _will_props, login) = packet else {
         return;
     };
     // The CONNECT is read (and small): the login slot is freed once it is checked.
@@ -194,34 +217,20 @@ pub(super) async fn serve<S>(
         }
     }
 
-    // One connection per device: an earlier one is closed and fully gone from the
-    // router before this one links, so a reused router slot is never disconnected by
-    // the old connection's goodbye.
+    // One connection per device: an earlier one is closed (its will handed on, its
+    // presence ended) before this one goes on.
     let registered = shared.register(&device).await;
     let conn_seq = registered.seq;
-    let (link_tx, link_rx) = match shared.linker.link(device.as_str()).await {
-        Ok(link) => link,
-        Err(e) => {
-            tracing::error!(%device, error = %e, "router refused the connection");
-            // 3.1.1 knows only "service unavailable" (3); rumqttd's v4 writer panics on
-            // the 5.0-only codes.
-            let code = match codec {
-                Codec::V4 => ConnectReturnCode::ServiceUnavailable,
-                Codec::V5 => ConnectReturnCode::ServerUnavailable,
-            };
-            let _ = write_packet(&mut stream, &mut wbuf, codec, refuse(code)).await;
-            shared.unregister(&device, registered);
-            return;
-        }
-    };
-    let id = link_rx.id();
-    shared.feeder.send(Feed::Register(id, link_tx)).await;
 
     let keep_alive_s = match connect.keep_alive {
         0 => DEFAULT_KEEP_ALIVE_S,
         n => n,
     };
-    let props = (codec == Codec::V5).then(|| ConnAckProperties {
+    let receive_maximum = props
+        .as_ref()
+        .and_then(|p| p.receive_maximum)
+        .map_or(usize::MAX, usize::from);
+    let connack_props = (codec == Codec::V5).then(|| ConnAckProperties {
         // No topic aliases (they would hide topics from the ACL), no retained messages,
         // no shared subscriptions for devices.
         topic_alias_max: Some(0),
@@ -238,80 +247,59 @@ pub(super) async fn serve<S>(
             session_present: false,
             code: ConnectReturnCode::Success,
         },
-        props,
+        connack_props,
     );
     let mut session = Session {
         device,
         owner,
         codec,
-        id,
         will,
         keep_alive: Duration::from_millis(u64::from(keep_alive_s) * 1500),
         violations: 0,
-        partial_subacks: HashMap::new(),
         revoked: None,
         last_delivered: false,
         rate: RateLimit::new(f64::from(shared.config.burst)),
-        subscriptions: std::collections::HashSet::new(),
+        subscriptions: Vec::new(),
+        inflight: Vec::new(),
+        next_pkid: 1,
+        window: shared.config.max_inflight.clamp(1, receive_maximum.max(1)),
+        mailbox: registered.mailbox.clone(),
     };
     shared.metrics.connections.fetch_add(1, Ordering::Relaxed);
     shared
         .metrics
         .connections_total
         .fetch_add(1, Ordering::Relaxed);
-    let presence_end = presence(&shared, &session.device, conn_seq);
-    tracing::info!(device = %session.device, %peer, connection = id, ?codec, "device connected");
+    presence(&shared, &session.device, conn_seq, true).await;
+    tracing::info!(device = %session.device, %peer, ?codec, "device connected");
 
     let end = match write_packet(&mut stream, &mut wbuf, codec, connack).await {
-        Ok(()) => {
-            run(
-                &shared,
-                &mut session,
-                &mut stream,
-                rbuf,
-                wbuf,
-                link_rx,
-                registered.kick.clone(),
-            )
-            .await
-        }
+        Ok(()) => run(&shared, &mut session, &mut stream, rbuf, wbuf).await,
         Err(_) => End::Abnormal("write failed"),
     };
 
-    // The end: publish the will on an abnormal close, then free the router slot.
-    let mut last = Vec::new();
+    // The end: hand the will on after an abnormal close.
     if let (End::Abnormal(_), Some(will)) = (&end, session.will.take()) {
-        last.push(Packet::Publish(
-            Publish::new(will.topic, will.message, false),
-            None,
-        ));
+        if let Some(inbound) = shared.inbound() {
+            inbound.publish(&will.topic, &will.message).await;
+        }
     }
-    shared.feeder.close(id, last, end != End::RouterGone).await;
-    shared.unregister(&session.device, registered);
+    presence(&shared, &session.device, conn_seq, false).await;
     shared.metrics.connections.fetch_sub(1, Ordering::Relaxed);
-    let _ = presence_end.send(());
-    tracing::info!(device = %session.device, connection = id, ?end, "device disconnected");
+    shared.unregister(&session.device, registered);
+    tracing::info!(device = %session.device, ?end, "device disconnected");
 }
 
-/// Queues "online" for this connection now and "offline" when the returned sender fires
-/// (or is dropped). The presence writer commits them in order, in batches; the CONNACK
-/// does not wait for the database.
-fn presence(shared: &Shared, device: &DeviceId, conn: i64) -> tokio::sync::oneshot::Sender<()> {
-    let (end, ended) = tokio::sync::oneshot::channel::<()>();
-    let tx = shared.presence.clone();
-    let device = device.clone();
-    tokio::spawn(async move {
-        let change = |online| PresenceChange {
-            device: device.clone(),
-            conn,
-            online,
-            at: chrono::Utc::now(),
-        };
-        let _ = tx.send(change(true)).await;
-        let _ = ended.await;
-        let _ = tx.send(change(false)).await;
-    });
-    end
+/// Queues this connection's "online" or "offline". The presence writer commits them in
+/// order, in batches; the CONNACK does not wait for the database.
+async fn presence(shared: &Shared, device: &DeviceId, conn: i64, online: bool) {
+    let change = PresenceChange {
+        device: device.clone(),
+        conn,
+        online,
+        at: chrono::Utc::now(),
+    };
+    let _ = shared.presence.send(change).await;
 }
 
 /// Reads until a whole CONNECT is there; `None` when the peer went away or spoke
@@ -364,22 +352,22 @@ where
     stream.flush().await
 }
 
-/// The connection's main loop: socket in, router out, keep-alive, kick.
+/// The connection's main loop: socket in, answers out, keep-alive, kick.
 async fn run<S>(
     shared: &Shared,
     s: &mut Session,
     stream: &mut S,
     mut rbuf: BytesMut,
     mut wbuf: BytesMut,
-    mut link_rx: LinkRx,
-    mut kick: watch::Receiver<Kick>,
 ) -> End
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
+    let mailbox = s.mailbox.clone();
     let mut deadline = Instant::now() + s.keep_alive;
     loop {
         // Decode every whole packet already buffered.
+        wbuf.clear();
         loop {
             let publish_header = peek_publish(&rbuf);
             match s.codec.read(&mut rbuf, shared.config.max_packet_size) {
@@ -387,13 +375,14 @@ where
                     if s.revoked.is_none() {
                         deadline = Instant::now() + s.keep_alive;
                     }
-                    wbuf.clear();
-                    match incoming(shared, s, packet, publish_header, &mut wbuf).await {
-                        Ok(()) => {}
-                        Err(end) => return end,
+                    if let Err(end) = incoming(shared, s, packet, publish_header, &mut wbuf).await {
+                        let _ = stream.write_all(&wbuf).await;
+                        return end;
                     }
-                    if !wbuf.is_empty() && stream.write_all(&wbuf).await.is_err() {
-                        return End::Abnormal("write failed");
+                    // Answers it made room for (or an echo's) go out in the same write.
+                    if outgoing(s, &mut wbuf) {
+                        s.last_delivered = true;
+                        deadline = Instant::now() + REVOKE_LINGER;
                     }
                 }
                 Err(rumqttd::protocol::Error::InsufficientBytes(_)) => break,
@@ -403,50 +392,80 @@ where
                 }
             }
         }
-        // Biased, kick first: a revocation is seen before the answer it waits for.
+        // Answers waiting, as far as the in-flight window allows (acknowledgements may
+        // just have opened it).
+        let last = outgoing(s, &mut wbuf);
+        if !wbuf.is_empty() && stream.write_all(&wbuf).await.is_err() {
+            return End::Abnormal("write failed");
+        }
+        if last {
+            s.last_delivered = true;
+            deadline = Instant::now() + REVOKE_LINGER;
+        }
+        if rbuf.is_empty() && rbuf.capacity() > IDLE_BUFFER {
+            // A big packet went by: an idle connection keeps no big buffer.
+            rbuf = BytesMut::new();
+        }
+        if wbuf.capacity() > IDLE_BUFFER {
+            wbuf = BytesMut::new();
+        }
         tokio::select! {
             biased;
-            changed = kick.changed() => {
-                let order = kick.borrow_and_update().clone();
-                match (changed, order) {
-                    (Err(_), _) | (Ok(()), Kick::Close) => return End::Abnormal("replaced or revoked"),
-                    (Ok(()), Kick::CloseAfter(topic)) => {
+            () = mailbox.woken() => {
+                match mailbox.take_kick() {
+                    Kick::Close => return End::Abnormal("replaced or revoked"),
+                    Kick::CloseAfter(topic) => {
                         s.revoked = Some(topic);
                         deadline = Instant::now() + REVOKE_GRACE;
                     }
-                    (Ok(()), Kick::Stay) => {}
+                    Kick::Stay => {}
                 }
             }
             read = stream.read_buf(&mut rbuf) => match read {
                 Ok(0) | Err(_) => return End::Abnormal("socket closed"),
                 Ok(_) => {}
             },
-            notification = link_rx.next() => {
-                let notification = match notification {
-                    Ok(Some(n)) => n,
-                    Ok(None) => continue,
-                    Err(_) => return End::RouterGone,
-                };
-                wbuf.clear();
-                if let Some(end) = outgoing(s, notification, &link_rx, &mut wbuf).await {
-                    let _ = stream.write_all(&wbuf).await;
-                    let _ = stream.flush().await;
-                    if end != End::Revoked {
-                        return end;
-                    }
-                    s.last_delivered = true;
-                    deadline = Instant::now() + REVOKE_LINGER;
-                    continue;
-                }
-                if !wbuf.is_empty() && stream.write_all(&wbuf).await.is_err() {
-                    return End::Abnormal("write failed");
-                }
-            }
             _ = tokio::time::sleep_until(deadline) => {
                 return if s.revoked.is_some() { End::Revoked } else { End::Abnormal("keep-alive expired") };
             }
         }
     }
+}
+
+/// The largest buffer an idle connection keeps, in bytes.
+const IDLE_BUFFER: usize = 4096;
+
+/// Writes the answers waiting in the mailbox into `wbuf`, while the in-flight window has
+/// room; an answer the charger is not subscribed to is dropped, as a broker would. True
+/// when the last answer of a revoked connection was written.
+fn outgoing(s: &mut Session, wbuf: &mut BytesMut) -> bool {
+    while s.inflight.len() < s.window {
+        let Some(letter) = s.mailbox.next_letter() else {
+            break;
+        };
+        let Some(qos) = s.subscribed(&letter.topic) else {
+            tracing::debug!(device = %s.device, "answer to a topic the charger is not subscribed to dropped");
+            continue;
+        };
+        let pkid = match qos {
+            QoS::AtMostOnce => None,
+            _ => {
+                let id = s.pkid();
+                s.inflight.push(id);
+                Some(id)
+            }
+        };
+        if let Err(e) = s
+            .codec
+            .write_publish(&letter.topic, letter.payload, pkid, wbuf)
+        {
+            tracing::error!(device = %s.device, error = %e, "cannot encode a publish");
+        }
+        if s.revoked.as_deref() == Some(letter.topic.as_str()) {
+            return true;
+        }
+    }
+    false
 }
 
 fn encode(s: &Session, packet: Packet, wbuf: &mut BytesMut) {
@@ -477,19 +496,17 @@ async fn incoming(
     publish_header: Option<(u8, u16)>,
     wbuf: &mut BytesMut,
 ) -> Result<(), End> {
-    let id = s.id;
-    let forward = move |packet| Feed::Packet(id, Box::new(packet));
     if s.last_delivered && matches!(packet, Packet::PubAck(..)) {
         // The client has the last answer.
         return Err(End::Revoked);
     }
     if s.revoked.is_some() && matches!(packet, Packet::Publish(..) | Packet::Subscribe(..)) {
-        // The ACL this connection was given is gone: nothing more is forwarded.
+        // The ACL this connection was given is gone: nothing more is taken.
         tracing::info!(device = %s.device, "dropped a packet of a revoked connection");
         return Ok(());
     }
     match packet {
-        Packet::Publish(mut publish, props) => {
+        Packet::Publish(publish, props) => {
             let topic = String::from_utf8_lossy(&publish.topic).into_owned();
             let alias = props.as_ref().and_then(|p| p.topic_alias).is_some();
             if alias {
@@ -501,13 +518,13 @@ async fn incoming(
                 tracing::warn!(device = %s.device, "topic alias refused");
                 return Err(End::Abnormal("topic alias"));
             }
+            let (qos, pkid) = publish_header.unwrap_or((0, 0));
             if !acl::may_publish(s.owner.as_str(), s.device.as_str(), &topic) {
                 shared
                     .metrics
                     .acl_denied_publish
                     .fetch_add(1, Ordering::Relaxed);
                 violation(shared, s, "publish", &topic)?;
-                let (qos, pkid) = publish_header.unwrap_or((0, 0));
                 match qos {
                     0 => {}
                     1 => {
@@ -545,77 +562,116 @@ async fn incoming(
                 }
                 tokio::time::sleep(wait).await;
             }
-            // Retained messages would outlive later ACL changes.
-            publish.retain = false;
-            shared
-                .feeder
-                .send(forward(Packet::Publish(publish, props)))
-                .await;
+            // Handed on (queued for the pipeline), then acknowledged: a request is never
+            // acknowledged and then lost in this server.
+            if let Some(inbound) = shared.inbound() {
+                inbound.publish(&publish.topic, &publish.payload).await;
+            }
+            match qos {
+                0 => {}
+                1 => encode(
+                    s,
+                    Packet::PubAck(
+                        PubAck {
+                            pkid,
+                            reason: PubAckReason::Success,
+                        },
+                        None,
+                    ),
+                    wbuf,
+                ),
+                // QoS 2: taken once on PUBLISH (sessions are clean, so a DUP cannot come
+                // from an earlier connection), PUBREC now, PUBCOMP on PUBREL.
+                _ => encode(
+                    s,
+                    Packet::PubRec(
+                        PubRec {
+                            pkid,
+                            reason: PubRecReason::Success,
+                        },
+                        None,
+                    ),
+                    wbuf,
+                ),
+            }
         }
-        Packet::Subscribe(subscribe, props) => {
+        Packet::Subscribe(subscribe, _props) => {
             let Subscribe { pkid, filters } = subscribe;
             let refused = match s.codec {
                 Codec::V4 => SubscribeReasonCode::Failure,
                 Codec::V5 => SubscribeReasonCode::NotAuthorized,
             };
-            let mut codes = Vec::with_capacity(filters.len());
-            let mut allowed = Vec::with_capacity(filters.len());
+            let mut return_codes = Vec::with_capacity(filters.len());
             for filter in filters {
+                let known = s.subscriptions.iter().position(|(f, _)| *f == filter.path);
                 if !acl::may_subscribe(s.owner.as_str(), s.device.as_str(), &filter.path) {
                     shared
                         .metrics
                         .acl_denied_subscribe
                         .fetch_add(1, Ordering::Relaxed);
                     violation(shared, s, "subscribe", &filter.path)?;
-                    codes.push(Some(refused));
-                } else if !s.subscriptions.contains(&filter.path)
+                    return_codes.push(refused);
+                } else if known.is_none()
                     && s.subscriptions.len() >= shared.config.max_subscriptions
                 {
                     crate::metrics::limit_hit_logged(
                         crate::metrics::Limit::MqttSubscriptions,
                         "SUBSCRIBE refused: the connection holds CHARGER_MQTT_MAX_SUBSCRIPTIONS filters",
                     );
-                    codes.push(Some(refused));
+                    return_codes.push(refused);
                 } else {
-                    s.subscriptions.insert(filter.path.clone());
-                    codes.push(None);
-                    allowed.push(filter);
+                    // Answers go at most at QoS 1.
+                    let qos = match filter.qos {
+                        QoS::AtMostOnce => QoS::AtMostOnce,
+                        _ => QoS::AtLeastOnce,
+                    };
+                    match known {
+                        Some(i) => s.subscriptions[i].1 = qos,
+                        None => s.subscriptions.push((filter.path, qos)),
+                    }
+                    return_codes.push(SubscribeReasonCode::Success(qos));
                 }
             }
-            if allowed.is_empty() {
-                let return_codes = codes.into_iter().flatten().collect();
-                encode(s, Packet::SubAck(SubAck { pkid, return_codes }, None), wbuf);
-            } else {
-                if codes.iter().any(Option::is_some) {
-                    s.partial_subacks.insert(pkid, codes);
-                }
-                let subscribe = Subscribe {
-                    pkid,
-                    filters: allowed,
-                };
-                shared
-                    .feeder
-                    .send(forward(Packet::Subscribe(subscribe, props)))
-                    .await;
-            }
+            encode(s, Packet::SubAck(SubAck { pkid, return_codes }, None), wbuf);
+        }
+        Packet::Unsubscribe(unsubscribe, _props) => {
+            let reasons = unsubscribe
+                .filters
+                .iter()
+                .map(|filter| {
+                    let before = s.subscriptions.len();
+                    s.subscriptions.retain(|(f, _)| f != filter);
+                    if s.subscriptions.len() < before {
+                        UnsubAckReason::Success
+                    } else {
+                        UnsubAckReason::NoSubscriptionExisted
+                    }
+                })
+                .collect();
+            let unsuback = UnsubAck {
+                pkid: unsubscribe.pkid,
+                reasons,
+            };
+            encode(s, Packet::UnsubAck(unsuback, None), wbuf);
         }
         Packet::PingReq(_) => encode(s, Packet::PingResp(PingResp), wbuf),
         Packet::Disconnect(..) => return Err(End::Normal),
-        Packet::Unsubscribe(unsubscribe, props) => {
-            for filter in &unsubscribe.filters {
-                s.subscriptions.remove(filter);
-            }
-            shared
-                .feeder
-                .send(forward(Packet::Unsubscribe(unsubscribe, props)))
-                .await;
+        Packet::PubAck(puback, _) => {
+            s.inflight.retain(|id| *id != puback.pkid);
         }
-        packet @ (Packet::PubAck(..)
-        | Packet::PubRec(..)
-        | Packet::PubRel(..)
-        | Packet::PubComp(..)) => {
-            shared.feeder.send(forward(packet)).await;
-        }
+        Packet::PubRel(pubrel, _) => encode(
+            s,
+            Packet::PubComp(
+                PubComp {
+                    pkid: pubrel.pkid,
+                    reason: PubCompReason::Success,
+                },
+                None,
+            ),
+            wbuf,
+        ),
+        // The server never publishes at QoS 2.
+        Packet::PubRec(..) | Packet::PubComp(..) => {}
         Packet::Connect(..)
         | Packet::ConnAck(..)
         | Packet::SubAck(..)
@@ -623,66 +679,4 @@ async fn incoming(
         | Packet::PingResp(..) => return Err(End::Abnormal("protocol violation")),
     }
     Ok(())
-}
-
-/// Handles one notification from the router: packets for the device go into `wbuf`.
-async fn outgoing(
-    s: &mut Session,
-    notification: Notification,
-    link_rx: &LinkRx,
-    wbuf: &mut BytesMut,
-) -> Option<End> {
-    match notification {
-        // The router pauses a link after a batch; it must be woken, or delivery stops.
-        Notification::Unschedule => {
-            if link_rx.wake().await.is_err() {
-                return Some(End::RouterGone);
-            }
-        }
-        Notification::Disconnect(..) => {
-            let packet: Option<Packet> = notification.into();
-            if let Some(p) = packet {
-                encode(s, p, wbuf);
-            }
-            return Some(End::RouterGone);
-        }
-        notification => {
-            let packet: Option<Packet> = notification.into();
-            match packet {
-                Some(Packet::SubAck(suback, props)) => {
-                    let suback = merge_suback(s, suback);
-                    encode(s, Packet::SubAck(suback, props), wbuf);
-                }
-                Some(Packet::ConnAck(..)) | None => {}
-                Some(Packet::Publish(publish, props)) => {
-                    let last = s
-                        .revoked
-                        .as_deref()
-                        .is_some_and(|t| publish.topic == t.as_bytes());
-                    encode(s, Packet::Publish(publish, props), wbuf);
-                    if last {
-                        return Some(End::Revoked);
-                    }
-                }
-                Some(p) => encode(s, p, wbuf),
-            }
-        }
-    }
-    None
-}
-
-/// Puts refused filters' codes back into the router's SUBACK, in the client's order.
-fn merge_suback(s: &mut Session, suback: SubAck) -> SubAck {
-    let Some(codes) = s.partial_subacks.remove(&suback.pkid) else {
-        return suback;
-    };
-    let mut granted = suback.return_codes.into_iter();
-    let return_codes = codes
-        .into_iter()
-        .map(|c| c.unwrap_or_else(|| granted.next().unwrap_or(SubscribeReasonCode::Failure)))
-        .collect();
-    SubAck {
-        pkid: suback.pkid,
-        return_codes,
-    }
 }

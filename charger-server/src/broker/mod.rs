@@ -1,38 +1,37 @@
-//! The embedded MQTT broker: rumqttd's router behind our own connection front-end.
+//! The embedded MQTT broker: the chargers' side of the server.
 //!
-//! rumqttd 0.20 authenticates logins but cannot authorize topics, so chargers never
-//! reach its listeners. Our front-end ([`connection`]) accepts the socket (TCP_NODELAY),
-//! decodes MQTT 3.1.1 and 5.0 with rumqttd's codecs, authenticates the device against
-//! the store, checks every SUBSCRIBE, PUBLISH and will against [`acl`], and forwards what
-//! is allowed to the router through one local link per connection. In-process consumers
-//! (the request dispatcher) attach to the same router with [`Broker::link`].
+//! A charger can only publish requests to the server and subscribe to its own answers
+//! ([`acl`]), so there is nothing to route between clients: each connection
+//! ([`connection`]) accepts its socket (TCP_NODELAY), decodes MQTT 3.1.1 and 5.0 with
+//! rumqttd's codecs, authenticates the device against the store, checks every SUBSCRIBE,
+//! PUBLISH and will against the ACL, hands the allowed publishes to the dispatcher
+//! ([`Inbound`]) and acknowledges them, and writes the answers the dispatcher
+//! [`Broker::deliver`]s to it, at the QoS of the matching subscription, with its own
+//! packet ids and in-flight window.
 //!
-//! How it avoids rumqttd's traps:
-//! - every closed connection sends the router a DISCONNECT, so its slot is freed;
-//! - wills are kept here, ACL-checked at CONNECT and published on an abnormal close;
-//! - `Unschedule` is answered with `wake()` on every link;
-//! - blocking link calls run on a blocking thread or the [`feeder`] thread;
+//! Until round 2 a rumqttd router sat between the connections and the dispatcher; its
+//! fixed per-link queues cost about 40 KB per idle charger and a thread hop per message
+//! (docs/benchmarks.md). Now an idle connection is its task, its buffers and an empty
+//! inbox.
+//!
+//! - wills are kept here, ACL-checked at CONNECT and handed on at an abnormal close;
 //! - keep-alive is enforced here (1.5 × the client's value);
 //! - no topic aliases are offered, retain flags are cleared, sessions are always clean;
-//! - a second connection of a device closes the first before it links.
+//! - a second connection of a device closes the first and waits for it to be gone.
 
 pub mod acl;
 mod codec;
 mod connection;
-mod feeder;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-use rumqttd::local::{LinkRx, LinkTx};
 use tokio::net::TcpListener;
-use tokio::sync::watch;
 
 pub use acl::{may_publish, may_subscribe};
-pub use feeder::{Feed, Feeder};
 
 use crate::devices::PresenceChange;
 use crate::ids::DeviceId;
@@ -42,8 +41,6 @@ use crate::service::Service;
 /// Broker limits.
 #[derive(Debug, Clone)]
 pub struct BrokerConfig {
-    /// Router connection slots: chargers plus in-process links.
-    pub max_connections: usize,
     /// Largest MQTT packet accepted, in bytes.
     pub max_packet_size: usize,
     /// Time a new socket has to send its CONNECT.
@@ -65,12 +62,14 @@ pub struct BrokerConfig {
     pub abuse_after: Duration,
     /// Subscriptions one connection may hold.
     pub max_subscriptions: usize,
+    /// QoS 1 answers written to one connection and not acknowledged yet; as many more
+    /// wait, further ones are dropped.
+    pub max_inflight: usize,
 }
 
 impl Default for BrokerConfig {
     fn default() -> Self {
         Self {
-            max_connections: 20_000,
             max_packet_size: 64 * 1024,
             connect_timeout: Duration::from_secs(10),
             max_violations: 10,
@@ -81,6 +80,7 @@ impl Default for BrokerConfig {
             burst: 40,
             abuse_after: Duration::from_secs(30),
             max_subscriptions: 8,
+            max_inflight: 32,
         }
     }
 }
@@ -134,12 +134,13 @@ impl BrokerMetrics {
 }
 
 /// What a connection is told to do by someone else.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) enum Kick {
+    #[default]
     Stay,
     /// Close now (a newer connection of the device, or its credentials revoked).
     Close,
-    /// The device's ACL is revoked (its owner changed): forward nothing more from it,
+    /// The device's ACL is revoked (its owner changed): take nothing more from it,
     /// deliver the publish on this topic (its last answer), then close.
     CloseAfter(String),
 }
@@ -147,65 +148,102 @@ pub(crate) enum Kick {
 /// How long a revoked connection waits for its last answer before it closes anyway.
 pub(crate) const REVOKE_GRACE: Duration = Duration::from_secs(5);
 
+/// Where the broker hands what chargers publish (requests, and wills): the request
+/// dispatcher. Chargers can only talk to the server, so there is no router between them:
+/// a publish that passed the ACL goes here, and answers come back by [`Broker::deliver`].
+#[async_trait::async_trait]
+pub trait Inbound: Send + Sync {
+    /// Takes one publish; returns once it is queued (the connection then acknowledges it).
+    async fn publish(&self, topic: &[u8], payload: &[u8]);
+}
+
+/// A publish waiting to be written to a charger.
+pub(crate) struct Letter {
+    pub topic: String,
+    pub payload: bytes::Bytes,
+}
+
+/// One connection's inbox: what others tell it (a kick) and the answers to write. An idle
+/// connection holds it empty (nothing allocated but the box itself).
+#[derive(Default)]
+pub(crate) struct Mailbox {
+    state: Mutex<Letters>,
+    wake: tokio::sync::Notify,
+}
+
+#[derive(Default)]
+struct Letters {
+    kick: Kick,
+    out: VecDeque<Letter>,
+}
+
+impl Mailbox {
+    fn kick(&self, kick: Kick) {
+        if let Ok(mut s) = self.state.lock() {
+            s.kick = kick;
+        }
+        self.wake.notify_one();
+    }
+
+    /// Queues a letter; false (dropped) when `limit` letters are waiting already.
+    fn post(&self, letter: Letter, limit: usize) -> bool {
+        let posted = self.state.lock().is_ok_and(|mut s| {
+            if s.out.len() >= limit {
+                return false;
+            }
+            s.out.push_back(letter);
+            true
+        });
+        if posted {
+            self.wake.notify_one();
+        }
+        posted
+    }
+
+    /// Waits until someone posts or kicks.
+    pub(crate) async fn woken(&self) {
+        self.wake.notified().await;
+    }
+
+    /// The kick, reset to `Stay` once read.
+    pub(crate) fn take_kick(&self) -> Kick {
+        self.state
+            .lock()
+            .map(|mut s| std::mem::take(&mut s.kick))
+            .unwrap_or(Kick::Close)
+    }
+
+    pub(crate) fn next_letter(&self) -> Option<Letter> {
+        self.state.lock().ok().and_then(|mut s| {
+            let letter = s.out.pop_front();
+            if s.out.is_empty() && s.out.capacity() > 8 {
+                // A burst is over: an idle connection holds no queue.
+                s.out = VecDeque::new();
+            }
+            letter
+        })
+    }
+}
+
 /// One registered device connection, so a newer one can close it and wait for it.
 struct Registration {
     seq: i64,
-    kick: watch::Sender<Kick>,
-    closed: watch::Receiver<bool>,
+    mailbox: Arc<Mailbox>,
+    closed: tokio::sync::oneshot::Receiver<()>,
 }
 
-/// What a connection keeps of its registration: its number, the signal that tells it to
-/// close, and the signal it gives once it is fully gone from the router.
+/// What a connection keeps of its registration: its number, its inbox, and the signal it
+/// gives once it is gone.
 pub(crate) struct Registered {
     pub seq: i64,
-    pub kick: watch::Receiver<Kick>,
-    closed: watch::Sender<bool>,
-}
-
-/// The one thread that builds router links: `LinkBuilder::build` blocks until the router
-/// answers, so it runs here rather than on async workers or a pool of blocking threads
-/// (whose stacks a connection storm would multiply).
-#[derive(Clone)]
-struct Linker {
-    tx: std::sync::mpsc::Sender<(
-        String,
-        tokio::sync::oneshot::Sender<Result<LinkPair, String>>,
-    )>,
-}
-
-type LinkPair = (LinkTx, LinkRx);
-
-impl Linker {
-    fn start(router: rumqttd::Broker) -> std::io::Result<Linker> {
-        let (tx, rx) = std::sync::mpsc::channel::<(
-            String,
-            tokio::sync::oneshot::Sender<Result<LinkPair, String>>,
-        )>();
-        std::thread::Builder::new()
-            .name("mqtt-linker".into())
-            .spawn(move || {
-                for (client_id, reply) in rx {
-                    let _ = reply.send(router.link(&client_id).map_err(|e| e.to_string()));
-                }
-            })?;
-        Ok(Linker { tx })
-    }
-
-    async fn link(&self, client_id: &str) -> Result<LinkPair, String> {
-        let (reply, wait) = tokio::sync::oneshot::channel();
-        self.tx
-            .send((client_id.to_owned(), reply))
-            .map_err(|_| "the router linker stopped".to_owned())?;
-        wait.await
-            .map_err(|_| "the router linker stopped".to_owned())?
-    }
+    pub mailbox: Arc<Mailbox>,
+    closed: tokio::sync::oneshot::Sender<()>,
 }
 
 /// State shared by the accept loop and every connection.
 pub(crate) struct Shared {
-    linker: Linker,
+    inbound: OnceLock<Arc<dyn Inbound>>,
     presence: tokio::sync::mpsc::Sender<PresenceChange>,
-    feeder: Feeder,
     service: Service,
     config: BrokerConfig,
     metrics: Arc<BrokerMetrics>,
@@ -216,21 +254,29 @@ pub(crate) struct Shared {
 
 impl Shared {
     /// Registers a new connection of `device`, first closing an earlier one and waiting
-    /// until it is gone from the router.
+    /// until it is gone (its will published, its presence ended).
     async fn register(&self, device: &DeviceId) -> Registered {
         let seq = rand::random::<i64>() & i64::MAX;
-        let (kick, kick_rx) = watch::channel(Kick::Stay);
-        let (closed_tx, closed) = watch::channel(false);
+        let mailbox = Arc::new(Mailbox::default());
+        let (closed_tx, closed) = tokio::sync::oneshot::channel();
         let previous = self
             .registry
             .lock()
-            .map(|mut r| r.insert(device.clone(), Registration { seq, kick, closed }))
+            .map(|mut r| {
+                r.insert(
+                    device.clone(),
+                    Registration {
+                        seq,
+                        mailbox: mailbox.clone(),
+                        closed,
+                    },
+                )
+            })
             .ok()
             .flatten();
-        if let Some(mut old) = previous {
-            let _ = old.kick.send(Kick::Close);
-            let wait = old.closed.wait_for(|c| *c);
-            if tokio::time::timeout(Duration::from_secs(10), wait)
+        if let Some(old) = previous {
+            old.mailbox.kick(Kick::Close);
+            if tokio::time::timeout(Duration::from_secs(10), old.closed)
                 .await
                 .is_err()
             {
@@ -239,7 +285,7 @@ impl Shared {
         }
         Registered {
             seq,
-            kick: kick_rx,
+            mailbox,
             closed: closed_tx,
         }
     }
@@ -252,7 +298,12 @@ impl Shared {
                 r.remove(device);
             }
         }
-        let _ = registered.closed.send(true);
+        let _ = registered.closed.send(());
+    }
+
+    /// The dispatcher, once it is attached.
+    fn inbound(&self) -> Option<&Arc<dyn Inbound>> {
+        self.inbound.get()
     }
 }
 
@@ -264,7 +315,8 @@ pub struct Broker {
 }
 
 impl Broker {
-    /// Starts the router, the feeder and the accept loop on `listener`.
+    /// Starts the accept loop on `listener` (and on the TLS listener, if any). Chargers'
+    /// publishes are taken once [`Broker::attach`] has named where they go.
     pub fn start(
         listener: TcpListener,
         tls: Option<(TcpListener, tokio_rustls::TlsAcceptor)>,
@@ -272,32 +324,10 @@ impl Broker {
         config: BrokerConfig,
     ) -> std::io::Result<Broker> {
         let local_addr = listener.local_addr()?;
-        let router_config = rumqttd::RouterConfig {
-            max_connections: config.max_connections,
-            max_outgoing_packet_count: 200,
-            // Per subscribed filter: small logs for devices' RES filters, a large one for
-            // the dispatcher's REQ filter.
-            max_segment_size: 16 * 1024,
-            max_segment_count: 2,
-            custom_segment: Some(HashMap::from([(
-                charger_protocol::topic::REQUEST_FILTER.to_owned(),
-                rumqttd::SegmentConfig {
-                    max_segment_size: 64 * 1024 * 1024,
-                    max_segment_count: 4,
-                },
-            )])),
-            initialized_filters: None,
-            shared_subscriptions_strategy: Default::default(),
-        };
-        let router = rumqttd::Broker::new(rumqttd::Config {
-            router: router_config,
-            ..Default::default()
-        });
         let config_pending = config.max_pending_logins.max(1);
         let shared = Arc::new(Shared {
-            linker: Linker::start(router)?,
+            inbound: OnceLock::new(),
             presence: crate::devices::presence_writer(service.clone()),
-            feeder: Feeder::start()?,
             service,
             config,
             metrics: Arc::new(BrokerMetrics::default()),
@@ -311,6 +341,11 @@ impl Broker {
         Ok(Broker { shared, local_addr })
     }
 
+    /// Names where chargers' publishes go (once; a second call is ignored).
+    pub fn attach(&self, inbound: Arc<dyn Inbound>) {
+        let _ = self.shared.inbound.set(inbound);
+    }
+
     /// Where the broker listens.
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
@@ -320,19 +355,26 @@ impl Broker {
         &self.shared.metrics
     }
 
-    /// The feeder, through which in-process links send their packets.
-    pub fn feeder(&self) -> &Feeder {
-        &self.shared.feeder
-    }
-
-    /// An in-process link to the router (built on the linker thread). Its
-    /// `LinkTx` is returned for set-up calls (subscribe) before it is handed to the feeder.
-    pub async fn link(&self, client_id: &str) -> std::io::Result<(LinkTx, LinkRx)> {
-        self.shared
-            .linker
-            .link(client_id)
-            .await
-            .map_err(std::io::Error::other)
+    /// Queues a publish for `device`'s connection, which writes it if the device is
+    /// subscribed to `topic` (as a broker would). False when the device is not connected
+    /// here, or when `CHARGER_MQTT_MAX_INFLIGHT` answers already wait for it (dropped and
+    /// counted: a repeat of the request gets the kept answer).
+    pub fn deliver(&self, device: &DeviceId, topic: String, payload: Vec<u8>) -> bool {
+        let Some(mailbox) = self.mailbox(device) else {
+            return false;
+        };
+        let letter = Letter {
+            topic,
+            payload: payload.into(),
+        };
+        let posted = mailbox.post(letter, self.shared.config.max_inflight);
+        if !posted {
+            limit_hit_logged(
+                Limit::MqttInflight,
+                "answer dropped: the charger has CHARGER_MQTT_MAX_INFLIGHT answers unacknowledged and as many waiting",
+            );
+        }
+        posted
     }
 
     /// Closes the connection of `device`, if any (credentials revoked).
@@ -341,8 +383,8 @@ impl Broker {
     }
 
     /// Revokes the ACL of `device`'s connection at once (its owner changed): nothing more
-    /// it sends is forwarded; it receives the publish on `last_topic` (the answer to its
-    /// claim, which must be published after this call), then it is closed, so it can only
+    /// it sends is taken; it receives the publish on `last_topic` (the answer to its
+    /// claim, which must be delivered after this call), then it is closed, so it can only
     /// come back under its new owner. Without that publish it is closed after a grace time.
     pub fn revoke_after(&self, device: &DeviceId, last_topic: &str) -> bool {
         self.kick(device, Kick::CloseAfter(last_topic.to_owned()))
@@ -350,21 +392,23 @@ impl Broker {
 
     /// Whether `device` has a connection to this broker now.
     pub fn is_connected(&self, device: &DeviceId) -> bool {
+        self.mailbox(device).is_some()
+    }
+
+    fn mailbox(&self, device: &DeviceId) -> Option<Arc<Mailbox>> {
         self.shared
             .registry
             .lock()
-            .map(|r| r.contains_key(device))
-            .unwrap_or(false)
+            .ok()
+            .and_then(|r| r.get(device).map(|reg| reg.mailbox.clone()))
     }
 
     fn kick(&self, device: &DeviceId, kick: Kick) -> bool {
-        let kicked = self
-            .shared
-            .registry
-            .lock()
-            .ok()
-            .and_then(|r| r.get(device).map(|reg| reg.kick.send(kick).is_ok()));
-        kicked.unwrap_or(false)
+        let Some(mailbox) = self.mailbox(device) else {
+            return false;
+        };
+        mailbox.kick(kick);
+        true
     }
 
     /// Devices connected now.

@@ -2,8 +2,8 @@
 //! ([`crate::requests`]). Each parses a REQ's topic and envelope, answers what cannot be
 //! read (400, 413), hands the rest to the pipeline, and publishes what it gives back.
 //!
-//! - embedded (the default): an in-process consumer of the embedded broker's router that
-//!   takes every REQ (`+/req/+/+`);
+//! - embedded (the default): the embedded broker's connections hand it every REQ and
+//!   it hands the answers straight back to the charger's connection;
 //! - [`external`]: a client of Mosquitto or EMQX sharing the requests with other instances
 //!   (and, for Mosquitto, [`dynsec`]: the chargers' accounts provisioned by the server).
 //!
@@ -17,12 +17,9 @@ mod external;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use bytes::Bytes;
 use charger_protocol::{Direction, RequestEnvelope, ResponseEnvelope, Topic};
-use rumqttd::protocol::{Packet, Publish};
-use rumqttd::Notification;
 
-use crate::broker::{Broker, Feed, Feeder};
+use crate::broker::{Broker, Inbound};
 use crate::ids::DeviceId;
 use crate::requests::{
     endpoint_label, to_json, ChargerRequest, Outcome, Pipeline, Presence, Transport,
@@ -31,10 +28,8 @@ use crate::service::Service;
 
 pub use external::{start_external, ExternalConfig};
 
-/// The filter the dispatcher subscribes to: every device's requests.
+/// The filter of every device's requests.
 pub use charger_protocol::topic::REQUEST_FILTER;
-/// Client id of the dispatcher's router link ('.' keeps it apart from device ids).
-const DISPATCHER_ID: &str = "charger-server.dispatcher";
 
 /// Dispatcher limits.
 #[derive(Debug, Clone)]
@@ -48,35 +43,27 @@ pub struct DispatcherConfig {
 /// The diagnostic endpoint answered when [`DispatcherConfig::echo`] is on.
 pub const ECHO_ENDPOINT: &str = "echo";
 
-/// The embedded broker as the pipeline's transport: publishes through the dispatcher's
-/// router link, and holds the chargers' sockets.
+/// The embedded broker as the pipeline's transport: answers go straight to the
+/// charger's connection.
 struct Embedded {
     broker: Broker,
-    feeder: Feeder,
-    link: rumqttd::ConnectionId,
-}
-
-impl Embedded {
-    async fn publish(&self, topic: String, payload: Vec<u8>) {
-        let res = Publish::new(Bytes::from(topic), Bytes::from(payload), false);
-        self.feeder
-            .send(Feed::Packet(
-                self.link,
-                Box::new(Packet::Publish(res, None)),
-            ))
-            .await;
-    }
 }
 
 #[async_trait]
 impl Transport for Embedded {
     async fn deliver(&self, out: Outcome) {
+        let Some(device) = Topic::parse(&out.topic)
+            .ok()
+            .and_then(|t| DeviceId::parse(t.device).ok())
+        else {
+            return;
+        };
         if let Some(device) = &out.revoke {
             // Before the RES goes out: the connection closes once it has delivered it,
-            // and forwards nothing more meanwhile.
+            // and takes nothing more meanwhile.
             self.broker.revoke_after(device, &out.topic);
         }
-        self.publish(out.topic, out.payload).await;
+        self.broker.deliver(&device, out.topic, out.payload);
     }
 
     fn is_connected(&self, device: &DeviceId) -> Option<bool> {
@@ -88,56 +75,43 @@ impl Transport for Embedded {
     }
 }
 
-/// Starts the dispatcher on the embedded `broker`: the pipeline, fed by a router link.
+/// The dispatcher as the embedded broker's [`Inbound`]: every charger publish.
+struct Dispatcher {
+    config: DispatcherConfig,
+    service: Service,
+    pipeline: Pipeline,
+    transport: Arc<Embedded>,
+}
+
+#[async_trait]
+impl Inbound for Dispatcher {
+    async fn publish(&self, topic: &[u8], payload: &[u8]) {
+        let to = Handler {
+            config: &self.config,
+            service: &self.service,
+            pipeline: &self.pipeline,
+            transport: self.transport.as_ref(),
+        };
+        to.handle(topic, payload, Commands::AsRequests).await;
+    }
+}
+
+/// Starts the dispatcher on the embedded `broker`: the pipeline, fed by its connections.
 pub async fn start(
     broker: &Broker,
     service: Service,
     config: DispatcherConfig,
 ) -> std::io::Result<()> {
-    let (mut link_tx, mut link_rx) = broker.link(DISPATCHER_ID).await?;
-    let link = link_rx.id();
-    let link_tx = tokio::task::spawn_blocking(move || {
-        link_tx
-            .subscribe(REQUEST_FILTER)
-            .map(|_| link_tx)
-            .map_err(|e| std::io::Error::other(e.to_string()))
-    })
-    .await
-    .map_err(std::io::Error::other)??;
-    broker.feeder().send(Feed::Register(link, link_tx)).await;
     let transport = Arc::new(Embedded {
         broker: broker.clone(),
-        feeder: broker.feeder().clone(),
-        link,
     });
     let pipeline = Pipeline::start(service.clone(), transport.clone(), Presence::Socket);
-    tokio::spawn(async move {
-        loop {
-            let notification = match link_rx.next().await {
-                Ok(Some(n)) => n,
-                Ok(None) => continue,
-                Err(e) => {
-                    tracing::error!(error = %e, "dispatcher link closed");
-                    return;
-                }
-            };
-            match notification {
-                Notification::Forward(forward) => {
-                    let p = forward.publish;
-                    let to = Handler {
-                        config: &config,
-                        service: &service,
-                        pipeline: &pipeline,
-                        transport: transport.as_ref(),
-                    };
-                    to.handle(&p.topic, &p.payload, Commands::AsRequests).await;
-                }
-                // Unanswered, the router stops delivering after a batch.
-                Notification::Unschedule if link_rx.wake().await.is_err() => return,
-                _ => {}
-            }
-        }
-    });
+    broker.attach(Arc::new(Dispatcher {
+        config,
+        service,
+        pipeline,
+        transport,
+    }));
     Ok(())
 }
 
