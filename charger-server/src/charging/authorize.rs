@@ -60,13 +60,28 @@ impl Service {
         uid: &TagUid,
         now: DateTime<Utc>,
     ) -> Result<Tag> {
-        let Some(tag) = tx.tag(&charger.owner, uid).await? else {
-            self.note_unknown_tag(tx, &charger.id, &charger.owner, uid, now)
-                .await?;
-            tracing::info!(device = %charger.id, tag = %uid, "unknown tag refused");
-            return Err(Error::not_found("tag"));
-        };
-        Ok(tag)
+        match tx.tag(&charger.owner, uid).await? {
+            Some(tag) => Ok(tag),
+            None => Err(self.unknown_tag(tx, charger, uid, now).await),
+        }
+    }
+
+    /// Records a tag nobody of the charger's owner knows; the error to answer (404).
+    async fn unknown_tag(
+        &self,
+        tx: &mut dyn ChargerTx,
+        charger: &Charger,
+        uid: &TagUid,
+        now: DateTime<Utc>,
+    ) -> Error {
+        if let Err(e) = self
+            .note_unknown_tag(tx, &charger.id, &charger.owner, uid, now)
+            .await
+        {
+            return e;
+        }
+        tracing::info!(device = %charger.id, tag = %uid, "unknown tag refused");
+        Error::not_found("tag")
     }
 
     /// The live checks of a start: 404, 403 or 409, else the tag.
@@ -77,12 +92,13 @@ impl Service {
         uid: &TagUid,
         now: DateTime<Utc>,
     ) -> Result<Tag> {
-        let tag = self.known_tag(tx, charger, uid, now).await?;
+        let Some((tag, active)) = tx.tag_with_active_sessions(&charger.owner, uid).await? else {
+            return Err(self.unknown_tag(tx, charger, uid, now).await);
+        };
         usable(&tag, now)?;
         if !tag.devices.is_empty() && !tag.devices.contains(&charger.id) {
             return Err(not_allowed());
         }
-        let active = tx.active_sessions_of_tag(&charger.owner, uid).await?;
         if active >= tag.max_sessions {
             let message = if tag.max_sessions == 1 {
                 "the tag is already charging elsewhere".to_owned()

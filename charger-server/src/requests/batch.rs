@@ -31,7 +31,7 @@ use crate::charging::ENDPOINTS;
 use crate::error::Error;
 use crate::ids::DeviceId;
 use crate::service::Service;
-use crate::store::{Backend, ChargerTx, StoreError, StoredResult, UnknownTagNote};
+use crate::store::{Backend, ChargerTx, KeptResult, StoreError, StoredResult, UnknownTagNote};
 
 /// Most requests in one transaction.
 pub const MAX_BATCH: usize = 256;
@@ -247,19 +247,27 @@ async fn run_batch(service: &Service, work: &mut Vec<Work>) -> Vec<Done> {
         }
     };
     let mut done = Vec::with_capacity(count);
+    let mut kept = Vec::new();
     for item in work.drain(..) {
-        let result = match item {
-            Work::Run(job) => one(service, tx.as_mut(), job).await,
-            Work::Keep(kept) => keep(service, tx.as_mut(), kept).await,
-        };
-        match result {
-            Ok(Some(d)) => done.push(d),
-            Ok(None) => {}
-            Err(e) => {
-                crate::metrics::db_error();
-                tracing::error!(error = %e, requests = count, "batch failed; answered 503");
-                return unavailable(heads);
-            }
+        match item {
+            Work::Run(job) => match one(service, tx.as_mut(), job).await {
+                Ok(Some(d)) => done.push(d),
+                Ok(None) => {}
+                Err(e) => {
+                    crate::metrics::db_error();
+                    tracing::error!(error = %e, requests = count, "batch failed; answered 503");
+                    return unavailable(heads);
+                }
+            },
+            Work::Keep(k) => kept.push(k),
+        }
+    }
+    match keep(service, tx.as_mut(), kept).await {
+        Ok(answers) => done.extend(answers),
+        Err(e) => {
+            crate::metrics::db_error();
+            tracing::error!(error = %e, requests = count, "batch failed; answered 503");
+            return unavailable(heads);
         }
     }
     if let Err(e) = tx.commit().await {
@@ -337,13 +345,17 @@ impl Head {
     }
 }
 
-/// Keeps a read-path answer (a repeat that got there first wins).
+/// Keeps the read path's answers of one batch, in one statement (a repeat that got there
+/// first wins), with the unknown-tag sightings they held back.
 async fn keep(
     service: &Service,
     tx: &mut dyn ChargerTx,
-    kept: Kept,
-) -> Result<Option<Done>, StoreError> {
-    for n in &kept.notes {
+    kept: Vec<Kept>,
+) -> Result<Vec<Done>, StoreError> {
+    if kept.is_empty() {
+        return Ok(Vec::new());
+    }
+    for n in kept.iter().flat_map(|k| &k.notes) {
         let dropped = tx
             .note_unknown_tag(
                 &n.device,
@@ -355,17 +367,28 @@ async fn keep(
             .await?;
         crate::metrics::limit_add(crate::metrics::Limit::UnknownTags, dropped);
     }
-    let result = tx
-        .save_request_result(
-            &kept.device,
-            &kept.request_id,
-            &kept.endpoint,
-            &kept.result,
-            service.now(),
-        )
-        .await?
-        .unwrap_or(kept.result);
-    Ok(kept.seal.done(result.code, &result.body, None))
+    let (rows, seals): (Vec<KeptResult>, Vec<Sealer>) = kept
+        .into_iter()
+        .map(|k| {
+            let row = KeptResult {
+                device: k.device,
+                request_id: k.request_id,
+                endpoint: k.endpoint,
+                result: k.result,
+            };
+            (row, k.seal)
+        })
+        .unzip();
+    let saved = tx.save_request_results(&rows, service.now()).await?;
+    Ok(rows
+        .into_iter()
+        .zip(saved)
+        .zip(seals)
+        .filter_map(|((row, saved), seal)| {
+            let result = saved.unwrap_or(row.result);
+            seal.done(result.code, &result.body, None)
+        })
+        .collect())
 }
 
 /// Where a request stands after its checks and its handler.

@@ -182,6 +182,16 @@ pub trait Store: Send + Sync + 'static {
     async fn begin_read(&self) -> StoreResult<Box<dyn ChargerTx>>;
 }
 
+/// A request's result to keep: [`ChargerTx::save_request_results`].
+#[derive(Debug, Clone)]
+pub struct KeptResult {
+    pub device: DeviceId,
+    /// The request id's JSON text.
+    pub request_id: String,
+    pub endpoint: String,
+    pub result: StoredResult,
+}
+
 /// An unknown tag tapped on a charger, held back by a read-only [`ChargerTx`] for the
 /// writer to record.
 #[derive(Debug, Clone, PartialEq)]
@@ -231,6 +241,13 @@ pub trait ChargerTx: Send {
         result: &StoredResult,
         now: DateTime<Utc>,
     ) -> StoreResult<Option<StoredResult>>;
+    /// Keeps several requests' results in one statement (the answers the read path made
+    /// for one batch): for each, in order, None when it is now kept, else the one in force.
+    async fn save_request_results(
+        &mut self,
+        results: &[KeptResult],
+        now: DateTime<Utc>,
+    ) -> StoreResult<Vec<Option<StoredResult>>>;
     async fn set_device_boot(
         &mut self,
         id: &DeviceId,
@@ -247,6 +264,13 @@ pub trait ChargerTx: Send {
     ) -> StoreResult<()>;
     /// A tag of `owner`: a charger sees only its owner's tags.
     async fn tag(&mut self, owner: &OwnerId, uid: &TagUid) -> StoreResult<Option<Tag>>;
+    /// A tag of `owner` with its active sessions (another owner's sessions never count):
+    /// one query for both, the hot path of `authorize`.
+    async fn tag_with_active_sessions(
+        &mut self,
+        owner: &OwnerId,
+        uid: &TagUid,
+    ) -> StoreResult<Option<(Tag, i64)>>;
     /// Inserts a tag (enrollment): bumps its owner's list version, clears a tombstone and
     /// the uid's unknown-tag records of that owner.
     async fn insert_tag(&mut self, tag: &Tag) -> StoreResult<()>;
@@ -260,8 +284,6 @@ pub trait ChargerTx: Send {
         now: DateTime<Utc>,
         keep: usize,
     ) -> StoreResult<u64>;
-    /// Active sessions of `owner`'s tag `uid` (another owner's sessions never count).
-    async fn active_sessions_of_tag(&mut self, owner: &OwnerId, uid: &TagUid) -> StoreResult<i64>;
     /// The active session on a connector, if any.
     async fn active_session_on(
         &mut self,

@@ -17,7 +17,8 @@ use crate::charging::{
 };
 use crate::ids::{DeviceId, OwnerId, TagUid, TariffId};
 use crate::store::{
-    from_millis, to_millis, ChargerTx, StoreError, StoreResult, StoredResult, UnknownTagNote,
+    from_millis, to_millis, ChargerTx, KeptResult, StoreError, StoreResult, StoredResult,
+    UnknownTagNote,
 };
 use crate::tags::Tag;
 
@@ -306,6 +307,64 @@ impl ChargerTx for SqlTx {
             .ok_or_else(|| corrupt("request log", "a conflicting answer vanished"))
     }
 
+    async fn save_request_results(
+        &mut self,
+        results: &[KeptResult],
+        now: DateTime<Utc>,
+    ) -> StoreResult<Vec<Option<StoredResult>>> {
+        // Rows per statement: 6 parameters each, well under SQLite's limit.
+        const CHUNK: usize = 128;
+        let mut inserted = std::collections::HashSet::new();
+        for chunk in results.chunks(CHUNK) {
+            let values = (0..chunk.len())
+                .map(|i| {
+                    let p = i * 6;
+                    format!(
+                        "(${}, ${}, ${}, ${}, ${}, ${})",
+                        p + 1,
+                        p + 2,
+                        p + 3,
+                        p + 4,
+                        p + 5,
+                        p + 6
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join(", ");
+            let sql = format!(
+                "INSERT INTO mqtt_requests (device_id, request_id, endpoint, code, body, created_at)
+                 VALUES {values}
+                 ON CONFLICT (device_id, request_id) DO NOTHING
+                 RETURNING device_id, request_id"
+            );
+            let mut query = sqlx::query_as::<_, (String, String)>(&sql);
+            for r in chunk {
+                query = query
+                    .bind(r.device.as_str())
+                    .bind(r.request_id.as_str())
+                    .bind(r.endpoint.as_str())
+                    .bind(i64::from(r.result.code))
+                    .bind(r.result.body.as_str())
+                    .bind(to_millis(now));
+            }
+            inserted.extend(query.fetch_all(self.w()?).await?);
+        }
+        let mut out = Vec::with_capacity(results.len());
+        for r in results {
+            // A key inserted once answers its first request; a repeat in the same batch,
+            // or a request another instance answered first, gets the kept one.
+            if inserted.remove(&(r.device.as_str().to_owned(), r.request_id.clone())) {
+                out.push(None);
+                continue;
+            }
+            let kept = self.request_result(&r.device, &r.request_id).await?;
+            let kept =
+                kept.ok_or_else(|| corrupt("request log", "a conflicting answer vanished"))?;
+            out.push(Some(kept));
+        }
+        Ok(out)
+    }
+
     async fn set_device_boot(
         &mut self,
         id: &DeviceId,
@@ -341,6 +400,44 @@ impl ChargerTx for SqlTx {
         .execute(self.w()?)
         .await?;
         Ok(())
+    }
+
+    async fn tag_with_active_sessions(
+        &mut self,
+        owner: &OwnerId,
+        uid: &TagUid,
+    ) -> StoreResult<Option<(Tag, i64)>> {
+        // One row per charger the tag is limited to (one with NULL when it is not).
+        #[derive(FromRow)]
+        struct Row {
+            #[sqlx(flatten)]
+            tag: TagRow,
+            device_id: Option<String>,
+            active: i64,
+        }
+        let rows: Vec<Row> = sqlx::query_as(&format!(
+            "SELECT t.*, td.device_id,
+                    (SELECT COUNT(*) FROM sessions s
+                     WHERE s.owner_id = $1 AND s.tag_uid = $2 AND s.status = 'active') AS active
+             FROM (SELECT {TAG_COLUMNS} FROM tags WHERE owner_id = $1 AND uid = $2) t
+             LEFT JOIN tag_devices td ON td.owner_id = $1 AND td.uid = $2
+             ORDER BY td.device_id"
+        ))
+        .bind(owner.as_str())
+        .bind(uid.as_str())
+        .fetch_all(self.c())
+        .await?;
+        let mut rows = rows.into_iter();
+        let Some(first) = rows.next() else {
+            return Ok(None);
+        };
+        let devices = first
+            .device_id
+            .into_iter()
+            .chain(rows.filter_map(|r| r.device_id))
+            .map(|d| DeviceId::parse(&d).map_err(|e| corrupt("device id", e)))
+            .collect::<StoreResult<Vec<_>>>()?;
+        Ok(Some((first.tag.into_tag(devices)?, first.active)))
     }
 
     async fn tag(&mut self, owner: &OwnerId, uid: &TagUid) -> StoreResult<Option<Tag>> {
@@ -411,17 +508,6 @@ impl ChargerTx for SqlTx {
         .execute(self.w()?)
         .await?;
         Ok(dropped.rows_affected())
-    }
-
-    async fn active_sessions_of_tag(&mut self, owner: &OwnerId, uid: &TagUid) -> StoreResult<i64> {
-        Ok(sqlx::query_scalar(
-            "SELECT COUNT(*) FROM sessions
-             WHERE owner_id = $1 AND tag_uid = $2 AND status = 'active'",
-        )
-        .bind(owner.as_str())
-        .bind(uid.as_str())
-        .fetch_one(self.c())
-        .await?)
     }
 
     async fn active_session_on(
