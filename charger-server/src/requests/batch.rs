@@ -193,8 +193,9 @@ async fn publish(service: &Service, transport: &Arc<dyn Transport>, d: Done) {
 /// Starts the writer tasks and the read path.
 pub(super) fn start(service: Service, transport: Arc<dyn Transport>) -> Writers {
     let (count, readers) = match service.store().backend() {
-        // The pool has 8 connections: one for the writer, some for REST.
-        Backend::Sqlite => (1, 5),
+        // The pool has 16 connections: one for the writer, six readers, the rest for
+        // REST. More readers only add threads contending for the CPU (docs/benchmarks.md).
+        Backend::Sqlite => (1, 6),
         Backend::Postgres => (4, 8),
     };
     let queues = (0..count)

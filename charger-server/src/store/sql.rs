@@ -120,10 +120,14 @@ pub async fn connect(url: &str) -> Result<SqlStore, ConnectError> {
     sqlx::any::install_default_drivers();
     let pool = AnyPoolOptions::new()
         .max_connections(match backend {
-            Backend::Sqlite => 8,
+            Backend::Sqlite => 16,
             Backend::Postgres => 16,
         })
         .acquire_timeout(Duration::from_secs(10))
+        // No ping before each use of a pooled connection: a file does not go away, and on
+        // Postgres a dead connection fails its statement (503) and is dropped anyway. The
+        // ping was one more round trip on every request's path.
+        .test_before_acquire(false)
         .after_connect(move |conn, _meta| {
             Box::pin(async move {
                 if backend == Backend::Sqlite {
@@ -132,13 +136,13 @@ pub async fn connect(url: &str) -> Result<SqlStore, ConnectError> {
                     conn.execute("PRAGMA synchronous = FULL").await?;
                     conn.execute("PRAGMA foreign_keys = ON").await?;
                     conn.execute("PRAGMA busy_timeout = 10000").await?;
-                    // Reports read 100,000s of rows: sorts in memory, not temp files, a
-                    // 16 MiB page cache, and the file memory-mapped (up to 1 GiB of
-                    // address space, shared by all connections through the OS page cache)
-                    // instead of one read() per page.
+                    // Reports read 100,000s of rows: sorts in memory, not temp files, and
+                    // a 16 MiB page cache. The file is not memory-mapped: as the database
+                    // grows, every connection remaps it, and the unmapping (with its TLB
+                    // shootdowns on every CPU) cost the request path a quarter of its
+                    // throughput (docs/benchmarks.md).
                     conn.execute("PRAGMA temp_store = MEMORY").await?;
                     conn.execute("PRAGMA cache_size = -16384").await?;
-                    conn.execute("PRAGMA mmap_size = 1073741824").await?;
                 }
                 Ok(())
             })
