@@ -269,6 +269,11 @@ impl std::ops::Deref for Instance {
 }
 
 impl Instance {
+    /// The process id (a benchmark reads its resident memory).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// SIGKILL: no shutdown, nothing flushed.
     pub fn kill(&mut self) {
         let _ = self.child.kill();

@@ -314,7 +314,7 @@ impl ChargerTx for SqlTx {
     ) -> StoreResult<Vec<Option<StoredResult>>> {
         // Rows per statement: 6 parameters each, well under SQLite's limit.
         const CHUNK: usize = 128;
-        let mut inserted = std::collections::HashSet::new();
+        let mut out = Vec::with_capacity(results.len());
         for chunk in results.chunks(CHUNK) {
             let values = (0..chunk.len())
                 .map(|i| {
@@ -334,10 +334,9 @@ impl ChargerTx for SqlTx {
             let sql = format!(
                 "INSERT INTO mqtt_requests (device_id, request_id, endpoint, code, body, created_at)
                  VALUES {values}
-                 ON CONFLICT (device_id, request_id) DO NOTHING
-                 RETURNING device_id, request_id"
+                 ON CONFLICT (device_id, request_id) DO NOTHING"
             );
-            let mut query = sqlx::query_as::<_, (String, String)>(&sql);
+            let mut query = sqlx::query(&sql);
             for r in chunk {
                 query = query
                     .bind(r.device.as_str())
@@ -347,20 +346,24 @@ impl ChargerTx for SqlTx {
                     .bind(r.result.body.as_str())
                     .bind(to_millis(now));
             }
-            inserted.extend(query.fetch_all(self.w()?).await?);
-        }
-        let mut out = Vec::with_capacity(results.len());
-        for r in results {
-            // A key inserted once answers its first request; a repeat in the same batch,
-            // or a request another instance answered first, gets the kept one.
-            if inserted.remove(&(r.device.as_str().to_owned(), r.request_id.clone())) {
-                out.push(None);
+            // Every row new (the rule): one statement. Otherwise (a repeat in the same
+            // batch, or a request another instance answered first) it is undone and each
+            // row is kept on its own, learning which answer is in force.
+            self.exec("SAVEPOINT kept").await?;
+            let inserted = query.execute(self.w()?).await?.rows_affected();
+            if usize::try_from(inserted).is_ok_and(|n| n == chunk.len()) {
+                self.exec("RELEASE SAVEPOINT kept").await?;
+                out.extend(chunk.iter().map(|_| None));
                 continue;
             }
-            let kept = self.request_result(&r.device, &r.request_id).await?;
-            let kept =
-                kept.ok_or_else(|| corrupt("request log", "a conflicting answer vanished"))?;
-            out.push(Some(kept));
+            self.exec("ROLLBACK TO SAVEPOINT kept").await?;
+            self.exec("RELEASE SAVEPOINT kept").await?;
+            for r in chunk {
+                let kept = self
+                    .save_request_result(&r.device, &r.request_id, &r.endpoint, &r.result, now)
+                    .await?;
+                out.push(kept);
+            }
         }
         Ok(out)
     }
