@@ -41,6 +41,7 @@ const QUEUE: usize = 16_384;
 pub const READ_ENDPOINTS: &[&str] = &["authorize"];
 
 /// What a writer does with one queued item.
+#[derive(Clone)]
 enum Work {
     /// Runs the request in the batch's transaction.
     Run(Job),
@@ -49,6 +50,7 @@ enum Work {
 }
 
 /// An answer made on the read path, to keep before it is published.
+#[derive(Clone)]
 struct Kept {
     device: DeviceId,
     request_id: String,
@@ -59,6 +61,7 @@ struct Kept {
 }
 
 /// What sealing an answer needs.
+#[derive(Clone)]
 struct Sealer {
     key: DeviceKey,
     id: RequestId,
@@ -234,49 +237,84 @@ struct Done {
 /// Runs `work` (drained) in one transaction; returns what to publish. When the database
 /// fails (unreachable, the commit refused) nothing is kept and every request is answered
 /// 503 with empty `data`: the chargers retry with the same ids.
+///
+/// The batch first runs without savepoints (two statements fewer per request). Should a
+/// request need its own rollback (it failed with a 5xx, or another instance kept an answer
+/// to it first), the whole transaction is rolled back and the batch runs again, each
+/// request in a savepoint.
 async fn run_batch(service: &Service, work: &mut Vec<Work>) -> Vec<Done> {
     let count = work.len();
     let heads: Vec<Head> = work.iter().map(Head::of).collect();
-    let unavailable = |heads: Vec<Head>| heads.into_iter().map(Head::unavailable).collect();
-    let mut tx = match service.store().begin().await {
-        Ok(tx) => tx,
-        Err(e) => {
+    let items = std::mem::take(work);
+    let retry = items
+        .iter()
+        .any(|w| matches!(w, Work::Run(_)))
+        .then(|| items.clone());
+    let mut outcome = attempt(service, items, Savepoints::Off).await;
+    if let (Err(Failure::Rollback), Some(items)) = (&outcome, retry) {
+        outcome = attempt(service, items, Savepoints::On).await;
+    }
+    match outcome {
+        Ok(done) => done,
+        Err(failure) => {
             crate::metrics::db_error();
-            tracing::error!(error = %e, requests = count, "cannot open a transaction; answered 503");
-            work.clear();
-            return unavailable(heads);
-        }
-    };
-    let mut done = Vec::with_capacity(count);
-    let mut kept = Vec::new();
-    for item in work.drain(..) {
-        match item {
-            Work::Run(job) => match one(service, tx.as_mut(), job).await {
-                Ok(Some(d)) => done.push(d),
-                Ok(None) => {}
-                Err(e) => {
-                    crate::metrics::db_error();
-                    tracing::error!(error = %e, requests = count, "batch failed; answered 503");
-                    return unavailable(heads);
+            match failure {
+                Failure::Store(what, e) => {
+                    tracing::error!(error = %e, requests = count, "{what}; answered 503");
                 }
-            },
+                Failure::Rollback => {
+                    tracing::error!(
+                        requests = count,
+                        "a request could not be undone; answered 503"
+                    );
+                }
+            }
+            heads.into_iter().map(Head::unavailable).collect()
+        }
+    }
+}
+
+/// Whether each request of a batch runs in a savepoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Savepoints {
+    Off,
+    On,
+}
+
+/// Why a batch's transaction did not commit.
+enum Failure {
+    /// The database failed (what was being done, and the error).
+    Store(&'static str, StoreError),
+    /// A request needs its own rollback, and the batch ran without savepoints.
+    Rollback,
+}
+
+/// One try at a batch: its transaction, its requests, the read path's answers, the commit.
+async fn attempt(
+    service: &Service,
+    items: Vec<Work>,
+    savepoints: Savepoints,
+) -> Result<Vec<Done>, Failure> {
+    let store = |what| move |e| Failure::Store(what, e);
+    let mut tx = service
+        .store()
+        .begin()
+        .await
+        .map_err(store("cannot open a transaction"))?;
+    let mut done = Vec::with_capacity(items.len());
+    let mut kept = Vec::new();
+    for item in items {
+        match item {
+            Work::Run(job) => done.extend(one(service, tx.as_mut(), job, savepoints).await?),
             Work::Keep(k) => kept.push(k),
         }
     }
-    match keep(service, tx.as_mut(), kept).await {
-        Ok(answers) => done.extend(answers),
-        Err(e) => {
-            crate::metrics::db_error();
-            tracing::error!(error = %e, requests = count, "batch failed; answered 503");
-            return unavailable(heads);
-        }
-    }
-    if let Err(e) = tx.commit().await {
-        crate::metrics::db_error();
-        tracing::error!(error = %e, requests = count, "batch commit failed; answered 503");
-        return unavailable(heads);
-    }
-    done
+    let answers = keep(service, tx.as_mut(), kept)
+        .await
+        .map_err(store("batch failed"))?;
+    done.extend(answers);
+    tx.commit().await.map_err(store("batch commit failed"))?;
+    Ok(done)
 }
 
 /// An answer without sealed data, ready to publish.
@@ -506,20 +544,26 @@ async fn read(service: &Service, job: Job) -> Result<Step, StoreError> {
     answer(service, conn.as_mut(), job).await
 }
 
-/// One request inside its savepoint. A store error here fails the batch.
+/// One request (inside its savepoint, when the batch has them). A store error here fails
+/// the batch.
 async fn one(
     service: &Service,
     tx: &mut dyn ChargerTx,
     job: Job,
-) -> Result<Option<Done>, StoreError> {
-    tx.savepoint().await?;
-    let c = match answer(service, tx, job).await? {
+    savepoints: Savepoints,
+) -> Result<Option<Done>, Failure> {
+    let store = |e| Failure::Store("batch failed", e);
+    let on = savepoints == Savepoints::On;
+    if on {
+        tx.savepoint().await.map_err(store)?;
+    }
+    let c = match answer(service, tx, job).await.map_err(store)? {
         Step::Drop => {
-            tx.release_savepoint().await?;
+            release(tx, on).await?;
             return Ok(None);
         }
         Step::Answer(d) => {
-            tx.release_savepoint().await?;
+            release(tx, on).await?;
             return Ok(Some(d));
         }
         Step::Computed(c) => c,
@@ -527,26 +571,43 @@ async fn one(
     let body = c.body.to_string();
     if c.code >= 500 {
         // Undone and not kept: the charger may retry and succeed.
-        tx.rollback_to_savepoint().await?;
+        if !on {
+            return Err(Failure::Rollback);
+        }
+        tx.rollback_to_savepoint().await.map_err(store)?;
         return Ok(c.seal.done(c.code, &body, None));
     }
     let fresh = StoredResult { code: c.code, body };
     let saved = tx
         .save_request_result(&c.device, &c.request_id, &c.endpoint, &fresh, service.now())
-        .await?;
+        .await
+        .map_err(store)?;
     match saved {
         None => {
-            tx.release_savepoint().await?;
+            release(tx, on).await?;
             let revoke = c.claimed.then(|| c.device.clone());
             Ok(c.seal.done(fresh.code, &fresh.body, revoke))
         }
         Some(kept) => {
             // Another instance answered the same request first: its answer stands, and
             // what this run changed is undone.
-            tx.rollback_to_savepoint().await?;
+            if !on {
+                return Err(Failure::Rollback);
+            }
+            tx.rollback_to_savepoint().await.map_err(store)?;
             Ok(c.seal.done(kept.code, &kept.body, None))
         }
     }
+}
+
+/// Releases a request's savepoint, if it has one.
+async fn release(tx: &mut dyn ChargerTx, savepoint: bool) -> Result<(), Failure> {
+    if savepoint {
+        tx.release_savepoint()
+            .await
+            .map_err(|e| Failure::Store("batch failed", e))?;
+    }
+    Ok(())
 }
 
 /// Maps a domain error to a RES code and error body (5xx opaque, logged).

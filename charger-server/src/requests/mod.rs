@@ -28,6 +28,7 @@ pub use batch::{endpoint_label, error_body, to_json, MAX_BATCH, READ_ENDPOINTS};
 pub use commands::{Commander, COMMAND_ID_PREFIX};
 
 /// A request that passed the envelope checks (parsed, within the size limit).
+#[derive(Clone)]
 pub struct ChargerRequest {
     pub device: DeviceId,
     /// When the transport received it (for the latency histogram).
