@@ -4,10 +4,11 @@
 //!
 //! - [`config`]: every setting as a flag and an environment variable.
 //! - [`app`]: start-up; opens the secret and the database, binds the listeners, serves.
-//! - [`broker`]: the embedded MQTT broker: rumqttd's router behind our own front-end,
-//!   which authenticates every charger and enforces the topic ACL.
-//! - [`mqtt`]: the MQTT edge of the charger API: the transports (the embedded broker's
-//!   router link, or a client of an external broker) that parse, queue, seal and publish.
+//! - [`broker`]: the embedded MQTT broker: our own connections (on rumqttd's codecs),
+//!   which authenticate every charger, enforce the topic ACL, hand requests to the
+//!   dispatcher and write its answers back.
+//! - [`mqtt`]: the MQTT edge of the charger API: the transports (the embedded broker, or
+//!   a client of an external broker) that parse, queue, seal and publish.
 //! - [`requests`]: the charger request service (group commit, key check, kept answers,
 //!   commands), the one home of the request path, behind a transport trait.
 //! - [`api`]: the REST edge (axum), and [`console`], the web console on the same listener.

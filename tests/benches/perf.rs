@@ -91,6 +91,7 @@ fn main() {
     let rows = runtime.block_on(async {
         let mut rows = Vec::new();
         let dir = TempDir::new();
+        rows.push(fsync_row(&dir));
         sqlite(&dir, &mut rows).await;
         victim_row(&dir, &mut rows).await;
         postgres(&dir, &mut rows).await;
@@ -193,6 +194,46 @@ async fn sqlite(dir: &TempDir, rows: &mut Vec<Row>) {
         ">= 1.0",
         Some(r >= 1.0),
     ));
+}
+
+/// What one durable commit waits for at least: this disk's fsync, p50 and p99 of 2,000
+/// appends of 4 KiB to a file in the benchmark's directory, each followed by `fdatasync`
+/// (what SQLite's WAL does at a commit with `synchronous=FULL`). Not a target: the
+/// floor under the durable path's latency.
+fn fsync_row(dir: &TempDir) -> Row {
+    use std::io::Write as _;
+    let path = dir.0.join("fsync-probe");
+    let mut file = std::fs::File::create(&path).expect("probe file");
+    let block = [0x5au8; 4096];
+    let mut took = Vec::with_capacity(2000);
+    let started = Instant::now();
+    for _ in 0..2000 {
+        if started.elapsed() > Duration::from_secs(30) {
+            break;
+        }
+        let t = Instant::now();
+        file.write_all(&block).expect("write");
+        file.sync_data().expect("fdatasync");
+        took.push(t.elapsed().as_micros() as u64);
+    }
+    drop(file);
+    let _ = std::fs::remove_file(&path);
+    took.sort_unstable();
+    let at = |p: f64| {
+        took.get(((took.len().max(1) - 1) as f64 * p).round() as usize)
+            .copied()
+    };
+    let (p50, p99) = (at(0.5).unwrap_or(0), at(0.99).unwrap_or(0));
+    println!(
+        "fsync probe: {} appends, p50 {p50} us, p99 {p99} us",
+        took.len()
+    );
+    row(
+        "this disk: 4 KiB append + fdatasync, p50 / p99 (the floor of a commit)",
+        format!("{p50} us / {p99} us"),
+        "",
+        None,
+    )
 }
 
 /// The rows of one configuration's load figures.

@@ -130,6 +130,8 @@ pub struct TestApp {
     pub rest: Rest,
     pub dir: TempDir,
     pub db: Db,
+    /// The server's database, for a test that must reach behind the API.
+    pub database_url: String,
 }
 
 /// A REST client of one server.
@@ -164,7 +166,7 @@ pub async fn spawn_app_with(db: Db, adjust: impl FnOnce(&mut Config)) -> Option<
     let url = fresh_database(db, &dir).await?;
     let mut config = Config::for_tests(dir.0.clone());
     adjust(&mut config);
-    config.database_url = Some(Secret::new(url));
+    config.database_url = Some(Secret::new(url.clone()));
     config.admin_token = Some(Secret::new(ADMIN_TOKEN));
     let app = App::start(config).await.expect("server starts");
     let base = format!("http://{}", app.http_addr);
@@ -176,7 +178,25 @@ pub async fn spawn_app_with(db: Db, adjust: impl FnOnce(&mut Config)) -> Option<
         },
         dir,
         db,
+        database_url: url,
     })
+}
+
+impl TestApp {
+    /// Runs one SQL statement on the server's database behind its back (to break a row
+    /// the API would never store); returns the rows it changed.
+    pub async fn sql(&self, statement: &str) -> u64 {
+        use sqlx::Connection as _;
+        sqlx::any::install_default_drivers();
+        let mut conn = sqlx::AnyConnection::connect(&self.database_url)
+            .await
+            .expect("connect to the test database");
+        sqlx::query(statement)
+            .execute(&mut conn)
+            .await
+            .expect(statement)
+            .rows_affected()
+    }
 }
 
 /// A throwaway CA and a server certificate for 127.0.0.1 and localhost signed by it,

@@ -22,6 +22,7 @@ on_both_databases!(spawn_app_on =>
     session_errors_are_precise_and_change_nothing,
     a_repeated_session_start_id_never_makes_a_second_session,
     a_repeated_authorize_id_gets_the_kept_answer_even_after_the_tag_changed,
+    a_request_answered_with_a_5xx_changes_nothing_and_its_repeat_is_answered_afresh,
     an_installer_card_enrolls_new_tags_at_the_charger,
     the_local_list_comes_as_deltas_since_the_chargers_version,
     remote_stop_and_start_are_answered_by_the_charger,
@@ -513,6 +514,32 @@ async fn a_repeated_session_start_id_never_makes_a_second_session(app: TestApp) 
         .call("session-start", start("04A1B2C3", 2, 0, Utc::now()))
         .await;
     assert_eq!(code, 409);
+}
+
+async fn a_request_answered_with_a_5xx_changes_nothing_and_its_repeat_is_answered_afresh(
+    app: TestApp,
+) {
+    let b = &fleet(&app, 1).await[0];
+    let mut c = Charger::connect(&app, b).await;
+    // A stored price no tariff could have: reading it is an internal error.
+    let broken = app
+        .sql("UPDATE tariffs SET energy_per_kwh = 'not a price' WHERE id = 'standard'")
+        .await;
+    assert_eq!(broken, 1);
+    let data = start("04A1B2C3", 1, 0, Utc::now());
+    let (code, body) = c
+        .call_with_id(json!("s-5xx"), "session-start", data.clone())
+        .await;
+    assert_eq!(code, 500, "{body}");
+    assert_eq!(body["error"], "internal", "{body}");
+    // Nothing of it stayed: no session, the connector is free.
+    let sessions = app.get("/api/v1/sessions", ADMIN_TOKEN).await;
+    assert_eq!(sessions.body["sessions"], json!([]), "{:?}", sessions.body);
+    app.sql("UPDATE tariffs SET energy_per_kwh = '0.30' WHERE id = 'standard'")
+        .await;
+    // The same id again: the 500 was not kept, so the start happens now.
+    let (code, body) = c.call_with_id(json!("s-5xx"), "session-start", data).await;
+    assert_eq!(code, 201, "{body}");
 }
 
 async fn a_repeated_authorize_id_gets_the_kept_answer_even_after_the_tag_changed(app: TestApp) {

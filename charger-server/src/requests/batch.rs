@@ -7,7 +7,7 @@
 //! has returned: an answered request is durable (SQLite `synchronous=FULL`). One commit
 //! (one fsync) serves the whole batch.
 //!
-//! A device's requests always go to the same writer, in the order the router delivered
+//! A device's requests always go to the same writer, in the order the transport delivered
 //! them, so an offline charger's replay (start, values, stop) is applied in order. SQLite
 //! has one writer (it has one write lock anyway); Postgres has several.
 //!
@@ -35,7 +35,8 @@ use crate::store::{Backend, ChargerTx, KeptResult, StoreError, StoredResult, Unk
 
 /// Most requests in one transaction.
 pub const MAX_BATCH: usize = 256;
-/// Requests waiting per writer before the dispatcher waits (back-pressure on the router).
+/// Requests waiting per writer before the dispatcher waits (back-pressure on the chargers'
+/// connections).
 const QUEUE: usize = 16_384;
 /// Endpoints answered on the read path.
 pub const READ_ENDPOINTS: &[&str] = &["authorize"];
@@ -238,10 +239,12 @@ struct Done {
 /// fails (unreachable, the commit refused) nothing is kept and every request is answered
 /// 503 with empty `data`: the chargers retry with the same ids.
 ///
-/// The batch first runs without savepoints (two statements fewer per request). Should a
-/// request need its own rollback (it failed with a 5xx, or another instance kept an answer
-/// to it first), the whole transaction is rolled back and the batch runs again, each
-/// request in a savepoint.
+/// The batch first runs without savepoints, its answers kept together in one insert at
+/// the end (three statements fewer per request: the savepoint, its release, the insert of
+/// its answer). Should a request need its own rollback (it failed with a 5xx, another
+/// instance kept an answer to it first, or it is repeated within the batch), the whole
+/// transaction is rolled back and the batch runs again, each request in a savepoint with
+/// its answer kept at once.
 async fn run_batch(service: &Service, work: &mut Vec<Work>) -> Vec<Done> {
     let count = work.len();
     let heads: Vec<Head> = work.iter().map(Head::of).collect();
@@ -301,20 +304,70 @@ async fn attempt(
         .begin()
         .await
         .map_err(store("cannot open a transaction"))?;
-    let mut done = Vec::with_capacity(items.len());
+    let mut answered = Vec::with_capacity(items.len());
     let mut kept = Vec::new();
+    // Without savepoints, answers are kept together at the end: a request repeated within
+    // the batch would not see its first answer, so it sends the batch to the savepoints.
+    let mut ids = std::collections::HashSet::new();
     for item in items {
         match item {
-            Work::Run(job) => done.extend(one(service, tx.as_mut(), job, savepoints).await?),
+            Work::Run(job) => {
+                let id = (job.device.clone(), job.envelope.id.json_text());
+                if savepoints == Savepoints::Off && !ids.insert(id) {
+                    return Err(Failure::Rollback);
+                }
+                answered.extend(one(service, tx.as_mut(), job, savepoints).await?);
+            }
             Work::Keep(k) => kept.push(k),
         }
     }
+    let rows: Vec<KeptResult> = answered
+        .iter()
+        .filter_map(|a| match a {
+            Answered::Unkept(u) => Some(u.row.clone()),
+            Answered::Ready(_) => None,
+        })
+        .collect();
+    if !rows.is_empty() {
+        let saved = tx
+            .save_request_results(&rows, service.now())
+            .await
+            .map_err(store("batch failed"))?;
+        if saved.iter().any(Option::is_some) {
+            // Another instance kept an answer to one of them first.
+            return Err(Failure::Rollback);
+        }
+    }
+    let mut done: Vec<Done> = answered
+        .into_iter()
+        .filter_map(|a| match a {
+            Answered::Ready(d) => Some(d),
+            Answered::Unkept(u) => {
+                let result = &u.row.result;
+                u.seal.done(result.code, &result.body, u.revoke)
+            }
+        })
+        .collect();
     let answers = keep(service, tx.as_mut(), kept)
         .await
         .map_err(store("batch failed"))?;
     done.extend(answers);
     tx.commit().await.map_err(store("batch commit failed"))?;
     Ok(done)
+}
+
+/// A request's answer within its batch.
+enum Answered {
+    /// Kept already (or not to be kept): ready to publish after the commit.
+    Ready(Done),
+    /// To keep with the batch's other answers (a batch without savepoints).
+    Unkept(Unkept),
+}
+
+struct Unkept {
+    row: KeptResult,
+    seal: Sealer,
+    revoke: Option<DeviceId>,
 }
 
 /// An answer without sealed data, ready to publish.
@@ -544,14 +597,15 @@ async fn read(service: &Service, job: Job) -> Result<Step, StoreError> {
     answer(service, conn.as_mut(), job).await
 }
 
-/// One request (inside its savepoint, when the batch has them). A store error here fails
-/// the batch.
+/// One request. In a batch with savepoints: inside its own, its answer kept. Without:
+/// its answer is returned unkept, for the batch to keep with the others. A store error
+/// here fails the batch.
 async fn one(
     service: &Service,
     tx: &mut dyn ChargerTx,
     job: Job,
     savepoints: Savepoints,
-) -> Result<Option<Done>, Failure> {
+) -> Result<Option<Answered>, Failure> {
     let store = |e| Failure::Store("batch failed", e);
     let on = savepoints == Savepoints::On;
     if on {
@@ -564,7 +618,7 @@ async fn one(
         }
         Step::Answer(d) => {
             release(tx, on).await?;
-            return Ok(Some(d));
+            return Ok(Some(Answered::Ready(d)));
         }
         Step::Computed(c) => c,
     };
@@ -575,9 +629,20 @@ async fn one(
             return Err(Failure::Rollback);
         }
         tx.rollback_to_savepoint().await.map_err(store)?;
-        return Ok(c.seal.done(c.code, &body, None));
+        return Ok(c.seal.done(c.code, &body, None).map(Answered::Ready));
     }
     let fresh = StoredResult { code: c.code, body };
+    let revoke = c.claimed.then(|| c.device.clone());
+    if !on {
+        let row = KeptResult {
+            device: c.device,
+            request_id: c.request_id,
+            endpoint: c.endpoint,
+            result: fresh,
+        };
+        let seal = c.seal;
+        return Ok(Some(Answered::Unkept(Unkept { row, seal, revoke })));
+    }
     let saved = tx
         .save_request_result(&c.device, &c.request_id, &c.endpoint, &fresh, service.now())
         .await
@@ -585,17 +650,17 @@ async fn one(
     match saved {
         None => {
             release(tx, on).await?;
-            let revoke = c.claimed.then(|| c.device.clone());
-            Ok(c.seal.done(fresh.code, &fresh.body, revoke))
+            Ok(c.seal
+                .done(fresh.code, &fresh.body, revoke)
+                .map(Answered::Ready))
         }
         Some(kept) => {
             // Another instance answered the same request first: its answer stands, and
             // what this run changed is undone.
-            if !on {
-                return Err(Failure::Rollback);
-            }
             tx.rollback_to_savepoint().await.map_err(store)?;
-            Ok(c.seal.done(kept.code, &kept.body, None))
+            Ok(c.seal
+                .done(kept.code, &kept.body, None)
+                .map(Answered::Ready))
         }
     }
 }

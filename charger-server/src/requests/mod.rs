@@ -1,6 +1,6 @@
 //! The charger request service: the one home of the request path, whatever carries it.
 //!
-//! A transport (the embedded broker's router link, or a client of an external broker)
+//! A transport (the embedded broker's connections, or a client of an external broker)
 //! parses a REQ into a [`ChargerRequest`] and [`Pipeline::submit`]s it. The pipeline runs
 //! it through the domain in a group commit ([`batch`]: the transaction, the savepoints,
 //! the key check, the kept answers), seals the answer, and hands it back to the transport
