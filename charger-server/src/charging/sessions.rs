@@ -11,6 +11,7 @@ use chrono::{DateTime, Utc};
 use super::inputs::{check_energy, check_power, check_reading, check_time};
 use super::{bill_body, check_connector, free_prices, Charger, Reply, Session, SessionStatus};
 use crate::billing::cost::{self, Bill, BillingError, Prices};
+use crate::billing::Currency;
 use crate::devices::parse_data;
 use crate::error::{Error, Result};
 use crate::ids::{DeviceId, OwnerId, TagUid, TariffId};
@@ -95,6 +96,8 @@ pub struct StopRecord {
     pub bill: Bill,
     /// Set: the session is closed as `disputed`, for an operator to resolve.
     pub dispute: Option<String>,
+    /// The session's currency (its amounts are stored in its minor units).
+    pub currency: Currency,
 }
 
 /// Why a session stopped (the wire type).
@@ -393,6 +396,7 @@ impl Service {
             reason: req.reason,
             bill,
             dispute,
+            currency: session.prices.currency.clone(),
         };
         tx.stop_session(session.id, &stop).await?;
         tracing::info!(device = %charger.id, session = session.id, disputed = stop.dispute.is_some(), "session stopped");

@@ -644,11 +644,7 @@ impl ChargerTx for SqlTx {
     }
 
     async fn stop_session(&mut self, session: i64, stop: &StopRecord) -> StoreResult<()> {
-        let currency: String = sqlx::query_scalar("SELECT currency FROM sessions WHERE id = $1")
-            .bind(session)
-            .fetch_one(self.c())
-            .await?;
-        let currency = Currency::parse(&currency).map_err(|e| corrupt("currency", e))?;
+        let currency = &stop.currency;
         let bill = &stop.bill;
         let done = sqlx::query(
             "UPDATE sessions SET status = $9, meter_stop_wh = $2, stopped_at = $3,
@@ -661,9 +657,9 @@ impl ChargerTx for SqlTx {
         .bind(to_millis(stop.stopped_at))
         .bind(stop.reason.as_str())
         .bind(bill.energy_wh)
-        .bind(minor(bill.net, &currency)?)
-        .bind(minor(bill.tax, &currency)?)
-        .bind(minor(bill.total, &currency)?)
+        .bind(minor(bill.net, currency)?)
+        .bind(minor(bill.tax, currency)?)
+        .bind(minor(bill.total, currency)?)
         .bind(if stop.dispute.is_some() {
             SessionStatus::Disputed.as_str()
         } else {
@@ -675,19 +671,30 @@ impl ChargerTx for SqlTx {
         if done.rows_affected() != 1 {
             return Err(StoreError::Conflict("the session is not active".into()));
         }
-        for line in &bill.lines {
-            sqlx::query(
-                "INSERT INTO session_cost_lines (session_id, kind, quantity, unit_price, amount)
-                 VALUES ($1, $2, $3, $4, $5)",
-            )
-            .bind(session)
-            .bind(&line.kind)
-            .bind(line.quantity.to_string())
-            .bind(line.unit_price.to_string())
-            .bind(line.amount.to_string())
-            .execute(self.w()?)
-            .await?;
+        if bill.lines.is_empty() {
+            return Ok(());
         }
+        // The bill's lines (a handful) in one statement.
+        let values = (0..bill.lines.len())
+            .map(|i| {
+                let p = i * 4;
+                format!("($1, ${}, ${}, ${}, ${})", p + 2, p + 3, p + 4, p + 5)
+            })
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sql = format!(
+            "INSERT INTO session_cost_lines (session_id, kind, quantity, unit_price, amount)
+             VALUES {values}"
+        );
+        let mut query = sqlx::query(&sql).bind(session);
+        for line in &bill.lines {
+            query = query
+                .bind(line.kind.as_str())
+                .bind(line.quantity.to_string())
+                .bind(line.unit_price.to_string())
+                .bind(line.amount.to_string());
+        }
+        query.execute(self.w()?).await?;
         Ok(())
     }
 
