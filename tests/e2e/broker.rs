@@ -551,6 +551,90 @@ async fn answers_beyond_the_in_flight_window_wait_for_acknowledgements() {
     );
 }
 
+#[tokio::test]
+async fn qos_2_requests_are_taken_once_and_unsubscribing_stops_the_answers() {
+    use tokio::io::AsyncWriteExt as _;
+    let app = charger_e2e::spawn_app_with(charger_e2e::default_db(), |c| {
+        c.mqtt_echo = true;
+    })
+    .await
+    .expect("server");
+    let b = &app.provision("acme", 1).await[0];
+    let mut s = raw_session(app.app.mqtt_addr, &raw_connect(b, 30, None)).await;
+    let mut inbuf = bytes::BytesMut::new();
+    let mut out = bytes::BytesMut::new();
+    // Subscribed at QoS 2: answers come at QoS 1, the server's highest.
+    let mut subscribe = rumqttc::Subscribe::new(res_filter(b), rumqttc::QoS::ExactlyOnce);
+    subscribe.pkid = 1;
+    subscribe.write(&mut out).expect("encodes");
+    let mut publish = rumqttc::Publish::new(
+        req_topic(b, "echo"),
+        rumqttc::QoS::ExactlyOnce,
+        b"q2".to_vec(),
+    );
+    publish.pkid = 7;
+    publish.write(&mut out).expect("encodes");
+    s.write_all(&out).await.expect("write");
+    let got = read_packets(&mut s, &mut inbuf, Duration::from_millis(800)).await;
+    let suback = got.iter().find_map(|p| match p {
+        rumqttc::Packet::SubAck(a) => Some(a.return_codes.clone()),
+        _ => None,
+    });
+    assert_eq!(
+        suback,
+        Some(vec![rumqttc::SubscribeReasonCode::Success(
+            rumqttc::QoS::AtLeastOnce
+        )]),
+        "{got:?}"
+    );
+    assert!(
+        got.iter()
+            .any(|p| matches!(p, rumqttc::Packet::PubRec(r) if r.pkid == 7)),
+        "PUBREC for the QoS 2 request: {got:?}"
+    );
+    let answers: Vec<_> = got
+        .iter()
+        .filter_map(|p| match p {
+            rumqttc::Packet::Publish(p) => Some((p.qos, p.payload.to_vec())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(answers, vec![(rumqttc::QoS::AtLeastOnce, b"q2".to_vec())]);
+    out.clear();
+    rumqttc::PubRel::new(7).write(&mut out).expect("encodes");
+    let mut unsubscribe = rumqttc::Unsubscribe::new(res_filter(b));
+    unsubscribe.pkid = 2;
+    unsubscribe.write(&mut out).expect("encodes");
+    let mut publish = rumqttc::Publish::new(
+        req_topic(b, "echo"),
+        rumqttc::QoS::AtLeastOnce,
+        b"late".to_vec(),
+    );
+    publish.pkid = 8;
+    publish.write(&mut out).expect("encodes");
+    s.write_all(&out).await.expect("write");
+    let got = read_packets(&mut s, &mut inbuf, Duration::from_millis(800)).await;
+    assert!(
+        got.iter()
+            .any(|p| matches!(p, rumqttc::Packet::PubComp(c) if c.pkid == 7)),
+        "PUBCOMP after PUBREL: {got:?}"
+    );
+    assert!(
+        got.iter()
+            .any(|p| matches!(p, rumqttc::Packet::UnsubAck(a) if a.pkid == 2)),
+        "UNSUBACK: {got:?}"
+    );
+    assert!(
+        got.iter()
+            .any(|p| matches!(p, rumqttc::Packet::PubAck(a) if a.pkid == 8)),
+        "the request is still taken: {got:?}"
+    );
+    assert!(
+        !got.iter().any(|p| matches!(p, rumqttc::Packet::Publish(_))),
+        "no answer without a subscription: {got:?}"
+    );
+}
+
 /// Reads MQTT 3.1.1 packets from a raw session for `within`.
 async fn read_packets(
     s: &mut tokio::net::TcpStream,
