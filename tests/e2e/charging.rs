@@ -23,6 +23,7 @@ on_both_databases!(spawn_app_on =>
     a_repeated_session_start_id_never_makes_a_second_session,
     a_repeated_authorize_id_gets_the_kept_answer_even_after_the_tag_changed,
     a_request_answered_with_a_5xx_changes_nothing_and_its_repeat_is_answered_afresh,
+    chargers_racing_for_a_one_session_tag_start_one_session,
     an_installer_card_enrolls_new_tags_at_the_charger,
     the_local_list_comes_as_deltas_since_the_chargers_version,
     remote_stop_and_start_are_answered_by_the_charger,
@@ -540,6 +541,50 @@ async fn a_request_answered_with_a_5xx_changes_nothing_and_its_repeat_is_answere
     // The same id again: the 500 was not kept, so the start happens now.
     let (code, body) = c.call_with_id(json!("s-5xx"), "session-start", data).await;
     assert_eq!(code, 201, "{body}");
+}
+
+async fn chargers_racing_for_a_one_session_tag_start_one_session(app: TestApp) {
+    // Eight chargers start with the same card at the same moment. On PostgreSQL their
+    // requests run in several writers' transactions at once: the database must make them
+    // check one after the other (the tag's cap, enforced across writers and instances).
+    let bundles = fleet(&app, 8).await;
+    let mut chargers = Vec::new();
+    for b in &bundles {
+        chargers.push(Charger::connect(&app, b).await);
+    }
+    for round in 0..10u32 {
+        let uid = format!("0C0C{round:04X}");
+        tag(
+            &app,
+            json!({"uid": uid, "owner": "acme", "max_sessions": 1}),
+        )
+        .await;
+        let tasks: Vec<_> = chargers
+            .drain(..)
+            .map(|mut c| {
+                let data = start(&uid, 1, 0, Utc::now());
+                tokio::spawn(async move {
+                    let (code, body) = c.call("session-start", data).await;
+                    (c, code, body)
+                })
+            })
+            .collect();
+        let mut winners = Vec::new();
+        for (i, t) in tasks.into_iter().enumerate() {
+            let (c, code, body) = t.await.expect("charger task");
+            match code {
+                201 => winners.push((i, body["session_id"].clone())),
+                409 => assert_eq!(body["error"], "tag_busy", "{body}"),
+                _ => panic!("round {round}: {code} {body}"),
+            }
+            chargers.push(c);
+        }
+        assert_eq!(winners.len(), 1, "round {round}: sessions {winners:?}");
+        let (i, session) = winners.remove(0);
+        let stop = json!({"session_id": session, "meter_stop_wh": 10, "stopped_at": ts(Utc::now()), "reason": "local"});
+        let (code, body) = chargers[i].call("session-stop", stop).await;
+        assert_eq!(code, 200, "{body}");
+    }
 }
 
 async fn a_repeated_authorize_id_gets_the_kept_answer_even_after_the_tag_changed(app: TestApp) {

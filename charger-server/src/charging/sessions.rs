@@ -189,6 +189,10 @@ impl Service {
                     .await?;
             }
         } else {
+            // Starts racing for this tag or connector (other writers, other instances)
+            // check one after the other.
+            tx.lock_start(&charger.owner, &tag, &charger.id, req.connector)
+                .await?;
             self.tag_may_start(tx, charger, &tag, now).await?;
             if tx
                 .active_session_on(&charger.id, req.connector)

@@ -271,6 +271,17 @@ pub trait ChargerTx: Send {
         owner: &OwnerId,
         uid: &TagUid,
     ) -> StoreResult<Option<(Tag, i64)>>;
+    /// Holds, until this transaction ends, what a live session start checks: the tag's
+    /// active sessions (of its owner) and the connector. On PostgreSQL two transaction-scoped
+    /// advisory locks, always in that order, so that starts racing on other writers or
+    /// instances check one after the other; SQLite's one writer holds the database anyway.
+    async fn lock_start(
+        &mut self,
+        owner: &OwnerId,
+        uid: &TagUid,
+        device: &DeviceId,
+        connector: i64,
+    ) -> StoreResult<()>;
     /// Inserts a tag (enrollment): bumps its owner's list version, clears a tombstone and
     /// the uid's unknown-tag records of that owner.
     async fn insert_tag(&mut self, tag: &Tag) -> StoreResult<()>;

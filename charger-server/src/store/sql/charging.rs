@@ -443,6 +443,28 @@ impl ChargerTx for SqlTx {
         Ok(Some((first.tag.into_tag(devices)?, first.active)))
     }
 
+    async fn lock_start(
+        &mut self,
+        owner: &OwnerId,
+        uid: &TagUid,
+        device: &DeviceId,
+        connector: i64,
+    ) -> StoreResult<()> {
+        if self.c().backend_name() != "PostgreSQL" {
+            return Ok(());
+        }
+        // Evaluated left to right: the tag's lock, then the connector's.
+        let _: (i32,) = sqlx::query_as(
+            "SELECT 1 FROM (SELECT pg_advisory_xact_lock(hashtextextended($1, 0)) AS tag,
+                                   pg_advisory_xact_lock(hashtextextended($2, 0)) AS connector) AS l",
+        )
+        .bind(format!("mybox:tag:{owner}:{uid}"))
+        .bind(format!("mybox:connector:{device}:{connector}"))
+        .fetch_one(self.w()?)
+        .await?;
+        Ok(())
+    }
+
     async fn tag(&mut self, owner: &OwnerId, uid: &TagUid) -> StoreResult<Option<Tag>> {
         let row: Option<TagRow> = sqlx::query_as(&format!(
             "SELECT {TAG_COLUMNS} FROM tags WHERE owner_id = $1 AND uid = $2"
