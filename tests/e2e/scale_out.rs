@@ -400,13 +400,35 @@ async fn repeats_and_races_across_instances_give_one_result() {
             "round {round}: {stops:?}"
         );
     }
+    // An offline start retried under new request ids, the three at once on several
+    // instances: one session, and every answer names it.
+    for round in 0..10 {
+        let mut data = start_data(1);
+        data["local_id"] = json!(format!("offline-{round}"));
+        for n in 0..3 {
+            raw.send(
+                "session-start",
+                &json!(format!("offline-{round}-{n}")),
+                &data,
+            )
+            .await;
+        }
+        let answers = raw.answers("session-start", 3, WAIT).await;
+        assert_eq!(answers.len(), 3, "round {round}: {answers:?}");
+        assert!(
+            answers
+                .iter()
+                .all(|a| a.1 == 201 && a.2["session_id"] == answers[0].2["session_id"]),
+            "round {round}: {answers:?}"
+        );
+    }
     let sessions = c.instances[1]
         .get("/api/v1/sessions?limit=100", ADMIN_TOKEN)
         .await;
     assert_eq!(
         sessions.body["sessions"].as_array().map(Vec::len),
-        Some(11),
-        "one session per request id: {:?}",
+        Some(21),
+        "one session per request id, and per offline start: {:?}",
         sessions.body
     );
 }

@@ -227,7 +227,19 @@ impl Service {
             dispute,
             created_at: now,
         };
-        let id = tx.insert_session(&new).await?;
+        let Some(id) = tx.insert_session(&new).await? else {
+            // The same offline start, recorded first by another writer or instance (the
+            // charger retried under a new request id): the same answer as a repeat gets.
+            let known = new.local_id.clone().map(SessionRef::Local);
+            if let Some(known) = known {
+                if let Some(s) = tx.session(&charger.id, &known).await? {
+                    return Reply::typed(201, &start_body(s.id, s.tariff.as_ref(), &s.prices));
+                }
+            }
+            return Err(Error::Internal(
+                "a session's local_id conflicts, yet no session has it".to_owned(),
+            ));
+        };
         tracing::info!(device = %charger.id, session = id, offline, disputed = new.dispute.is_some(), "session started");
         Reply::typed(201, &start_body(id, new.tariff.as_ref(), &new.prices))
     }

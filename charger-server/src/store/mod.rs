@@ -303,8 +303,10 @@ pub trait ChargerTx: Send {
     ) -> StoreResult<Option<i64>>;
     /// The charger's own tariff, else its owner's default.
     async fn tariff_for(&mut self, charger: &Charger) -> StoreResult<Option<Tariff>>;
-    /// Inserts a session; returns its id.
-    async fn insert_session(&mut self, session: &NewSession) -> StoreResult<i64>;
+    /// Inserts a session; returns its id, or None when the charger already has a session
+    /// with this `local_id` (another writer or instance recorded the same offline start
+    /// first; the transaction stays usable).
+    async fn insert_session(&mut self, session: &NewSession) -> StoreResult<Option<i64>>;
     /// A session of `device` by its id or local id.
     async fn session(
         &mut self,

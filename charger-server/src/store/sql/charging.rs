@@ -574,15 +574,18 @@ impl ChargerTx for SqlTx {
         row.map(TariffRow::into_tariff).transpose()
     }
 
-    async fn insert_session(&mut self, s: &NewSession) -> StoreResult<i64> {
+    async fn insert_session(&mut self, s: &NewSession) -> StoreResult<Option<i64>> {
         let p = &s.prices;
-        let id: i64 = sqlx::query_scalar(
+        // A racing duplicate offline start is not an error that would abort a PostgreSQL
+        // transaction (and with it the whole batch): it inserts nothing.
+        let id: Option<i64> = sqlx::query_scalar(
             "INSERT INTO sessions (device_id, connector, owner_id, tag_uid, local_id, status,
                  offline, meter_start_wh, last_meter_wh, started_at, tariff_id, currency,
                  minor_units, energy_per_kwh, time_per_hour, session_fee, tax_rate, created_at,
                  dispute)
              VALUES ($1, $2, $3, $4, $5, 'active', $6, $7, $7, $8, $9, $10, $11, $12, $13, $14,
                  $15, $16, $17)
+             ON CONFLICT (device_id, local_id) WHERE local_id IS NOT NULL DO NOTHING
              RETURNING id",
         )
         .bind(s.device.as_str())
@@ -602,7 +605,7 @@ impl ChargerTx for SqlTx {
         .bind(p.tax_rate.to_string())
         .bind(to_millis(s.created_at))
         .bind(s.dispute.as_deref())
-        .fetch_one(self.w()?)
+        .fetch_optional(self.w()?)
         .await
         .map_err(super::conflict_on_unique("session"))?;
         Ok(id)
