@@ -29,7 +29,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use charger_e2e::cluster::{free_port, launch, server_command, Cluster, ClusterConfig, Instance};
-use charger_e2e::{Rest, TempDir, ADMIN_TOKEN};
+use charger_e2e::TempDir;
 use charger_firmware_sim::link::Link;
 use charger_firmware_sim::load::{self, LoadConfig, Mix, Op, Report};
 use charger_protocol::FirmwareBundle;
@@ -118,7 +118,7 @@ async fn sqlite(dir: &TempDir, rows: &mut Vec<Row>) {
     let server = embedded(&data, &url, "embedded, SQLite").await;
     let broker = server.1.to_string();
     let bundles = server.0.provision("fleet", FLEET).await;
-    let tags = import_tags(&server.0, LOAD_CHARGERS).await;
+    let tags = server.0.import_load_tags("fleet", LOAD_CHARGERS).await;
     let players = &bundles[..LOAD_CHARGERS];
     let l = measure("embedded, SQLite", &broker, players, &tags).await;
     load_rows("SQLite, 1 instance", &l, rows);
@@ -326,7 +326,7 @@ async fn postgres(dir: &TempDir, rows: &mut Vec<Row>) {
         let server = embedded(&dir.0.join("postgres"), &url, "embedded, PostgreSQL").await;
         let broker = server.1.to_string();
         let bundles = server.0.provision("fleet", LOAD_CHARGERS).await;
-        let tags = import_tags(&server.0, LOAD_CHARGERS).await;
+        let tags = server.0.import_load_tags("fleet", LOAD_CHARGERS).await;
         let l = measure("embedded, PostgreSQL", &broker, &bundles, &tags).await;
         load_rows("PostgreSQL, 1 instance", &l, rows);
     }
@@ -349,7 +349,9 @@ async fn postgres(dir: &TempDir, rows: &mut Vec<Row>) {
         return;
     };
     let bundles = c.instances[0].provision("fleet", LOAD_CHARGERS).await;
-    let tags = import_tags(&c.instances[0], LOAD_CHARGERS).await;
+    let tags = c.instances[0]
+        .import_load_tags("fleet", LOAD_CHARGERS)
+        .await;
     if let Some(last) = bundles.last() {
         c.wait_for_account_within(&last.device_id, true, Duration::from_secs(300))
             .await;
@@ -450,26 +452,6 @@ async fn storm(
     // Let the broker see the last sockets close.
     tokio::time::sleep(Duration::from_secs(2)).await;
     (after == bundles.len()).then_some(took)
-}
-
-/// Tags `BE000000`, `BE000001`, ... for the fleet's owner, each allowed many sessions.
-async fn import_tags(rest: &Rest, n: usize) -> Vec<String> {
-    let tags: Vec<String> = (0..n).map(|i| format!("BE{i:06X}")).collect();
-    let mut csv = String::from("uid,owner,max_sessions\n");
-    for t in &tags {
-        csv.push_str(&format!("{t},fleet,100\n"));
-    }
-    let res = rest
-        .http
-        .post(format!("{}/api/v1/tags/import", rest.base))
-        .bearer_auth(ADMIN_TOKEN)
-        .header("content-type", "text/csv")
-        .body(csv)
-        .send()
-        .await
-        .expect("tag import");
-    assert!(res.status().is_success(), "tag import: {}", res.status());
-    tags
 }
 
 fn status() -> serde_json::Value {

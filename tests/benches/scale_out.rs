@@ -18,7 +18,7 @@
 use std::time::Duration;
 
 use charger_e2e::cluster::{launch, server_command, Cluster, ClusterConfig, Mosquitto};
-use charger_e2e::{Rest, TempDir, ADMIN_TOKEN};
+use charger_e2e::{Rest, TempDir};
 use charger_firmware_sim::load::{self, LoadConfig, Mix, Op, Report};
 use charger_protocol::FirmwareBundle;
 
@@ -133,21 +133,7 @@ async fn external(n: usize) -> Row {
 /// Provisions the chargers and one tag each (several sessions allowed).
 async fn fleet(rest: &Rest) -> (Vec<FirmwareBundle>, Vec<String>) {
     let bundles = rest.provision("fleet", CHARGERS).await;
-    let tags: Vec<String> = (0..CHARGERS).map(|i| format!("BE{i:06X}")).collect();
-    let mut csv = String::from("uid,owner,max_sessions\n");
-    for t in &tags {
-        csv.push_str(&format!("{t},fleet,100\n"));
-    }
-    let res = rest
-        .http
-        .post(format!("{}/api/v1/tags/import", rest.base))
-        .bearer_auth(ADMIN_TOKEN)
-        .header("content-type", "text/csv")
-        .body(csv)
-        .send()
-        .await
-        .expect("tag import");
-    assert!(res.status().is_success(), "tag import: {}", res.status());
+    let tags = rest.import_load_tags("fleet", CHARGERS).await;
     (bundles, tags)
 }
 

@@ -450,6 +450,27 @@ impl Rest {
         serde_json::from_value(a.body["devices"].clone()).expect("bundles")
     }
 
+    /// Imports `n` tags of `owner` (`BE000000`, `BE000001`, ...) over REST, each allowed
+    /// 100 sessions at once (the benchmarks' load tags); returns their uids.
+    pub async fn import_load_tags(&self, owner: &str, n: usize) -> Vec<String> {
+        let tags: Vec<String> = (0..n).map(|i| format!("BE{i:06X}")).collect();
+        let mut csv = String::from("uid,owner,max_sessions\n");
+        for t in &tags {
+            csv.push_str(&format!("{t},{owner},100\n"));
+        }
+        let res = self
+            .http
+            .post(format!("{}/api/v1/tags/import", self.base))
+            .bearer_auth(ADMIN_TOKEN)
+            .header("content-type", "text/csv")
+            .body(csv)
+            .send()
+            .await
+            .expect("tag import");
+        assert!(res.status().is_success(), "tag import: {}", res.status());
+        tags
+    }
+
     /// Creates an owner and returns a token scoped to it.
     pub async fn owner_with_token(&self, id: &str) -> String {
         let a = self
