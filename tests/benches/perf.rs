@@ -292,7 +292,22 @@ async fn victim_row(dir: &TempDir, rows: &mut Vec<Row>) {
     let alone = victim(&mut link).await;
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let flooder = tokio::spawn(flood(bundles[0].clone(), broker.clone(), stop.clone()));
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // The flood is under way once the server holds the flooder back (its rate limit).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let metrics = server
+            .http
+            .get(format!("{}/metrics", server.base))
+            .send()
+            .await
+            .expect("metrics");
+        let metrics = metrics.text().await.expect("metrics text");
+        if charger_e2e::limit_hits(&metrics, "mqtt_rate") > 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the flood did not start");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let flooded = victim(&mut link).await;
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let sent = flooder.await.unwrap_or(0);
@@ -582,14 +597,25 @@ struct Responder(Child);
 impl Responder {
     fn start(broker: SocketAddr) -> Responder {
         let exe = std::env::current_exe().expect("benchmark executable");
-        let child = Command::new(exe)
+        let mut child = Command::new(exe)
             .env(RESPONDER_ENV, broker.to_string())
-            .stdout(Stdio::null())
+            .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
             .expect("start the responder");
-        // It subscribes within a moment; the load's connect phase gives it more.
-        std::thread::sleep(Duration::from_millis(500));
+        // It prints one line once Mosquitto has granted its subscription.
+        let stdout = child.stdout.take().expect("responder stdout");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            use std::io::BufRead as _;
+            let mut line = String::new();
+            let _ = std::io::BufReader::new(stdout).read_line(&mut line);
+            let _ = tx.send(line);
+        });
+        let line = rx
+            .recv_timeout(Duration::from_secs(10))
+            .expect("the responder subscribes within 10 s");
+        assert_eq!(line.trim(), "subscribed", "the responder: {line:?}");
         Responder(child)
     }
 }
@@ -638,11 +664,16 @@ fn responder(broker: &str) {
         });
         let deadline = tokio::time::Instant::now() + Duration::from_secs(600);
         while let Ok(Ok(event)) = tokio::time::timeout_at(deadline, eventloop.poll()).await {
-            if let rumqttc::Event::Incoming(rumqttc::Packet::Publish(p)) = event {
-                let topic = p.topic.replacen("/req/", "/res/", 1);
-                if tx.send((topic, p.payload)).is_err() {
-                    return;
+            match event {
+                rumqttc::Event::Incoming(rumqttc::Packet::Publish(p)) => {
+                    let topic = p.topic.replacen("/req/", "/res/", 1);
+                    if tx.send((topic, p.payload)).is_err() {
+                        return;
+                    }
                 }
+                // Tells the benchmark it is ready (its one line of output).
+                rumqttc::Event::Incoming(rumqttc::Packet::SubAck(_)) => println!("subscribed"),
+                _ => {}
             }
         }
     });

@@ -321,11 +321,16 @@ async fn attempt(
             Work::Keep(k) => kept.push(k),
         }
     }
-    let rows: Vec<KeptResult> = answered
-        .iter()
-        .filter_map(|a| match a {
-            Answered::Unkept(u) => Some(u.row.clone()),
-            Answered::Ready(_) => None,
+    // The unkept answers' rows go into the insert; each slot remembers where its row is.
+    let mut rows = Vec::new();
+    let slots: Vec<Slot> = answered
+        .into_iter()
+        .map(|a| match a {
+            Answered::Ready(d) => Slot::Ready(d),
+            Answered::Unkept(u) => {
+                rows.push(u.row);
+                Slot::Kept(rows.len() - 1, u.seal, u.revoke)
+            }
         })
         .collect();
     if !rows.is_empty() {
@@ -338,13 +343,13 @@ async fn attempt(
             return Err(Failure::Rollback);
         }
     }
-    let mut done: Vec<Done> = answered
+    let mut done: Vec<Done> = slots
         .into_iter()
-        .filter_map(|a| match a {
-            Answered::Ready(d) => Some(d),
-            Answered::Unkept(u) => {
-                let result = &u.row.result;
-                u.seal.done(result.code, &result.body, u.revoke)
+        .filter_map(|slot| match slot {
+            Slot::Ready(d) => Some(d),
+            Slot::Kept(i, seal, revoke) => {
+                let result = &rows.get(i)?.result;
+                seal.done(result.code, &result.body, revoke)
             }
         })
         .collect();
@@ -368,6 +373,12 @@ struct Unkept {
     row: KeptResult,
     seal: Sealer,
     revoke: Option<DeviceId>,
+}
+
+/// An answer of the batch in its place: ready, or sealed from the row kept at this index.
+enum Slot {
+    Ready(Done),
+    Kept(usize, Sealer, Option<DeviceId>),
 }
 
 /// An answer without sealed data, ready to publish.
