@@ -87,6 +87,10 @@ async fn open_service_with_port(config: &Config, mqtt_port: u16) -> anyhow::Resu
             request_log_days: config.request_log_days,
             unknown_tags_per_owner: usize::try_from(config.unknown_tags_per_owner).unwrap_or(1000),
             heartbeat_s: config.heartbeat_s,
+            audit_log_days: config.audit_log_days,
+            credentials_grace_s: config.credentials_grace_s,
+            live_start_max_age_s: config.live_start_max_age_s,
+            transfers_per_receiver: config.transfers_per_receiver,
         }),
     )
 }
@@ -94,12 +98,14 @@ async fn open_service_with_port(config: &Config, mqtt_port: u16) -> anyhow::Resu
 /// How often the request log is pruned.
 const HOUSEKEEPING_EVERY: std::time::Duration = std::time::Duration::from_secs(600);
 
-/// Prunes the request log past the idempotency window, now and every 10 minutes.
+/// Prunes the request log past the idempotency window, the audit log past its keeping
+/// time and the expired console sessions, now and every 10 minutes.
 async fn housekeeping(service: Service) {
     let mut tick = tokio::time::interval(HOUSEKEEPING_EVERY);
     loop {
         tick.tick().await;
-        match service.prune_request_log(chrono::Utc::now()).await {
+        let now = chrono::Utc::now();
+        match service.prune_request_log(now).await {
             Ok(0) => {}
             Ok(n) => tracing::info!(
                 answers = n,
@@ -107,39 +113,113 @@ async fn housekeeping(service: Service) {
             ),
             Err(e) => tracing::warn!(error = %e, "cannot prune the request log"),
         }
+        if let Err(e) = service.prune_audit(now).await {
+            tracing::warn!(error = %e, "cannot prune the audit log");
+        }
+        if let Err(e) = service.prune_console_sessions().await {
+            tracing::warn!(error = %e, "cannot prune console sessions");
+        }
     }
 }
 
-/// Files kept for everything but charger connections: the database, the REST listener's
-/// connections, logs.
-const RESERVED_FILES: u64 = 256;
+/// Files kept for everything but connections: the database (its pool, SQLite's WAL and
+/// shared-memory files), the listeners, logs, the external broker's socket.
+const RESERVED_FILES: u64 = 96;
+/// The least open-file limit the server starts with: below it, it could serve only a
+/// handful of chargers and REST clients, and says so instead of starting half-blind.
+pub const MIN_OPEN_FILES: u64 = 256;
 
-/// Raises the open-file soft limit to the hard limit and returns how many chargers may be
-/// connected at once: `CHARGER_MQTT_MAX_CONNECTIONS`, or fewer when the open-file limit would not hold them (then new chargers are refused,
-/// never stalled).
-fn charger_cap(config: &Config) -> usize {
-    let configured = config.mqtt_max_connections.max(1);
+/// How many sockets of each kind the open-file limit holds (each is a setting's value, or
+/// less when the limit is lower).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileCaps {
+    /// Open REST (and OCPP) connections.
+    pub http: usize,
+    /// Chargers connected to the embedded broker.
+    pub chargers: usize,
+    /// Sockets logging in to the embedded broker.
+    pub pending_logins: usize,
+}
+
+/// Shares `open_files` between REST connections, chargers and sockets logging in: each gets
+/// its setting when the limit holds them all; otherwise REST gets at most a quarter and
+/// the sockets logging in an eighth of what is left, the chargers the rest. None when the
+/// limit is below [`MIN_OPEN_FILES`].
+pub fn file_caps(open_files: u64, config: &Config, embedded: bool) -> Option<FileCaps> {
+    if open_files < MIN_OPEN_FILES {
+        return None;
+    }
+    let available = usize::try_from(open_files - RESERVED_FILES).unwrap_or(usize::MAX);
+    let http_wanted = usize::try_from(config.http_max_connections).unwrap_or(usize::MAX);
+    if !embedded {
+        return Some(FileCaps {
+            http: http_wanted.min(available),
+            chargers: 0,
+            pending_logins: 0,
+        });
+    }
+    let pending_wanted = usize::try_from(config.mqtt_max_pending_logins).unwrap_or(usize::MAX);
+    let chargers_wanted = config.mqtt_max_connections.max(1);
+    let all = http_wanted
+        .saturating_add(pending_wanted)
+        .saturating_add(chargers_wanted);
+    if all <= available {
+        return Some(FileCaps {
+            http: http_wanted,
+            chargers: chargers_wanted,
+            pending_logins: pending_wanted,
+        });
+    }
+    let http = http_wanted.min((available / 4).max(16));
+    let pending_logins = pending_wanted.min(((available - http) / 8).max(8));
+    let chargers = chargers_wanted.min(available - http - pending_logins);
+    Some(FileCaps {
+        http,
+        chargers,
+        pending_logins,
+    })
+}
+
+/// Raises the open-file soft limit to the hard limit and shares it out ([`file_caps`]);
+/// an error that names the setting when the limit is too low to run.
+fn open_file_caps(config: &Config, embedded: bool) -> anyhow::Result<FileCaps> {
     let soft = match rlimit::increase_nofile_limit(u64::MAX) {
         Ok(n) => n,
         Err(e) => {
             tracing::warn!(error = %e, "cannot read or raise the open-file limit");
-            return configured;
+            u64::MAX
         }
     };
-    let reserved = RESERVED_FILES + u64::from(config.http_max_connections);
-    let by_files = usize::try_from(soft.saturating_sub(reserved)).unwrap_or(usize::MAX);
-    let cap = configured.min(by_files.max(1));
-    if cap < configured {
+    let caps = file_caps(soft, config, embedded).ok_or_else(|| {
+        anyhow!(
+            "the open-file limit is {soft}, too low to serve chargers and REST clients; \
+             raise it to at least {MIN_OPEN_FILES} (LimitNOFILE= in systemd, ulimit -n)"
+        )
+    })?;
+    let lowered = caps.http < usize::try_from(config.http_max_connections).unwrap_or(usize::MAX)
+        || (embedded
+            && (caps.chargers < config.mqtt_max_connections
+                || caps.pending_logins
+                    < usize::try_from(config.mqtt_max_pending_logins).unwrap_or(usize::MAX)));
+    if lowered {
         tracing::warn!(
             open_files = soft,
-            chargers = cap,
-            "the open-file limit holds fewer chargers than CHARGER_MQTT_MAX_CONNECTIONS; \
-             raise the hard limit (LimitNOFILE= in systemd, ulimit -Hn) to connect more"
+            http_connections = caps.http,
+            chargers = caps.chargers,
+            pending_logins = caps.pending_logins,
+            "the open-file limit holds fewer connections than configured; the caps are \
+             lowered to fit (new ones beyond them are refused, never stalled); raise the \
+             hard limit (LimitNOFILE= in systemd, ulimit -Hn) to serve more"
         );
     } else {
-        tracing::info!(open_files = soft, chargers = cap, "open-file limit raised");
+        tracing::info!(
+            open_files = soft,
+            http_connections = caps.http,
+            chargers = caps.chargers,
+            "open-file limit raised"
+        );
     }
-    cap
+    Ok(caps)
 }
 
 /// Creates `dir` (and its parents) readable by this user only (0700); an existing one is
@@ -224,12 +304,13 @@ async fn bind(addr: SocketAddr, setting: &str) -> anyhow::Result<TcpListener> {
 /// Starts the embedded broker and its dispatcher.
 async fn start_embedded(
     config: &Config,
+    caps: FileCaps,
     service: &Service,
     mqtt: TcpListener,
     tls: Option<(TcpListener, tokio_rustls::TlsAcceptor)>,
     dispatcher: crate::mqtt::DispatcherConfig,
 ) -> anyhow::Result<Broker> {
-    let max_chargers = charger_cap(config);
+    let max_chargers = caps.chargers;
     // Nobody is connected to a broker that has just started.
     service.store().set_all_devices_offline().await?;
     let broker = Broker::start(
@@ -239,7 +320,12 @@ async fn start_embedded(
         BrokerConfig {
             max_packet_size: dispatcher.max_payload.saturating_mul(4).max(1 << 20) + 1024,
             max_connect_bytes: usize::try_from(config.mqtt_max_connect_bytes).unwrap_or(4096),
-            max_pending_logins: usize::try_from(config.mqtt_max_pending_logins).unwrap_or(1024),
+            max_pending_logins: caps.pending_logins,
+            max_pending_logins_per_source: usize::try_from(
+                config.mqtt_max_pending_logins_per_source,
+            )
+            .unwrap_or(128),
+            logins_per_minute: config.mqtt_logins_per_minute,
             max_chargers,
             rate_per_s: config.mqtt_rate,
             burst: config.mqtt_burst,
@@ -292,9 +378,27 @@ fn external_config(
     ))
 }
 
+/// Shortest `CHARGER_BROKER_AUTH_SECRET` accepted, in bytes.
+pub const MIN_BROKER_SECRET_BYTES: usize = 32;
+
+/// A broker secret, when set, must be long enough to resist guessing: an empty one (as an
+/// environment file gives it) would let anyone ask the server about any charger.
+fn check_broker_secret(config: &Config) -> anyhow::Result<()> {
+    match &config.broker_auth_secret {
+        Some(s) if s.expose().len() < MIN_BROKER_SECRET_BYTES => Err(anyhow!(
+            "CHARGER_BROKER_AUTH_SECRET: is {} bytes; it must be at least \
+             {MIN_BROKER_SECRET_BYTES} (e.g. openssl rand -hex 32), or unset",
+            s.expose().len()
+        )),
+        _ => Ok(()),
+    }
+}
+
 impl App {
     /// Starts the server and returns once it is listening.
     pub async fn start(config: Config) -> anyhow::Result<App> {
+        check_broker_secret(&config)?;
+        let caps = open_file_caps(&config, config.mqtt_broker == BrokerMode::Embedded)?;
         let http = bind(config.http_listen, "CHARGER_HTTP_LISTEN").await?;
         let http_addr = http.local_addr()?;
         let acceptor = tls_acceptor(&config)?;
@@ -324,7 +428,7 @@ impl App {
                     None => None,
                 };
                 let service = open_service_with_port(&config, mqtt_addr.port()).await?;
-                let broker = start_embedded(&config, &service, mqtt, tls, dispatcher).await?;
+                let broker = start_embedded(&config, caps, &service, mqtt, tls, dispatcher).await?;
                 tracing::info!(%mqtt_addr, "MQTT broker listening");
                 if let Some(addr) = mqtt_tls_addr {
                     tracing::info!(mqtt_tls_addr = %addr, "MQTT over TLS listening");
@@ -349,7 +453,8 @@ impl App {
         let mut state = ApiState::new(
             service.clone(),
             config.admin_token.as_ref().map(Secret::expose),
-        );
+        )
+        .with_login_attempts(config.login_attempts_per_minute);
         state.broker_metrics = broker.as_ref().map(|b| b.metrics().clone());
         state.broker_secret_hash = config
             .broker_auth_secret
@@ -360,7 +465,9 @@ impl App {
         state.https = https.is_some();
         let router = api::router(state, crate::console::routes());
         let limits = api::serve::HttpLimits {
-            max_connections: usize::try_from(config.http_max_connections).unwrap_or(1024),
+            max_connections: caps.http,
+            max_connections_per_source: usize::try_from(config.http_max_connections_per_source)
+                .unwrap_or(128),
             header_timeout: std::time::Duration::from_millis(config.http_header_timeout_ms),
             max_header_bytes: usize::try_from(config.http_max_header_bytes).unwrap_or(16_384),
         };

@@ -240,6 +240,30 @@ pub struct Config {
     )]
     pub mqtt_max_pending_logins: u32,
 
+    /// Sockets one source address (an IPv4 address or an IPv6 /64) may have logging in
+    /// at once; more from it are closed at once, so that one source cannot take the
+    /// whole of CHARGER_MQTT_MAX_PENDING_LOGINS.
+    #[arg(
+        long,
+        env = "CHARGER_MQTT_MAX_PENDING_LOGINS_PER_SOURCE",
+        default_value_t = 128,
+        value_parser = clap::value_parser!(u32).range(1..=1_000_000),
+        global = true
+    )]
+    pub mqtt_max_pending_logins_per_source: u32,
+
+    /// Logins one charger (by device id) may make per minute, with as many at once; more
+    /// are refused (CONNACK "server unavailable" / 5.0 "server busy") until its budget
+    /// refills, whichever connection it comes from.
+    #[arg(
+        long,
+        env = "CHARGER_MQTT_LOGINS_PER_MINUTE",
+        default_value_t = 10,
+        value_parser = clap::value_parser!(u32).range(1..=1_000_000),
+        global = true
+    )]
+    pub mqtt_logins_per_minute: u32,
+
     /// Requests per second each charger may send, sustained; over it, its requests wait.
     #[arg(
         long,
@@ -324,6 +348,51 @@ pub struct Config {
     )]
     pub offline_max_age_days: u32,
 
+    /// Seconds credentials superseded by an `ownership-claim` or `rekey` may still log in,
+    /// only to repeat that exchange's request and read its kept answer (a lost answer
+    /// never strands a charger); everything else they send is refused.
+    #[arg(
+        long,
+        env = "CHARGER_CREDENTIALS_GRACE_S",
+        default_value_t = 600,
+        value_parser = clap::value_parser!(u64).range(0..=86_400),
+        global = true
+    )]
+    pub credentials_grace_s: u64,
+
+    /// Seconds a live `session-start` (one without a `local_id`) may be behind the
+    /// server's clock; an older one is refused (422 `started_at`). Starts made offline
+    /// carry a `local_id` and may be older (CHARGER_OFFLINE_MAX_AGE_DAYS).
+    #[arg(
+        long,
+        env = "CHARGER_LIVE_START_MAX_AGE_S",
+        default_value_t = 900,
+        value_parser = clap::value_parser!(u64).range(60..=86_400),
+        global = true
+    )]
+    pub live_start_max_age_s: u64,
+
+    /// Open transfer offers (offered or accepted) addressed to one owner id; more are
+    /// refused (409 `receiver_inbox_full`), whether that owner exists or not.
+    #[arg(
+        long,
+        env = "CHARGER_TRANSFERS_PER_RECEIVER",
+        default_value_t = 100,
+        value_parser = clap::value_parser!(u32).range(1..=1_000_000),
+        global = true
+    )]
+    pub transfers_per_receiver: u32,
+
+    /// How long the audit log of operators' actions on chargers is kept, in days.
+    #[arg(
+        long,
+        env = "CHARGER_AUDIT_LOG_DAYS",
+        default_value_t = 400,
+        value_parser = clap::value_parser!(u32).range(1..=36_500),
+        global = true
+    )]
+    pub audit_log_days: u32,
+
     /// Answer REQs on the `echo` endpoint by publishing the payload back unchanged on the
     /// RES topic, with no envelope check, crypto or database: the broker's own round
     /// trip, which the load benchmark uses as its baseline. Off by default (then `echo`
@@ -372,6 +441,29 @@ pub struct Config {
     )]
     pub http_max_connections: u32,
 
+    /// Open REST connections one source address (an IPv4 address or an IPv6 /64) may
+    /// hold; a new one beyond it is closed at once (counted). Behind a reverse proxy every
+    /// client has the proxy's address: set it to CHARGER_HTTP_MAX_CONNECTIONS there.
+    #[arg(
+        long,
+        env = "CHARGER_HTTP_MAX_CONNECTIONS_PER_SOURCE",
+        default_value_t = 128,
+        value_parser = clap::value_parser!(u32).range(1..=1_000_000),
+        global = true
+    )]
+    pub http_max_connections_per_source: u32,
+
+    /// Console sign-in attempts one source address may make per minute (with as many at
+    /// once); more are answered 429 and logged.
+    #[arg(
+        long,
+        env = "CHARGER_LOGIN_ATTEMPTS_PER_MINUTE",
+        default_value_t = 10,
+        value_parser = clap::value_parser!(u32).range(1..=1_000_000),
+        global = true
+    )]
+    pub login_attempts_per_minute: u32,
+
     /// Time a REST client has to send its request headers (and finish a TLS handshake),
     /// in milliseconds; then the connection is closed.
     #[arg(
@@ -403,7 +495,9 @@ pub struct Config {
     )]
     pub http_max_body: u32,
 
-    /// Time a REST client has to send its request body, in milliseconds.
+    /// Time a REST client has to send its whole request body, in milliseconds, counted
+    /// from the end of its headers (a total deadline: a body that trickles in is cut off
+    /// at it, answered 408).
     #[arg(
         long,
         env = "CHARGER_HTTP_BODY_TIMEOUT_MS",
@@ -428,8 +522,9 @@ pub struct Config {
     pub database_url: Option<Secret>,
 
     /// Secret an external broker (EMQX's HTTP authentication and authorization) sends as
-    /// `Authorization: Bearer <secret>` to `/broker/emqx/authn` and `/broker/emqx/authz`.
-    /// Unset: those paths answer 404.
+    /// `Authorization: Bearer <secret>` to `/broker/emqx/authn` and `/broker/emqx/authz`;
+    /// at least 32 bytes (a shorter or empty one stops the server at start). Unset: those
+    /// paths answer 401 to everyone.
     #[arg(
         long,
         env = "CHARGER_BROKER_AUTH_SECRET",
@@ -474,10 +569,16 @@ impl Config {
             mqtt_max_payload: 65_536,
             mqtt_echo: false,
             offline_max_age_days: 90,
+            credentials_grace_s: 600,
+            live_start_max_age_s: 900,
+            transfers_per_receiver: 100,
+            audit_log_days: 400,
             request_log_days: 30,
             unknown_tags_per_owner: 1000,
             mqtt_max_connect_bytes: 4096,
             mqtt_max_pending_logins: 1024,
+            mqtt_max_pending_logins_per_source: 128,
+            mqtt_logins_per_minute: 10,
             mqtt_rate: 20,
             mqtt_burst: 40,
             mqtt_abuse_seconds: 30,
@@ -489,6 +590,8 @@ impl Config {
             http_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             http_tls: HttpTls::Auto,
             http_max_connections: 1024,
+            http_max_connections_per_source: 128,
+            login_attempts_per_minute: 10,
             http_header_timeout_ms: 10_000,
             http_max_header_bytes: 16_384,
             http_max_body: 4_194_304,

@@ -18,6 +18,8 @@
 //!   [`error::Error`] for all of it, mapped once per edge.
 //! - [`store`]: the storage trait and its SQL implementation for SQLite and PostgreSQL;
 //!   the only place with SQL.
+//! - [`limits`]: limits keyed by the identity they restrain (a source address, a device
+//!   id), shared by the edges (docs/security.md).
 //! - [`secrets`]: the server secret, device-key derivation (HKDF), password and token hashes.
 //!
 //! Money is `rust_decimal` (billed amounts stored as integer minor units), energy is
@@ -25,6 +27,7 @@
 
 pub mod api;
 pub mod app;
+pub mod audit;
 pub mod billing;
 pub mod broker;
 pub mod charging;
@@ -33,6 +36,7 @@ pub mod console;
 pub mod devices;
 pub mod error;
 pub mod ids;
+pub mod limits;
 pub mod metrics;
 pub mod mqtt;
 pub mod owners;

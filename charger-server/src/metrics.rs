@@ -33,10 +33,23 @@ pub enum Limit {
     HttpConnections,
     /// A TLS handshake on the REST listener failed or took too long.
     HttpTlsHandshake,
+    /// An HTTP connection refused: its source holds `CHARGER_HTTP_MAX_CONNECTIONS_PER_SOURCE`.
+    HttpConnectionsPerSource,
+    /// A request body not sent within `CHARGER_HTTP_BODY_TIMEOUT_MS` (a total deadline): 408.
+    HttpBodyTimeout,
+    /// A console sign-in refused: its source is over `CHARGER_LOGIN_ATTEMPTS_PER_MINUTE`.
+    LoginAttempts,
     /// A CONNECT over `CHARGER_MQTT_MAX_CONNECT_BYTES`: the socket is closed before login.
     MqttConnectSize,
     /// A socket closed at once: `CHARGER_MQTT_MAX_PENDING_LOGINS` sockets are logging in.
     MqttPendingLogins,
+    /// A socket closed at once: its source has `CHARGER_MQTT_MAX_PENDING_LOGINS_PER_SOURCE`
+    /// sockets logging in.
+    MqttPendingLoginsPerSource,
+    /// A charger's login refused: over `CHARGER_MQTT_LOGINS_PER_MINUTE` for its device id.
+    MqttLoginRate,
+    /// A charger's will dropped: its device id was over its request rate.
+    MqttWillDropped,
     /// A socket closed at once: the connection cap (`CHARGER_MQTT_MAX_CONNECTIONS`, or
     /// what the open-file limit allows) is reached, or accept failed (out of files).
     MqttConnections,
@@ -63,8 +76,14 @@ impl Limit {
         Limit::HttpHeaderTimeout,
         Limit::HttpConnections,
         Limit::HttpTlsHandshake,
+        Limit::HttpConnectionsPerSource,
+        Limit::HttpBodyTimeout,
+        Limit::LoginAttempts,
         Limit::MqttConnectSize,
         Limit::MqttPendingLogins,
+        Limit::MqttPendingLoginsPerSource,
+        Limit::MqttLoginRate,
+        Limit::MqttWillDropped,
         Limit::MqttConnections,
         Limit::MqttRate,
         Limit::MqttRateDisconnect,
@@ -81,8 +100,14 @@ impl Limit {
             Limit::HttpHeaderTimeout => "http_header_timeout",
             Limit::HttpConnections => "http_connections",
             Limit::HttpTlsHandshake => "http_tls_handshake",
+            Limit::HttpConnectionsPerSource => "http_connections_per_source",
+            Limit::HttpBodyTimeout => "http_body_timeout",
+            Limit::LoginAttempts => "login_attempts",
             Limit::MqttConnectSize => "mqtt_connect_size",
             Limit::MqttPendingLogins => "mqtt_pending_logins",
+            Limit::MqttPendingLoginsPerSource => "mqtt_pending_logins_per_source",
+            Limit::MqttLoginRate => "mqtt_login_rate",
+            Limit::MqttWillDropped => "mqtt_will_dropped",
             Limit::MqttConnections => "mqtt_connections",
             Limit::MqttRate => "mqtt_rate",
             Limit::MqttRateDisconnect => "mqtt_rate_disconnect",

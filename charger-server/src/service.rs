@@ -131,6 +131,15 @@ pub struct Limits {
     /// How often an idle charger sends `heartbeat`, in seconds (told in `boot`); behind
     /// an external broker a charger silent for twice this is offline.
     pub heartbeat_s: u64,
+    /// How long audit entries are kept, in days.
+    pub audit_log_days: u32,
+    /// How long credentials superseded by a claim or rekey may still log in to repeat
+    /// that exchange (and nothing else), in seconds.
+    pub credentials_grace_s: u64,
+    /// How far behind the server's clock a live session start may be, in seconds.
+    pub live_start_max_age_s: u64,
+    /// Open transfer offers one receiving owner id may have.
+    pub transfers_per_receiver: u32,
 }
 
 impl Default for Limits {
@@ -140,6 +149,10 @@ impl Default for Limits {
             request_log_days: 30,
             unknown_tags_per_owner: 1000,
             heartbeat_s: HEARTBEAT_S,
+            audit_log_days: 400,
+            credentials_grace_s: 600,
+            live_start_max_age_s: 900,
+            transfers_per_receiver: 100,
         }
     }
 }
@@ -154,6 +167,9 @@ pub struct Service {
     pub(crate) commands: Arc<OnceLock<Arc<dyn CommandChannel>>>,
     pub(crate) metrics: Arc<crate::metrics::Metrics>,
     pub(crate) limits: Arc<Limits>,
+    /// When each token's last use was written (see `owners`).
+    pub(crate) token_uses:
+        Arc<std::sync::Mutex<std::collections::HashMap<String, std::time::Instant>>>,
 }
 
 impl Service {
@@ -165,6 +181,7 @@ impl Service {
             commands: Arc::new(OnceLock::new()),
             metrics: Arc::new(crate::metrics::Metrics::default()),
             limits: Arc::new(Limits::default()),
+            token_uses: Arc::default(),
         }
     }
 
@@ -200,8 +217,8 @@ impl Service {
         DateTime::from_timestamp_millis(now.timestamp_millis()).unwrap_or(now)
     }
 
-    /// Records a tag refused at a charger because nobody knows it, keeping the owner's
-    /// sightings within `CHARGER_UNKNOWN_TAGS_PER_OWNER`.
+    /// Notes a tag refused at a charger because nobody knows it; the request path records
+    /// it (within `CHARGER_UNKNOWN_TAGS_PER_OWNER`) whatever the request's outcome.
     pub(crate) async fn note_unknown_tag(
         &self,
         tx: &mut dyn crate::store::ChargerTx,
@@ -210,10 +227,7 @@ impl Service {
         uid: &crate::ids::TagUid,
         at: DateTime<Utc>,
     ) -> Result<()> {
-        let dropped = tx
-            .note_unknown_tag(device, owner, uid, at, self.limits.unknown_tags_per_owner)
-            .await?;
-        crate::metrics::limit_add(crate::metrics::Limit::UnknownTags, dropped);
+        tx.note_unknown_tag(device, owner, uid, at).await?;
         Ok(())
     }
 

@@ -1,6 +1,7 @@
 //! The `charger-server` binary as a user runs it: start with no configuration, one-line
 //! errors for a busy port or a bad setting, and bulk provisioning to a bundle file.
 
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
@@ -307,7 +308,9 @@ fn near_the_open_file_limit_chargers_are_refused_not_stalled() {
         .collect();
 
     // The server under a hard limit of 600 open files (as `ulimit -Hn 600` would leave
-    // it), with 64 REST connections: it holds 600 - 256 - 64 = 280 chargers.
+    // it), with 64 REST connections: 96 files are kept for the database and the rest,
+    // an eighth of what REST leaves for sockets logging in (55), and 600 - 96 - 64 - 55 =
+    // 385 chargers.
     let cmd = command(&dir.0);
     let program = cmd.get_program().to_owned();
     let mut limited = Command::new("bash");
@@ -325,11 +328,11 @@ fn near_the_open_file_limit_chargers_are_refused_not_stalled() {
     limited.env("CHARGER_HTTP_MAX_CONNECTIONS", "64");
     let mut server = support::start_command(limited);
     let line = server.wait_for("open_files=");
-    assert!(line.contains("chargers=280"), "{line}");
+    assert!(line.contains("chargers=385"), "{line}");
     let mqtt = server.mqtt_addr();
     let http = server.http_addr();
 
-    // 400 chargers log in: the first 280 are accepted, every other one is refused at once
+    // 400 chargers log in: the first 385 are accepted, every other one is refused at once
     // (closed), none is left hanging, and the REST API keeps answering.
     let mut held = Vec::new();
     let (mut accepted, mut refused) = (0, 0);
@@ -356,10 +359,62 @@ fn near_the_open_file_limit_chargers_are_refused_not_stalled() {
             Err(_) => refused += 1,
         }
     }
-    assert_eq!(accepted, 280, "refused {refused}");
-    assert_eq!(refused, 120);
+    assert_eq!(accepted, 385, "refused {refused}");
+    assert_eq!(refused, 15);
     assert_eq!(get(&http, "/healthz", None), 200);
     server.wait_for("charger connection cap is reached");
+}
+
+/// Runs the server under an open-file limit of `files` (soft and hard), with no other
+/// setting changed.
+fn under_file_limit(dir: &Path, files: u32) -> Command {
+    let cmd = command(dir);
+    let program = cmd.get_program().to_owned();
+    let mut limited = Command::new("bash");
+    limited
+        .arg("-c")
+        .arg(format!(
+            "ulimit -Sn {files} && ulimit -Hn {files} && exec \"$0\""
+        ))
+        .arg(program)
+        .current_dir(dir)
+        .env_clear();
+    for (k, v) in cmd.get_envs() {
+        if let Some(v) = v {
+            limited.env(k, v);
+        }
+    }
+    limited
+}
+
+/// At a hard limit of 1,024 open files and default settings, the caps are shared out (REST
+/// a quarter, chargers most of the rest) and said in one line; below 256 the server
+/// refuses to start, with a line that says what to raise, instead of serving one charger.
+#[test]
+fn a_low_open_file_limit_is_shared_out_or_refused_with_a_clear_line() {
+    let dir = TempDir::new();
+    let mut server = support::start_command(under_file_limit(&dir.0, 1024));
+    let line = server.wait_for("open_files=");
+    for expected in [
+        "open_files=1024",
+        "http_connections=232",
+        "chargers=609",
+        "pending_logins=87",
+    ] {
+        assert!(line.contains(expected), "{expected} in {line}");
+    }
+    let http = server.http_addr();
+    assert_eq!(get(&http, "/healthz", None), 200);
+    drop(server);
+
+    let dir = TempDir::new();
+    let (code, stderr) = run_to_end(under_file_limit(&dir.0, 200));
+    assert_eq!(code, Some(2), "{stderr}");
+    let last = stderr.lines().last().unwrap_or_default();
+    assert!(
+        last.starts_with("error: the open-file limit is 200") && last.contains("at least 256"),
+        "{stderr}"
+    );
 }
 
 /// Without `RUST_LOG` the log shows this server's lines, not the libraries' info lines

@@ -6,7 +6,7 @@
 use charger_e2e::{default_db, spawn_app, spawn_app_with};
 use serde_json::{json, Value};
 
-const SECRET: &str = "broker-secret-for-tests";
+const SECRET: &str = "broker-secret-for-tests-0123456789abcdef";
 
 async fn call(
     app: &charger_e2e::TestApp,

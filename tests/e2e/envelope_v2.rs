@@ -125,11 +125,25 @@ async fn an_owner_can_require_v2_and_commands_follow_it(app: TestApp) {
         "{a:?}"
     );
     let mut c = Charger::connect(&app, b).await;
-    // v1 (the key in clear) is refused now; v2 is answered.
+    // v1 (the key in clear) is refused now, with 426 so that the charger can tell (a wrong
+    // key is still 401); v2 is answered.
     let (code, body) = c
         .send_raw(
             "status",
             request(b, json!(1), json!({"connector": 1, "state": "available"})),
+        )
+        .await;
+    assert_eq!((code, body), (426, Value::Null));
+    let mut wrong = b.clone();
+    wrong.key = "00".repeat(32);
+    let (code, body) = c
+        .send_raw(
+            "status",
+            request(
+                &wrong,
+                json!(2),
+                json!({"connector": 1, "state": "available"}),
+            ),
         )
         .await;
     assert_eq!((code, body), (401, Value::Null));
@@ -177,4 +191,35 @@ async fn an_owner_can_require_v2_and_commands_follow_it(app: TestApp) {
     assert_eq!(reply.status(), 200);
     let reply: Value = reply.json().await.expect("json");
     assert_eq!(reply["answer"], json!({"status": "accepted"}));
+
+    // An answer in v1 (its key in clear) from a charger that must speak v2 is not taken:
+    // the operator gets no answer (504), not the charger's word.
+    let rest = {
+        let http = app.http.clone();
+        let url = format!(
+            "{}/api/v1/devices/{}/commands/unlock?timeout_ms=1500",
+            app.base, b.device_id
+        );
+        tokio::spawn(async move {
+            http.post(url)
+                .bearer_auth(ADMIN_TOKEN)
+                .json(&json!({"connector": 1}))
+                .send()
+                .await
+                .expect("REST")
+        })
+    };
+    let (_, payload) = c.probe.next_publish(WAIT).await.expect("the command");
+    let (envelope, _) = open_on(b, "unlock", &payload);
+    let id = serde_json::to_value(envelope.id.expect("id")).expect("id");
+    c.probe
+        .publish(
+            &format!("acme/req/{}/unlock", b.device_id),
+            Qos::AtLeastOnce,
+            false,
+            request(b, id, json!({"status": "accepted"})),
+        )
+        .await;
+    let reply = rest.await.expect("joined");
+    assert_eq!(reply.status(), 504, "a v1 answer is dropped");
 }

@@ -122,14 +122,33 @@ async fn tokens_resolve_to_their_scope(fixture: StoreFixture) {
     store.insert_owner(&owner("acme")).await.expect("insert");
     let acme = OwnerId::parse("acme").expect("id");
     assert!(!store.has_admin_token().await.expect("query"));
+    let token = |hash: &str, owner: Option<&OwnerId>| charger_server::owners::NewToken {
+        id: format!("tok_{hash}"),
+        token_hash: hash.to_owned(),
+        owner: owner.cloned(),
+        name: None,
+        created_at: t(0),
+    };
     store
-        .insert_token("h-admin", None, t(0))
+        .insert_token(&token("h-admin", None))
         .await
         .expect("admin");
     store
-        .insert_token("h-acme", Some(&acme), t(0))
+        .insert_token(&token("h-acme", Some(&acme)))
         .await
         .expect("owner");
+    let listed = store.list_tokens(&acme).await.expect("list");
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].id, "tok_h-acme");
+    assert!(store
+        .delete_token(&acme, "tok_h-acme")
+        .await
+        .expect("revoke"));
+    assert_eq!(store.find_token("h-acme").await.expect("find"), None);
+    store
+        .insert_token(&token("h-acme", Some(&acme)))
+        .await
+        .expect("owner again");
     assert!(store.has_admin_token().await.expect("query"));
     assert_eq!(
         store.find_token("h-admin").await.expect("find"),
@@ -454,7 +473,7 @@ async fn a_read_only_connection_reads_refuses_writes_and_holds_unknown_tags(fixt
         .expect("read")
         .is_none());
     let uid = TagUid::parse("0BADCAFE").expect("uid");
-    read.note_unknown_tag(&d1, &OwnerId::parse("acme").expect("id"), &uid, t(2), 1000)
+    read.note_unknown_tag(&d1, &OwnerId::parse("acme").expect("id"), &uid, t(2))
         .await
         .expect("held");
     let err = read

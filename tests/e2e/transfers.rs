@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use charger_e2e::mqtt::{request, Charger, Login, Probe, Version};
+use charger_e2e::mqtt::{request, Charger, Login, Probe, Qos, Version};
 use charger_e2e::{assert_error, on_both_databases, spawn_app_on, TestApp, ADMIN_TOKEN};
 use charger_protocol::{FirmwareBundle, KeyExchange};
 use chrono::{Duration as Span, Utc};
@@ -43,6 +43,65 @@ fn new_bundle(old: &FirmwareBundle, exchange: &KeyExchange, body: &Value) -> Fir
 async fn login_refused(app: &TestApp, b: &FirmwareBundle) {
     let refused = Probe::connect(Version::V5, Login::device(app.app.mqtt_addr, b)).await;
     assert!(refused.is_err(), "the old password is refused");
+}
+
+/// After a claim or rekey, the old bundle logs in for the grace window only to repeat that
+/// exchange (request `id` on `endpoint`, under `user`): any other subscription or request
+/// is refused, and the repeat gets the kept answer (`kept`), after which the connection
+/// is closed. Returns nothing the old bundle's holder could use.
+async fn old_bundle_only_repeats(
+    app: &TestApp,
+    b: &FirmwareBundle,
+    user: &str,
+    endpoint: &str,
+    id: i64,
+    kept: &Value,
+) {
+    let mut probe = Probe::connect(Version::V5, Login::device(app.app.mqtt_addr, b))
+        .await
+        .expect("the superseded password logs in within the grace window");
+    let dev = &b.device_id;
+    assert!(
+        !probe
+            .subscribe(&format!("{user}/res/{dev}/+"), Qos::AtLeastOnce)
+            .await,
+        "no wildcard for superseded credentials"
+    );
+    assert!(
+        !probe
+            .subscribe(&format!("{user}/res/{dev}/boot"), Qos::AtLeastOnce)
+            .await,
+        "no other answer topic"
+    );
+    assert!(
+        probe
+            .subscribe(&format!("{user}/res/{dev}/{endpoint}"), Qos::AtLeastOnce)
+            .await,
+        "the exchange's own answer topic"
+    );
+    let mut c = Charger {
+        probe,
+        b: b.clone(),
+        user: user.to_owned(),
+        next_id: 50_000,
+        v2: false,
+    };
+    // Another request on the same endpoint: 401, nothing done.
+    let (code, _) = c
+        .call(endpoint, json!({"pub": KeyExchange::new().public_base64()}))
+        .await;
+    assert_eq!(code, 401, "only the exchange itself may be repeated");
+    // The repeat: the kept answer, then the connection closes.
+    let (code, body) = c
+        .call_with_id(
+            json!(id),
+            endpoint,
+            json!({"pub": KeyExchange::new().public_base64()}),
+        )
+        .await;
+    assert_eq!(code, 200);
+    assert_eq!(&body, kept, "the kept answer, unchanged");
+    assert!(c.probe.closed_within(WAIT).await.is_some());
 }
 
 async fn offer(app: &TestApp, token: &str, device: &str, to: &str) -> charger_e2e::Answer {
@@ -153,6 +212,7 @@ async fn a_transfer_needs_the_receivers_consent_and_gives_the_charger_new_creden
     // The claim: answered on the old topic, sealed with the old key (the old bundle's
     // holder can read the envelope), but the credentials inside open only with the
     // charger's own X25519 key.
+    let claim_id = c.next_id;
     let (code, body) = c.call("ownership-claim", claim(&code_text)).await;
     assert_eq!(code, 200, "{body}");
     assert_eq!(body["owner"], "beta");
@@ -175,8 +235,9 @@ async fn a_transfer_needs_the_receivers_consent_and_gives_the_charger_new_creden
         "the connection is closed once the answer is out"
     );
 
-    // The seller's copy of the old bundle is useless now.
-    login_refused(&app, b).await;
+    // The seller's copy of the old bundle is useless now: within the grace window it can
+    // only read the claim's answer again, which it cannot open.
+    old_bundle_only_repeats(&app, b, "acme", "ownership-claim", claim_id, &body).await;
     let device = app
         .get(&format!("/api/v1/devices/{}", b.device_id), &beta)
         .await;
@@ -365,6 +426,7 @@ async fn a_charger_rotates_its_own_credentials_with_rekey(app: TestApp) {
     let (code, body) = c.call("rekey", json!({})).await;
     assert_eq!((code, &body["field"]), (422, &json!("pub")));
     let exchange = KeyExchange::new();
+    let rekey_id = c.next_id;
     let (code, body) = c
         .call("rekey", json!({"pub": exchange.public_base64()}))
         .await;
@@ -372,7 +434,7 @@ async fn a_charger_rotates_its_own_credentials_with_rekey(app: TestApp) {
     assert_eq!(body["owner"], "acme");
     let nb = new_bundle(b, &exchange, &body);
     assert!(c.probe.closed_within(WAIT).await.is_some());
-    login_refused(&app, b).await;
+    old_bundle_only_repeats(&app, b, "acme", "rekey", rekey_id, &body).await;
     let mut c = Charger::connect(&app, &nb).await;
     c.next_id = 100;
     let (code, _) = c

@@ -27,6 +27,20 @@ pub fn routes() -> Router<ApiState> {
         .route("/broker/emqx/authz", post(authz))
 }
 
+/// The external broker, authenticated by its secret from the request's headers alone.
+struct BrokerCaller;
+
+impl axum::extract::FromRequestParts<ApiState> for BrokerCaller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &ApiState,
+    ) -> Result<Self, ApiError> {
+        check_broker(state, &parts.headers).map(|()| BrokerCaller)
+    }
+}
+
 /// The broker's secret, checked in constant time (401 also when none is configured).
 fn check_broker(state: &ApiState, headers: &HeaderMap) -> Result<(), ApiError> {
     let Some(expected) = &state.broker_secret_hash else {
@@ -52,30 +66,41 @@ struct AuthnRequest {
 }
 
 async fn authn(
+    _broker: BrokerCaller,
     State(state): State<ApiState>,
-    headers: HeaderMap,
     ApiJson(req): ApiJson<AuthnRequest>,
 ) -> ApiResult<Json<Value>> {
-    check_broker(&state, &headers)?;
-    let owner = match state
+    let login = match state
         .service
         .authenticate_device(&req.clientid, &req.username, &req.password)
         .await
     {
-        Ok(owner) => owner,
+        Ok(login) => login,
         Err(Error::Unauthorized) => {
             crate::metrics::limit_hit(crate::metrics::Limit::BrokerLoginRefused);
             return Ok(Json(json!({"result": "deny"})));
         }
         Err(e) => return Err(e.into()),
     };
-    let (owner, device) = (owner.as_str(), req.clientid.as_str());
-    let mut rules: Vec<Value> = acl::publish_topics(owner, device)
+    let (owner, device) = (login.owner.as_str(), req.clientid.as_str());
+    // Superseded credentials (a claim's or rekey's, within the grace window) may only
+    // repeat that exchange and read its answer.
+    let (publish, subscribe) = match &login.only {
+        None => (
+            acl::publish_topics(owner, device),
+            acl::subscribe_filters(owner, device),
+        ),
+        Some(only) => (
+            vec![format!("{owner}/req/{device}/{only}")],
+            vec![format!("{owner}/res/{device}/{only}")],
+        ),
+    };
+    let mut rules: Vec<Value> = publish
         .into_iter()
         .map(|topic| json!({"permission": "allow", "action": "publish", "topic": topic}))
         .collect();
     rules.extend(
-        acl::subscribe_filters(owner, device)
+        subscribe
             .into_iter()
             .map(|topic| json!({"permission": "allow", "action": "subscribe", "topic": format!("eq {topic}")})),
     );
@@ -97,11 +122,10 @@ struct AuthzRequest {
 }
 
 async fn authz(
+    _broker: BrokerCaller,
     State(state): State<ApiState>,
-    headers: HeaderMap,
     ApiJson(req): ApiJson<AuthzRequest>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    check_broker(&state, &headers)?;
     let deny = || (StatusCode::OK, Json(json!({"result": "deny"})));
     if req.clientid != req.username {
         return Ok(deny());

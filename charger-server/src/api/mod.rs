@@ -5,6 +5,7 @@
 //! the status of [`crate::error::Error`]; 5xx details are logged, never returned.
 
 mod broker_auth;
+pub mod deadline;
 mod devices;
 mod owners;
 pub mod serve;
@@ -64,8 +65,11 @@ pub struct ApiState {
     pub max_body: usize,
     /// Time to send a request body (`CHARGER_HTTP_BODY_TIMEOUT_MS`).
     pub body_timeout: std::time::Duration,
-    /// The listener speaks HTTPS (the console's cookie is then `Secure`).
+    /// The listener speaks HTTPS (the console's cookie is then `Secure`, and answers
+    /// carry HSTS).
     pub https: bool,
+    /// Console sign-in attempts per source address (`CHARGER_LOGIN_ATTEMPTS_PER_MINUTE`).
+    pub login_attempts: std::sync::Arc<crate::limits::Buckets<crate::limits::Source>>,
 }
 
 impl ApiState {
@@ -78,7 +82,31 @@ impl ApiState {
             max_body: 4 << 20,
             body_timeout: std::time::Duration::from_secs(30),
             https: false,
+            login_attempts: std::sync::Arc::new(crate::limits::Buckets::new(10.0 / 60.0, 10.0)),
         }
+    }
+
+    /// Allows `per_minute` console sign-in attempts per source a minute.
+    pub fn with_login_attempts(mut self, per_minute: u32) -> Self {
+        let n = f64::from(per_minute.max(1));
+        self.login_attempts = std::sync::Arc::new(crate::limits::Buckets::new(n / 60.0, n));
+        self
+    }
+}
+
+/// The peer's address (the listener puts it in every request), when known.
+pub struct Peer(pub Option<std::net::IpAddr>);
+
+impl<S: Send + Sync> FromRequestParts<S> for Peer {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        Ok(Peer(
+            parts
+                .extensions
+                .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+                .map(|c| c.0.ip()),
+        ))
     }
 }
 
@@ -102,8 +130,9 @@ pub fn router(state: ApiState, pages: Router<ApiState>) -> Router {
         .fallback(not_found)
         .with_state(state)
         .layer(axum::extract::DefaultBodyLimit::max(max_body))
-        .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
+        .layer(axum::middleware::from_fn_with_state(
             body_timeout,
+            deadline::body_deadline,
         ))
         .layer(
             tower_http::trace::TraceLayer::new_for_http().make_span_with(
@@ -200,14 +229,45 @@ impl From<Error> for ApiError {
     }
 }
 
+impl ApiError {
+    /// 413, as JSON.
+    fn too_large() -> Self {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            "the body is over CHARGER_HTTP_MAX_BODY",
+        )
+    }
+
+    /// 408: the body did not arrive within its deadline.
+    fn body_timeout() -> Self {
+        ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "request_timeout",
+            "the request body did not arrive within CHARGER_HTTP_BODY_TIMEOUT_MS",
+        )
+    }
+}
+
+impl From<axum::extract::rejection::StringRejection> for ApiError {
+    fn from(r: axum::extract::rejection::StringRejection) -> Self {
+        if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            return ApiError::too_large();
+        }
+        if deadline::is_deadline(&r) {
+            return ApiError::body_timeout();
+        }
+        ApiError::new(StatusCode::BAD_REQUEST, "malformed_body", r.body_text())
+    }
+}
+
 impl From<JsonRejection> for ApiError {
     fn from(r: JsonRejection) -> Self {
         if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            return ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "payload_too_large",
-                "the body is over CHARGER_HTTP_MAX_BODY",
-            );
+            return ApiError::too_large();
+        }
+        if deadline::is_deadline(&r) {
+            return ApiError::body_timeout();
         }
         match r {
             JsonRejection::JsonDataError(e) => ApiError::new(
@@ -248,6 +308,17 @@ impl IntoResponse for ApiError {
 #[derive(FromRequest)]
 #[from_request(via(axum::Json), rejection(ApiError))]
 pub struct ApiJson<T>(pub T);
+
+/// A text body (a CSV import) whose rejections are our JSON errors (413, 408, 400).
+pub struct ApiText(pub String);
+
+impl<S: Send + Sync> FromRequest<S> for ApiText {
+    type Rejection = ApiError;
+
+    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, ApiError> {
+        Ok(ApiText(String::from_request(req, state).await?))
+    }
+}
 
 /// A path parameter whose rejections are our JSON errors.
 #[derive(axum::extract::FromRequestParts)]

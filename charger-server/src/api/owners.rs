@@ -2,20 +2,23 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use axum::{Json, Router};
-use serde_json::{json, Value};
 
 use super::{ApiJson, ApiPath, ApiResult, ApiState};
 use crate::ids::OwnerId;
-use crate::owners::{CreateOwnerRequest, Owner};
+use crate::owners::{CreateOwnerRequest, CreateTokenRequest, IssuedToken, Owner, TokenInfo};
 use crate::service::Principal;
 
 pub fn routes() -> Router<ApiState> {
     Router::new()
         .route("/owners", post(create_owner).get(list_owners))
         .route("/owners/{owner}", get(get_owner))
-        .route("/owners/{owner}/tokens", post(create_owner_token))
+        .route(
+            "/owners/{owner}/tokens",
+            get(list_owner_tokens).post(create_owner_token),
+        )
+        .route("/owners/{owner}/tokens/{id}", delete(revoke_owner_token))
 }
 
 async fn create_owner(
@@ -39,14 +42,45 @@ async fn get_owner(
     Ok(Json(state.service.get_owner(&who, &id).await?))
 }
 
+/// The body is optional: none, `null`, or `{"name": "..."}`.
 async fn create_owner_token(
     who: Principal,
     State(state): State<ApiState>,
     ApiPath(id): ApiPath<OwnerId>,
-) -> ApiResult<(StatusCode, Json<Value>)> {
-    let token = state.service.create_owner_token(&who, &id).await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(json!({"token": token.expose(), "owner": id})),
-    ))
+    body: axum::body::Bytes,
+) -> ApiResult<(StatusCode, Json<IssuedToken>)> {
+    let req = if body.iter().all(u8::is_ascii_whitespace) {
+        CreateTokenRequest::default()
+    } else {
+        serde_json::from_slice::<Option<CreateTokenRequest>>(&body)
+            .map_err(|e| match e.classify() {
+                serde_json::error::Category::Data => {
+                    crate::error::Error::invalid("body", e.to_string())
+                }
+                _ => crate::error::Error::invalid("body", "is not JSON"),
+            })?
+            .unwrap_or_default()
+    };
+    let token = state.service.create_owner_token(&who, &id, req).await?;
+    Ok((StatusCode::CREATED, Json(token)))
+}
+
+async fn list_owner_tokens(
+    who: Principal,
+    State(state): State<ApiState>,
+    ApiPath(id): ApiPath<OwnerId>,
+) -> ApiResult<Json<Vec<TokenInfo>>> {
+    Ok(Json(state.service.list_owner_tokens(&who, &id).await?))
+}
+
+async fn revoke_owner_token(
+    who: Principal,
+    State(state): State<ApiState>,
+    ApiPath((owner, token)): ApiPath<(OwnerId, String)>,
+) -> ApiResult<StatusCode> {
+    state
+        .service
+        .revoke_owner_token(&who, &owner, &token)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
 }

@@ -2,9 +2,14 @@
 //! a public listener needs, on hyper directly rather than `axum::serve`, which has none of
 //! them:
 //!
-//! - a bound on open connections (`CHARGER_HTTP_MAX_CONNECTIONS`): beyond it a new
-//!   connection is closed at once and counted, never queued;
-//! - request headers must arrive within `CHARGER_HTTP_HEADER_TIMEOUT_MS` and fit in
+//! - a bound on open connections (`CHARGER_HTTP_MAX_CONNECTIONS`), and a share of it per
+//!   source address (`CHARGER_HTTP_MAX_CONNECTIONS_PER_SOURCE`): beyond either, a new
+//!   connection is closed at once and counted, never queued, so one source cannot take
+//!   the listener from the others;
+//! - every request carries its peer's address (`ConnectInfo`), for the limits keyed by
+//!   source (console sign-in attempts);
+//! - request headers must arrive within `CHARGER_HTTP_HEADER_TIMEOUT_MS` (a total deadline
+//!   from the first byte, hyper's; an idle keep-alive connection is closed after it too) and fit in
 //!   `CHARGER_HTTP_MAX_HEADER_BYTES`, else the connection is closed (a client that opens a
 //!   socket and never finishes its headers holds nothing for long);
 //! - a TLS handshake must finish within the same time;
@@ -33,6 +38,7 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 #[derive(Debug, Clone)]
 pub struct HttpLimits {
     pub max_connections: usize,
+    pub max_connections_per_source: usize,
     pub header_timeout: Duration,
     pub max_header_bytes: usize,
 }
@@ -47,6 +53,7 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let graceful = GracefulShutdown::new();
     let slots = Arc::new(Semaphore::new(limits.max_connections));
+    let sources = crate::limits::PerSource::new(limits.max_connections_per_source);
     loop {
         let accepted = tokio::select! {
             a = listener.accept() => a,
@@ -61,6 +68,13 @@ pub async fn serve(
                 continue;
             }
         };
+        let Some(source) = sources.try_acquire(peer.ip()) else {
+            crate::metrics::limit_hit_logged(
+                Limit::HttpConnectionsPerSource,
+                "HTTP connection refused: its source holds CHARGER_HTTP_MAX_CONNECTIONS_PER_SOURCE",
+            );
+            continue;
+        };
         let Ok(permit) = slots.clone().try_acquire_owned() else {
             limit_hit(Limit::HttpConnections);
             tracing::debug!(%peer, "HTTP connection refused: CHARGER_HTTP_MAX_CONNECTIONS reached");
@@ -70,13 +84,13 @@ pub async fn serve(
         let (router, tls, limits) = (router.clone(), tls.clone(), limits.clone());
         let watcher = graceful.watcher();
         tokio::spawn(async move {
-            let _permit = permit;
+            let _slots = (permit, source);
             match tls {
-                None => connection(stream, router, &limits, watcher).await,
+                None => connection(stream, peer, router, &limits, watcher).await,
                 Some(acceptor) => {
                     match tokio::time::timeout(limits.header_timeout, acceptor.accept(stream)).await
                     {
-                        Ok(Ok(stream)) => connection(stream, router, &limits, watcher).await,
+                        Ok(Ok(stream)) => connection(stream, peer, router, &limits, watcher).await,
                         _ => {
                             limit_hit(Limit::HttpTlsHandshake);
                             tracing::debug!(%peer, "TLS handshake failed or timed out");
@@ -98,12 +112,19 @@ pub async fn serve(
 
 async fn connection<S>(
     stream: S,
+    peer: std::net::SocketAddr,
     router: Router,
     limits: &HttpLimits,
     watcher: hyper_util::server::graceful::Watcher,
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
+    use tower::ServiceExt as _;
+    let router = router.map_request(move |mut req: axum::http::Request<hyper::body::Incoming>| {
+        req.extensions_mut()
+            .insert(axum::extract::ConnectInfo(peer));
+        req
+    });
     let service = TowerToHyperService::new(router);
     let conn = hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())

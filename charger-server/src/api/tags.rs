@@ -6,7 +6,7 @@ use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 
-use super::{query, ApiJson, ApiPath, ApiResult, ApiState, OwnerQuery};
+use super::{query, ApiJson, ApiPath, ApiResult, ApiState, ApiText, OwnerQuery};
 use crate::ids::TagUid;
 use crate::service::Principal;
 use crate::tags::{CreateTagRequest, PatchTagRequest, Tag, UnknownTag};
@@ -81,7 +81,7 @@ async fn import_tags(
     who: Principal,
     State(state): State<ApiState>,
     headers: axum::http::HeaderMap,
-    body: String,
+    ApiText(body): ApiText,
 ) -> ApiResult<(StatusCode, Json<serde_json::Value>)> {
     let csv = headers
         .get(axum::http::header::CONTENT_TYPE)

@@ -25,6 +25,18 @@ pub fn may_subscribe(owner: &str, device: &str, filter: &str) -> bool {
         .is_some_and(|rest| rest == "+" || rest == "#" || is_known(rest))
 }
 
+/// Whether a login limited to `only` (superseded credentials, see
+/// [`crate::devices::DeviceLogin`]) may publish to `topic`: the exchange's request topic.
+pub fn may_publish_only(owner: &str, device: &str, only: &str, topic: &str) -> bool {
+    device_suffix(owner, "req", device, topic) == Some(only)
+}
+
+/// Whether a login limited to `only` may subscribe to `filter`: the exchange's answer
+/// topic itself, no wildcard.
+pub fn may_subscribe_only(owner: &str, device: &str, only: &str, filter: &str) -> bool {
+    device_suffix(owner, "res", device, filter) == Some(only)
+}
+
 /// Every topic `device` of `owner` may publish to (one per API name).
 pub fn publish_topics(owner: &str, device: &str) -> Vec<String> {
     charger_protocol::endpoint::ENDPOINTS

@@ -45,6 +45,9 @@ enum End {
 struct Session {
     device: DeviceId,
     owner: OwnerId,
+    /// Superseded credentials: the one endpoint they may publish to and read the answer
+    /// of (their exchange's).
+    only: Option<String>,
     codec: Codec,
     will: Option<LastWill>,
     keep_alive: Duration,
@@ -54,8 +57,6 @@ struct Session {
     /// That last publish is written: the connection closes on the client's PUBACK (so the
     /// client has read it before the socket goes) or after a short linger.
     last_delivered: bool,
-    /// The charger's request rate (a token bucket).
-    rate: RateLimit,
     /// Filters subscribed on this connection (at most `max_subscriptions`), each with
     /// its granted QoS.
     subscriptions: Vec<(String, QoS)>,
@@ -92,59 +93,34 @@ impl Session {
     }
 }
 
-/// A token bucket: `rate` requests a second, `burst` at once. A request over it waits
-/// (which slows the charger's own connection, and only it); a charger that stays over its
-/// rate for `abuse_after` is disconnected.
-#[derive(Debug)]
-struct RateLimit {
-    tokens: f64,
-    last: Instant,
-    /// Since when the charger has been over its rate without backing off.
-    over_since: Option<Instant>,
-}
-
-impl RateLimit {
-    fn new(burst: f64) -> Self {
-        Self {
-            tokens: burst,
-            last: Instant::now(),
-            over_since: None,
-        }
-    }
-
-    /// Takes a token; returns how long the request must wait for it (zero: none).
-    fn take(&mut self, rate: f64, burst: f64, now: Instant) -> Duration {
-        let refill = now.saturating_duration_since(self.last).as_secs_f64() * rate;
-        self.tokens = (self.tokens + refill).min(burst) - 1.0;
-        self.last = now;
-        if self.tokens >= 0.0 {
-            if self.tokens >= burst / 2.0 {
-                // Backed off to half a burst in hand: no longer over the rate.
-                self.over_since = None;
-            }
-            return Duration::ZERO;
-        }
-        self.over_since.get_or_insert(now);
-        Duration::from_secs_f64(-self.tokens / rate)
-    }
-}
-
 /// Serves one accepted socket to the end.
 pub(super) async fn serve<S>(
     shared: Arc<Shared>,
+    stream: S,
+    peer: std::net::SocketAddr,
+    login_slot: super::LoginSlot,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send,
+{
+    let deadline = Instant::now() + shared.config.connect_timeout;
+    serve_until(shared, stream, peer, login_slot, deadline).await;
+}
+
+/// [`serve`], with the CONNECT due by `deadline` (a total deadline, the TLS handshake's
+/// time included).
+pub(super) async fn serve_until<S>(
+    shared: Arc<Shared>,
     mut stream: S,
     peer: std::net::SocketAddr,
-    login_slot: tokio::sync::OwnedSemaphorePermit,
+    login_slot: super::LoginSlot,
+    deadline: Instant,
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send,
 {
     let mut rbuf = BytesMut::with_capacity(1024);
     let mut wbuf = BytesMut::with_capacity(1024);
-    let connect = tokio::time::timeout(
-        shared.config.connect_timeout,
-        read_connect(&shared, &mut stream, &mut rbuf),
-    )
-    .await;
+    let connect =
+        tokio::time::timeout_at(deadline, read_connect(&shared, &mut stream, &mut rbuf)).await;
     let (codec, packet) = match connect {
         Ok(Ok(Some(v))) => v,
         Ok(Ok(None)) | Err(_) => return,
@@ -178,8 +154,8 @@ pub(super) async fn serve<S>(
         .authenticate_device(&connect.client_id, &login.username, &login.password)
         .await;
     drop(login_slot);
-    let owner = match authenticated {
-        Ok(owner) => owner,
+    let (owner, only) = match authenticated {
+        Ok(login) => (login.owner, login.only),
         Err(e) => {
             shared
                 .metrics
@@ -197,6 +173,23 @@ pub(super) async fn serve<S>(
     let Ok(device) = DeviceId::parse(&connect.client_id) else {
         return;
     };
+    // Logins are budgeted per device id, whatever socket they come from (only once the
+    // password is right: nobody else can spend a charger's budget).
+    if !shared.logins.try_take(&device, Instant::now().into_std()) {
+        crate::metrics::limit_hit_logged(
+            crate::metrics::Limit::MqttLoginRate,
+            "MQTT login refused: the charger logs in more often than CHARGER_MQTT_LOGINS_PER_MINUTE",
+        );
+        let code = match codec {
+            Codec::V4 => ConnectReturnCode::ServiceUnavailable,
+            Codec::V5 => ConnectReturnCode::ServerBusy,
+        };
+        let _ = write_packet(&mut stream, &mut wbuf, codec, refuse(code)).await;
+        return;
+    }
+    // Superseded credentials come back only to repeat their exchange: whatever will they
+    // set is not kept (it would name topics they may not use).
+    let will = if only.is_some() { None } else { will };
     // A will is a publish like any other: it must target the device's own REQ topics.
     if let Some(w) = &will {
         let topic = String::from_utf8_lossy(&w.topic);
@@ -218,8 +211,20 @@ pub(super) async fn serve<S>(
     }
 
     // One connection per device: an earlier one is closed (its will handed on, its
-    // presence ended) before this one goes on.
-    let registered = shared.register(&device).await;
+    // presence ended) before this one goes on. Superseded credentials never displace a
+    // connection made with the current ones (whoever holds an old bundle cannot knock
+    // the charger off).
+    let Some(registered) = shared.register(&device, only.is_some()).await else {
+        tracing::info!(%device, "superseded credentials refused: the charger is connected with its current ones");
+        let _ = write_packet(
+            &mut stream,
+            &mut wbuf,
+            codec,
+            refuse(ConnectReturnCode::NotAuthorized),
+        )
+        .await;
+        return;
+    };
     let conn_seq = registered.seq;
 
     let keep_alive_s = match connect.keep_alive {
@@ -252,13 +257,13 @@ pub(super) async fn serve<S>(
     let mut session = Session {
         device,
         owner,
+        only,
         codec,
         will,
         keep_alive: Duration::from_millis(u64::from(keep_alive_s) * 1500),
         violations: 0,
         revoked: None,
         last_delivered: false,
-        rate: RateLimit::new(f64::from(shared.config.burst)),
         subscriptions: Vec::new(),
         inflight: Vec::new(),
         next_pkid: 1,
@@ -278,9 +283,16 @@ pub(super) async fn serve<S>(
         Err(_) => End::Abnormal("write failed"),
     };
 
-    // The end: hand the will on after an abnormal close.
+    // The end: hand the will on after an abnormal close. A will is a request like any
+    // other: it draws on the device's request budget, and is dropped when that is spent.
     if let (End::Abnormal(_), Some(will)) = (&end, session.will.take()) {
-        if let Some(inbound) = shared.inbound() {
+        let now = Instant::now().into_std();
+        if !shared.requests.try_take(&session.device, now) {
+            crate::metrics::limit_hit_logged(
+                crate::metrics::Limit::MqttWillDropped,
+                "a charger's will dropped: its device id is over CHARGER_MQTT_RATE",
+            );
+        } else if let Some(inbound) = shared.inbound() {
             inbound.publish(&will.topic, &will.message).await;
         }
     }
@@ -519,7 +531,13 @@ async fn incoming(
                 return Err(End::Abnormal("topic alias"));
             }
             let (qos, pkid) = publish_header.unwrap_or((0, 0));
-            if !acl::may_publish(s.owner.as_str(), s.device.as_str(), &topic) {
+            let allowed = match &s.only {
+                None => acl::may_publish(s.owner.as_str(), s.device.as_str(), &topic),
+                Some(only) => {
+                    acl::may_publish_only(s.owner.as_str(), s.device.as_str(), only, &topic)
+                }
+            };
+            if !allowed {
                 shared
                     .metrics
                     .acl_denied_publish
@@ -542,16 +560,17 @@ async fn incoming(
                 }
                 return Ok(());
             }
-            // Over its rate: the request waits, and so does the rest of this connection.
-            let rate = f64::from(shared.config.rate_per_s.max(1));
-            let burst = f64::from(shared.config.burst.max(1));
-            let wait = s.rate.take(rate, burst, Instant::now());
+            // Over its rate: the request waits, and so does the rest of this connection. The
+            // budget is the device id's, so a new connection does not refill it.
+            let now = std::time::Instant::now();
+            let (rate, burst) = (shared.requests.rate, shared.requests.burst);
+            let (wait, over_since) = shared
+                .requests
+                .with(&s.device, now, |b| (b.take(rate, burst, now), b.over_since))
+                .unwrap_or_default();
             if !wait.is_zero() {
                 crate::metrics::limit_hit(crate::metrics::Limit::MqttRate);
-                if s.rate
-                    .over_since
-                    .is_some_and(|t| t.elapsed() >= shared.config.abuse_after)
-                {
+                if over_since.is_some_and(|t| t.elapsed() >= shared.config.abuse_after) {
                     crate::metrics::limit_hit(crate::metrics::Limit::MqttRateDisconnect);
                     tracing::warn!(
                         device = %s.device,
@@ -604,7 +623,16 @@ async fn incoming(
             let mut return_codes = Vec::with_capacity(filters.len());
             for filter in filters {
                 let known = s.subscriptions.iter().position(|(f, _)| *f == filter.path);
-                if !acl::may_subscribe(s.owner.as_str(), s.device.as_str(), &filter.path) {
+                let allowed = match &s.only {
+                    None => acl::may_subscribe(s.owner.as_str(), s.device.as_str(), &filter.path),
+                    Some(only) => acl::may_subscribe_only(
+                        s.owner.as_str(),
+                        s.device.as_str(),
+                        only,
+                        &filter.path,
+                    ),
+                };
+                if !allowed {
                     shared
                         .metrics
                         .acl_denied_subscribe

@@ -51,6 +51,10 @@ pub struct BrokerConfig {
     pub max_connect_bytes: usize,
     /// Sockets that may be waiting to log in at once; more are closed at once.
     pub max_pending_logins: usize,
+    /// Of those, sockets one source address may have; more from it are closed at once.
+    pub max_pending_logins_per_source: usize,
+    /// Logins one device id may make per minute (with as many at once).
+    pub logins_per_minute: u32,
     /// Chargers connected at once; more are refused at once (the lower of
     /// `CHARGER_MQTT_MAX_CONNECTIONS` and what the open-file limit allows).
     pub max_chargers: usize,
@@ -75,6 +79,8 @@ impl Default for BrokerConfig {
             max_violations: 10,
             max_connect_bytes: 4096,
             max_pending_logins: 1024,
+            max_pending_logins_per_source: 128,
+            logins_per_minute: 10,
             max_chargers: 20_000,
             rate_per_s: 20,
             burst: 40,
@@ -230,6 +236,8 @@ struct Registration {
     seq: i64,
     mailbox: Arc<Mailbox>,
     closed: tokio::sync::oneshot::Receiver<()>,
+    /// Logged in with superseded credentials.
+    restricted: bool,
 }
 
 /// What a connection keeps of its registration: its number, its inbox, and the signal it
@@ -250,30 +258,38 @@ pub(crate) struct Shared {
     registry: Mutex<HashMap<DeviceId, Registration>>,
     /// Sockets still logging in.
     pending_logins: Arc<tokio::sync::Semaphore>,
+    /// Their share per source address.
+    login_sources: Arc<crate::limits::PerSource>,
+    /// Each device id's request budget (`CHARGER_MQTT_RATE`, `CHARGER_MQTT_BURST`): it
+    /// outlives the connection, so reconnecting does not refill it; wills draw on it too.
+    pub(crate) requests: crate::limits::Buckets<DeviceId>,
+    /// Each device id's login budget (`CHARGER_MQTT_LOGINS_PER_MINUTE`).
+    pub(crate) logins: crate::limits::Buckets<DeviceId>,
 }
 
 impl Shared {
     /// Registers a new connection of `device`, first closing an earlier one and waiting
-    /// until it is gone (its will published, its presence ended).
-    async fn register(&self, device: &DeviceId) -> Registered {
+    /// until it is gone (its will published, its presence ended). A `restricted` one
+    /// (superseded credentials) does not displace an unrestricted one: None.
+    async fn register(&self, device: &DeviceId, restricted: bool) -> Option<Registered> {
         let seq = rand::random::<i64>() & i64::MAX;
         let mailbox = Arc::new(Mailbox::default());
         let (closed_tx, closed) = tokio::sync::oneshot::channel();
-        let previous = self
-            .registry
-            .lock()
-            .map(|mut r| {
-                r.insert(
-                    device.clone(),
-                    Registration {
-                        seq,
-                        mailbox: mailbox.clone(),
-                        closed,
-                    },
-                )
-            })
-            .ok()
-            .flatten();
+        let previous = {
+            let mut r = self.registry.lock().ok()?;
+            if restricted && r.get(device).is_some_and(|old| !old.restricted) {
+                return None;
+            }
+            r.insert(
+                device.clone(),
+                Registration {
+                    seq,
+                    mailbox: mailbox.clone(),
+                    closed,
+                    restricted,
+                },
+            )
+        };
         if let Some(old) = previous {
             old.mailbox.kick(Kick::Close);
             if tokio::time::timeout(Duration::from_secs(10), old.closed)
@@ -283,11 +299,11 @@ impl Shared {
                 tracing::warn!(%device, "earlier connection did not close in time");
             }
         }
-        Registered {
+        Some(Registered {
             seq,
             mailbox,
             closed: closed_tx,
-        }
+        })
     }
 
     /// Forgets a connection (if it is still the registered one) and tells a successor
@@ -325,7 +341,14 @@ impl Broker {
     ) -> std::io::Result<Broker> {
         let local_addr = listener.local_addr()?;
         let config_pending = config.max_pending_logins.max(1);
+        let logins_per_minute = f64::from(config.logins_per_minute.max(1));
         let shared = Arc::new(Shared {
+            login_sources: crate::limits::PerSource::new(config.max_pending_logins_per_source),
+            requests: crate::limits::Buckets::new(
+                f64::from(config.rate_per_s.max(1)),
+                f64::from(config.burst.max(1)),
+            ),
+            logins: crate::limits::Buckets::new(logins_per_minute / 60.0, logins_per_minute),
             inbound: OnceLock::new(),
             presence: crate::devices::presence_writer(service.clone()),
             service,
@@ -367,7 +390,9 @@ impl Broker {
             topic,
             payload: payload.into(),
         };
-        let posted = mailbox.post(letter, self.shared.config.max_inflight);
+        // The window's answers in flight and as many waiting: the connection may not have
+        // taken any from the mailbox yet when they all arrive.
+        let posted = mailbox.post(letter, self.shared.config.max_inflight.saturating_mul(2));
         if !posted {
             limit_hit_logged(
                 Limit::MqttInflight,
@@ -417,9 +442,16 @@ impl Broker {
     }
 }
 
+/// What a socket logging in holds: a slot of the global cap and one of its source's share.
+pub(crate) struct LoginSlot {
+    _permit: tokio::sync::OwnedSemaphorePermit,
+    _source: crate::limits::SourceSlot,
+}
+
 /// Accepts sockets (TCP_NODELAY on each), with TLS when an acceptor is given. A socket
 /// beyond the connection cap, or beyond the sockets allowed to be logging in at once, is
 /// closed at once (counted, logged at most every few seconds): never queued, never a stall.
+/// So is one beyond its source's share of the sockets logging in.
 async fn accept_loop(
     listener: TcpListener,
     tls: Option<tokio_rustls::TlsAcceptor>,
@@ -445,12 +477,24 @@ async fn accept_loop(
             );
             continue;
         }
-        let Ok(login) = shared.pending_logins.clone().try_acquire_owned() else {
+        let Some(source) = shared.login_sources.try_acquire(peer.ip()) else {
+            limit_hit_logged(
+                Limit::MqttPendingLoginsPerSource,
+                "MQTT connection refused: its source has too many sockets logging in \
+                 (CHARGER_MQTT_MAX_PENDING_LOGINS_PER_SOURCE)",
+            );
+            continue;
+        };
+        let Ok(permit) = shared.pending_logins.clone().try_acquire_owned() else {
             limit_hit_logged(
                 Limit::MqttPendingLogins,
                 "MQTT connection refused: too many sockets logging in (CHARGER_MQTT_MAX_PENDING_LOGINS)",
             );
             continue;
+        };
+        let login = LoginSlot {
+            _permit: permit,
+            _source: source,
         };
         if let Err(e) = stream.set_nodelay(true) {
             tracing::debug!(%peer, error = %e, "cannot set TCP_NODELAY");
@@ -462,10 +506,13 @@ async fn accept_loop(
             }
             Some(acceptor) => {
                 tokio::spawn(async move {
-                    // The handshake counts against the CONNECT deadline.
-                    let deadline = shared.config.connect_timeout;
-                    match tokio::time::timeout(deadline, acceptor.accept(stream)).await {
-                        Ok(Ok(tls)) => connection::serve(shared, tls, peer, login).await,
+                    // The handshake counts against the CONNECT deadline: one total
+                    // deadline for the handshake and the CONNECT.
+                    let deadline = tokio::time::Instant::now() + shared.config.connect_timeout;
+                    match tokio::time::timeout_at(deadline, acceptor.accept(stream)).await {
+                        Ok(Ok(tls)) => {
+                            connection::serve_until(shared, tls, peer, login, deadline).await
+                        }
                         Ok(Err(e)) => {
                             tracing::debug!(%peer, error = %e, "TLS handshake failed")
                         }

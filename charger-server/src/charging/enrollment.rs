@@ -5,7 +5,7 @@
 
 use chrono::{DateTime, Utc};
 
-use super::{Charger, Reply};
+use super::{Charger, Reply, RequestContext, Superseded};
 use crate::devices::parse_data;
 use crate::error::{Error, Result};
 use crate::ids::{OwnerId, TagUid};
@@ -122,10 +122,15 @@ impl Service {
         )
     }
 
+    /// `ownership-claim`: everything is checked first (the key, the code, the sealing of
+    /// the new credentials), then the credentials change (compare-and-swap on the version)
+    /// and the charger moves, in this request's transaction: a refused claim changes
+    /// nothing.
     pub(super) async fn ownership_claim(
         &self,
         tx: &mut dyn ChargerTx,
         charger: &Charger,
+        request: &RequestContext<'_>,
         data: &serde_json::Value,
         now: DateTime<Utc>,
     ) -> Result<Reply> {
@@ -140,11 +145,26 @@ impl Service {
         if req.code.is_empty() || req.code.len() > 128 {
             return Err(refused());
         }
+        let code_hash = hash_secret(&req.code);
         let to: OwnerId = tx
-            .claim_device(&charger.id, &hash_secret(&req.code), now)
+            .claim_target(&charger.id, &code_hash, now)
             .await?
             .ok_or_else(refused)?;
-        let body = self.new_credentials(tx, charger, &to, &req.public).await?;
+        let (body, password_hash) = self.new_credentials(charger, &to, &req.public)?;
+        self.replace_credentials(tx, charger, request, &password_hash, now)
+            .await?;
+        if tx
+            .claim_device(&charger.id, &code_hash, now)
+            .await?
+            .as_ref()
+            != Some(&to)
+        {
+            // Withdrawn on another instance since it was read: nothing is kept.
+            return Err(Error::conflict(
+                "transfer_closed",
+                "the offer changed while it was claimed",
+            ));
+        }
         tracing::info!(device = %charger.id, from = %charger.owner, to = %to, "charger claimed by its new owner");
         Ok(Reply::revoking(body))
     }
@@ -154,27 +174,29 @@ impl Service {
         &self,
         tx: &mut dyn ChargerTx,
         charger: &Charger,
+        request: &RequestContext<'_>,
         data: &serde_json::Value,
+        now: DateTime<Utc>,
     ) -> Result<Reply> {
         let req: api::RekeyRequest = parse_data(data)?;
         check_public_key(&req.public)?;
-        let body = self
-            .new_credentials(tx, charger, &charger.owner, &req.public)
+        let (body, password_hash) = self.new_credentials(charger, &charger.owner, &req.public)?;
+        self.replace_credentials(tx, charger, request, &password_hash, now)
             .await?;
         tracing::info!(device = %charger.id, "charger rotated its credentials");
         Ok(Reply::revoking(body))
     }
 
-    /// Makes the charger's next password and key, stores them (the old ones are refused
-    /// from the commit on), and answers them sealed under the X25519 exchange with the
-    /// charger's `public` key: `{"owner", "pub", "credentials"}`.
-    async fn new_credentials(
+    /// The charger's next password and key, sealed under the X25519 exchange with the
+    /// charger's `public` key: the answer `{"owner", "pub", "credentials"}` and the new
+    /// password's hash. Nothing is stored (422 `pub` for a key no secret can be agreed
+    /// with, such as a low-order point).
+    fn new_credentials(
         &self,
-        tx: &mut dyn ChargerTx,
         charger: &Charger,
         owner: &OwnerId,
         public: &str,
-    ) -> Result<serde_json::Value> {
+    ) -> Result<(serde_json::Value, String)> {
         let version = charger.key_version + 1;
         let password = self.secret.device_password(charger.id.as_str(), version);
         let credentials = NewCredentials {
@@ -183,20 +205,44 @@ impl Service {
         };
         let sealed = seal_credentials(charger.id.as_str(), owner.as_str(), public, &credentials)
             .map_err(|_| Error::invalid("pub", "is not a usable X25519 public key"))?;
-        let stored = tx
-            .set_device_credentials(&charger.id, &hash_secret(&credentials.password))
-            .await?;
-        if stored != version {
-            return Err(Error::Internal(format!(
-                "key version {stored} stored where {version} was expected"
-            )));
-        }
-        serde_json::to_value(api::CredentialsResponse {
+        let body = serde_json::to_value(api::CredentialsResponse {
             owner: owner.to_string(),
             public: sealed.public,
             credentials: sealed.credentials,
         })
-        .map_err(|e| Error::Internal(format!("an answer that is not JSON: {e}")))
+        .map_err(|e| Error::Internal(format!("an answer that is not JSON: {e}")))?;
+        Ok((body, hash_secret(&credentials.password)))
+    }
+
+    /// Moves the charger to its next key version (compare-and-swap: 409, nothing changed,
+    /// when another rotation came first), keeping the old credentials for the grace
+    /// window, only to repeat this request.
+    async fn replace_credentials(
+        &self,
+        tx: &mut dyn ChargerTx,
+        charger: &Charger,
+        request: &RequestContext<'_>,
+        password_hash: &str,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        let grace = i64::try_from(self.limits.credentials_grace_s).unwrap_or(i64::MAX);
+        let superseded = Superseded {
+            key_version: charger.key_version,
+            owner: charger.owner.clone(),
+            request_id: request.request_id.to_owned(),
+            endpoint: request.endpoint.to_owned(),
+            until: now + chrono::Duration::seconds(grace),
+        };
+        if !tx
+            .set_device_credentials(&charger.id, charger.key_version, password_hash, &superseded)
+            .await?
+        {
+            return Err(Error::conflict(
+                "rotated_concurrently",
+                "the credentials changed meanwhile; ask again with a new request",
+            ));
+        }
+        Ok(())
     }
 
     pub(super) async fn local_list(

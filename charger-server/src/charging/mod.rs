@@ -50,6 +50,25 @@ pub struct Charger {
     pub max_power_w: i64,
     /// Only envelope v2 is accepted from it.
     pub require_v2: bool,
+    /// Its credentials before its last claim or rekey, while they may still repeat that
+    /// exchange.
+    pub superseded: Option<Superseded>,
+}
+
+/// Credentials a claim or a rekey replaced, kept for a grace window
+/// (`CHARGER_CREDENTIALS_GRACE_S`) so that a charger whose answer was lost can log in with
+/// them and repeat that one request (its kept answer), and do nothing else.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Superseded {
+    /// The key version of the old credentials.
+    pub key_version: i64,
+    /// The owner whose topics the old credentials used.
+    pub owner: OwnerId,
+    /// The exchange's request id (its JSON text) and endpoint.
+    pub request_id: String,
+    pub endpoint: String,
+    /// Until when the old password logs in.
+    pub until: DateTime<Utc>,
 }
 
 /// Whether a session is still charging.
@@ -198,6 +217,14 @@ fn bill_body(
     }
 }
 
+/// What a handler knows of the request beside its data.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestContext<'a> {
+    /// The request id's JSON text.
+    pub request_id: &'a str,
+    pub endpoint: &'a str,
+}
+
 impl Service {
     /// Runs one charger request inside `tx`: the endpoint's handler, by name. An unknown
     /// endpoint is 404.
@@ -205,9 +232,10 @@ impl Service {
         &self,
         tx: &mut dyn ChargerTx,
         charger: &Charger,
-        endpoint: &str,
+        request: &RequestContext<'_>,
         data: &serde_json::Value,
     ) -> Result<Reply> {
+        let endpoint = request.endpoint;
         let now = self.now();
         use api::Endpoint;
         let Some(endpoint) = Endpoint::parse(endpoint) else {
@@ -221,9 +249,9 @@ impl Service {
             Endpoint::MeterValues => self.meter_values(tx, charger, data, now).await,
             Endpoint::SessionStop => self.session_stop(tx, charger, data, now).await,
             Endpoint::TagEnroll => self.tag_enroll(tx, charger, data, now).await,
-            Endpoint::OwnershipClaim => self.ownership_claim(tx, charger, data, now).await,
+            Endpoint::OwnershipClaim => self.ownership_claim(tx, charger, request, data, now).await,
             Endpoint::LocalList => self.local_list(tx, charger, data).await,
-            Endpoint::Rekey => self.rekey(tx, charger, data).await,
+            Endpoint::Rekey => self.rekey(tx, charger, request, data, now).await,
             Endpoint::Heartbeat => self.heartbeat(data),
             Endpoint::Offline => {
                 // Presence is recorded as the request arrives (behind an external

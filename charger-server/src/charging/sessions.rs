@@ -178,14 +178,24 @@ impl Service {
             Err(e) => Some(e.to_string()),
             Ok(()) => None,
         };
+        // An offline start from before the charger moved belongs to its owner then, billed
+        // by that owner's tariff (docs/operations.md, "Ownership transfer").
+        let earlier = match &local_id {
+            Some(_) => tx.owner_at(&charger.id, req.started_at).await?,
+            None => None,
+        };
+        let (owner, owner_tariff) = match earlier {
+            Some((owner, tariff)) => (owner, tariff),
+            None => (charger.owner.clone(), charger.tariff.clone()),
+        };
         if let Some(local) = &local_id {
             // A repeated offline start (the charger retried with a new request id).
             let known = SessionRef::Local(local.clone());
             if let Some(s) = tx.session(&charger.id, &known).await? {
                 return Reply::typed(201, &start_body(s.id, s.tariff.as_ref(), &s.prices));
             }
-            if tx.tag(&charger.owner, &tag).await?.is_none() {
-                self.note_unknown_tag(tx, &charger.id, &charger.owner, &tag, now)
+            if tx.tag(&owner, &tag).await?.is_none() {
+                self.note_unknown_tag(tx, &charger.id, &owner, &tag, now)
                     .await?;
             }
         } else {
@@ -205,7 +215,7 @@ impl Service {
                 ));
             }
         }
-        let tariff = tx.tariff_for(charger).await?;
+        let tariff = tx.tariff_of(&owner, owner_tariff.as_ref()).await?;
         let (tariff_id, prices) = match &tariff {
             Some(t) => (Some(t.id.clone()), t.prices()),
             None => {
@@ -216,7 +226,7 @@ impl Service {
         let new = NewSession {
             device: charger.id.clone(),
             connector: req.connector,
-            owner: charger.owner.clone(),
+            owner,
             tag,
             local_id,
             offline,

@@ -66,10 +66,6 @@ impl User {
     }
 }
 
-fn now_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
-}
-
 /// The signed-in user, or the answer that sends them to sign in.
 async fn user(state: &ApiState, headers: &HeaderMap) -> Result<User, Response> {
     let to_login = || Redirect::to("/login").into_response();
@@ -79,12 +75,15 @@ async fn user(state: &ApiState, headers: &HeaderMap) -> Result<User, Response> {
         .and_then(|v| v.to_str().ok())
         .and_then(|h| session::cookie_value(h, session::COOKIE))
         .ok_or_else(to_login)?;
-    let token = session::open(&key, cookie, now_ms()).ok_or_else(to_login)?;
-    let who = state
+    let who = match state
         .service
-        .authenticate(&token, state.admin_token_hash.as_deref())
+        .console_session(cookie, state.admin_token_hash.as_deref())
         .await
-        .map_err(|_| to_login())?;
+    {
+        Ok(who) => who,
+        Err(Error::Unauthorized) => return Err(to_login()),
+        Err(e) => return Err(error_page_anonymous(&e)),
+    };
     Ok(User {
         who,
         csrf: session::csrf(&key, cookie),
@@ -104,6 +103,18 @@ async fn form_user(
         return Err((StatusCode::FORBIDDEN, "the form is stale: reload the page").into_response());
     }
     Ok(u)
+}
+
+/// A domain error as a page for someone not signed in (the database is down).
+fn error_page_anonymous(e: &Error) -> Response {
+    tracing::error!(error = %e, "console request failed");
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        page(views::login(Some(
+            "The server cannot check sign-ins right now; try again.",
+        ))),
+    )
+        .into_response()
 }
 
 /// A domain error as a page.
@@ -159,21 +170,83 @@ fn login_failed() -> Response {
         .into_response()
 }
 
+/// Sign-in is throttled per source address before its form is read: failed attempts
+/// spend the source's budget (`CHARGER_LOGIN_ATTEMPTS_PER_MINUTE`); with none left, 429.
+struct LoginAttempt(Option<crate::limits::Source>);
+
+impl axum::extract::FromRequestParts<ApiState> for LoginAttempt {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &ApiState,
+    ) -> Result<Self, Response> {
+        if !session::same_origin(&parts.headers) {
+            tracing::warn!("console sign-in from another site refused");
+            return Err((
+                StatusCode::FORBIDDEN,
+                page(views::login(Some("Sign in from this console's own page."))),
+            )
+                .into_response());
+        }
+        let crate::api::Peer(ip) = crate::api::Peer::from_request_parts(parts, state)
+            .await
+            .unwrap_or(crate::api::Peer(None));
+        let source = ip.map(crate::limits::Source::of);
+        if let (Some(source), Some(ip)) = (source, ip) {
+            if !state
+                .login_attempts
+                .has_token(&source, std::time::Instant::now())
+            {
+                crate::metrics::limit_hit_logged(
+                    crate::metrics::Limit::LoginAttempts,
+                    "console sign-in refused: too many failed attempts from one source \
+                     (CHARGER_LOGIN_ATTEMPTS_PER_MINUTE)",
+                );
+                tracing::info!(source = %ip, "console sign-in throttled");
+                return Err((
+                    StatusCode::TOO_MANY_REQUESTS,
+                    [(header::RETRY_AFTER, "60")],
+                    page(views::login(Some(
+                        "Too many failed sign-ins from your address; wait a minute.",
+                    ))),
+                )
+                    .into_response());
+            }
+        }
+        Ok(LoginAttempt(source))
+    }
+}
+
 async fn login(
     State(state): State<ApiState>,
+    attempt: LoginAttempt,
+    crate::api::Peer(ip): crate::api::Peer,
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
     let token = field(&form, "token");
-    let who = state
+    let started = state
         .service
-        .authenticate(token, state.admin_token_hash.as_deref())
+        .start_console_session(
+            token,
+            state.admin_token_hash.as_deref(),
+            session::SESSION_HOURS,
+        )
         .await;
-    if who.is_err() {
-        return login_failed();
-    }
-    let Some(cookie) = session::seal(&state.service.console_key(), token, now_ms()) else {
-        return (StatusCode::INTERNAL_SERVER_ERROR, "cannot start a session").into_response();
+    let (who, cookie) = match started {
+        Ok(s) => s,
+        Err(Error::Unauthorized) => {
+            if let Some(source) = attempt.0 {
+                state
+                    .login_attempts
+                    .try_take(&source, std::time::Instant::now());
+            }
+            tracing::info!(source = ?ip, "console sign-in failed");
+            return login_failed();
+        }
+        Err(e) => return error_page_anonymous(&e),
     };
+    tracing::info!(target: "audit", principal = %who.audit_name(), source = ?ip, "console sign-in");
     let secure = if state.https { "; Secure" } else { "" };
     let set = format!(
         "{}={cookie}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{secure}",
@@ -188,9 +261,15 @@ async fn logout(
     headers: HeaderMap,
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
-    if let Err(r) = form_user(&state, &headers, &form).await {
-        return r;
+    let u = match form_user(&state, &headers, &form).await {
+        Ok(u) => u,
+        Err(r) => return r,
+    };
+    // The session ends on the server: a copy of the cookie is worth nothing from now on.
+    if let Err(e) = state.service.end_console_session(&u.cookie).await {
+        return error_page(&u, &e);
     }
+    tracing::info!(target: "audit", principal = %u.who.audit_name(), "console sign-out");
     let clear = format!(
         "{}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0",
         session::COOKIE

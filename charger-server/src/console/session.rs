@@ -1,17 +1,16 @@
-//! The console's sign-in: an API token exchanged for a session cookie.
+//! The console's sign-in: an API token exchanged for a server-side session.
 //!
-//! The cookie holds the token sealed (AES-256-GCM, key derived from the server secret) with
-//! its expiry, so every instance sharing the secret reads it, and a revoked token stops
-//! working at once (each request authenticates it again, as REST does). It is HttpOnly,
+//! The cookie holds a random session id (256 bits); the database keeps only its hash, with
+//! the hash of the token it was signed in with and its expiry. So signing out ends the
+//! session at once on every instance, and a revoked token ends its sessions too (each
+//! request authenticates the token again, as REST does). The cookie is HttpOnly,
 //! SameSite=Strict, and Secure under HTTPS. Every form carries a CSRF token derived from
-//! the cookie (HKDF with the cookie as salt), checked on every POST.
+//! the cookie (HKDF with the cookie as salt), checked on every POST; sign-in itself, which
+//! has no session yet, checks that the form comes from this site (`Origin`,
+//! `Sec-Fetch-Site`), so no other site can sign a visitor in as someone else.
 
-use aes_gcm::aead::{Aead as _, KeyInit as _, Payload};
-use aes_gcm::{Aes256Gcm, Nonce};
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine as _;
+use axum::http::{header, HeaderMap};
 use hkdf::Hkdf;
-use rand::RngCore as _;
 use sha2::Sha256;
 use subtle::ConstantTimeEq as _;
 
@@ -19,50 +18,6 @@ use subtle::ConstantTimeEq as _;
 pub const COOKIE: &str = "mybox_session";
 /// How long a console session lasts.
 pub const SESSION_HOURS: i64 = 12;
-const AAD: &[u8] = b"mybox-console-session/v1";
-
-/// Seals `token` with its expiry into a cookie value.
-pub fn seal(key: &[u8; 32], token: &str, now_ms: i64) -> Option<String> {
-    let cipher = Aes256Gcm::new_from_slice(key).ok()?;
-    let mut nonce = [0u8; 12];
-    rand::rngs::OsRng.fill_bytes(&mut nonce);
-    let expires = now_ms + SESSION_HOURS * 3_600_000;
-    let plain = format!("{expires}\n{token}");
-    let sealed = cipher
-        .encrypt(
-            Nonce::from_slice(&nonce),
-            Payload {
-                msg: plain.as_bytes(),
-                aad: AAD,
-            },
-        )
-        .ok()?;
-    let mut out = nonce.to_vec();
-    out.extend_from_slice(&sealed);
-    Some(URL_SAFE_NO_PAD.encode(out))
-}
-
-/// The token in a cookie value, if it opens and has not expired.
-pub fn open(key: &[u8; 32], cookie: &str, now_ms: i64) -> Option<String> {
-    let bytes = URL_SAFE_NO_PAD.decode(cookie).ok()?;
-    if bytes.len() < 12 + 16 {
-        return None;
-    }
-    let (nonce, sealed) = bytes.split_at(12);
-    let cipher = Aes256Gcm::new_from_slice(key).ok()?;
-    let plain = cipher
-        .decrypt(
-            Nonce::from_slice(nonce),
-            Payload {
-                msg: sealed,
-                aad: AAD,
-            },
-        )
-        .ok()?;
-    let text = String::from_utf8(plain).ok()?;
-    let (expires, token) = text.split_once('\n')?;
-    (expires.parse::<i64>().ok()? > now_ms).then(|| token.to_owned())
-}
 
 /// The CSRF token of a session cookie.
 pub fn csrf(key: &[u8; 32], cookie: &str) -> String {
@@ -86,19 +41,68 @@ pub fn cookie_value<'a>(header: &'a str, name: &str) -> Option<&'a str> {
         .find_map(|pair| pair.strip_prefix(name)?.strip_prefix('='))
 }
 
+/// Whether a form was posted from this site: a browser says where a request comes from
+/// (`Sec-Fetch-Site`, `Origin`); a request from another site, or from an opaque origin
+/// (`Origin: null`), is refused. A client that sends neither is not a browser, and
+/// cannot carry a visitor's session anyway.
+pub fn same_origin(headers: &HeaderMap) -> bool {
+    let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    if let Some(site) = text("sec-fetch-site") {
+        if !matches!(site, "same-origin" | "none") {
+            return false;
+        }
+    }
+    let Some(origin) = text(header::ORIGIN.as_str()) else {
+        return true;
+    };
+    let Some(host) = text(header::HOST.as_str()) else {
+        return false;
+    };
+    origin
+        .split_once("://")
+        .is_some_and(|(_, authority)| authority.eq_ignore_ascii_case(host))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn a_cookie_opens_until_it_expires_and_only_under_its_key() {
+    fn csrf_tokens_belong_to_their_cookie_and_key() {
         let key = [7u8; 32];
-        let c = seal(&key, "cht_token", 1_000).expect("sealed");
-        assert_eq!(open(&key, &c, 2_000).as_deref(), Some("cht_token"));
-        assert_eq!(open(&key, &c, 1_000 + SESSION_HOURS * 3_600_000), None);
-        assert_eq!(open(&[8u8; 32], &c, 2_000), None);
-        assert!(csrf_ok(&key, &c, &csrf(&key, &c)));
-        assert!(!csrf_ok(&key, &c, "00"));
+        assert!(csrf_ok(&key, "abc", &csrf(&key, "abc")));
+        assert!(!csrf_ok(&key, "abc", &csrf(&key, "abd")));
+        assert!(!csrf_ok(&[8u8; 32], "abc", &csrf(&key, "abc")));
+        assert!(!csrf_ok(&key, "abc", "00"));
         assert_eq!(cookie_value("a=1; mybox_session=xyz", COOKIE), Some("xyz"));
+    }
+
+    #[test]
+    fn forms_from_other_sites_are_told_apart() {
+        let headers = |pairs: &[(&'static str, &'static str)]| {
+            let mut h = HeaderMap::new();
+            for (k, v) in pairs {
+                h.insert(*k, v.parse().expect("a header value"));
+            }
+            h
+        };
+        assert!(same_origin(&headers(&[("host", "console.example:8080")])));
+        assert!(same_origin(&headers(&[
+            ("host", "console.example:8080"),
+            ("origin", "https://console.example:8080"),
+            ("sec-fetch-site", "same-origin"),
+        ])));
+        assert!(!same_origin(&headers(&[
+            ("host", "console.example:8080"),
+            ("origin", "https://evil.example"),
+        ])));
+        assert!(!same_origin(&headers(&[
+            ("host", "console.example:8080"),
+            ("origin", "null"),
+        ])));
+        assert!(!same_origin(&headers(&[
+            ("host", "console.example:8080"),
+            ("sec-fetch-site", "cross-site"),
+        ])));
     }
 }

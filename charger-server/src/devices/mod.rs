@@ -82,6 +82,28 @@ pub struct DeviceAuth {
     pub key_version: i64,
     /// It speaks envelope v2 only (server commands go to it in v2).
     pub require_v2: bool,
+    /// The password a claim or rekey replaced, while it may still repeat that exchange.
+    pub superseded: Option<SupersededLogin>,
+}
+
+/// A superseded password (see [`crate::charging::Superseded`]).
+#[derive(Debug, Clone)]
+pub struct SupersededLogin {
+    pub password_hash: String,
+    /// The owner whose topics it used, and the exchange it may repeat.
+    pub owner: OwnerId,
+    pub endpoint: String,
+    pub until: DateTime<Utc>,
+}
+
+/// A charger's login that checked out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceLogin {
+    /// The `<user>` of its topics.
+    pub owner: OwnerId,
+    /// Set for superseded credentials: the one endpoint whose request it may repeat and
+    /// whose answer it may subscribe to (nothing else).
+    pub only: Option<String>,
 }
 
 /// Settings of a device to change (`None`: leave as it is).
@@ -363,20 +385,36 @@ pub(crate) const MAX_INFO_LEN: usize = 100;
 
 impl Service {
     /// Checks a charger's MQTT login: client id = username = a provisioned device id, and
-    /// its password. Returns the device's owner, or `Unauthorized` for anything else.
+    /// its password, or (within the grace window) the password its last claim or rekey
+    /// replaced, which may only repeat that exchange. `Unauthorized` for anything else.
     pub async fn authenticate_device(
         &self,
         client_id: &str,
         username: &str,
         password: &str,
-    ) -> Result<OwnerId> {
+    ) -> Result<DeviceLogin> {
         if client_id != username {
             return Err(Error::Unauthorized);
         }
         let id = DeviceId::parse(client_id).map_err(|_| Error::Unauthorized)?;
-        match self.store.get_device_auth(&id).await? {
-            Some(auth) if crate::secrets::verify_secret(password, &auth.password_hash) => {
-                Ok(auth.owner)
+        let Some(auth) = self.store.get_device_auth(&id).await? else {
+            return Err(Error::Unauthorized);
+        };
+        if crate::secrets::verify_secret(password, &auth.password_hash) {
+            return Ok(DeviceLogin {
+                owner: auth.owner,
+                only: None,
+            });
+        }
+        match auth.superseded {
+            Some(old)
+                if old.until > self.now()
+                    && crate::secrets::verify_secret(password, &old.password_hash) =>
+            {
+                Ok(DeviceLogin {
+                    owner: old.owner,
+                    only: Some(old.endpoint),
+                })
             }
             _ => Err(Error::Unauthorized),
         }
@@ -395,10 +433,10 @@ impl Service {
         Ok(self.store.get_device_auth(&id).await?.map(|a| a.owner))
     }
 
-    /// The current AES key of a device.
-    pub async fn device_key_of(&self, id: &DeviceId) -> Result<DeviceKey> {
+    /// The current AES key of a device, and whether it must speak envelope v2.
+    pub async fn device_key_of(&self, id: &DeviceId) -> Result<(DeviceKey, bool)> {
         match self.store.get_device_auth(id).await? {
-            Some(auth) => Ok(self.device_key(id, auth.key_version)),
+            Some(auth) => Ok((self.device_key(id, auth.key_version), auth.require_v2)),
             None => Err(Error::not_found("device")),
         }
     }

@@ -291,14 +291,23 @@ impl Service {
             .ok_or_else(|| Error::not_found("device"))?;
         let next = current.key_version + 1;
         let password = self.secret.device_password(id.as_str(), next);
-        let version = self
+        // Compare-and-swap on the version: of rotations (or a claim, a rekey) racing, one
+        // wins and the others change nothing (409), so the bundle handed out is the one in
+        // force.
+        let rotated = self
             .store
-            .rotate_device_credentials(id, &hash_secret(&password))
-            .await?
-            .ok_or_else(|| Error::not_found("device"))?;
-        if version != next {
-            // Rotated by someone else meanwhile (another rotation, a claim): the password
-            // made for `next` is not the one in force.
+            .rotate_device_credentials(id, current.key_version, &hash_secret(&password))
+            .await?;
+        if !rotated {
+            self.audit(
+                who,
+                Some(&device.owner),
+                Some(id),
+                "credentials:rotate",
+                None,
+                "rotated_concurrently",
+            )
+            .await;
             return Err(Error::conflict(
                 "rotated_concurrently",
                 "the credentials changed meanwhile; rotate again",
@@ -307,7 +316,15 @@ impl Service {
         if let Some(channel) = self.commands.get() {
             channel.disconnect(id).await;
         }
-        tracing::info!(device = %id, "device credentials rotated by an operator");
-        Ok(self.bundle(id, &device.owner, password, version))
+        self.audit(
+            who,
+            Some(&device.owner),
+            Some(id),
+            "credentials:rotate",
+            None,
+            "ok",
+        )
+        .await;
+        Ok(self.bundle(id, &device.owner, password, next))
     }
 }

@@ -23,6 +23,51 @@ pub enum TokenScope {
     Owner(OwnerId),
 }
 
+/// An API token to store (its hash only).
+#[derive(Debug, Clone)]
+pub struct NewToken {
+    /// Its public id (`tok_...`), to list and revoke it.
+    pub id: String,
+    pub token_hash: String,
+    /// None: an admin token.
+    pub owner: Option<OwnerId>,
+    pub name: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// An API token as listed: never the token or its hash.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TokenInfo {
+    pub id: String,
+    pub owner: Option<OwnerId>,
+    pub name: Option<String>,
+    pub created_at: DateTime<Utc>,
+    /// Its last use (REST or console), to the minute.
+    pub last_used_at: Option<DateTime<Utc>>,
+}
+
+/// `POST /api/v1/owners/{owner}/tokens` (the body is optional).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateTokenRequest {
+    /// What the token is for (1-100 characters), shown when tokens are listed.
+    #[serde(default, deserialize_with = "crate::tags::not_null")]
+    pub name: Option<String>,
+}
+
+/// A new token, shown once.
+#[derive(Debug, Clone, Serialize)]
+pub struct IssuedToken {
+    pub token: String,
+    pub id: String,
+    pub owner: OwnerId,
+    pub name: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// How often a token's `last_used_at` is written at most.
+const TOUCH_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// `POST /api/v1/owners`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -68,15 +113,74 @@ impl Service {
     }
 
     /// Issues a new token scoped to `owner`; the token is returned once, only its hash is kept.
-    pub async fn create_owner_token(&self, who: &Principal, owner: &OwnerId) -> Result<Secret> {
+    pub async fn create_owner_token(
+        &self,
+        who: &Principal,
+        owner: &OwnerId,
+        req: CreateTokenRequest,
+    ) -> Result<IssuedToken> {
         who.require_admin()?;
+        let name = crate::tags::check_text("name", req.name)?;
         self.require_owner(owner).await?;
         let token = format!("{TOKEN_PREFIX}{}", random_token(32));
-        self.store
-            .insert_token(&hash_secret(&token), Some(owner), self.now())
-            .await?;
-        tracing::info!(owner = %owner, "owner token issued");
-        Ok(Secret::new(token))
+        let row = NewToken {
+            id: format!("tok_{}", random_token(12)),
+            token_hash: hash_secret(&token),
+            owner: Some(owner.clone()),
+            name,
+            created_at: self.now(),
+        };
+        self.store.insert_token(&row).await?;
+        self.audit(
+            who,
+            Some(owner),
+            None,
+            "token:create",
+            Some(row.id.clone()),
+            "ok",
+        )
+        .await;
+        Ok(IssuedToken {
+            token,
+            id: row.id,
+            owner: owner.clone(),
+            name: row.name,
+            created_at: row.created_at,
+        })
+    }
+
+    /// An owner's tokens (the admin's view of any owner, an owner's of its own).
+    pub async fn list_owner_tokens(
+        &self,
+        who: &Principal,
+        owner: &OwnerId,
+    ) -> Result<Vec<TokenInfo>> {
+        self.get_owner(who, owner).await?;
+        Ok(self.store.list_tokens(owner).await?)
+    }
+
+    /// Revokes one of an owner's tokens: it is refused from now on, and the console
+    /// sessions signed in with it end.
+    pub async fn revoke_owner_token(
+        &self,
+        who: &Principal,
+        owner: &OwnerId,
+        id: &str,
+    ) -> Result<()> {
+        self.get_owner(who, owner).await?;
+        if id.len() > 64 || !self.store.delete_token(owner, id).await? {
+            return Err(Error::not_found("token"));
+        }
+        self.audit(
+            who,
+            Some(owner),
+            None,
+            "token:revoke",
+            Some(id.to_owned()),
+            "ok",
+        )
+        .await;
+        Ok(())
     }
 
     /// Generates and stores a new admin token, returned once. Used on first start when
@@ -86,9 +190,14 @@ impl Service {
             self.store.delete_admin_tokens().await?;
         }
         let token = format!("{TOKEN_PREFIX}{}", random_token(32));
-        self.store
-            .insert_token(&hash_secret(&token), None, self.now())
-            .await?;
+        let row = NewToken {
+            id: format!("tok_{}", random_token(12)),
+            token_hash: hash_secret(&token),
+            owner: None,
+            name: Some("admin".to_owned()),
+            created_at: self.now(),
+        };
+        self.store.insert_token(&row).await?;
         Ok(Secret::new(token))
     }
 
@@ -108,10 +217,104 @@ impl Service {
                 return Ok(Principal::Admin);
             }
         }
-        match self.store.find_token(&hash_secret(token)).await? {
-            Some(TokenScope::Admin) => Ok(Principal::Admin),
-            Some(TokenScope::Owner(o)) => Ok(Principal::Owner(o)),
-            None => Err(Error::Unauthorized),
+        self.authenticate_hash(&hash_secret(token), configured_admin)
+            .await
+    }
+
+    /// Resolves a token by its hash (a console session keeps only that).
+    pub async fn authenticate_hash(
+        &self,
+        token_hash: &str,
+        configured_admin: Option<&str>,
+    ) -> Result<Principal> {
+        use subtle::ConstantTimeEq as _;
+        if let Some(admin_hash) = configured_admin {
+            if bool::from(token_hash.as_bytes().ct_eq(admin_hash.as_bytes())) {
+                return Ok(Principal::Admin);
+            }
         }
+        let principal = match self.store.find_token(token_hash).await? {
+            Some(TokenScope::Admin) => Principal::Admin,
+            Some(TokenScope::Owner(o)) => Principal::Owner(o),
+            None => return Err(Error::Unauthorized),
+        };
+        self.touch_token(token_hash).await;
+        Ok(principal)
+    }
+
+    /// Records a token's use, at most once a minute per token (a write per REST call
+    /// would cost more than it tells).
+    async fn touch_token(&self, token_hash: &str) {
+        let due = match self.token_uses.lock() {
+            Ok(mut uses) => {
+                let now = std::time::Instant::now();
+                let due = uses
+                    .get(token_hash)
+                    .is_none_or(|t| now.duration_since(*t) >= TOUCH_EVERY);
+                if due {
+                    if uses.len() >= 10_000 {
+                        uses.retain(|_, t| now.duration_since(*t) < TOUCH_EVERY);
+                    }
+                    uses.insert(token_hash.to_owned(), now);
+                }
+                due
+            }
+            Err(_) => false,
+        };
+        if due {
+            if let Err(e) = self.store.touch_token(token_hash, self.now()).await {
+                tracing::warn!(error = %e, "a token's last use not recorded");
+            }
+        }
+    }
+
+    /// Starts a console session for a token: returns the cookie's id (random; only its
+    /// hash is stored) and when it expires.
+    pub async fn start_console_session(
+        &self,
+        token: &str,
+        configured_admin: Option<&str>,
+        hours: i64,
+    ) -> Result<(Principal, String)> {
+        let principal = self.authenticate(token, configured_admin).await?;
+        let id = random_token(32);
+        let now = self.now();
+        self.store
+            .insert_console_session(
+                &hash_secret(&id),
+                &hash_secret(token),
+                now,
+                now + chrono::Duration::hours(hours),
+            )
+            .await?;
+        Ok((principal, id))
+    }
+
+    /// The principal of a console session's cookie id (Unauthorized when it has ended,
+    /// expired, or its token was revoked).
+    pub async fn console_session(
+        &self,
+        id: &str,
+        configured_admin: Option<&str>,
+    ) -> Result<Principal> {
+        if id.is_empty() || id.len() > 128 {
+            return Err(Error::Unauthorized);
+        }
+        let token_hash = self
+            .store
+            .console_session(&hash_secret(id), self.now())
+            .await?
+            .ok_or(Error::Unauthorized)?;
+        self.authenticate_hash(&token_hash, configured_admin).await
+    }
+
+    /// Deletes expired console sessions.
+    pub async fn prune_console_sessions(&self) -> Result<u64> {
+        Ok(self.store.prune_console_sessions(self.now()).await?)
+    }
+
+    /// Ends a console session (sign-out): its cookie is refused from now on.
+    pub async fn end_console_session(&self, id: &str) -> Result<()> {
+        Ok(self.store.delete_console_session(&hash_secret(id)).await?)
     }
 }

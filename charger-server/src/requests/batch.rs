@@ -26,7 +26,7 @@ use charger_protocol::{
 use serde_json::json;
 use tokio::sync::{mpsc, Semaphore};
 
-use super::{ChargerRequest as Job, Outcome, Transport};
+use super::{ChargerRequest as Job, Marks, Outcome, Transport};
 use crate::charging::ENDPOINTS;
 use crate::error::Error;
 use crate::ids::DeviceId;
@@ -120,6 +120,7 @@ pub(super) struct Writers {
     readers: Arc<Semaphore>,
     service: Service,
     transport: Arc<dyn Transport>,
+    marks: Option<Arc<Marks>>,
 }
 
 impl Writers {
@@ -131,14 +132,15 @@ impl Writers {
         let Ok(permit) = self.readers.clone().acquire_owned().await else {
             return;
         };
-        let (service, publisher, queues) = (
+        let (service, publisher, queues, marks) = (
             self.service.clone(),
             self.transport.clone(),
             self.queues.clone(),
+            self.marks.clone(),
         );
         tokio::spawn(async move {
             let head = Head::of_job(&job);
-            match read(&service, job).await {
+            match read(&service, marks.as_deref(), job).await {
                 Ok(Step::Drop) => {}
                 Ok(Step::Answer(d)) => publish(&service, &publisher, d).await,
                 Ok(Step::Computed(c)) if c.code >= 500 => {
@@ -194,8 +196,13 @@ async fn publish(service: &Service, transport: &Arc<dyn Transport>, d: Done) {
         .request(d.endpoint, d.code, d.received.elapsed());
 }
 
-/// Starts the writer tasks and the read path.
-pub(super) fn start(service: Service, transport: Arc<dyn Transport>) -> Writers {
+/// Starts the writer tasks and the read path. `marks`: behind an external broker, where
+/// requests whose key checks out mark their charger seen.
+pub(super) fn start(
+    service: Service,
+    transport: Arc<dyn Transport>,
+    marks: Option<Arc<Marks>>,
+) -> Writers {
     let (count, readers) = match service.store().backend() {
         // The pool has 16 connections: one for the writer, six readers, the rest for
         // REST. More readers only add threads contending for the CPU (docs/benchmarks.md).
@@ -207,10 +214,11 @@ pub(super) fn start(service: Service, transport: Arc<dyn Transport>) -> Writers 
             let (tx, mut rx) = mpsc::channel::<Work>(QUEUE);
             let service = service.clone();
             let transport = transport.clone();
+            let marks = marks.clone();
             tokio::spawn(async move {
                 let mut work = Vec::with_capacity(MAX_BATCH);
                 while rx.recv_many(&mut work, MAX_BATCH).await > 0 {
-                    let done = run_batch(&service, &mut work).await;
+                    let done = run_batch(&service, marks.as_deref(), &mut work).await;
                     for d in done {
                         publish(&service, &transport, d).await;
                     }
@@ -224,6 +232,7 @@ pub(super) fn start(service: Service, transport: Arc<dyn Transport>) -> Writers 
         readers: Arc::new(Semaphore::new(readers)),
         service,
         transport,
+        marks,
     }
 }
 
@@ -245,7 +254,7 @@ struct Done {
 /// instance kept an answer to it first, or it is repeated within the batch), the whole
 /// transaction is rolled back and the batch runs again, each request in a savepoint with
 /// its answer kept at once.
-async fn run_batch(service: &Service, work: &mut Vec<Work>) -> Vec<Done> {
+async fn run_batch(service: &Service, marks: Option<&Marks>, work: &mut Vec<Work>) -> Vec<Done> {
     let count = work.len();
     let heads: Vec<Head> = work.iter().map(Head::of).collect();
     let items = std::mem::take(work);
@@ -253,9 +262,9 @@ async fn run_batch(service: &Service, work: &mut Vec<Work>) -> Vec<Done> {
         .iter()
         .any(|w| matches!(w, Work::Run(_)))
         .then(|| items.clone());
-    let mut outcome = attempt(service, items, Savepoints::Off).await;
+    let mut outcome = attempt(service, marks, items, Savepoints::Off).await;
     if let (Err(Failure::Rollback), Some(items)) = (&outcome, retry) {
-        outcome = attempt(service, items, Savepoints::On).await;
+        outcome = attempt(service, marks, items, Savepoints::On).await;
     }
     match outcome {
         Ok(done) => done,
@@ -295,6 +304,7 @@ enum Failure {
 /// One try at a batch: its transaction, its requests, the read path's answers, the commit.
 async fn attempt(
     service: &Service,
+    marks: Option<&Marks>,
     items: Vec<Work>,
     savepoints: Savepoints,
 ) -> Result<Vec<Done>, Failure> {
@@ -316,7 +326,7 @@ async fn attempt(
                 if savepoints == Savepoints::Off && !ids.insert(id) {
                     return Err(Failure::Rollback);
                 }
-                answered.extend(one(service, tx.as_mut(), job, savepoints).await?);
+                answered.extend(one(service, marks, tx.as_mut(), job, savepoints).await?);
             }
             Work::Keep(k) => kept.push(k),
         }
@@ -458,18 +468,8 @@ async fn keep(
     if kept.is_empty() {
         return Ok(Vec::new());
     }
-    for n in kept.iter().flat_map(|k| &k.notes) {
-        let dropped = tx
-            .note_unknown_tag(
-                &n.device,
-                &n.owner,
-                &n.uid,
-                n.at,
-                service.limits.unknown_tags_per_owner,
-            )
-            .await?;
-        crate::metrics::limit_add(crate::metrics::Limit::UnknownTags, dropped);
-    }
+    let notes: Vec<UnknownTagNote> = kept.iter().flat_map(|k| k.notes.clone()).collect();
+    record_notes(service, tx, &notes).await?;
     let (rows, seals): (Vec<KeptResult>, Vec<Sealer>) = kept
         .into_iter()
         .map(|k| {
@@ -494,6 +494,23 @@ async fn keep(
         .collect())
 }
 
+/// Records unknown-tag sightings a request held back (whatever its outcome), within the
+/// owner's cap.
+async fn record_notes(
+    service: &Service,
+    tx: &mut dyn ChargerTx,
+    notes: &[UnknownTagNote],
+) -> Result<(), StoreError> {
+    if notes.is_empty() {
+        return Ok(());
+    }
+    let dropped = tx
+        .record_unknown_tags(notes, service.limits.unknown_tags_per_owner)
+        .await?;
+    crate::metrics::limit_add(crate::metrics::Limit::UnknownTags, dropped);
+    Ok(())
+}
+
 /// Where a request stands after its checks and its handler.
 enum Step {
     /// Nothing to answer (deleted charger, former owner's topic).
@@ -516,45 +533,110 @@ struct Computed {
     seal: Sealer,
 }
 
+/// Whose key a request opened under.
+enum Keyed {
+    /// The charger's key now: the params.
+    Current(Result<serde_json::Value, Error>),
+    /// The key its last claim or rekey replaced, within the grace window.
+    Superseded,
+    /// Neither: the code to answer unsealed (401, or 426 for a v1 request of a charger
+    /// that must speak v2, with the right key).
+    Refused(u16),
+}
+
+/// Checks that the request comes from the key holder: v1 shows the key, v2's params open
+/// under it. The current key first, then (within the grace window) the superseded one.
+fn check_key(
+    service: &Service,
+    job: &Job,
+    charger: &crate::charging::Charger,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Keyed {
+    let opens = |key: &DeviceKey| -> Option<Result<serde_json::Value, Error>> {
+        match job.envelope.version() {
+            Version::V1 => DeviceKey::from_hex(&job.envelope.key)
+                .ok()
+                .is_some_and(|p| p.ct_eq(key))
+                .then(|| Ok(job.envelope.data.clone())),
+            Version::V2 => open_request_v2(key, &job.endpoint, &job.envelope)
+                .ok()
+                .map(|plain| {
+                    serde_json::from_slice::<serde_json::Value>(&plain)
+                        .map_err(|_| Error::invalid("data", "the sealed params are not JSON"))
+                }),
+        }
+    };
+    let current = service.device_key(&job.device, charger.key_version);
+    if let Some(params) = opens(&current) {
+        if charger.require_v2 && job.envelope.version() == Version::V1 {
+            tracing::info!(device = %job.device, endpoint = %job.endpoint, "v1 request from a charger that must speak v2");
+            return Keyed::Refused(426);
+        }
+        return Keyed::Current(params);
+    }
+    if let Some(old) = charger.superseded.as_ref().filter(|s| s.until > now) {
+        let key = service.device_key(&job.device, old.key_version);
+        if opens(&key).is_some() && !(charger.require_v2 && job.envelope.version() == Version::V1) {
+            return Keyed::Superseded;
+        }
+    }
+    tracing::info!(device = %job.device, endpoint = %job.endpoint, "wrong key");
+    Keyed::Refused(401)
+}
+
 /// The charger, the key check, a kept answer, the owner check, then the handler.
-async fn answer(service: &Service, tx: &mut dyn ChargerTx, job: Job) -> Result<Step, StoreError> {
+async fn answer(
+    service: &Service,
+    marks: Option<&Marks>,
+    tx: &mut dyn ChargerTx,
+    job: Job,
+) -> Result<Step, StoreError> {
     let id = job.envelope.id.clone();
     let request_id = id.json_text();
     let Some((charger, kept)) = tx.charger(&job.device, &request_id).await? else {
         // Deleted after it connected; nothing to answer with.
         return Ok(Step::Drop);
     };
-    let key = service.device_key(&job.device, charger.key_version);
     let version = job.envelope.version();
-    let seal = Sealer {
-        key,
+    let mut seal = Sealer {
+        key: service.device_key(&job.device, charger.key_version),
         id: id.clone(),
-        res_topic: job.res_topic,
+        res_topic: job.res_topic.clone(),
         endpoint: endpoint_label(&job.endpoint),
         name: job.endpoint.clone(),
         version,
         received: job.received,
     };
-    // The charger proves it holds its key: v1 shows it (unless v2 is required), v2's
-    // params open under it.
-    let params = match version {
-        Version::V1 => {
-            let presented = DeviceKey::from_hex(&job.envelope.key).ok();
-            if charger.require_v2 || !presented.is_some_and(|p| p.ct_eq(&seal.key)) {
-                tracing::info!(device = %job.device, endpoint = %job.endpoint, v2_required = charger.require_v2, "wrong key");
+    let params = match check_key(service, &job, &charger, service.now()) {
+        Keyed::Current(params) => params,
+        Keyed::Refused(code) => return Ok(Step::Answer(seal.refused(code))),
+        Keyed::Superseded => {
+            // The old credentials may repeat the exchange that replaced them, under the
+            // old owner's topics, and read its kept answer: nothing else.
+            let Some(old) = &charger.superseded else {
                 return Ok(Step::Answer(seal.refused(401)));
-            }
-            Ok(job.envelope.data)
+            };
+            let repeat = job.user == old.owner.as_str()
+                && job.endpoint == old.endpoint
+                && request_id == old.request_id;
+            return Ok(match (repeat, kept) {
+                (true, Some(kept)) => {
+                    seal.key = service.device_key(&job.device, old.key_version);
+                    tracing::info!(device = %job.device, endpoint = %job.endpoint, "superseded credentials repeated their exchange");
+                    seal.done(kept.code, &kept.body, Some(job.device.clone()))
+                        .map_or(Step::Drop, Step::Answer)
+                }
+                _ => {
+                    tracing::info!(device = %job.device, endpoint = %job.endpoint, "superseded credentials refused");
+                    Step::Answer(seal.refused(401))
+                }
+            });
         }
-        Version::V2 => match open_request_v2(&seal.key, &job.endpoint, &job.envelope) {
-            Ok(plain) => serde_json::from_slice::<serde_json::Value>(&plain)
-                .map_err(|_| Error::invalid("data", "the sealed params are not JSON")),
-            Err(_) => {
-                tracing::info!(device = %job.device, endpoint = %job.endpoint, "v2 request does not open under the device key");
-                return Ok(Step::Answer(seal.refused(401)));
-            }
-        },
     };
+    // The key checks out: behind an external broker, the charger is seen (or gone).
+    if let Some(marks) = marks {
+        marks.seen(&job.device, &job.endpoint).await;
+    }
     // Idempotency: a repeated (device, id) gets the kept answer and changes nothing.
     if let Some(kept) = kept {
         return Ok(seal
@@ -568,10 +650,14 @@ async fn answer(service: &Service, tx: &mut dyn ChargerTx, job: Job) -> Result<S
         return Ok(Step::Drop);
     }
     let (code, body, revoke) = if ENDPOINTS.contains(&job.endpoint.as_str()) {
+        let request = crate::charging::RequestContext {
+            request_id: &request_id,
+            endpoint: &job.endpoint,
+        };
         let answer = match params {
             Ok(params) => {
                 service
-                    .charger_request(tx, &charger, &job.endpoint, &params)
+                    .charger_request(tx, &charger, &request, &params)
                     .await
             }
             Err(e) => Err(e),
@@ -586,7 +672,7 @@ async fn answer(service: &Service, tx: &mut dyn ChargerTx, job: Job) -> Result<S
     } else {
         (
             404,
-            json!({"error": "unknown_endpoint", "message": format!("no endpoint {:?}", job.endpoint)}),
+            json!({"error": "unknown_endpoint", "message": format!("no endpoint {:?}", crate::telemetry::field(&job.endpoint))}),
             false,
         )
     };
@@ -603,16 +689,22 @@ async fn answer(service: &Service, tx: &mut dyn ChargerTx, job: Job) -> Result<S
 }
 
 /// A read-path request on a read-only connection.
-async fn read(service: &Service, job: Job) -> Result<Step, StoreError> {
+async fn read(service: &Service, marks: Option<&Marks>, job: Job) -> Result<Step, StoreError> {
     let mut conn = service.store().begin_read().await?;
-    answer(service, conn.as_mut(), job).await
+    answer(service, marks, conn.as_mut(), job).await
 }
 
 /// One request. In a batch with savepoints: inside its own, its answer kept. Without:
 /// its answer is returned unkept, for the batch to keep with the others. A store error
 /// here fails the batch.
+///
+/// A refused request (any 4xx) changes nothing: handlers check before they write, and
+/// should one have written before refusing, its changes are undone here (in a batch
+/// without savepoints, the batch runs again with them). Its answer is still kept, and
+/// the unknown-tag sightings it noted are recorded whatever its outcome.
 async fn one(
     service: &Service,
+    marks: Option<&Marks>,
     tx: &mut dyn ChargerTx,
     job: Job,
     savepoints: Savepoints,
@@ -622,7 +714,8 @@ async fn one(
     if on {
         tx.savepoint().await.map_err(store)?;
     }
-    let c = match answer(service, tx, job).await.map_err(store)? {
+    let writes_before = tx.writes();
+    let c = match answer(service, marks, tx, job).await.map_err(store)? {
         Step::Drop => {
             release(tx, on).await?;
             return Ok(None);
@@ -633,6 +726,7 @@ async fn one(
         }
         Step::Computed(c) => c,
     };
+    let wrote = tx.writes() > writes_before;
     let body = c.body.to_string();
     if c.code >= 500 {
         // Undone and not kept: the charger may retry and succeed.
@@ -640,8 +734,18 @@ async fn one(
             return Err(Failure::Rollback);
         }
         tx.rollback_to_savepoint().await.map_err(store)?;
+        record_notes(service, tx, &c.notes).await.map_err(store)?;
         return Ok(c.seal.done(c.code, &body, None).map(Answered::Ready));
     }
+    if c.code >= 400 && wrote {
+        tracing::warn!(device = %c.device, endpoint = %c.endpoint, code = c.code, "a refused request had written: undone");
+        if !on {
+            return Err(Failure::Rollback);
+        }
+        tx.rollback_to_savepoint().await.map_err(store)?;
+        tx.savepoint().await.map_err(store)?;
+    }
+    record_notes(service, tx, &c.notes).await.map_err(store)?;
     let fresh = StoredResult { code: c.code, body };
     let revoke = c.claimed.then(|| c.device.clone());
     if !on {

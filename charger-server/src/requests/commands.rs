@@ -63,15 +63,17 @@ impl Commander {
         let envelope = job.envelope.clone();
         let command = job.endpoint.clone();
         tokio::spawn(async move {
-            let key = match service.device_key_of(&device).await {
-                Ok(key) => key,
+            let (key, require_v2) = match service.device_key_of(&device).await {
+                Ok(found) => found,
                 Err(e) => {
                     tracing::error!(%device, error = %e, "command answer not checked");
                     return;
                 }
             };
-            // v1 shows the key; v2 seals the answer under it (bound to the command and id).
+            // v1 shows the key (not accepted from a charger that must speak v2); v2 seals
+            // the answer under it (bound to the command and id).
             let answer = match envelope.version() {
+                Version::V1 if require_v2 => None,
                 Version::V1 => DeviceKey::from_hex(&envelope.key)
                     .is_ok_and(|p| p.ct_eq(&key))
                     .then_some(envelope.data),

@@ -84,11 +84,53 @@ const SEEN_EVERY: Duration = Duration::from_secs(10);
 pub struct Pipeline {
     writers: batch::Writers,
     commander: Arc<Commander>,
-    presence: Presence,
-    /// Behind an external broker: when each charger was last marked seen.
+}
+
+/// Behind an external broker, presence comes from requests: a charger is marked seen by a
+/// request whose key checks out (and offline by its will, once its key checks out too), so
+/// that nobody else's publish can change it.
+pub(crate) struct Marks {
+    /// When each charger was last marked seen.
     seen: Mutex<HashMap<DeviceId, Instant>>,
     presence_tx: tokio::sync::mpsc::Sender<PresenceChange>,
     seen_every: Duration,
+}
+
+impl Marks {
+    /// Marks the charger online (at most every [`SEEN_EVERY`]), or offline when this is
+    /// its will.
+    pub(crate) async fn seen(&self, device: &DeviceId, endpoint: &str) {
+        let online = endpoint != charger_protocol::endpoint::OFFLINE;
+        let now = Instant::now();
+        let due = match self.seen.lock() {
+            Ok(mut seen) => {
+                if online {
+                    let due = seen
+                        .get(device)
+                        .is_none_or(|t| now.duration_since(*t) >= self.seen_every);
+                    if due {
+                        seen.insert(device.clone(), now);
+                    }
+                    due
+                } else {
+                    seen.remove(device);
+                    true
+                }
+            }
+            Err(_) => true,
+        };
+        if due {
+            let _ = self
+                .presence_tx
+                .send(PresenceChange {
+                    device: device.clone(),
+                    conn: 0,
+                    online,
+                    at: chrono::Utc::now(),
+                })
+                .await;
+        }
+    }
 }
 
 impl Pipeline {
@@ -96,18 +138,19 @@ impl Pipeline {
     pub fn start(service: Service, transport: Arc<dyn Transport>, presence: Presence) -> Self {
         let commander = Arc::new(Commander::new(service.clone(), transport.clone()));
         service.set_command_channel(commander.clone());
-        let presence_tx = crate::devices::presence_writer(service.clone());
-        if presence == Presence::Heartbeat {
+        let marks = (presence == Presence::Heartbeat).then(|| {
             tokio::spawn(sweep_presence(service.clone()));
-        }
-        let half_heartbeat = Duration::from_millis(service.limits.heartbeat_s.saturating_mul(500));
+            let half_heartbeat =
+                Duration::from_millis(service.limits.heartbeat_s.saturating_mul(500));
+            Arc::new(Marks {
+                seen: Mutex::new(HashMap::new()),
+                presence_tx: crate::devices::presence_writer(service.clone()),
+                seen_every: SEEN_EVERY.min(half_heartbeat),
+            })
+        });
         Self {
-            seen_every: SEEN_EVERY.min(half_heartbeat),
-            writers: batch::start(service, transport),
+            writers: batch::start(service, transport, marks),
             commander,
-            presence,
-            seen: Mutex::new(HashMap::new()),
-            presence_tx,
         }
     }
 
@@ -119,9 +162,6 @@ impl Pipeline {
     /// Takes a request: a command's answer goes to its caller, anything else is queued
     /// for its device's writer (waiting while the queue is full).
     pub async fn submit(&self, request: ChargerRequest) {
-        if self.presence == Presence::Heartbeat {
-            self.seen(&request).await;
-        }
         if !self.commander.take_answer(&request) {
             self.writers.send(request).await;
         }
@@ -132,41 +172,6 @@ impl Pipeline {
     /// receives those).
     pub fn take_command_answer(&self, request: &ChargerRequest) {
         self.commander.take_answer(request);
-    }
-
-    /// Behind an external broker: marks the charger online (at most every
-    /// [`SEEN_EVERY`]), or offline when this is its will.
-    async fn seen(&self, request: &ChargerRequest) {
-        let online = request.endpoint != charger_protocol::endpoint::OFFLINE;
-        let now = Instant::now();
-        let due = match self.seen.lock() {
-            Ok(mut seen) => {
-                if online {
-                    let due = seen
-                        .get(&request.device)
-                        .is_none_or(|t| now.duration_since(*t) >= self.seen_every);
-                    if due {
-                        seen.insert(request.device.clone(), now);
-                    }
-                    due
-                } else {
-                    seen.remove(&request.device);
-                    true
-                }
-            }
-            Err(_) => true,
-        };
-        if due {
-            let _ = self
-                .presence_tx
-                .send(PresenceChange {
-                    device: request.device.clone(),
-                    conn: 0,
-                    online,
-                    at: chrono::Utc::now(),
-                })
-                .await;
-        }
     }
 }
 

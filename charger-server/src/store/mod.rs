@@ -12,6 +12,7 @@ mod sql;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
+use crate::audit::AuditEntry;
 use crate::billing::Tariff;
 use crate::charging::history::{MeterSample, ReportKey, ReportSum, SessionFilter, StoredCostLine};
 use crate::charging::{Charger, LocalListPage, NewSession, Session, SessionRef, StopRecord};
@@ -19,7 +20,7 @@ use crate::devices::{
     Device, DeviceAuth, DeviceSettings, NewDevice, PresenceChange, TransferOffer, TransferStatus,
 };
 use crate::ids::{DeviceId, OwnerId, TagUid, TariffId};
-use crate::owners::{Owner, TokenScope};
+use crate::owners::{NewToken, Owner, TokenInfo, TokenScope};
 use crate::tags::{Tag, UnknownTag};
 
 pub use sql::{connect, Backend, SqlStore};
@@ -56,13 +57,46 @@ pub trait Store: Send + Sync + 'static {
     async fn list_owners(&self) -> StoreResult<Vec<Owner>>;
 
     /// Stores an API token's hash; `owner` None is an admin token.
-    async fn insert_token(
-        &self,
-        token_hash: &str,
-        owner: Option<&OwnerId>,
-        now: DateTime<Utc>,
-    ) -> StoreResult<()>;
+    async fn insert_token(&self, token: &NewToken) -> StoreResult<()>;
     async fn find_token(&self, token_hash: &str) -> StoreResult<Option<TokenScope>>;
+    /// Records a token's use.
+    async fn touch_token(&self, token_hash: &str, now: DateTime<Utc>) -> StoreResult<()>;
+    /// An owner's tokens (never their hashes), oldest first.
+    async fn list_tokens(&self, owner: &OwnerId) -> StoreResult<Vec<TokenInfo>>;
+    /// Revokes an owner's token (and ends the console sessions signed in with it); false
+    /// when it has no such token.
+    async fn delete_token(&self, owner: &OwnerId, id: &str) -> StoreResult<bool>;
+
+    /// Starts a console session (the hash of its cookie's id, the hash of its token).
+    async fn insert_console_session(
+        &self,
+        id_hash: &str,
+        token_hash: &str,
+        now: DateTime<Utc>,
+        expires: DateTime<Utc>,
+    ) -> StoreResult<()>;
+    /// The token hash of an unexpired console session.
+    async fn console_session(
+        &self,
+        id_hash: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<String>>;
+    /// Ends a console session.
+    async fn delete_console_session(&self, id_hash: &str) -> StoreResult<()>;
+    /// Deletes expired console sessions; returns how many.
+    async fn prune_console_sessions(&self, now: DateTime<Utc>) -> StoreResult<u64>;
+
+    /// Records who did what.
+    async fn insert_audit(&self, entry: &AuditEntry) -> StoreResult<()>;
+    /// A charger's recent audit entries (of one owner, or all), newest first.
+    async fn list_audit(
+        &self,
+        device: &DeviceId,
+        owner: Option<&OwnerId>,
+        limit: i64,
+    ) -> StoreResult<Vec<AuditEntry>>;
+    /// Deletes audit entries older than `before`; returns how many.
+    async fn prune_audit(&self, before: DateTime<Utc>) -> StoreResult<u64>;
     /// Whether any admin token is stored.
     async fn has_admin_token(&self) -> StoreResult<bool>;
     /// Removes every stored admin token (rotation).
@@ -141,13 +175,15 @@ pub trait Store: Send + Sync + 'static {
         code_hash: Option<&str>,
         now: DateTime<Utc>,
     ) -> StoreResult<bool>;
-    /// Replaces a device's password hash and moves it to its next key version; returns
-    /// that version, or None when the device does not exist.
+    /// Moves a device from key version `expected` to the next with a new password hash,
+    /// and forgets superseded credentials (an operator's rotation gives no grace); false
+    /// (nothing changed) when the device is gone or its version is not `expected`.
     async fn rotate_device_credentials(
         &self,
         id: &DeviceId,
+        expected: i64,
         password_hash: &str,
-    ) -> StoreResult<Option<i64>>;
+    ) -> StoreResult<bool>;
 
     /// A session by its id.
     async fn get_session(&self, id: i64) -> StoreResult<Option<Session>>;
@@ -285,24 +321,31 @@ pub trait ChargerTx: Send {
     /// Inserts a tag (enrollment): bumps its owner's list version, clears a tombstone and
     /// the uid's unknown-tag records of that owner.
     async fn insert_tag(&mut self, tag: &Tag) -> StoreResult<()>;
-    /// Records (or counts again) a tag refused at `device` because nobody knows it, then
-    /// keeps only the `keep` most recent sightings of `owner`; returns how many it dropped.
+    /// Notes a tag refused at `device` because nobody knows it. Held back (see
+    /// [`ChargerTx::held_notes`]): the request path records it once the request's outcome
+    /// is known, so that a refused request's rollback does not undo it.
     async fn note_unknown_tag(
         &mut self,
         device: &DeviceId,
         owner: &OwnerId,
         uid: &TagUid,
         now: DateTime<Utc>,
+    ) -> StoreResult<()>;
+    /// Records (or counts again) unknown-tag sightings, then keeps only the `keep` most
+    /// recent sightings of each owner; returns how many it dropped.
+    async fn record_unknown_tags(
+        &mut self,
+        notes: &[UnknownTagNote],
         keep: usize,
     ) -> StoreResult<u64>;
+    /// Statements that changed data so far (a refused request must not have made any).
+    fn writes(&self) -> u64;
     /// The active session on a connector, if any.
     async fn active_session_on(
         &mut self,
         device: &DeviceId,
         connector: i64,
     ) -> StoreResult<Option<i64>>;
-    /// The charger's own tariff, else its owner's default.
-    async fn tariff_for(&mut self, charger: &Charger) -> StoreResult<Option<Tariff>>;
     /// Inserts a session; returns its id, or None when the charger already has a session
     /// with this `local_id` (another writer or instance recorded the same offline start
     /// first; the transaction stays usable).
@@ -325,23 +368,48 @@ pub trait ChargerTx: Send {
     /// Closes a session with its bill and cost lines (as `disputed`, billed nothing, when
     /// the stop names a dispute).
     async fn stop_session(&mut self, session: i64, stop: &StopRecord) -> StoreResult<()>;
+    /// The receiving owner of an accepted, unexpired offer of `device` with this code
+    /// (a read: nothing changes).
+    async fn claim_target(
+        &mut self,
+        device: &DeviceId,
+        code_hash: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<OwnerId>>;
     /// Uses the code of an accepted, unexpired offer of `device`: the charger moves to the
     /// offer's receiver (its tariff and tag limits of the old owner dropped, its other
-    /// offers void, its next local list reset). Returns the new owner, or None when no
-    /// such offer matches.
+    /// offers void, its next local list reset, the old owner remembered until `now` for
+    /// sessions that started before). Returns the new owner, or None when no such offer
+    /// matches (then nothing changed).
     async fn claim_device(
         &mut self,
         device: &DeviceId,
         code_hash: &str,
         now: DateTime<Utc>,
     ) -> StoreResult<Option<OwnerId>>;
-    /// Replaces a device's password hash and moves it to its next key version (rotation);
-    /// returns that version.
+    /// Moves a device from key version `expected` to the next, with a new password hash,
+    /// keeping the superseded password for a grace window (`superseded`); false (nothing
+    /// changed) when its version is not `expected` any more.
     async fn set_device_credentials(
         &mut self,
         device: &DeviceId,
+        expected: i64,
         password_hash: &str,
-    ) -> StoreResult<i64>;
+        superseded: &crate::charging::Superseded,
+    ) -> StoreResult<bool>;
+    /// The owner `device` had at `at`, with the tariff it had set for it, when that was
+    /// before a move (None: the current owner).
+    async fn owner_at(
+        &mut self,
+        device: &DeviceId,
+        at: DateTime<Utc>,
+    ) -> StoreResult<Option<(OwnerId, Option<TariffId>)>>;
+    /// A tariff of `owner`: `id`, or its default when None.
+    async fn tariff_of(
+        &mut self,
+        owner: &OwnerId,
+        id: Option<&TariffId>,
+    ) -> StoreResult<Option<Tariff>>;
     /// The charger has been told to start its local list over.
     async fn clear_list_reset(&mut self, device: &DeviceId) -> StoreResult<()>;
     /// The owner's list version and up to `limit` changes after `since`, oldest first.

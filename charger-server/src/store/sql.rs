@@ -2,6 +2,7 @@
 //! `Any` driver. Placeholders are `$1, $2, ...`, which both databases accept; where the
 //! dialects differ, [`Backend`] says which text to use.
 
+mod access;
 mod charging;
 mod transfers;
 
@@ -22,7 +23,7 @@ use crate::devices::{
     TransferStatus,
 };
 use crate::ids::{DeviceId, OwnerId, TagUid, TariffId};
-use crate::owners::{Owner, TokenScope};
+use crate::owners::{NewToken, Owner, TokenInfo, TokenScope};
 use crate::tags::{Tag, TagRole, TagStatus, UnknownTag};
 
 /// The database behind the store.
@@ -361,6 +362,53 @@ impl TariffRow {
     }
 }
 
+const DEVICE_AUTH_COLUMNS: &str = "id, owner_id, password_hash, key_version, require_v2, \
+     prev_password_hash, prev_owner_id, prev_endpoint, prev_until";
+
+#[derive(FromRow)]
+struct DeviceAuthRow {
+    id: String,
+    owner_id: String,
+    password_hash: String,
+    key_version: i64,
+    require_v2: i64,
+    prev_password_hash: Option<String>,
+    prev_owner_id: Option<String>,
+    prev_endpoint: Option<String>,
+    prev_until: Option<i64>,
+}
+
+impl DeviceAuthRow {
+    fn into_auth(self) -> StoreResult<(DeviceId, DeviceAuth)> {
+        let superseded = match (
+            self.prev_password_hash,
+            self.prev_owner_id,
+            self.prev_endpoint,
+            self.prev_until,
+        ) {
+            (Some(password_hash), Some(owner), Some(endpoint), Some(until)) => {
+                Some(crate::devices::SupersededLogin {
+                    password_hash,
+                    owner: OwnerId::parse(&owner).map_err(|e| corrupt("owner id", e))?,
+                    endpoint,
+                    until: from_millis(until)?,
+                })
+            }
+            _ => None,
+        };
+        Ok((
+            DeviceId::parse(&self.id).map_err(|e| corrupt("device id", e))?,
+            DeviceAuth {
+                owner: OwnerId::parse(&self.owner_id).map_err(|e| corrupt("owner id", e))?,
+                password_hash: self.password_hash,
+                key_version: self.key_version,
+                require_v2: self.require_v2 != 0,
+                superseded,
+            },
+        ))
+    }
+}
+
 const DEVICE_COLUMNS: &str =
     "id, owner_id, connectors, max_power_w, require_v2, tariff_id, firmware, model, online, \
      last_seen, created_at";
@@ -558,22 +606,64 @@ impl Store for SqlStore {
         rows.into_iter().map(OwnerRow::into_owner).collect()
     }
 
-    async fn insert_token(
+    async fn insert_token(&self, token: &NewToken) -> StoreResult<()> {
+        self.insert_token_row(token).await
+    }
+
+    async fn touch_token(&self, token_hash: &str, now: DateTime<Utc>) -> StoreResult<()> {
+        self.touch_token_row(token_hash, now).await
+    }
+
+    async fn list_tokens(&self, owner: &OwnerId) -> StoreResult<Vec<TokenInfo>> {
+        self.list_token_rows(owner).await
+    }
+
+    async fn delete_token(&self, owner: &OwnerId, id: &str) -> StoreResult<bool> {
+        self.delete_token_row(owner, id).await
+    }
+
+    async fn insert_console_session(
         &self,
+        id_hash: &str,
         token_hash: &str,
-        owner: Option<&OwnerId>,
         now: DateTime<Utc>,
+        expires: DateTime<Utc>,
     ) -> StoreResult<()> {
-        sqlx::query(
-            "INSERT INTO api_tokens (token_hash, owner_id, created_at) VALUES ($1, $2, $3)",
-        )
-        .bind(token_hash)
-        .bind(owner.map(OwnerId::as_str))
-        .bind(to_millis(now))
-        .execute(&self.pool)
-        .await
-        .map_err(conflict_on_unique("token"))?;
-        Ok(())
+        self.insert_console_session_row(id_hash, token_hash, now, expires)
+            .await
+    }
+
+    async fn console_session(
+        &self,
+        id_hash: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<String>> {
+        self.console_session_row(id_hash, now).await
+    }
+
+    async fn delete_console_session(&self, id_hash: &str) -> StoreResult<()> {
+        self.delete_console_session_row(id_hash).await
+    }
+
+    async fn prune_console_sessions(&self, now: DateTime<Utc>) -> StoreResult<u64> {
+        self.prune_console_session_rows(now).await
+    }
+
+    async fn insert_audit(&self, entry: &crate::audit::AuditEntry) -> StoreResult<()> {
+        self.insert_audit_row(entry).await
+    }
+
+    async fn list_audit(
+        &self,
+        device: &DeviceId,
+        owner: Option<&OwnerId>,
+        limit: i64,
+    ) -> StoreResult<Vec<crate::audit::AuditEntry>> {
+        self.list_audit_rows(device, owner, limit).await
+    }
+
+    async fn prune_audit(&self, before: DateTime<Utc>) -> StoreResult<u64> {
+        self.prune_audit_rows(before).await
     }
 
     async fn find_token(&self, token_hash: &str) -> StoreResult<Option<TokenScope>> {
@@ -667,42 +757,24 @@ impl Store for SqlStore {
     }
 
     async fn get_device_auth(&self, id: &DeviceId) -> StoreResult<Option<DeviceAuth>> {
-        let row: Option<(String, String, i64, i64)> = sqlx::query_as(
-            "SELECT owner_id, password_hash, key_version, require_v2 FROM devices WHERE id = $1",
-        )
+        let row: Option<DeviceAuthRow> = sqlx::query_as(&format!(
+            "SELECT {DEVICE_AUTH_COLUMNS} FROM devices WHERE id = $1"
+        ))
         .bind(id.as_str())
         .fetch_optional(&self.pool)
         .await?;
-        row.map(|(owner, password_hash, key_version, require_v2)| {
-            Ok(DeviceAuth {
-                owner: OwnerId::parse(&owner).map_err(|e| corrupt("owner id", e))?,
-                password_hash,
-                key_version,
-                require_v2: require_v2 != 0,
-            })
-        })
-        .transpose()
+        row.map(DeviceAuthRow::into_auth)
+            .transpose()
+            .map(|r| r.map(|(_, auth)| auth))
     }
 
     async fn list_device_auth(&self) -> StoreResult<Vec<(DeviceId, DeviceAuth)>> {
-        let rows: Vec<(String, String, String, i64, i64)> = sqlx::query_as(
-            "SELECT id, owner_id, password_hash, key_version, require_v2 FROM devices ORDER BY id",
-        )
+        let rows: Vec<DeviceAuthRow> = sqlx::query_as(&format!(
+            "SELECT {DEVICE_AUTH_COLUMNS} FROM devices ORDER BY id"
+        ))
         .fetch_all(&self.pool)
         .await?;
-        rows.into_iter()
-            .map(|(id, owner, password_hash, key_version, require_v2)| {
-                Ok((
-                    DeviceId::parse(&id).map_err(|e| corrupt("device id", e))?,
-                    DeviceAuth {
-                        owner: OwnerId::parse(&owner).map_err(|e| corrupt("owner id", e))?,
-                        password_hash,
-                        key_version,
-                        require_v2: require_v2 != 0,
-                    },
-                ))
-            })
-            .collect()
+        rows.into_iter().map(DeviceAuthRow::into_auth).collect()
     }
 
     async fn record_presence(&self, changes: &[PresenceChange]) -> StoreResult<()> {
@@ -992,10 +1064,11 @@ impl Store for SqlStore {
     async fn rotate_device_credentials(
         &self,
         id: &DeviceId,
+        expected: i64,
         password_hash: &str,
-    ) -> StoreResult<Option<i64>> {
+    ) -> StoreResult<bool> {
         let mut conn = self.pool.acquire().await?;
-        transfers::rotate_credentials(&mut conn, id, password_hash).await
+        transfers::rotate_credentials(&mut conn, id, expected, password_hash).await
     }
 
     async fn get_session(&self, id: i64) -> StoreResult<Option<crate::charging::Session>> {

@@ -25,8 +25,10 @@ use crate::tags::Tag;
 /// One open transaction of a batch of charger requests, or a read-only connection.
 pub(super) struct SqlTx {
     conn: Conn,
-    /// Unknown-tag sightings held back on a read-only connection.
+    /// Unknown-tag sightings held back for the request path to record.
     held: Vec<UnknownTagNote>,
+    /// Statements that changed data so far.
+    writes: u64,
 }
 
 enum Conn {
@@ -39,6 +41,7 @@ impl SqlTx {
         Self {
             conn: Conn::Tx(tx),
             held: Vec::new(),
+            writes: 0,
         }
     }
 
@@ -47,6 +50,7 @@ impl SqlTx {
         Self {
             conn: Conn::Read(conn),
             held: Vec::new(),
+            writes: 0,
         }
     }
 
@@ -57,8 +61,20 @@ impl SqlTx {
         }
     }
 
-    /// The transaction, for writes; a read-only connection refuses them.
+    /// The transaction, for a statement that changes data (counted); a read-only
+    /// connection refuses them.
     fn w(&mut self) -> StoreResult<&mut AnyConnection> {
+        match &mut self.conn {
+            Conn::Tx(tx) => {
+                self.writes += 1;
+                Ok(tx)
+            }
+            Conn::Read(_) => Err(StoreError::ReadOnly),
+        }
+    }
+
+    /// The transaction, for bookkeeping that changes no data (savepoints, locks).
+    fn t(&mut self) -> StoreResult<&mut AnyConnection> {
         match &mut self.conn {
             Conn::Tx(tx) => Ok(tx),
             Conn::Read(_) => Err(StoreError::ReadOnly),
@@ -162,8 +178,9 @@ impl SqlTx {
             .collect()
     }
 
+    /// Runs a statement that changes no data (a savepoint).
     async fn exec(&mut self, sql: &str) -> StoreResult<()> {
-        sqlx::query(sql).execute(self.w()?).await?;
+        sqlx::query(sql).execute(self.t()?).await?;
         Ok(())
     }
 }
@@ -199,20 +216,27 @@ impl ChargerTx for SqlTx {
         id: &DeviceId,
         request_id: &str,
     ) -> StoreResult<Option<(Charger, Option<StoredResult>)>> {
-        type Row = (
-            String,
-            i64,
-            Option<String>,
-            i64,
-            i64,
-            i64,
-            i64,
-            Option<i64>,
-            Option<String>,
-        );
+        #[derive(FromRow)]
+        struct Row {
+            owner_id: String,
+            connectors: i64,
+            tariff_id: Option<String>,
+            key_version: i64,
+            list_reset: i64,
+            max_power_w: i64,
+            require_v2: i64,
+            prev_key_version: Option<i64>,
+            prev_owner_id: Option<String>,
+            prev_request_id: Option<String>,
+            prev_endpoint: Option<String>,
+            prev_until: Option<i64>,
+            code: Option<i64>,
+            body: Option<String>,
+        }
         let row: Option<Row> = sqlx::query_as(
             "SELECT d.owner_id, d.connectors, d.tariff_id, d.key_version, d.list_reset,
-                    d.max_power_w, d.require_v2, r.code, r.body
+                    d.max_power_w, d.require_v2, d.prev_key_version, d.prev_owner_id,
+                    d.prev_request_id, d.prev_endpoint, d.prev_until, r.code, r.body
              FROM devices d
              LEFT JOIN mqtt_requests r ON r.device_id = d.id AND r.request_id = $2
              WHERE d.id = $1",
@@ -221,41 +245,47 @@ impl ChargerTx for SqlTx {
         .bind(request_id)
         .fetch_optional(self.c())
         .await?;
-        row.map(
-            |(
-                owner,
-                connectors,
-                tariff,
-                key_version,
-                list_reset,
-                max_power_w,
-                require_v2,
-                code,
-                body,
-            )| {
-                let charger = Charger {
-                    id: id.clone(),
-                    owner: OwnerId::parse(&owner).map_err(|e| corrupt("owner id", e))?,
-                    connectors,
-                    tariff: tariff
-                        .map(|t| TariffId::parse(&t).map_err(|e| corrupt("tariff id", e)))
-                        .transpose()?,
+        let Some(r) = row else { return Ok(None) };
+        let superseded = match (
+            r.prev_key_version,
+            r.prev_owner_id,
+            r.prev_request_id,
+            r.prev_endpoint,
+            r.prev_until,
+        ) {
+            (Some(key_version), Some(owner), Some(request_id), Some(endpoint), Some(until)) => {
+                Some(crate::charging::Superseded {
                     key_version,
-                    list_reset: list_reset != 0,
-                    max_power_w,
-                    require_v2: require_v2 != 0,
-                };
-                let kept = match (code, body) {
-                    (Some(code), Some(body)) => Some(StoredResult {
-                        code: u16::try_from(code).map_err(|e| corrupt("request code", e))?,
-                        body,
-                    }),
-                    _ => None,
-                };
-                Ok((charger, kept))
-            },
-        )
-        .transpose()
+                    owner: OwnerId::parse(&owner).map_err(|e| corrupt("owner id", e))?,
+                    request_id,
+                    endpoint,
+                    until: from_millis(until)?,
+                })
+            }
+            _ => None,
+        };
+        let charger = Charger {
+            id: id.clone(),
+            owner: OwnerId::parse(&r.owner_id).map_err(|e| corrupt("owner id", e))?,
+            connectors: r.connectors,
+            tariff: r
+                .tariff_id
+                .map(|t| TariffId::parse(&t).map_err(|e| corrupt("tariff id", e)))
+                .transpose()?,
+            key_version: r.key_version,
+            list_reset: r.list_reset != 0,
+            max_power_w: r.max_power_w,
+            require_v2: r.require_v2 != 0,
+            superseded,
+        };
+        let kept = match (r.code, r.body) {
+            (Some(code), Some(body)) => Some(StoredResult {
+                code: u16::try_from(code).map_err(|e| corrupt("request code", e))?,
+                body,
+            }),
+            _ => None,
+        };
+        Ok(Some((charger, kept)))
     }
 
     async fn request_result(
@@ -460,7 +490,7 @@ impl ChargerTx for SqlTx {
         )
         .bind(format!("mybox:tag:{owner}:{uid}"))
         .bind(format!("mybox:connector:{device}:{connector}"))
-        .fetch_one(self.w()?)
+        .fetch_one(self.t()?)
         .await?;
         Ok(())
     }
@@ -488,51 +518,63 @@ impl ChargerTx for SqlTx {
         owner: &OwnerId,
         uid: &TagUid,
         now: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        self.held.push(UnknownTagNote {
+            device: device.clone(),
+            owner: owner.clone(),
+            uid: uid.clone(),
+            at: now,
+        });
+        Ok(())
+    }
+
+    async fn record_unknown_tags(
+        &mut self,
+        notes: &[UnknownTagNote],
         keep: usize,
     ) -> StoreResult<u64> {
-        if let Conn::Read(_) = self.conn {
-            self.held.push(UnknownTagNote {
-                device: device.clone(),
-                owner: owner.clone(),
-                uid: uid.clone(),
-                at: now,
-            });
-            return Ok(0);
+        let mut dropped = 0;
+        for n in notes {
+            sqlx::query(
+                "INSERT INTO unknown_tags (device_id, uid, owner_id, first_seen, last_seen, attempts)
+                 VALUES ($1, $2, $3, $4, $4, 1)
+                 ON CONFLICT (device_id, uid) DO UPDATE
+                 SET last_seen = excluded.last_seen, owner_id = excluded.owner_id,
+                     attempts = unknown_tags.attempts + 1",
+            )
+            .bind(n.device.as_str())
+            .bind(n.uid.as_str())
+            .bind(n.owner.as_str())
+            .bind(to_millis(n.at))
+            .execute(self.w()?)
+            .await?;
+            let count: i64 =
+                sqlx::query_scalar("SELECT COUNT(*) FROM unknown_tags WHERE owner_id = $1")
+                    .bind(n.owner.as_str())
+                    .fetch_one(self.c())
+                    .await?;
+            let keep = i64::try_from(keep).unwrap_or(i64::MAX);
+            if count <= keep {
+                continue;
+            }
+            // The oldest sightings beyond the owner's cap go.
+            let gone = sqlx::query(
+                "DELETE FROM unknown_tags WHERE owner_id = $1 AND (device_id, uid) IN (
+                     SELECT device_id, uid FROM unknown_tags WHERE owner_id = $1
+                     ORDER BY last_seen DESC, device_id, uid LIMIT $3 OFFSET $2)",
+            )
+            .bind(n.owner.as_str())
+            .bind(keep)
+            .bind(count - keep)
+            .execute(self.w()?)
+            .await?;
+            dropped += gone.rows_affected();
         }
-        sqlx::query(
-            "INSERT INTO unknown_tags (device_id, uid, owner_id, first_seen, last_seen, attempts)
-             VALUES ($1, $2, $3, $4, $4, 1)
-             ON CONFLICT (device_id, uid) DO UPDATE
-             SET last_seen = excluded.last_seen, owner_id = excluded.owner_id,
-                 attempts = unknown_tags.attempts + 1",
-        )
-        .bind(device.as_str())
-        .bind(uid.as_str())
-        .bind(owner.as_str())
-        .bind(to_millis(now))
-        .execute(self.w()?)
-        .await?;
-        let count: i64 =
-            sqlx::query_scalar("SELECT COUNT(*) FROM unknown_tags WHERE owner_id = $1")
-                .bind(owner.as_str())
-                .fetch_one(self.c())
-                .await?;
-        let keep = i64::try_from(keep).unwrap_or(i64::MAX);
-        if count <= keep {
-            return Ok(0);
-        }
-        // The oldest sightings beyond the owner's cap go.
-        let dropped = sqlx::query(
-            "DELETE FROM unknown_tags WHERE owner_id = $1 AND (device_id, uid) IN (
-                 SELECT device_id, uid FROM unknown_tags WHERE owner_id = $1
-                 ORDER BY last_seen DESC, device_id, uid LIMIT $3 OFFSET $2)",
-        )
-        .bind(owner.as_str())
-        .bind(keep)
-        .bind(count - keep)
-        .execute(self.w()?)
-        .await?;
-        Ok(dropped.rows_affected())
+        Ok(dropped)
+    }
+
+    fn writes(&self) -> u64 {
+        self.writes
     }
 
     async fn active_session_on(
@@ -551,13 +593,17 @@ impl ChargerTx for SqlTx {
         .await?)
     }
 
-    async fn tariff_for(&mut self, charger: &Charger) -> StoreResult<Option<Tariff>> {
-        let row: Option<TariffRow> = match &charger.tariff {
+    async fn tariff_of(
+        &mut self,
+        owner: &OwnerId,
+        id: Option<&TariffId>,
+    ) -> StoreResult<Option<Tariff>> {
+        let row: Option<TariffRow> = match id {
             Some(id) => {
                 sqlx::query_as(&format!(
                     "SELECT {TARIFF_COLUMNS} FROM tariffs WHERE owner_id = $1 AND id = $2"
                 ))
-                .bind(charger.owner.as_str())
+                .bind(owner.as_str())
                 .bind(id.as_str())
                 .fetch_optional(self.c())
                 .await?
@@ -566,12 +612,37 @@ impl ChargerTx for SqlTx {
                 sqlx::query_as(&format!(
                     "SELECT {TARIFF_COLUMNS} FROM tariffs WHERE owner_id = $1 AND is_default = 1"
                 ))
-                .bind(charger.owner.as_str())
+                .bind(owner.as_str())
                 .fetch_optional(self.c())
                 .await?
             }
         };
         row.map(TariffRow::into_tariff).transpose()
+    }
+
+    async fn owner_at(
+        &mut self,
+        device: &DeviceId,
+        at: DateTime<Utc>,
+    ) -> StoreResult<Option<(OwnerId, Option<TariffId>)>> {
+        // The first move after `at`: the owner until then.
+        let row: Option<(String, Option<String>)> = sqlx::query_as(
+            "SELECT owner_id, tariff_id FROM ownership_history
+             WHERE device_id = $1 AND until > $2 ORDER BY until LIMIT 1",
+        )
+        .bind(device.as_str())
+        .bind(to_millis(at))
+        .fetch_optional(self.c())
+        .await?;
+        row.map(|(owner, tariff)| {
+            Ok((
+                OwnerId::parse(&owner).map_err(|e| corrupt("owner id", e))?,
+                tariff
+                    .map(|t| TariffId::parse(&t).map_err(|e| corrupt("tariff id", e)))
+                    .transpose()?,
+            ))
+        })
+        .transpose()
     }
 
     async fn insert_session(&mut self, s: &NewSession) -> StoreResult<Option<i64>> {
@@ -723,7 +794,7 @@ impl ChargerTx for SqlTx {
         Ok(())
     }
 
-    async fn claim_device(
+    async fn claim_target(
         &mut self,
         device: &DeviceId,
         code_hash: &str,
@@ -738,15 +809,46 @@ impl ChargerTx for SqlTx {
         .bind(to_millis(now))
         .fetch_optional(self.c())
         .await?;
+        to.map(|to| OwnerId::parse(&to).map_err(|e| corrupt("owner id", e)))
+            .transpose()
+    }
+
+    async fn claim_device(
+        &mut self,
+        device: &DeviceId,
+        code_hash: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<OwnerId>> {
+        // The offer is taken only if it is still accepted and unexpired (a withdrawal on
+        // another instance may have come first): then nothing else changes.
+        let to: Option<String> = sqlx::query_scalar(
+            "UPDATE transfers SET status = 'claimed', updated_at = $4
+             WHERE code_hash = $1 AND device_id = $2 AND status = 'accepted' AND expires_at > $3
+             RETURNING to_owner",
+        )
+        .bind(code_hash)
+        .bind(device.as_str())
+        .bind(to_millis(now))
+        .bind(to_millis(now))
+        .fetch_optional(self.w()?)
+        .await?;
         let Some(to) = to else { return Ok(None) };
         let to = OwnerId::parse(&to).map_err(|e| corrupt("owner id", e))?;
         sqlx::query(
-            "UPDATE transfers SET status = CASE WHEN code_hash = $2 THEN 'claimed' ELSE 'void' END,
-                                  updated_at = $3
+            "UPDATE transfers SET status = 'void', updated_at = $2
              WHERE device_id = $1 AND status IN ('offered', 'accepted')",
         )
         .bind(device.as_str())
-        .bind(code_hash)
+        .bind(to_millis(now))
+        .execute(self.w()?)
+        .await?;
+        // The old owner, until now: sessions that started before are its own.
+        sqlx::query(
+            "INSERT INTO ownership_history (device_id, owner_id, tariff_id, until)
+             SELECT id, owner_id, tariff_id, $2 FROM devices WHERE id = $1
+             ON CONFLICT (device_id, until) DO NOTHING",
+        )
+        .bind(device.as_str())
         .bind(to_millis(now))
         .execute(self.w()?)
         .await?;
@@ -783,11 +885,30 @@ impl ChargerTx for SqlTx {
     async fn set_device_credentials(
         &mut self,
         device: &DeviceId,
+        expected: i64,
         password_hash: &str,
-    ) -> StoreResult<i64> {
-        super::transfers::rotate_credentials(self.w()?, device, password_hash)
-            .await?
-            .ok_or_else(|| StoreError::Corrupt(format!("device {device} vanished")))
+        superseded: &crate::charging::Superseded,
+    ) -> StoreResult<bool> {
+        // The right-hand sides see the row as it was: the old hash and version become the
+        // superseded ones.
+        let done = sqlx::query(
+            "UPDATE devices SET prev_password_hash = password_hash,
+                                prev_key_version = key_version,
+                                prev_owner_id = $4, prev_request_id = $5, prev_endpoint = $6,
+                                prev_until = $7,
+                                password_hash = $2, key_version = key_version + 1
+             WHERE id = $1 AND key_version = $3",
+        )
+        .bind(device.as_str())
+        .bind(password_hash)
+        .bind(expected)
+        .bind(superseded.owner.as_str())
+        .bind(superseded.request_id.as_str())
+        .bind(superseded.endpoint.as_str())
+        .bind(to_millis(superseded.until))
+        .execute(self.w()?)
+        .await?;
+        Ok(done.rows_affected() == 1)
     }
 
     async fn clear_list_reset(&mut self, device: &DeviceId) -> StoreResult<()> {

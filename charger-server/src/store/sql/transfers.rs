@@ -39,21 +39,27 @@ impl TransferRow {
     }
 }
 
-/// Replaces a device's password hash and bumps its key version; the new version, if the
-/// device exists.
+/// Moves a device from key version `expected` to the next with a new password hash, and
+/// forgets superseded credentials; false when the device is gone or has moved on.
 pub(super) async fn rotate_credentials(
     conn: &mut AnyConnection,
     device: &DeviceId,
+    expected: i64,
     password_hash: &str,
-) -> StoreResult<Option<i64>> {
-    Ok(sqlx::query_scalar(
-        "UPDATE devices SET password_hash = $2, key_version = key_version + 1
-         WHERE id = $1 RETURNING key_version",
+) -> StoreResult<bool> {
+    let done = sqlx::query(
+        "UPDATE devices SET password_hash = $2, key_version = key_version + 1,
+                            prev_password_hash = NULL, prev_key_version = NULL,
+                            prev_owner_id = NULL, prev_request_id = NULL, prev_endpoint = NULL,
+                            prev_until = NULL
+         WHERE id = $1 AND key_version = $3",
     )
     .bind(device.as_str())
     .bind(password_hash)
-    .fetch_optional(conn)
-    .await?)
+    .bind(expected)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
 }
 
 impl SqlStore {
