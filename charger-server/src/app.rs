@@ -30,6 +30,8 @@ pub struct App {
     pub mqtt_tls_addr: Option<SocketAddr>,
     /// The embedded broker (None with an external one).
     pub broker: Option<Broker>,
+    /// The embedded broker's dispatcher: it serves while the app holds it.
+    _dispatcher: Option<Arc<dyn crate::broker::Inbound>>,
     pub service: Service,
     /// The admin token generated on this start, to be printed once; `None` when one was
     /// configured or already existed.
@@ -309,7 +311,7 @@ async fn start_embedded(
     mqtt: TcpListener,
     tls: Option<(TcpListener, tokio_rustls::TlsAcceptor)>,
     dispatcher: crate::mqtt::DispatcherConfig,
-) -> anyhow::Result<Broker> {
+) -> anyhow::Result<(Broker, Arc<dyn crate::broker::Inbound>)> {
     let max_chargers = caps.chargers;
     // Nobody is connected to a broker that has just started.
     service.store().set_all_devices_offline().await?;
@@ -336,10 +338,10 @@ async fn start_embedded(
         },
     )
     .context("starting the MQTT broker")?;
-    crate::mqtt::start(&broker, service.clone(), dispatcher)
+    let dispatcher = crate::mqtt::start(&broker, service.clone(), dispatcher)
         .await
         .context("starting the MQTT request dispatcher")?;
-    Ok(broker)
+    Ok((broker, dispatcher))
 }
 
 /// The external broker's settings, and the port chargers are told (the URL's).
@@ -411,7 +413,7 @@ impl App {
             max_payload,
             echo: config.mqtt_echo,
         };
-        let (service, broker, mqtt_addr, mqtt_tls_addr) = match config.mqtt_broker {
+        let (service, embedded, mqtt_addr, mqtt_tls_addr) = match config.mqtt_broker {
             BrokerMode::Embedded => {
                 let mqtt = bind(config.mqtt_listen, "CHARGER_MQTT_LISTEN").await?;
                 let mqtt_addr = mqtt.local_addr()?;
@@ -428,12 +430,18 @@ impl App {
                     None => None,
                 };
                 let service = open_service_with_port(&config, mqtt_addr.port()).await?;
-                let broker = start_embedded(&config, caps, &service, mqtt, tls, dispatcher).await?;
+                let (broker, dispatcher) =
+                    start_embedded(&config, caps, &service, mqtt, tls, dispatcher).await?;
                 tracing::info!(%mqtt_addr, "MQTT broker listening");
                 if let Some(addr) = mqtt_tls_addr {
                     tracing::info!(mqtt_tls_addr = %addr, "MQTT over TLS listening");
                 }
-                (service, Some(broker), mqtt_addr, mqtt_tls_addr)
+                (
+                    service,
+                    Some((broker, dispatcher)),
+                    mqtt_addr,
+                    mqtt_tls_addr,
+                )
             }
             BrokerMode::External => {
                 let external = external_config(&config, dispatcher)?;
@@ -442,6 +450,10 @@ impl App {
                 let unspecified = SocketAddr::from(([0, 0, 0, 0], 0));
                 (service, None, unspecified, None)
             }
+        };
+        let (broker, dispatcher) = match embedded {
+            Some((b, d)) => (Some(b), Some(d)),
+            None => (None, None),
         };
         tokio::spawn(housekeeping(service.clone()));
 
@@ -480,6 +492,7 @@ impl App {
             mqtt_addr,
             mqtt_tls_addr,
             broker,
+            _dispatcher: dispatcher,
             service,
             new_admin_token,
             shutdown,

@@ -570,7 +570,9 @@ impl Config {
             mqtt_echo: false,
             offline_max_age_days: 90,
             credentials_grace_s: 600,
-            live_start_max_age_s: 900,
+            // Tests start live sessions hours back to bill real durations in no time; the
+            // rule's own test sets the default (900 s).
+            live_start_max_age_s: 86_400,
             transfers_per_receiver: 100,
             audit_log_days: 400,
             request_log_days: 30,

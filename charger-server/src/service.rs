@@ -163,8 +163,10 @@ pub struct Service {
     pub(crate) store: Arc<dyn Store>,
     pub(crate) secret: ServerSecret,
     pub(crate) mqtt: MqttEndpoint,
-    /// Set once the MQTT edge has started.
-    pub(crate) commands: Arc<OnceLock<Arc<dyn CommandChannel>>>,
+    /// Set once the MQTT edge has started. Weak: the command path holds the service, and
+    /// whoever runs the edge holds the command path (no reference cycle keeps a stopped
+    /// server's database pool alive).
+    pub(crate) commands: Arc<OnceLock<std::sync::Weak<dyn CommandChannel>>>,
     pub(crate) metrics: Arc<crate::metrics::Metrics>,
     pub(crate) limits: Arc<Limits>,
     /// When each token's last use was written (see `owners`).
@@ -196,9 +198,14 @@ impl Service {
         &self.metrics
     }
 
-    /// Connects the command path (once, at start-up).
-    pub fn set_command_channel(&self, channel: Arc<dyn CommandChannel>) {
-        let _ = self.commands.set(channel);
+    /// Connects the command path (once, at start-up); the caller keeps it alive.
+    pub fn set_command_channel(&self, channel: &Arc<dyn CommandChannel>) {
+        let _ = self.commands.set(Arc::downgrade(channel));
+    }
+
+    /// The command path, while the MQTT edge runs.
+    pub(crate) fn channel(&self) -> Option<Arc<dyn CommandChannel>> {
+        self.commands.get().and_then(std::sync::Weak::upgrade)
     }
 
     /// The key that seals the web console's session cookies.

@@ -60,3 +60,15 @@ CREATE TABLE audit_log (
 );
 CREATE INDEX audit_log_device ON audit_log(device_id, id);
 CREATE INDEX audit_log_at ON audit_log(at);
+
+-- One open offer per charger (an owner could otherwise fill another's inbox with offers of
+-- the same charger). Older open offers of a charger that has several are void.
+UPDATE transfers SET status = 'void'
+WHERE status IN ('offered', 'accepted') AND EXISTS (
+    SELECT 1 FROM transfers t2
+    WHERE t2.device_id = transfers.device_id AND t2.status IN ('offered', 'accepted')
+      AND (t2.created_at > transfers.created_at
+           OR (t2.created_at = transfers.created_at AND t2.id > transfers.id)));
+CREATE UNIQUE INDEX transfers_one_open_per_device ON transfers(device_id)
+    WHERE status IN ('offered', 'accepted');
+CREATE INDEX transfers_to_open ON transfers(to_owner, status);

@@ -183,6 +183,19 @@ pub async fn spawn_app_with(db: Db, adjust: impl FnOnce(&mut Config)) -> Option<
 }
 
 impl TestApp {
+    /// One integer a query returns, read behind the API's back.
+    pub async fn scalar(&self, query: &str) -> i64 {
+        use sqlx::Connection as _;
+        sqlx::any::install_default_drivers();
+        let mut conn = sqlx::AnyConnection::connect(&self.database_url)
+            .await
+            .expect("connect to the test database");
+        sqlx::query_scalar(query)
+            .fetch_one(&mut conn)
+            .await
+            .expect(query)
+    }
+
     /// Runs one SQL statement on the server's database behind its back (to break a row
     /// the API would never store); returns the rows it changed.
     pub async fn sql(&self, statement: &str) -> u64 {
@@ -320,6 +333,42 @@ impl TestCa {
             .unwrap_or(0);
         let body = text.split("\r\n\r\n").nth(1).unwrap_or("").to_owned();
         Ok((status, body))
+    }
+}
+
+impl TestCa {
+    /// The status line and headers of GET `path` over HTTPS (no token).
+    pub async fn https_head(
+        &self,
+        addr: std::net::SocketAddr,
+        path: &str,
+    ) -> std::io::Result<String> {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        use tokio_rustls::rustls;
+        use tokio_rustls::rustls::pki_types::pem::PemObject as _;
+        use tokio_rustls::rustls::pki_types::{CertificateDer, ServerName};
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in CertificateDer::pem_file_iter(&self.ca).expect("CA file") {
+            roots
+                .add(cert.expect("CA certificate"))
+                .expect("a usable CA");
+        }
+        let config = rustls::ClientConfig::builder()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config));
+        let tcp = tokio::net::TcpStream::connect(addr).await?;
+        let name = ServerName::try_from("localhost").expect("name");
+        let mut tls = connector.connect(name, tcp).await?;
+        tls.write_all(
+            format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+                .as_bytes(),
+        )
+        .await?;
+        let mut out = Vec::new();
+        tls.read_to_end(&mut out).await?;
+        let text = String::from_utf8_lossy(&out).into_owned();
+        Ok(text.split("\r\n\r\n").next().unwrap_or("").to_owned())
     }
 }
 
@@ -569,5 +618,65 @@ pub async fn closed_within(s: &mut tokio::net::TcpStream, wait: std::time::Durat
             Ok(Ok(_)) => {}
             Err(_) => return false,
         }
+    }
+}
+
+/// Tables and columns a refused request may change: the kept answer (its idempotency), the
+/// unknown-tag sightings (an audit of refusals), the audit log, presence and token use.
+const SNAPSHOT_EXCLUDED: &[&str] = &[
+    "mqtt_requests",
+    "unknown_tags",
+    "audit_log",
+    "console_sessions",
+    "_sqlx_migrations",
+    "api_tokens.last_used_at",
+    "devices.online",
+    "devices.online_conn",
+    "devices.last_seen",
+];
+
+impl TestApp {
+    /// Every row of every table (but [`SNAPSHOT_EXCLUDED`]) as text, sorted: two
+    /// snapshots are equal when nothing was changed. SQLite only.
+    pub async fn snapshot(&self) -> Vec<String> {
+        use sqlx::Connection as _;
+        assert_eq!(self.db, Db::Sqlite, "snapshots read SQLite's catalog");
+        let mut conn = sqlx::SqliteConnection::connect(&self.database_url)
+            .await
+            .expect("connect to the test database");
+        let tables: Vec<(String,)> = sqlx::query_as(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name",
+        )
+        .fetch_all(&mut conn)
+        .await
+        .expect("tables");
+        let mut rows = Vec::new();
+        for (table,) in tables {
+            if SNAPSHOT_EXCLUDED.contains(&table.as_str()) {
+                continue;
+            }
+            let columns: Vec<(String,)> =
+                sqlx::query_as(&format!("SELECT name FROM pragma_table_info('{table}')"))
+                    .fetch_all(&mut conn)
+                    .await
+                    .expect("columns");
+            let kept: Vec<String> = columns
+                .into_iter()
+                .map(|(c,)| c)
+                .filter(|c| !SNAPSHOT_EXCLUDED.contains(&format!("{table}.{c}").as_str()))
+                .map(|c| format!("quote(\"{c}\")"))
+                .collect();
+            let sql = format!(
+                "SELECT '{table}: ' || {} FROM \"{table}\"",
+                kept.join(" || '|' || ")
+            );
+            let found: Vec<(String,)> = sqlx::query_as(&sql)
+                .fetch_all(&mut conn)
+                .await
+                .expect("rows");
+            rows.extend(found.into_iter().map(|(r,)| r));
+        }
+        rows.sort();
+        rows
     }
 }

@@ -135,6 +135,10 @@ async fn an_owner_watches_a_charger_stops_its_session_and_downloads_the_bill() {
     .click()
     .await
     .expect("stop");
+    // A destructive action asks first.
+    let asked = c.get_alert_text().await.expect("a confirmation");
+    assert!(asked.starts_with("Stop session"), "{asked}");
+    c.accept_alert().await.expect("confirmed");
     let answered = browser
         .wait_for_source(WAIT, |s| s.contains("The charger answered remote-stop"))
         .await;

@@ -530,6 +530,25 @@ async fn presence_follows_requests_heartbeats_and_wills() {
         .await;
     assert!(probe.next_publish(WAIT).await.is_some(), "no answer");
     rest.wait_for_online(&b.device_id, true).await;
+    // An `offline` whose key is wrong (a forged will) is refused and changes no presence.
+    let mut forged = b.clone();
+    forged.key = "22".repeat(32);
+    probe
+        .publish(
+            &will_topic,
+            Qos::AtLeastOnce,
+            false,
+            request_v2(&forged, "offline", json!("forged-1"), json!({})),
+        )
+        .await;
+    let (_, payload) = probe.next_publish(WAIT).await.expect("an answer");
+    let answer: Value = serde_json::from_slice(&payload).expect("JSON");
+    assert_eq!(answer["code"], 401);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let d = rest
+        .get(&format!("/api/v1/devices/{}", b.device_id), ADMIN_TOKEN)
+        .await;
+    assert_eq!(d.body["online"], true, "a forged offline marked it offline");
     // Dropped without DISCONNECT: the broker publishes the will.
     drop(probe);
     rest.wait_for_online(&b.device_id, false).await;

@@ -113,7 +113,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Peer {
 /// The whole HTTP router: the REST API, with `pages` merged at the root (the console,
 /// which the caller brings, so that this edge does not depend on it).
 pub fn router(state: ApiState, pages: Router<ApiState>) -> Router {
-    let (max_body, body_timeout) = (state.max_body, state.body_timeout);
+    let (max_body, body_timeout, https) = (state.max_body, state.body_timeout, state.https);
     let v1 = Router::new()
         .merge(owners::routes())
         .merge(devices::routes())
@@ -129,6 +129,16 @@ pub fn router(state: ApiState, pages: Router<ApiState>) -> Router {
         .nest("/api/v1", v1)
         .fallback(not_found)
         .with_state(state)
+        .layer(axum::middleware::map_response(move |mut res: Response| async move {
+            // Under HTTPS, browsers are told to come back only over HTTPS.
+            if https {
+                res.headers_mut().insert(
+                    header::STRICT_TRANSPORT_SECURITY,
+                    header::HeaderValue::from_static("max-age=31536000"),
+                );
+            }
+            res
+        }))
         .layer(axum::extract::DefaultBodyLimit::max(max_body))
         .layer(axum::middleware::from_fn_with_state(
             body_timeout,

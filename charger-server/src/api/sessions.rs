@@ -4,10 +4,10 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 
-use super::{query, ApiPath, ApiResult, ApiState};
+use super::{query, ApiJson, ApiPath, ApiResult, ApiState};
 use crate::charging::history::{ReportQuery, SessionDetail, SessionPage, SessionQuery};
 use crate::error::Error;
 use crate::service::Principal;
@@ -16,6 +16,7 @@ pub fn routes() -> Router<ApiState> {
     Router::new()
         .route("/sessions", get(list_sessions))
         .route("/sessions/{id}", get(get_session))
+        .route("/sessions/{id}/resolution", post(resolve_session))
         .route("/reports/billing", get(billing_report))
 }
 
@@ -34,6 +35,15 @@ async fn get_session(
     ApiPath(id): ApiPath<i64>,
 ) -> ApiResult<Json<SessionDetail>> {
     Ok(Json(state.service.get_session(&who, id).await?))
+}
+
+async fn resolve_session(
+    who: Principal,
+    State(state): State<ApiState>,
+    ApiPath(id): ApiPath<i64>,
+    ApiJson(req): ApiJson<crate::charging::resolution::ResolveRequest>,
+) -> ApiResult<Json<SessionDetail>> {
+    Ok(Json(state.service.resolve_session(&who, id, req).await?))
 }
 
 async fn billing_report(
@@ -55,10 +65,14 @@ async fn billing_report(
     let report = state.service.billing_report(&who, &q).await?;
     if csv {
         Ok((
-            [(
-                header::CONTENT_TYPE,
-                "text/csv; charset=utf-8; header=present",
-            )],
+            [
+                (
+                    header::CONTENT_TYPE,
+                    "text/csv; charset=utf-8; header=present",
+                ),
+                // Billing data is not for shared caches or the browser's disk.
+                (header::CACHE_CONTROL, "no-store"),
+            ],
             report.to_csv()?,
         )
             .into_response())

@@ -1,13 +1,13 @@
 //! `/api/v1/transfers`: the offers a caller sent or received; the receiver accepts
 //! (getting the claim code) or declines; the sender withdraws.
 
-use axum::extract::State;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use serde_json::{json, Value};
 
 use super::{ApiPath, ApiResult, ApiState};
-use crate::devices::TransferView;
+use crate::devices::{TransferPage, TransferQuery, TransferView};
 use crate::service::Principal;
 
 pub fn routes() -> Router<ApiState> {
@@ -19,9 +19,13 @@ pub fn routes() -> Router<ApiState> {
         .route("/transfers/{id}/decline", post(decline_transfer))
 }
 
-async fn list_transfers(who: Principal, State(state): State<ApiState>) -> ApiResult<Json<Value>> {
-    let transfers = state.service.list_transfers(&who).await?;
-    Ok(Json(json!({ "transfers": transfers })))
+async fn list_transfers(
+    who: Principal,
+    State(state): State<ApiState>,
+    q: Result<Query<TransferQuery>, QueryRejection>,
+) -> ApiResult<Json<TransferPage>> {
+    let q = super::query(q)?;
+    Ok(Json(state.service.list_transfers(&who, q).await?))
 }
 
 async fn get_transfer(

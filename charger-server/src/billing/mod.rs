@@ -48,14 +48,42 @@ impl Tariff {
 #[serde(deny_unknown_fields)]
 pub struct CreateTariffRequest {
     pub id: TariffId,
+    /// Required with the admin token; an owner token may omit it (never `null`).
+    #[serde(default, deserialize_with = "crate::tags::not_null")]
     pub owner: Option<OwnerId>,
     pub currency: Currency,
+    #[serde(deserialize_with = "plain_decimal")]
     pub energy_per_kwh: Decimal,
+    #[serde(deserialize_with = "plain_decimal")]
     pub time_per_hour: Decimal,
+    #[serde(deserialize_with = "plain_decimal")]
     pub session_fee: Decimal,
+    #[serde(deserialize_with = "plain_decimal")]
     pub tax_rate: Decimal,
     #[serde(default)]
     pub default: bool,
+}
+
+/// A price as `openapi.yaml` says: a string of digits with an optional point and at most
+/// six decimals (`"0.30"`). rust_decimal's own parser also takes `"1e3"`, `"-0"` and
+/// `"+1"`, which no price list writes; those are refused.
+fn plain_decimal<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Decimal, D::Error> {
+    use serde::de::Error as _;
+    let text = String::deserialize(d)?;
+    let (whole, fraction) = match text.split_once('.') {
+        Some((w, f)) => (w, Some(f)),
+        None => (text.as_str(), None),
+    };
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    let fits = digits(whole)
+        && whole.len() <= 12
+        && fraction.is_none_or(|f| digits(f) && f.len() <= MAX_PRICE_SCALE as usize);
+    if !fits {
+        return Err(D::Error::custom(
+            "a price is a decimal string like \"0.30\": digits, then at most 6 decimals",
+        ));
+    }
+    text.parse::<Decimal>().map_err(D::Error::custom)
 }
 
 /// Most decimal places a price may have.

@@ -250,7 +250,8 @@ pub(crate) struct Registered {
 
 /// State shared by the accept loop and every connection.
 pub(crate) struct Shared {
-    inbound: OnceLock<Arc<dyn Inbound>>,
+    /// Weak: the dispatcher holds the broker (to answer), and the app holds the dispatcher.
+    inbound: OnceLock<std::sync::Weak<dyn Inbound>>,
     presence: tokio::sync::mpsc::Sender<PresenceChange>,
     service: Service,
     config: BrokerConfig,
@@ -317,9 +318,9 @@ impl Shared {
         let _ = registered.closed.send(());
     }
 
-    /// The dispatcher, once it is attached.
-    fn inbound(&self) -> Option<&Arc<dyn Inbound>> {
-        self.inbound.get()
+    /// The dispatcher, once it is attached (and while it runs).
+    fn inbound(&self) -> Option<Arc<dyn Inbound>> {
+        self.inbound.get().and_then(std::sync::Weak::upgrade)
     }
 }
 
@@ -364,9 +365,10 @@ impl Broker {
         Ok(Broker { shared, local_addr })
     }
 
-    /// Names where chargers' publishes go (once; a second call is ignored).
-    pub fn attach(&self, inbound: Arc<dyn Inbound>) {
-        let _ = self.shared.inbound.set(inbound);
+    /// Names where chargers' publishes go (once; a second call is ignored). The caller
+    /// keeps `inbound` alive as long as the broker should serve.
+    pub fn attach(&self, inbound: &Arc<dyn Inbound>) {
+        let _ = self.shared.inbound.set(Arc::downgrade(inbound));
     }
 
     /// Where the broker listens.

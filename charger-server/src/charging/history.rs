@@ -78,6 +78,8 @@ pub struct SessionView {
     pub net: Option<String>,
     pub tax: Option<String>,
     pub total: Option<String>,
+    /// How an operator resolved it, when it was disputed: `{action, by, at}`.
+    pub resolution: Option<super::Resolved>,
 }
 
 impl From<&Session> for SessionView {
@@ -112,6 +114,7 @@ impl From<&Session> for SessionView {
             net: s.net.map(|v| money_text(v, c)),
             tax: s.tax.map(|v| money_text(v, c)),
             total: s.total.map(|v| money_text(v, c)),
+            resolution: s.resolution.clone(),
         }
     }
 }
@@ -283,13 +286,13 @@ impl Service {
                 return Err(Error::invalid("from", "is after to"));
             }
         }
-        let status = match q.status.as_deref() {
-            None => None,
-            Some(s) => Some(
-                SessionStatus::parse(s)
-                    .ok_or_else(|| Error::invalid("status", "is active or stopped"))?,
-            ),
-        };
+        let status =
+            match q.status.as_deref() {
+                None => None,
+                Some(s) => Some(SessionStatus::parse(s).ok_or_else(|| {
+                    Error::invalid("status", "is active, stopped, disputed or void")
+                })?),
+            };
         let filter = SessionFilter {
             owner: who.owner_filter().cloned(),
             device: q.device,
@@ -347,7 +350,16 @@ impl Service {
             let group = match q.group_by {
                 GroupBy::Day => day_text(&s.key)?.0,
                 GroupBy::Month => day_text(&s.key)?.1,
-                GroupBy::Device | GroupBy::Tag => s.key.clone(),
+                GroupBy::Device => s.key.clone(),
+                // `<owner>/<uid>`: an owner's report names its uids alone, the admin's
+                // (several owners, whose uids may coincide) names both.
+                GroupBy::Tag => match who {
+                    Principal::Admin => s.key.clone(),
+                    Principal::Owner(_) => s
+                        .key
+                        .split_once('/')
+                        .map_or_else(|| s.key.clone(), |(_, uid)| uid.to_owned()),
+                },
             };
             add(&mut groups, (group, s.currency.clone()), &s);
         }

@@ -17,6 +17,7 @@ mod enrollment;
 pub mod history;
 pub mod inputs;
 mod remote;
+pub mod resolution;
 mod sessions;
 
 use chrono::{DateTime, Utc};
@@ -80,6 +81,8 @@ pub enum SessionStatus {
     /// Closed by a late replay with readings no meter can produce: billed nothing until an
     /// operator resolves it.
     Disputed,
+    /// A disputed session an operator voided: billed nothing, for good.
+    Void,
 }
 
 impl SessionStatus {
@@ -88,6 +91,7 @@ impl SessionStatus {
             SessionStatus::Active => "active",
             SessionStatus::Stopped => "stopped",
             SessionStatus::Disputed => "disputed",
+            SessionStatus::Void => "void",
         }
     }
 
@@ -96,6 +100,7 @@ impl SessionStatus {
             "active" => Some(SessionStatus::Active),
             "stopped" => Some(SessionStatus::Stopped),
             "disputed" => Some(SessionStatus::Disputed),
+            "void" => Some(SessionStatus::Void),
             _ => None,
         }
     }
@@ -131,6 +136,18 @@ pub struct Session {
     pub net: Option<Decimal>,
     pub tax: Option<Decimal>,
     pub total: Option<Decimal>,
+    /// How an operator resolved it, when it was disputed.
+    pub resolution: Option<Resolved>,
+}
+
+/// An operator's resolution of a disputed session: what, who, when.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Resolved {
+    /// `void` or `billed`.
+    pub action: String,
+    /// `admin` or `owner:<id>`.
+    pub by: String,
+    pub at: DateTime<Utc>,
 }
 
 /// The prices of a session started where no tariff applies: free, in ISO 4217's "XXX"

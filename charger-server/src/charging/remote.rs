@@ -65,6 +65,7 @@ pub struct CommandResult {
 impl Service {
     /// Sends a command to a charger and returns its answer: 404 for an unknown command,
     /// 422 for bad data, 409 when the charger is offline, 504 when it does not answer.
+    /// The command and its outcome go in the charger's audit log.
     pub async fn send_command(
         &self,
         who: &Principal,
@@ -74,6 +75,38 @@ impl Service {
         timeout_ms: Option<u64>,
     ) -> Result<CommandResult> {
         let d = self.get_device(who, device).await?;
+        let result = self.command_to(who, &d, command, data, timeout_ms).await;
+        let outcome = match &result {
+            Ok(r) => match (r.answer["status"].as_str(), r.answer["reason"].as_str()) {
+                (Some(status), Some(reason)) => format!("{status} ({reason})"),
+                (Some(status), None) => status.to_owned(),
+                _ => "answered".to_owned(),
+            },
+            Err(e) => e.code().to_owned(),
+        };
+        if COMMANDS.contains(&command) {
+            self.audit(
+                who,
+                Some(&d.owner),
+                Some(device),
+                &format!("command:{command}"),
+                Some(data.to_string()),
+                &outcome,
+            )
+            .await;
+        }
+        result
+    }
+
+    async fn command_to(
+        &self,
+        _who: &Principal,
+        d: &crate::devices::Device,
+        command: &str,
+        data: &serde_json::Value,
+        timeout_ms: Option<u64>,
+    ) -> Result<CommandResult> {
+        let device = &d.id;
         if !COMMANDS.contains(&command) {
             return Err(Error::not_found("command"));
         }
@@ -116,8 +149,7 @@ impl Service {
             }
         }
         let channel = self
-            .commands
-            .get()
+            .channel()
             .ok_or_else(|| Error::Unavailable("the MQTT broker is not running".into()))?;
         if !channel.is_connected(device).unwrap_or(d.online) {
             return Err(Error::conflict(

@@ -438,6 +438,18 @@ impl Service {
     ) -> Result<()> {
         check_reading("meter_start_wh", req.meter_start_wh)?;
         check_time("started_at", req.started_at, now)?;
+        // A live start happens now: only a start made offline (with a local_id) may carry
+        // an old time. Otherwise a charger could bill years of parking in one request.
+        let live_age = i64::try_from(self.limits.live_start_max_age_s).unwrap_or(i64::MAX);
+        if !offline && req.started_at < now - chrono::Duration::seconds(live_age) {
+            return Err(Error::invalid(
+                "started_at",
+                format!(
+                    "is more than {live_age} s before the server's clock; a start made while \
+                     offline carries a local_id"
+                ),
+            ));
+        }
         let window = chrono::Duration::days(i64::from(self.limits.offline_max_age_days));
         if offline && req.started_at < now - window {
             return Err(Error::invalid(

@@ -2,6 +2,12 @@
 // swapped in place, without a reload. Nothing else runs here.
 (function () {
   "use strict";
+  // Destructive actions ask first: a button or form with data-confirm.
+  document.addEventListener("submit", function (e) {
+    var b = e.submitter;
+    var text = (b && b.getAttribute("data-confirm")) || e.target.getAttribute("data-confirm");
+    if (text && !window.confirm(text)) e.preventDefault();
+  });
   if (document.body.dataset.live !== "on") return;
   var busy = false;
   setInterval(function () {

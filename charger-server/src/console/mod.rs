@@ -30,7 +30,13 @@ use crate::service::Principal;
 pub fn routes() -> Router<ApiState> {
     Router::new()
         .route("/", get(fleet))
-        .route("/login", get(login_page).post(login))
+        .route(
+            "/login",
+            get(login_page)
+                .post(login)
+                // A token and a CSRF field: nothing bigger is read before sign-in.
+                .layer(axum::extract::DefaultBodyLimit::max(8 * 1024)),
+        )
         .route("/logout", post(logout))
         .route("/chargers/{id}", get(charger))
         .route("/chargers/{id}/commands/{command}", post(command))
@@ -38,6 +44,9 @@ pub fn routes() -> Router<ApiState> {
         .route("/chargers/{id}/transfers", post(offer))
         .route("/sessions", get(sessions))
         .route("/sessions/{id}", get(session_page))
+        .route("/sessions/{id}/resolution", post(resolve))
+        .route("/tokens", get(tokens_page))
+        .route("/tokens/{id}/revoke", post(revoke_token))
         .route("/billing", get(billing))
         .route("/billing.csv", get(billing_csv))
         .route("/tags", get(tags))
@@ -333,8 +342,12 @@ async fn charger_view(
         limit: Some(20),
         ..SessionQuery::default()
     };
-    match state.service.list_sessions(&u.who, q).await {
-        Ok(page_) => page(views::charger(u, &device, &page_.sessions, notice)),
+    let sessions = match state.service.list_sessions(&u.who, q).await {
+        Ok(p) => p.sessions,
+        Err(e) => return error_page(u, &e),
+    };
+    match state.service.device_audit(&u.who, id).await {
+        Ok(actions) => page(views::charger(u, &device, &sessions, &actions, notice)),
         Err(e) => error_page(u, &e),
     }
 }
@@ -496,6 +509,106 @@ async fn session_page(
     }
 }
 
+async fn resolve(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Form(form): Form<HashMap<String, String>>,
+) -> Response {
+    let u = match form_user(&state, &headers, &form).await {
+        Ok(u) => u,
+        Err(r) => return r,
+    };
+    let Ok(id) = id.parse::<i64>() else {
+        return error_page(&u, &Error::not_found("session"));
+    };
+    let optional = |name: &str| Some(field(&form, name)).filter(|v| !v.is_empty());
+    let req = serde_json::json!({
+        "action": field(&form, "action"),
+        "meter_start_wh": optional("meter_start_wh").and_then(|v| v.parse::<i64>().ok()),
+        "meter_stop_wh": optional("meter_stop_wh").and_then(|v| v.parse::<i64>().ok()),
+        "started_at": optional("started_at"),
+        "stopped_at": optional("stopped_at"),
+        "note": optional("note"),
+    });
+    // Absent fields are left out (the recorded values stand).
+    let req = match req {
+        serde_json::Value::Object(m) => {
+            serde_json::Value::Object(m.into_iter().filter(|(_, v)| !v.is_null()).collect())
+        }
+        other => other,
+    };
+    let result = match serde_json::from_value(req) {
+        Ok(req) => state.service.resolve_session(&u.who, id, req).await,
+        Err(e) => Err(Error::invalid("action", e.to_string())),
+    };
+    match result {
+        Ok(s) => page(views::session(&u, &s)),
+        Err(e) => error_page(&u, &e),
+    }
+}
+
+/// The owner whose tokens a page shows: an owner's own; the admin names one (`?owner=`).
+fn tokens_owner(u: &User, requested: &str) -> Option<OwnerId> {
+    match &u.who {
+        Principal::Owner(o) => Some(o.clone()),
+        Principal::Admin => OwnerId::parse(requested).ok(),
+    }
+}
+
+async fn tokens_view(
+    state: &ApiState,
+    u: &User,
+    owner: Option<OwnerId>,
+    notice: Option<Markup>,
+) -> Response {
+    let Some(owner) = owner else {
+        let e = Error::invalid(
+            "owner",
+            "name the owner whose tokens to show: /tokens?owner=<id>",
+        );
+        return error_page(u, &e);
+    };
+    match state.service.list_owner_tokens(&u.who, &owner).await {
+        Ok(list) => page(views::tokens(u, &owner, &list, notice)),
+        Err(e) => error_page(u, &e),
+    }
+}
+
+async fn tokens_page(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    let u = match user(&state, &headers).await {
+        Ok(u) => u,
+        Err(r) => return r,
+    };
+    let owner = tokens_owner(&u, field(&q, "owner"));
+    tokens_view(&state, &u, owner, None).await
+}
+
+async fn revoke_token(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Form(form): Form<HashMap<String, String>>,
+) -> Response {
+    let u = match form_user(&state, &headers, &form).await {
+        Ok(u) => u,
+        Err(r) => return r,
+    };
+    let owner = tokens_owner(&u, field(&form, "owner"));
+    let notice = match &owner {
+        Some(o) => match state.service.revoke_owner_token(&u.who, o, &id).await {
+            Ok(()) => views::notice_ok(&format!("Token {} revoked.", views::plain(&id))),
+            Err(e) => views::notice_error(&e.to_string()),
+        },
+        None => views::notice_error("owner: name the owner"),
+    };
+    tokens_view(&state, &u, owner, Some(notice)).await
+}
+
 /// The report's query from the form (this month by day when empty).
 fn report_query(q: &HashMap<String, String>) -> Result<ReportQuery, Error> {
     use chrono::{Datelike as _, NaiveDate, TimeZone as _, Utc};
@@ -568,6 +681,7 @@ async fn billing_csv(
                     header::CONTENT_DISPOSITION,
                     "attachment; filename=\"billing.csv\"",
                 ),
+                (header::CACHE_CONTROL, "no-store"),
             ],
             csv,
         )
@@ -674,8 +788,12 @@ async fn tag_enroll(
 }
 
 async fn transfers_view(state: &ApiState, u: &User, notice: Option<Markup>) -> Response {
-    match state.service.list_transfers(&u.who).await {
-        Ok(list) => page(views::transfers(u, &list, notice)),
+    let q = crate::devices::TransferQuery {
+        limit: Some(crate::charging::history::PAGE_MAX),
+        ..Default::default()
+    };
+    match state.service.list_transfers(&u.who, q).await {
+        Ok(list) => page(views::transfers(u, &list.transfers, notice)),
         Err(e) => error_page(u, &e),
     }
 }

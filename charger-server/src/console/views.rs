@@ -4,6 +4,7 @@ use charger_protocol::FirmwareBundle;
 use maud::{html, Markup, DOCTYPE};
 
 use super::User;
+use crate::audit::AuditEntry;
 use crate::charging::history::{BillingReport, ReportQuery, SessionDetail, SessionView};
 use crate::devices::Device;
 use crate::devices::{TransferStatus, TransferView};
@@ -34,6 +35,7 @@ fn layout(title: &str, user: Option<&User>, live: bool, body: Markup) -> Markup 
                             a href="/billing" { "Billing" }
                             a href="/tags" { "Tags" }
                             a href="/transfers" { "Transfers" }
+                            a href="/tokens" { "Tokens" }
                         }
                         form.signout method="post" action="/logout" {
                             input type="hidden" name="csrf" value=(u.csrf);
@@ -49,6 +51,25 @@ fn layout(title: &str, user: Option<&User>, live: bool, body: Markup) -> Markup 
             }
         }
     }
+}
+
+/// Text from chargers, cards or operators with the Unicode controls that reorder or hide
+/// what follows (bidirectional overrides and isolates, zero-width marks) made visible as
+/// U+FFFD, so a label cannot disguise itself or the text after it. Everything is escaped
+/// by maud besides.
+pub fn plain(text: &str) -> String {
+    text.chars()
+        .map(|c| match c {
+            '\u{200B}'..='\u{200F}'
+            | '\u{202A}'..='\u{202E}'
+            | '\u{2060}'..='\u{2064}'
+            | '\u{2066}'..='\u{2069}'
+            | '\u{061C}'
+            | '\u{FEFF}' => '\u{FFFD}',
+            c if c.is_control() => '\u{FFFD}',
+            c => c,
+        })
+        .collect()
 }
 
 fn csrf(u: &User) -> Markup {
@@ -169,8 +190,8 @@ pub fn fleet(u: &User, devices: &[Device], search: &str, status: &str) -> Markup
                                         @if d.connectors.is_empty() { "—" }
                                         @for c in &d.connectors { span.connector { (c.id) ": " (c.state) } " " }
                                     }
-                                    td { (d.firmware.as_deref().unwrap_or("—")) }
-                                    td { (d.model.as_deref().unwrap_or("—")) }
+                                    td { (plain(d.firmware.as_deref().unwrap_or("—"))) }
+                                    td { (plain(d.model.as_deref().unwrap_or("—"))) }
                                     td { (d.owner) }
                                 }
                             }
@@ -205,7 +226,33 @@ fn sessions_table(sessions: &[SessionView]) -> Markup {
     }
 }
 
-pub fn charger(u: &User, d: &Device, sessions: &[SessionView], notice: Option<Markup>) -> Markup {
+/// A charger's recent actions (commands and their results, rotations, offers, settings).
+fn actions_table(actions: &[AuditEntry]) -> Markup {
+    html! {
+        @if actions.is_empty() { p { "No actions yet." } }
+        @else {
+            div.scroll { table {
+                thead { tr { th { "When" } th { "Who" } th { "Action" } th { "Detail" } th { "Outcome" } } }
+                tbody {
+                    @for a in actions {
+                        tr {
+                            td { (when(Some(a.at))) } td { (a.principal) } td { (a.action) }
+                            td { (plain(a.detail.as_deref().unwrap_or(""))) } td { (plain(&a.outcome)) }
+                        }
+                    }
+                }
+            } }
+        }
+    }
+}
+
+pub fn charger(
+    u: &User,
+    d: &Device,
+    sessions: &[SessionView],
+    actions: &[AuditEntry],
+    notice: Option<Markup>,
+) -> Markup {
     let active: Vec<&SessionView> = sessions
         .iter()
         .filter(|s| s.status.as_str() == "active")
@@ -222,7 +269,7 @@ pub fn charger(u: &User, d: &Device, sessions: &[SessionView], notice: Option<Ma
                     dt { "Last seen" } dd { (when(d.last_seen)) }
                     dt { "Owner" } dd { (d.owner) }
                     dt { "Tariff" } dd { (d.tariff.as_ref().map_or("owner's default".to_owned(), |t| t.to_string())) }
-                    dt { "Firmware / model" } dd { (d.firmware.as_deref().unwrap_or("—")) " / " (d.model.as_deref().unwrap_or("—")) }
+                    dt { "Firmware / model" } dd { (plain(d.firmware.as_deref().unwrap_or("—"))) " / " (plain(d.model.as_deref().unwrap_or("—"))) }
                     dt { "Connectors" } dd {
                         (d.connector_count) " ("
                         @for c in &d.connectors { (c.id) ": " (c.state) " " }
@@ -237,7 +284,7 @@ pub fn charger(u: &User, d: &Device, sessions: &[SessionView], notice: Option<Ma
                         input type="hidden" name="session_id" value=(s.id);
                         span { "Session " a href={ "/sessions/" (s.id) } { "#" (s.id) } " on connector " (s.connector) ", "
                             span.energy { (s.last_meter_wh - s.meter_start_wh) " Wh" } " so far " }
-                        button type="submit" { "Stop session #" (s.id) }
+                        button.danger type="submit" data-confirm={ "Stop session #" (s.id) " now?" } { "Stop session #" (s.id) }
                     }
                 }
             }
@@ -263,18 +310,20 @@ pub fn charger(u: &User, d: &Device, sessions: &[SessionView], notice: Option<Ma
                     (csrf(u))
                     h3 { "Credentials" }
                     p { "For a lost or leaked bundle: the old password and key stop working at once." }
-                    button type="submit" { "Rotate credentials" }
+                    button.danger type="submit" data-confirm="Rotate the credentials? The charger's current bundle stops working at once, and the new one is shown only once." { "Rotate credentials" }
                 }
                 form.card method="post" action={ "/chargers/" (d.id) "/transfers" } {
                     (csrf(u))
                     h3 { "Transfer" }
                     label for="to" { "To owner" }
                     input #to name="to" required;
-                    button type="submit" { "Offer the charger" }
+                    button.danger type="submit" data-confirm="Offer this charger to another owner? If they accept and claim it, it leaves your fleet." { "Offer the charger" }
                 }
             }
             h2 { "Recent sessions" }
             (sessions_table(sessions))
+            h2 { "Recent actions" }
+            (actions_table(actions))
         },
     )
 }
@@ -358,6 +407,9 @@ pub fn session(u: &User, s: &SessionDetail) -> Markup {
                     dt { "Energy" } dd.energy { (v.energy_wh.unwrap_or(v.last_meter_wh - v.meter_start_wh)) " Wh" }
                     dt { "Net / tax / total" } dd { (v.net.as_deref().unwrap_or("—")) " / " (v.tax.as_deref().unwrap_or("—")) " / " (v.total.as_deref().unwrap_or("—")) " " (v.currency) }
                 }
+                @if let Some(r) = &v.resolution {
+                    p { "Resolved (" (r.action) ") by " (r.by) " at " (when(Some(r.at))) "." }
+                }
                 (energy_chart(s))
                 h2 { "Cost lines" }
                 @if s.cost_lines.is_empty() { p { "Priced when the session stops." } }
@@ -373,6 +425,73 @@ pub fn session(u: &User, s: &SessionDetail) -> Markup {
                     tbody { @for p in &s.samples { tr { td { (p.at) } td.num { (p.energy_wh) } td.num { (p.power_w.map_or("—".to_owned(), |w| w.to_string())) } } } }
                 } }
             }
+            @if v.status.as_str() == "disputed" {
+                h2 { "Resolve the dispute" }
+                div.grid {
+                    form.card method="post" action={ "/sessions/" (v.id) "/resolution" } {
+                        (csrf(u))
+                        input type="hidden" name="action" value="bill";
+                        h3 { "Bill with corrected readings" }
+                        label for="r-start" { "Meter start (Wh)" }
+                        input #r-start name="meter_start_wh" type="number" min="0" value=(v.meter_start_wh) required;
+                        label for="r-stop" { "Meter stop (Wh)" }
+                        input #r-stop name="meter_stop_wh" type="number" min="0" value=(v.meter_stop_wh.unwrap_or(v.last_meter_wh)) required;
+                        label for="r-started" { "Started (RFC 3339, UTC)" }
+                        input #r-started name="started_at" value=(v.started_at) required;
+                        label for="r-stopped" { "Stopped (RFC 3339, UTC)" }
+                        input #r-stopped name="stopped_at" value=(v.stopped_at.as_deref().unwrap_or("")) required;
+                        label for="r-note" { "Note" }
+                        input #r-note name="note" maxlength="100";
+                        button type="submit" { "Bill the session" }
+                    }
+                    form.card method="post" action={ "/sessions/" (v.id) "/resolution" } {
+                        (csrf(u))
+                        input type="hidden" name="action" value="void";
+                        h3 { "Void" }
+                        p { "Billed nothing, for good." }
+                        label for="v-note" { "Note" }
+                        input #v-note name="note" maxlength="100";
+                        button.danger type="submit" data-confirm="Void this session? It will never be billed." { "Void the session" }
+                    }
+                }
+            }
+        },
+    )
+}
+
+/// An owner's API tokens, with revocation.
+pub fn tokens(
+    u: &User,
+    owner: &crate::ids::OwnerId,
+    tokens: &[crate::owners::TokenInfo],
+    notice: Option<Markup>,
+) -> Markup {
+    layout(
+        "Tokens",
+        Some(u),
+        false,
+        html! {
+            @if let Some(n) = notice { (n) }
+            p { "API tokens of " strong { (owner) } ". A revoked token is refused at once, and the console sessions signed in with it end." }
+            @if tokens.is_empty() { p { "No tokens." } }
+            div.scroll { table {
+                thead { tr { th { "Id" } th { "Name" } th { "Created" } th { "Last used" } th { "" } } }
+                tbody {
+                    @for t in tokens {
+                        tr {
+                            td { (t.id) } td { (plain(t.name.as_deref().unwrap_or(""))) }
+                            td { (when(Some(t.created_at))) } td { (when(t.last_used_at)) }
+                            td {
+                                form.inline method="post" action={ "/tokens/" (t.id) "/revoke" } {
+                                    (csrf(u))
+                                    input type="hidden" name="owner" value=(owner);
+                                    button.danger type="submit" data-confirm="Revoke this token? Whatever uses it stops working at once." { "Revoke " (t.id) }
+                                }
+                            }
+                        }
+                    }
+                }
+            } }
         },
     )
 }
@@ -444,7 +563,7 @@ pub fn tags(u: &User, tags: &[Tag], unknown: &[UnknownTag], notice: Option<Marku
                     @for t in tags {
                         tr {
                             td { (t.uid) } td { (t.owner) } td { (t.role.as_str()) }
-                            td { (t.label.as_deref().unwrap_or("")) } td { (t.status.as_str()) }
+                            td { (plain(t.label.as_deref().unwrap_or(""))) } td { (t.status.as_str()) }
                             td {
                                 form.inline method="post" action="/tags/status" {
                                     (csrf(u))
@@ -452,7 +571,7 @@ pub fn tags(u: &User, tags: &[Tag], unknown: &[UnknownTag], notice: Option<Marku
                                     input type="hidden" name="owner" value=(t.owner);
                                     @if t.status.as_str() == "active" {
                                         input type="hidden" name="status" value="blocked";
-                                        button type="submit" { "Block " (t.uid) }
+                                        button.danger type="submit" data-confirm={ "Block card " (t.uid) "? It stops charging at once." } { "Block " (t.uid) }
                                     } @else {
                                         input type="hidden" name="status" value="active";
                                         button type="submit" { "Unblock " (t.uid) }

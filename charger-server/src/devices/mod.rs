@@ -4,7 +4,8 @@
 mod transfers;
 
 pub use transfers::{
-    TransferOffer, TransferRequest, TransferStatus, TransferView, TRANSFER_VALID_HOURS,
+    TransferOffer, TransferPage, TransferQuery, TransferRequest, TransferStatus, TransferView,
+    TRANSFER_VALID_HOURS,
 };
 
 use charger_protocol::DeviceKey;
@@ -118,7 +119,8 @@ pub struct DeviceSettings {
 #[serde(deny_unknown_fields)]
 pub struct CreateDeviceRequest {
     pub id: DeviceId,
-    /// Required with the admin token; an owner token may omit it.
+    /// Required with the admin token; an owner token may omit it (never `null`).
+    #[serde(default, deserialize_with = "crate::tags::not_null")]
     pub owner: Option<OwnerId>,
     pub connectors: i64,
     /// Each connector's rated power in W (default 22,000; null is refused).
@@ -130,6 +132,8 @@ pub struct CreateDeviceRequest {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BulkCreateDevicesRequest {
+    /// Required with the admin token; an owner token may omit it (never `null`).
+    #[serde(default, deserialize_with = "crate::tags::not_null")]
     pub owner: Option<OwnerId>,
     pub prefix: String,
     pub count: usize,
@@ -313,7 +317,7 @@ impl Service {
         id: &DeviceId,
         req: UpdateDeviceRequest,
     ) -> Result<Device> {
-        self.get_device(who, id).await?;
+        let device = self.get_device(who, id).await?;
         if let Some(w) = req.max_power_w {
             check_max_power("max_power_w", w)?;
         }
@@ -324,7 +328,15 @@ impl Service {
         if !self.store.set_device_settings(id, &settings).await? {
             return Err(Error::not_found("device"));
         }
-        tracing::info!(device = %id, ?settings, "device settings changed");
+        self.audit(
+            who,
+            Some(&device.owner),
+            Some(id),
+            "settings",
+            Some(format!("{settings:?}")),
+            "ok",
+        )
+        .await;
         self.get_device(who, id).await
     }
 
@@ -354,6 +366,19 @@ impl Service {
         {
             return Err(Error::not_found("device"));
         }
+        let detail = req
+            .tariff
+            .as_ref()
+            .map_or_else(|| "owner's default".to_owned(), ToString::to_string);
+        self.audit(
+            who,
+            Some(&device.owner),
+            Some(id),
+            "tariff:assign",
+            Some(detail),
+            "ok",
+        )
+        .await;
         self.get_device(who, id).await
     }
 }
@@ -457,7 +482,7 @@ pub struct BrokerAccount {
 impl Service {
     /// Tells the transport (in the background) that chargers were provisioned.
     fn accounts_changed(&self, devices: Vec<DeviceId>) {
-        if let Some(channel) = self.commands.get().cloned() {
+        if let Some(channel) = self.channel() {
             tokio::spawn(async move { channel.accounts_changed(&devices).await });
         }
     }

@@ -21,6 +21,7 @@ use crate::error::{Error, Result};
 use crate::ids::{DeviceId, OwnerId};
 use crate::secrets::{hash_secret, random_token};
 use crate::service::{Principal, Service};
+use crate::store::NewTransfer;
 
 /// How long an offer (and the code of an accepted one) stays valid.
 pub const TRANSFER_VALID_HOURS: i64 = 72;
@@ -130,6 +131,37 @@ pub struct TransferView {
     pub code: Option<String>,
 }
 
+/// `GET /api/v1/transfers` query.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TransferQuery {
+    pub cursor: Option<String>,
+    pub limit: Option<i64>,
+}
+
+/// A page of offers.
+#[derive(Debug, Clone, Serialize)]
+pub struct TransferPage {
+    pub transfers: Vec<TransferView>,
+    /// Pass as `cursor` for the next page; null on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// A cursor this API made: `<created ms>_<id>`.
+fn parse_transfer_cursor(cursor: &str) -> Result<(DateTime<Utc>, String)> {
+    let bad = || Error::invalid("cursor", "is not a cursor this API returned");
+    let (ms, id) = cursor.split_once('_').ok_or_else(bad)?;
+    let at = ms
+        .parse::<i64>()
+        .ok()
+        .and_then(DateTime::from_timestamp_millis)
+        .ok_or_else(bad)?;
+    if id.is_empty() || id.len() > 64 {
+        return Err(bad());
+    }
+    Ok((at, id.to_owned()))
+}
+
 fn closed(status: TransferStatus) -> Error {
     Error::conflict(
         "transfer_closed",
@@ -163,16 +195,66 @@ impl Service {
             created_at: now,
             updated_at: now,
         };
-        self.store.insert_transfer(&offer).await?;
+        let stored = self
+            .store
+            .insert_transfer(&offer, self.limits.transfers_per_receiver)
+            .await?;
+        let refused = match stored {
+            NewTransfer::Stored => None,
+            NewTransfer::ChargerHasOpenOffer => Some(Error::conflict(
+                "transfer_open",
+                "the charger has an open offer already; withdraw it first",
+            )),
+            // Said the same whether or not the receiving owner exists.
+            NewTransfer::ReceiverFull => Some(Error::conflict(
+                "receiver_inbox_full",
+                "the receiving owner has as many open offers as it may; try again later",
+            )),
+        };
+        let outcome = refused.as_ref().map_or("ok", Error::code);
+        self.audit(
+            who,
+            Some(&d.owner),
+            Some(device),
+            "transfer:offer",
+            Some(format!("to {}", offer.to)),
+            outcome,
+        )
+        .await;
+        if let Some(e) = refused {
+            return Err(e);
+        }
         tracing::info!(%device, from = %offer.from, to = %offer.to, transfer = %offer.id, "transfer offered");
         Ok(offer.view(now))
     }
 
-    /// The offers the caller sent or received (all of them for the admin), newest first.
-    pub async fn list_transfers(&self, who: &Principal) -> Result<Vec<TransferView>> {
+    /// A page of the offers the caller sent or received (all of them for the admin),
+    /// newest first.
+    pub async fn list_transfers(&self, who: &Principal, q: TransferQuery) -> Result<TransferPage> {
+        let limit = q.limit.unwrap_or(crate::charging::history::PAGE_DEFAULT);
+        if !(1..=crate::charging::history::PAGE_MAX).contains(&limit) {
+            return Err(Error::invalid("limit", "must be between 1 and 500"));
+        }
+        let cursor = q.cursor.as_deref().map(parse_transfer_cursor).transpose()?;
         let now = self.now();
-        let offers = self.store.list_transfers(who.owner_filter()).await?;
-        Ok(offers.iter().map(|o| o.view(now)).collect())
+        let mut offers = self
+            .store
+            .list_transfers(who.owner_filter(), cursor, limit + 1)
+            .await?;
+        let more = offers.len() as i64 > limit;
+        offers.truncate(usize::try_from(limit).unwrap_or(0));
+        let next_cursor = match (more, offers.last()) {
+            (true, Some(last)) => Some(format!(
+                "{}_{}",
+                last.created_at.timestamp_millis(),
+                last.id
+            )),
+            _ => None,
+        };
+        Ok(TransferPage {
+            transfers: offers.iter().map(|o| o.view(now)).collect(),
+            next_cursor,
+        })
     }
 
     /// One offer the caller sent or received.
@@ -313,7 +395,7 @@ impl Service {
                 "the credentials changed meanwhile; rotate again",
             ));
         }
-        if let Some(channel) = self.commands.get() {
+        if let Some(channel) = self.channel() {
             channel.disconnect(id).await;
         }
         self.audit(

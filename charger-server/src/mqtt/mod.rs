@@ -97,22 +97,24 @@ impl Inbound for Dispatcher {
 }
 
 /// Starts the dispatcher on the embedded `broker`: the pipeline, fed by its connections.
+/// The dispatcher serves as long as the returned handle is kept.
 pub async fn start(
     broker: &Broker,
     service: Service,
     config: DispatcherConfig,
-) -> std::io::Result<()> {
+) -> std::io::Result<Arc<dyn Inbound>> {
     let transport = Arc::new(Embedded {
         broker: broker.clone(),
     });
     let pipeline = Pipeline::start(service.clone(), transport.clone(), Presence::Socket);
-    broker.attach(Arc::new(Dispatcher {
+    let dispatcher: Arc<dyn Inbound> = Arc::new(Dispatcher {
         config,
         service,
         pipeline,
         transport,
-    }));
-    Ok(())
+    });
+    broker.attach(&dispatcher);
+    Ok(dispatcher)
 }
 
 /// A RES to publish.

@@ -50,7 +50,7 @@ pub struct TokenInfo {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CreateTokenRequest {
-    /// What the token is for (1-100 characters), shown when tokens are listed.
+    /// What the token is for (1-200 characters), shown when tokens are listed.
     #[serde(default, deserialize_with = "crate::tags::not_null")]
     pub name: Option<String>,
 }

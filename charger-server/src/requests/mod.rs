@@ -137,7 +137,8 @@ impl Pipeline {
     /// Starts the writers (and, behind an external broker, the presence sweeper).
     pub fn start(service: Service, transport: Arc<dyn Transport>, presence: Presence) -> Self {
         let commander = Arc::new(Commander::new(service.clone(), transport.clone()));
-        service.set_command_channel(commander.clone());
+        let channel: Arc<dyn crate::service::CommandChannel> = commander.clone();
+        service.set_command_channel(&channel);
         let marks = (presence == Presence::Heartbeat).then(|| {
             tokio::spawn(sweep_presence(service.clone()));
             let half_heartbeat =

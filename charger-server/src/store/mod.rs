@@ -160,11 +160,22 @@ pub trait Store: Send + Sync + 'static {
     async fn find_tariffs(&self, id: &TariffId) -> StoreResult<Vec<Tariff>>;
     async fn list_tariffs(&self, owner: Option<&OwnerId>) -> StoreResult<Vec<Tariff>>;
 
-    /// Stores a new transfer offer.
-    async fn insert_transfer(&self, offer: &TransferOffer) -> StoreResult<()>;
+    /// Stores a new transfer offer, unless its charger has an open one already (expired
+    /// ones are closed first) or its receiver id has `per_receiver` open ones.
+    async fn insert_transfer(
+        &self,
+        offer: &TransferOffer,
+        per_receiver: u32,
+    ) -> StoreResult<NewTransfer>;
     async fn get_transfer(&self, id: &str) -> StoreResult<Option<TransferOffer>>;
-    /// Offers sent by or to `owner` (all for None), newest first.
-    async fn list_transfers(&self, owner: Option<&OwnerId>) -> StoreResult<Vec<TransferOffer>>;
+    /// Offers sent by or to `owner` (all for None), newest first, after `cursor` (the
+    /// creation time and id of the last one of the previous page), at most `limit`.
+    async fn list_transfers(
+        &self,
+        owner: Option<&OwnerId>,
+        cursor: Option<(DateTime<Utc>, String)>,
+        limit: i64,
+    ) -> StoreResult<Vec<TransferOffer>>;
     /// Moves offer `id` from status `from` to `to` (setting the code's hash when given);
     /// false when it was not in `from` any more.
     async fn set_transfer_status(
@@ -204,6 +215,13 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<Vec<ReportSum>>;
     /// Sessions charging now (all owners).
     async fn count_active_sessions(&self) -> StoreResult<i64>;
+    /// Records an operator's resolution of a disputed session (its bill and cost lines);
+    /// false (nothing changed) when it is not disputed any more.
+    async fn resolve_session(
+        &self,
+        id: i64,
+        resolution: &crate::charging::resolution::Resolution,
+    ) -> StoreResult<bool>;
 
     /// Deletes up to `batch` kept answers older than `before` (the idempotency window);
     /// returns how many.
@@ -216,6 +234,16 @@ pub trait Store: Send + Sync + 'static {
     /// nothing (`authorize`): its writes are refused, except unknown-tag sightings,
     /// which it holds back for [`ChargerTx::held_notes`].
     async fn begin_read(&self) -> StoreResult<Box<dyn ChargerTx>>;
+}
+
+/// What became of a new transfer offer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NewTransfer {
+    Stored,
+    /// Its charger has an open offer already.
+    ChargerHasOpenOffer,
+    /// Its receiver id has as many open offers as it may.
+    ReceiverFull,
 }
 
 /// A request's result to keep: [`ChargerTx::save_request_results`].

@@ -1037,16 +1037,25 @@ impl Store for SqlStore {
         rows.into_iter().map(TariffRow::into_tariff).collect()
     }
 
-    async fn insert_transfer(&self, offer: &TransferOffer) -> StoreResult<()> {
-        self.insert_transfer_row(offer).await
+    async fn insert_transfer(
+        &self,
+        offer: &TransferOffer,
+        per_receiver: u32,
+    ) -> StoreResult<super::NewTransfer> {
+        self.insert_transfer_row(offer, per_receiver).await
     }
 
     async fn get_transfer(&self, id: &str) -> StoreResult<Option<TransferOffer>> {
         self.get_transfer_row(id).await
     }
 
-    async fn list_transfers(&self, owner: Option<&OwnerId>) -> StoreResult<Vec<TransferOffer>> {
-        self.list_transfer_rows(owner).await
+    async fn list_transfers(
+        &self,
+        owner: Option<&OwnerId>,
+        cursor: Option<(DateTime<Utc>, String)>,
+        limit: i64,
+    ) -> StoreResult<Vec<TransferOffer>> {
+        self.list_transfer_rows(owner, cursor, limit).await
     }
 
     async fn set_transfer_status(
@@ -1170,7 +1179,8 @@ impl Store for SqlStore {
                 "CAST(started_at / 86400000 AS TEXT)",
             ),
             ReportKey::Device => ("device_id", "device_id"),
-            ReportKey::Tag => ("tag_uid", "tag_uid"),
+            // Uids are unique per owner: two owners' cards with one uid are two groups.
+            ReportKey::Tag => ("owner_id, tag_uid", "owner_id || '/' || tag_uid"),
         };
         // Each owner's sessions by start: the sessions_owner_started index; the admin's
         // report over all owners: sessions_started.
@@ -1230,6 +1240,14 @@ impl Store for SqlStore {
         .execute(&self.pool)
         .await?;
         Ok(done.rows_affected())
+    }
+
+    async fn resolve_session(
+        &self,
+        id: i64,
+        resolution: &crate::charging::resolution::Resolution,
+    ) -> StoreResult<bool> {
+        charging::resolve(&self.pool, id, resolution).await
     }
 
     async fn count_active_sessions(&self) -> StoreResult<i64> {

@@ -54,6 +54,8 @@ pub struct UnknownTag {
 #[serde(deny_unknown_fields)]
 pub struct CreateTagRequest {
     pub uid: TagUid,
+    /// Required with the admin token; an owner token may omit it (never `null`).
+    #[serde(default, deserialize_with = "crate::tags::not_null")]
     pub owner: Option<OwnerId>,
     #[serde(default = "driver")]
     pub role: TagRole,

@@ -86,7 +86,8 @@ pub(super) const SESSION_COLUMNS: &str =
     "id, device_id, connector, owner_id, tag_uid, local_id, status, \
     offline, meter_start_wh, meter_stop_wh, last_meter_wh, started_at, stopped_at, stop_reason, \
     tariff_id, currency, energy_per_kwh, time_per_hour, session_fee, tax_rate, energy_wh, \
-    net_minor, tax_minor, total_minor, dispute, last_sample_at";
+    net_minor, tax_minor, total_minor, dispute, last_sample_at, resolved_by, resolved_at, \
+    resolution";
 
 #[derive(FromRow)]
 pub(super) struct SessionRow {
@@ -116,6 +117,9 @@ pub(super) struct SessionRow {
     total_minor: Option<i64>,
     dispute: Option<String>,
     last_sample_at: Option<i64>,
+    resolved_by: Option<String>,
+    resolved_at: Option<i64>,
+    resolution: Option<String>,
 }
 
 impl SessionRow {
@@ -140,6 +144,14 @@ impl SessionRow {
             stop_reason: self.stop_reason,
             dispute: self.dispute,
             last_sample_at: self.last_sample_at.map(from_millis).transpose()?,
+            resolution: match (self.resolution, self.resolved_by, self.resolved_at) {
+                (Some(action), Some(by), Some(at)) => Some(crate::charging::Resolved {
+                    action,
+                    by,
+                    at: from_millis(at)?,
+                }),
+                _ => None,
+            },
             tariff: self
                 .tariff_id
                 .map(|t| TariffId::parse(&t).map_err(|e| corrupt("tariff id", e)))
@@ -157,6 +169,79 @@ impl SessionRow {
             },
         })
     }
+}
+
+/// The bill's lines (a handful) in one statement.
+pub(super) async fn insert_cost_lines(
+    conn: &mut AnyConnection,
+    session: i64,
+    bill: &crate::billing::cost::Bill,
+) -> StoreResult<()> {
+    if bill.lines.is_empty() {
+        return Ok(());
+    }
+    let values = (0..bill.lines.len())
+        .map(|i| {
+            let p = i * 4;
+            format!("($1, ${}, ${}, ${}, ${})", p + 2, p + 3, p + 4, p + 5)
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    let sql = format!(
+        "INSERT INTO session_cost_lines (session_id, kind, quantity, unit_price, amount)
+         VALUES {values}"
+    );
+    let mut query = sqlx::query(&sql).bind(session);
+    for line in &bill.lines {
+        query = query
+            .bind(line.kind.as_str())
+            .bind(line.quantity.to_string())
+            .bind(line.unit_price.to_string())
+            .bind(line.amount.to_string());
+    }
+    query.execute(conn).await?;
+    Ok(())
+}
+
+/// Records a resolution (see [`crate::store::Store::resolve_session`]).
+pub(super) async fn resolve(
+    pool: &sqlx::AnyPool,
+    id: i64,
+    r: &crate::charging::resolution::Resolution,
+) -> StoreResult<bool> {
+    let mut tx = pool.begin().await?;
+    let done = sqlx::query(
+        "UPDATE sessions SET status = $2, meter_start_wh = $3, meter_stop_wh = $4,
+             last_meter_wh = $4, started_at = $5, stopped_at = $6, energy_wh = $7,
+             net_minor = $8, tax_minor = $9, total_minor = $10, resolution = $11,
+             resolved_by = $12, resolved_at = $13
+         WHERE id = $1 AND status = 'disputed'",
+    )
+    .bind(id)
+    .bind(r.status.as_str())
+    .bind(r.meter_start_wh)
+    .bind(r.meter_stop_wh)
+    .bind(to_millis(r.started_at))
+    .bind(to_millis(r.stopped_at))
+    .bind(r.bill.energy_wh)
+    .bind(minor(r.bill.net, &r.currency)?)
+    .bind(minor(r.bill.tax, &r.currency)?)
+    .bind(minor(r.bill.total, &r.currency)?)
+    .bind(r.action)
+    .bind(&r.by)
+    .bind(to_millis(r.at))
+    .execute(&mut *tx)
+    .await?;
+    if done.rows_affected() != 1 {
+        return Ok(false);
+    }
+    sqlx::query("DELETE FROM session_cost_lines WHERE session_id = $1")
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+    insert_cost_lines(&mut tx, id, &r.bill).await?;
+    tx.commit().await?;
+    Ok(true)
 }
 
 fn minor(amount: rust_decimal::Decimal, currency: &Currency) -> StoreResult<i64> {
@@ -767,31 +852,7 @@ impl ChargerTx for SqlTx {
         if done.rows_affected() != 1 {
             return Err(StoreError::Conflict("the session is not active".into()));
         }
-        if bill.lines.is_empty() {
-            return Ok(());
-        }
-        // The bill's lines (a handful) in one statement.
-        let values = (0..bill.lines.len())
-            .map(|i| {
-                let p = i * 4;
-                format!("($1, ${}, ${}, ${}, ${})", p + 2, p + 3, p + 4, p + 5)
-            })
-            .collect::<Vec<_>>()
-            .join(", ");
-        let sql = format!(
-            "INSERT INTO session_cost_lines (session_id, kind, quantity, unit_price, amount)
-             VALUES {values}"
-        );
-        let mut query = sqlx::query(&sql).bind(session);
-        for line in &bill.lines {
-            query = query
-                .bind(line.kind.as_str())
-                .bind(line.quantity.to_string())
-                .bind(line.unit_price.to_string())
-                .bind(line.amount.to_string());
-        }
-        query.execute(self.w()?).await?;
-        Ok(())
+        insert_cost_lines(self.w()?, session, bill).await
     }
 
     async fn claim_target(

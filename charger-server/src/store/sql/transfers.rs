@@ -63,8 +63,34 @@ pub(super) async fn rotate_credentials(
 }
 
 impl SqlStore {
-    pub(super) async fn insert_transfer_row(&self, o: &TransferOffer) -> StoreResult<()> {
+    pub(super) async fn insert_transfer_row(
+        &self,
+        o: &TransferOffer,
+        per_receiver: u32,
+    ) -> StoreResult<crate::store::NewTransfer> {
+        use crate::store::NewTransfer;
+        let mut tx = self.pool.begin().await?;
+        // Offers past their time are open in name only: closed now, so that a new one may go.
         sqlx::query(
+            "UPDATE transfers SET status = 'void', updated_at = $2
+             WHERE device_id = $1 AND status IN ('offered', 'accepted') AND expires_at <= $2",
+        )
+        .bind(o.device.as_str())
+        .bind(to_millis(o.created_at))
+        .execute(&mut *tx)
+        .await?;
+        let open: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM transfers
+             WHERE to_owner = $1 AND status IN ('offered', 'accepted') AND expires_at > $2",
+        )
+        .bind(o.to.as_str())
+        .bind(to_millis(o.created_at))
+        .fetch_one(&mut *tx)
+        .await?;
+        if open >= i64::from(per_receiver) {
+            return Ok(NewTransfer::ReceiverFull);
+        }
+        let inserted = sqlx::query(
             "INSERT INTO transfers (id, device_id, from_owner, to_owner, status, expires_at,
                                     created_at, updated_at)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
@@ -77,10 +103,18 @@ impl SqlStore {
         .bind(to_millis(o.expires_at))
         .bind(to_millis(o.created_at))
         .bind(to_millis(o.updated_at))
-        .execute(&self.pool)
-        .await
-        .map_err(conflict_on_unique("transfer"))?;
-        Ok(())
+        .execute(&mut *tx)
+        .await;
+        match inserted {
+            Ok(_) => {
+                tx.commit().await?;
+                Ok(NewTransfer::Stored)
+            }
+            Err(sqlx::Error::Database(db)) if db.is_unique_violation() => {
+                Ok(NewTransfer::ChargerHasOpenOffer)
+            }
+            Err(e) => Err(conflict_on_unique("transfer")(e)),
+        }
     }
 
     pub(super) async fn get_transfer_row(&self, id: &str) -> StoreResult<Option<TransferOffer>> {
@@ -96,13 +130,23 @@ impl SqlStore {
     pub(super) async fn list_transfer_rows(
         &self,
         owner: Option<&OwnerId>,
+        cursor: Option<(DateTime<Utc>, String)>,
+        limit: i64,
     ) -> StoreResult<Vec<TransferOffer>> {
+        let (after_at, after_id) = match cursor {
+            Some((at, id)) => (Some(to_millis(at)), Some(id)),
+            None => (None, None),
+        };
         let rows: Vec<TransferRow> = sqlx::query_as(&format!(
             "SELECT {TRANSFER_COLUMNS} FROM transfers
-             WHERE $1 IS NULL OR from_owner = $1 OR to_owner = $1
-             ORDER BY created_at DESC, id"
+             WHERE ($1 IS NULL OR from_owner = $1 OR to_owner = $1)
+               AND ($2 IS NULL OR created_at < $2 OR (created_at = $2 AND id > $3))
+             ORDER BY created_at DESC, id LIMIT $4"
         ))
         .bind(owner.map(OwnerId::as_str))
+        .bind(after_at)
+        .bind(after_id)
+        .bind(limit)
         .fetch_all(&self.pool)
         .await?;
         rows.into_iter().map(TransferRow::into_offer).collect()
