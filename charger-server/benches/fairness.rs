@@ -3,9 +3,12 @@
 //! One charger (the victim) sends `status` requests one at a time, 10 a second, first alone, then while
 //! another charger of the same owner floods the server with valid `status` requests as
 //! fast as its socket takes them. It prints the victim's p50 and p99 in both runs and
-//! their ratio, twice: with the per-charger rate limit at its defaults (20/s, burst 40),
-//! and with it lifted (as on the build before it existed). Every phase is bounded in
-//! count and time; the servers are killed at the end.
+//! their ratio, three times: with the per-charger rate limit at its defaults (20/s, burst
+//! 40); with the flooder reconnecting after every 40 requests (the budget is the device
+//! id's, so reconnecting does not refill it; round 2's budget was the connection's); and
+//! with the limit lifted (as on the build before it existed). It also prints how many of
+//! the flooder's requests the server took, against what its budget allows. Every phase is
+//! bounded in count and time; the servers are killed at the end.
 
 mod support;
 
@@ -68,8 +71,51 @@ async fn victim(link: &mut Link) -> Run {
     }
 }
 
+/// Floods as `b` until `stop` (or the flood limit), reconnecting after every 40 requests:
+/// a new connection each time, as a flooder that knows its limit was per connection would.
+fn flood_reconnecting(
+    b: &FirmwareBundle,
+    broker: std::net::SocketAddr,
+    stop: Arc<AtomicBool>,
+    first_id: u64,
+) {
+    let b = b.clone();
+    tokio::spawn(async move {
+        let start = Instant::now();
+        let mut n: u64 = first_id;
+        let topic = format!("{}/req/{}/status", b.owner, b.device_id);
+        while !stop.load(Ordering::Relaxed) && start.elapsed() < FLOOD_LIMIT {
+            let mut opts =
+                rumqttc::MqttOptions::new(&b.device_id, broker.ip().to_string(), broker.port());
+            opts.set_credentials(&b.mqtt.username, &b.mqtt.password);
+            let (client, mut eventloop) = rumqttc::AsyncClient::new(opts, 100);
+            let mut net = rumqttc::NetworkOptions::new();
+            net.set_tcp_nodelay(true);
+            eventloop.set_network_options(net);
+            for _ in 0..40 {
+                n += 1;
+                let payload = serde_json::json!({"id": n, "key": b.key,
+                    "data": {"connector": 1, "state": "charging"}})
+                .to_string();
+                let _ = client.try_publish(&topic, rumqttc::QoS::AtMostOnce, false, payload);
+            }
+            let _ = client.try_disconnect();
+            // Drive the connection until it has sent all and closed (or the server refused).
+            let deadline = Instant::now() + Duration::from_secs(2);
+            while Instant::now() < deadline {
+                match tokio::time::timeout(Duration::from_millis(500), eventloop.poll()).await {
+                    Ok(Ok(rumqttc::Event::Outgoing(rumqttc::Outgoing::Disconnect)))
+                    | Ok(Err(_)) => break,
+                    Ok(Ok(_)) => {}
+                    Err(_) => break,
+                }
+            }
+        }
+    });
+}
+
 /// Floods as `b` until `stop` (or the flood limit): QoS 0 `status` requests, no waiting.
-fn flood(b: &FirmwareBundle, broker: std::net::SocketAddr, stop: Arc<AtomicBool>) {
+fn flood(b: &FirmwareBundle, broker: std::net::SocketAddr, stop: Arc<AtomicBool>, first_id: u64) {
     let mut opts = rumqttc::MqttOptions::new(&b.device_id, broker.ip().to_string(), broker.port());
     opts.set_credentials(&b.mqtt.username, &b.mqtt.password);
     opts.set_keep_alive(Duration::from_secs(60));
@@ -85,7 +131,7 @@ fn flood(b: &FirmwareBundle, broker: std::net::SocketAddr, stop: Arc<AtomicBool>
     let key = b.key.clone();
     tokio::spawn(async move {
         let start = Instant::now();
-        let mut n: u64 = 0;
+        let mut n: u64 = first_id;
         while !stop.load(Ordering::Relaxed) && start.elapsed() < FLOOD_LIMIT {
             n += 1;
             let payload = serde_json::json!({"id": n, "key": key,
@@ -99,7 +145,20 @@ fn flood(b: &FirmwareBundle, broker: std::net::SocketAddr, stop: Arc<AtomicBool>
     });
 }
 
-fn measure(dir: &std::path::Path, bundles: &[FirmwareBundle], envs: &[(&str, &str)]) -> (Run, Run) {
+/// How the flooder floods.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Flood {
+    OneConnection,
+    Reconnecting,
+}
+
+fn measure(
+    dir: &std::path::Path,
+    bundles: &[FirmwareBundle],
+    envs: &[(&str, &str)],
+    how: Flood,
+    first_id: u64,
+) -> (Run, Run, u64, f64) {
     let server = support::start_server(dir, envs);
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     let result = runtime.block_on(async {
@@ -114,12 +173,23 @@ fn measure(dir: &std::path::Path, bundles: &[FirmwareBundle], envs: &[(&str, &st
             tokio::time::sleep(PACE).await;
         }
         let alone = victim(&mut link).await;
+        let before = support::requests_answered(dir, &bundles[0].device_id).await;
         let stop = Arc::new(AtomicBool::new(false));
-        flood(&bundles[0], server.mqtt, stop.clone());
+        let flood_started = Instant::now();
+        match how {
+            Flood::OneConnection => flood(&bundles[0], server.mqtt, stop.clone(), first_id),
+            Flood::Reconnecting => {
+                flood_reconnecting(&bundles[0], server.mqtt, stop.clone(), first_id)
+            }
+        }
         tokio::time::sleep(Duration::from_millis(500)).await;
         let flooded = victim(&mut link).await;
         stop.store(true, Ordering::Relaxed);
-        (alone, flooded)
+        let flood_s = flood_started.elapsed().as_secs_f64();
+        // What the server took from the flooder: its requests answered.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let taken = support::requests_answered(dir, &bundles[0].device_id).await - before;
+        (alone, flooded, taken, flood_s)
     });
     runtime.shutdown_timeout(Duration::from_secs(2));
     drop(server);
@@ -137,7 +207,7 @@ fn main() {
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
     println!("fairness benchmark: a victim's {REQUESTS} status requests (10/s, one at a time), alone and while another charger floods");
     println!(
-        "{:<34} {:>10} {:>10} {:>10} {:>10} {:>12} {:>11} {:>11}",
+        "{:<44} {:>10} {:>10} {:>10} {:>10} {:>11} {:>10} {:>10} {:>16}",
         "server",
         "alone p50",
         "alone p99",
@@ -145,16 +215,25 @@ fn main() {
         "flood p99",
         "unanswered",
         "p50 ratio",
-        "p99 ratio"
+        "p99 ratio",
+        "flooder taken"
     );
-    for (label, envs) in [
+    let limited = vec![
+        ("CHARGER_MQTT_RATE", "20"),
+        ("CHARGER_MQTT_BURST", "40"),
+        ("CHARGER_MQTT_ABUSE_SECONDS", "3600"),
+        ("CHARGER_MQTT_LOGINS_PER_MINUTE", "10"),
+    ];
+    for (run, (label, envs, how)) in [
         (
             "rate limit on (20/s, burst 40)",
-            vec![
-                ("CHARGER_MQTT_RATE", "20"),
-                ("CHARGER_MQTT_BURST", "40"),
-                ("CHARGER_MQTT_ABUSE_SECONDS", "3600"),
-            ],
+            limited.clone(),
+            Flood::OneConnection,
+        ),
+        (
+            "rate limit on, flooder reconnects every 40",
+            limited.clone(),
+            Flood::Reconnecting,
         ),
         (
             "rate limit lifted",
@@ -162,9 +241,16 @@ fn main() {
                 ("CHARGER_MQTT_RATE", "1000000"),
                 ("CHARGER_MQTT_BURST", "1000000"),
             ],
+            Flood::OneConnection,
         ),
-    ] {
-        let (alone, flooded) = measure(&dir, &bundles, &envs);
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        // Each run's request ids are its own (a repeated id would be answered from the
+        // kept answers of an earlier run).
+        let first_id = (run as u64 + 1) * 1_000_000_000;
+        let (alone, flooded, taken, flood_s) = measure(&dir, &bundles, &envs, how, first_id);
         let ratio = |a: Duration, b: Duration| {
             if a.is_zero() || flooded.unanswered > 0 {
                 "n/a".to_owned()
@@ -172,16 +258,30 @@ fn main() {
                 format!("{:.2}", b.as_secs_f64() / a.as_secs_f64())
             }
         };
+        let budget = 40.0 + 20.0 * flood_s;
         println!(
-            "{label:<34} {:>8.2}ms {:>8.2}ms {:>8.2}ms {:>8.2}ms {:>12} {:>11} {:>11}",
+            "{label:<44} {:>8.2}ms {:>8.2}ms {:>8.2}ms {:>8.2}ms {:>11} {:>10} {:>10} {:>7} in {:>4.1}s",
             ms(alone.p50),
             ms(alone.p99),
             ms(flooded.p50),
             ms(flooded.p99),
             flooded.unanswered,
             ratio(alone.p50, flooded.p50),
-            ratio(alone.p99, flooded.p99)
+            ratio(alone.p99, flooded.p99),
+            taken,
+            flood_s,
         );
+        if envs == limited {
+            println!(
+                "{:<44} the flooder's budget over {flood_s:.1} s is {budget:.0} requests: {}",
+                "",
+                if (taken as f64) <= budget * 1.05 {
+                    "held"
+                } else {
+                    "EXCEEDED"
+                }
+            );
+        }
     }
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -97,7 +97,11 @@ async fn embedded(dir: &TempDir, name: &str, database: Option<String>) -> Row {
         // The chargers are load generators: no per-charger rate limit.
         .env("CHARGER_MQTT_RATE", "1000000")
         .env("CHARGER_MQTT_BURST", "1000000")
-        .env("CHARGER_MQTT_MAX_PENDING_LOGINS", "100000");
+        .env("CHARGER_MQTT_MAX_PENDING_LOGINS", "100000")
+        // Every load charger comes from 127.0.0.1: no per-source share, no login budget.
+        .env("CHARGER_MQTT_MAX_PENDING_LOGINS_PER_SOURCE", "100000")
+        .env("CHARGER_MQTT_LOGINS_PER_MINUTE", "1000000")
+        .env("CHARGER_HTTP_MAX_CONNECTIONS_PER_SOURCE", "1000000");
     let (server, mqtt) = launch(cmd, name).await;
     let mqtt = mqtt.expect("the embedded broker's address");
     let (bundles, tags) = fleet(&server).await;

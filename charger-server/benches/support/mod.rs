@@ -40,8 +40,28 @@ pub fn command(dir: &Path) -> Command {
         // reconnect storm of the whole fleet may log in at once.
         .env("CHARGER_MQTT_RATE", "1000000")
         .env("CHARGER_MQTT_BURST", "1000000")
-        .env("CHARGER_MQTT_MAX_PENDING_LOGINS", "100000");
+        .env("CHARGER_MQTT_MAX_PENDING_LOGINS", "100000")
+        // Every load charger comes from 127.0.0.1: no per-source share, no login budget.
+        .env("CHARGER_MQTT_MAX_PENDING_LOGINS_PER_SOURCE", "100000")
+        .env("CHARGER_MQTT_LOGINS_PER_MINUTE", "1000000")
+        .env("CHARGER_HTTP_MAX_CONNECTIONS_PER_SOURCE", "1000000");
     cmd
+}
+
+/// Requests of `device` the server answered (its kept answers), read from the SQLite
+/// database in `dir`.
+pub async fn requests_answered(dir: &Path, device: &str) -> u64 {
+    use sqlx::Connection as _;
+    let url = format!("sqlite://{}", dir.join("charger.db").display());
+    let mut conn = sqlx::SqliteConnection::connect(&url)
+        .await
+        .expect("the benchmark's database");
+    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM mqtt_requests WHERE device_id = $1")
+        .bind(device)
+        .fetch_one(&mut conn)
+        .await
+        .expect("count");
+    u64::try_from(n).unwrap_or(0)
 }
 
 /// Provisions `count` chargers of `owner`; returns the bundle file.

@@ -52,14 +52,15 @@ async fn create_owner_token(
     let req = if body.iter().all(u8::is_ascii_whitespace) {
         CreateTokenRequest::default()
     } else {
-        serde_json::from_slice::<Option<CreateTokenRequest>>(&body)
-            .map_err(|e| match e.classify() {
-                serde_json::error::Category::Data => {
-                    crate::error::Error::invalid("body", e.to_string())
-                }
-                _ => crate::error::Error::invalid("body", "is not JSON"),
-            })?
-            .unwrap_or_default()
+        let value: serde_json::Value = serde_json::from_slice(&body).map_err(|_| {
+            super::ApiError::from(crate::error::Error::invalid("body", "is not JSON"))
+        })?;
+        match value {
+            serde_json::Value::Null => CreateTokenRequest::default(),
+            v @ serde_json::Value::Object(_) => serde_json::from_value(v)
+                .map_err(|e| crate::error::Error::invalid("body", e.to_string()))?,
+            _ => return Err(crate::error::Error::invalid("body", "is an object or null").into()),
+        }
     };
     let token = state.service.create_owner_token(&who, &id, req).await?;
     Ok((StatusCode::CREATED, Json(token)))
