@@ -383,6 +383,18 @@ pub struct Config {
     )]
     pub transfers_per_receiver: u32,
 
+    /// Open transfer offers one owner may have addressed to one receiving owner id, so that
+    /// one sender cannot fill a receiver's CHARGER_TRANSFERS_PER_RECEIVER alone (409
+    /// `too_many_offers`).
+    #[arg(
+        long,
+        env = "CHARGER_TRANSFERS_PER_PAIR",
+        default_value_t = 10,
+        value_parser = clap::value_parser!(u32).range(1..=1_000_000),
+        global = true
+    )]
+    pub transfers_per_pair: u32,
+
     /// How long the audit log of operators' actions on chargers is kept, in days.
     #[arg(
         long,
@@ -574,6 +586,7 @@ impl Config {
             // rule's own test sets the default (900 s).
             live_start_max_age_s: 86_400,
             transfers_per_receiver: 100,
+            transfers_per_pair: 10,
             audit_log_days: 400,
             request_log_days: 30,
             unknown_tags_per_owner: 1000,

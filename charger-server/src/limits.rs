@@ -20,6 +20,17 @@ use std::time::{Duration, Instant};
 pub struct Source(u128);
 
 impl Source {
+    /// The wider source sign-in attempts are keyed by: an IPv4 address, or an IPv6 /48 (a
+    /// host with a /48 must not get 65,536 budgets).
+    pub fn wide(ip: IpAddr) -> Self {
+        match ip {
+            IpAddr::V6(v6) if v6.to_ipv4_mapped().is_none() => {
+                Source((u128::from(v6) >> 80) << 80 | 1 << 79)
+            }
+            other => Source::of(other),
+        }
+    }
+
     pub fn of(ip: IpAddr) -> Self {
         match ip {
             IpAddr::V4(v4) => Source(u128::from(u32::from(v4))),
@@ -206,6 +217,15 @@ impl<K: Hash + Eq + Clone> Buckets<K> {
         let (rate, burst) = (self.rate, self.burst);
         self.with(key, now, |b| b.try_take(rate, burst, now))
             .unwrap_or(true)
+    }
+
+    /// Gives back a token taken for `key` (an attempt that turned out to count for nothing).
+    pub fn give_back(&self, key: &K, now: Instant) {
+        let (rate, burst) = (self.rate, self.burst);
+        let _ = self.with(key, now, |b| {
+            b.refill(rate, burst, now);
+            b.tokens = (b.tokens + 1.0).min(burst);
+        });
     }
 
     /// Whether `key` has a token now (nothing is taken).

@@ -140,6 +140,8 @@ pub struct Limits {
     pub live_start_max_age_s: u64,
     /// Open transfer offers one receiving owner id may have.
     pub transfers_per_receiver: u32,
+    /// Open transfer offers one sender may have addressed to one receiving owner id.
+    pub transfers_per_pair: u32,
 }
 
 impl Default for Limits {
@@ -153,6 +155,7 @@ impl Default for Limits {
             credentials_grace_s: 600,
             live_start_max_age_s: 900,
             transfers_per_receiver: 100,
+            transfers_per_pair: 10,
         }
     }
 }

@@ -72,3 +72,8 @@ WHERE status IN ('offered', 'accepted') AND EXISTS (
 CREATE UNIQUE INDEX transfers_one_open_per_device ON transfers(device_id)
     WHERE status IN ('offered', 'accepted');
 CREATE INDEX transfers_to_open ON transfers(to_owner, status);
+
+-- The key version a kept answer was given under: a request id repeated under other
+-- credentials (after a claim or rekey) is not answered from it, so a charger's next owner
+-- cannot read its former owner's answers.
+ALTER TABLE mqtt_requests ADD COLUMN key_version BIGINT;

@@ -635,19 +635,19 @@ async fn the_admin_report_by_tag_keeps_two_owners_cards_apart() {
 }
 
 /// A session that started before a sale stays the seller's: an offline start replayed after
-/// the claim, dated before it, is billed to the seller by the seller's tariff, with the
-/// seller's card.
+/// the claim, dated before it, is the seller's, priced by the seller's tariff, with the
+/// seller's card; since the buyer's charger could invent such sessions, it is disputed
+/// until the seller's operator resolves it. And the buyer cannot read the seller's kept
+/// answers by repeating the seller's request ids.
 #[tokio::test]
 async fn a_session_started_before_a_sale_stays_the_sellers() {
     let app = spawn_app_on(Db::Sqlite).await.expect("server");
     let b = &fleet(&app, 1).await[0];
     let beta = app.owner_with_token("beta").await;
-    assert_eq!(
-        app.post("/api/v1/tariffs", &beta, json!({"id": "b-std", "currency": "CZK", "energy_per_kwh": "9", "time_per_hour": "0", "session_fee": "0", "tax_rate": "0", "default": true}))
-            .await
-            .status,
-        201
-    );
+    let a = app
+        .post("/api/v1/tariffs", &beta, json!({"id": "b-std", "currency": "CZK", "energy_per_kwh": "9", "time_per_hour": "0", "session_fee": "0", "tax_rate": "0", "default": true}))
+        .await;
+    assert_eq!(a.status, 201);
     let before_sale = Utc::now() - Span::minutes(30);
     let a = app
         .post(
@@ -666,6 +666,10 @@ async fn a_session_started_before_a_sale_stays_the_sellers() {
         .await;
     let code_text = a.body["code"].as_str().expect("code").to_owned();
     let mut c = Charger::connect(&app, b).await;
+    // Under the seller: its tag list, kept for request id 1.
+    let (code, list) = c.call("local-list", json!({"version": 0})).await;
+    assert_eq!(code, 200);
+    assert_eq!(list["tags"][0]["tag"], "04A1B2C3");
     let exchange = KeyExchange::new();
     let (code, body) = c
         .call(
@@ -687,6 +691,16 @@ async fn a_session_started_before_a_sale_stays_the_sellers() {
     nb.mqtt.password = creds.password;
     nb.key = creds.key;
     let mut c = Charger::connect(&app, &nb).await;
+    // The buyer repeats the seller's request id 1: not the seller's answer.
+    let (code, body) = c
+        .call_with_id(json!(1), "local-list", json!({"version": 0}))
+        .await;
+    assert_eq!(
+        (code, &body["error"]),
+        (409, &json!("request_id_reused")),
+        "{body}"
+    );
+    assert!(!body.to_string().contains("04A1B2C3"));
     c.next_id = 100;
     // The queue from before the sale, replayed now.
     let mut begin = start("04A1B2C3", 1, 0, before_sale);
@@ -698,28 +712,48 @@ async fn a_session_started_before_a_sale_stays_the_sellers() {
         .call("session-stop", json!({"local_id": "pre-sale", "meter_stop_wh": 1_000, "stopped_at": ts(before_sale + Span::minutes(10)), "reason": "local"}))
         .await;
     assert_eq!(code, 200, "{body}");
-    assert!(body.get("disputed").is_none(), "{body}");
+    assert_eq!(body["disputed"], true, "{body}");
     let id = body["session_id"].as_i64().expect("id");
     let s = app
         .get(&format!("/api/v1/sessions/{id}"), ADMIN_TOKEN)
         .await;
     assert_eq!(s.body["owner"], "acme");
+    assert!(
+        s.body["dispute"]
+            .as_str()
+            .is_some_and(|d| d.contains("moved")),
+        "{:?}",
+        s.body
+    );
     assert_eq!(
         app.get(&format!("/api/v1/sessions/{id}"), &beta)
             .await
             .status,
         404
     );
+    // The seller's operator bills it as recorded: 1 kWh at 0.30 + 10 min at 1.20/h + 0.50.
+    let a = app
+        .post(
+            &format!("/api/v1/sessions/{id}/resolution"),
+            ADMIN_TOKEN,
+            json!({"action": "bill"}),
+        )
+        .await;
+    assert_eq!((a.status, &a.body["net"]), (200, &json!("1.00")), "{a:?}");
 }
 
 /// One open offer per charger, a cap on open offers per receiver id (whether it exists or
-/// not), and the list is paged.
+/// not) and per sender and receiver, and the list is paged.
 #[tokio::test]
 async fn offers_are_one_per_charger_capped_per_receiver_and_paged() {
-    let app = spawn_app_with(Db::Sqlite, |c| c.transfers_per_receiver = 3)
-        .await
-        .expect("server");
+    let app = spawn_app_with(Db::Sqlite, |c| {
+        c.transfers_per_receiver = 3;
+        c.transfers_per_pair = 2;
+    })
+    .await
+    .expect("server");
     let bundles = app.provision("acme", 6).await;
+    let zed = app.provision("zed", 2).await;
     let offer = |device: &str, to: &str| {
         let app = &app;
         let (device, to) = (device.to_owned(), to.to_owned());
@@ -738,28 +772,39 @@ async fn offers_are_one_per_charger_capped_per_receiver_and_paged() {
         409,
         "transfer_open",
     );
-    for b in &bundles[1..3] {
-        assert_eq!(offer(&b.device_id, "beta").await.status, 201);
-    }
+    assert_eq!(offer(&bundles[1].device_id, "beta").await.status, 201);
+    // A sender may not fill the receiver's inbox alone...
     assert_error(
-        &offer(&bundles[3].device_id, "beta").await,
+        &offer(&bundles[2].device_id, "beta").await,
+        409,
+        "too_many_offers",
+    );
+    // ...and the inbox has its own cap, whoever sends.
+    assert_eq!(offer(&zed[0].device_id, "beta").await.status, 201);
+    assert_error(
+        &offer(&zed[1].device_id, "beta").await,
         409,
         "receiver_inbox_full",
     );
     // The same for an owner id nobody has.
-    for b in &bundles[3..6] {
+    for b in &bundles[3..5] {
         assert_eq!(offer(&b.device_id, "ghost").await.status, 201);
     }
-    // Six offers, pages of four.
-    let first = app.get("/api/v1/transfers?limit=4", ADMIN_TOKEN).await;
-    assert_eq!(first.body["transfers"].as_array().expect("page").len(), 4);
+    assert_error(
+        &offer(&bundles[5].device_id, "ghost").await,
+        409,
+        "too_many_offers",
+    );
+    // Five offers, pages of three.
+    let first = app.get("/api/v1/transfers?limit=3", ADMIN_TOKEN).await;
+    assert_eq!(first.body["transfers"].as_array().expect("page").len(), 3);
     let cursor = first.body["next_cursor"]
         .as_str()
         .expect("cursor")
         .to_owned();
     let second = app
         .get(
-            &format!("/api/v1/transfers?limit=4&cursor={cursor}"),
+            &format!("/api/v1/transfers?limit=3&cursor={cursor}"),
             ADMIN_TOKEN,
         )
         .await;
@@ -1067,4 +1112,119 @@ async fn https_answers_carry_hsts_and_csv_downloads_are_not_cached() {
             .map(|v| v.to_str().unwrap_or("")),
         Some("no-store")
     );
+}
+
+// --- Found by the review of this round's changes ---------------------------------------
+
+/// Whoever holds superseded credentials cannot spend the charger's own login budget: after
+/// a dozen logins with the old password, the charger still logs in with its new one.
+#[tokio::test]
+async fn superseded_credentials_cannot_spend_the_chargers_login_budget() {
+    let app = spawn_app_on(Db::Sqlite).await.expect("server");
+    let b = &app.provision("acme", 1).await[0];
+    let mut c = Charger::connect(&app, b).await;
+    let exchange = KeyExchange::new();
+    let (code, body) = c
+        .call("rekey", json!({"pub": exchange.public_base64()}))
+        .await;
+    assert_eq!(code, 200);
+    assert!(c.probe.closed_within(WAIT).await.is_some());
+    let creds = exchange
+        .open(
+            &b.device_id,
+            "acme",
+            body["pub"].as_str().expect("pub"),
+            body["credentials"].as_str().expect("c"),
+        )
+        .expect("opens");
+    let (mut ok, mut refused) = (0, 0);
+    for _ in 0..12 {
+        match Probe::connect(Version::V4, Login::device(app.app.mqtt_addr, b)).await {
+            Ok(p) => {
+                ok += 1;
+                p.disconnect().await;
+            }
+            Err(_) => refused += 1,
+        }
+    }
+    assert!(
+        ok <= 10 && refused >= 2,
+        "{ok} old logins, {refused} refused"
+    );
+    let mut nb = b.clone();
+    nb.mqtt.password = creds.password;
+    nb.key = creds.key;
+    let mut c = Charger::connect(&app, &nb).await;
+    c.next_id = 1_000;
+    assert_eq!(c.call("heartbeat", json!({})).await.0, 200);
+}
+
+/// Console sign-in attempts made at once cannot all pass on one budget token.
+#[tokio::test]
+async fn concurrent_sign_in_attempts_share_one_budget() {
+    let app = spawn_app_with(Db::Sqlite, |c| c.login_attempts_per_minute = 3)
+        .await
+        .expect("server");
+    let attempts: Vec<_> = (0..20)
+        .map(|i| {
+            let url = format!("{}/login", app.base);
+            tokio::spawn(async move {
+                reqwest::Client::new()
+                    .post(url)
+                    .form(&[("token", format!("cht_wrong_{i}"))])
+                    .send()
+                    .await
+                    .expect("login")
+                    .status()
+                    .as_u16()
+            })
+        })
+        .collect();
+    let mut checked = 0;
+    for a in attempts {
+        if a.await.expect("joined") == 401 {
+            checked += 1;
+        }
+    }
+    assert!(
+        checked <= 3,
+        "{checked} attempts were checked; the budget is 3"
+    );
+}
+
+/// An anonymous console POST is answered without its body being read, and a signed-in
+/// user's console form is capped small (the tag import excepted).
+#[tokio::test]
+async fn console_forms_are_read_only_for_a_session_and_kept_small() {
+    let app = spawn_app_on(Db::Sqlite).await.expect("server");
+    let b = &app.provision("acme", 1).await[0];
+    // Anonymous: a redirect to sign in, at once, before a 2 MB body is sent.
+    let mut s = TcpStream::connect(app.app.http_addr)
+        .await
+        .expect("connect");
+    let head = format!(
+        "POST /chargers/{}/credentials HTTP/1.1\r\nHost: x\r\n\
+         Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 2000000\r\n\r\ncsrf=",
+        b.device_id
+    );
+    s.write_all(head.as_bytes()).await.expect("head");
+    let mut buf = vec![0u8; 512];
+    let n = tokio::time::timeout(WAIT, s.read(&mut buf))
+        .await
+        .expect("answered before the body")
+        .expect("read");
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 303"));
+    // Signed in: a 100 KB form is over the console's limit.
+    let cookie = sign_in(&app, ADMIN_TOKEN).await;
+    let r = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client")
+        .post(format!("{}/chargers/{}/credentials", app.base, b.device_id))
+        .header("cookie", &cookie)
+        .form(&[("csrf", "x".repeat(100_000))])
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(r.status(), 413);
 }

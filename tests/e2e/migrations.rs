@@ -95,7 +95,11 @@ async fn owner_namespaces_keep_existing_tags_tariffs_and_their_links(fixture: (S
     assert_eq!(store.count_active_sessions().await.expect("count"), 1);
     // The rebuilt tables still enforce their links: a tariff of nobody cannot be set.
     assert!(store
-        .set_device_tariff(&d1, Some(&TariffId::parse("nope").expect("id")))
+        .set_device_tariff(
+            &d1,
+            &OwnerId::parse("acme").expect("id"),
+            Some(&TariffId::parse("nope").expect("id"))
+        )
         .await
         .is_err());
 }

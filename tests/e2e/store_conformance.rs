@@ -323,13 +323,16 @@ async fn tariffs_keep_one_default_per_owner(fixture: StoreFixture) {
     );
     let d1 = DeviceId::parse("d1").expect("id");
     assert!(store
-        .set_device_tariff(&d1, Some(&t1.id))
+        .set_device_tariff(&d1, &OwnerId::parse("acme").expect("id"), Some(&t1.id))
         .await
         .expect("assign"));
     let d = store.get_device(&d1).await.expect("get").expect("present");
     assert_eq!(d.tariff, Some(t1.id));
     let missing = TariffId::parse("nope").expect("id");
-    assert!(store.set_device_tariff(&d1, Some(&missing)).await.is_err());
+    assert!(store
+        .set_device_tariff(&d1, &OwnerId::parse("acme").expect("id"), Some(&missing))
+        .await
+        .is_err());
 }
 
 async fn meta_is_set_once(fixture: StoreFixture) {
@@ -406,12 +409,12 @@ async fn request_results_are_kept_and_the_first_one_wins(fixture: StoreFixture) 
     let mut tx = store.begin().await.expect("begin");
     assert_eq!(tx.request_result(&d1, "42").await.expect("get"), None);
     let kept = tx
-        .save_request_result(&d1, "42", "boot", &first, t(1))
+        .save_request_result(&kept_row(&d1, "42", "boot", &first), t(1))
         .await
         .expect("save");
     assert_eq!(kept, None, "the first answer is kept");
     let kept = tx
-        .save_request_result(&d1, "42", "boot", &second, t(2))
+        .save_request_result(&kept_row(&d1, "42", "boot", &second), t(2))
         .await
         .expect("save");
     assert_eq!(
@@ -421,7 +424,7 @@ async fn request_results_are_kept_and_the_first_one_wins(fixture: StoreFixture) 
     );
     // The id's JSON text is the key: "42" (a string) is another request.
     let kept = tx
-        .save_request_result(&d1, "\"42\"", "boot", &second, t(3))
+        .save_request_result(&kept_row(&d1, "\"42\"", "boot", &second), t(3))
         .await
         .expect("save");
     assert_eq!(kept, None);
@@ -449,7 +452,7 @@ async fn a_read_only_connection_reads_refuses_writes_and_holds_unknown_tags(fixt
         body: "{}".into(),
     };
     let mut tx = store.begin().await.expect("begin");
-    tx.save_request_result(&d1, "7", "authorize", &kept, t(1))
+    tx.save_request_result(&kept_row(&d1, "7", "authorize", &kept), t(1))
         .await
         .expect("save");
     tx.commit().await.expect("commit");
@@ -460,7 +463,10 @@ async fn a_read_only_connection_reads_refuses_writes_and_holds_unknown_tags(fixt
         .await
         .expect("read")
         .expect("the charger");
-    assert_eq!((charger.owner.as_str(), found), ("acme", Some(kept)));
+    assert_eq!(
+        (charger.owner.as_str(), found),
+        ("acme", Some((kept, Some(charger.key_version))))
+    );
     let (_, found) = read
         .charger(&d1, "8")
         .await
@@ -478,13 +484,15 @@ async fn a_read_only_connection_reads_refuses_writes_and_holds_unknown_tags(fixt
         .expect("held");
     let err = read
         .save_request_result(
-            &d1,
-            "9",
-            "authorize",
-            &StoredResult {
-                code: 200,
-                body: "{}".into(),
-            },
+            &kept_row(
+                &d1,
+                "9",
+                "authorize",
+                &StoredResult {
+                    code: 200,
+                    body: "{}".into(),
+                },
+            ),
             t(3),
         )
         .await
@@ -517,17 +525,17 @@ async fn a_rolled_back_request_leaves_nothing_and_the_batch_commits(fixture: Sto
     };
     let mut tx = store.begin().await.expect("begin");
     tx.savepoint().await.expect("savepoint");
-    tx.save_request_result(&d1, "1", "boot", &result(200), t(1))
+    tx.save_request_result(&kept_row(&d1, "1", "boot", &result(200)), t(1))
         .await
         .expect("save");
     tx.release_savepoint().await.expect("release");
     tx.savepoint().await.expect("savepoint");
-    tx.save_request_result(&d1, "2", "boot", &result(201), t(1))
+    tx.save_request_result(&kept_row(&d1, "2", "boot", &result(201)), t(1))
         .await
         .expect("save");
     tx.rollback_to_savepoint().await.expect("rollback");
     tx.savepoint().await.expect("savepoint");
-    tx.save_request_result(&d1, "3", "boot", &result(202), t(1))
+    tx.save_request_result(&kept_row(&d1, "3", "boot", &result(202)), t(1))
         .await
         .expect("save");
     tx.release_savepoint().await.expect("release");
@@ -543,4 +551,20 @@ async fn a_rolled_back_request_leaves_nothing_and_the_batch_commits(fixture: Sto
         Some(result(202))
     );
     tx.commit().await.expect("commit");
+}
+
+/// A kept answer of `device` for request `id` (its JSON text), under key version 1.
+fn kept_row(
+    device: &DeviceId,
+    id: &str,
+    endpoint: &str,
+    result: &StoredResult,
+) -> charger_server::store::KeptResult {
+    charger_server::store::KeptResult {
+        device: device.clone(),
+        request_id: id.to_owned(),
+        endpoint: endpoint.to_owned(),
+        result: result.clone(),
+        key_version: 1,
+    }
 }

@@ -82,6 +82,18 @@ async fn authn(
         }
         Err(e) => return Err(e.into()),
     };
+    // Superseded credentials never displace a charger connected with its current ones (the
+    // broker would hand the client id over to them).
+    if login.only.is_some() {
+        let online = match crate::ids::DeviceId::parse(&req.clientid) {
+            Ok(id) => state.service.device_online(&id).await?,
+            Err(_) => true,
+        };
+        if online {
+            crate::metrics::limit_hit(crate::metrics::Limit::BrokerLoginRefused);
+            return Ok(Json(json!({"result": "deny"})));
+        }
+    }
     let (owner, device) = (login.owner.as_str(), req.clientid.as_str());
     // Superseded credentials (a claim's or rekey's, within the grace window) may only
     // repeat that exchange and read its answer.

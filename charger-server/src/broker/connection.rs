@@ -44,6 +44,8 @@ enum End {
 /// An authenticated connection.
 struct Session {
     device: DeviceId,
+    /// This connection's number in the registry.
+    conn: i64,
     owner: OwnerId,
     /// Superseded credentials: the one endpoint they may publish to and read the answer
     /// of (their exchange's).
@@ -175,7 +177,10 @@ pub(super) async fn serve_until<S>(
     };
     // Logins are budgeted per device id, whatever socket they come from (only once the
     // password is right: nobody else can spend a charger's budget).
-    if !shared.logins.try_take(&device, Instant::now().into_std()) {
+    if !shared
+        .logins
+        .try_take(&(device.clone(), only.is_some()), Instant::now().into_std())
+    {
         crate::metrics::limit_hit_logged(
             crate::metrics::Limit::MqttLoginRate,
             "MQTT login refused: the charger logs in more often than CHARGER_MQTT_LOGINS_PER_MINUTE",
@@ -256,6 +261,7 @@ pub(super) async fn serve_until<S>(
     );
     let mut session = Session {
         device,
+        conn: conn_seq,
         owner,
         only,
         codec,
@@ -293,7 +299,7 @@ pub(super) async fn serve_until<S>(
                 "a charger's will dropped: its device id is over CHARGER_MQTT_RATE",
             );
         } else if let Some(inbound) = shared.inbound() {
-            inbound.publish(&will.topic, &will.message).await;
+            inbound.publish(conn_seq, &will.topic, &will.message).await;
         }
     }
     presence(&shared, &session.device, conn_seq, false).await;
@@ -584,7 +590,9 @@ async fn incoming(
             // Handed on (queued for the pipeline), then acknowledged: a request is never
             // acknowledged and then lost in this server.
             if let Some(inbound) = shared.inbound() {
-                inbound.publish(&publish.topic, &publish.payload).await;
+                inbound
+                    .publish(s.conn, &publish.topic, &publish.payload)
+                    .await;
             }
             match qos {
                 0 => {}

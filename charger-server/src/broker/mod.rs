@@ -159,8 +159,9 @@ pub(crate) const REVOKE_GRACE: Duration = Duration::from_secs(5);
 /// a publish that passed the ACL goes here, and answers come back by [`Broker::deliver`].
 #[async_trait::async_trait]
 pub trait Inbound: Send + Sync {
-    /// Takes one publish; returns once it is queued (the connection then acknowledges it).
-    async fn publish(&self, topic: &[u8], payload: &[u8]);
+    /// Takes one publish of connection `conn`; returns once it is queued (the connection
+    /// then acknowledges it).
+    async fn publish(&self, conn: i64, topic: &[u8], payload: &[u8]);
 }
 
 /// A publish waiting to be written to a charger.
@@ -264,8 +265,10 @@ pub(crate) struct Shared {
     /// Each device id's request budget (`CHARGER_MQTT_RATE`, `CHARGER_MQTT_BURST`): it
     /// outlives the connection, so reconnecting does not refill it; wills draw on it too.
     pub(crate) requests: crate::limits::Buckets<DeviceId>,
-    /// Each device id's login budget (`CHARGER_MQTT_LOGINS_PER_MINUTE`).
-    pub(crate) logins: crate::limits::Buckets<DeviceId>,
+    /// Each device id's login budget (`CHARGER_MQTT_LOGINS_PER_MINUTE`), one for its
+    /// current credentials and one for superseded ones (whoever holds those cannot spend
+    /// the charger's own).
+    pub(crate) logins: crate::limits::Buckets<(DeviceId, bool)>,
 }
 
 impl Shared {
@@ -409,12 +412,21 @@ impl Broker {
         self.kick(device, Kick::Close)
     }
 
-    /// Revokes the ACL of `device`'s connection at once (its owner changed): nothing more
-    /// it sends is taken; it receives the publish on `last_topic` (the answer to its
-    /// claim, which must be delivered after this call), then it is closed, so it can only
-    /// come back under its new owner. Without that publish it is closed after a grace time.
-    pub fn revoke_after(&self, device: &DeviceId, last_topic: &str) -> bool {
-        self.kick(device, Kick::CloseAfter(last_topic.to_owned()))
+    /// Revokes the ACL of `device`'s connection `conn` at once (its credentials changed):
+    /// nothing more it sends is taken; it receives the publish on `last_topic` (the answer
+    /// to its claim or rekey, which must be delivered after this call), then it is closed,
+    /// so it can only come back with its new credentials. Without that publish it is closed
+    /// after a grace time. Another connection of the device (a newer one) is left alone.
+    pub fn revoke_after(&self, device: &DeviceId, conn: i64, last_topic: &str) -> bool {
+        let Some(mailbox) = self.shared.registry.lock().ok().and_then(|r| {
+            r.get(device)
+                .filter(|reg| reg.seq == conn)
+                .map(|reg| reg.mailbox.clone())
+        }) else {
+            return false;
+        };
+        mailbox.kick(Kick::CloseAfter(last_topic.to_owned()));
+        true
     }
 
     /// Whether `device` has a connection to this broker now.

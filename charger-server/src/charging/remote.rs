@@ -161,6 +161,8 @@ impl Service {
             .store
             .get_device_auth(device)
             .await?
+            // Moved to another owner since it was read: not the caller's any more.
+            .filter(|a| a.owner == d.owner)
             .ok_or_else(|| Error::not_found("device"))?;
         let key = self.device_key(device, auth.key_version);
         let to = Recipient {

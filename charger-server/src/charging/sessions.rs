@@ -184,6 +184,16 @@ impl Service {
             Some(_) => tx.owner_at(&charger.id, req.started_at).await?,
             None => None,
         };
+        // Replayed after the move, it is the former owner's, by its tariff, but disputed:
+        // its new owner's charger could otherwise bill the former owner's drivers for
+        // sessions it makes up. The former owner's operator resolves it (bills it, or voids
+        // it).
+        let dispute = match (&earlier, dispute) {
+            (Some((former, _)), None) => Some(format!(
+                "started before the charger moved from {former}, replayed after the move"
+            )),
+            (_, d) => d,
+        };
         let (owner, owner_tariff) = match earlier {
             Some((owner, tariff)) => (owner, tariff),
             None => (charger.owner.clone(), charger.tariff.clone()),

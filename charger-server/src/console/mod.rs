@@ -51,12 +51,17 @@ pub fn routes() -> Router<ApiState> {
         .route("/billing.csv", get(billing_csv))
         .route("/tags", get(tags))
         .route("/tags/status", post(tag_status))
-        .route("/tags/import", post(tag_import))
+        // A CSV of tags may be big; every other console form is small.
+        .route(
+            "/tags/import",
+            post(tag_import).layer(axum::extract::DefaultBodyLimit::max(1 << 20)),
+        )
         .route("/tags/enroll", post(tag_enroll))
         .route("/transfers", get(transfers))
         .route("/transfers/{id}/{action}", post(transfer_action))
         .route("/assets/console.css", get(css))
         .route("/assets/console.js", get(js))
+        .layer(axum::extract::DefaultBodyLimit::max(64 * 1024))
 }
 
 /// A signed-in user: who, and the CSRF token of their session.
@@ -100,18 +105,30 @@ async fn user(state: &ApiState, headers: &HeaderMap) -> Result<User, Response> {
     })
 }
 
-/// [`user`] for a form: also checks its CSRF token.
-async fn form_user(
-    state: &ApiState,
-    headers: &HeaderMap,
-    form: &HashMap<String, String>,
-) -> Result<User, Response> {
-    let u = user(state, headers).await?;
-    let given = form.get("csrf").map(String::as_str).unwrap_or_default();
-    if !session::csrf_ok(&state.service.console_key(), &u.cookie, given) {
-        return Err((StatusCode::FORBIDDEN, "the form is stale: reload the page").into_response());
+/// A form of a signed-in user: the session is checked from the request's headers before
+/// the body is read (an anonymous client gets the sign-in redirect and nothing of its body
+/// is read), then the form, then its CSRF token.
+pub(crate) struct AuthedForm {
+    pub user: User,
+    pub form: HashMap<String, String>,
+}
+
+impl axum::extract::FromRequest<ApiState> for AuthedForm {
+    type Rejection = Response;
+
+    async fn from_request(req: axum::extract::Request, state: &ApiState) -> Result<Self, Response> {
+        let u = user(state, req.headers()).await?;
+        let Form(form) = Form::<HashMap<String, String>>::from_request(req, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        let given = form.get("csrf").map(String::as_str).unwrap_or_default();
+        if !session::csrf_ok(&state.service.console_key(), &u.cookie, given) {
+            return Err(
+                (StatusCode::FORBIDDEN, "the form is stale: reload the page").into_response(),
+            );
+        }
+        Ok(AuthedForm { user: u, form })
     }
-    Ok(u)
 }
 
 /// A domain error as a page for someone not signed in (the database is down).
@@ -201,11 +218,13 @@ impl axum::extract::FromRequestParts<ApiState> for LoginAttempt {
         let crate::api::Peer(ip) = crate::api::Peer::from_request_parts(parts, state)
             .await
             .unwrap_or(crate::api::Peer(None));
-        let source = ip.map(crate::limits::Source::of);
+        let source = ip.map(crate::limits::Source::wide);
         if let (Some(source), Some(ip)) = (source, ip) {
+            // Every attempt takes a token first (so that concurrent attempts cannot all pass
+            // on one); a successful one gives it back.
             if !state
                 .login_attempts
-                .has_token(&source, std::time::Instant::now())
+                .try_take(&source, std::time::Instant::now())
             {
                 crate::metrics::limit_hit_logged(
                     crate::metrics::Limit::LoginAttempts,
@@ -227,6 +246,16 @@ impl axum::extract::FromRequestParts<ApiState> for LoginAttempt {
     }
 }
 
+/// An attempt that counted for nothing (it succeeded, or the server failed) gives its token
+/// back.
+fn give_back(state: &ApiState, attempt: &LoginAttempt) {
+    if let Some(source) = attempt.0 {
+        state
+            .login_attempts
+            .give_back(&source, std::time::Instant::now());
+    }
+}
+
 async fn login(
     State(state): State<ApiState>,
     attempt: LoginAttempt,
@@ -245,16 +274,15 @@ async fn login(
     let (who, cookie) = match started {
         Ok(s) => s,
         Err(Error::Unauthorized) => {
-            if let Some(source) = attempt.0 {
-                state
-                    .login_attempts
-                    .try_take(&source, std::time::Instant::now());
-            }
             tracing::info!(source = ?ip, "console sign-in failed");
             return login_failed();
         }
-        Err(e) => return error_page_anonymous(&e),
+        Err(e) => {
+            give_back(&state, &attempt);
+            return error_page_anonymous(&e);
+        }
     };
+    give_back(&state, &attempt);
     tracing::info!(target: "audit", principal = %who.audit_name(), source = ?ip, "console sign-in");
     let secure = if state.https { "; Secure" } else { "" };
     let set = format!(
@@ -267,13 +295,8 @@ async fn login(
 
 async fn logout(
     State(state): State<ApiState>,
-    headers: HeaderMap,
-    Form(form): Form<HashMap<String, String>>,
+    AuthedForm { user: u, form: _ }: AuthedForm,
 ) -> Response {
-    let u = match form_user(&state, &headers, &form).await {
-        Ok(u) => u,
-        Err(r) => return r,
-    };
     // The session ends on the server: a copy of the cookie is worth nothing from now on.
     if let Err(e) = state.service.end_console_session(&u.cookie).await {
         return error_page(&u, &e);
@@ -373,27 +396,13 @@ async fn charger(
     }
 }
 
-/// A form about one charger: its user (CSRF checked) and the charger's id.
-#[allow(clippy::result_large_err)]
-async fn charger_form(
-    state: &ApiState,
-    headers: &HeaderMap,
-    id: &str,
-    form: &HashMap<String, String>,
-) -> Result<(User, DeviceId), Response> {
-    let u = form_user(state, headers, form).await?;
-    let id = device_id(&u, id)?;
-    Ok((u, id))
-}
-
 async fn command(
     State(state): State<ApiState>,
-    headers: HeaderMap,
     Path((id, command)): Path<(String, String)>,
-    Form(form): Form<HashMap<String, String>>,
+    AuthedForm { user: u, form }: AuthedForm,
 ) -> Response {
-    let (u, id) = match charger_form(&state, &headers, &id, &form).await {
-        Ok(found) => found,
+    let id = match device_id(&u, &id) {
+        Ok(id) => id,
         Err(r) => return r,
     };
     let number = |name: &str| field(&form, name).parse::<i64>().unwrap_or(0);
@@ -417,12 +426,11 @@ async fn command(
 
 async fn rotate(
     State(state): State<ApiState>,
-    headers: HeaderMap,
     Path(id): Path<String>,
-    Form(form): Form<HashMap<String, String>>,
+    AuthedForm { user: u, form: _ }: AuthedForm,
 ) -> Response {
-    let (u, id) = match charger_form(&state, &headers, &id, &form).await {
-        Ok(found) => found,
+    let id = match device_id(&u, &id) {
+        Ok(id) => id,
         Err(r) => return r,
     };
     let notice = match state.service.rotate_credentials(&u.who, &id).await {
@@ -434,12 +442,11 @@ async fn rotate(
 
 async fn offer(
     State(state): State<ApiState>,
-    headers: HeaderMap,
     Path(id): Path<String>,
-    Form(form): Form<HashMap<String, String>>,
+    AuthedForm { user: u, form }: AuthedForm,
 ) -> Response {
-    let (u, id) = match charger_form(&state, &headers, &id, &form).await {
-        Ok(found) => found,
+    let id = match device_id(&u, &id) {
+        Ok(id) => id,
         Err(r) => return r,
     };
     let notice = match OwnerId::parse(field(&form, "to")) {
@@ -511,14 +518,9 @@ async fn session_page(
 
 async fn resolve(
     State(state): State<ApiState>,
-    headers: HeaderMap,
     Path(id): Path<String>,
-    Form(form): Form<HashMap<String, String>>,
+    AuthedForm { user: u, form }: AuthedForm,
 ) -> Response {
-    let u = match form_user(&state, &headers, &form).await {
-        Ok(u) => u,
-        Err(r) => return r,
-    };
     let Ok(id) = id.parse::<i64>() else {
         return error_page(&u, &Error::not_found("session"));
     };
@@ -590,14 +592,9 @@ async fn tokens_page(
 
 async fn revoke_token(
     State(state): State<ApiState>,
-    headers: HeaderMap,
     Path(id): Path<String>,
-    Form(form): Form<HashMap<String, String>>,
+    AuthedForm { user: u, form }: AuthedForm,
 ) -> Response {
-    let u = match form_user(&state, &headers, &form).await {
-        Ok(u) => u,
-        Err(r) => return r,
-    };
     let owner = tokens_owner(&u, field(&form, "owner"));
     let notice = match &owner {
         Some(o) => match state.service.revoke_owner_token(&u.who, o, &id).await {
@@ -710,13 +707,8 @@ async fn tags(State(state): State<ApiState>, headers: HeaderMap) -> Response {
 
 async fn tag_status(
     State(state): State<ApiState>,
-    headers: HeaderMap,
-    Form(form): Form<HashMap<String, String>>,
+    AuthedForm { user: u, form }: AuthedForm,
 ) -> Response {
-    let u = match form_user(&state, &headers, &form).await {
-        Ok(u) => u,
-        Err(r) => return r,
-    };
     let status = if field(&form, "status") == "blocked" {
         TagStatus::Blocked
     } else {
@@ -748,13 +740,8 @@ async fn tag_status(
 
 async fn tag_import(
     State(state): State<ApiState>,
-    headers: HeaderMap,
-    Form(form): Form<HashMap<String, String>>,
+    AuthedForm { user: u, form }: AuthedForm,
 ) -> Response {
-    let u = match form_user(&state, &headers, &form).await {
-        Ok(u) => u,
-        Err(r) => return r,
-    };
     let notice = match state.service.import_tags(&u.who, field(&form, "csv")).await {
         Ok(n) => views::notice_ok(&format!("{n} tags imported.")),
         Err(e) => views::notice_error(&e.to_string()),
@@ -764,13 +751,8 @@ async fn tag_import(
 
 async fn tag_enroll(
     State(state): State<ApiState>,
-    headers: HeaderMap,
-    Form(form): Form<HashMap<String, String>>,
+    AuthedForm { user: u, form }: AuthedForm,
 ) -> Response {
-    let u = match form_user(&state, &headers, &form).await {
-        Ok(u) => u,
-        Err(r) => return r,
-    };
     let req = serde_json::json!({
         "uid": field(&form, "uid"),
         "owner": field(&form, "owner"),
@@ -807,14 +789,9 @@ async fn transfers(State(state): State<ApiState>, headers: HeaderMap) -> Respons
 
 async fn transfer_action(
     State(state): State<ApiState>,
-    headers: HeaderMap,
     Path((id, action)): Path<(String, String)>,
-    Form(form): Form<HashMap<String, String>>,
+    AuthedForm { user: u, form: _ }: AuthedForm,
 ) -> Response {
-    let u = match form_user(&state, &headers, &form).await {
-        Ok(u) => u,
-        Err(r) => return r,
-    };
     let result = match action.as_str() {
         "accept" => state.service.accept_transfer(&u.who, &id).await,
         "decline" => state.service.decline_transfer(&u.who, &id).await,

@@ -325,7 +325,11 @@ impl Service {
             max_power_w: req.max_power_w,
             require_v2: req.require_v2,
         };
-        if !self.store.set_device_settings(id, &settings).await? {
+        if !self
+            .store
+            .set_device_settings(id, &device.owner, &settings)
+            .await?
+        {
             return Err(Error::not_found("device"));
         }
         self.audit(
@@ -361,7 +365,7 @@ impl Service {
         }
         if !self
             .store
-            .set_device_tariff(id, req.tariff.as_ref())
+            .set_device_tariff(id, &device.owner, req.tariff.as_ref())
             .await?
         {
             return Err(Error::not_found("device"));
@@ -448,6 +452,11 @@ impl Service {
     /// Records a batch of presence changes in one commit (the broker's group commit).
     pub async fn record_presence(&self, changes: &[PresenceChange]) -> Result<()> {
         Ok(self.store.record_presence(changes).await?)
+    }
+
+    /// Whether a device is online now, as presence has it.
+    pub async fn device_online(&self, id: &DeviceId) -> Result<bool> {
+        Ok(self.store.get_device(id).await?.is_some_and(|d| d.online))
     }
 
     /// The current owner of a device (None when it does not exist).

@@ -197,10 +197,15 @@ impl Service {
         };
         let stored = self
             .store
-            .insert_transfer(&offer, self.limits.transfers_per_receiver)
+            .insert_transfer(
+                &offer,
+                self.limits.transfers_per_receiver,
+                self.limits.transfers_per_pair,
+            )
             .await?;
         let refused = match stored {
             NewTransfer::Stored => None,
+            NewTransfer::NotTheSenders => Some(Error::not_found("device")),
             NewTransfer::ChargerHasOpenOffer => Some(Error::conflict(
                 "transfer_open",
                 "the charger has an open offer already; withdraw it first",
@@ -209,6 +214,10 @@ impl Service {
             NewTransfer::ReceiverFull => Some(Error::conflict(
                 "receiver_inbox_full",
                 "the receiving owner has as many open offers as it may; try again later",
+            )),
+            NewTransfer::PairFull => Some(Error::conflict(
+                "too_many_offers",
+                "you have as many open offers to this owner as you may; withdraw one first",
             )),
         };
         let outcome = refused.as_ref().map_or("ok", Error::code);
@@ -378,7 +387,12 @@ impl Service {
         // force.
         let rotated = self
             .store
-            .rotate_device_credentials(id, current.key_version, &hash_secret(&password))
+            .rotate_device_credentials(
+                id,
+                &device.owner,
+                current.key_version,
+                &hash_secret(&password),
+            )
             .await?;
         if !rotated {
             self.audit(

@@ -295,7 +295,8 @@ pub async fn start_external(service: Service, config: ExternalConfig) -> anyhow:
                     transport: transport.as_ref(),
                 };
                 // Every instance gets command answers; only an answer counts here.
-                to.handle(&p.topic, &p.payload, Commands::AnswersOnly).await;
+                to.handle(None, &p.topic, &p.payload, Commands::AnswersOnly)
+                    .await;
                 let _ = client.ack(&p).await;
             }
         });

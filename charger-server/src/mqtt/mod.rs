@@ -58,10 +58,10 @@ impl Transport for Embedded {
         else {
             return;
         };
-        if let Some(device) = &out.revoke {
-            // Before the RES goes out: the connection closes once it has delivered it,
-            // and takes nothing more meanwhile.
-            self.broker.revoke_after(device, &out.topic);
+        if let (Some(device), Some(conn)) = (&out.revoke, out.conn) {
+            // Before the RES goes out: the connection that asked closes once it has
+            // delivered it, and takes nothing more meanwhile.
+            self.broker.revoke_after(device, conn, &out.topic);
         }
         self.broker.deliver(&device, out.topic, out.payload);
     }
@@ -85,14 +85,15 @@ struct Dispatcher {
 
 #[async_trait]
 impl Inbound for Dispatcher {
-    async fn publish(&self, topic: &[u8], payload: &[u8]) {
+    async fn publish(&self, conn: i64, topic: &[u8], payload: &[u8]) {
         let to = Handler {
             config: &self.config,
             service: &self.service,
             pipeline: &self.pipeline,
             transport: self.transport.as_ref(),
         };
-        to.handle(topic, payload, Commands::AsRequests).await;
+        to.handle(Some(conn), topic, payload, Commands::AsRequests)
+            .await;
     }
 }
 
@@ -141,15 +142,16 @@ struct Handler<'a> {
 }
 
 impl Handler<'_> {
-    async fn handle(&self, topic: &[u8], payload: &[u8], commands: Commands) {
+    async fn handle(&self, conn: Option<i64>, topic: &[u8], payload: &[u8], commands: Commands) {
         let received = std::time::Instant::now();
-        match route(self.config, topic, payload) {
+        match route(self.config, conn, topic, payload) {
             Route::Ignore => {}
             Route::Answer(out, endpoint, code) => {
                 let out = Outcome {
                     topic: out.topic,
                     payload: out.payload,
                     revoke: None,
+                    conn: None,
                 };
                 self.transport.deliver(out).await;
                 self.service
@@ -177,7 +179,7 @@ enum Route {
 }
 
 /// Reads a REQ's topic and envelope; what cannot be read is answered here, in order.
-fn route(config: &DispatcherConfig, topic: &[u8], payload: &[u8]) -> Route {
+fn route(config: &DispatcherConfig, conn: Option<i64>, topic: &[u8], payload: &[u8]) -> Route {
     let Some(t) = std::str::from_utf8(topic)
         .ok()
         .and_then(|t| Topic::parse(t).ok())
@@ -225,6 +227,7 @@ fn route(config: &DispatcherConfig, topic: &[u8], payload: &[u8]) -> Route {
     match RequestEnvelope::parse(payload) {
         Ok(envelope) => Route::Job(ChargerRequest {
             device,
+            conn,
             received: std::time::Instant::now(),
             user: t.user.to_owned(),
             endpoint: t.endpoint.to_owned(),

@@ -57,6 +57,7 @@ struct Kept {
     request_id: String,
     endpoint: String,
     result: StoredResult,
+    key_version: i64,
     notes: Vec<UnknownTagNote>,
     seal: Sealer,
 }
@@ -74,6 +75,8 @@ struct Sealer {
     /// The answer goes in the request's envelope version.
     version: Version,
     received: std::time::Instant,
+    /// The connection the request came on.
+    conn: Option<i64>,
 }
 
 impl Sealer {
@@ -106,6 +109,7 @@ impl Sealer {
                 topic: self.res_topic,
                 payload,
                 revoke,
+                conn: self.conn,
             },
             endpoint: self.endpoint,
             code,
@@ -158,6 +162,7 @@ impl Writers {
                             code: c.code,
                             body: c.body.to_string(),
                         },
+                        key_version: c.key_version,
                         notes: c.notes,
                         seal: c.seal,
                     };
@@ -405,6 +410,7 @@ fn unsealed(
             topic,
             payload: to_json(&ResponseEnvelope::unsealed(Some(id), version, code)),
             revoke: None,
+            conn: None,
         },
         endpoint,
         code,
@@ -478,6 +484,7 @@ async fn keep(
                 request_id: k.request_id,
                 endpoint: k.endpoint,
                 result: k.result,
+                key_version: k.key_version,
             };
             (row, k.seal)
         })
@@ -525,6 +532,8 @@ struct Computed {
     device: DeviceId,
     request_id: String,
     endpoint: String,
+    /// The key version the request opened under (its kept answer is for that key only).
+    key_version: i64,
     code: u16,
     body: serde_json::Value,
     /// The charger's credentials changed (a claim or a rekey): close it after the answer.
@@ -606,6 +615,7 @@ async fn answer(
         name: job.endpoint.clone(),
         version,
         received: job.received,
+        conn: job.conn,
     };
     let params = match check_key(service, &job, &charger, service.now()) {
         Keyed::Current(params) => params,
@@ -619,6 +629,9 @@ async fn answer(
             let repeat = job.user == old.owner.as_str()
                 && job.endpoint == old.endpoint
                 && request_id == old.request_id;
+            let kept = kept
+                .filter(|(_, v)| v.is_none_or(|v| v == old.key_version))
+                .map(|(k, _)| k);
             return Ok(match (repeat, kept) {
                 (true, Some(kept)) => {
                     seal.key = service.device_key(&job.device, old.key_version);
@@ -637,8 +650,18 @@ async fn answer(
     if let Some(marks) = marks {
         marks.seen(&job.device, &job.endpoint).await;
     }
-    // Idempotency: a repeated (device, id) gets the kept answer and changes nothing.
-    if let Some(kept) = kept {
+    // Idempotency: a repeated (device, id) gets the kept answer and changes nothing; but
+    // only under the key it was given under: after a claim or rekey, another key's
+    // answers are not read out (a charger's new owner must not read its former owner's),
+    // and the id is spent (409).
+    if let Some((kept, version)) = kept {
+        if version.is_some_and(|v| v != charger.key_version) {
+            let body = json!({"error": "request_id_reused",
+                "message": "this request id was used under earlier credentials; use a fresh one"});
+            return Ok(seal
+                .done(409, &body.to_string(), None)
+                .map_or(Step::Drop, Step::Answer));
+        }
         return Ok(seal
             .done(kept.code, &kept.body, None)
             .map_or(Step::Drop, Step::Answer));
@@ -679,6 +702,7 @@ async fn answer(
     Ok(Step::Computed(Computed {
         device: job.device,
         request_id,
+        key_version: charger.key_version,
         claimed: revoke,
         endpoint: job.endpoint,
         code,
@@ -748,20 +772,22 @@ async fn one(
     record_notes(service, tx, &c.notes).await.map_err(store)?;
     let fresh = StoredResult { code: c.code, body };
     let revoke = c.claimed.then(|| c.device.clone());
+    let row = KeptResult {
+        device: c.device,
+        request_id: c.request_id,
+        endpoint: c.endpoint,
+        result: fresh,
+        key_version: c.key_version,
+    };
     if !on {
-        let row = KeptResult {
-            device: c.device,
-            request_id: c.request_id,
-            endpoint: c.endpoint,
-            result: fresh,
-        };
         let seal = c.seal;
         return Ok(Some(Answered::Unkept(Unkept { row, seal, revoke })));
     }
     let saved = tx
-        .save_request_result(&c.device, &c.request_id, &c.endpoint, &fresh, service.now())
+        .save_request_result(&row, service.now())
         .await
         .map_err(store)?;
+    let fresh = row.result;
     match saved {
         None => {
             release(tx, on).await?;

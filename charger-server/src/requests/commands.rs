@@ -157,6 +157,7 @@ impl CommandChannel for Commander {
                 topic,
                 payload: to_json(&sealed),
                 revoke: None,
+                conn: None,
             })
             .await;
         let answer = match tokio::time::timeout(timeout, rx).await {

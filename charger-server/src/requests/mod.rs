@@ -31,6 +31,8 @@ pub use commands::{Commander, COMMAND_ID_PREFIX};
 #[derive(Clone)]
 pub struct ChargerRequest {
     pub device: DeviceId,
+    /// The embedded broker's connection it came on (None behind an external broker).
+    pub conn: Option<i64>,
     /// When the transport received it (for the latency histogram).
     pub received: Instant,
     /// The `<user>` of the REQ topic.
@@ -48,6 +50,9 @@ pub struct Outcome {
     /// The charger's credentials changed (a claim or a rekey): close its connection, and
     /// refuse the old ones, once this RES is delivered.
     pub revoke: Option<DeviceId>,
+    /// The connection the request came on, when the transport can tell: only it is
+    /// revoked.
+    pub conn: Option<i64>,
 }
 
 /// How the pipeline reaches chargers: the MQTT edge's adapters implement it.

@@ -117,16 +117,20 @@ pub trait Store: Send + Sync + 'static {
     /// Marks offline the online devices last seen before `before`; returns how many.
     async fn set_silent_devices_offline(&self, before: DateTime<Utc>) -> StoreResult<u64>;
     async fn set_all_devices_offline(&self) -> StoreResult<u64>;
-    /// Changes a device's settings (those given); false when the device does not exist.
+    /// Changes a device's settings (those given), if it still belongs to `owner`; false
+    /// otherwise (gone, or moved to another owner meanwhile).
     async fn set_device_settings(
         &self,
         id: &DeviceId,
+        owner: &OwnerId,
         settings: &DeviceSettings,
     ) -> StoreResult<bool>;
-    /// Assigns (or clears) a device's tariff; false when the device does not exist.
+    /// Assigns (or clears) a device's tariff, if it still belongs to `owner`; false
+    /// otherwise.
     async fn set_device_tariff(
         &self,
         id: &DeviceId,
+        owner: &OwnerId,
         tariff: Option<&TariffId>,
     ) -> StoreResult<bool>;
 
@@ -166,6 +170,7 @@ pub trait Store: Send + Sync + 'static {
         &self,
         offer: &TransferOffer,
         per_receiver: u32,
+        per_pair: u32,
     ) -> StoreResult<NewTransfer>;
     async fn get_transfer(&self, id: &str) -> StoreResult<Option<TransferOffer>>;
     /// Offers sent by or to `owner` (all for None), newest first, after `cursor` (the
@@ -186,12 +191,14 @@ pub trait Store: Send + Sync + 'static {
         code_hash: Option<&str>,
         now: DateTime<Utc>,
     ) -> StoreResult<bool>;
-    /// Moves a device from key version `expected` to the next with a new password hash,
-    /// and forgets superseded credentials (an operator's rotation gives no grace); false
-    /// (nothing changed) when the device is gone or its version is not `expected`.
+    /// Moves a device of `owner` from key version `expected` to the next with a new
+    /// password hash, and forgets superseded credentials (an operator's rotation gives no
+    /// grace); false (nothing changed) when the device is gone, moved to another owner, or
+    /// its version is not `expected`.
     async fn rotate_device_credentials(
         &self,
         id: &DeviceId,
+        owner: &OwnerId,
         expected: i64,
         password_hash: &str,
     ) -> StoreResult<bool>;
@@ -240,10 +247,14 @@ pub trait Store: Send + Sync + 'static {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum NewTransfer {
     Stored,
+    /// The charger is not the sender's (any more).
+    NotTheSenders,
     /// Its charger has an open offer already.
     ChargerHasOpenOffer,
     /// Its receiver id has as many open offers as it may.
     ReceiverFull,
+    /// Its sender has as many open offers to that receiver id as it may.
+    PairFull,
 }
 
 /// A request's result to keep: [`ChargerTx::save_request_results`].
@@ -254,6 +265,8 @@ pub struct KeptResult {
     pub request_id: String,
     pub endpoint: String,
     pub result: StoredResult,
+    /// The key version the request was made under.
+    pub key_version: i64,
 }
 
 /// An unknown tag tapped on a charger, held back by a read-only [`ChargerTx`] for the
@@ -282,12 +295,13 @@ pub trait ChargerTx: Send {
     fn held_notes(&mut self) -> Vec<UnknownTagNote>;
 
     /// The charger, as its requests need it, with the answer kept for its request
-    /// `request_id` (the id's JSON text), if any: one query for both.
+    /// `request_id` (the id's JSON text), if any, and the key version it was given under
+    /// (None for answers kept before that was recorded): one query for all.
     async fn charger(
         &mut self,
         id: &DeviceId,
         request_id: &str,
-    ) -> StoreResult<Option<(Charger, Option<StoredResult>)>>;
+    ) -> StoreResult<Option<(Charger, Option<(StoredResult, Option<i64>)>)>>;
     /// The stored result of request `request_id` (its id's JSON text) of `device`.
     async fn request_result(
         &mut self,
@@ -299,10 +313,7 @@ pub trait ChargerTx: Send {
     /// now kept, else the one in force.
     async fn save_request_result(
         &mut self,
-        device: &DeviceId,
-        request_id: &str,
-        endpoint: &str,
-        result: &StoredResult,
+        row: &KeptResult,
         now: DateTime<Utc>,
     ) -> StoreResult<Option<StoredResult>>;
     /// Keeps several requests' results in one statement (the answers the read path made

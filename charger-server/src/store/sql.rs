@@ -196,6 +196,16 @@ pub struct SqlStore {
 }
 
 impl SqlStore {
+    /// A transaction that will write what it reads: on SQLite it takes the write lock at
+    /// once (`BEGIN IMMEDIATE`), since a deferred transaction that has read cannot start
+    /// writing once another connection has committed (SQLITE_BUSY, whatever the timeout).
+    pub(super) async fn begin_write(&self) -> StoreResult<sqlx::Transaction<'static, sqlx::Any>> {
+        Ok(match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Postgres => self.pool.begin().await?,
+        })
+    }
+
     /// The pool, for tests and benchmarks that need to look at the database directly.
     pub fn pool(&self) -> &AnyPool {
         &self.pool
@@ -820,16 +830,18 @@ impl Store for SqlStore {
     async fn set_device_settings(
         &self,
         id: &DeviceId,
+        owner: &OwnerId,
         settings: &DeviceSettings,
     ) -> StoreResult<bool> {
         let done = sqlx::query(
             "UPDATE devices SET max_power_w = COALESCE($2, max_power_w),
                                 require_v2 = COALESCE($3, require_v2)
-             WHERE id = $1",
+             WHERE id = $1 AND owner_id = $4",
         )
         .bind(id.as_str())
         .bind(settings.max_power_w)
         .bind(settings.require_v2.map(i64::from))
+        .bind(owner.as_str())
         .execute(&self.pool)
         .await?;
         Ok(done.rows_affected() == 1)
@@ -838,11 +850,13 @@ impl Store for SqlStore {
     async fn set_device_tariff(
         &self,
         id: &DeviceId,
+        owner: &OwnerId,
         tariff: Option<&TariffId>,
     ) -> StoreResult<bool> {
-        let done = sqlx::query("UPDATE devices SET tariff_id = $2 WHERE id = $1")
+        let done = sqlx::query("UPDATE devices SET tariff_id = $2 WHERE id = $1 AND owner_id = $3")
             .bind(id.as_str())
             .bind(tariff.map(TariffId::as_str))
+            .bind(owner.as_str())
             .execute(&self.pool)
             .await
             .map_err(conflict_on_unique("tariff assignment"))?;
@@ -1041,8 +1055,10 @@ impl Store for SqlStore {
         &self,
         offer: &TransferOffer,
         per_receiver: u32,
+        per_pair: u32,
     ) -> StoreResult<super::NewTransfer> {
-        self.insert_transfer_row(offer, per_receiver).await
+        self.insert_transfer_row(offer, per_receiver, per_pair)
+            .await
     }
 
     async fn get_transfer(&self, id: &str) -> StoreResult<Option<TransferOffer>> {
@@ -1073,11 +1089,12 @@ impl Store for SqlStore {
     async fn rotate_device_credentials(
         &self,
         id: &DeviceId,
+        owner: &OwnerId,
         expected: i64,
         password_hash: &str,
     ) -> StoreResult<bool> {
         let mut conn = self.pool.acquire().await?;
-        transfers::rotate_credentials(&mut conn, id, expected, password_hash).await
+        transfers::rotate_credentials(&mut conn, id, owner, expected, password_hash).await
     }
 
     async fn get_session(&self, id: i64) -> StoreResult<Option<crate::charging::Session>> {

@@ -300,7 +300,7 @@ impl ChargerTx for SqlTx {
         &mut self,
         id: &DeviceId,
         request_id: &str,
-    ) -> StoreResult<Option<(Charger, Option<StoredResult>)>> {
+    ) -> StoreResult<Option<(Charger, Option<(StoredResult, Option<i64>)>)>> {
         #[derive(FromRow)]
         struct Row {
             owner_id: String,
@@ -317,11 +317,13 @@ impl ChargerTx for SqlTx {
             prev_until: Option<i64>,
             code: Option<i64>,
             body: Option<String>,
+            kept_key_version: Option<i64>,
         }
         let row: Option<Row> = sqlx::query_as(
             "SELECT d.owner_id, d.connectors, d.tariff_id, d.key_version, d.list_reset,
                     d.max_power_w, d.require_v2, d.prev_key_version, d.prev_owner_id,
-                    d.prev_request_id, d.prev_endpoint, d.prev_until, r.code, r.body
+                    d.prev_request_id, d.prev_endpoint, d.prev_until, r.code, r.body,
+                    r.key_version AS kept_key_version
              FROM devices d
              LEFT JOIN mqtt_requests r ON r.device_id = d.id AND r.request_id = $2
              WHERE d.id = $1",
@@ -364,10 +366,13 @@ impl ChargerTx for SqlTx {
             superseded,
         };
         let kept = match (r.code, r.body) {
-            (Some(code), Some(body)) => Some(StoredResult {
-                code: u16::try_from(code).map_err(|e| corrupt("request code", e))?,
-                body,
-            }),
+            (Some(code), Some(body)) => Some((
+                StoredResult {
+                    code: u16::try_from(code).map_err(|e| corrupt("request code", e))?,
+                    body,
+                },
+                r.kept_key_version,
+            )),
             _ => None,
         };
         Ok(Some((charger, kept)))
@@ -394,30 +399,29 @@ impl ChargerTx for SqlTx {
 
     async fn save_request_result(
         &mut self,
-        device: &DeviceId,
-        request_id: &str,
-        endpoint: &str,
-        result: &StoredResult,
+        row: &KeptResult,
         now: DateTime<Utc>,
     ) -> StoreResult<Option<StoredResult>> {
         let inserted = sqlx::query(
-            "INSERT INTO mqtt_requests (device_id, request_id, endpoint, code, body, created_at)
-             VALUES ($1, $2, $3, $4, $5, $6)
+            "INSERT INTO mqtt_requests (device_id, request_id, endpoint, code, body, created_at,
+                                        key_version)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)
              ON CONFLICT (device_id, request_id) DO NOTHING",
         )
-        .bind(device.as_str())
-        .bind(request_id)
-        .bind(endpoint)
-        .bind(i64::from(result.code))
-        .bind(&result.body)
+        .bind(row.device.as_str())
+        .bind(row.request_id.as_str())
+        .bind(row.endpoint.as_str())
+        .bind(i64::from(row.result.code))
+        .bind(&row.result.body)
         .bind(to_millis(now))
+        .bind(row.key_version)
         .execute(self.w()?)
         .await?
         .rows_affected();
         if inserted == 1 {
             return Ok(None);
         }
-        let kept = self.request_result(device, request_id).await?;
+        let kept = self.request_result(&row.device, &row.request_id).await?;
         kept.map(Some)
             .ok_or_else(|| corrupt("request log", "a conflicting answer vanished"))
     }
@@ -427,27 +431,29 @@ impl ChargerTx for SqlTx {
         results: &[KeptResult],
         now: DateTime<Utc>,
     ) -> StoreResult<Vec<Option<StoredResult>>> {
-        // Rows per statement: 6 parameters each, well under SQLite's limit.
+        // Rows per statement: 7 parameters each, well under SQLite's limit.
         const CHUNK: usize = 128;
         let mut out = Vec::with_capacity(results.len());
         for chunk in results.chunks(CHUNK) {
             let values = (0..chunk.len())
                 .map(|i| {
-                    let p = i * 6;
+                    let p = i * 7;
                     format!(
-                        "(${}, ${}, ${}, ${}, ${}, ${})",
+                        "(${}, ${}, ${}, ${}, ${}, ${}, ${})",
                         p + 1,
                         p + 2,
                         p + 3,
                         p + 4,
                         p + 5,
-                        p + 6
+                        p + 6,
+                        p + 7
                     )
                 })
                 .collect::<Vec<_>>()
                 .join(", ");
             let sql = format!(
-                "INSERT INTO mqtt_requests (device_id, request_id, endpoint, code, body, created_at)
+                "INSERT INTO mqtt_requests (device_id, request_id, endpoint, code, body, created_at,
+                                            key_version)
                  VALUES {values}
                  ON CONFLICT (device_id, request_id) DO NOTHING"
             );
@@ -459,7 +465,8 @@ impl ChargerTx for SqlTx {
                     .bind(r.endpoint.as_str())
                     .bind(i64::from(r.result.code))
                     .bind(r.result.body.as_str())
-                    .bind(to_millis(now));
+                    .bind(to_millis(now))
+                    .bind(r.key_version);
             }
             // Every row new (the rule): one statement. Otherwise (a repeat in the same
             // batch, or a request another instance answered first) it is undone and each
@@ -474,9 +481,7 @@ impl ChargerTx for SqlTx {
             self.exec("ROLLBACK TO SAVEPOINT kept").await?;
             self.exec("RELEASE SAVEPOINT kept").await?;
             for r in chunk {
-                let kept = self
-                    .save_request_result(&r.device, &r.request_id, &r.endpoint, &r.result, now)
-                    .await?;
+                let kept = self.save_request_result(r, now).await?;
                 out.push(kept);
             }
         }
@@ -625,7 +630,11 @@ impl ChargerTx for SqlTx {
                  VALUES ($1, $2, $3, $4, $4, 1)
                  ON CONFLICT (device_id, uid) DO UPDATE
                  SET last_seen = excluded.last_seen, owner_id = excluded.owner_id,
-                     attempts = unknown_tags.attempts + 1",
+                     -- A sighting under the charger's former owner starts over under the new one.
+                     first_seen = CASE WHEN unknown_tags.owner_id = excluded.owner_id
+                                       THEN unknown_tags.first_seen ELSE excluded.first_seen END,
+                     attempts = CASE WHEN unknown_tags.owner_id = excluded.owner_id
+                                     THEN unknown_tags.attempts + 1 ELSE 1 END",
             )
             .bind(n.device.as_str())
             .bind(n.uid.as_str())

@@ -44,6 +44,7 @@ impl TransferRow {
 pub(super) async fn rotate_credentials(
     conn: &mut AnyConnection,
     device: &DeviceId,
+    owner: &OwnerId,
     expected: i64,
     password_hash: &str,
 ) -> StoreResult<bool> {
@@ -52,11 +53,12 @@ pub(super) async fn rotate_credentials(
                             prev_password_hash = NULL, prev_key_version = NULL,
                             prev_owner_id = NULL, prev_request_id = NULL, prev_endpoint = NULL,
                             prev_until = NULL
-         WHERE id = $1 AND key_version = $3",
+         WHERE id = $1 AND key_version = $3 AND owner_id = $4",
     )
     .bind(device.as_str())
     .bind(password_hash)
     .bind(expected)
+    .bind(owner.as_str())
     .execute(conn)
     .await?;
     Ok(done.rows_affected() == 1)
@@ -67,9 +69,20 @@ impl SqlStore {
         &self,
         o: &TransferOffer,
         per_receiver: u32,
+        per_pair: u32,
     ) -> StoreResult<crate::store::NewTransfer> {
         use crate::store::NewTransfer;
-        let mut tx = self.pool.begin().await?;
+        // Reads, then writes on what it read: the write lock first (see `begin_write`).
+        let mut tx = self.begin_write().await?;
+        // The charger must still be the sender's (a claim may have moved it meanwhile).
+        let owner: Option<String> =
+            sqlx::query_scalar("SELECT owner_id FROM devices WHERE id = $1")
+                .bind(o.device.as_str())
+                .fetch_optional(&mut *tx)
+                .await?;
+        if owner.as_deref() != Some(o.from.as_str()) {
+            return Ok(NewTransfer::NotTheSenders);
+        }
         // Offers past their time are open in name only: closed now, so that a new one may go.
         sqlx::query(
             "UPDATE transfers SET status = 'void', updated_at = $2
@@ -89,6 +102,19 @@ impl SqlStore {
         .await?;
         if open >= i64::from(per_receiver) {
             return Ok(NewTransfer::ReceiverFull);
+        }
+        let from_sender: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM transfers
+             WHERE to_owner = $1 AND from_owner = $2 AND status IN ('offered', 'accepted')
+               AND expires_at > $3",
+        )
+        .bind(o.to.as_str())
+        .bind(o.from.as_str())
+        .bind(to_millis(o.created_at))
+        .fetch_one(&mut *tx)
+        .await?;
+        if from_sender >= i64::from(per_pair) {
+            return Ok(NewTransfer::PairFull);
         }
         let inserted = sqlx::query(
             "INSERT INTO transfers (id, device_id, from_owner, to_owner, status, expires_at,
