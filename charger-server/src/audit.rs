@@ -1,5 +1,5 @@
 //! Who did what: every state-changing action of an operator (REST or console) is logged
-//! with the principal behind it (a `tracing` line with target `audit`), and the actions on
+//! with the principal behind it (a `tracing` line with target `charger_server::audit`), and the actions on
 //! a charger (commands and their results, credential rotations, transfer offers, settings,
 //! tariff assignment, dispute resolutions) are kept in the database for the charger's page
 //! (`CHARGER_AUDIT_LOG_DAYS`, 400 days by default).
@@ -61,7 +61,7 @@ impl Service {
         let detail = detail.map(|d| crate::error::bounded(d, MAX_TEXT));
         let outcome = crate::error::bounded(outcome, MAX_TEXT);
         tracing::info!(
-            target: "audit",
+            target: "charger_server::audit",
             principal = %who.audit_name(),
             device = device.map(|d| d.as_str()),
             action,

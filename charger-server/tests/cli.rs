@@ -24,6 +24,56 @@ fn get(addr: &str, path: &str, token: Option<&str>) -> u16 {
     })
 }
 
+/// POSTs a JSON body; the status.
+fn post(addr: &str, path: &str, token: &str, body: serde_json::Value) -> u16 {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        reqwest::Client::new()
+            .post(format!("http://{addr}{path}"))
+            .bearer_auth(token)
+            .json(&body)
+            .send()
+            .await
+            .expect("request")
+            .status()
+            .as_u16()
+    })
+}
+
+/// Every state-changing REST call ends with an audit line naming its caller, route and
+/// status (who did what), and anonymous calls are named so.
+#[test]
+fn state_changing_calls_are_logged_with_their_principal() {
+    let dir = TempDir::new();
+    let mut cmd = command(&dir.0);
+    cmd.env("CHARGER_ADMIN_TOKEN", "cli-test-admin-token-0123456789");
+    let mut server = start_command(cmd);
+    let addr = server.http_addr();
+    let body = serde_json::json!({"id": "acme", "name": "Acme"});
+    assert_eq!(
+        post(
+            &addr,
+            "/api/v1/owners",
+            "cli-test-admin-token-0123456789",
+            body.clone()
+        ),
+        201
+    );
+    let line = server.wait_for("principal=admin");
+    for expected in ["audit", "/api/v1/owners", "method=POST", "status=201"] {
+        assert!(line.contains(expected), "{expected} in {line}");
+    }
+    assert_eq!(post(&addr, "/api/v1/tariffs", "cht_wrong", body), 401);
+    let line = server.wait_for("principal=anonymous");
+    assert!(
+        line.contains("/api/v1/tariffs") && line.contains("status=401"),
+        "{line}"
+    );
+}
+
 #[test]
 fn starts_with_no_configuration_and_prints_the_admin_token_once() {
     let dir = TempDir::new();

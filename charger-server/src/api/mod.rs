@@ -94,6 +94,53 @@ impl ApiState {
     }
 }
 
+/// Where the authenticated caller of a request is noted, for the audit line the request
+/// ends with ([`audit_line`]).
+#[derive(Clone, Default)]
+pub struct AuditSlot(std::sync::Arc<std::sync::Mutex<Option<String>>>);
+
+impl AuditSlot {
+    /// Notes the caller.
+    pub fn set(&self, who: &Principal) {
+        if let Ok(mut s) = self.0.lock() {
+            *s = Some(who.audit_name());
+        }
+    }
+
+    /// Notes the caller of the request `parts` belongs to.
+    pub fn note(parts: &Parts, who: &Principal) {
+        if let Some(slot) = parts.extensions.get::<AuditSlot>() {
+            if let Ok(mut s) = slot.0.lock() {
+                *s = Some(who.audit_name());
+            }
+        }
+    }
+}
+
+/// Middleware: every state-changing request (not GET or HEAD) ends with one log line
+/// (target `charger_server::audit`) naming its caller, its route and its status.
+async fn audit_line(mut req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let method = req.method().clone();
+    if method == axum::http::Method::GET || method == axum::http::Method::HEAD {
+        return next.run(req).await;
+    }
+    let route = req
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map_or_else(|| "unrouted".to_owned(), |m| m.as_str().to_owned());
+    let slot = AuditSlot::default();
+    req.extensions_mut().insert(slot.clone());
+    let res = next.run(req).await;
+    let principal = slot
+        .0
+        .lock()
+        .ok()
+        .and_then(|s| s.clone())
+        .unwrap_or_else(|| "anonymous".to_owned());
+    tracing::info!(target: "charger_server::audit", %principal, %method, route, status = res.status().as_u16(), "request");
+    res
+}
+
 /// The peer's address (the listener puts it in every request), when known.
 pub struct Peer(pub Option<std::net::IpAddr>);
 
@@ -129,6 +176,7 @@ pub fn router(state: ApiState, pages: Router<ApiState>) -> Router {
         .nest("/api/v1", v1)
         .fallback(not_found)
         .with_state(state)
+        .route_layer(axum::middleware::from_fn(audit_line))
         .layer(axum::middleware::map_response(move |mut res: Response| async move {
             // Under HTTPS, browsers are told to come back only over HTTPS.
             if https {
@@ -359,7 +407,10 @@ impl FromRequestParts<ApiState> for Principal {
             .authenticate(token, state.admin_token_hash.as_deref())
             .await
         {
-            Ok(p) => Ok(p),
+            Ok(p) => {
+                AuditSlot::note(parts, &p);
+                Ok(p)
+            }
             Err(Error::Unauthorized) => Err(unauthorized()),
             Err(e) => Err(e.into()),
         }

@@ -118,6 +118,9 @@ impl axum::extract::FromRequest<ApiState> for AuthedForm {
 
     async fn from_request(req: axum::extract::Request, state: &ApiState) -> Result<Self, Response> {
         let u = user(state, req.headers()).await?;
+        if let Some(slot) = req.extensions().get::<crate::api::AuditSlot>() {
+            slot.set(&u.who);
+        }
         let Form(form) = Form::<HashMap<String, String>>::from_request(req, state)
             .await
             .map_err(IntoResponse::into_response)?;
@@ -283,7 +286,7 @@ async fn login(
         }
     };
     give_back(&state, &attempt);
-    tracing::info!(target: "audit", principal = %who.audit_name(), source = ?ip, "console sign-in");
+    tracing::info!(target: "charger_server::audit", principal = %who.audit_name(), source = ?ip, "console sign-in");
     let secure = if state.https { "; Secure" } else { "" };
     let set = format!(
         "{}={cookie}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{secure}",
@@ -301,7 +304,7 @@ async fn logout(
     if let Err(e) = state.service.end_console_session(&u.cookie).await {
         return error_page(&u, &e);
     }
-    tracing::info!(target: "audit", principal = %u.who.audit_name(), "console sign-out");
+    tracing::info!(target: "charger_server::audit", principal = %u.who.audit_name(), "console sign-out");
     let clear = format!(
         "{}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0",
         session::COOKIE
