@@ -60,6 +60,8 @@ pub struct Charger {
     /// What happened, one line each.
     pub events: Vec<String>,
     pub echo: bool,
+    /// The firmware version it reports at boot.
+    pub firmware: String,
 }
 
 /// A request's params as JSON, from its wire type.
@@ -88,6 +90,7 @@ impl Charger {
             replay_pause: Duration::from_millis(20),
             events: Vec::new(),
             echo: false,
+            firmware: "sim-1.0".into(),
         }
     }
 
@@ -139,7 +142,7 @@ impl Charger {
             .call(
                 "boot",
                 params(&api::BootRequest {
-                    firmware: "sim-1.0".into(),
+                    firmware: self.firmware.clone(),
                     model: "MyBox sim".into(),
                     connectors: 1,
                 }),

@@ -116,6 +116,9 @@ async fn housekeeping(service: Service) {
             ),
             Err(e) => tracing::warn!(error = %e, "cannot prune the request log"),
         }
+        if let Err(e) = service.prune_device_events(now).await {
+            tracing::warn!(error = %e, "cannot prune chargers' events");
+        }
         if let Err(e) = service.prune_audit(now).await {
             tracing::warn!(error = %e, "cannot prune the audit log");
         }

@@ -23,6 +23,11 @@ impl Drop for Browser {
 impl Browser {
     /// Starts chromedriver and a headless Chromium session (None: skipped outside CI).
     pub async fn start() -> Option<Browser> {
+        Self::start_in("UTC").await
+    }
+
+    /// As [`Browser::start`], with the browser in time zone `tz` (an IANA name).
+    pub async fn start_in(tz: &str) -> Option<Browser> {
         let found = |p: &str| std::path::Path::new(p).exists();
         if !found("/usr/bin/chromium") || !found("/usr/bin/chromedriver") {
             assert!(
@@ -35,6 +40,7 @@ impl Browser {
         let port = crate::cluster::free_port();
         let driver = Command::new("/usr/bin/chromedriver")
             .arg(format!("--port={port}"))
+            .env("TZ", tz)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()

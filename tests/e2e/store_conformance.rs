@@ -4,7 +4,7 @@
 use charger_e2e::{on_both_databases, test_store, Db, TempDir};
 use charger_server::billing::{Currency, Tariff};
 use charger_server::devices::NewDevice;
-use charger_server::devices::PresenceChange;
+use charger_server::devices::{PresenceChange, PresenceKind};
 use charger_server::ids::{DeviceId, OwnerId, TagUid, TariffId};
 use charger_server::owners::{Owner, TokenScope};
 use charger_server::store::{SqlStore, Store, StoreError, StoredResult};
@@ -23,6 +23,7 @@ on_both_databases!(store_fixture =>
     request_results_are_kept_and_the_first_one_wins,
     a_read_only_connection_reads_refuses_writes_and_holds_unknown_tags,
     a_rolled_back_request_leaves_nothing_and_the_batch_commits,
+    fleet_and_tags_are_paged_searched_and_counted_in_the_database,
 );
 
 /// A migrated store on a fresh database, with the directory that holds it.
@@ -350,10 +351,14 @@ async fn presence_applies_in_order_and_ignores_stale_closes(fixture: StoreFixtur
         .await
         .expect("insert");
     let d1 = DeviceId::parse("d1").expect("id");
-    let change = |conn, online, secs| PresenceChange {
+    let change = |conn, online: bool, secs| PresenceChange {
         device: d1.clone(),
         conn,
-        online,
+        kind: if online {
+            PresenceKind::Connected
+        } else {
+            PresenceKind::Disconnected
+        },
         at: t(secs),
     };
     // Connection 1 opens, connection 2 replaces it, then connection 1's close arrives late.
@@ -379,6 +384,26 @@ async fn presence_applies_in_order_and_ignores_stale_closes(fixture: StoreFixtur
         .record_presence(&[change(3, true, 30)])
         .await
         .expect("presence");
+    // A message seen on a connection moves only its last seen time.
+    store
+        .record_presence(&[PresenceChange {
+            device: d1.clone(),
+            conn: 3,
+            kind: PresenceKind::Seen,
+            at: t(35),
+        }])
+        .await
+        .expect("presence");
+    let d = store.get_device(&d1).await.expect("get").expect("present");
+    assert!(d.online);
+    assert_eq!(d.last_seen, Some(t(35)));
+    // The history has each connection and disconnection that changed something.
+    let history = store.device_history(&d1, None, 10).await.expect("history");
+    let kinds: Vec<&str> = history.iter().map(|e| e.kind.as_str()).collect();
+    assert_eq!(
+        kinds,
+        ["connected", "disconnected", "connected", "connected"]
+    );
     assert_eq!(store.set_all_devices_offline().await.expect("reset"), 1);
     assert!(
         !store
@@ -567,4 +592,183 @@ fn kept_row(
         result: result.clone(),
         key_version: 1,
     }
+}
+
+/// The console's queries: a page of chargers searched (a LIKE pattern's `%` and `_` are
+/// literal) and filtered by state, after a cursor; the fleet's counts and faults; a page of
+/// tags.
+async fn fleet_and_tags_are_paged_searched_and_counted_in_the_database(fixture: StoreFixture) {
+    use charger_server::devices::{DeviceQuery, DeviceState};
+    use charger_server::tags::TagQuery;
+    let store: &dyn Store = &fixture.store;
+    store.insert_owner(&owner("acme")).await.expect("insert");
+    store.insert_owner(&owner("beta")).await.expect("insert");
+    store
+        .insert_devices(&[
+            device("a_1", "acme", 1),
+            device("a-2", "acme", 2),
+            device("a3", "acme", 1),
+            device("ab4", "acme", 1),
+        ])
+        .await
+        .expect("insert");
+    store
+        .insert_devices(&[device("b1", "beta", 1)])
+        .await
+        .expect("insert");
+    let id = |s: &str| DeviceId::parse(s).expect("id");
+    let mut tx = store.begin().await.expect("begin");
+    tx.set_device_boot(&id("a-2"), "FW-9.1-Beta", "Wallbox X")
+        .await
+        .expect("boot");
+    tx.set_device_boot(&id("a3"), "v1%-rc", "Wallbox Y")
+        .await
+        .expect("boot");
+    tx.set_connector_state(&id("a-2"), 2, "faulted", Some("GroundFailure"), t(10))
+        .await
+        .expect("state");
+    tx.set_connector_state(&id("ab4"), 1, "charging", None, t(11))
+        .await
+        .expect("state");
+    tx.set_connector_state(&id("b1"), 1, "faulted", Some("OverVoltage"), t(12))
+        .await
+        .expect("state");
+    tx.commit().await.expect("commit");
+
+    let acme = OwnerId::parse("acme").expect("owner");
+    let page =
+        |search: Option<&str>, state: DeviceState, after: Option<&str>, limit: i64| DeviceQuery {
+            owner: Some(acme.clone()),
+            search: search.map(str::to_owned),
+            state,
+            after: after.map(id),
+            limit,
+        };
+    let ids = |v: Vec<charger_server::devices::Device>| {
+        v.into_iter().map(|d| d.id.to_string()).collect::<Vec<_>>()
+    };
+    let all = store
+        .device_page(&page(None, DeviceState::All, None, 10))
+        .await
+        .expect("page");
+    // (the order is the database's own: collations differ in where they put '-' and '_')
+    let all = ids(all);
+    let mut sorted = all.clone();
+    sorted.sort();
+    assert_eq!(sorted, ["a-2", "a3", "a_1", "ab4"]);
+    let first = ids(store
+        .device_page(&page(None, DeviceState::All, None, 2))
+        .await
+        .expect("page"));
+    assert_eq!(first, all[..2]);
+    let second = ids(store
+        .device_page(&page(None, DeviceState::All, Some(&first[1]), 2))
+        .await
+        .expect("page"));
+    assert_eq!(second, all[2..], "the next page starts after the cursor");
+    for (search, expected) in [
+        ("_", vec!["a_1"]),
+        ("%", vec!["a3"]),
+        ("1%-", vec!["a3"]),
+        ("fw-9", vec!["a-2"]),
+        ("WALLBOX X", vec!["a-2"]),
+        ("b1", vec![]),
+    ] {
+        let found = store
+            .device_page(&page(Some(search), DeviceState::All, None, 10))
+            .await
+            .expect("search");
+        assert_eq!(ids(found), expected, "search {search:?}");
+    }
+    for (state, expected) in [
+        (DeviceState::Faulted, vec!["a-2"]),
+        (DeviceState::Charging, vec!["ab4"]),
+        (DeviceState::Online, vec![]),
+    ] {
+        let found = store
+            .device_page(&page(None, state, None, 10))
+            .await
+            .expect("filter");
+        assert_eq!(ids(found), expected, "state {state:?}");
+    }
+    let counts = store.fleet_counts(Some(&acme)).await.expect("counts");
+    assert_eq!(
+        (
+            counts.chargers,
+            counts.online,
+            counts.charging,
+            counts.faulted
+        ),
+        (4, 0, 1, 1)
+    );
+    let everyone = store.fleet_counts(None).await.expect("counts");
+    assert_eq!((everyone.chargers, everyone.faulted), (5, 2));
+    let faults = store.recent_faults(Some(&acme), 10).await.expect("faults");
+    assert_eq!(faults.len(), 1);
+    assert_eq!(
+        (
+            faults[0].device.as_str(),
+            faults[0].connector,
+            faults[0].error.as_str()
+        ),
+        ("a-2", 2, "GroundFailure")
+    );
+    let history = store
+        .device_history(&id("a-2"), None, 10)
+        .await
+        .expect("history");
+    assert!(
+        history
+            .iter()
+            .any(|l| l.kind == "status" && l.detail.contains("GroundFailure")),
+        "{history:?}"
+    );
+
+    for (uid, owner) in [
+        ("0A000001", "acme"),
+        ("0A000002", "acme"),
+        ("0A000003", "acme"),
+        ("0B000001", "beta"),
+    ] {
+        store.insert_tag(&tag(uid, owner)).await.expect("tag");
+    }
+    let tags = |search: Option<&str>, after: Option<&str>| TagQuery {
+        owner: Some(acme.clone()),
+        search: search.map(str::to_owned),
+        after: after.map(|u| (TagUid::parse(u).expect("uid"), acme.clone())),
+        limit: 2,
+    };
+    let uids = |v: Vec<Tag>| v.into_iter().map(|t| t.uid.to_string()).collect::<Vec<_>>();
+    assert_eq!(
+        uids(store.tag_page(&tags(None, None)).await.expect("tags")),
+        ["0A000001", "0A000002"]
+    );
+    assert_eq!(
+        uids(
+            store
+                .tag_page(&tags(None, Some("0A000002")))
+                .await
+                .expect("tags")
+        ),
+        ["0A000003"]
+    );
+    assert_eq!(
+        uids(
+            store
+                .tag_page(&tags(Some("a000003"), None))
+                .await
+                .expect("tags")
+        ),
+        ["0A000003"]
+    );
+    assert_eq!(
+        uids(
+            store
+                .tag_page(&tags(Some("alice"), None))
+                .await
+                .expect("tags")
+        )
+        .len(),
+        2
+    );
 }

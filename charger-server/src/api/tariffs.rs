@@ -7,14 +7,14 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 
 use super::{query, ApiJson, ApiPath, ApiResult, ApiState, OwnerQuery};
-use crate::billing::{CreateTariffRequest, Tariff};
+use crate::billing::{CreateTariffRequest, Tariff, UpdateTariffRequest};
 use crate::ids::TariffId;
 use crate::service::Principal;
 
 pub fn routes() -> Router<ApiState> {
     Router::new()
         .route("/tariffs", post(create_tariff).get(list_tariffs))
-        .route("/tariffs/{id}", get(get_tariff))
+        .route("/tariffs/{id}", get(get_tariff).patch(update_tariff))
 }
 
 async fn create_tariff(
@@ -43,4 +43,17 @@ async fn get_tariff(
 ) -> ApiResult<Json<Tariff>> {
     let owner = query(q)?.owner;
     Ok(Json(state.service.get_tariff(&who, &id, owner).await?))
+}
+
+async fn update_tariff(
+    who: Principal,
+    State(state): State<ApiState>,
+    ApiPath(id): ApiPath<TariffId>,
+    q: Result<Query<OwnerQuery>, QueryRejection>,
+    ApiJson(req): ApiJson<UpdateTariffRequest>,
+) -> ApiResult<Json<Tariff>> {
+    let owner = query(q)?.owner;
+    Ok(Json(
+        state.service.update_tariff(&who, &id, owner, req).await?,
+    ))
 }

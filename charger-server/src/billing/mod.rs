@@ -86,6 +86,31 @@ fn plain_decimal<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<
     text.parse::<Decimal>().map_err(D::Error::custom)
 }
 
+/// `PATCH /api/v1/tariffs/{id}`: the fields to change.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateTariffRequest {
+    #[serde(default, deserialize_with = "crate::tags::not_null")]
+    pub currency: Option<Currency>,
+    #[serde(default, deserialize_with = "optional_plain_decimal")]
+    pub energy_per_kwh: Option<Decimal>,
+    #[serde(default, deserialize_with = "optional_plain_decimal")]
+    pub time_per_hour: Option<Decimal>,
+    #[serde(default, deserialize_with = "optional_plain_decimal")]
+    pub session_fee: Option<Decimal>,
+    #[serde(default, deserialize_with = "optional_plain_decimal")]
+    pub tax_rate: Option<Decimal>,
+    #[serde(default, deserialize_with = "crate::tags::not_null")]
+    pub default: Option<bool>,
+}
+
+/// A present price (never `null`), as [`plain_decimal`] reads it.
+fn optional_plain_decimal<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> std::result::Result<Option<Decimal>, D::Error> {
+    plain_decimal(d).map(Some)
+}
+
 /// Most decimal places a price may have.
 const MAX_PRICE_SCALE: u32 = 6;
 
@@ -154,6 +179,53 @@ impl Service {
 
     pub async fn list_tariffs(&self, who: &Principal) -> Result<Vec<Tariff>> {
         Ok(self.store.list_tariffs(who.owner_filter()).await?)
+    }
+
+    /// Changes a tariff's prices or default flag (those given). Sessions keep the prices
+    /// they started with: a change applies to sessions that start after it.
+    pub async fn update_tariff(
+        &self,
+        who: &Principal,
+        id: &TariffId,
+        owner: Option<OwnerId>,
+        req: UpdateTariffRequest,
+    ) -> Result<Tariff> {
+        let mut tariff = self.get_tariff(who, id, owner).await?;
+        if let Some(currency) = req.currency {
+            tariff.currency = currency;
+        }
+        for (field, value, slot) in [
+            (
+                "energy_per_kwh",
+                req.energy_per_kwh,
+                &mut tariff.energy_per_kwh,
+            ),
+            (
+                "time_per_hour",
+                req.time_per_hour,
+                &mut tariff.time_per_hour,
+            ),
+            ("session_fee", req.session_fee, &mut tariff.session_fee),
+            ("tax_rate", req.tax_rate, &mut tariff.tax_rate),
+        ] {
+            if let Some(v) = value {
+                *slot = check_price(field, v)?;
+            }
+        }
+        if tariff.tax_rate > Decimal::ONE {
+            return Err(Error::invalid(
+                "tax_rate",
+                "is a fraction between 0 and 1 (0.21 is 21 %)",
+            ));
+        }
+        if let Some(default) = req.default {
+            tariff.default = default;
+        }
+        if !self.store.update_tariff(&tariff).await? {
+            return Err(Error::not_found("tariff"));
+        }
+        tracing::info!(tariff = %tariff.id, owner = %tariff.owner, "tariff changed");
+        Ok(tariff)
     }
 }
 

@@ -21,9 +21,12 @@ use super::{Kick, Mailbox, Shared, REVOKE_GRACE};
 
 /// How long a revoked connection stays open for the PUBACK of its last answer.
 const REVOKE_LINGER: Duration = Duration::from_secs(1);
-use crate::devices::PresenceChange;
+use crate::devices::{PresenceChange, PresenceKind};
 use crate::error::Error;
 use crate::ids::{DeviceId, OwnerId};
+
+/// How often a busy charger's `last_seen` is written at most.
+const SEEN_EVERY: Duration = Duration::from_secs(10);
 
 /// Keep-alive used when a client asks for none (0): idle sockets are still timed out.
 const DEFAULT_KEEP_ALIVE_S: u16 = 600;
@@ -46,6 +49,9 @@ struct Session {
     device: DeviceId,
     /// This connection's number in the registry.
     conn: i64,
+    /// When its last message was written down as `last_seen` (at most every
+    /// [`SEEN_EVERY`]).
+    seen_marked: Instant,
     owner: OwnerId,
     /// Superseded credentials: the one endpoint they may publish to and read the answer
     /// of (their exchange's).
@@ -262,6 +268,7 @@ pub(super) async fn serve_until<S>(
     let mut session = Session {
         device,
         conn: conn_seq,
+        seen_marked: Instant::now(),
         owner,
         only,
         codec,
@@ -311,10 +318,15 @@ pub(super) async fn serve_until<S>(
 /// Queues this connection's "online" or "offline". The presence writer commits them in
 /// order, in batches; the CONNACK does not wait for the database.
 async fn presence(shared: &Shared, device: &DeviceId, conn: i64, online: bool) {
+    let kind = if online {
+        PresenceKind::Connected
+    } else {
+        PresenceKind::Disconnected
+    };
     let change = PresenceChange {
         device: device.clone(),
         conn,
-        online,
+        kind,
         at: chrono::Utc::now(),
     };
     let _ = shared.presence.send(change).await;
@@ -586,6 +598,17 @@ async fn incoming(
                     return Err(End::Abnormal("sustained request rate"));
                 }
                 tokio::time::sleep(wait).await;
+            }
+            // A charger's last message is its "last seen" (written at most every few seconds).
+            if s.seen_marked.elapsed() >= SEEN_EVERY {
+                s.seen_marked = Instant::now();
+                let change = PresenceChange {
+                    device: s.device.clone(),
+                    conn: s.conn,
+                    kind: PresenceKind::Seen,
+                    at: chrono::Utc::now(),
+                };
+                let _ = shared.presence.try_send(change);
             }
             // Handed on (queued for the pipeline), then acknowledged: a request is never
             // acknowledged and then lost in this server.

@@ -80,6 +80,9 @@ pub struct SessionView {
     pub total: Option<String>,
     /// How an operator resolved it, when it was disputed: `{action, by, at}`.
     pub resolution: Option<super::Resolved>,
+    /// While it charges: the bill so far (net, session fee included) to its latest meter
+    /// sample, as `meter-values` answers it; null otherwise.
+    pub running_net: Option<String>,
 }
 
 impl From<&Session> for SessionView {
@@ -115,6 +118,19 @@ impl From<&Session> for SessionView {
             tax: s.tax.map(|v| money_text(v, c)),
             total: s.total.map(|v| money_text(v, c)),
             resolution: s.resolution.clone(),
+            running_net: (s.status == SessionStatus::Active && s.dispute.is_none())
+                .then(|| {
+                    crate::billing::cost::running_net(
+                        &s.prices,
+                        s.meter_start_wh,
+                        s.last_meter_wh,
+                        s.started_at,
+                        s.last_sample_at.unwrap_or(s.started_at),
+                    )
+                    .ok()
+                })
+                .flatten()
+                .map(|v| money_text(v, c)),
         }
     }
 }

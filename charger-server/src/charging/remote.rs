@@ -63,6 +63,40 @@ pub struct CommandResult {
 }
 
 impl Service {
+    /// The session that started on `device`'s `connector` at or after `since`, if one has
+    /// (what a remote start ended in), waiting up to `within` for it.
+    pub async fn session_started(
+        &self,
+        who: &Principal,
+        device: &DeviceId,
+        connector: i64,
+        since: chrono::DateTime<chrono::Utc>,
+        within: Duration,
+    ) -> Result<Option<i64>> {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let q = super::history::SessionQuery {
+                device: Some(device.clone()),
+                status: Some("active".to_owned()),
+                limit: Some(10),
+                ..Default::default()
+            };
+            let page = self.list_sessions(who, q).await?;
+            let started = page.sessions.iter().find(|s| {
+                s.connector == connector
+                    && chrono::DateTime::parse_from_rfc3339(&s.started_at)
+                        .is_ok_and(|t| t >= since - chrono::Duration::minutes(1))
+            });
+            if let Some(s) = started {
+                return Ok(Some(s.id));
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Ok(None);
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+
     /// Sends a command to a charger and returns its answer: 404 for an unknown command,
     /// 422 for bad data, 409 when the charger is offline, 504 when it does not answer.
     /// The command and its outcome go in the charger's audit log.
@@ -129,8 +163,22 @@ impl Service {
                 let req: api::RemoteStartRequest = parse_data(data)?;
                 let tag = super::sessions::tag_in("tag", &req.tag)?;
                 connector_ok(req.connector)?;
-                if self.store.get_tag(&d.owner, &tag).await?.is_none() {
-                    return Err(Error::not_found("tag"));
+                // The checks the charger's own session start would meet, now: a start the
+                // server would refuse is not asked of the charger (404 unknown, 403
+                // blocked, expired or not allowed here, 409 busy tag or connector).
+                let mut tx = self.store.begin_read().await?;
+                let charger = tx
+                    .charger(&d.id, "")
+                    .await?
+                    .map(|(c, _)| c)
+                    .ok_or_else(|| Error::not_found("device"))?;
+                self.tag_may_start(tx.as_mut(), &charger, &tag, self.now())
+                    .await?;
+                if tx.active_session_on(&d.id, req.connector).await?.is_some() {
+                    return Err(Error::conflict(
+                        "connector_busy",
+                        "a session is already active on this connector",
+                    ));
                 }
             }
             "remote-stop" => {

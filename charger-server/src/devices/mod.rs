@@ -1,6 +1,7 @@
 //! Chargers: provisioning (the firmware bundle, shown once), listing, tariff assignment,
 //! and (in [`transfers`]) ownership transfer with consent and credential rotation.
 
+pub mod fleet;
 mod transfers;
 
 pub use transfers::{
@@ -54,13 +55,104 @@ pub struct Connector {
     pub updated_at: DateTime<Utc>,
 }
 
-/// One presence change: connection `conn` of `device` opened (`online`) or closed.
+/// One presence change of `device`'s connection `conn` (0 behind an external broker).
 #[derive(Debug, Clone)]
 pub struct PresenceChange {
     pub device: DeviceId,
     pub conn: i64,
-    pub online: bool,
+    pub kind: PresenceKind,
     pub at: DateTime<Utc>,
+}
+
+/// What happened to a charger's presence.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PresenceKind {
+    /// Its connection opened: online.
+    Connected,
+    /// Its connection closed (or its will came, or it went silent): offline, unless a
+    /// newer connection has taken over.
+    Disconnected,
+    /// A message from it: it was seen now (and is online, behind an external broker).
+    Seen,
+}
+
+/// A page of chargers (`DeviceQuery`) or their counts, for a fleet of any size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DeviceState {
+    #[default]
+    All,
+    Online,
+    Offline,
+    /// A connector is charging.
+    Charging,
+    /// A connector is faulted.
+    Faulted,
+}
+
+impl DeviceState {
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "" | "all" => DeviceState::All,
+            "online" => DeviceState::Online,
+            "offline" => DeviceState::Offline,
+            "charging" => DeviceState::Charging,
+            "faulted" => DeviceState::Faulted,
+            _ => return None,
+        })
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeviceState::All => "all",
+            DeviceState::Online => "online",
+            DeviceState::Offline => "offline",
+            DeviceState::Charging => "charging",
+            DeviceState::Faulted => "faulted",
+        }
+    }
+}
+
+/// What the store filters a page of chargers by.
+#[derive(Debug, Clone, Default)]
+pub struct DeviceQuery {
+    pub owner: Option<OwnerId>,
+    /// Part of the id, model or firmware (any case).
+    pub search: Option<String>,
+    pub state: DeviceState,
+    /// Only ids after this one (the page's cursor).
+    pub after: Option<DeviceId>,
+    pub limit: i64,
+}
+
+/// A fleet's counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+pub struct FleetCounts {
+    pub chargers: i64,
+    pub online: i64,
+    pub charging: i64,
+    pub faulted: i64,
+}
+
+/// A connector's last reported error.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Fault {
+    pub device: DeviceId,
+    pub connector: i64,
+    pub state: String,
+    pub error: String,
+    pub at: DateTime<Utc>,
+}
+
+/// One line of a charger's history.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DeviceEvent {
+    pub at: DateTime<Utc>,
+    /// `connected`, `disconnected`, `online`, `status`, `request:<endpoint>`,
+    /// `command:<name>` ...
+    pub kind: String,
+    pub detail: String,
+    /// A request's answer code.
+    pub code: Option<i64>,
 }
 
 /// A device row to insert.

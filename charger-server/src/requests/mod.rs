@@ -130,7 +130,11 @@ impl Marks {
                 .send(PresenceChange {
                     device: device.clone(),
                     conn: 0,
-                    online,
+                    kind: if online {
+                        crate::devices::PresenceKind::Seen
+                    } else {
+                        crate::devices::PresenceKind::Disconnected
+                    },
                     at: chrono::Utc::now(),
                 })
                 .await;

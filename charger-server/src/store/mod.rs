@@ -222,6 +222,34 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<Vec<ReportSum>>;
     /// Sessions charging now (all owners).
     async fn count_active_sessions(&self) -> StoreResult<i64>;
+    /// A page of chargers, searched and filtered on the database, by id.
+    async fn device_page(&self, q: &crate::devices::DeviceQuery) -> StoreResult<Vec<Device>>;
+    /// How many chargers (of one owner, or all) are online, charging, faulted.
+    async fn fleet_counts(
+        &self,
+        owner: Option<&OwnerId>,
+    ) -> StoreResult<crate::devices::FleetCounts>;
+    /// The connectors' latest reported errors, newest first.
+    async fn recent_faults(
+        &self,
+        owner: Option<&OwnerId>,
+        limit: i64,
+    ) -> StoreResult<Vec<crate::devices::Fault>>;
+    /// A charger's history before `before`, newest first: its events and answered
+    /// requests (`limit` of each at most, merged, cut to `limit`).
+    async fn device_history(
+        &self,
+        device: &DeviceId,
+        before: Option<DateTime<Utc>>,
+        limit: i64,
+    ) -> StoreResult<Vec<crate::devices::DeviceEvent>>;
+    /// Deletes chargers' events older than `before`; returns how many.
+    async fn prune_device_events(&self, before: DateTime<Utc>) -> StoreResult<u64>;
+    /// A page of tags, searched on the database, by uid and owner.
+    async fn tag_page(&self, q: &crate::tags::TagQuery) -> StoreResult<Vec<Tag>>;
+    /// Replaces a tariff's prices and default flag (a default one makes its owner's other
+    /// default not one); false when the owner has no such tariff.
+    async fn update_tariff(&self, tariff: &Tariff) -> StoreResult<bool>;
     /// Records an operator's resolution of a disputed session (its bill and cost lines);
     /// false (nothing changed) when it is not disputed any more.
     async fn resolve_session(

@@ -4,6 +4,7 @@
 
 mod access;
 mod charging;
+mod console;
 mod transfers;
 
 use std::collections::HashMap;
@@ -474,6 +475,31 @@ impl SqlStore {
         Ok(map)
     }
 
+    /// The connectors of the devices `ids`, by device id (one query).
+    async fn connectors_in(&self, ids: &[&str]) -> StoreResult<HashMap<String, Vec<Connector>>> {
+        let mut map: HashMap<String, Vec<Connector>> = HashMap::new();
+        if ids.is_empty() {
+            return Ok(map);
+        }
+        let marks = (1..=ids.len())
+            .map(|i| format!("${i}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sql = format!(
+            "SELECT device_id, connector, state, error, updated_at FROM connectors
+             WHERE device_id IN ({marks}) ORDER BY device_id, connector"
+        );
+        let mut query = sqlx::query_as::<_, ConnectorRow>(&sql);
+        for id in ids {
+            query = query.bind(*id);
+        }
+        for row in query.fetch_all(&self.pool).await? {
+            let device = row.device_id.clone();
+            map.entry(device).or_default().push(row.into_connector()?);
+        }
+        Ok(map)
+    }
+
     /// Tag rows with their chargers.
     async fn with_devices(
         &self,
@@ -788,34 +814,76 @@ impl Store for SqlStore {
     }
 
     async fn record_presence(&self, changes: &[PresenceChange]) -> StoreResult<()> {
+        use crate::devices::PresenceKind;
         let mut tx = self.pool.begin().await?;
         for c in changes {
-            let sql = if c.online {
-                "UPDATE devices SET online = 1, online_conn = $2, last_seen = $3 WHERE id = $1"
-            } else {
-                "UPDATE devices SET online = 0, online_conn = NULL, last_seen = $3
-                 WHERE id = $1 AND online_conn = $2"
+            let (sql, event) = match c.kind {
+                PresenceKind::Connected => (
+                    "UPDATE devices SET online = 1, online_conn = $2, last_seen = $3 WHERE id = $1",
+                    Some("connected"),
+                ),
+                PresenceKind::Disconnected => (
+                    "UPDATE devices SET online = 0, online_conn = NULL, last_seen = $3
+                     WHERE id = $1 AND online_conn = $2",
+                    Some("disconnected"),
+                ),
+                // Seen while offline (behind an external broker): online from now.
+                PresenceKind::Seen => (
+                    "UPDATE devices SET online = 1, online_conn = $2, last_seen = $3
+                     WHERE id = $1 AND online = 0",
+                    Some("online"),
+                ),
             };
-            sqlx::query(sql)
+            let changed = sqlx::query(sql)
                 .bind(c.device.as_str())
                 .bind(c.conn)
                 .bind(to_millis(c.at))
                 .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            if changed == 0 && c.kind == PresenceKind::Seen {
+                sqlx::query("UPDATE devices SET last_seen = $2 WHERE id = $1")
+                    .bind(c.device.as_str())
+                    .bind(to_millis(c.at))
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            if let (Some(kind), 1..) = (event, changed) {
+                sqlx::query(
+                    "INSERT INTO device_events (device_id, at, kind, detail) VALUES ($1, $2, $3, NULL)",
+                )
+                .bind(c.device.as_str())
+                .bind(to_millis(c.at))
+                .bind(kind)
+                .execute(&mut *tx)
                 .await?;
+            }
         }
         tx.commit().await?;
         Ok(())
     }
 
     async fn set_silent_devices_offline(&self, before: DateTime<Utc>) -> StoreResult<u64> {
-        Ok(sqlx::query(
+        let mut tx = self.begin_write().await?;
+        sqlx::query(
+            "INSERT INTO device_events (device_id, at, kind, detail)
+             SELECT id, $2, 'disconnected', 'silent for twice the heartbeat' FROM devices
+             WHERE online = 1 AND (last_seen IS NULL OR last_seen < $1)",
+        )
+        .bind(to_millis(before))
+        .bind(to_millis(Utc::now()))
+        .execute(&mut *tx)
+        .await?;
+        let n = sqlx::query(
             "UPDATE devices SET online = 0, online_conn = NULL
              WHERE online = 1 AND (last_seen IS NULL OR last_seen < $1)",
         )
         .bind(to_millis(before))
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?
-        .rows_affected())
+        .rows_affected();
+        tx.commit().await?;
+        Ok(n)
     }
 
     async fn set_all_devices_offline(&self) -> StoreResult<u64> {
@@ -1257,6 +1325,76 @@ impl Store for SqlStore {
         .execute(&self.pool)
         .await?;
         Ok(done.rows_affected())
+    }
+
+    async fn device_page(&self, q: &crate::devices::DeviceQuery) -> StoreResult<Vec<Device>> {
+        SqlStore::device_page(self, q).await
+    }
+
+    async fn fleet_counts(
+        &self,
+        owner: Option<&OwnerId>,
+    ) -> StoreResult<crate::devices::FleetCounts> {
+        self.fleet_counts_of(owner).await
+    }
+
+    async fn recent_faults(
+        &self,
+        owner: Option<&OwnerId>,
+        limit: i64,
+    ) -> StoreResult<Vec<crate::devices::Fault>> {
+        self.recent_faults_of(owner, limit).await
+    }
+
+    async fn device_history(
+        &self,
+        device: &DeviceId,
+        before: Option<DateTime<Utc>>,
+        limit: i64,
+    ) -> StoreResult<Vec<crate::devices::DeviceEvent>> {
+        self.device_history_of(device, before, limit).await
+    }
+
+    async fn prune_device_events(&self, before: DateTime<Utc>) -> StoreResult<u64> {
+        self.prune_device_events_before(before).await
+    }
+
+    async fn tag_page(&self, q: &crate::tags::TagQuery) -> StoreResult<Vec<Tag>> {
+        SqlStore::tag_page(self, q).await
+    }
+
+    async fn update_tariff(&self, tariff: &Tariff) -> StoreResult<bool> {
+        let mut tx = self.begin_write().await?;
+        if tariff.default {
+            sqlx::query(
+                "UPDATE tariffs SET is_default = 0
+                 WHERE owner_id = $1 AND is_default = 1 AND id <> $2",
+            )
+            .bind(tariff.owner.as_str())
+            .bind(tariff.id.as_str())
+            .execute(&mut *tx)
+            .await?;
+        }
+        let done = sqlx::query(
+            "UPDATE tariffs SET currency = $3, energy_per_kwh = $4, time_per_hour = $5,
+                                session_fee = $6, tax_rate = $7, is_default = $8
+             WHERE owner_id = $1 AND id = $2",
+        )
+        .bind(tariff.owner.as_str())
+        .bind(tariff.id.as_str())
+        .bind(tariff.currency.code())
+        .bind(tariff.energy_per_kwh.to_string())
+        .bind(tariff.time_per_hour.to_string())
+        .bind(tariff.session_fee.to_string())
+        .bind(tariff.tax_rate.to_string())
+        .bind(i64::from(tariff.default))
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() != 1 {
+            return Ok(false);
+        }
+        tx.commit().await?;
+        Ok(true)
     }
 
     async fn resolve_session(

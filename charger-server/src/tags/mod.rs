@@ -97,6 +97,17 @@ pub struct PatchTagRequest {
     pub label: Option<Option<String>>,
 }
 
+/// What the store filters a page of tags by.
+#[derive(Debug, Clone, Default)]
+pub struct TagQuery {
+    pub owner: Option<OwnerId>,
+    /// Part of the uid or label (any case).
+    pub search: Option<String>,
+    /// Only tags after this (uid, owner) (the page's cursor).
+    pub after: Option<(TagUid, OwnerId)>,
+    pub limit: i64,
+}
+
 /// An optional field that, when present, may not be `null` (absent leaves it unchanged).
 pub(crate) fn not_null<'de, D, T>(d: D) -> std::result::Result<Option<T>, D::Error>
 where
@@ -218,6 +229,39 @@ impl Service {
 
     pub async fn list_tags(&self, who: &Principal) -> Result<Vec<Tag>> {
         Ok(self.store.list_tags(who.owner_filter()).await?)
+    }
+
+    /// A page of the caller's tags whose uid or label contains `search`, after `after`
+    /// (a uid and owner), by uid; and the cursor of the next page.
+    pub async fn tags_page(
+        &self,
+        who: &Principal,
+        search: Option<&str>,
+        after: Option<(TagUid, OwnerId)>,
+        limit: i64,
+    ) -> Result<(Vec<Tag>, Option<(TagUid, OwnerId)>)> {
+        if !(1..=500).contains(&limit) {
+            return Err(Error::invalid("limit", "must be between 1 and 500"));
+        }
+        let search = search
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(|s| crate::error::bounded(s, 64));
+        let mut tags = self
+            .store
+            .tag_page(&TagQuery {
+                owner: who.owner_filter().cloned(),
+                search,
+                after,
+                limit: limit + 1,
+            })
+            .await?;
+        let more = tags.len() as i64 > limit;
+        tags.truncate(usize::try_from(limit).unwrap_or(0));
+        let next = more
+            .then(|| tags.last().map(|t| (t.uid.clone(), t.owner.clone())))
+            .flatten();
+        Ok((tags, next))
     }
 
     pub async fn patch_tag(

@@ -511,6 +511,25 @@ impl ChargerTx for SqlTx {
         error: Option<&str>,
         now: DateTime<Utc>,
     ) -> StoreResult<()> {
+        // A change (not a repeat of the same state) is an event of the charger's history.
+        let detail = format!(
+            "connector {connector}: {state}{}",
+            error.map(|e| format!(" ({e})")).unwrap_or_default()
+        );
+        sqlx::query(
+            "INSERT INTO device_events (device_id, at, kind, detail)
+             SELECT $1, $5, 'status', $6
+             WHERE NOT EXISTS (SELECT 1 FROM connectors WHERE device_id = $1 AND connector = $2
+                               AND state = $3 AND error IS NOT DISTINCT FROM $4)",
+        )
+        .bind(id.as_str())
+        .bind(connector)
+        .bind(state)
+        .bind(error)
+        .bind(to_millis(now))
+        .bind(detail)
+        .execute(self.w()?)
+        .await?;
         sqlx::query(
             "UPDATE connectors SET state = $3, error = $4, updated_at = $5
              WHERE device_id = $1 AND connector = $2",

@@ -1,0 +1,424 @@
+//! A charger (`/chargers/{id}`): its facts, connectors with their error codes, the sessions
+//! charging now with their running cost (live), its commands with the outcome the charger
+//! and the server reached, its tariff, credentials and transfer; recent sessions and
+//! actions. Its history (`/chargers/{id}/history`): connections, status changes, answered
+//! requests, commands, with filters.
+
+use std::collections::HashMap;
+
+use axum::extract::{Path, Query, State};
+use axum::response::Response;
+use axum::routing::{get, post};
+use axum::Router;
+use chrono::{DateTime, Utc};
+use maud::{html, Markup};
+
+use super::device_id;
+use crate::api::ApiState;
+use crate::audit::AuditEntry;
+use crate::charging::history::{SessionQuery, SessionView};
+use crate::console::flash::Flash;
+use crate::console::ui::{self, connector_state, csrf, link_safe, online, plain, time, time_or};
+use crate::console::{AuthedForm, User, Viewer};
+use crate::error::Error;
+use crate::ids::{DeviceId, OwnerId};
+
+pub fn routes() -> Router<ApiState> {
+    Router::new()
+        .route("/chargers/{id}", get(charger))
+        .route("/chargers/{id}/history", get(history))
+        .route("/chargers/{id}/commands/{command}", post(command))
+        .route("/chargers/{id}/credentials", post(rotate))
+        .route("/chargers/{id}/transfers", post(offer))
+        .route("/chargers/{id}/tariff", post(assign_tariff))
+}
+
+fn page_of(id: &DeviceId) -> String {
+    format!("/chargers/{id}")
+}
+
+async fn charger(State(state): State<ApiState>, v: Viewer, Path(id): Path<String>) -> Response {
+    let (v, id) = match device_id(v, &id) {
+        Ok(found) => found,
+        Err(r) => return r,
+    };
+    let s = &state.service;
+    let device = match s.get_device(&v.user.who, &id).await {
+        Ok(d) => d,
+        Err(e) => return v.error(&e),
+    };
+    let q = SessionQuery {
+        device: Some(id.clone()),
+        limit: Some(20),
+        ..SessionQuery::default()
+    };
+    let sessions = match s.list_sessions(&v.user.who, q).await {
+        Ok(p) => p.sessions,
+        Err(e) => return v.error(&e),
+    };
+    let actions = match s.device_audit(&v.user.who, &id).await {
+        Ok(a) => a,
+        Err(e) => return v.error(&e),
+    };
+    let tariffs = match s.list_tariffs(&v.user.who).await {
+        Ok(t) => t
+            .into_iter()
+            .filter(|t| t.owner == device.owner)
+            .collect::<Vec<_>>(),
+        Err(e) => return v.error(&e),
+    };
+    let tariff_text = match &device.tariff {
+        Some(t) => t.to_string(),
+        None => match tariffs.iter().find(|t| t.default) {
+            Some(t) => format!("{} (the owner's default)", t.id),
+            None => "none: sessions are free".to_owned(),
+        },
+    };
+    let active: Vec<&SessionView> = sessions
+        .iter()
+        .filter(|s| s.status.as_str() == "active")
+        .collect();
+    let live = html! {
+        dl.facts {
+            dt { "Status" } dd { (online(device.online)) }
+            dt { "Last seen" } dd { (time_or(device.last_seen, "never")) }
+            dt { "Owner" } dd { (device.owner) }
+            dt { "Protocol" } dd { "MyBox (MQTT)" @if device.require_v2 { ", envelope v2 required" } }
+            dt { "Tariff" } dd { (plain(&tariff_text)) }
+            dt { "Firmware" } dd.text { (plain(device.firmware.as_deref().unwrap_or("—"))) }
+            dt { "Model" } dd.text { (plain(device.model.as_deref().unwrap_or("—"))) }
+            dt { "Rated power" } dd { (ui::grouped(i128::from(device.max_power_w))) " W per connector" }
+        }
+        h2 { "Connectors" }
+        div.scroll { table {
+            thead { tr {
+                th { "Connector" }
+                th { @if device.online { "State" } @else { "State (last reported: the charger is offline)" } }
+                th { "Since" }
+            } }
+            tbody {
+                @for c in &device.connectors {
+                    tr { td { (c.id) } td { (connector_state(&c.state, c.error.as_deref())) } td { (time(c.updated_at)) } }
+                }
+            }
+        } }
+        h2 { "Charging now" }
+        @if active.is_empty() { p { "No session in progress." } }
+        @for s in &active {
+            form.inline.session method="post" action={ "/chargers/" (device.id) "/commands/remote-stop" } {
+                (csrf(&v.user))
+                input type="hidden" name="session_id" value=(s.id);
+                span {
+                    "Session " a href={ "/sessions/" (s.id) } { "#" (s.id) } " on connector " (s.connector)
+                    ", tag " (s.tag) ", since " (ui::time_text(&s.started_at)) ": "
+                    span.energy { (ui::kwh(i128::from(s.last_meter_wh - s.meter_start_wh))) }
+                    @if let Some(net) = &s.running_net { ", " span.cost { (ui::money(net, &s.currency)) } " so far" }
+                }
+                " "
+                button.danger type="submit" data-confirm={ "Stop session #" (s.id) " now?" } { "Stop session #" (s.id) }
+            }
+        }
+    };
+    let after = html! {
+        h2 { "Commands" }
+        div.grid {
+            form.card method="post" action={ "/chargers/" (device.id) "/commands/remote-start" } {
+                (csrf(&v.user))
+                h3 { "Remote start" }
+                label for="start-tag" { "Tag uid" }
+                input #start-tag name="tag" required pattern="[0-9A-Fa-f]{8,20}";
+                label for="start-connector" { "Connector" }
+                input #start-connector name="connector" type="number" min="1" max=(device.connector_count) value="1" required;
+                button type="submit" { "Start" }
+            }
+            form.card method="post" action={ "/chargers/" (device.id) "/commands/unlock" } {
+                (csrf(&v.user))
+                h3 { "Unlock a connector" }
+                label for="unlock-connector" { "Connector" }
+                input #unlock-connector name="connector" type="number" min="1" max=(device.connector_count) value="1" required;
+                button type="submit" { "Unlock" }
+            }
+            form.card method="post" action={ "/chargers/" (device.id) "/tariff" } {
+                (csrf(&v.user))
+                h3 { "Tariff" }
+                label for="tariff" { "Bill its sessions by" }
+                select #tariff name="tariff" {
+                    option value="" selected[device.tariff.is_none()] { "the owner's default" }
+                    @for t in &tariffs {
+                        option value=(t.id) selected[device.tariff.as_ref() == Some(&t.id)] {
+                            (t.id) " (" (t.currency.code()) ")"
+                        }
+                    }
+                }
+                button type="submit" { "Assign" }
+            }
+            form.card.danger-zone method="post" action={ "/chargers/" (device.id) "/credentials" } {
+                (csrf(&v.user))
+                h3 { "Credentials" }
+                p { "For a lost or leaked bundle: the old password and key stop working at once, and the charger needs the new bundle." }
+                button.danger type="submit" data-confirm="Rotate the credentials? The charger's current bundle stops working at once, and the new one is shown only once." { "Rotate credentials" }
+            }
+            form.card.danger-zone method="post" action={ "/chargers/" (device.id) "/transfers" } {
+                (csrf(&v.user))
+                h3 { "Transfer" }
+                label for="to" { "To owner" }
+                input #to name="to" required pattern="[A-Za-z0-9_-]{1,64}";
+                button.danger type="submit" data-confirm="Offer this charger to another owner? If they accept and claim it, it leaves your fleet." { "Offer the charger" }
+            }
+        }
+        h2 { "Recent sessions" }
+        (super::sessions::table(&sessions))
+        h2 { "Recent actions" }
+        (actions_table(&actions))
+        p { a href={ "/chargers/" (device.id) "/history" } { "The charger's history: connections, status changes, requests, commands" } }
+    };
+    v.live_page(format!("Charger {}", device.id), html! {}, live, after)
+}
+
+/// A charger's recent actions (commands and their results, rotations, offers, settings).
+fn actions_table(actions: &[AuditEntry]) -> Markup {
+    html! {
+        @if actions.is_empty() { p { "No actions yet." } }
+        @else {
+            div.scroll { table {
+                thead { tr { th { "When" } th { "Who" } th { "Action" } th { "Detail" } th { "Outcome" } } }
+                tbody {
+                    @for a in actions {
+                        tr {
+                            td { (time(a.at)) } td { (a.principal) } td { (a.action) }
+                            td.text { (plain(a.detail.as_deref().unwrap_or(""))) } td { (plain(&a.outcome)) }
+                        }
+                    }
+                }
+            } }
+        }
+    }
+}
+
+/// History filters: what kinds of line to show.
+const KINDS: &[(&str, &str)] = &[
+    ("all", "everything"),
+    ("requests", "requests and answers"),
+    ("commands", "commands and actions"),
+    ("connections", "connections"),
+    ("status", "status changes"),
+];
+
+fn kind_matches(filter: &str, kind: &str) -> bool {
+    match filter {
+        "requests" => kind.starts_with("request:"),
+        "commands" => {
+            kind.starts_with("command:")
+                || kind.starts_with("credentials:")
+                || kind.starts_with("transfer:")
+                || kind.starts_with("session:")
+                || kind == "settings"
+                || kind.starts_with("tariff:")
+        }
+        "connections" => matches!(kind, "connected" | "disconnected" | "online"),
+        "status" => kind == "status",
+        _ => true,
+    }
+}
+
+async fn history(
+    State(state): State<ApiState>,
+    v: Viewer,
+    Path(id): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    let (v, id) = match device_id(v, &id) {
+        Ok(found) => found,
+        Err(r) => return r,
+    };
+    let filter = q
+        .get("kind")
+        .map(String::as_str)
+        .filter(|k| KINDS.iter().any(|(f, _)| f == k))
+        .unwrap_or("all")
+        .to_owned();
+    let before = q
+        .get("before")
+        .and_then(|b| DateTime::parse_from_rfc3339(b).ok())
+        .map(|t| t.with_timezone(&Utc));
+    let lines = match state.service.device_history(&v.user.who, &id, before).await {
+        Ok(l) => l,
+        Err(e) => return v.error(&e),
+    };
+    let oldest = lines.last().map(|l| l.at);
+    let shown: Vec<_> = lines
+        .iter()
+        .filter(|l| kind_matches(&filter, &l.kind))
+        .collect();
+    let filters = html! {
+        p { a href={ "/chargers/" (id) } { "Back to the charger" } }
+        form.filters method="get" action={ "/chargers/" (id) "/history" } {
+            label for="kind" { "Show" }
+            select #kind name="kind" {
+                @for (k, label) in KINDS { option value=(k) selected[*k == filter] { (label) } }
+            }
+            button type="submit" { "Filter" }
+        }
+    };
+    let body = html! {
+        @if shown.is_empty() { p { "Nothing to show." } }
+        @else {
+            div.scroll { table.history {
+                thead { tr { th { "When" } th { "What" } th { "Code" } th { "Detail" } } }
+                tbody {
+                    @for l in &shown {
+                        tr {
+                            td { (time(l.at)) }
+                            td { (plain(&l.kind)) }
+                            td { @if let Some(c) = l.code { span.code class=(if c < 300 { "ok" } else { "bad" }) { (c) } } }
+                            td.text { (plain(&crate::error::bounded(&l.detail, 300))) }
+                        }
+                    }
+                }
+            } }
+        }
+        @if let (Some(oldest), true) = (oldest, lines.len() as i64 >= crate::devices::fleet::HISTORY_PAGE) {
+            @let cursor = oldest.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+            p { a href={ "/chargers/" (id) "/history?kind=" (link_safe(&filter)) "&before=" (link_safe(&cursor)) } { "Older" } }
+        }
+    };
+    v.live_page(format!("History of {id}"), filters, body, html! {})
+}
+
+/// `connector` and the command's data from a command form.
+fn command_data(f: &AuthedForm, command: &str) -> (serde_json::Value, i64) {
+    let number = |name: &str| f.field(name).parse::<i64>().unwrap_or(0);
+    match command {
+        "remote-stop" => (serde_json::json!({"session_id": number("session_id")}), 0),
+        "remote-start" => (
+            serde_json::json!({"tag": f.field("tag"), "connector": number("connector")}),
+            number("connector"),
+        ),
+        _ => (
+            serde_json::json!({"connector": number("connector")}),
+            number("connector"),
+        ),
+    }
+}
+
+/// The outcome of a command, as the charger and the server reached it.
+async fn command_outcome(
+    state: &ApiState,
+    u: &User,
+    id: &DeviceId,
+    command: &str,
+    data: &serde_json::Value,
+    connector: i64,
+) -> Flash {
+    let s = &state.service;
+    let sent_at = Utc::now();
+    let result = match s.send_command(&u.who, id, command, data, None).await {
+        Ok(r) => r,
+        Err(e) => return Flash::bad(format!("{command} was not done: {e}")),
+    };
+    let status = result.answer["status"].as_str().unwrap_or("?");
+    if status != "accepted" {
+        let reason = result.answer["reason"]
+            .as_str()
+            .unwrap_or("no reason given");
+        return Flash::bad(format!(
+            "The charger refused {command}: {status} ({reason})."
+        ));
+    }
+    match command {
+        // Accepted by the charger is not a session yet: wait for it to start one.
+        "remote-start" => {
+            let wait = std::time::Duration::from_secs(10);
+            match s.session_started(&u.who, id, connector, sent_at, wait).await {
+                Ok(Some(session)) => Flash::ok(format!(
+                    "The charger accepted remote-start, and session #{session} started on connector {connector}."
+                )),
+                Ok(None) => Flash::bad(format!(
+                    "The charger accepted remote-start, but no session started on connector {connector} within 10 s (is a car plugged in?)."
+                )),
+                Err(e) => Flash::bad(format!("remote-start: {e}")),
+            }
+        }
+        _ => Flash::ok(format!("The charger accepted {command}.")),
+    }
+}
+
+async fn command(
+    State(state): State<ApiState>,
+    Path((id, command)): Path<(String, String)>,
+    f: AuthedForm,
+) -> Response {
+    let Ok(id) = DeviceId::parse(&id) else {
+        return f.failed("/", &Error::not_found("device"));
+    };
+    let (data, connector) = command_data(&f, &command);
+    let flash = command_outcome(&state, &f.user, &id, &command, &data, connector).await;
+    f.done(&page_of(&id), flash)
+}
+
+async fn rotate(State(state): State<ApiState>, Path(id): Path<String>, f: AuthedForm) -> Response {
+    let Ok(id) = DeviceId::parse(&id) else {
+        return f.failed("/", &Error::not_found("device"));
+    };
+    match state.service.rotate_credentials(&f.user.who, &id).await {
+        Ok(bundle) => {
+            let flash = Flash {
+                bundle: Some(bundle),
+                ..Flash::ok("New credentials. The old password and key are refused from now on.")
+            };
+            f.done(&page_of(&id), flash)
+        }
+        Err(e) => f.failed(&page_of(&id), &e),
+    }
+}
+
+async fn offer(State(state): State<ApiState>, Path(id): Path<String>, f: AuthedForm) -> Response {
+    let Ok(id) = DeviceId::parse(&id) else {
+        return f.failed("/", &Error::not_found("device"));
+    };
+    let to = match OwnerId::parse(f.field("to")) {
+        Ok(to) => to,
+        Err(e) => return f.failed(&page_of(&id), &Error::invalid("to", e.to_string())),
+    };
+    let req = crate::devices::TransferRequest { to };
+    match state.service.create_transfer(&f.user.who, &id, req).await {
+        Ok(t) => f.done(
+            &page_of(&id),
+            Flash::ok(format!(
+                "Offered to {}. The offer expires at {}; the receiving owner accepts it under Transfers.",
+                t.to, t.expires_at
+            )),
+        ),
+        Err(e) => f.failed(&page_of(&id), &e),
+    }
+}
+
+async fn assign_tariff(
+    State(state): State<ApiState>,
+    Path(id): Path<String>,
+    f: AuthedForm,
+) -> Response {
+    let Ok(id) = DeviceId::parse(&id) else {
+        return f.failed("/", &Error::not_found("device"));
+    };
+    let tariff = match f.field("tariff") {
+        "" => None,
+        t => match crate::ids::TariffId::parse(t) {
+            Ok(t) => Some(t),
+            Err(e) => return f.failed(&page_of(&id), &Error::invalid("tariff", e.to_string())),
+        },
+    };
+    let req = crate::devices::AssignTariffRequest { tariff };
+    match state.service.assign_tariff(&f.user.who, &id, req).await {
+        Ok(d) => f.done(
+            &page_of(&id),
+            Flash::ok(match d.tariff {
+                Some(t) => format!("Its sessions are billed by tariff {t} from now on."),
+                None => {
+                    "Its sessions are billed by the owner's default tariff from now on.".to_owned()
+                }
+            }),
+        ),
+        Err(e) => f.failed(&page_of(&id), &e),
+    }
+}
