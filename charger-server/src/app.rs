@@ -94,6 +94,7 @@ async fn open_service_with_port(config: &Config, mqtt_port: u16) -> anyhow::Resu
             live_start_max_age_s: config.live_start_max_age_s,
             transfers_per_receiver: config.transfers_per_receiver,
             transfers_per_pair: config.transfers_per_pair,
+            console_sessions_per_token: config.console_sessions_per_token,
         }),
     )
 }

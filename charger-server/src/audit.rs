@@ -97,7 +97,7 @@ impl Service {
         self.get_device(who, device).await?;
         Ok(self
             .store
-            .list_audit(device, who.owner_filter(), DEVICE_AUDIT_SHOWN)
+            .list_audit(device, who.owner_filter(), None, DEVICE_AUDIT_SHOWN)
             .await?)
     }
 

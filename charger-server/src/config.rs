@@ -395,6 +395,17 @@ pub struct Config {
     )]
     pub transfers_per_pair: u32,
 
+    /// Console sessions one token may hold at once: signing in again ends the oldest
+    /// beyond this (counted as `console_sessions_ended`).
+    #[arg(
+        long,
+        env = "CHARGER_CONSOLE_SESSIONS_PER_TOKEN",
+        default_value_t = 20,
+        value_parser = clap::value_parser!(u32).range(1..=10_000),
+        global = true
+    )]
+    pub console_sessions_per_token: u32,
+
     /// How long the audit log of operators' actions on chargers is kept, in days.
     #[arg(
         long,
@@ -587,6 +598,7 @@ impl Config {
             live_start_max_age_s: 86_400,
             transfers_per_receiver: 100,
             transfers_per_pair: 10,
+            console_sessions_per_token: 20,
             audit_log_days: 400,
             request_log_days: 30,
             unknown_tags_per_owner: 1000,

@@ -68,6 +68,9 @@ pub enum Limit {
     UnknownTags,
     /// A login an external broker asked about, refused.
     BrokerLoginRefused,
+    /// Console sessions ended because their token signed in again beyond
+    /// `CHARGER_CONSOLE_SESSIONS_PER_TOKEN`.
+    ConsoleSessions,
 }
 
 impl Limit {
@@ -92,6 +95,7 @@ impl Limit {
         Limit::RequestLog,
         Limit::UnknownTags,
         Limit::BrokerLoginRefused,
+        Limit::ConsoleSessions,
     ];
 
     /// The `limit` label.
@@ -116,6 +120,7 @@ impl Limit {
             Limit::RequestLog => "request_log_pruned",
             Limit::UnknownTags => "unknown_tags_dropped",
             Limit::BrokerLoginRefused => "broker_login_refused",
+            Limit::ConsoleSessions => "console_sessions_ended",
         }
     }
 }

@@ -142,6 +142,8 @@ pub struct Limits {
     pub transfers_per_receiver: u32,
     /// Open transfer offers one sender may have addressed to one receiving owner id.
     pub transfers_per_pair: u32,
+    /// Console sessions one token may hold at once (the oldest beyond are ended).
+    pub console_sessions_per_token: u32,
 }
 
 impl Default for Limits {
@@ -156,6 +158,7 @@ impl Default for Limits {
             live_start_max_age_s: 900,
             transfers_per_receiver: 100,
             transfers_per_pair: 10,
+            console_sessions_per_token: 20,
         }
     }
 }

@@ -11,7 +11,8 @@ CREATE TABLE device_events (
     kind      TEXT NOT NULL,
     detail    TEXT
 );
-CREATE INDEX device_events_device ON device_events(device_id, id);
+CREATE INDEX device_events_device ON device_events(device_id, at);
+CREATE INDEX audit_log_device_at ON audit_log(device_id, at);
 CREATE INDEX device_events_at ON device_events(at);
 CREATE INDEX connectors_error ON connectors(updated_at) WHERE error IS NOT NULL;
 CREATE INDEX mqtt_requests_device ON mqtt_requests(device_id, created_at);

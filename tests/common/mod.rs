@@ -521,6 +521,41 @@ impl Rest {
     }
 
     /// Creates an owner and returns a token scoped to it.
+    /// Signs in to the console with `token`; the session cookie.
+    pub async fn console_sign_in(&self, token: &str) -> String {
+        let r = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("client")
+            .post(format!("{}/login", self.base))
+            .form(&[("token", token)])
+            .send()
+            .await
+            .expect("login");
+        assert_eq!(r.status(), 303);
+        let set = r
+            .headers()
+            .get("set-cookie")
+            .expect("a cookie")
+            .to_str()
+            .expect("text");
+        set.split(';').next().expect("cookie").to_owned()
+    }
+
+    /// GET `path` with a console cookie: (status, body).
+    pub async fn console_get(&self, cookie: &str, path: &str) -> (u16, String) {
+        let r = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("client")
+            .get(format!("{}{path}", self.base))
+            .header("cookie", cookie)
+            .send()
+            .await
+            .expect("GET");
+        (r.status().as_u16(), r.text().await.unwrap_or_default())
+    }
+
     pub async fn owner_with_token(&self, id: &str) -> String {
         let a = self
             .post(

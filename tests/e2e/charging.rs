@@ -27,6 +27,7 @@ on_both_databases!(spawn_app_on =>
     an_installer_card_enrolls_new_tags_at_the_charger,
     the_local_list_comes_as_deltas_since_the_chargers_version,
     remote_stop_and_start_are_answered_by_the_charger,
+    a_sessions_samples_are_thinned_for_display,
 );
 
 pub(crate) fn ts(t: DateTime<Utc>) -> String {
@@ -884,4 +885,49 @@ async fn a_payload_over_the_limit_gets_413_and_the_charger_stays_served() {
             .body["firmware"],
         "1"
     );
+}
+
+/// A session with thousands of samples is answered with about a thousand, evenly spread,
+/// the first and the last kept, and says how many it has.
+async fn a_sessions_samples_are_thinned_for_display(app: TestApp) {
+    let b = &fleet(&app, 1).await[0];
+    let mut c = Charger::connect(&app, b).await;
+    let t0 = Utc::now() - Span::hours(2);
+    let (code, body) = c.call("session-start", start("04A1B2C3", 1, 0, t0)).await;
+    assert_eq!(code, 201, "{body}");
+    let session = body["session_id"].as_i64().expect("session id");
+    let mut n = 0i64;
+    for _ in 0..25 {
+        let samples: Vec<Value> = (0..100)
+            .map(|_| {
+                n += 1;
+                json!({"at": ts(t0 + Span::seconds(n)), "energy_wh": n * 5})
+            })
+            .collect();
+        let (code, body) = c
+            .call(
+                "meter-values",
+                json!({"session_id": session, "samples": samples}),
+            )
+            .await;
+        assert_eq!(code, 200, "{body}");
+    }
+    let a = app
+        .get(&format!("/api/v1/sessions/{session}"), ADMIN_TOKEN)
+        .await;
+    assert_eq!(a.status, 200, "{a:?}");
+    assert_eq!(a.body["samples_total"], 2_500);
+    let samples = a.body["samples"].as_array().expect("samples");
+    assert!(
+        (800..=1_001).contains(&samples.len()),
+        "{} samples",
+        samples.len()
+    );
+    assert_eq!(samples[0]["energy_wh"], 5);
+    assert_eq!(samples[samples.len() - 1]["energy_wh"], 12_500);
+    let energies: Vec<i64> = samples
+        .iter()
+        .map(|s| s["energy_wh"].as_i64().expect("energy"))
+        .collect();
+    assert!(energies.windows(2).all(|w| w[0] < w[1]), "in time order");
 }

@@ -878,39 +878,32 @@ async fn an_oversized_tag_import_is_answered_in_json() {
 
 // --- 6. Sessions and tokens on the console and REST -----------------------------------
 
-/// Signs in to the console with `token`; the session cookie.
-async fn sign_in(app: &TestApp, token: &str) -> String {
-    let r = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .expect("client")
-        .post(format!("{}/login", app.base))
-        .form(&[("token", token)])
-        .send()
+/// A token holds at most CHARGER_CONSOLE_SESSIONS_PER_TOKEN console sessions: signing in
+/// again ends the oldest, so a valid token cannot fill the sessions table.
+#[tokio::test]
+async fn a_token_holds_a_bounded_number_of_console_sessions() {
+    let app = spawn_app_with(Db::Sqlite, |c| c.console_sessions_per_token = 2)
         .await
-        .expect("login");
-    assert_eq!(r.status(), 303);
-    let set = r
-        .headers()
-        .get("set-cookie")
-        .expect("a cookie")
-        .to_str()
-        .expect("text");
-    set.split(';').next().expect("cookie").to_owned()
-}
-
-/// GET `path` with a console cookie: (status, body).
-async fn console_get(app: &TestApp, cookie: &str, path: &str) -> (u16, String) {
-    let r = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .expect("client")
-        .get(format!("{}{path}", app.base))
-        .header("cookie", cookie)
-        .send()
-        .await
-        .expect("GET");
-    (r.status().as_u16(), r.text().await.unwrap_or_default())
+        .expect("server");
+    let token = app.owner_with_token("acme").await;
+    let first = app.console_sign_in(&token).await;
+    let second = app.console_sign_in(&token).await;
+    assert_eq!(app.console_get(&first, "/").await.0, 200);
+    let third = app.console_sign_in(&token).await;
+    assert_eq!(
+        app.console_get(&first, "/").await.0,
+        303,
+        "the oldest ended"
+    );
+    assert_eq!(app.console_get(&second, "/").await.0, 200);
+    assert_eq!(app.console_get(&third, "/").await.0, 200);
+    // Another token's sessions are its own.
+    let other = app.console_sign_in(ADMIN_TOKEN).await;
+    assert_eq!(app.console_get(&second, "/").await.0, 200);
+    assert_eq!(app.console_get(&other, "/").await.0, 200);
+    let rows = app.scalar("SELECT COUNT(*) FROM console_sessions").await;
+    assert_eq!(rows, 3);
+    assert!(app.limit_hits("console_sessions_ended").await >= 1);
 }
 
 /// The CSRF token on a console page.
@@ -924,8 +917,8 @@ fn csrf_of(page: &str) -> String {
 #[tokio::test]
 async fn signing_out_ends_the_console_session_on_the_server() {
     let app = spawn_app_on(Db::Sqlite).await.expect("server");
-    let cookie = sign_in(&app, ADMIN_TOKEN).await;
-    let (status, page) = console_get(&app, &cookie, "/").await;
+    let cookie = app.console_sign_in(ADMIN_TOKEN).await;
+    let (status, page) = app.console_get(&cookie, "/").await;
     assert_eq!(status, 200);
     let copy = cookie.clone();
     let r = reqwest::Client::builder()
@@ -939,7 +932,7 @@ async fn signing_out_ends_the_console_session_on_the_server() {
         .await
         .expect("logout");
     assert_eq!(r.status(), 303);
-    let (status, _) = console_get(&app, &copy, "/").await;
+    let (status, _) = app.console_get(&copy, "/").await;
     assert_eq!(status, 303, "the copied cookie opens nothing");
 }
 
@@ -962,7 +955,7 @@ async fn a_revoked_token_stops_at_once_and_ends_its_console_sessions() {
         a.body["id"].as_str().expect("id").to_owned(),
     );
     assert_eq!(app.get("/api/v1/devices", &token).await.status, 200);
-    let cookie = sign_in(&app, &token).await;
+    let cookie = app.console_sign_in(&token).await;
     let listed = app.get("/api/v1/owners/acme/tokens", &token).await;
     let mine = listed
         .body
@@ -989,7 +982,7 @@ async fn a_revoked_token_stops_at_once_and_ends_its_console_sessions() {
         204
     );
     assert_eq!(app.get("/api/v1/devices", &token).await.status, 401);
-    let (status, _) = console_get(&app, &cookie, "/").await;
+    let (status, _) = app.console_get(&cookie, "/").await;
     assert_eq!(status, 303, "the console session ended with its token");
 }
 
@@ -1056,8 +1049,10 @@ async fn actions_on_a_charger_are_recorded_and_shown_with_their_principal() {
         )
         .await;
     assert_eq!(rest.await.expect("joined").status(), 200);
-    let cookie = sign_in(&app, &token).await;
-    let (status, page) = console_get(&app, &cookie, &format!("/chargers/{}", b.device_id)).await;
+    let cookie = app.console_sign_in(&token).await;
+    let (status, page) = app
+        .console_get(&cookie, &format!("/chargers/{}", b.device_id))
+        .await;
     assert_eq!(status, 200);
     assert!(page.contains("command:unlock"), "the command is listed");
     assert!(page.contains("owner:acme"), "with its principal");
@@ -1215,7 +1210,7 @@ async fn console_forms_are_read_only_for_a_session_and_kept_small() {
         .expect("read");
     assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 303"));
     // Signed in: a 100 KB form is over the console's limit.
-    let cookie = sign_in(&app, ADMIN_TOKEN).await;
+    let cookie = app.console_sign_in(ADMIN_TOKEN).await;
     let r = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()

@@ -398,7 +398,11 @@ async fn presence_applies_in_order_and_ignores_stale_closes(fixture: StoreFixtur
     assert!(d.online);
     assert_eq!(d.last_seen, Some(t(35)));
     // The history has each connection and disconnection that changed something.
-    let history = store.device_history(&d1, None, 10).await.expect("history");
+    let q = |limit| charger_server::devices::HistoryQuery {
+        limit,
+        ..Default::default()
+    };
+    let history = store.device_history(&d1, &q(10)).await.expect("history");
     let kinds: Vec<&str> = history.iter().map(|e| e.kind.as_str()).collect();
     assert_eq!(
         kinds,
@@ -714,7 +718,13 @@ async fn fleet_and_tags_are_paged_searched_and_counted_in_the_database(fixture: 
         ("a-2", 2, "GroundFailure")
     );
     let history = store
-        .device_history(&id("a-2"), None, 10)
+        .device_history(
+            &id("a-2"),
+            &charger_server::devices::HistoryQuery {
+                limit: 10,
+                ..Default::default()
+            },
+        )
         .await
         .expect("history");
     assert!(
@@ -723,6 +733,32 @@ async fn fleet_and_tags_are_paged_searched_and_counted_in_the_database(fixture: 
             .any(|l| l.kind == "status" && l.detail.contains("GroundFailure")),
         "{history:?}"
     );
+    let read =
+        |kind, since: Option<i64>, through: Option<i64>| charger_server::devices::HistoryQuery {
+            kind,
+            since: since.map(t),
+            through: through.map(t),
+            limit: 10,
+        };
+    use charger_server::devices::HistoryKind;
+    for (kind, since, through, expected) in [
+        (HistoryKind::Status, None, None, 1),
+        (HistoryKind::Connections, None, None, 0),
+        (HistoryKind::Requests, None, None, 0),
+        (HistoryKind::Status, Some(10), Some(10), 1),
+        (HistoryKind::Status, Some(11), None, 0),
+        (HistoryKind::Status, None, Some(9), 0),
+    ] {
+        let lines = store
+            .device_history(&id("a-2"), &read(kind, since, through))
+            .await
+            .expect("history");
+        assert_eq!(
+            lines.len(),
+            expected,
+            "{kind:?} {since:?} {through:?}: {lines:?}"
+        );
+    }
 
     for (uid, owner) in [
         ("0A000001", "acme"),

@@ -281,6 +281,20 @@ async fn a_transfer_needs_the_receivers_consent_and_gives_the_charger_new_creden
         .filter_map(|t| t["tag"].as_str())
         .collect();
     assert_eq!(uids, vec!["0BE7A001"], "{list}");
+    // Its history in beta's console starts at the sale: acme's requests (its cards' answers,
+    // its local list, its prices) stay acme's; the admin sees everything.
+    let cookie = app.console_sign_in(&beta).await;
+    let path = format!("/chargers/{}/history?kind=requests", b.device_id);
+    let (status, history) = app.console_get(&cookie, &path).await;
+    assert_eq!(status, 200);
+    assert!(history.contains(">request:local-list<"), "{history}");
+    assert!(
+        !history.contains(">request:session-start<") && !history.contains("04A1B2C3"),
+        "the former owner's history is shown to the new one: {history}"
+    );
+    let admin = app.console_sign_in(ADMIN_TOKEN).await;
+    let (_, all) = app.console_get(&admin, &path).await;
+    assert!(all.contains(">request:session-start<"), "{all}");
     let (_, again) = c
         .call("local-list", json!({"version": list["version"]}))
         .await;

@@ -165,9 +165,16 @@ pub struct StoredCostLine {
 pub struct SessionDetail {
     #[serde(flatten)]
     pub session: SessionView,
+    /// At most [`SAMPLES_SHOWN`] (+1) of them, evenly thinned, the first and last kept.
     pub samples: Vec<MeterSample>,
+    /// How many samples the session has.
+    pub samples_total: i64,
     pub cost_lines: Vec<StoredCostLine>,
 }
+
+/// Samples shown of one session: a session's page and answer stay small, however many
+/// samples a charger sent.
+pub const SAMPLES_SHOWN: i64 = 1000;
 
 /// How a billing report groups sessions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -338,10 +345,12 @@ impl Service {
             Some(s) if who.can_see(&s.owner) => s,
             _ => return Err(Error::not_found("session")),
         };
-        let (samples, cost_lines) = self.store.session_details(id).await?;
+        let (samples, samples_total, cost_lines) =
+            self.store.session_details(id, SAMPLES_SHOWN).await?;
         Ok(SessionDetail {
             session: SessionView::from(&session),
             samples,
+            samples_total,
             cost_lines,
         })
     }

@@ -63,14 +63,16 @@ pub struct CommandResult {
 }
 
 impl Service {
-    /// The session that started on `device`'s `connector` at or after `since`, if one has
-    /// (what a remote start ended in), waiting up to `within` for it.
+    /// The session that a remote start of `tag` on `device`'s `connector` ended in, if one
+    /// started, waiting up to `within` for it: the active session there with that tag (the
+    /// start was refused unless the connector was free, so it is the one that began since;
+    /// the charger's clock plays no part).
     pub async fn session_started(
         &self,
         who: &Principal,
         device: &DeviceId,
         connector: i64,
-        since: chrono::DateTime<chrono::Utc>,
+        tag: &str,
         within: Duration,
     ) -> Result<Option<i64>> {
         let deadline = tokio::time::Instant::now() + within;
@@ -82,18 +84,17 @@ impl Service {
                 ..Default::default()
             };
             let page = self.list_sessions(who, q).await?;
-            let started = page.sessions.iter().find(|s| {
-                s.connector == connector
-                    && chrono::DateTime::parse_from_rfc3339(&s.started_at)
-                        .is_ok_and(|t| t >= since - chrono::Duration::minutes(1))
-            });
+            let started = page
+                .sessions
+                .iter()
+                .find(|s| s.connector == connector && s.tag.as_str().eq_ignore_ascii_case(tag));
             if let Some(s) = started {
                 return Ok(Some(s.id));
             }
             if tokio::time::Instant::now() >= deadline {
                 return Ok(None);
             }
-            tokio::time::sleep(Duration::from_millis(250)).await;
+            tokio::time::sleep(Duration::from_millis(500)).await;
         }
     }
 

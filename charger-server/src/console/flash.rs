@@ -55,8 +55,28 @@ impl Flash {
     }
 }
 
+/// What is sealed: the flash and when it was made (a flash opens for [`MAX_AGE_S`] only,
+/// whatever the cookie's own expiry).
+#[derive(Serialize, Deserialize)]
+struct Sealed {
+    at: i64,
+    flash: Flash,
+}
+
+fn now_s() -> i64 {
+    chrono::Utc::now().timestamp()
+}
+
 fn seal(key: &[u8; 32], session: &str, flash: &Flash) -> Option<String> {
-    let plain = serde_json::to_vec(flash).ok()?;
+    seal_at(key, session, flash, now_s())
+}
+
+fn seal_at(key: &[u8; 32], session: &str, flash: &Flash, at: i64) -> Option<String> {
+    let plain = serde_json::to_vec(&Sealed {
+        at,
+        flash: flash.clone(),
+    })
+    .ok()?;
     let cipher = Aes256Gcm::new_from_slice(key).ok()?;
     let mut nonce = [0u8; 12];
     rand::rngs::OsRng.fill_bytes(&mut nonce);
@@ -90,7 +110,11 @@ fn open(key: &[u8; 32], session: &str, value: &str) -> Option<Flash> {
             },
         )
         .ok()?;
-    serde_json::from_slice(&plain).ok()
+    let sealed: Sealed = serde_json::from_slice(&plain).ok()?;
+    let age = now_s().saturating_sub(sealed.at);
+    (0..=MAX_AGE_S as i64)
+        .contains(&age)
+        .then_some(sealed.flash)
 }
 
 /// The sealed data's context: the purpose and the session's cookie.
@@ -143,5 +167,7 @@ mod tests {
         assert_eq!(open(&[4u8; 32], "s1", &sealed), None);
         assert_eq!(open(&key, "s2", &sealed), None, "another session's flash");
         assert_eq!(open(&key, "s1", "garbage"), None);
+        let old = seal_at(&key, "s1", &Flash::ok("Done."), now_s() - 61).expect("sealed");
+        assert_eq!(open(&key, "s1", &old), None, "a flash older than 60 s");
     }
 }

@@ -164,11 +164,10 @@ pub fn fragment(live: Markup, headers: &HeaderMap) -> Response {
         ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], text).into_response()
     };
     secure_headers(res.headers_mut());
-    // The fragment is private and revalidated each time: no-store would forbid the ETag.
-    res.headers_mut().insert(
-        header::CACHE_CONTROL,
-        HeaderValue::from_static("private, no-cache"),
-    );
+    // Never kept by the browser (owner data stays off the disk after sign-out); the script
+    // sends the ETag it has itself.
+    res.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     if let Ok(v) = HeaderValue::from_str(&tag) {
         res.headers_mut().insert(header::ETAG, v);
     }
@@ -240,6 +239,10 @@ pub fn kwh(wh: i128) -> String {
 
 /// A decimal amount with separators and its currency: `1234.50` EUR → `1,234.50 EUR`.
 pub fn money(amount: &str, currency: &str) -> String {
+    let (sign, amount) = match amount.strip_prefix('-') {
+        Some(rest) => ("-", rest),
+        None => ("", amount),
+    };
     let (whole, fraction) = match amount.split_once('.') {
         Some((w, f)) => (w, Some(f)),
         None => (amount, None),
@@ -249,8 +252,8 @@ pub fn money(amount: &str, currency: &str) -> String {
         Err(_) => whole.to_owned(),
     };
     match fraction {
-        Some(f) => format!("{whole}.{f} {currency}"),
-        None => format!("{whole} {currency}"),
+        Some(f) => format!("{sign}{whole}.{f} {currency}"),
+        None => format!("{sign}{whole} {currency}"),
     }
 }
 
@@ -315,16 +318,9 @@ pub fn connector_state(state: &str, error: Option<&str>) -> Markup {
     }
 }
 
-/// A query string value made safe for a link: only `[A-Za-z0-9_.:-]`, else dropped.
-pub fn link_safe(value: &str) -> &str {
-    if value
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b':'))
-    {
-        value
-    } else {
-        ""
-    }
+/// A value for a link's query string, percent-encoded (`a b&c` → `a+b%26c`).
+pub fn query_value(value: &str) -> String {
+    form_urlencoded::byte_serialize(value.as_bytes()).collect()
 }
 
 #[cfg(test)]
@@ -342,11 +338,13 @@ mod tests {
         assert_eq!(kwh(5), "0.01 kWh");
         assert_eq!(money("1234.50", "EUR"), "1,234.50 EUR");
         assert_eq!(money("5", "JPY"), "5 JPY");
+        assert_eq!(money("-0.50", "EUR"), "-0.50 EUR");
+        assert_eq!(money("-1234", "CZK"), "-1,234 CZK");
         assert_eq!(duration(4_530), "1 h 15 min 30 s");
         assert_eq!(duration(59), "59 s");
         assert_eq!(duration(61), "1 min 1 s");
         assert_eq!(plain("a\u{202E}b"), "a\u{FFFD}b");
-        assert_eq!(link_safe("acme-01"), "acme-01");
-        assert_eq!(link_safe("a&b"), "");
+        assert_eq!(query_value("acme-01"), "acme-01");
+        assert_eq!(query_value("a b&c=d\r\n"), "a+b%26c%3Dd%0D%0A");
     }
 }

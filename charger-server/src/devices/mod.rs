@@ -155,6 +155,75 @@ pub struct DeviceEvent {
     pub code: Option<i64>,
 }
 
+/// Which lines of a charger's history to read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum HistoryKind {
+    #[default]
+    All,
+    /// Answered requests.
+    Requests,
+    /// Commands and operators' actions.
+    Commands,
+    /// Connections and disconnections.
+    Connections,
+    /// Connector status changes.
+    Status,
+}
+
+impl HistoryKind {
+    pub const ALL: [HistoryKind; 5] = [
+        HistoryKind::All,
+        HistoryKind::Requests,
+        HistoryKind::Commands,
+        HistoryKind::Connections,
+        HistoryKind::Status,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HistoryKind::All => "all",
+            HistoryKind::Requests => "requests",
+            HistoryKind::Commands => "commands",
+            HistoryKind::Connections => "connections",
+            HistoryKind::Status => "status",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+
+    /// The event kinds (of `device_events`) it shows; None when it shows none.
+    pub fn event_kinds(self) -> Option<&'static [&'static str]> {
+        match self {
+            HistoryKind::All => Some(&["connected", "disconnected", "online", "status"]),
+            HistoryKind::Connections => Some(&["connected", "disconnected", "online"]),
+            HistoryKind::Status => Some(&["status"]),
+            HistoryKind::Requests | HistoryKind::Commands => None,
+        }
+    }
+
+    /// Whether it shows answered requests.
+    pub fn requests(self) -> bool {
+        matches!(self, HistoryKind::All | HistoryKind::Requests)
+    }
+
+    /// Whether it shows commands and actions.
+    pub fn actions(self) -> bool {
+        matches!(self, HistoryKind::All | HistoryKind::Commands)
+    }
+}
+
+/// What to read of a charger's history: lines of `kind` from `since` through `through`
+/// (both inclusive), newest first, at most `limit` of each source.
+#[derive(Debug, Clone, Default)]
+pub struct HistoryQuery {
+    pub kind: HistoryKind,
+    pub since: Option<DateTime<Utc>>,
+    pub through: Option<DateTime<Utc>>,
+    pub limit: i64,
+}
+
 /// A device row to insert.
 #[derive(Debug, Clone)]
 pub struct NewDevice {

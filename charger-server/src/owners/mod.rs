@@ -84,8 +84,9 @@ const TOKEN_PREFIX: &str = "cht_";
 impl Service {
     pub async fn create_owner(&self, who: &Principal, req: CreateOwnerRequest) -> Result<Owner> {
         who.require_admin()?;
+        // The length as sent (as the schema counts it), then without surrounding blanks.
         let name = req.name.trim();
-        if name.is_empty() || name.chars().count() > MAX_NAME_LEN {
+        if name.is_empty() || req.name.chars().count() > MAX_NAME_LEN {
             return Err(Error::invalid("name", "must be 1 to 200 characters"));
         }
         let owner = Owner {
@@ -279,14 +280,25 @@ impl Service {
         let principal = self.authenticate(token, configured_admin).await?;
         let id = random_token(32);
         let now = self.now();
-        self.store
+        let ended = self
+            .store
             .insert_console_session(
                 &hash_secret(&id),
                 &hash_secret(token),
                 now,
                 now + chrono::Duration::hours(hours),
+                i64::from(self.limits.console_sessions_per_token),
             )
             .await?;
+        if ended > 0 {
+            crate::metrics::limit_add(crate::metrics::Limit::ConsoleSessions, ended);
+            tracing::info!(
+                principal = %principal.audit_name(),
+                ended,
+                "a token signed in again: its oldest console sessions ended \
+                 (CHARGER_CONSOLE_SESSIONS_PER_TOKEN)"
+            );
+        }
         Ok((principal, id))
     }
 

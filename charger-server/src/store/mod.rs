@@ -67,14 +67,16 @@ pub trait Store: Send + Sync + 'static {
     /// when it has no such token.
     async fn delete_token(&self, owner: &OwnerId, id: &str) -> StoreResult<bool>;
 
-    /// Starts a console session (the hash of its cookie's id, the hash of its token).
+    /// Starts a console session (the hash of its cookie's id, the hash of its token), and
+    /// ends the oldest sessions of that token beyond the newest `keep`; how many it ended.
     async fn insert_console_session(
         &self,
         id_hash: &str,
         token_hash: &str,
         now: DateTime<Utc>,
         expires: DateTime<Utc>,
-    ) -> StoreResult<()>;
+        keep: i64,
+    ) -> StoreResult<u64>;
     /// The token hash of an unexpired console session.
     async fn console_session(
         &self,
@@ -89,12 +91,16 @@ pub trait Store: Send + Sync + 'static {
     /// Records who did what.
     async fn insert_audit(&self, entry: &AuditEntry) -> StoreResult<()>;
     /// A charger's recent audit entries (of one owner, or all), newest first.
+    /// A charger's audit entries (of one owner, or all) up to `through`, newest first.
     async fn list_audit(
         &self,
         device: &DeviceId,
         owner: Option<&OwnerId>,
+        through: Option<DateTime<Utc>>,
         limit: i64,
     ) -> StoreResult<Vec<AuditEntry>>;
+    /// When a charger last changed owner (its current owner's since), if it ever did.
+    async fn owned_since(&self, device: &DeviceId) -> StoreResult<Option<DateTime<Utc>>>;
     /// Deletes audit entries older than `before`; returns how many.
     async fn prune_audit(&self, before: DateTime<Utc>) -> StoreResult<u64>;
     /// Whether any admin token is stored.
@@ -207,11 +213,13 @@ pub trait Store: Send + Sync + 'static {
     async fn get_session(&self, id: i64) -> StoreResult<Option<Session>>;
     /// Sessions matching `filter`, newest (highest id) first, at most `filter.limit`.
     async fn list_sessions(&self, filter: &SessionFilter) -> StoreResult<Vec<Session>>;
-    /// A session's meter samples (by time) and cost lines.
+    /// A session's meter samples (by time; about `shown` of them, evenly thinned, the
+    /// first and last kept), how many it has, and its cost lines.
     async fn session_details(
         &self,
         id: i64,
-    ) -> StoreResult<(Vec<MeterSample>, Vec<StoredCostLine>)>;
+        shown: i64,
+    ) -> StoreResult<(Vec<MeterSample>, i64, Vec<StoredCostLine>)>;
     /// Sums of stopped sessions that started in `[from, to)`, by `key` and currency.
     async fn billing_sums(
         &self,
@@ -235,13 +243,12 @@ pub trait Store: Send + Sync + 'static {
         owner: Option<&OwnerId>,
         limit: i64,
     ) -> StoreResult<Vec<crate::devices::Fault>>;
-    /// A charger's history before `before`, newest first: its events and answered
-    /// requests (`limit` of each at most, merged, cut to `limit`).
+    /// A charger's history, newest first: its events and answered requests of the query's
+    /// kind and times (`limit` of each at most, merged, cut to `limit`).
     async fn device_history(
         &self,
         device: &DeviceId,
-        before: Option<DateTime<Utc>>,
-        limit: i64,
+        q: &crate::devices::HistoryQuery,
     ) -> StoreResult<Vec<crate::devices::DeviceEvent>>;
     /// Deletes chargers' events older than `before`; returns how many.
     async fn prune_device_events(&self, before: DateTime<Utc>) -> StoreResult<u64>;

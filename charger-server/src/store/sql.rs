@@ -664,8 +664,9 @@ impl Store for SqlStore {
         token_hash: &str,
         now: DateTime<Utc>,
         expires: DateTime<Utc>,
-    ) -> StoreResult<()> {
-        self.insert_console_session_row(id_hash, token_hash, now, expires)
+        keep: i64,
+    ) -> StoreResult<u64> {
+        self.insert_console_session_row(id_hash, token_hash, now, expires, keep)
             .await
     }
 
@@ -693,9 +694,14 @@ impl Store for SqlStore {
         &self,
         device: &DeviceId,
         owner: Option<&OwnerId>,
+        through: Option<DateTime<Utc>>,
         limit: i64,
     ) -> StoreResult<Vec<crate::audit::AuditEntry>> {
-        self.list_audit_rows(device, owner, limit).await
+        self.list_audit_rows(device, owner, through, limit).await
+    }
+
+    async fn owned_since(&self, device: &DeviceId) -> StoreResult<Option<DateTime<Utc>>> {
+        self.owned_since_of(device).await
     }
 
     async fn prune_audit(&self, before: DateTime<Utc>) -> StoreResult<u64> {
@@ -1207,14 +1213,29 @@ impl Store for SqlStore {
     async fn session_details(
         &self,
         id: i64,
+        shown: i64,
     ) -> StoreResult<(
         Vec<crate::charging::history::MeterSample>,
+        i64,
         Vec<crate::charging::history::StoredCostLine>,
     )> {
+        let total: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM meter_samples WHERE session_id = $1")
+                .bind(id)
+                .fetch_one(&self.pool)
+                .await?;
+        // Every step-th sample (the first among them), and the last.
+        let step = ((total + shown.max(1) - 1) / shown.max(1)).max(1);
         let samples: Vec<(i64, i64, Option<i64>)> = sqlx::query_as(
-            "SELECT at, energy_wh, power_w FROM meter_samples WHERE session_id = $1 ORDER BY at",
+            "SELECT at, energy_wh, power_w FROM (
+                 SELECT at, energy_wh, power_w, ROW_NUMBER() OVER (ORDER BY at) AS n
+                 FROM meter_samples WHERE session_id = $1) s
+             WHERE (n - 1) % $2 = 0 OR n = $3
+             ORDER BY at",
         )
         .bind(id)
+        .bind(step)
+        .bind(total)
         .fetch_all(&self.pool)
         .await?;
         let lines: Vec<(String, String, String, String)> = sqlx::query_as(
@@ -1245,7 +1266,7 @@ impl Store for SqlStore {
                 },
             )
             .collect();
-        Ok((samples, lines))
+        Ok((samples, total, lines))
     }
 
     async fn billing_sums(
@@ -1349,10 +1370,9 @@ impl Store for SqlStore {
     async fn device_history(
         &self,
         device: &DeviceId,
-        before: Option<DateTime<Utc>>,
-        limit: i64,
+        q: &crate::devices::HistoryQuery,
     ) -> StoreResult<Vec<crate::devices::DeviceEvent>> {
-        self.device_history_of(device, before, limit).await
+        self.device_history_of(device, q).await
     }
 
     async fn prune_device_events(&self, before: DateTime<Utc>) -> StoreResult<u64> {

@@ -133,8 +133,10 @@ pub(crate) fn check_text(field: &str, value: Option<String>) -> Result<Option<St
     match value {
         None => Ok(None),
         Some(v) => {
+            // The length as sent (as the schema counts it), then without surrounding blanks.
+            let sent = v.chars().count();
             let v = v.trim().to_owned();
-            if v.is_empty() || v.chars().count() > MAX_TEXT_LEN {
+            if v.is_empty() || sent > MAX_TEXT_LEN {
                 Err(Error::invalid(field, "must be 1 to 200 characters"))
             } else {
                 Ok(Some(v))

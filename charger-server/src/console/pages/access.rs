@@ -12,7 +12,7 @@ use maud::html;
 
 use crate::api::ApiState;
 use crate::console::flash::Flash;
-use crate::console::ui::{csrf, link_safe, plain, time, time_or};
+use crate::console::ui::{self, csrf, plain, time, time_or};
 use crate::console::{AuthedForm, User, Viewer};
 use crate::error::Error;
 use crate::ids::OwnerId;
@@ -94,7 +94,7 @@ async fn revoke(State(state): State<ApiState>, Path(id): Path<String>, f: Authed
     let Some(owner) = owner_of(&f.user, f.field("owner")) else {
         return f.failed("/", &Error::invalid("owner", "name the owner"));
     };
-    let back = format!("/tokens?owner={}", link_safe(owner.as_str()));
+    let back = format!("/tokens?owner={}", ui::query_value(owner.as_str()));
     match state
         .service
         .revoke_owner_token(&f.user.who, &owner, &id)

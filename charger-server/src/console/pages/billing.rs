@@ -80,7 +80,7 @@ fn chart(currency: &str, rows: &[&ReportRow], group: &str) -> Markup {
     let bar_w = width / n as f64;
     let label_every = (n / 12).max(1);
     let top_label = ui::money(&max.normalize().to_string(), currency);
-    let half_label = (max / Decimal::TWO).normalize().to_string();
+    let half_label = ui::money(&(max / Decimal::TWO).normalize().to_string(), currency);
     html! {
         figure {
             svg.chart viewBox="0 0 640 240" role="img"

@@ -18,8 +18,9 @@ use crate::api::ApiState;
 use crate::audit::AuditEntry;
 use crate::charging::history::{SessionQuery, SessionView};
 use crate::console::flash::Flash;
-use crate::console::ui::{self, connector_state, csrf, link_safe, online, plain, time, time_or};
+use crate::console::ui::{self, connector_state, csrf, online, plain, time, time_or};
 use crate::console::{AuthedForm, User, Viewer};
+use crate::devices::HistoryKind;
 use crate::error::Error;
 use crate::ids::{DeviceId, OwnerId};
 
@@ -195,29 +196,14 @@ fn actions_table(actions: &[AuditEntry]) -> Markup {
     }
 }
 
-/// History filters: what kinds of line to show.
-const KINDS: &[(&str, &str)] = &[
-    ("all", "everything"),
-    ("requests", "requests and answers"),
-    ("commands", "commands and actions"),
-    ("connections", "connections"),
-    ("status", "status changes"),
-];
-
-fn kind_matches(filter: &str, kind: &str) -> bool {
-    match filter {
-        "requests" => kind.starts_with("request:"),
-        "commands" => {
-            kind.starts_with("command:")
-                || kind.starts_with("credentials:")
-                || kind.starts_with("transfer:")
-                || kind.starts_with("session:")
-                || kind == "settings"
-                || kind.starts_with("tariff:")
-        }
-        "connections" => matches!(kind, "connected" | "disconnected" | "online"),
-        "status" => kind == "status",
-        _ => true,
+/// History filters: what kinds of line to show, and how they read.
+fn kind_label(kind: HistoryKind) -> &'static str {
+    match kind {
+        HistoryKind::All => "everything",
+        HistoryKind::Requests => "requests and answers",
+        HistoryKind::Commands => "commands and actions",
+        HistoryKind::Connections => "connections",
+        HistoryKind::Status => "status changes",
     }
 }
 
@@ -231,42 +217,39 @@ async fn history(
         Ok(found) => found,
         Err(r) => return r,
     };
-    let filter = q
+    let kind = q
         .get("kind")
-        .map(String::as_str)
-        .filter(|k| KINDS.iter().any(|(f, _)| f == k))
-        .unwrap_or("all")
-        .to_owned();
-    let before = q
-        .get("before")
+        .and_then(|k| HistoryKind::parse(k))
+        .unwrap_or_default();
+    let through = q
+        .get("through")
         .and_then(|b| DateTime::parse_from_rfc3339(b).ok())
         .map(|t| t.with_timezone(&Utc));
-    let lines = match state.service.device_history(&v.user.who, &id, before).await {
-        Ok(l) => l,
+    let page = match state
+        .service
+        .device_history(&v.user.who, &id, kind, through)
+        .await
+    {
+        Ok(p) => p,
         Err(e) => return v.error(&e),
     };
-    let oldest = lines.last().map(|l| l.at);
-    let shown: Vec<_> = lines
-        .iter()
-        .filter(|l| kind_matches(&filter, &l.kind))
-        .collect();
     let filters = html! {
         p { a href={ "/chargers/" (id) } { "Back to the charger" } }
         form.filters method="get" action={ "/chargers/" (id) "/history" } {
             label for="kind" { "Show" }
             select #kind name="kind" {
-                @for (k, label) in KINDS { option value=(k) selected[*k == filter] { (label) } }
+                @for k in HistoryKind::ALL { option value=(k.as_str()) selected[k == kind] { (kind_label(k)) } }
             }
             button type="submit" { "Filter" }
         }
     };
     let body = html! {
-        @if shown.is_empty() { p { "Nothing to show." } }
+        @if page.lines.is_empty() { p { "Nothing to show." } }
         @else {
             div.scroll { table.history {
                 thead { tr { th { "When" } th { "What" } th { "Code" } th { "Detail" } } }
                 tbody {
-                    @for l in &shown {
+                    @for l in &page.lines {
                         tr {
                             td { (time(l.at)) }
                             td { (plain(&l.kind)) }
@@ -277,9 +260,9 @@ async fn history(
                 }
             } }
         }
-        @if let (Some(oldest), true) = (oldest, lines.len() as i64 >= crate::devices::fleet::HISTORY_PAGE) {
-            @let cursor = oldest.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-            p { a href={ "/chargers/" (id) "/history?kind=" (link_safe(&filter)) "&before=" (link_safe(&cursor)) } { "Older" } }
+        @if let Some(next) = page.next {
+            @let cursor = next.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+            p { a href={ "/chargers/" (id) "/history?kind=" (kind.as_str()) "&through=" (ui::query_value(&cursor)) } { "Older" } }
         }
     };
     v.live_page(format!("History of {id}"), filters, body, html! {})
@@ -311,7 +294,6 @@ async fn command_outcome(
     connector: i64,
 ) -> Flash {
     let s = &state.service;
-    let sent_at = Utc::now();
     let result = match s.send_command(&u.who, id, command, data, None).await {
         Ok(r) => r,
         Err(e) => return Flash::bad(format!("{command} was not done: {e}")),
@@ -329,7 +311,8 @@ async fn command_outcome(
         // Accepted by the charger is not a session yet: wait for it to start one.
         "remote-start" => {
             let wait = std::time::Duration::from_secs(10);
-            match s.session_started(&u.who, id, connector, sent_at, wait).await {
+            let tag = data["tag"].as_str().unwrap_or_default();
+            match s.session_started(&u.who, id, connector, tag, wait).await {
                 Ok(Some(session)) => Flash::ok(format!(
                     "The charger accepted remote-start, and session #{session} started on connector {connector}."
                 )),

@@ -13,7 +13,7 @@ use maud::{html, Markup};
 
 use crate::api::ApiState;
 use crate::charging::history::{GroupBy, ReportQuery};
-use crate::console::ui::{self, connector_state, grouped, link_safe, online, plain, time_or};
+use crate::console::ui::{self, connector_state, grouped, online, plain, time_or};
 use crate::console::Viewer;
 use crate::devices::fleet::FLEET_PAGE;
 use crate::devices::DeviceState;
@@ -113,7 +113,7 @@ async fn fleet(
         }
         (table(&page.devices, admin))
         @if let Some(next) = &page.next {
-            p { a href={ "/?q=" (link_safe(&search)) "&status=" (status.as_str()) "&after=" (next) } { "Next " (FLEET_PAGE) " chargers" } }
+            p { a href={ "/?q=" (ui::query_value(&search)) "&status=" (status.as_str()) "&after=" (next) } { "Next " (FLEET_PAGE) " chargers" } }
         }
     };
     v.live_page("Fleet".to_owned(), filters, live, html! {})

@@ -14,7 +14,7 @@ use maud::{html, Markup};
 use crate::api::ApiState;
 use crate::charging::history::{SessionDetail, SessionQuery, SessionView};
 use crate::console::flash::Flash;
-use crate::console::ui::{self, csrf, link_safe, plain, time_text};
+use crate::console::ui::{self, csrf, plain, time_text};
 use crate::console::{AuthedForm, Viewer};
 use crate::error::Error;
 use crate::ids::DeviceId;
@@ -132,7 +132,7 @@ async fn sessions(
     };
     let after = html! {
         @if let Some(next) = &page.next_cursor {
-            p { a href={ "/sessions?device=" (link_safe(&device)) "&status=" (link_safe(&status)) "&cursor=" (link_safe(next)) } { "Older sessions" } }
+            p { a href={ "/sessions?device=" (ui::query_value(&device)) "&status=" (ui::query_value(&status)) "&cursor=" (ui::query_value(next)) } { "Older sessions" } }
         }
     };
     v.live_page(title, filters, table(&page.sessions), after)
@@ -242,6 +242,9 @@ async fn session(State(state): State<ApiState>, v: Viewer, Path(id): Path<String
             p { "Exact amounts, before the one rounding of net and tax (half away from zero, to the currency's minor unit)." }
         }
         h2 { "Meter samples" }
+        @if s.samples_total > s.samples.len() as i64 {
+            p { (ui::grouped(i128::from(s.samples_total))) " samples: " (ui::grouped(s.samples.len() as i128)) " of them are shown, evenly spread, with the first and the last." }
+        }
         div.scroll { table {
             thead { tr { th { "At" } th { "Delivered" } th { "Meter register (Wh)" } th { "Power (W)" } } }
             tbody { @for p in &s.samples {

@@ -12,7 +12,7 @@ use maud::html;
 
 use crate::api::ApiState;
 use crate::console::flash::Flash;
-use crate::console::ui::{self, csrf, link_safe, plain, time, time_or};
+use crate::console::ui::{self, csrf, plain, time, time_or};
 use crate::console::{AuthedForm, Viewer};
 use crate::error::Error;
 use crate::ids::{OwnerId, TagUid};
@@ -78,7 +78,7 @@ async fn tags(
                                     (csrf(u))
                                     input type="hidden" name="uid" value=(t.uid);
                                     input type="hidden" name="owner" value=(t.owner);
-                                    input type="hidden" name="back" value=(link_safe(&search));
+                                    input type="hidden" name="back" value=(search);
                                     @if t.status.as_str() == "active" {
                                         input type="hidden" name="status" value="blocked";
                                         button.danger type="submit" data-confirm={ "Block card " (t.uid) "? It stops charging at once." } { "Block " (t.uid) }
@@ -94,7 +94,7 @@ async fn tags(
             } }
         }
         @if let Some((uid, owner)) = &next {
-            p { a href={ "/tags?q=" (link_safe(&search)) "&after=" (uid) "&after_owner=" (owner) } { "Next " (PAGE) " tags" } }
+            p { a href={ "/tags?q=" (ui::query_value(&search)) "&after=" (uid) "&after_owner=" (owner) } { "Next " (PAGE) " tags" } }
         }
         h2 { "Import from CSV" }
         form.card method="post" action="/tags/import" {
@@ -136,7 +136,7 @@ async fn tag_status(State(state): State<ApiState>, f: AuthedForm) -> Response {
     } else {
         TagStatus::Active
     };
-    let back = format!("/tags?q={}", link_safe(f.field("back")));
+    let back = format!("/tags?q={}", ui::query_value(f.field("back")));
     let result = match (
         TagUid::parse(f.field("uid")),
         OwnerId::parse(f.field("owner")),

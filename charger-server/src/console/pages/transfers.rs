@@ -11,7 +11,7 @@ use maud::html;
 
 use crate::api::ApiState;
 use crate::console::flash::Flash;
-use crate::console::ui::{csrf, link_safe, time_text};
+use crate::console::ui::{self, csrf, time_text};
 use crate::console::{AuthedForm, Viewer};
 use crate::devices::{TransferQuery, TransferStatus};
 use crate::error::Error;
@@ -74,7 +74,7 @@ async fn transfers(
             } }
         }
         @if let Some(next) = &page.next_cursor {
-            p { a href={ "/transfers?cursor=" (link_safe(next)) } { "Older offers" } }
+            p { a href={ "/transfers?cursor=" (ui::query_value(next)) } { "Older offers" } }
         }
     };
     v.page("Transfers".to_owned(), body)

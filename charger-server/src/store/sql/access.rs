@@ -111,7 +111,9 @@ impl SqlStore {
         token_hash: &str,
         now: DateTime<Utc>,
         expires: DateTime<Utc>,
-    ) -> StoreResult<()> {
+        keep: i64,
+    ) -> StoreResult<u64> {
+        let mut tx = self.begin_write().await?;
         sqlx::query(
             "INSERT INTO console_sessions (id_hash, token_hash, created_at, expires_at)
              VALUES ($1, $2, $3, $4)",
@@ -120,10 +122,21 @@ impl SqlStore {
         .bind(token_hash)
         .bind(to_millis(now))
         .bind(to_millis(expires))
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await
         .map_err(conflict_on_unique("console session"))?;
-        Ok(())
+        let ended = sqlx::query(
+            "DELETE FROM console_sessions WHERE token_hash = $1 AND id_hash NOT IN (
+                 SELECT id_hash FROM console_sessions WHERE token_hash = $1
+                 ORDER BY created_at DESC, id_hash LIMIT $2)",
+        )
+        .bind(token_hash)
+        .bind(keep)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        tx.commit().await?;
+        Ok(ended)
     }
 
     pub(super) async fn console_session_row(
@@ -179,15 +192,18 @@ impl SqlStore {
         &self,
         device: &DeviceId,
         owner: Option<&OwnerId>,
+        through: Option<DateTime<Utc>>,
         limit: i64,
     ) -> StoreResult<Vec<AuditEntry>> {
         let rows: Vec<AuditRow> = sqlx::query_as(
             "SELECT id, at, principal, owner_id, device_id, action, detail, outcome
              FROM audit_log WHERE device_id = $1 AND ($2 IS NULL OR owner_id = $2)
-             ORDER BY id DESC LIMIT $3",
+                              AND ($3 IS NULL OR at <= $3)
+             ORDER BY at DESC, id DESC LIMIT $4",
         )
         .bind(device.as_str())
         .bind(owner.map(OwnerId::as_str))
+        .bind(through.map(to_millis))
         .bind(limit)
         .fetch_all(&self.pool)
         .await?;

@@ -6,7 +6,9 @@ use chrono::{DateTime, Utc};
 use sqlx::FromRow;
 
 use super::{corrupt, DeviceRow, SqlStore, TagRow, DEVICE_COLUMNS, TAG_COLUMNS};
-use crate::devices::{Device, DeviceEvent, DeviceQuery, DeviceState, Fault, FleetCounts};
+use crate::devices::{
+    Device, DeviceEvent, DeviceQuery, DeviceState, Fault, FleetCounts, HistoryQuery,
+};
 use crate::ids::{DeviceId, OwnerId};
 use crate::store::{from_millis, to_millis, StoreResult};
 use crate::tags::{Tag, TagQuery};
@@ -122,13 +124,13 @@ impl SqlStore {
             .collect()
     }
 
-    /// A charger's history, newest first, before `before` (a time): its events (connects,
-    /// disconnects, status changes) and its answered requests, `limit` of each at most.
+    /// A charger's history, newest first: its events (connects, disconnects, status
+    /// changes) and its answered requests of the query's kind and times, `limit` of each
+    /// at most.
     pub(super) async fn device_history_of(
         &self,
         device: &DeviceId,
-        before: Option<DateTime<Utc>>,
-        limit: i64,
+        q: &HistoryQuery,
     ) -> StoreResult<Vec<DeviceEvent>> {
         #[derive(FromRow)]
         struct EventRow {
@@ -136,27 +138,44 @@ impl SqlStore {
             kind: String,
             detail: Option<String>,
         }
-        let before = before.map(crate::store::to_millis);
-        let events: Vec<EventRow> = sqlx::query_as(
-            "SELECT at, kind, detail FROM device_events
-             WHERE device_id = $1 AND ($2 IS NULL OR at < $2)
-             ORDER BY at DESC, id DESC LIMIT $3",
-        )
-        .bind(device.as_str())
-        .bind(before)
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?;
-        let requests: Vec<(i64, String, i64, String, String)> = sqlx::query_as(
-            "SELECT created_at, endpoint, code, request_id, body FROM mqtt_requests
-             WHERE device_id = $1 AND ($2 IS NULL OR created_at < $2)
-             ORDER BY created_at DESC LIMIT $3",
-        )
-        .bind(device.as_str())
-        .bind(before)
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?;
+        let since = q.since.map(crate::store::to_millis);
+        let through = q.through.map(crate::store::to_millis);
+        let mut events: Vec<EventRow> = Vec::new();
+        if let Some(kinds) = q.kind.event_kinds() {
+            // The kinds are fixed names of ours, bound one by one.
+            let slots: Vec<String> = (0..kinds.len()).map(|i| format!("${}", i + 5)).collect();
+            let sql = format!(
+                "SELECT at, kind, detail FROM device_events
+                 WHERE device_id = $1 AND ($2 IS NULL OR at >= $2) AND ($3 IS NULL OR at <= $3)
+                   AND kind IN ({})
+                 ORDER BY at DESC, id DESC LIMIT $4",
+                slots.join(", ")
+            );
+            let mut query = sqlx::query_as(&sql)
+                .bind(device.as_str())
+                .bind(since)
+                .bind(through)
+                .bind(q.limit);
+            for k in kinds {
+                query = query.bind(*k);
+            }
+            events = query.fetch_all(&self.pool).await?;
+        }
+        let mut requests: Vec<(i64, String, i64, String, String)> = Vec::new();
+        if q.kind.requests() {
+            requests = sqlx::query_as(
+                "SELECT created_at, endpoint, code, request_id, body FROM mqtt_requests
+                 WHERE device_id = $1 AND ($2 IS NULL OR created_at >= $2)
+                   AND ($3 IS NULL OR created_at <= $3)
+                 ORDER BY created_at DESC LIMIT $4",
+            )
+            .bind(device.as_str())
+            .bind(since)
+            .bind(through)
+            .bind(q.limit)
+            .fetch_all(&self.pool)
+            .await?;
+        }
         let mut out = Vec::with_capacity(events.len() + requests.len());
         for e in events {
             out.push(DeviceEvent {
@@ -175,8 +194,21 @@ impl SqlStore {
             });
         }
         out.sort_by_key(|l| std::cmp::Reverse(l.at));
-        out.truncate(usize::try_from(limit).unwrap_or(0));
+        out.truncate(usize::try_from(q.limit).unwrap_or(0));
         Ok(out)
+    }
+
+    /// When a charger last changed owner.
+    pub(super) async fn owned_since_of(
+        &self,
+        device: &DeviceId,
+    ) -> StoreResult<Option<DateTime<Utc>>> {
+        let at: Option<i64> =
+            sqlx::query_scalar("SELECT MAX(until) FROM ownership_history WHERE device_id = $1")
+                .bind(device.as_str())
+                .fetch_one(&self.pool)
+                .await?;
+        at.map(from_millis).transpose()
     }
 
     pub(super) async fn prune_device_events_before(
