@@ -5,33 +5,14 @@
 //! (`CHARGER_AUDIT_LOG_DAYS`, 400 days by default).
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
 
 use crate::error::Result;
 use crate::ids::{DeviceId, OwnerId};
+pub use crate::records::audit::AuditEntry;
 use crate::service::{Principal, Service};
 
 /// Most audit entries a charger's page shows.
 pub const DEVICE_AUDIT_SHOWN: i64 = 50;
-
-/// One recorded action.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct AuditEntry {
-    pub id: i64,
-    pub at: DateTime<Utc>,
-    /// `admin`, or `owner:<id>`.
-    pub principal: String,
-    /// The owner of the charger acted on, at the time (its page shows only its own).
-    #[serde(skip)]
-    pub owner: Option<OwnerId>,
-    pub device: Option<DeviceId>,
-    /// What was done: `command:remote-stop`, `credentials:rotate`, ...
-    pub action: String,
-    /// Its input, bounded (a command's data).
-    pub detail: Option<String>,
-    /// How it ended: the charger's answer, `ok`, or the error code.
-    pub outcome: String,
-}
 
 /// Longest detail or outcome kept, in characters.
 const MAX_TEXT: usize = 300;

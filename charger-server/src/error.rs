@@ -1,8 +1,6 @@
 //! The domain error: one enum every service returns, mapped once on each edge (an HTTP
 //! status in `api/`, a `code` in the RES envelope in `mqtt/`).
 
-use crate::store::StoreError;
-
 /// Longest error message (and field name) sent or kept, in characters. Messages that
 /// quote input (serde names the offending value) are cut, so an answer, a kept answer or a
 /// log line never carries unbounded input.
@@ -89,29 +87,6 @@ impl Error {
             Error::BadAnswer(_) => "bad_device_answer",
             Error::Unavailable(_) => "unavailable",
             Error::Internal(_) => "internal",
-        }
-    }
-}
-
-impl From<StoreError> for Error {
-    fn from(e: StoreError) -> Self {
-        match e {
-            StoreError::Conflict(message) => Error::conflict("conflict", message),
-            // The database cannot be reached (down, restarting, the pool waited in
-            // vain): 503, the caller may retry.
-            StoreError::Database(
-                e @ (sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed),
-            ) => {
-                crate::metrics::db_error();
-                tracing::warn!(error = %e, "the database is unreachable");
-                Error::Unavailable("the database is unreachable; retry later".to_owned())
-            }
-            StoreError::Database(e) => {
-                crate::metrics::db_error();
-                Error::Internal(format!("database: {e}"))
-            }
-            StoreError::Corrupt(message) => Error::Internal(format!("stored data: {message}")),
-            StoreError::ReadOnly => Error::Internal(e.to_string()),
         }
     }
 }

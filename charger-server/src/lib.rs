@@ -40,6 +40,7 @@ pub mod limits;
 pub mod metrics;
 pub mod mqtt;
 pub mod owners;
+pub mod records;
 pub mod requests;
 pub mod secrets;
 pub mod service;

@@ -1,47 +1,17 @@
 //! Tariffs and billing arithmetic. [`cost`] holds the money math and its rounding policy;
 //! this module holds tariffs (per owner, optionally the owner's default) and their checks.
 
-pub mod cost;
-mod currency;
+pub use crate::records::cost;
 
-use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
-pub use currency::{from_minor, money_text, to_minor, Currency};
+pub use crate::records::billing::Tariff;
+pub use crate::records::money::{from_minor, money_text, to_minor, Currency};
 
 use crate::error::{Error, Result};
 use crate::ids::{OwnerId, TariffId};
 use crate::service::{Principal, Service};
-
-/// Prices an owner charges, assigned per charger or as the owner's default.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Tariff {
-    pub id: TariffId,
-    pub owner: OwnerId,
-    pub currency: Currency,
-    pub energy_per_kwh: Decimal,
-    pub time_per_hour: Decimal,
-    pub session_fee: Decimal,
-    /// A fraction: 0.21 is 21 %.
-    pub tax_rate: Decimal,
-    /// Applies to the owner's chargers that have no tariff of their own.
-    pub default: bool,
-    pub created_at: DateTime<Utc>,
-}
-
-impl Tariff {
-    /// The prices a session started now is billed by.
-    pub fn prices(&self) -> cost::Prices {
-        cost::Prices {
-            currency: self.currency.clone(),
-            energy_per_kwh: self.energy_per_kwh,
-            time_per_hour: self.time_per_hour,
-            session_fee: self.session_fee,
-            tax_rate: self.tax_rate,
-        }
-    }
-}
 
 /// `POST /api/v1/tariffs`. Prices are decimal strings ("0.30"), never JSON numbers.
 #[derive(Debug, Deserialize)]

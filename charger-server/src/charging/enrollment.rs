@@ -3,12 +3,13 @@
 //! credentials), `rekey` (new credentials, same owner) and
 //! `local-list` (the tags a charger keeps for offline authorization, by delta).
 
+use super::LocalListItem;
 use chrono::{DateTime, Utc};
 
 use super::{Charger, Reply, RequestContext, Superseded};
 use crate::devices::parse_data;
 use crate::error::{Error, Result};
-use crate::ids::{OwnerId, TagUid};
+use crate::ids::OwnerId;
 use crate::secrets::hash_secret;
 use crate::service::Service;
 use crate::store::ChargerTx;
@@ -19,29 +20,6 @@ use charger_protocol::{seal_credentials, NewCredentials};
 
 /// Most local-list entries in one answer; the charger asks again while `more` is true.
 pub const LOCAL_LIST_PAGE: usize = 200;
-
-/// One change of an owner's tag list: a tag as it is now, or a removed uid.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum LocalListItem {
-    Tag(Tag),
-    Removed { uid: TagUid, version: i64 },
-}
-
-impl LocalListItem {
-    pub fn version(&self) -> i64 {
-        match self {
-            LocalListItem::Tag(t) => t.list_version,
-            LocalListItem::Removed { version, .. } => *version,
-        }
-    }
-}
-
-/// The owner's list version now, and its changes after a version, oldest first.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LocalListPage {
-    pub current: i64,
-    pub items: Vec<LocalListItem>,
-}
 
 /// A `pub` must be 32 bytes of base64 (its low order is checked when it is used).
 fn check_public_key(public: &str) -> Result<()> {

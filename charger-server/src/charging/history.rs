@@ -10,6 +10,9 @@
 //! UTC day, UTC month, charger or tag, one currency per row; per-currency totals are the
 //! exact sums of the rows, which are exact sums of the sessions' billed minor units.
 
+pub use crate::records::charging::{
+    MeterSample, ReportKey, ReportSum, SessionFilter, StoredCostLine,
+};
 use std::collections::BTreeMap;
 use std::str::FromStr;
 
@@ -37,20 +40,6 @@ pub struct SessionQuery {
     pub status: Option<String>,
     pub cursor: Option<String>,
     pub limit: Option<i64>,
-}
-
-/// What the store filters sessions by.
-#[derive(Debug, Clone, Default)]
-pub struct SessionFilter {
-    pub owner: Option<OwnerId>,
-    pub device: Option<DeviceId>,
-    pub tag: Option<TagUid>,
-    pub status: Option<SessionStatus>,
-    pub from: Option<DateTime<Utc>>,
-    pub to: Option<DateTime<Utc>>,
-    /// Only ids below this one (the cursor).
-    pub before_id: Option<i64>,
-    pub limit: i64,
 }
 
 /// A session as the REST API shows it.
@@ -143,23 +132,6 @@ pub struct SessionPage {
     pub next_cursor: Option<String>,
 }
 
-/// One meter sample.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct MeterSample {
-    pub at: String,
-    pub energy_wh: i64,
-    pub power_w: Option<i64>,
-}
-
-/// One stored cost line (exact decimals, before the one rounding).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct StoredCostLine {
-    pub kind: String,
-    pub quantity: String,
-    pub unit_price: String,
-    pub amount: String,
-}
-
 /// A session with its samples and cost lines.
 #[derive(Debug, Clone, Serialize)]
 pub struct SessionDetail {
@@ -184,28 +156,6 @@ pub enum GroupBy {
     Month,
     Device,
     Tag,
-}
-
-/// What the store groups by (months are folded from days).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ReportKey {
-    /// Days since the Unix epoch (UTC).
-    Day,
-    Device,
-    Tag,
-}
-
-/// One aggregated row from the store: sums of billed minor units.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ReportSum {
-    pub key: String,
-    pub currency: String,
-    pub sessions: i64,
-    /// Sums in 128 bits: they never wrap.
-    pub energy_wh: i128,
-    pub net_minor: i128,
-    pub tax_minor: i128,
-    pub total_minor: i128,
 }
 
 /// `GET /api/v1/reports/billing` query.

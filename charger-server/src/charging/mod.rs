@@ -28,127 +28,15 @@ use crate::billing::cost::{Bill, Prices};
 use crate::billing::{money_text, Currency};
 use crate::devices::parse_data;
 use crate::error::{Error, Result};
-use crate::ids::{DeviceId, OwnerId, TagUid, TariffId};
 use crate::service::Service;
 use crate::store::ChargerTx;
 use charger_protocol::api;
 
-pub use enrollment::{LocalListItem, LocalListPage};
+pub use crate::records::charging::{
+    rfc3339, Charger, LocalListItem, LocalListPage, NewSession, Resolved, Sample, Session,
+    SessionRef, SessionStatus, StopReason, StopRecord, Superseded,
+};
 pub use remote::{CommandResult, COMMANDS};
-pub use sessions::{NewSession, Sample, SessionRef, StopReason, StopRecord};
-
-/// A charger as the charger API needs it, read inside the request's transaction.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Charger {
-    pub id: DeviceId,
-    pub owner: OwnerId,
-    pub connectors: i64,
-    pub tariff: Option<TariffId>,
-    pub key_version: i64,
-    /// It changed owner: its next local list starts over.
-    pub list_reset: bool,
-    /// Each connector's rated power, in W: the bound of plausible energy.
-    pub max_power_w: i64,
-    /// Only envelope v2 is accepted from it.
-    pub require_v2: bool,
-    /// Its credentials before its last claim or rekey, while they may still repeat that
-    /// exchange.
-    pub superseded: Option<Superseded>,
-}
-
-/// Credentials a claim or a rekey replaced, kept for a grace window
-/// (`CHARGER_CREDENTIALS_GRACE_S`) so that a charger whose answer was lost can log in with
-/// them and repeat that one request (its kept answer), and do nothing else.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Superseded {
-    /// The key version of the old credentials.
-    pub key_version: i64,
-    /// The owner whose topics the old credentials used.
-    pub owner: OwnerId,
-    /// The exchange's request id (its JSON text) and endpoint.
-    pub request_id: String,
-    pub endpoint: String,
-    /// Until when the old password logs in.
-    pub until: DateTime<Utc>,
-}
-
-/// Whether a session is still charging.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum SessionStatus {
-    Active,
-    Stopped,
-    /// Closed by a late replay with readings no meter can produce: billed nothing until an
-    /// operator resolves it.
-    Disputed,
-    /// A disputed session an operator voided: billed nothing, for good.
-    Void,
-}
-
-impl SessionStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            SessionStatus::Active => "active",
-            SessionStatus::Stopped => "stopped",
-            SessionStatus::Disputed => "disputed",
-            SessionStatus::Void => "void",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "active" => Some(SessionStatus::Active),
-            "stopped" => Some(SessionStatus::Stopped),
-            "disputed" => Some(SessionStatus::Disputed),
-            "void" => Some(SessionStatus::Void),
-            _ => None,
-        }
-    }
-}
-
-/// A charging session. `owner` is the charger's owner when it started: the one that
-/// bills it, unchanged by a later transfer of the charger.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Session {
-    pub id: i64,
-    pub device: DeviceId,
-    pub connector: i64,
-    pub owner: OwnerId,
-    pub tag: TagUid,
-    pub local_id: Option<String>,
-    pub status: SessionStatus,
-    /// Started while the charger was offline: recorded without live checks.
-    pub offline: bool,
-    pub meter_start_wh: i64,
-    pub meter_stop_wh: Option<i64>,
-    pub last_meter_wh: i64,
-    pub started_at: DateTime<Utc>,
-    pub stopped_at: Option<DateTime<Utc>>,
-    pub stop_reason: Option<String>,
-    /// Why the session is disputed (an offline replay no meter could produce).
-    pub dispute: Option<String>,
-    /// The time of its latest meter sample.
-    pub last_sample_at: Option<DateTime<Utc>>,
-    /// The tariff the prices were taken from (None: the charger had none: free).
-    pub tariff: Option<TariffId>,
-    pub prices: Prices,
-    pub energy_wh: Option<i64>,
-    pub net: Option<Decimal>,
-    pub tax: Option<Decimal>,
-    pub total: Option<Decimal>,
-    /// How an operator resolved it, when it was disputed.
-    pub resolution: Option<Resolved>,
-}
-
-/// An operator's resolution of a disputed session: what, who, when.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Resolved {
-    /// `void` or `billed`.
-    pub action: String,
-    /// `admin` or `owner:<id>`.
-    pub by: String,
-    pub at: DateTime<Utc>,
-}
 
 /// The prices of a session started where no tariff applies: free, in ISO 4217's "XXX"
 /// (no currency), so it is visibly apart in reports.
@@ -194,11 +82,6 @@ impl Reply {
             revoke: true,
         }
     }
-}
-
-/// RFC 3339 UTC with milliseconds, the API's time format.
-pub fn rfc3339(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
 fn check_connector(charger: &Charger, connector: i64) -> Result<()> {

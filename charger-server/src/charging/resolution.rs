@@ -4,6 +4,7 @@
 //! snapshot. Who did it and when are recorded with it; two operators resolving at once get
 //! one resolution and one 409.
 
+pub use crate::records::charging::Resolution;
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
@@ -39,23 +40,6 @@ pub struct ResolveRequest {
     /// Why (1-200 characters), kept in the audit log.
     #[serde(default, deserialize_with = "crate::tags::not_null")]
     pub note: Option<String>,
-}
-
-/// What the store records for a resolution.
-#[derive(Debug, Clone)]
-pub struct Resolution {
-    /// `Stopped` (billed) or `Void`.
-    pub status: SessionStatus,
-    pub meter_start_wh: i64,
-    pub meter_stop_wh: i64,
-    pub started_at: DateTime<Utc>,
-    pub stopped_at: DateTime<Utc>,
-    pub bill: Bill,
-    pub currency: crate::billing::Currency,
-    /// `void` or `billed`.
-    pub action: &'static str,
-    pub by: String,
-    pub at: DateTime<Utc>,
 }
 
 impl Service {

@@ -6,104 +6,21 @@
 //! refused, and a repeat of the same `local_id` answers the same session. Sessions are
 //! billed by their own start and stop times, whenever the messages arrive.
 
+use crate::records::charging::{check_local_id, NewSession, SessionRef, StopRecord};
 use chrono::{DateTime, Utc};
 
 use super::inputs::{check_energy, check_power, check_reading, check_time};
 use super::{bill_body, check_connector, free_prices, Charger, Reply, Session, SessionStatus};
 use crate::billing::cost::{self, Bill, BillingError, Prices};
-use crate::billing::Currency;
 use crate::devices::parse_data;
 use crate::error::{Error, Result};
-use crate::ids::{DeviceId, OwnerId, TagUid, TariffId};
+use crate::ids::{TagUid, TariffId};
 use crate::service::Service;
 use crate::store::ChargerTx;
 use charger_protocol::api;
 
 /// Most samples one `meter-values` request may carry.
 pub const MAX_SAMPLES: usize = 100;
-
-/// How a charger names a session: the server's id, or its own id for an offline start.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SessionRef {
-    Id(i64),
-    Local(String),
-}
-
-impl SessionRef {
-    /// Exactly one of the two fields, checked; `None` when neither is given.
-    pub fn from_fields(session_id: Option<i64>, local_id: Option<String>) -> Result<Option<Self>> {
-        match (session_id, local_id) {
-            (Some(_), Some(_)) => Err(Error::invalid(
-                "session_id",
-                "give session_id or local_id, not both",
-            )),
-            (Some(id), None) => Ok(Some(SessionRef::Id(id))),
-            (None, Some(local)) => Ok(Some(SessionRef::Local(check_local_id(local)?))),
-            (None, None) => Ok(None),
-        }
-    }
-
-    fn required(session_id: Option<i64>, local_id: Option<String>) -> Result<Self> {
-        Self::from_fields(session_id, local_id)?
-            .ok_or_else(|| Error::invalid("session_id", "give session_id or local_id"))
-    }
-}
-
-/// Longest `local_id` accepted in any form, in bytes.
-pub const MAX_LOCAL_ID_BYTES: usize = 256;
-
-/// A device-made session id. The documented form is `[A-Za-z0-9_-]{1,64}`; another
-/// (non-empty, at most 256 bytes) is not refused, since refusing an offline start loses a
-/// session the car has charged: it is kept as `h-` and 40 hex digits of its SHA-256, the
-/// same for every message that names it, so the session's values and stop still find it.
-fn check_local_id(local: String) -> Result<String> {
-    if charger_protocol::topic::is_valid_part(&local) {
-        return Ok(local);
-    }
-    if local.is_empty() || local.len() > MAX_LOCAL_ID_BYTES {
-        return Err(Error::invalid("local_id", "must be 1 to 256 bytes"));
-    }
-    use sha2::Digest as _;
-    let digest = hex::encode(sha2::Sha256::digest(local.as_bytes()));
-    Ok(format!("h-{}", &digest[..40]))
-}
-
-/// A session row to insert.
-#[derive(Debug, Clone)]
-pub struct NewSession {
-    pub device: DeviceId,
-    pub connector: i64,
-    pub owner: OwnerId,
-    pub tag: TagUid,
-    pub local_id: Option<String>,
-    pub offline: bool,
-    pub meter_start_wh: i64,
-    pub started_at: DateTime<Utc>,
-    pub tariff: Option<TariffId>,
-    pub prices: Prices,
-    /// Why an offline start is disputed (readings or times no meter can produce).
-    pub dispute: Option<String>,
-    pub created_at: DateTime<Utc>,
-}
-
-/// What a stop records.
-#[derive(Debug, Clone)]
-pub struct StopRecord {
-    pub meter_stop_wh: i64,
-    pub stopped_at: DateTime<Utc>,
-    pub reason: StopReason,
-    /// The bill: nothing for a disputed session.
-    pub bill: Bill,
-    /// Set: the session is closed as `disputed`, for an operator to resolve.
-    pub dispute: Option<String>,
-    /// The session's currency (its amounts are stored in its minor units).
-    pub currency: Currency,
-}
-
-/// Why a session stopped (the wire type).
-pub use charger_protocol::api::StopReason;
-/// One meter reading (the wire type).
-pub type Sample = api::MeterSample;
 
 /// A tag uid given in a request's `field`, checked.
 pub(crate) fn tag_in(field: &str, uid: &str) -> Result<TagUid> {

@@ -12,6 +12,7 @@
 //! bundle, shown once; the old password and key are refused at once and the charger's
 //! connection is closed.
 
+use crate::records::devices::{TransferOffer, TransferStatus};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -31,90 +32,6 @@ pub const TRANSFER_VALID_HOURS: i64 = 72;
 #[serde(deny_unknown_fields)]
 pub struct TransferRequest {
     pub to: OwnerId,
-}
-
-/// Where an offer stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum TransferStatus {
-    /// Waiting for the receiving owner.
-    Offered,
-    /// Accepted: the code may be entered at the charger.
-    Accepted,
-    Declined,
-    Withdrawn,
-    /// The charger has moved.
-    Claimed,
-    /// Another offer of the same charger was claimed first.
-    Void,
-    /// Offered or accepted, but past its `expires_at`.
-    Expired,
-}
-
-impl TransferStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            TransferStatus::Offered => "offered",
-            TransferStatus::Accepted => "accepted",
-            TransferStatus::Declined => "declined",
-            TransferStatus::Withdrawn => "withdrawn",
-            TransferStatus::Claimed => "claimed",
-            TransferStatus::Void => "void",
-            TransferStatus::Expired => "expired",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        [
-            TransferStatus::Offered,
-            TransferStatus::Accepted,
-            TransferStatus::Declined,
-            TransferStatus::Withdrawn,
-            TransferStatus::Claimed,
-            TransferStatus::Void,
-        ]
-        .into_iter()
-        .find(|t| t.as_str() == s)
-    }
-}
-
-/// An offer to move a charger to another owner.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TransferOffer {
-    pub id: String,
-    pub device: DeviceId,
-    pub from: OwnerId,
-    pub to: OwnerId,
-    /// As stored (never `Expired`: that is computed, see [`TransferOffer::status_at`]).
-    pub status: TransferStatus,
-    pub expires_at: DateTime<Utc>,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
-}
-
-impl TransferOffer {
-    /// The status as of `now`: an open offer past its time is `Expired`.
-    pub fn status_at(&self, now: DateTime<Utc>) -> TransferStatus {
-        match self.status {
-            TransferStatus::Offered | TransferStatus::Accepted if self.expires_at <= now => {
-                TransferStatus::Expired
-            }
-            s => s,
-        }
-    }
-
-    fn view(&self, now: DateTime<Utc>) -> TransferView {
-        TransferView {
-            id: self.id.clone(),
-            device: self.device.clone(),
-            from: self.from.clone(),
-            to: self.to.clone(),
-            status: self.status_at(now),
-            expires_at: rfc3339(self.expires_at),
-            created_at: rfc3339(self.created_at),
-            code: None,
-        }
-    }
 }
 
 /// An offer as the REST API shows it. `code` only in the receiver's answer to `accept`.
@@ -422,5 +339,25 @@ impl Service {
         )
         .await;
         Ok(self.bundle(id, &device.owner, password, next))
+    }
+}
+
+/// An offer as the REST API shows it.
+trait Viewed {
+    fn view(&self, now: DateTime<Utc>) -> TransferView;
+}
+
+impl Viewed for TransferOffer {
+    fn view(&self, now: DateTime<Utc>) -> TransferView {
+        TransferView {
+            id: self.id.clone(),
+            device: self.device.clone(),
+            from: self.from.clone(),
+            to: self.to.clone(),
+            status: self.status_at(now),
+            expires_at: rfc3339(self.expires_at),
+            created_at: rfc3339(self.created_at),
+            code: None,
+        }
     }
 }

@@ -12,16 +12,18 @@ mod sql;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-use crate::audit::AuditEntry;
-use crate::billing::Tariff;
-use crate::charging::history::{MeterSample, ReportKey, ReportSum, SessionFilter, StoredCostLine};
-use crate::charging::{Charger, LocalListPage, NewSession, Session, SessionRef, StopRecord};
-use crate::devices::{
+use crate::ids::{DeviceId, OwnerId, TagUid, TariffId};
+use crate::records::audit::AuditEntry;
+use crate::records::billing::Tariff;
+use crate::records::charging::{
+    Charger, LocalListPage, NewSession, Session, SessionRef, StopRecord,
+};
+use crate::records::charging::{MeterSample, ReportKey, ReportSum, SessionFilter, StoredCostLine};
+use crate::records::devices::{
     Device, DeviceAuth, DeviceSettings, NewDevice, PresenceChange, TransferOffer, TransferStatus,
 };
-use crate::ids::{DeviceId, OwnerId, TagUid, TariffId};
-use crate::owners::{NewToken, Owner, TokenInfo, TokenScope};
-use crate::tags::{Tag, UnknownTag};
+use crate::records::owners::{NewToken, Owner, TokenInfo, TokenScope};
+use crate::records::tags::{Tag, UnknownTag};
 
 pub use sql::{connect, Backend, SqlStore};
 
@@ -37,6 +39,31 @@ pub enum StoreError {
     /// A write on a read-only [`ChargerTx`] (a bug: such requests write nothing).
     #[error("a write on a read-only connection")]
     ReadOnly,
+}
+
+/// A store error as the domain's: the one place it is mapped.
+impl From<StoreError> for crate::error::Error {
+    fn from(e: StoreError) -> Self {
+        use crate::error::Error;
+        match e {
+            StoreError::Conflict(message) => Error::conflict("conflict", message),
+            // The database cannot be reached (down, restarting, the pool waited in
+            // vain): 503, the caller may retry.
+            StoreError::Database(
+                e @ (sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed),
+            ) => {
+                crate::metrics::db_error();
+                tracing::warn!(error = %e, "the database is unreachable");
+                Error::Unavailable("the database is unreachable; retry later".to_owned())
+            }
+            StoreError::Database(e) => {
+                crate::metrics::db_error();
+                Error::Internal(format!("database: {e}"))
+            }
+            StoreError::Corrupt(message) => Error::Internal(format!("stored data: {message}")),
+            StoreError::ReadOnly => Error::Internal(e.to_string()),
+        }
+    }
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;
@@ -231,29 +258,32 @@ pub trait Store: Send + Sync + 'static {
     /// Sessions charging now (all owners).
     async fn count_active_sessions(&self) -> StoreResult<i64>;
     /// A page of chargers, searched and filtered on the database, by id.
-    async fn device_page(&self, q: &crate::devices::DeviceQuery) -> StoreResult<Vec<Device>>;
+    async fn device_page(
+        &self,
+        q: &crate::records::devices::DeviceQuery,
+    ) -> StoreResult<Vec<Device>>;
     /// How many chargers (of one owner, or all) are online, charging, faulted.
     async fn fleet_counts(
         &self,
         owner: Option<&OwnerId>,
-    ) -> StoreResult<crate::devices::FleetCounts>;
+    ) -> StoreResult<crate::records::devices::FleetCounts>;
     /// The connectors' latest reported errors, newest first.
     async fn recent_faults(
         &self,
         owner: Option<&OwnerId>,
         limit: i64,
-    ) -> StoreResult<Vec<crate::devices::Fault>>;
+    ) -> StoreResult<Vec<crate::records::devices::Fault>>;
     /// A charger's history, newest first: its events and answered requests of the query's
     /// kind and times (`limit` of each at most, merged, cut to `limit`).
     async fn device_history(
         &self,
         device: &DeviceId,
-        q: &crate::devices::HistoryQuery,
-    ) -> StoreResult<Vec<crate::devices::DeviceEvent>>;
+        q: &crate::records::devices::HistoryQuery,
+    ) -> StoreResult<Vec<crate::records::devices::DeviceEvent>>;
     /// Deletes chargers' events older than `before`; returns how many.
     async fn prune_device_events(&self, before: DateTime<Utc>) -> StoreResult<u64>;
     /// A page of tags, searched on the database, by uid and owner.
-    async fn tag_page(&self, q: &crate::tags::TagQuery) -> StoreResult<Vec<Tag>>;
+    async fn tag_page(&self, q: &crate::records::tags::TagQuery) -> StoreResult<Vec<Tag>>;
     /// Replaces a tariff's prices and default flag (a default one makes its owner's other
     /// default not one); false when the owner has no such tariff.
     async fn update_tariff(&self, tariff: &Tariff) -> StoreResult<bool>;
@@ -262,7 +292,7 @@ pub trait Store: Send + Sync + 'static {
     async fn resolve_session(
         &self,
         id: i64,
-        resolution: &crate::charging::resolution::Resolution,
+        resolution: &crate::records::charging::Resolution,
     ) -> StoreResult<bool>;
 
     /// Deletes up to `batch` kept answers older than `before` (the idempotency window);
@@ -435,7 +465,7 @@ pub trait ChargerTx: Send {
     async fn add_meter_samples(
         &mut self,
         session: i64,
-        samples: &[crate::charging::Sample],
+        samples: &[crate::records::charging::Sample],
         last_meter_wh: i64,
         last_sample_at: DateTime<Utc>,
     ) -> StoreResult<()>;
@@ -469,7 +499,7 @@ pub trait ChargerTx: Send {
         device: &DeviceId,
         expected: i64,
         password_hash: &str,
-        superseded: &crate::charging::Superseded,
+        superseded: &crate::records::charging::Superseded,
     ) -> StoreResult<bool>;
     /// The owner `device` had at `at`, with the tariff it had set for it, when that was
     /// before a move (None: the current owner).

@@ -18,14 +18,15 @@ use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Executor as _, FromRow, Row as _};
 
 use super::{from_millis, to_millis, Store, StoreError, StoreResult};
-use crate::billing::{Currency, Tariff};
-use crate::devices::{
+use crate::ids::{DeviceId, OwnerId, TagUid, TariffId};
+use crate::records::billing::Tariff;
+use crate::records::devices::{
     Connector, Device, DeviceAuth, DeviceSettings, NewDevice, PresenceChange, TransferOffer,
     TransferStatus,
 };
-use crate::ids::{DeviceId, OwnerId, TagUid, TariffId};
-use crate::owners::{NewToken, Owner, TokenInfo, TokenScope};
-use crate::tags::{Tag, TagRole, TagStatus, UnknownTag};
+use crate::records::money::Currency;
+use crate::records::owners::{NewToken, Owner, TokenInfo, TokenScope};
+use crate::records::tags::{Tag, TagRole, TagStatus, UnknownTag};
 
 /// The database behind the store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -398,7 +399,7 @@ impl DeviceAuthRow {
             self.prev_until,
         ) {
             (Some(password_hash), Some(owner), Some(endpoint), Some(until)) => {
-                Some(crate::devices::SupersededLogin {
+                Some(crate::records::devices::SupersededLogin {
                     password_hash,
                     owner: OwnerId::parse(&owner).map_err(|e| corrupt("owner id", e))?,
                     endpoint,
@@ -686,7 +687,7 @@ impl Store for SqlStore {
         self.prune_console_session_rows(now).await
     }
 
-    async fn insert_audit(&self, entry: &crate::audit::AuditEntry) -> StoreResult<()> {
+    async fn insert_audit(&self, entry: &crate::records::audit::AuditEntry) -> StoreResult<()> {
         self.insert_audit_row(entry).await
     }
 
@@ -696,7 +697,7 @@ impl Store for SqlStore {
         owner: Option<&OwnerId>,
         through: Option<DateTime<Utc>>,
         limit: i64,
-    ) -> StoreResult<Vec<crate::audit::AuditEntry>> {
+    ) -> StoreResult<Vec<crate::records::audit::AuditEntry>> {
         self.list_audit_rows(device, owner, through, limit).await
     }
 
@@ -820,7 +821,7 @@ impl Store for SqlStore {
     }
 
     async fn record_presence(&self, changes: &[PresenceChange]) -> StoreResult<()> {
-        use crate::devices::PresenceKind;
+        use crate::records::devices::PresenceKind;
         let mut tx = self.pool.begin().await?;
         for c in changes {
             let (sql, event) = match c.kind {
@@ -1171,7 +1172,7 @@ impl Store for SqlStore {
         transfers::rotate_credentials(&mut conn, id, owner, expected, password_hash).await
     }
 
-    async fn get_session(&self, id: i64) -> StoreResult<Option<crate::charging::Session>> {
+    async fn get_session(&self, id: i64) -> StoreResult<Option<crate::records::charging::Session>> {
         let row: Option<charging::SessionRow> = sqlx::query_as(&format!(
             "SELECT {} FROM sessions WHERE id = $1",
             charging::SESSION_COLUMNS
@@ -1184,8 +1185,8 @@ impl Store for SqlStore {
 
     async fn list_sessions(
         &self,
-        f: &crate::charging::history::SessionFilter,
-    ) -> StoreResult<Vec<crate::charging::Session>> {
+        f: &crate::records::charging::SessionFilter,
+    ) -> StoreResult<Vec<crate::records::charging::Session>> {
         let rows: Vec<charging::SessionRow> = sqlx::query_as(&format!(
             "SELECT {} FROM sessions
              WHERE ($1 IS NULL OR owner_id = $1) AND ($2 IS NULL OR device_id = $2)
@@ -1215,9 +1216,9 @@ impl Store for SqlStore {
         id: i64,
         shown: i64,
     ) -> StoreResult<(
-        Vec<crate::charging::history::MeterSample>,
+        Vec<crate::records::charging::MeterSample>,
         i64,
-        Vec<crate::charging::history::StoredCostLine>,
+        Vec<crate::records::charging::StoredCostLine>,
     )> {
         let total: i64 =
             sqlx::query_scalar("SELECT COUNT(*) FROM meter_samples WHERE session_id = $1")
@@ -1248,8 +1249,8 @@ impl Store for SqlStore {
         let samples = samples
             .into_iter()
             .map(|(at, energy_wh, power_w)| {
-                Ok(crate::charging::history::MeterSample {
-                    at: crate::charging::rfc3339(from_millis(at)?),
+                Ok(crate::records::charging::MeterSample {
+                    at: crate::records::charging::rfc3339(from_millis(at)?),
                     energy_wh,
                     power_w,
                 })
@@ -1258,7 +1259,7 @@ impl Store for SqlStore {
         let lines = lines
             .into_iter()
             .map(
-                |(kind, quantity, unit_price, amount)| crate::charging::history::StoredCostLine {
+                |(kind, quantity, unit_price, amount)| crate::records::charging::StoredCostLine {
                     kind,
                     quantity,
                     unit_price,
@@ -1274,9 +1275,9 @@ impl Store for SqlStore {
         owner: Option<&OwnerId>,
         from: DateTime<Utc>,
         to: DateTime<Utc>,
-        key: crate::charging::history::ReportKey,
-    ) -> StoreResult<Vec<crate::charging::history::ReportSum>> {
-        use crate::charging::history::ReportKey;
+        key: crate::records::charging::ReportKey,
+    ) -> StoreResult<Vec<crate::records::charging::ReportSum>> {
+        use crate::records::charging::ReportKey;
         // Grouped by the integer day (grouping 100,000s of rows by a text cast of it was 3x
         // slower on SQLite); only the output is cast to text.
         let (key_sql, key_out) = match key {
@@ -1323,7 +1324,7 @@ impl Store for SqlStore {
                     let lo: i64 = row.try_get(i + 1)?;
                     Ok(i128::from(hi) * i128::from(SPLIT) + i128::from(lo))
                 };
-                Ok(crate::charging::history::ReportSum {
+                Ok(crate::records::charging::ReportSum {
                     key: row.try_get(0)?,
                     currency: row.try_get(1)?,
                     sessions: row.try_get(2)?,
@@ -1348,14 +1349,17 @@ impl Store for SqlStore {
         Ok(done.rows_affected())
     }
 
-    async fn device_page(&self, q: &crate::devices::DeviceQuery) -> StoreResult<Vec<Device>> {
+    async fn device_page(
+        &self,
+        q: &crate::records::devices::DeviceQuery,
+    ) -> StoreResult<Vec<Device>> {
         SqlStore::device_page(self, q).await
     }
 
     async fn fleet_counts(
         &self,
         owner: Option<&OwnerId>,
-    ) -> StoreResult<crate::devices::FleetCounts> {
+    ) -> StoreResult<crate::records::devices::FleetCounts> {
         self.fleet_counts_of(owner).await
     }
 
@@ -1363,15 +1367,15 @@ impl Store for SqlStore {
         &self,
         owner: Option<&OwnerId>,
         limit: i64,
-    ) -> StoreResult<Vec<crate::devices::Fault>> {
+    ) -> StoreResult<Vec<crate::records::devices::Fault>> {
         self.recent_faults_of(owner, limit).await
     }
 
     async fn device_history(
         &self,
         device: &DeviceId,
-        q: &crate::devices::HistoryQuery,
-    ) -> StoreResult<Vec<crate::devices::DeviceEvent>> {
+        q: &crate::records::devices::HistoryQuery,
+    ) -> StoreResult<Vec<crate::records::devices::DeviceEvent>> {
         self.device_history_of(device, q).await
     }
 
@@ -1379,7 +1383,7 @@ impl Store for SqlStore {
         self.prune_device_events_before(before).await
     }
 
-    async fn tag_page(&self, q: &crate::tags::TagQuery) -> StoreResult<Vec<Tag>> {
+    async fn tag_page(&self, q: &crate::records::tags::TagQuery) -> StoreResult<Vec<Tag>> {
         SqlStore::tag_page(self, q).await
     }
 
@@ -1420,7 +1424,7 @@ impl Store for SqlStore {
     async fn resolve_session(
         &self,
         id: i64,
-        resolution: &crate::charging::resolution::Resolution,
+        resolution: &crate::records::charging::Resolution,
     ) -> StoreResult<bool> {
         charging::resolve(&self.pool, id, resolution).await
     }

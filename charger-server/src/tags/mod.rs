@@ -4,7 +4,7 @@
 mod import;
 
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Deserializer};
 
 use crate::error::{Error, Result};
 use crate::ids::{DeviceId, OwnerId, TagUid};
@@ -16,38 +16,7 @@ pub const MAX_SESSIONS_LIMIT: i64 = 100;
 const MAX_TEXT_LEN: usize = 200;
 
 /// What a tag is for, and whether it may be used: the wire types.
-pub use charger_protocol::api::{TagRole, TagStatus};
-
-/// An RFID tag.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Tag {
-    pub uid: TagUid,
-    pub owner: OwnerId,
-    pub role: TagRole,
-    pub status: TagStatus,
-    pub expires_at: Option<DateTime<Utc>>,
-    pub group: Option<String>,
-    /// The chargers the tag is limited to; empty means all of its owner's chargers.
-    pub devices: Vec<DeviceId>,
-    pub max_sessions: i64,
-    pub label: Option<String>,
-    /// The owner's local-list version at this tag's last change.
-    pub list_version: i64,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
-}
-
-/// A tag refused at a charger because nobody knows it, kept so it can be enrolled.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct UnknownTag {
-    pub uid: TagUid,
-    pub device: DeviceId,
-    /// The charger's owner when the tag was last refused.
-    pub owner: OwnerId,
-    pub first_seen: DateTime<Utc>,
-    pub last_seen: DateTime<Utc>,
-    pub attempts: i64,
-}
+pub use crate::records::tags::{Tag, TagQuery, TagRole, TagStatus, UnknownTag};
 
 /// `POST /api/v1/tags`.
 #[derive(Debug, Deserialize)]
@@ -95,17 +64,6 @@ pub struct PatchTagRequest {
     pub max_sessions: Option<i64>,
     #[serde(default, deserialize_with = "nullable")]
     pub label: Option<Option<String>>,
-}
-
-/// What the store filters a page of tags by.
-#[derive(Debug, Clone, Default)]
-pub struct TagQuery {
-    pub owner: Option<OwnerId>,
-    /// Part of the uid or label (any case).
-    pub search: Option<String>,
-    /// Only tags after this (uid, owner) (the page's cursor).
-    pub after: Option<(TagUid, OwnerId)>,
-    pub limit: i64,
 }
 
 /// An optional field that, when present, may not be `null` (absent leaves it unchanged).

@@ -4,9 +4,9 @@ use chrono::{DateTime, Utc};
 use sqlx::FromRow;
 
 use super::{conflict_on_unique, corrupt, SqlStore};
-use crate::audit::AuditEntry;
 use crate::ids::{DeviceId, OwnerId};
-use crate::owners::{NewToken, TokenInfo};
+use crate::records::audit::AuditEntry;
+use crate::records::owners::{NewToken, TokenInfo};
 use crate::store::{from_millis, to_millis, StoreResult};
 
 #[derive(FromRow)]

@@ -9,18 +9,19 @@ use super::{
     bump_list_version, corrupt, decimal, insert_tag_in, TagRow, TariffRow, TAG_COLUMNS,
     TARIFF_COLUMNS,
 };
-use crate::billing::cost::Prices;
-use crate::billing::{to_minor, Currency, Tariff};
-use crate::charging::{
+use crate::ids::{DeviceId, OwnerId, TagUid, TariffId};
+use crate::records::billing::Tariff;
+use crate::records::charging::{
     Charger, LocalListItem, LocalListPage, NewSession, Sample, Session, SessionRef, SessionStatus,
     StopRecord,
 };
-use crate::ids::{DeviceId, OwnerId, TagUid, TariffId};
+use crate::records::cost::Prices;
+use crate::records::money::{to_minor, Currency};
+use crate::records::tags::Tag;
 use crate::store::{
     from_millis, to_millis, ChargerTx, KeptResult, StoreError, StoreResult, StoredResult,
     UnknownTagNote,
 };
-use crate::tags::Tag;
 
 /// One open transaction of a batch of charger requests, or a read-only connection.
 pub(super) struct SqlTx {
@@ -125,7 +126,8 @@ pub(super) struct SessionRow {
 impl SessionRow {
     pub(super) fn into_session(self) -> StoreResult<Session> {
         let currency = Currency::parse(&self.currency).map_err(|e| corrupt("currency", e))?;
-        let money = |minor: Option<i64>| minor.map(|m| crate::billing::from_minor(m, &currency));
+        let money =
+            |minor: Option<i64>| minor.map(|m| crate::records::money::from_minor(m, &currency));
         Ok(Session {
             id: self.id,
             device: DeviceId::parse(&self.device_id).map_err(|e| corrupt("device id", e))?,
@@ -145,7 +147,7 @@ impl SessionRow {
             dispute: self.dispute,
             last_sample_at: self.last_sample_at.map(from_millis).transpose()?,
             resolution: match (self.resolution, self.resolved_by, self.resolved_at) {
-                (Some(action), Some(by), Some(at)) => Some(crate::charging::Resolved {
+                (Some(action), Some(by), Some(at)) => Some(crate::records::charging::Resolved {
                     action,
                     by,
                     at: from_millis(at)?,
@@ -175,7 +177,7 @@ impl SessionRow {
 pub(super) async fn insert_cost_lines(
     conn: &mut AnyConnection,
     session: i64,
-    bill: &crate::billing::cost::Bill,
+    bill: &crate::records::cost::Bill,
 ) -> StoreResult<()> {
     if bill.lines.is_empty() {
         return Ok(());
@@ -207,7 +209,7 @@ pub(super) async fn insert_cost_lines(
 pub(super) async fn resolve(
     pool: &sqlx::AnyPool,
     id: i64,
-    r: &crate::charging::resolution::Resolution,
+    r: &crate::records::charging::Resolution,
 ) -> StoreResult<bool> {
     let mut tx = pool.begin().await?;
     let done = sqlx::query(
@@ -341,7 +343,7 @@ impl ChargerTx for SqlTx {
             r.prev_until,
         ) {
             (Some(key_version), Some(owner), Some(request_id), Some(endpoint), Some(until)) => {
-                Some(crate::charging::Superseded {
+                Some(crate::records::charging::Superseded {
                     key_version,
                     owner: OwnerId::parse(&owner).map_err(|e| corrupt("owner id", e))?,
                     request_id,
@@ -976,7 +978,7 @@ impl ChargerTx for SqlTx {
         device: &DeviceId,
         expected: i64,
         password_hash: &str,
-        superseded: &crate::charging::Superseded,
+        superseded: &crate::records::charging::Superseded,
     ) -> StoreResult<bool> {
         // The right-hand sides see the row as it was: the old hash and version become the
         // superseded ones.

@@ -6,12 +6,12 @@ use chrono::{DateTime, Utc};
 use sqlx::FromRow;
 
 use super::{corrupt, DeviceRow, SqlStore, TagRow, DEVICE_COLUMNS, TAG_COLUMNS};
-use crate::devices::{
+use crate::ids::{DeviceId, OwnerId};
+use crate::records::devices::{
     Device, DeviceEvent, DeviceQuery, DeviceState, Fault, FleetCounts, HistoryQuery,
 };
-use crate::ids::{DeviceId, OwnerId};
+use crate::records::tags::{Tag, TagQuery};
 use crate::store::{from_millis, to_millis, StoreResult};
-use crate::tags::{Tag, TagQuery};
 
 /// `text` as a LIKE pattern that matches it anywhere, its own `%`, `_` and `\` taken
 /// literally (with `ESCAPE '\'`), lower-cased.

@@ -4,8 +4,8 @@ use chrono::{DateTime, Utc};
 use sqlx::{AnyConnection, FromRow};
 
 use super::{conflict_on_unique, corrupt, SqlStore};
-use crate::devices::{TransferOffer, TransferStatus};
 use crate::ids::{DeviceId, OwnerId};
+use crate::records::devices::{TransferOffer, TransferStatus};
 use crate::store::{from_millis, to_millis, StoreResult};
 
 const TRANSFER_COLUMNS: &str =

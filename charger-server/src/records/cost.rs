@@ -16,7 +16,7 @@ use chrono::{DateTime, Utc};
 use rust_decimal::{Decimal, RoundingStrategy};
 use serde::Serialize;
 
-use super::Currency;
+use super::money::Currency;
 
 /// Prices a session is billed by: a snapshot taken from its tariff at start.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
