@@ -10,6 +10,8 @@
 //! - [`rekey`]: new credentials sealed under an X25519 key agreement (`ownership-claim`,
 //!   `rekey`), both sides.
 //!
+//! - [`ocpp`]: OCPP-J framing and the OCPP 1.6J message types.
+//!
 //! The crate has no database, web or broker dependency on purpose: a firmware engineer can
 //! read it as the executable form of `docs/mqtt-api.md`.
 
@@ -17,6 +19,7 @@ pub mod api;
 pub mod bundle;
 pub mod endpoint;
 pub mod envelope;
+pub mod ocpp;
 pub mod rekey;
 pub mod topic;
 

@@ -8,6 +8,7 @@
 pub mod browser;
 pub mod cluster;
 pub mod mqtt;
+pub mod ocpp;
 
 use std::path::PathBuf;
 
