@@ -362,10 +362,35 @@ impl IntoResponse for ApiError {
     }
 }
 
-/// A JSON body whose rejections are our JSON errors (400 malformed, 422 wrong shape).
-#[derive(FromRequest)]
-#[from_request(via(axum::Json), rejection(ApiError))]
+/// A JSON body whose rejections are our JSON errors (400 malformed, 422 wrong shape). A
+/// body is an object (or `null` where nothing is needed): an array is refused, though serde
+/// would read a struct from one.
 pub struct ApiJson<T>(pub T);
+
+impl<T: serde::de::DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, ApiError> {
+        let Json(value) = Json::<serde_json::Value>::from_request(req, state).await?;
+        if value.is_array() {
+            return Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_input",
+                "the body must be a JSON object, not an array",
+            ));
+        }
+        // The path of the field at fault leads the message, as axum's own extractor does.
+        serde_path_to_error::deserialize(value)
+            .map(ApiJson)
+            .map_err(|e| {
+                ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "invalid_input",
+                    format!("Failed to deserialize the JSON body into the target type: {e}"),
+                )
+            })
+    }
+}
 
 /// A text body (a CSV import) whose rejections are our JSON errors (413, 408, 400).
 pub struct ApiText(pub String);
