@@ -51,9 +51,17 @@ pub struct ProvisionArgs {
     /// what it can deliver in the elapsed time is refused.
     #[arg(long)]
     pub max_power_w: Option<i64>,
+    /// The protocol the chargers speak: mybox (the MQTT API) or ocpp1.6.
+    #[arg(long, default_value = "mybox", value_parser = parse_protocol)]
+    pub protocol: crate::records::devices::Protocol,
     /// Where to write the bundles (one JSON object per line, file mode 0600); - for stdout.
     #[arg(long, default_value = "bundles.jsonl")]
     pub out: PathBuf,
+}
+
+fn parse_protocol(s: &str) -> Result<crate::records::devices::Protocol, String> {
+    crate::records::devices::Protocol::parse(s)
+        .ok_or_else(|| "expected mybox or ocpp1.6".to_owned())
 }
 
 /// Whether the REST API speaks HTTPS.

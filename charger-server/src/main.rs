@@ -93,6 +93,7 @@ async fn provision(config: Config, args: ProvisionArgs) -> anyhow::Result<()> {
                 connectors: args.connectors,
                 max_power_w: args.max_power_w,
                 start: args.start,
+                protocol: Some(args.protocol),
             },
         )
         .await

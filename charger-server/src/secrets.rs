@@ -131,6 +131,17 @@ impl ServerSecret {
             .expect("HKDF output length is valid");
         URL_SAFE_NO_PAD.encode(out)
     }
+
+    /// An OCPP charger's HTTP Basic password at a key version: 20 bytes as 40 lower-case
+    /// hexadecimal digits (what the 1.6 security extension's `AuthorizationKey` holds).
+    pub fn ocpp_password(&self, device: &str, version: i64) -> String {
+        let hk = Hkdf::<Sha256>::new(None, &self.0);
+        let info = format!("mybox-ocpp-password/v{version}/{device}");
+        let mut out = [0u8; 20];
+        hk.expand(info.as_bytes(), &mut out)
+            .expect("HKDF output length is valid");
+        hex::encode(out)
+    }
 }
 
 #[cfg(unix)]

@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 use super::{ApiJson, ApiPath, ApiResult, ApiState};
 use crate::charging::CommandResult;
 use crate::devices::{
-    AssignTariffRequest, BulkCreateDevicesRequest, CreateDeviceRequest, Device, FirmwareBundle,
+    AssignTariffRequest, BulkCreateDevicesRequest, CreateDeviceRequest, Bundle, Device,
     TransferRequest, TransferView, UpdateDeviceRequest,
 };
 use crate::ids::DeviceId;
@@ -41,7 +41,7 @@ async fn rotate_credentials(
     who: Principal,
     State(state): State<ApiState>,
     ApiPath(id): ApiPath<DeviceId>,
-) -> ApiResult<(StatusCode, Json<FirmwareBundle>)> {
+) -> ApiResult<(StatusCode, Json<Bundle>)> {
     let bundle = state.service.rotate_credentials(&who, &id).await?;
     Ok((StatusCode::CREATED, Json(bundle)))
 }
@@ -73,7 +73,7 @@ async fn create_device(
     who: Principal,
     State(state): State<ApiState>,
     ApiJson(req): ApiJson<CreateDeviceRequest>,
-) -> ApiResult<(StatusCode, Json<FirmwareBundle>)> {
+) -> ApiResult<(StatusCode, Json<Bundle>)> {
     let bundle = state.service.create_device(&who, req).await?;
     Ok((StatusCode::CREATED, Json(bundle)))
 }

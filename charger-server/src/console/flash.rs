@@ -28,7 +28,7 @@ pub struct Flash {
     pub text: String,
     /// A new firmware bundle, shown once.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub bundle: Option<charger_protocol::FirmwareBundle>,
+    pub bundle: Option<crate::devices::Bundle>,
     /// A claim code (the charger, the code), shown once.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub code: Option<(String, String)>,

@@ -5,9 +5,10 @@ pub mod fleet;
 mod transfers;
 
 pub use crate::records::devices::{
-    BrokerAccount, Connector, Device, DeviceAuth, DeviceEvent, DeviceLogin, DeviceQuery,
+    BrokerAccount, Bundle, Connector, Device, DeviceAuth, DeviceEvent, DeviceLogin, DeviceQuery,
     DeviceSettings, DeviceState, Fault, FleetCounts, HistoryKind, HistoryQuery, NewDevice,
-    PresenceChange, PresenceKind, SupersededLogin, TransferOffer, TransferStatus,
+    OcppBundle, OcppCredentials, PresenceChange, PresenceKind, Protocol, SupersededLogin,
+    TransferOffer, TransferStatus,
 };
 pub use transfers::{
     TransferPage, TransferQuery, TransferRequest, TransferView, TRANSFER_VALID_HOURS,
@@ -42,6 +43,9 @@ pub struct CreateDeviceRequest {
     /// Each connector's rated power in W (default 22,000; null is refused).
     #[serde(default, deserialize_with = "crate::tags::not_null")]
     pub max_power_w: Option<i64>,
+    /// `mybox` (default) or `ocpp1.6`.
+    #[serde(default, deserialize_with = "crate::tags::not_null")]
+    pub protocol: Option<Protocol>,
 }
 
 /// `POST /api/v1/devices/bulk`: `count` devices named `<prefix><n>` (n zero-padded).
@@ -60,6 +64,9 @@ pub struct BulkCreateDevicesRequest {
     /// Each connector's rated power in W (default 22,000; null is refused).
     #[serde(default, deserialize_with = "crate::tags::not_null")]
     pub max_power_w: Option<i64>,
+    /// `mybox` (default) or `ocpp1.6`.
+    #[serde(default, deserialize_with = "crate::tags::not_null")]
+    pub protocol: Option<Protocol>,
 }
 
 /// `PATCH /api/v1/devices/{id}`.
@@ -115,18 +122,20 @@ impl Service {
         &self,
         who: &Principal,
         req: CreateDeviceRequest,
-    ) -> Result<FirmwareBundle> {
+    ) -> Result<Bundle> {
         check_connectors(req.connectors)?;
         let power = max_power(req.max_power_w)?;
         let owner = who.owner_for_new(req.owner)?;
         self.require_owner(&owner).await?;
-        let (bundles, rows) = self.new_devices(&owner, vec![req.id], req.connectors, power);
+        let protocol = req.protocol.unwrap_or_default();
+        let (bundles, rows) =
+            self.new_devices(&owner, vec![req.id], req.connectors, power, protocol);
         self.store.insert_devices(&rows).await?;
         let bundle = bundles
             .into_iter()
             .next()
             .ok_or_else(|| Error::Internal("provisioning produced no bundle".to_owned()))?;
-        tracing::info!(device = %bundle.device_id, owner = %owner, "device provisioned");
+        tracing::info!(device = %bundle.device_id(), owner = %owner, protocol = protocol.as_str(), "device provisioned");
         self.accounts_changed(rows.into_iter().map(|r| r.id).collect());
         Ok(bundle)
     }
@@ -136,7 +145,7 @@ impl Service {
         &self,
         who: &Principal,
         req: BulkCreateDevicesRequest,
-    ) -> Result<Vec<FirmwareBundle>> {
+    ) -> Result<Vec<Bundle>> {
         check_connectors(req.connectors)?;
         let power = max_power(req.max_power_w)?;
         if req.count == 0 || req.count > MAX_BULK_DEVICES {
@@ -155,7 +164,13 @@ impl Service {
                     "prefix + number must be a valid device id (A-Z a-z 0-9 _ -, at most 64)",
                 )
             })?;
-        let (bundles, rows) = self.new_devices(&owner, ids, req.connectors, power);
+        let (bundles, rows) = self.new_devices(
+            &owner,
+            ids,
+            req.connectors,
+            power,
+            req.protocol.unwrap_or_default(),
+        );
         self.store.insert_devices(&rows).await?;
         tracing::info!(owner = %owner, count = bundles.len(), "devices provisioned in bulk");
         self.accounts_changed(rows.into_iter().map(|r| r.id).collect());
@@ -168,11 +183,12 @@ impl Service {
         ids: Vec<DeviceId>,
         connectors: i64,
         max_power_w: i64,
-    ) -> (Vec<FirmwareBundle>, Vec<NewDevice>) {
+        protocol: Protocol,
+    ) -> (Vec<Bundle>, Vec<NewDevice>) {
         let now = self.now();
         ids.into_iter()
             .map(|id| {
-                let password = self.secret.device_password(id.as_str(), FIRST_KEY_VERSION);
+                let password = self.password_of(&id, protocol, FIRST_KEY_VERSION);
                 let row = NewDevice {
                     id: id.clone(),
                     owner: owner.clone(),
@@ -180,23 +196,49 @@ impl Service {
                     max_power_w,
                     password_hash: hash_secret(&password),
                     key_version: FIRST_KEY_VERSION,
+                    protocol,
                     created_at: now,
                 };
-                let bundle = self.bundle(&id, owner, password, FIRST_KEY_VERSION);
+                let bundle = self.bundle(&id, owner, protocol, password, FIRST_KEY_VERSION);
                 (bundle, row)
             })
             .unzip()
     }
 
-    /// The firmware bundle of `id` with `password` and the key of `key_version`.
-    fn bundle(
+    /// A charger's password at a key version: the MQTT one, or the OCPP Basic-auth one
+    /// (derived, never stored; its hash is).
+    pub(crate) fn password_of(&self, id: &DeviceId, protocol: Protocol, version: i64) -> String {
+        match protocol {
+            Protocol::Mybox => self.secret.device_password(id.as_str(), version),
+            Protocol::Ocpp16 => self.secret.ocpp_password(id.as_str(), version),
+        }
+    }
+
+    /// What a charger is given: the firmware bundle of `id` with `password` and the key of
+    /// `key_version`, or an OCPP charger's credentials.
+    pub(crate) fn bundle(
         &self,
         id: &DeviceId,
         owner: &OwnerId,
+        protocol: Protocol,
         password: String,
         key_version: i64,
-    ) -> FirmwareBundle {
-        FirmwareBundle {
+    ) -> Bundle {
+        if protocol.is_ocpp() {
+            return Bundle::Ocpp(OcppBundle {
+                device_id: id.to_string(),
+                owner: owner.to_string(),
+                protocol,
+                ocpp: OcppCredentials {
+                    path: format!("/ocpp/{id}"),
+                    subprotocol: protocol.as_str().to_owned(),
+                    username: id.to_string(),
+                    password,
+                    pushed: None,
+                },
+            });
+        }
+        Bundle::Mybox(FirmwareBundle {
             device_id: id.to_string(),
             owner: owner.to_string(),
             mqtt: MqttCredentials {
@@ -206,7 +248,7 @@ impl Service {
                 password,
             },
             key: self.device_key(id, key_version).to_hex(),
-        }
+        })
     }
 
     /// The AES key of a device at a key version (derived, never stored).
@@ -345,6 +387,10 @@ impl Service {
         let Some(auth) = self.store.get_device_auth(&id).await? else {
             return Err(Error::Unauthorized);
         };
+        // An OCPP charger has no MQTT login.
+        if auth.protocol != Protocol::Mybox {
+            return Err(Error::Unauthorized);
+        }
         if crate::secrets::verify_secret(password, &auth.password_hash) {
             return Ok(DeviceLogin {
                 owner: auth.owner,
@@ -419,6 +465,8 @@ impl Service {
             .store
             .get_device_auth(device)
             .await?
+            // An OCPP charger has no broker account.
+            .filter(|auth| auth.protocol == Protocol::Mybox)
             .map(|auth| self.broker_account(device.clone(), auth)))
     }
 
@@ -429,6 +477,7 @@ impl Service {
             .list_device_auth()
             .await?
             .into_iter()
+            .filter(|(_, auth)| auth.protocol == Protocol::Mybox)
             .map(|(device, auth)| self.broker_account(device, auth))
             .collect())
     }

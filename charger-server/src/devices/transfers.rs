@@ -16,7 +16,7 @@ use crate::records::devices::{TransferOffer, TransferStatus};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::FirmwareBundle;
+use super::Bundle;
 use crate::charging::rfc3339;
 use crate::error::{Error, Result};
 use crate::ids::{DeviceId, OwnerId};
@@ -290,7 +290,7 @@ impl Service {
         &self,
         who: &Principal,
         id: &DeviceId,
-    ) -> Result<FirmwareBundle> {
+    ) -> Result<Bundle> {
         let device = self.get_device(who, id).await?;
         let current = self
             .store
@@ -298,7 +298,7 @@ impl Service {
             .await?
             .ok_or_else(|| Error::not_found("device"))?;
         let next = current.key_version + 1;
-        let password = self.secret.device_password(id.as_str(), next);
+        let password = self.password_of(id, current.protocol, next);
         // Compare-and-swap on the version: of rotations (or a claim, a rekey) racing, one
         // wins and the others change nothing (409), so the bundle handed out is the one in
         // force.
@@ -338,7 +338,7 @@ impl Service {
             "ok",
         )
         .await;
-        Ok(self.bundle(id, &device.owner, password, next))
+        Ok(self.bundle(id, &device.owner, current.protocol, password, next))
     }
 }
 

@@ -6,6 +6,95 @@ use serde::Serialize;
 
 use crate::ids::{DeviceId, OwnerId, TariffId};
 
+/// What a charger is given once at provisioning or rotation: a MyBox firmware bundle
+/// (MQTT credentials and key), or an OCPP charger's Basic-auth credentials.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(untagged)]
+pub enum Bundle {
+    Mybox(charger_protocol::FirmwareBundle),
+    Ocpp(OcppBundle),
+}
+
+impl Bundle {
+    pub fn device_id(&self) -> &str {
+        match self {
+            Bundle::Mybox(b) => &b.device_id,
+            Bundle::Ocpp(b) => &b.device_id,
+        }
+    }
+}
+
+/// An OCPP charger's credentials. `Debug` never shows the password.
+#[derive(Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct OcppBundle {
+    pub device_id: String,
+    pub owner: String,
+    pub protocol: Protocol,
+    pub ocpp: OcppCredentials,
+}
+
+/// Where and how an OCPP charger connects.
+#[derive(Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct OcppCredentials {
+    /// The WebSocket path on the REST listener: `/ocpp/<id>`.
+    pub path: String,
+    /// The WebSocket subprotocol to offer.
+    pub subprotocol: String,
+    /// HTTP Basic username: the charger id (its ChargePointId).
+    pub username: String,
+    /// HTTP Basic password: 40 hexadecimal digits (20 bytes), also the value of the
+    /// `AuthorizationKey` configuration key.
+    pub password: String,
+    /// A rotation only: whether a connected charger took the new password
+    /// (`ChangeConfiguration AuthorizationKey` accepted) before the old one stopped working.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pushed: Option<bool>,
+}
+
+impl std::fmt::Debug for OcppBundle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OcppBundle")
+            .field("device_id", &self.device_id)
+            .field("owner", &self.owner)
+            .field("protocol", &self.protocol)
+            .field("path", &self.ocpp.path)
+            .field("password", &"<redacted>")
+            .finish()
+    }
+}
+
+/// The protocol a charger speaks, chosen at provisioning.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, serde::Deserialize)]
+pub enum Protocol {
+    /// The MyBox MQTT API.
+    #[default]
+    #[serde(rename = "mybox")]
+    Mybox,
+    /// OCPP 1.6J over a WebSocket.
+    #[serde(rename = "ocpp1.6")]
+    Ocpp16,
+}
+
+impl Protocol {
+    pub const ALL: &'static [Protocol] = &[Protocol::Mybox, Protocol::Ocpp16];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Protocol::Mybox => "mybox",
+            Protocol::Ocpp16 => "ocpp1.6",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.iter().copied().find(|p| p.as_str() == s)
+    }
+
+    /// Whether it speaks OCPP.
+    pub fn is_ocpp(self) -> bool {
+        self != Protocol::Mybox
+    }
+}
+
 /// A charger as operators see it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Device {
@@ -16,6 +105,8 @@ pub struct Device {
     pub max_power_w: i64,
     /// Its requests must use envelope v2 (v1, with the key in clear, gets 401).
     pub require_v2: bool,
+    /// The protocol it speaks.
+    pub protocol: Protocol,
     pub connectors: Vec<Connector>,
     pub tariff: Option<TariffId>,
     pub firmware: Option<String>,
@@ -212,6 +303,7 @@ pub struct NewDevice {
     pub max_power_w: i64,
     pub password_hash: String,
     pub key_version: i64,
+    pub protocol: Protocol,
     pub created_at: DateTime<Utc>,
 }
 
@@ -223,6 +315,7 @@ pub struct DeviceAuth {
     pub key_version: i64,
     /// It speaks envelope v2 only (server commands go to it in v2).
     pub require_v2: bool,
+    pub protocol: Protocol,
     /// The password a claim or rekey replaced, while it may still repeat that exchange.
     pub superseded: Option<SupersededLogin>,
 }

@@ -261,6 +261,7 @@ struct DeviceRow {
     connectors: i64,
     max_power_w: i64,
     require_v2: i64,
+    protocol: String,
     tariff_id: Option<String>,
     firmware: Option<String>,
     model: Option<String>,
@@ -297,6 +298,7 @@ impl DeviceRow {
             connector_count: self.connectors,
             max_power_w: self.max_power_w,
             require_v2: self.require_v2 != 0,
+            protocol: protocol_of(&self.protocol)?,
             connectors,
             tariff: self
                 .tariff_id
@@ -374,7 +376,12 @@ impl TariffRow {
     }
 }
 
-const DEVICE_AUTH_COLUMNS: &str = "id, owner_id, password_hash, key_version, require_v2, \
+/// A stored protocol name.
+pub(super) fn protocol_of(s: &str) -> StoreResult<crate::records::devices::Protocol> {
+    crate::records::devices::Protocol::parse(s).ok_or_else(|| corrupt("protocol", s))
+}
+
+const DEVICE_AUTH_COLUMNS: &str = "id, owner_id, password_hash, key_version, require_v2, protocol, \
      prev_password_hash, prev_owner_id, prev_endpoint, prev_until";
 
 #[derive(FromRow)]
@@ -384,6 +391,7 @@ struct DeviceAuthRow {
     password_hash: String,
     key_version: i64,
     require_v2: i64,
+    protocol: String,
     prev_password_hash: Option<String>,
     prev_owner_id: Option<String>,
     prev_endpoint: Option<String>,
@@ -415,6 +423,7 @@ impl DeviceAuthRow {
                 password_hash: self.password_hash,
                 key_version: self.key_version,
                 require_v2: self.require_v2 != 0,
+                protocol: protocol_of(&self.protocol)?,
                 superseded,
             },
         ))
@@ -422,7 +431,7 @@ impl DeviceAuthRow {
 }
 
 const DEVICE_COLUMNS: &str =
-    "id, owner_id, connectors, max_power_w, require_v2, tariff_id, firmware, model, online, \
+    "id, owner_id, connectors, max_power_w, require_v2, protocol, tariff_id, firmware, model, online, \
      last_seen, created_at";
 const TAG_COLUMNS: &str = "uid, owner_id, role, status, expires_at, group_name, max_sessions, \
                            label, list_version, created_at, updated_at";
@@ -742,8 +751,8 @@ impl Store for SqlStore {
         let mut tx = self.pool.begin().await?;
         for d in devices {
             sqlx::query(
-                "INSERT INTO devices (id, owner_id, connectors, password_hash, key_version, online, created_at, max_power_w)
-                 VALUES ($1, $2, $3, $4, $5, 0, $6, $7)",
+                "INSERT INTO devices (id, owner_id, connectors, password_hash, key_version, online, created_at, max_power_w, protocol)
+                 VALUES ($1, $2, $3, $4, $5, 0, $6, $7, $8)",
             )
             .bind(d.id.as_str())
             .bind(d.owner.as_str())
@@ -752,6 +761,7 @@ impl Store for SqlStore {
             .bind(d.key_version)
             .bind(to_millis(d.created_at))
             .bind(d.max_power_w)
+            .bind(d.protocol.as_str())
             .execute(&mut *tx)
             .await
             .map_err(|e| conflict_on_unique(&format!("device {}", d.id))(e))?;
