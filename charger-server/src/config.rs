@@ -302,6 +302,54 @@ pub struct Config {
     )]
     pub mqtt_abuse_seconds: u64,
 
+    /// OCPP chargers may connect over plain ws:// (OCPP security profile 1: Basic auth
+    /// without TLS) when the REST listener has no certificate. Off by default: then an
+    /// OCPP charger must come over wss:// (profile 2), and a plain handshake is refused 403.
+    #[arg(
+        long,
+        env = "CHARGER_OCPP_ALLOW_PLAIN",
+        default_value_t = false,
+        global = true
+    )]
+    pub ocpp_allow_plain: bool,
+
+    /// Largest OCPP WebSocket message (and frame) a charger may send, in bytes; a bigger
+    /// one closes its socket (1009).
+    #[arg(
+        long,
+        env = "CHARGER_OCPP_MAX_MESSAGE_BYTES",
+        default_value_t = 65_536,
+        value_parser = clap::value_parser!(u32).range(1024..=16_777_216),
+        global = true
+    )]
+    pub ocpp_max_message_bytes: u32,
+
+    /// OCPP WebSockets open at once; a handshake beyond is refused 503.
+    #[arg(
+        long,
+        env = "CHARGER_OCPP_MAX_CONNECTIONS",
+        default_value_t = 10_000,
+        value_parser = clap::value_parser!(u32).range(1..=1_000_000),
+        global = true
+    )]
+    pub ocpp_max_connections: u32,
+
+    /// OCPP WebSockets one source address (an IPv4 address or an IPv6 /64) may hold; a
+    /// handshake beyond is refused 503 (a site's chargers behind one NAT share it).
+    #[arg(
+        long,
+        env = "CHARGER_OCPP_MAX_CONNECTIONS_PER_SOURCE",
+        default_value_t = 1_000,
+        value_parser = clap::value_parser!(u32).range(1..=1_000_000),
+        global = true
+    )]
+    pub ocpp_max_connections_per_source: u32,
+
+    /// The DataTransfer vendorId the server answers (with Accepted and no data);
+    /// any other is UnknownVendorId. Unset: every vendorId is UnknownVendorId.
+    #[arg(long, env = "CHARGER_OCPP_VENDOR_ID", global = true)]
+    pub ocpp_vendor_id: Option<String>,
+
     /// Subscriptions one charger connection may hold.
     #[arg(
         long,
@@ -619,6 +667,11 @@ impl Config {
             mqtt_abuse_seconds: 30,
             mqtt_max_subscriptions: 8,
             mqtt_max_inflight: 32,
+            ocpp_allow_plain: true,
+            ocpp_max_message_bytes: 65_536,
+            ocpp_max_connections: 10_000,
+            ocpp_max_connections_per_source: 1_000,
+            ocpp_vendor_id: None,
             mqtt_tls_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             tls_cert: None,
             tls_key: None,

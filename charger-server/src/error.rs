@@ -58,6 +58,18 @@ impl Error {
         }
     }
 
+    /// A refusal of the request as asked (4xx), as opposed to a failure to serve it.
+    pub fn is_refusal(&self) -> bool {
+        matches!(
+            self,
+            Error::Invalid { .. }
+                | Error::NotFound { .. }
+                | Error::Conflict { .. }
+                | Error::Forbidden { .. }
+                | Error::Unauthorized
+        )
+    }
+
     pub fn not_found(what: &'static str) -> Self {
         Error::NotFound { what }
     }

@@ -39,6 +39,7 @@ pub mod ids;
 pub mod limits;
 pub mod metrics;
 pub mod mqtt;
+pub mod ocpp;
 pub mod owners;
 pub mod records;
 pub mod requests;

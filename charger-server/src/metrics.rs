@@ -71,6 +71,21 @@ pub enum Limit {
     /// Console sessions ended because their token signed in again beyond
     /// `CHARGER_CONSOLE_SESSIONS_PER_TOKEN`.
     ConsoleSessions,
+    /// An OCPP handshake refused 503: `CHARGER_OCPP_MAX_CONNECTIONS` sockets are open.
+    OcppConnections,
+    /// An OCPP handshake refused 503: its source holds
+    /// `CHARGER_OCPP_MAX_CONNECTIONS_PER_SOURCE` sockets.
+    OcppConnectionsPerSource,
+    /// An OCPP handshake refused 429: over `CHARGER_MQTT_LOGINS_PER_MINUTE` for its charger.
+    OcppLoginRate,
+    /// An OCPP handshake refused 403: plain ws:// without `CHARGER_OCPP_ALLOW_PLAIN`.
+    OcppPlain,
+    /// An OCPP socket closed (1009): a message over `CHARGER_OCPP_MAX_MESSAGE_BYTES`.
+    OcppMessageSize,
+    /// An OCPP charger's CALL held back: over its rate (`CHARGER_MQTT_RATE`, `CHARGER_MQTT_BURST`).
+    OcppRate,
+    /// An OCPP charger disconnected: over its rate for `CHARGER_MQTT_ABUSE_SECONDS`.
+    OcppRateDisconnect,
 }
 
 impl Limit {
@@ -96,6 +111,13 @@ impl Limit {
         Limit::UnknownTags,
         Limit::BrokerLoginRefused,
         Limit::ConsoleSessions,
+        Limit::OcppConnections,
+        Limit::OcppConnectionsPerSource,
+        Limit::OcppLoginRate,
+        Limit::OcppPlain,
+        Limit::OcppMessageSize,
+        Limit::OcppRate,
+        Limit::OcppRateDisconnect,
     ];
 
     /// The `limit` label.
@@ -121,6 +143,13 @@ impl Limit {
             Limit::UnknownTags => "unknown_tags_dropped",
             Limit::BrokerLoginRefused => "broker_login_refused",
             Limit::ConsoleSessions => "console_sessions_ended",
+            Limit::OcppConnections => "ocpp_connections",
+            Limit::OcppConnectionsPerSource => "ocpp_connections_per_source",
+            Limit::OcppLoginRate => "ocpp_login_rate",
+            Limit::OcppPlain => "ocpp_plain_refused",
+            Limit::OcppMessageSize => "ocpp_message_size",
+            Limit::OcppRate => "ocpp_rate",
+            Limit::OcppRateDisconnect => "ocpp_rate_disconnect",
         }
     }
 }
@@ -202,6 +231,11 @@ const DESCRIPTIONS: &[(&str, &str)] = &[
     ),
     ("charger_sessions_active", "Charging sessions open now."),
     (
+        "charger_ocpp_messages_total",
+        "OCPP CALLs taken from chargers, by action and outcome (result, or the CALLERROR code sent).",
+    ),
+    ("charger_ocpp_connections", "OCPP chargers connected to this instance now."),
+    (
         "charger_db_errors_total",
         "Database errors (queries, transactions, commits).",
     ),
@@ -279,6 +313,15 @@ fn key(name: &'static str, labels: &[(&'static str, String)]) -> Key {
 const METADATA: Metadata<'static> = Metadata::new(module_path!(), Level::INFO, None);
 
 impl Metrics {
+    /// Records one OCPP CALL taken: its action (from a bounded set, or "unknown") and
+    /// outcome ("result" or the CALLERROR code).
+    pub fn ocpp_message(&self, action: &'static str, outcome: &'static str) {
+        let labels = [("action", action.to_owned()), ("outcome", outcome.to_owned())];
+        self.recorder
+            .register_counter(&key("charger_ocpp_messages_total", &labels), &METADATA)
+            .increment(1);
+    }
+
     /// Records one answered request. `endpoint` must come from a bounded set.
     pub fn request(&self, endpoint: &'static str, code: u16, took: Duration) {
         let Ok(mut handles) = self.requests.lock() else {

@@ -114,6 +114,26 @@ pub trait CommandChannel: Send + Sync {
     ) -> Option<serde_json::Value>;
 }
 
+/// How the service reaches a connected OCPP charger: the OCPP edge's sockets.
+#[async_trait]
+pub trait OcppChannel: Send + Sync {
+    /// Whether this instance holds the charger's socket now.
+    fn holds(&self, device: &DeviceId) -> bool;
+    /// Sends the CALL `action` with `payload` to the charger (over whichever instance
+    /// holds its socket); returns its CALLRESULT's payload. 409 `device_offline` when no
+    /// instance holds it, 504 when it does not answer within `timeout`, 502 for a
+    /// CALLERROR.
+    async fn call(
+        &self,
+        device: &DeviceId,
+        action: &str,
+        payload: serde_json::Value,
+        timeout: Duration,
+    ) -> Result<serde_json::Value>;
+    /// Closes the charger's socket (its credentials changed), on whichever instance.
+    async fn disconnect(&self, device: &DeviceId);
+}
+
 /// Default heartbeat interval chargers are told to keep, in seconds.
 pub const HEARTBEAT_S: u64 = 300;
 /// Default oldest offline session start accepted without dispute, in days.
@@ -173,6 +193,8 @@ pub struct Service {
     /// whoever runs the edge holds the command path (no reference cycle keeps a stopped
     /// server's database pool alive).
     pub(crate) commands: Arc<OnceLock<std::sync::Weak<dyn CommandChannel>>>,
+    /// Set once the OCPP edge has started (weak, as `commands`).
+    pub(crate) ocpp: Arc<OnceLock<std::sync::Weak<dyn OcppChannel>>>,
     pub(crate) metrics: Arc<crate::metrics::Metrics>,
     pub(crate) limits: Arc<Limits>,
     /// When each token's last use was written (see `owners`).
@@ -187,6 +209,7 @@ impl Service {
             secret,
             mqtt,
             commands: Arc::new(OnceLock::new()),
+            ocpp: Arc::new(OnceLock::new()),
             metrics: Arc::new(crate::metrics::Metrics::default()),
             limits: Arc::new(Limits::default()),
             token_uses: Arc::default(),
@@ -209,6 +232,16 @@ impl Service {
         let _ = self.commands.set(Arc::downgrade(channel));
     }
 
+    /// Connects the OCPP edge (once, at start-up); the caller keeps it alive.
+    pub fn set_ocpp_channel(&self, channel: &Arc<dyn OcppChannel>) {
+        let _ = self.ocpp.set(Arc::downgrade(channel));
+    }
+
+    /// The OCPP edge, while it runs.
+    pub(crate) fn ocpp_channel(&self) -> Option<Arc<dyn OcppChannel>> {
+        self.ocpp.get().and_then(std::sync::Weak::upgrade)
+    }
+
     /// The command path, while the MQTT edge runs.
     pub(crate) fn channel(&self) -> Option<Arc<dyn CommandChannel>> {
         self.commands.get().and_then(std::sync::Weak::upgrade)
@@ -222,6 +255,11 @@ impl Service {
     /// The store, for start-up checks and tests.
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.store
+    }
+
+    /// How often an idle charger is told to send a heartbeat, in seconds.
+    pub fn heartbeat_s(&self) -> u64 {
+        self.limits.heartbeat_s
     }
 
     /// The current time, truncated to the millisecond the schema keeps.

@@ -126,13 +126,22 @@ async fn connection<S>(
         req
     });
     let service = TowerToHyperService::new(router);
-    let conn = hyper::server::conn::http1::Builder::new()
+    // HTTP/1.1 only, with upgrades (an OCPP charger's WebSocket, which then lives on in
+    // its own task, outside this connection's slot).
+    let mut builder =
+        hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new())
+            .http1_only();
+    builder
+        .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(limits.header_timeout)
-        .max_buf_size(limits.max_header_bytes.max(8192))
-        .serve_connection(TokioIo::new(stream), service);
+        .max_buf_size(limits.max_header_bytes.max(8192));
+    let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
     if let Err(e) = watcher.watch(conn).await {
-        if e.is_timeout() {
+        if e
+            .downcast_ref::<hyper::Error>()
+            .is_some_and(hyper::Error::is_timeout)
+        {
             limit_hit(Limit::HttpHeaderTimeout);
         }
         tracing::debug!(error = %e, "HTTP connection ended with an error");

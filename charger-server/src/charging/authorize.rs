@@ -52,6 +52,23 @@ impl Service {
         }
     }
 
+    /// Whether a tag may start charging on this charger now, as a verdict: the tag, or the
+    /// refusal (unknown 404, blocked, expired or not allowed here 403, busy 409). Only a
+    /// failure to read is an error. An unknown tag is recorded for enrollment.
+    pub async fn tag_verdict(
+        &self,
+        tx: &mut dyn ChargerTx,
+        charger: &Charger,
+        uid: &TagUid,
+        now: DateTime<Utc>,
+    ) -> Result<std::result::Result<Tag, Error>> {
+        match self.tag_may_start(tx, charger, uid, now).await {
+            Ok(tag) => Ok(Ok(tag)),
+            Err(e) if e.is_refusal() => Ok(Err(e)),
+            Err(e) => Err(e),
+        }
+    }
+
     /// A known tag of the charger's owner, recording an unknown one (404).
     async fn known_tag(
         &self,

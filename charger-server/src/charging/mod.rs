@@ -37,6 +37,9 @@ pub use crate::records::charging::{
     SessionRef, SessionStatus, StopReason, StopRecord, Superseded,
 };
 pub use remote::{CommandResult, COMMANDS};
+pub use sessions::{
+    tag_in, Running, StartInput, MAX_SAMPLES, StartKind, Started, StopInput, Stopped, UnknownStop, NO_TAG,
+};
 
 /// The prices of a session started where no tariff applies: free, in ISO 4217's "XXX"
 /// (no currency), so it is visibly apart in reports.
@@ -125,7 +128,31 @@ pub struct RequestContext<'a> {
     pub endpoint: &'a str,
 }
 
+/// A charger's own transaction, as a protocol edge without a batch of its own holds it
+/// (the OCPP edge: one per CALL): what the charging calls run inside, committed by
+/// [`Service::commit`].
+pub type ChargerWork = Box<dyn ChargerTx>;
+
 impl Service {
+    /// Opens a transaction for one of `device`'s messages, with the charger as it is
+    /// now; None when no such charger exists.
+    pub async fn begin_charger(
+        &self,
+        device: &crate::ids::DeviceId,
+    ) -> Result<Option<(ChargerWork, Charger)>> {
+        let mut tx = self.store.begin().await?;
+        match tx.charger(device, "").await? {
+            Some((charger, _)) => Ok(Some((tx, charger))),
+            None => Ok(None),
+        }
+    }
+
+    /// Commits what a charger's message changed, durably.
+    pub async fn commit(&self, tx: ChargerWork) -> Result<()> {
+        tx.commit().await?;
+        Ok(())
+    }
+
     /// Runs one charger request inside `tx`: the endpoint's handler, by name. An unknown
     /// endpoint is 404.
     pub async fn charger_request(
@@ -183,7 +210,7 @@ impl Service {
                 "charger reports another connector count than provisioned"
             );
         }
-        tx.set_device_boot(&charger.id, &req.firmware, &req.model)
+        self.record_boot(tx, charger, &req.firmware, &req.model)
             .await?;
         Reply::typed(
             200,
@@ -224,8 +251,9 @@ impl Service {
             }
         }
         check_connector(charger, req.connector)?;
-        tx.set_connector_state(
-            &charger.id,
+        self.record_status(
+            tx,
+            charger,
             req.connector,
             req.state.as_str(),
             req.error.as_deref(),
@@ -233,5 +261,36 @@ impl Service {
         )
         .await?;
         Reply::typed(200, &api::Empty {})
+    }
+
+    /// A charger booted with this firmware and model.
+    pub async fn record_boot(
+        &self,
+        tx: &mut dyn ChargerTx,
+        charger: &Charger,
+        firmware: &str,
+        model: &str,
+    ) -> Result<()> {
+        tx.set_device_boot(&charger.id, firmware, model).await?;
+        Ok(())
+    }
+
+    /// A connector's state (and error code) changed; connector 0 is the charger as a
+    /// whole (OCPP), kept in its history only.
+    pub async fn record_status(
+        &self,
+        tx: &mut dyn ChargerTx,
+        charger: &Charger,
+        connector: i64,
+        state: &str,
+        error: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        if connector != 0 {
+            check_connector(charger, connector)?;
+        }
+        tx.set_connector_state(&charger.id, connector, state, error, now)
+            .await?;
+        Ok(())
     }
 }

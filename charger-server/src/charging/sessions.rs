@@ -23,7 +23,7 @@ use charger_protocol::api;
 pub const MAX_SAMPLES: usize = 100;
 
 /// A tag uid given in a request's `field`, checked.
-pub(crate) fn tag_in(field: &str, uid: &str) -> Result<TagUid> {
+pub fn tag_in(field: &str, uid: &str) -> Result<TagUid> {
     TagUid::parse(uid).map_err(|_| {
         Error::invalid(
             field,
@@ -74,7 +74,90 @@ fn nothing_billed(session: &Session, meter_stop_wh: i64, stopped_at: DateTime<Ut
     }
 }
 
+/// How a session start reaches the server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StartKind {
+    /// Happening now, from a charger online: refused when a rule says no.
+    Live,
+    /// Made while the charger was offline, named by the charger's own id (`local_id`):
+    /// always recorded (disputed when a rule says no); a repeat answers the same session.
+    Offline(String),
+    /// Reported by a charger that cannot be refused (OCPP's StartTransaction), under a key
+    /// the edge derives from what identifies it: always recorded, disputed when its tag is
+    /// refused or a rule says no; a repeat of the key answers the same session.
+    Reported(String),
+}
+
+/// A session start, whatever protocol carried it.
+#[derive(Debug, Clone)]
+pub struct StartInput {
+    pub tag: TagUid,
+    pub connector: i64,
+    pub meter_start_wh: i64,
+    pub started_at: DateTime<Utc>,
+    pub kind: StartKind,
+}
+
+/// A started (or found again) session.
+#[derive(Debug)]
+pub struct Started {
+    pub session_id: i64,
+    pub tariff: Option<TariffId>,
+    pub prices: Prices,
+    /// A reported start: the tag's verdict (`Ok` with the tag when it may charge).
+    pub verdict: Option<std::result::Result<crate::tags::Tag, Error>>,
+}
+
+/// A session's standing after samples.
+#[derive(Debug, Clone)]
+pub struct Running {
+    pub session_id: i64,
+    pub energy_wh: i64,
+    pub net: rust_decimal::Decimal,
+    pub currency: crate::billing::Currency,
+}
+
+/// A session stop, whatever protocol carried it.
+#[derive(Debug, Clone)]
+pub struct StopInput {
+    pub which: SessionRef,
+    pub meter_stop_wh: i64,
+    pub stopped_at: DateTime<Utc>,
+    pub reason: crate::records::charging::StopReason,
+    /// Whether the charger can be refused: a MyBox charger can (its live stop is checked),
+    /// an OCPP charger cannot (an implausible stop closes the session disputed).
+    pub refusable: bool,
+}
+
+/// A stopped session and its bill.
+#[derive(Debug, Clone)]
+pub struct Stopped {
+    pub session_id: i64,
+    pub bill: Bill,
+    pub currency: crate::billing::Currency,
+    pub disputed: bool,
+}
+
+/// A stop for a transaction the server never saw start (an OCPP charger's placeholder id
+/// for a start it could not report): recorded as a disputed session, never lost.
+#[derive(Debug, Clone)]
+pub struct UnknownStop {
+    /// What the charger called it (its `transactionId`).
+    pub reference: String,
+    /// The tag, when the stop names one.
+    pub tag: Option<TagUid>,
+    pub meter_start_wh: i64,
+    pub started_at: DateTime<Utc>,
+    pub meter_stop_wh: i64,
+    pub stopped_at: DateTime<Utc>,
+    pub reason: crate::records::charging::StopReason,
+}
+
+/// The tag recorded for a session whose stop names none.
+pub const NO_TAG: &str = "00000000";
+
 impl Service {
+    /// `session-start` (MyBox): the request's fields onto [`Service::start_session`].
     pub(super) async fn session_start(
         &self,
         tx: &mut dyn ChargerTx,
@@ -83,23 +166,55 @@ impl Service {
         now: DateTime<Utc>,
     ) -> Result<Reply> {
         let req: api::SessionStartRequest = parse_data(data)?;
-        let tag = tag_in("tag", &req.tag)?;
+        let input = StartInput {
+            tag: tag_in("tag", &req.tag)?,
+            connector: req.connector,
+            meter_start_wh: req.meter_start_wh,
+            started_at: req.started_at,
+            kind: match req.local_id {
+                Some(local) => StartKind::Offline(check_local_id(local)?),
+                None => StartKind::Live,
+            },
+        };
+        let s = self.start_session(tx, charger, input, now).await?;
+        Reply::typed(201, &start_body(s.session_id, s.tariff.as_ref(), &s.prices))
+    }
+
+    /// Starts a session (or finds the one a repeated offline or reported start made).
+    pub async fn start_session(
+        &self,
+        tx: &mut dyn ChargerTx,
+        charger: &Charger,
+        req: StartInput,
+        now: DateTime<Utc>,
+    ) -> Result<Started> {
+        let tag = req.tag.clone();
         check_connector(charger, req.connector)?;
-        let local_id = req.local_id.clone().map(check_local_id).transpose()?;
-        let offline = local_id.is_some();
-        let inputs = self.check_start(&req, offline, now);
-        // A live start that breaks a rule is refused; an offline one (the car has charged)
-        // is recorded, disputed.
+        let (local_id, reported) = match &req.kind {
+            StartKind::Live => (None, false),
+            StartKind::Offline(l) => (Some(l.clone()), false),
+            StartKind::Reported(k) => (Some(k.clone()), true),
+        };
+        // A reported start older than a live one may be was queued while offline.
+        let live_age = i64::try_from(self.limits.live_start_max_age_s).unwrap_or(i64::MAX);
+        let offline = match req.kind {
+            StartKind::Live => false,
+            StartKind::Offline(_) => true,
+            StartKind::Reported(_) => req.started_at < now - chrono::Duration::seconds(live_age),
+        };
+        let inputs = self.check_start(req.meter_start_wh, req.started_at, offline, now);
+        // A live start that breaks a rule is refused; an offline or reported one (the car
+        // has charged) is recorded, disputed.
         let dispute = match inputs {
-            Err(e) if !offline => return Err(e),
+            Err(e) if local_id.is_none() => return Err(e),
             Err(e) => Some(e.to_string()),
             Ok(()) => None,
         };
         // An offline start from before the charger moved belongs to its owner then, billed
         // by that owner's tariff (docs/operations.md, "Ownership transfer").
-        let earlier = match &local_id {
-            Some(_) => tx.owner_at(&charger.id, req.started_at).await?,
-            None => None,
+        let earlier = match offline {
+            true => tx.owner_at(&charger.id, req.started_at).await?,
+            false => None,
         };
         // Replayed after the move, it is the former owner's, by its tariff, but disputed:
         // its new owner's charger could otherwise bill the former owner's drivers for
@@ -115,13 +230,30 @@ impl Service {
             Some((owner, tariff)) => (owner, tariff),
             None => (charger.owner.clone(), charger.tariff.clone()),
         };
+        let mut verdict = None;
+        let mut dispute = dispute;
         if let Some(local) = &local_id {
-            // A repeated offline start (the charger retried with a new request id).
+            // A repeated offline or reported start (the charger retried).
             let known = SessionRef::Local(local.clone());
             if let Some(s) = tx.session(&charger.id, &known).await? {
-                return Reply::typed(201, &start_body(s.id, s.tariff.as_ref(), &s.prices));
+                let verdict = match reported {
+                    true => Some(self.tag_verdict(tx, charger, &tag, now).await?),
+                    false => None,
+                };
+                return Ok(Started {
+                    session_id: s.id,
+                    tariff: s.tariff,
+                    prices: s.prices,
+                    verdict,
+                });
             }
-            if tx.tag(&owner, &tag).await?.is_none() {
+            if reported {
+                let v = self.tag_verdict(tx, charger, &tag, now).await?;
+                if let Err(e) = &v {
+                    dispute.get_or_insert_with(|| format!("the tag was refused: {e}"));
+                }
+                verdict = Some(v);
+            } else if tx.tag(&owner, &tag).await?.is_none() {
                 self.note_unknown_tag(tx, &charger.id, &owner, &tag, now)
                     .await?;
             }
@@ -170,7 +302,12 @@ impl Service {
             let known = new.local_id.clone().map(SessionRef::Local);
             if let Some(known) = known {
                 if let Some(s) = tx.session(&charger.id, &known).await? {
-                    return Reply::typed(201, &start_body(s.id, s.tariff.as_ref(), &s.prices));
+                    return Ok(Started {
+                        session_id: s.id,
+                        tariff: s.tariff,
+                        prices: s.prices,
+                        verdict,
+                    });
                 }
             }
             return Err(Error::Internal(
@@ -178,9 +315,29 @@ impl Service {
             ));
         };
         tracing::info!(device = %charger.id, session = id, offline, disputed = new.dispute.is_some(), "session started");
-        Reply::typed(201, &start_body(id, new.tariff.as_ref(), &new.prices))
+        Ok(Started {
+            session_id: id,
+            tariff: new.tariff,
+            prices: new.prices,
+            verdict,
+        })
     }
 
+    /// The last meter reading of one of this charger's sessions, whatever its status;
+    /// None when it has no such session.
+    pub async fn session_reading(
+        &self,
+        tx: &mut dyn ChargerTx,
+        charger: &Charger,
+        which: &SessionRef,
+    ) -> Result<Option<i64>> {
+        Ok(tx
+            .session(&charger.id, which)
+            .await?
+            .map(|s| s.last_meter_wh))
+    }
+
+    /// `meter-values` (MyBox): the request's fields onto [`Service::add_samples`].
     pub(super) async fn meter_values(
         &self,
         tx: &mut dyn ChargerTx,
@@ -190,16 +347,40 @@ impl Service {
     ) -> Result<Reply> {
         let req: api::MeterValuesRequest = parse_data(data)?;
         let which = SessionRef::required(req.session_id, req.local_id)?;
-        if req.samples.is_empty() || req.samples.len() > MAX_SAMPLES {
+        let r = self
+            .add_samples(tx, charger, &which, &req.samples, now)
+            .await?;
+        Reply::typed(
+            200,
+            &api::MeterValuesResponse {
+                session_id: r.session_id,
+                energy_wh: r.energy_wh,
+                net: crate::billing::money_text(r.net, &r.currency),
+                currency: r.currency.code().to_owned(),
+            },
+        )
+    }
+
+    /// Adds meter samples (in time order, energy in Wh) to an active session; returns its
+    /// energy and running cost.
+    pub async fn add_samples(
+        &self,
+        tx: &mut dyn ChargerTx,
+        charger: &Charger,
+        which: &SessionRef,
+        samples: &[crate::records::charging::Sample],
+        now: DateTime<Utc>,
+    ) -> Result<Running> {
+        if samples.is_empty() || samples.len() > MAX_SAMPLES {
             return Err(Error::invalid("samples", "must hold 1 to 100 samples"));
         }
-        let session = self.session_of(tx, charger, &which).await?;
+        let session = self.session_of(tx, charger, which).await?;
         if session.status != SessionStatus::Active {
             return Err(Error::conflict("session_closed", "the session has stopped"));
         }
         let mut prev_at = session.last_sample_at.unwrap_or(session.started_at);
         let mut prev_wh = session.last_meter_wh;
-        for (i, s) in req.samples.iter().enumerate() {
+        for (i, s) in samples.iter().enumerate() {
             let field = |name: &str| format!("samples[{i}].{name}");
             check_reading(&field("energy_wh"), s.energy_wh)?;
             check_time(&field("at"), s.at, now)?;
@@ -237,7 +418,7 @@ impl Service {
             (prev_at, prev_wh) = (s.at, s.energy_wh);
         }
         let (last, latest_at) = (prev_wh, prev_at);
-        tx.add_meter_samples(session.id, &req.samples, last, latest_at)
+        tx.add_meter_samples(session.id, samples, last, latest_at)
             .await?;
         let net = if session.dispute.is_some() {
             rust_decimal::Decimal::ZERO
@@ -251,17 +432,15 @@ impl Service {
             )
             .map_err(billing_error)?
         };
-        Reply::typed(
-            200,
-            &api::MeterValuesResponse {
-                session_id: session.id,
-                energy_wh: last - session.meter_start_wh,
-                net: crate::billing::money_text(net, &session.prices.currency),
-                currency: session.prices.currency.code().to_owned(),
-            },
-        )
+        Ok(Running {
+            session_id: session.id,
+            energy_wh: last - session.meter_start_wh,
+            net,
+            currency: session.prices.currency.clone(),
+        })
     }
 
+    /// `session-stop` (MyBox): the request's fields onto [`Service::stop_session`].
     pub(super) async fn session_stop(
         &self,
         tx: &mut dyn ChargerTx,
@@ -270,18 +449,39 @@ impl Service {
         now: DateTime<Utc>,
     ) -> Result<Reply> {
         let req: api::SessionStopRequest = parse_data(data)?;
-        let which = SessionRef::required(req.session_id, req.local_id.clone())?;
-        let session = self.session_of(tx, charger, &which).await?;
+        let input = StopInput {
+            which: SessionRef::required(req.session_id, req.local_id.clone())?,
+            meter_stop_wh: req.meter_stop_wh,
+            stopped_at: req.stopped_at,
+            reason: req.reason,
+            refusable: true,
+        };
+        let s = self.stop_session(tx, charger, input, now).await?;
+        Reply::typed(
+            200,
+            &bill_body(s.session_id, &s.bill, &s.currency, s.disputed),
+        )
+    }
+
+    /// Stops a session and bills it by its own times. The same stop again gets the same
+    /// bill; another stop of a stopped session is 409.
+    pub async fn stop_session(
+        &self,
+        tx: &mut dyn ChargerTx,
+        charger: &Charger,
+        req: StopInput,
+        now: DateTime<Utc>,
+    ) -> Result<Stopped> {
+        let session = self.session_of(tx, charger, &req.which).await?;
         if session.status != SessionStatus::Active {
             // The same stop again (an offline charger's retry) gets the same answer.
             if session.meter_stop_wh == Some(req.meter_stop_wh)
                 && session.stopped_at == Some(req.stopped_at)
             {
-                let bill = match session.status {
-                    SessionStatus::Disputed => {
-                        nothing_billed(&session, req.meter_stop_wh, req.stopped_at)
-                    }
-                    _ => cost::bill(
+                let disputed = session.status == SessionStatus::Disputed;
+                let bill = match disputed {
+                    true => nothing_billed(&session, req.meter_stop_wh, req.stopped_at),
+                    false => cost::bill(
                         &session.prices,
                         session.meter_start_wh,
                         req.meter_stop_wh,
@@ -290,44 +490,42 @@ impl Service {
                     )
                     .map_err(billing_error)?,
                 };
-                return Reply::typed(
-                    200,
-                    &bill_body(
-                        session.id,
-                        &bill,
-                        &session.prices.currency,
-                        session.status == SessionStatus::Disputed,
-                    ),
-                );
+                return Ok(Stopped {
+                    session_id: session.id,
+                    bill,
+                    currency: session.prices.currency.clone(),
+                    disputed,
+                });
             }
             return Err(Error::conflict("session_closed", "the session has stopped"));
         }
-        let billed = check_stop(&session, &req, charger, now).and_then(|()| {
-            let bill = cost::bill(
-                &session.prices,
-                session.meter_start_wh,
-                req.meter_stop_wh,
-                session.started_at,
-                req.stopped_at,
-            )
-            .map_err(billing_error)?;
-            let c = &session.prices.currency;
-            if [bill.net, bill.tax, bill.total]
-                .into_iter()
-                .any(|a| crate::billing::to_minor(a, c).is_none())
-            {
-                return Err(Error::invalid(
-                    "meter_stop_wh",
-                    "the bill is too large to record",
-                ));
-            }
-            Ok(bill)
-        });
-        // Live: a stop no meter can make is refused. Replayed late (an offline session):
-        // it is closed, disputed, never lost.
+        let billed = check_stop(&session, req.meter_stop_wh, req.stopped_at, charger, now)
+            .and_then(|()| {
+                let bill = cost::bill(
+                    &session.prices,
+                    session.meter_start_wh,
+                    req.meter_stop_wh,
+                    session.started_at,
+                    req.stopped_at,
+                )
+                .map_err(billing_error)?;
+                let c = &session.prices.currency;
+                if [bill.net, bill.tax, bill.total]
+                    .into_iter()
+                    .any(|a| crate::billing::to_minor(a, c).is_none())
+                {
+                    return Err(Error::invalid(
+                        "meter_stop_wh",
+                        "the bill is too large to record",
+                    ));
+                }
+                Ok(bill)
+            });
+        // Live: a stop no meter can make is refused. Replayed late (an offline session)
+        // or from a charger that cannot be refused: it is closed, disputed, never lost.
         let (bill, dispute) = match (billed, &session.dispute) {
             (Ok(bill), None) => (bill, None),
-            (Err(e), _) if !session.offline => return Err(e),
+            (Err(e), _) if req.refusable && !session.offline => return Err(e),
             (Err(e), dispute) => (
                 nothing_billed(&session, req.meter_stop_wh, req.stopped_at),
                 Some(dispute.clone().unwrap_or_else(|| e.to_string())),
@@ -337,12 +535,12 @@ impl Service {
                 Some(dispute.clone()),
             ),
         };
-        let body = bill_body(
-            session.id,
-            &bill,
-            &session.prices.currency,
-            dispute.is_some(),
-        );
+        let stopped = Stopped {
+            session_id: session.id,
+            bill: bill.clone(),
+            currency: session.prices.currency.clone(),
+            disputed: dispute.is_some(),
+        };
         let stop = StopRecord {
             meter_stop_wh: req.meter_stop_wh,
             stopped_at: req.stopped_at,
@@ -353,22 +551,80 @@ impl Service {
         };
         tx.stop_session(session.id, &stop).await?;
         tracing::info!(device = %charger.id, session = session.id, disputed = stop.dispute.is_some(), "session stopped");
-        Reply::typed(200, &body)
+        Ok(stopped)
+    }
+
+    /// Records a stop of a session the server never saw start: a disputed session (on
+    /// connector 0, "the charger as a whole", since the stop names none) for an operator
+    /// to resolve. A repeat of the same stop finds the same session.
+    pub async fn record_unknown_stop(
+        &self,
+        tx: &mut dyn ChargerTx,
+        charger: &Charger,
+        stop: UnknownStop,
+        now: DateTime<Utc>,
+    ) -> Result<Stopped> {
+        let key = check_local_id(format!(
+            "stop:{}:{}:{}",
+            stop.reference,
+            stop.stopped_at.timestamp_millis(),
+            stop.meter_stop_wh
+        ))?;
+        let which = SessionRef::Local(key.clone());
+        if tx.session(&charger.id, &which).await?.is_none() {
+            let tag = match stop.tag {
+                Some(t) => t,
+                None => TagUid::parse(NO_TAG)
+                    .map_err(|e| Error::Internal(format!("the placeholder tag: {e}")))?,
+            };
+            let tariff = tx.tariff_of(&charger.owner, charger.tariff.as_ref()).await?;
+            let (tariff_id, prices) = match &tariff {
+                Some(t) => (Some(t.id.clone()), t.prices()),
+                None => (None, free_prices()),
+            };
+            let new = NewSession {
+                device: charger.id.clone(),
+                connector: 0,
+                owner: charger.owner.clone(),
+                tag,
+                local_id: Some(key),
+                offline: true,
+                meter_start_wh: stop.meter_start_wh.min(stop.meter_stop_wh),
+                started_at: stop.started_at.min(stop.stopped_at),
+                tariff: tariff_id,
+                prices,
+                dispute: Some(format!(
+                    "the charger stopped transaction {}, which the server never saw start",
+                    stop.reference
+                )),
+                created_at: now,
+            };
+            tx.insert_session(&new).await?;
+        }
+        let input = StopInput {
+            which,
+            meter_stop_wh: stop.meter_stop_wh,
+            stopped_at: stop.stopped_at,
+            reason: stop.reason,
+            refusable: false,
+        };
+        self.stop_session(tx, charger, input, now).await
     }
 
     /// The start's readings and times (the offline window only for an offline start).
     fn check_start(
         &self,
-        req: &api::SessionStartRequest,
+        meter_start_wh: i64,
+        started_at: DateTime<Utc>,
         offline: bool,
         now: DateTime<Utc>,
     ) -> Result<()> {
-        check_reading("meter_start_wh", req.meter_start_wh)?;
-        check_time("started_at", req.started_at, now)?;
+        check_reading("meter_start_wh", meter_start_wh)?;
+        check_time("started_at", started_at, now)?;
         // A live start happens now: only a start made offline (with a local_id) may carry
         // an old time. Otherwise a charger could bill years of parking in one request.
         let live_age = i64::try_from(self.limits.live_start_max_age_s).unwrap_or(i64::MAX);
-        if !offline && req.started_at < now - chrono::Duration::seconds(live_age) {
+        if !offline && started_at < now - chrono::Duration::seconds(live_age) {
             return Err(Error::invalid(
                 "started_at",
                 format!(
@@ -378,7 +634,7 @@ impl Service {
             ));
         }
         let window = chrono::Duration::days(i64::from(self.limits.offline_max_age_days));
-        if offline && req.started_at < now - window {
+        if offline && started_at < now - window {
             return Err(Error::invalid(
                 "started_at",
                 format!(
@@ -403,13 +659,23 @@ impl Service {
     }
 }
 
+struct StopReading {
+    meter_stop_wh: i64,
+    stopped_at: DateTime<Utc>,
+}
+
 /// The stop's reading and time against the session so far.
 fn check_stop(
     session: &Session,
-    req: &api::SessionStopRequest,
+    meter_stop_wh: i64,
+    stopped_at: DateTime<Utc>,
     charger: &Charger,
     now: DateTime<Utc>,
 ) -> Result<()> {
+    let req = StopReading {
+        meter_stop_wh,
+        stopped_at,
+    };
     check_reading("meter_stop_wh", req.meter_stop_wh)?;
     check_time("stopped_at", req.stopped_at, now)?;
     if req.stopped_at < session.started_at {

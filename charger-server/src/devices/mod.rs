@@ -411,6 +411,11 @@ impl Service {
         }
     }
 
+    /// What an OCPP charger's handshake is checked against (None: no such charger).
+    pub async fn ocpp_login_of(&self, id: &DeviceId) -> Result<Option<DeviceAuth>> {
+        Ok(self.store.get_device_auth(id).await?)
+    }
+
     /// Records a batch of presence changes in one commit (the broker's group commit).
     pub async fn record_presence(&self, changes: &[PresenceChange]) -> Result<()> {
         Ok(self.store.record_presence(changes).await?)

@@ -167,7 +167,7 @@ pub const MAX_LOCAL_ID_BYTES: usize = 256;
 /// (non-empty, at most 256 bytes) is not refused, since refusing an offline start loses a
 /// session the car has charged: it is kept as `h-` and 40 hex digits of its SHA-256, the
 /// same for every message that names it, so the session's values and stop still find it.
-pub(crate) fn check_local_id(local: String) -> Result<String> {
+pub fn check_local_id(local: String) -> Result<String> {
     if charger_protocol::topic::is_valid_part(&local) {
         return Ok(local);
     }

@@ -1,0 +1,664 @@
+//! The OCPP edge: OCPP 1.6J chargers on a WebSocket at `/ocpp/<charger id>` of the REST
+//! listener (docs/ocpp.md).
+//!
+//! The handshake is checked before the upgrade, in this order: an unknown id (or a charger
+//! that does not speak OCPP) is 404; plain ws:// without `CHARGER_OCPP_ALLOW_PLAIN` is 403;
+//! no HTTP Basic credentials is 401, wrong ones 401, too many attempts for the charger 429;
+//! no `ocpp1.6` among the offered subprotocols is 400; the socket caps (total, per source)
+//! are 503. Then each socket is one task: it takes the charger's CALLs one at a time (the
+//! charger waits for each answer, as OCPP-J says), and sends the server's CALLs (REST
+//! commands) one at a time, the next once the last is answered or given up. CALLs may
+//! cross. A charger that connects again is served on the new socket and the old one is
+//! closed, on this instance and (through [`Relay`]) on any other.
+//!
+//! [`v16`] maps each 1.6 action onto the protocol-neutral charging calls of the domain.
+
+mod relay;
+mod v16;
+
+use std::collections::{HashMap, VecDeque};
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use base64::Engine as _;
+use charger_protocol::ocpp::{ErrorCode, Frame, Version};
+use serde_json::Value;
+use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
+
+use crate::api::{ApiState, Peer};
+use crate::devices::{PresenceChange, PresenceKind, Protocol};
+use crate::error::{Error, Result};
+use crate::ids::DeviceId;
+use crate::limits::{Buckets, PerSource, SourceSlot};
+use crate::metrics::{limit_hit, limit_hit_logged, Limit};
+use crate::service::{OcppChannel, Service};
+
+pub use relay::Relay;
+
+/// The OCPP edge's settings (each documented in docs/operations.md).
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Plain ws:// is allowed (security profile 1).
+    pub allow_plain: bool,
+    /// The listener speaks TLS (wss://, profile 2).
+    pub tls: bool,
+    pub max_message_bytes: usize,
+    pub max_connections: usize,
+    pub max_connections_per_source: usize,
+    /// The DataTransfer vendorId answered Accepted.
+    pub vendor_id: Option<String>,
+    /// Handshakes per charger per minute (`CHARGER_MQTT_LOGINS_PER_MINUTE`).
+    pub logins_per_minute: u32,
+    /// CALLs per second per charger and burst (`CHARGER_MQTT_RATE`, `CHARGER_MQTT_BURST`).
+    pub rate: u32,
+    pub burst: u32,
+    /// How long a charger may stay over its rate before it is disconnected.
+    pub abuse: Duration,
+}
+
+/// A socket's mailbox, for what the server sends it.
+enum Outbound {
+    Call {
+        action: String,
+        payload: Value,
+        reply: oneshot::Sender<Result<Value>>,
+        deadline: tokio::time::Instant,
+    },
+    /// Close the socket (the charger connected again, or its password changed).
+    Close(&'static str),
+}
+
+struct Handle {
+    conn: i64,
+    tx: mpsc::Sender<Outbound>,
+}
+
+/// The OCPP sockets this instance holds, and the limits they share.
+pub struct Hub {
+    service: Service,
+    settings: Settings,
+    sockets: Mutex<HashMap<DeviceId, Handle>>,
+    slots: Arc<Semaphore>,
+    sources: Arc<PerSource>,
+    logins: Buckets<DeviceId>,
+    requests: Buckets<DeviceId>,
+    presence: mpsc::Sender<PresenceChange>,
+    connected: AtomicI64,
+    /// The other instances (PostgreSQL LISTEN/NOTIFY), when there can be any.
+    relay: std::sync::OnceLock<Relay>,
+}
+
+impl Hub {
+    /// The hub; it becomes the service's OCPP channel (the caller keeps it alive).
+    pub fn new(service: Service, settings: Settings) -> Arc<Self> {
+        let per_minute = f64::from(settings.logins_per_minute.max(1));
+        let hub = Arc::new(Self {
+            presence: crate::devices::presence_writer(service.clone()),
+            slots: Arc::new(Semaphore::new(settings.max_connections)),
+            sources: PerSource::new(settings.max_connections_per_source),
+            logins: Buckets::new(per_minute / 60.0, per_minute),
+            requests: Buckets::new(f64::from(settings.rate), f64::from(settings.burst)),
+            service: service.clone(),
+            settings,
+            sockets: Mutex::new(HashMap::new()),
+            connected: AtomicI64::new(0),
+            relay: std::sync::OnceLock::new(),
+        });
+        let channel: Arc<dyn OcppChannel> = hub.clone();
+        service.set_ocpp_channel(&channel);
+        hub
+    }
+
+    /// Joins the other instances through the database (PostgreSQL only).
+    pub async fn join(self: &Arc<Self>, database_url: &str) -> anyhow::Result<()> {
+        if let Some(relay) = Relay::start(self.clone(), database_url).await? {
+            let _ = self.relay.set(relay);
+        }
+        Ok(())
+    }
+
+    /// Sockets open now (for `/metrics`).
+    pub fn connected(&self) -> i64 {
+        self.connected.load(Ordering::Relaxed)
+    }
+
+    fn mailbox(&self, device: &DeviceId) -> Option<mpsc::Sender<Outbound>> {
+        self.sockets
+            .lock()
+            .ok()
+            .and_then(|s| s.get(device).map(|h| h.tx.clone()))
+    }
+
+    /// Sends a CALL over a socket this instance holds; None when it holds none.
+    async fn call_local(
+        &self,
+        device: &DeviceId,
+        action: &str,
+        payload: Value,
+        timeout: Duration,
+    ) -> Option<Result<Value>> {
+        let mailbox = self.mailbox(device)?;
+        let (reply, answer) = oneshot::channel();
+        let deadline = tokio::time::Instant::now() + timeout;
+        let call = Outbound::Call {
+            action: action.to_owned(),
+            payload,
+            reply,
+            deadline,
+        };
+        if mailbox.send(call).await.is_err() {
+            return None;
+        }
+        Some(match tokio::time::timeout_at(deadline, answer).await {
+            Ok(Ok(result)) => result,
+            // The socket closed with the CALL unanswered.
+            Ok(Err(_)) => Err(Error::conflict(
+                "device_offline",
+                "the charger disconnected before it answered",
+            )),
+            Err(_) => Err(Error::Timeout),
+        })
+    }
+
+    /// Closes the socket this instance holds for the charger, if any.
+    async fn close_local(&self, device: &DeviceId, why: &'static str) -> bool {
+        match self.mailbox(device) {
+            Some(mailbox) => mailbox.send(Outbound::Close(why)).await.is_ok(),
+            None => false,
+        }
+    }
+
+    /// Registers a new socket; the one it replaces (on this instance) is told to close.
+    fn register(&self, device: &DeviceId, conn: i64, tx: mpsc::Sender<Outbound>) {
+        let old = self
+            .sockets
+            .lock()
+            .ok()
+            .and_then(|mut s| s.insert(device.clone(), Handle { conn, tx }));
+        if let Some(old) = old {
+            let _ = old.tx.try_send(Outbound::Close("the charger connected again"));
+        }
+    }
+
+    fn unregister(&self, device: &DeviceId, conn: i64) {
+        if let Ok(mut s) = self.sockets.lock() {
+            if s.get(device).is_some_and(|h| h.conn == conn) {
+                s.remove(device);
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl OcppChannel for Hub {
+    fn holds(&self, device: &DeviceId) -> bool {
+        self.mailbox(device).is_some()
+    }
+
+    async fn call(
+        &self,
+        device: &DeviceId,
+        action: &str,
+        payload: Value,
+        timeout: Duration,
+    ) -> Result<Value> {
+        if let Some(result) = self
+            .call_local(device, action, payload.clone(), timeout)
+            .await
+        {
+            return result;
+        }
+        match self.relay.get() {
+            Some(relay) => relay.call(device, action, payload, timeout).await,
+            None => Err(Error::conflict(
+                "device_offline",
+                "the charger is not connected",
+            )),
+        }
+    }
+
+    async fn disconnect(&self, device: &DeviceId) {
+        self.close_local(device, "its credentials changed").await;
+        if let Some(relay) = self.relay.get() {
+            relay.disconnect(device).await;
+        }
+    }
+}
+
+/// The OCPP routes, merged into the REST listener's router.
+pub fn routes(hub: Arc<Hub>) -> Router<ApiState> {
+    Router::new().route(
+        "/ocpp/{id}",
+        get(
+            move |state: State<ApiState>,
+                  path: Path<String>,
+                  peer: Peer,
+                  headers: HeaderMap,
+                  ws: std::result::Result<
+                WebSocketUpgrade,
+                axum::extract::ws::rejection::WebSocketUpgradeRejection,
+            >| { handshake(hub.clone(), state, path, peer, headers, ws) },
+        ),
+    )
+}
+
+fn refuse(status: StatusCode, text: &'static str) -> Response {
+    (status, text).into_response()
+}
+
+/// The HTTP Basic credentials of a request, if well formed: (username, password bytes).
+fn basic_credentials(headers: &HeaderMap) -> Option<(String, Vec<u8>)> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, encoded) = value.split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") || encoded.len() > 512 {
+        return None;
+    }
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(encoded.trim())
+        .ok()?;
+    let colon = decoded.iter().position(|b| *b == b':')?;
+    let user = String::from_utf8(decoded[..colon].to_vec()).ok()?;
+    Some((user, decoded[colon + 1..].to_vec()))
+}
+
+/// Whether the password (the 40 hex digits issued, or the 20 bytes they stand for, as
+/// the 1.6 security extension's `AuthorizationKey` allows) matches the stored hash.
+fn password_matches(password: &[u8], hash: &str) -> bool {
+    let as_text = std::str::from_utf8(password)
+        .ok()
+        .map(|p| p.to_ascii_lowercase());
+    if let Some(text) = as_text {
+        if crate::secrets::verify_secret(&text, hash) {
+            return true;
+        }
+    }
+    password.len() == 20 && crate::secrets::verify_secret(&hex::encode(password), hash)
+}
+
+/// Whether the client offered `ocpp1.6`.
+fn offers_subprotocol(headers: &HeaderMap, wanted: &str) -> bool {
+    headers
+        .get_all(header::SEC_WEBSOCKET_PROTOCOL)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|p| p.trim() == wanted)
+}
+
+async fn handshake(
+    hub: Arc<Hub>,
+    State(_state): State<ApiState>,
+    Path(id): Path<String>,
+    Peer(peer): Peer,
+    headers: HeaderMap,
+    ws: std::result::Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
+) -> Response {
+    let Ok(device) = DeviceId::parse(&id) else {
+        return refuse(StatusCode::NOT_FOUND, "no such charger");
+    };
+    let auth = match hub.service.ocpp_login_of(&device).await {
+        Ok(Some(auth)) if auth.protocol.is_ocpp() => auth,
+        Ok(_) => return refuse(StatusCode::NOT_FOUND, "no such charger"),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot read a charger's OCPP login");
+            return refuse(StatusCode::SERVICE_UNAVAILABLE, "try again later");
+        }
+    };
+    if !hub.settings.tls && !hub.settings.allow_plain {
+        limit_hit(Limit::OcppPlain);
+        return refuse(
+            StatusCode::FORBIDDEN,
+            "plain ws:// is not allowed here: connect over wss://",
+        );
+    }
+    let Some((user, password)) = basic_credentials(&headers) else {
+        return (
+            StatusCode::UNAUTHORIZED,
+            [(header::WWW_AUTHENTICATE, "Basic realm=\"ocpp\"")],
+            "HTTP Basic credentials are required",
+        )
+            .into_response();
+    };
+    if !hub.logins.try_take(&device, Instant::now()) {
+        limit_hit_logged(
+            Limit::OcppLoginRate,
+            "an OCPP handshake refused: its charger is over CHARGER_MQTT_LOGINS_PER_MINUTE",
+        );
+        return refuse(StatusCode::TOO_MANY_REQUESTS, "too many attempts");
+    }
+    if user != device.as_str() || !password_matches(&password, &auth.password_hash) {
+        tracing::info!(device = %device, "OCPP handshake with wrong credentials refused");
+        return (
+            StatusCode::UNAUTHORIZED,
+            [(header::WWW_AUTHENTICATE, "Basic realm=\"ocpp\"")],
+            "wrong credentials",
+        )
+            .into_response();
+    }
+    let version = match auth.protocol {
+        Protocol::Ocpp16 => Version::V16,
+        Protocol::Mybox => return refuse(StatusCode::NOT_FOUND, "no such charger"),
+    };
+    if !offers_subprotocol(&headers, version.subprotocol()) {
+        return refuse(
+            StatusCode::BAD_REQUEST,
+            "the WebSocket subprotocol this charger speaks (ocpp1.6) was not offered",
+        );
+    }
+    let ws = match ws {
+        Ok(ws) => ws,
+        Err(e) => return e.into_response(),
+    };
+    let source = match peer {
+        Some(ip) => match hub.sources.try_acquire(ip) {
+            Some(slot) => Some(slot),
+            None => {
+                limit_hit(Limit::OcppConnectionsPerSource);
+                return refuse(StatusCode::SERVICE_UNAVAILABLE, "too many sockets from here");
+            }
+        },
+        None => None,
+    };
+    let Ok(permit) = hub.slots.clone().try_acquire_owned() else {
+        limit_hit(Limit::OcppConnections);
+        return refuse(StatusCode::SERVICE_UNAVAILABLE, "too many sockets");
+    };
+    let max = hub.settings.max_message_bytes;
+    ws.protocols([version.subprotocol()])
+        .max_message_size(max)
+        .max_frame_size(max)
+        .on_upgrade(move |socket| async move {
+            run(hub, device, version, socket, (permit, source), peer).await;
+        })
+}
+
+/// One charger's socket, until it closes.
+async fn run(
+    hub: Arc<Hub>,
+    device: DeviceId,
+    version: Version,
+    mut socket: WebSocket,
+    _slots: (OwnedSemaphorePermit, Option<SourceSlot>),
+    peer: Option<IpAddr>,
+) {
+    let conn = rand::random::<i64>().abs().max(1);
+    let (tx, mut rx) = mpsc::channel::<Outbound>(16);
+    hub.register(&device, conn, tx);
+    if let Some(relay) = hub.relay.get() {
+        // Another instance may still hold an older socket of this charger.
+        relay.connected(&device, conn).await;
+    }
+    hub.connected.fetch_add(1, Ordering::Relaxed);
+    presence(&hub, &device, conn, PresenceKind::Connected).await;
+    tracing::info!(device = %device, ?peer, "OCPP charger connected");
+    let idle = Duration::from_secs(hub.service.heartbeat_s().saturating_mul(3).max(60));
+    let mut pending: Option<(String, oneshot::Sender<Result<Value>>, tokio::time::Instant)> =
+        None;
+    let mut queue: VecDeque<Outbound> = VecDeque::new();
+    let mut last_seen_mark = Instant::now();
+    let mut over_since: Option<Instant> = None;
+    let end: &str = loop {
+        // The next server CALL goes out once the last is answered or given up.
+        while pending.is_none() {
+            let Some(Outbound::Call {
+                action,
+                payload,
+                reply,
+                deadline,
+            }) = queue.pop_front()
+            else {
+                break;
+            };
+            if reply.is_closed() || deadline <= tokio::time::Instant::now() {
+                continue;
+            }
+            let id = format!("{:016x}", rand::random::<u64>());
+            let frame = Frame::Call {
+                id: id.clone(),
+                action,
+                payload,
+            };
+            if socket
+                .send(Message::Text(frame.to_text().into()))
+                .await
+                .is_err()
+            {
+                let _ = reply.send(Err(Error::conflict(
+                    "device_offline",
+                    "the charger disconnected",
+                )));
+                break;
+            }
+            pending = Some((id, reply, deadline));
+        }
+        let pending_deadline = pending.as_ref().map(|p| p.2);
+        tokio::select! {
+            incoming = tokio::time::timeout(idle, socket.recv()) => {
+                let message = match incoming {
+                    Err(_) => break "silent past three heartbeats",
+                    Ok(None) => break "closed",
+                    Ok(Some(Err(e))) => {
+                        if is_capacity(&e) {
+                            limit_hit(Limit::OcppMessageSize);
+                            let _ = socket.send(Message::Close(Some(CloseFrame {
+                                code: 1009,
+                                reason: "message too big".into(),
+                            }))).await;
+                            break "a message over CHARGER_OCPP_MAX_MESSAGE_BYTES";
+                        }
+                        break "socket error";
+                    }
+                    Ok(Some(Ok(m))) => m,
+                };
+                if last_seen_mark.elapsed() >= Duration::from_secs(10) {
+                    last_seen_mark = Instant::now();
+                    presence(&hub, &device, conn, PresenceKind::Seen).await;
+                }
+                match message {
+                    Message::Text(text) => {
+                        let answer = match Frame::parse(text.as_str()) {
+                            Ok(Frame::Call { id, action, payload }) => {
+                                // Over its rate, the charger's CALL waits; over it too
+                                // long, the charger is disconnected.
+                                let wait = hub.requests.take(&device, Instant::now());
+                                if !wait.is_zero() {
+                                    limit_hit(Limit::OcppRate);
+                                    let since = *over_since.get_or_insert_with(Instant::now);
+                                    if since.elapsed() + wait > hub.settings.abuse {
+                                        limit_hit_logged(
+                                            Limit::OcppRateDisconnect,
+                                            "an OCPP charger disconnected: over its rate for CHARGER_MQTT_ABUSE_SECONDS",
+                                        );
+                                        break "over its rate";
+                                    }
+                                    tokio::time::sleep(wait).await;
+                                } else {
+                                    over_since = None;
+                                }
+                                Some(answer_call(&hub, &device, version, id, &action, &payload).await)
+                            }
+                            Ok(Frame::CallResult { id, payload }) => {
+                                match pending.take() {
+                                    Some((want, reply, _)) if want == id => {
+                                        let _ = reply.send(Ok(payload));
+                                    }
+                                    other => pending = other,
+                                }
+                                None
+                            }
+                            Ok(Frame::CallError { id, code, description, .. }) => {
+                                match pending.take() {
+                                    Some((want, reply, _)) if want == id => {
+                                        let code: String = code.chars().take(40).collect();
+                                        let description: String = description.chars().take(200).collect();
+                                        let _ = reply.send(Err(Error::BadAnswer(format!(
+                                            "the charger answered CALLERROR {code}: {description}"
+                                        ))));
+                                    }
+                                    other => pending = other,
+                                }
+                                None
+                            }
+                            Err(e) => {
+                                hub.service.metrics().ocpp_message("invalid", e.code.as_str(version));
+                                match (e.call, e.id) {
+                                    (true, Some(id)) => Some(Frame::error(version, &id, e.code, &e.description)),
+                                    // Nothing to answer to: a CALLERROR needs the id of a CALL.
+                                    _ => {
+                                        tracing::debug!(device = %device, "an OCPP frame that cannot be answered dropped");
+                                        None
+                                    }
+                                }
+                            }
+                        };
+                        if let Some(frame) = answer {
+                            if socket.send(Message::Text(frame.to_text().into())).await.is_err() {
+                                break "closed while answering";
+                            }
+                        }
+                    }
+                    Message::Binary(_) => {
+                        let _ = socket.send(Message::Close(Some(CloseFrame {
+                            code: 1003,
+                            reason: "OCPP-J frames are text".into(),
+                        }))).await;
+                        break "a binary frame";
+                    }
+                    Message::Close(_) => break "closed by the charger",
+                    Message::Ping(_) | Message::Pong(_) => {}
+                }
+            }
+            out = rx.recv() => {
+                match out {
+                    Some(call @ Outbound::Call { .. }) => queue.push_back(call),
+                    Some(Outbound::Close(why)) => {
+                        let _ = socket.send(Message::Close(Some(CloseFrame {
+                            code: 1000,
+                            reason: why.into(),
+                        }))).await;
+                        break why;
+                    }
+                    None => break "the server is stopping",
+                }
+            }
+            () = async {
+                match pending_deadline {
+                    Some(d) => tokio::time::sleep_until(d).await,
+                    None => std::future::pending().await,
+                }
+            } => {
+                // The caller has given up (504): the next CALL may go.
+                pending = None;
+            }
+        }
+    };
+    if let Some((_, reply, _)) = pending {
+        let _ = reply.send(Err(Error::conflict(
+            "device_offline",
+            "the charger disconnected before it answered",
+        )));
+    }
+    hub.unregister(&device, conn);
+    hub.connected.fetch_sub(1, Ordering::Relaxed);
+    presence(&hub, &device, conn, PresenceKind::Disconnected).await;
+    tracing::info!(device = %device, end, "OCPP charger disconnected");
+}
+
+fn is_capacity(e: &axum::Error) -> bool {
+    let text = e.to_string();
+    text.contains("Space limit exceeded") || text.contains("too long") || text.contains("Capacity")
+}
+
+async fn presence(hub: &Hub, device: &DeviceId, conn: i64, kind: PresenceKind) {
+    let _ = hub
+        .presence
+        .send(PresenceChange {
+            device: device.clone(),
+            conn,
+            kind,
+            at: chrono::Utc::now(),
+        })
+        .await;
+}
+
+/// Answers one CALL of a charger: a CALLRESULT, or the CALLERROR its defect calls for.
+async fn answer_call(
+    hub: &Hub,
+    device: &DeviceId,
+    version: Version,
+    id: String,
+    action: &str,
+    payload: &Value,
+) -> Frame {
+    let (label, result) = match version {
+        Version::V16 => v16::handle(hub, device, action, payload).await,
+        _ => (
+            "unknown",
+            Err(CallError::new(
+                ErrorCode::NotImplemented,
+                "this OCPP version is not served",
+            )),
+        ),
+    };
+    match result {
+        Ok(payload) => {
+            hub.service.metrics().ocpp_message(label, "result");
+            Frame::CallResult { id, payload }
+        }
+        Err(e) => {
+            hub.service
+                .metrics()
+                .ocpp_message(label, e.code.as_str(version));
+            Frame::error(version, &id, e.code, &e.description)
+        }
+    }
+}
+
+/// A CALLERROR to answer.
+#[derive(Debug)]
+pub(crate) struct CallError {
+    code: ErrorCode,
+    description: String,
+}
+
+impl CallError {
+    fn new(code: ErrorCode, description: impl Into<String>) -> Self {
+        CallError {
+            code,
+            description: description.into(),
+        }
+    }
+}
+
+impl From<charger_protocol::ocpp::PayloadError> for CallError {
+    fn from(e: charger_protocol::ocpp::PayloadError) -> Self {
+        CallError::new(e.code, e.description)
+    }
+}
+
+impl From<Error> for CallError {
+    /// The domain's refusals as OCPP's error codes; failures are opaque (and logged).
+    fn from(e: Error) -> Self {
+        match &e {
+            Error::Invalid { .. } => {
+                CallError::new(ErrorCode::PropertyConstraintViolation, e.to_string())
+            }
+            Error::NotFound { .. } | Error::Conflict { .. } | Error::Forbidden { .. } => {
+                CallError::new(ErrorCode::GenericError, e.to_string())
+            }
+            _ => {
+                tracing::error!(error = %e, "an OCPP CALL failed");
+                CallError::new(ErrorCode::InternalError, "internal error")
+            }
+        }
+    }
+}

@@ -1,0 +1,505 @@
+//! OCPP 1.6J: each CALL a charge point sends, mapped onto the domain's charging calls.
+//!
+//! - Authorize: the owner's tag, as `idTagInfo` (unknown or not allowed here: Invalid;
+//!   blocked: Blocked; expired: Expired; charging elsewhere at its cap: ConcurrentTx);
+//!   `parentIdTag` is the tag's group.
+//! - StartTransaction: always recorded (the car may be charging already), the session id
+//!   is the `transactionId`; a retry with the same connector, idTag, timestamp and
+//!   meterStart gets the same one. A refused tag's session is disputed and the charger is
+//!   told the tag's status (it stops, by `StopTransactionOnInvalidId`).
+//! - MeterValues: energy normalised to integer Wh (Wh or kWh, Register or Interval, the
+//!   phases summed when no total is given); a value that is not a number is a CALLERROR.
+//! - StopTransaction: always answered; its `transactionData` is added first; a stop of an
+//!   unknown transaction is recorded as a disputed session.
+
+use chrono::Utc;
+use rust_decimal::prelude::ToPrimitive as _;
+use rust_decimal::Decimal;
+use serde_json::Value;
+use std::str::FromStr as _;
+
+use charger_protocol::ocpp::v16::{
+    self, AuthorizationStatus, ChargePointErrorCode, ChargePointStatus, IdTagInfo, Measurand,
+    MeterValue, RegistrationStatus, UnitOfMeasure,
+};
+use charger_protocol::ocpp::{payload, CiString, ErrorCode};
+
+use super::{CallError, Hub};
+use crate::charging::{
+    Charger, ChargerWork, SessionRef, StartInput, StartKind, StopInput, UnknownStop,
+};
+use crate::error::Error;
+use crate::ids::{DeviceId, TagUid};
+use crate::records::charging::{Sample, StopReason};
+use crate::tags::Tag;
+
+type CallResult = std::result::Result<Value, CallError>;
+
+/// Handles one CALL; returns the action's metrics label (from a bounded set) and the
+/// answer.
+pub(super) async fn handle(
+    hub: &Hub,
+    device: &DeviceId,
+    action: &str,
+    body: &Value,
+) -> (&'static str, CallResult) {
+    let Some((label, supported)) = v16::CHARGE_POINT_ACTIONS
+        .iter()
+        .find(|(name, _)| *name == action)
+        .copied()
+    else {
+        return (
+            "unknown",
+            Err(CallError::new(
+                ErrorCode::NotImplemented,
+                "this action is not an OCPP 1.6 charge point action",
+            )),
+        );
+    };
+    if !supported {
+        return (
+            label,
+            Err(CallError::new(
+                ErrorCode::NotSupported,
+                "this server does not support this action",
+            )),
+        );
+    }
+    let result = match label {
+        "Heartbeat" => heartbeat(hub, body),
+        "DataTransfer" => data_transfer(hub, body),
+        "DiagnosticsStatusNotification" => {
+            notification::<v16::DiagnosticsStatusNotificationRequest>(body)
+        }
+        "FirmwareStatusNotification" => {
+            notification::<v16::FirmwareStatusNotificationRequest>(body)
+        }
+        "SecurityEventNotification" => {
+            notification::<v16::SecurityEventNotificationRequest>(body)
+        }
+        _ => in_transaction(hub, device, label, body).await,
+    };
+    (label, result)
+}
+
+fn to_value<T: serde::Serialize>(t: &T) -> CallResult {
+    serde_json::to_value(t).map_err(|e| {
+        tracing::error!(error = %e, "an OCPP answer that is not JSON");
+        CallError::new(ErrorCode::InternalError, "internal error")
+    })
+}
+
+fn heartbeat(hub: &Hub, body: &Value) -> CallResult {
+    let _: v16::Empty = payload(body)?;
+    to_value(&v16::HeartbeatResponse {
+        current_time: hub.service.now(),
+    })
+}
+
+fn data_transfer(hub: &Hub, body: &Value) -> CallResult {
+    let req: v16::DataTransferRequest = payload(body)?;
+    let known = hub
+        .settings
+        .vendor_id
+        .as_deref()
+        .is_some_and(|v| v == req.vendor_id.as_str());
+    to_value(&v16::DataTransferResponse {
+        status: if known {
+            v16::DataTransferStatus::Accepted
+        } else {
+            v16::DataTransferStatus::UnknownVendorId
+        },
+        data: None,
+    })
+}
+
+/// A notification the server takes and keeps nothing of but its log line.
+fn notification<T: serde::de::DeserializeOwned + std::fmt::Debug>(body: &Value) -> CallResult {
+    let req: T = payload(body)?;
+    tracing::info!(notification = ?req, "OCPP notification");
+    Ok(serde_json::json!({}))
+}
+
+/// The CALLs that read or change the charger's records: one transaction each.
+async fn in_transaction(hub: &Hub, device: &DeviceId, action: &str, body: &Value) -> CallResult {
+    let (mut tx, charger) = match hub.service.begin_charger(device).await {
+        Ok(Some(found)) => found,
+        // Deleted while connected.
+        Ok(None) => {
+            return Err(CallError::new(
+                ErrorCode::SecurityError,
+                "this charger is not provisioned any more",
+            ))
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let answer = match action {
+        "BootNotification" => boot(hub, &mut tx, &charger, body).await,
+        "StatusNotification" => status(hub, &mut tx, &charger, body).await,
+        "Authorize" => authorize(hub, &mut tx, &charger, body).await,
+        "StartTransaction" => start(hub, &mut tx, &charger, body).await,
+        "MeterValues" => meter_values(hub, &mut tx, &charger, body).await,
+        "StopTransaction" => stop(hub, &mut tx, &charger, body).await,
+        _ => Err(CallError::new(
+            ErrorCode::NotSupported,
+            "this server does not support this action",
+        )),
+    }?;
+    hub.service.commit(tx).await?;
+    Ok(answer)
+}
+
+async fn boot(hub: &Hub, tx: &mut ChargerWork, charger: &Charger, body: &Value) -> CallResult {
+    let req: v16::BootNotificationRequest = payload(body)?;
+    let model = format!(
+        "{} {}",
+        req.charge_point_vendor.as_str(),
+        req.charge_point_model.as_str()
+    );
+    let firmware = req
+        .firmware_version
+        .as_ref()
+        .map_or("unknown", CiString::as_str);
+    hub.service
+        .record_boot(tx.as_mut(), charger, firmware, &model)
+        .await?;
+    // A provisioned charger is registered: provisioning is its registration.
+    to_value(&v16::BootNotificationResponse {
+        status: RegistrationStatus::Accepted,
+        current_time: hub.service.now(),
+        interval: i64::try_from(hub.service.heartbeat_s()).unwrap_or(i64::MAX),
+    })
+}
+
+/// A 1.6 connector status as the backend's state names.
+pub(crate) fn state_name(s: ChargePointStatus) -> &'static str {
+    match s {
+        ChargePointStatus::Available => "available",
+        ChargePointStatus::Preparing => "preparing",
+        ChargePointStatus::Charging => "charging",
+        ChargePointStatus::SuspendedEvse => "suspended_evse",
+        ChargePointStatus::SuspendedEv => "suspended_ev",
+        ChargePointStatus::Finishing => "finishing",
+        ChargePointStatus::Reserved => "reserved",
+        ChargePointStatus::Unavailable => "unavailable",
+        ChargePointStatus::Faulted => "faulted",
+    }
+}
+
+async fn status(hub: &Hub, tx: &mut ChargerWork, charger: &Charger, body: &Value) -> CallResult {
+    let req: v16::StatusNotificationRequest = payload(body)?;
+    // The error code, with the charger's own words when it gives them.
+    let error = (req.error_code != ChargePointErrorCode::NoError).then(|| {
+        let mut text = req.error_code.as_str().to_owned();
+        for extra in [&req.vendor_error_code, &req.info].into_iter().flatten() {
+            text.push_str(": ");
+            text.push_str(extra.as_str());
+        }
+        text.chars().take(100).collect::<String>()
+    });
+    hub.service
+        .record_status(
+            tx.as_mut(),
+            charger,
+            req.connector_id,
+            state_name(req.status),
+            error.as_deref(),
+            hub.service.now(),
+        )
+        .await?;
+    Ok(serde_json::json!({}))
+}
+
+/// What 1.6 says of a tag verdict.
+fn tag_info(verdict: &std::result::Result<Tag, Error>) -> IdTagInfo {
+    match verdict {
+        Ok(tag) => IdTagInfo {
+            expiry_date: tag.expires_at,
+            parent_id_tag: tag.group.as_deref().map(CiString::cut),
+            status: AuthorizationStatus::Accepted,
+        },
+        Err(e) => IdTagInfo {
+            expiry_date: None,
+            parent_id_tag: None,
+            status: match e.code() {
+                "tag_blocked" => AuthorizationStatus::Blocked,
+                "tag_expired" => AuthorizationStatus::Expired,
+                "tag_busy" => AuthorizationStatus::ConcurrentTx,
+                _ => AuthorizationStatus::Invalid,
+            },
+        },
+    }
+}
+
+fn invalid_tag() -> IdTagInfo {
+    IdTagInfo {
+        expiry_date: None,
+        parent_id_tag: None,
+        status: AuthorizationStatus::Invalid,
+    }
+}
+
+async fn authorize(
+    hub: &Hub,
+    tx: &mut ChargerWork,
+    charger: &Charger,
+    body: &Value,
+) -> CallResult {
+    let req: v16::AuthorizeRequest = payload(body)?;
+    // An idTag that is no RFID uid is no tag of any owner.
+    let info = match TagUid::parse(req.id_tag.as_str()) {
+        Ok(uid) => {
+            let verdict = hub
+                .service
+                .tag_verdict(tx.as_mut(), charger, &uid, hub.service.now())
+                .await?;
+            tag_info(&verdict)
+        }
+        Err(_) => invalid_tag(),
+    };
+    to_value(&v16::AuthorizeResponse { id_tag_info: info })
+}
+
+async fn start(hub: &Hub, tx: &mut ChargerWork, charger: &Charger, body: &Value) -> CallResult {
+    let req: v16::StartTransactionRequest = payload(body)?;
+    let Ok(tag) = TagUid::parse(req.id_tag.as_str()) else {
+        return Err(CallError::new(
+            ErrorCode::PropertyConstraintViolation,
+            "idTag is not an RFID uid (8, 14 or 20 hexadecimal digits), so no tag of this server",
+        ));
+    };
+    // What identifies the start: a retry after a reconnect carries the same.
+    let key = crate::records::charging::check_local_id(format!(
+        "ocpp1.6:{}:{}:{}:{}",
+        req.connector_id,
+        tag,
+        req.timestamp.timestamp_millis(),
+        req.meter_start
+    ))?;
+    let input = StartInput {
+        tag,
+        connector: req.connector_id,
+        meter_start_wh: req.meter_start,
+        started_at: req.timestamp,
+        kind: StartKind::Reported(key),
+    };
+    let started = hub
+        .service
+        .start_session(tx.as_mut(), charger, input, hub.service.now())
+        .await?;
+    let info = started.verdict.as_ref().map_or_else(invalid_tag, tag_info);
+    to_value(&v16::StartTransactionResponse {
+        id_tag_info: info,
+        transaction_id: started.session_id,
+    })
+}
+
+/// A number of a sampled value (never a float: decimal text).
+fn number(text: &str) -> std::result::Result<Decimal, CallError> {
+    Decimal::from_str(text.trim())
+        .or_else(|_| Decimal::from_scientific(text.trim()))
+        .map_err(|_| {
+            CallError::new(
+                ErrorCode::PropertyConstraintViolation,
+                "a sampled value is not a number",
+            )
+        })
+}
+
+/// Wh (or W) of a value in its unit; None for a unit that is not energy (or power).
+fn scaled(value: Decimal, unit: Option<UnitOfMeasure>, power: bool) -> Option<Decimal> {
+    match (unit, power) {
+        (None | Some(UnitOfMeasure::Wh), false) => Some(value),
+        (Some(UnitOfMeasure::KWh), false) => Some(value * Decimal::ONE_THOUSAND),
+        (None | Some(UnitOfMeasure::W), true) => Some(value),
+        (Some(UnitOfMeasure::KW), true) => Some(value * Decimal::ONE_THOUSAND),
+        _ => None,
+    }
+}
+
+fn whole(value: Decimal) -> std::result::Result<i64, CallError> {
+    value
+        .round_dp_with_strategy(0, rust_decimal::RoundingStrategy::MidpointAwayFromZero)
+        .to_i64()
+        .ok_or_else(|| {
+            CallError::new(
+                ErrorCode::PropertyConstraintViolation,
+                "a sampled value is out of range",
+            )
+        })
+}
+
+/// The meter samples of 1.6 meter values, in Wh: the active import register (the total,
+/// or the sum of its phases when no total is given), else the last reading plus an
+/// interval; power from the active import power. A value with no energy is no sample.
+fn samples(values: &[MeterValue], mut last_wh: i64) -> std::result::Result<Vec<Sample>, CallError> {
+    let mut out = Vec::new();
+    for mv in values {
+        let (mut total, mut phases, mut interval, mut power) = (None, None, None, None);
+        for sv in &mv.sampled_value {
+            if sv.format == Some(v16::ValueFormat::SignedData) {
+                continue;
+            }
+            let n = number(&sv.value)?;
+            let measurand = sv.measurand.unwrap_or(Measurand::EnergyActiveImportRegister);
+            let (slot, is_power) = match measurand {
+                Measurand::EnergyActiveImportRegister if sv.phase.is_none() => (&mut total, false),
+                Measurand::EnergyActiveImportRegister => (&mut phases, false),
+                Measurand::EnergyActiveImportInterval => (&mut interval, false),
+                Measurand::PowerActiveImport => (&mut power, true),
+                _ => continue,
+            };
+            if let Some(v) = scaled(n, sv.unit, is_power) {
+                // Phases add up; anything else, the last one given counts.
+                *slot = Some(match (measurand, sv.phase, *slot) {
+                    (Measurand::EnergyActiveImportRegister, Some(_), Some(sum)) => sum + v,
+                    (Measurand::PowerActiveImport, Some(_), Some(sum)) => sum + v,
+                    _ => v,
+                });
+            }
+        }
+        let energy = match (total.or(phases), interval) {
+            (Some(register), _) => whole(register)?,
+            (None, Some(delta)) => last_wh.saturating_add(whole(delta)?),
+            (None, None) => continue,
+        };
+        last_wh = energy;
+        out.push(Sample {
+            at: mv.timestamp,
+            energy_wh: energy,
+            power_w: power.map(whole).transpose()?,
+        });
+    }
+    Ok(out)
+}
+
+async fn meter_values(
+    hub: &Hub,
+    tx: &mut ChargerWork,
+    charger: &Charger,
+    body: &Value,
+) -> CallResult {
+    let req: v16::MeterValuesRequest = payload(body)?;
+    let now = hub.service.now();
+    // Values outside a transaction (clock-aligned connector readings) bill nobody.
+    let Some(transaction) = req.transaction_id else {
+        samples(&req.meter_value, 0)?;
+        return Ok(serde_json::json!({}));
+    };
+    let which = SessionRef::Id(transaction);
+    let Some(last) = hub
+        .service
+        .session_reading(tx.as_mut(), charger, &which)
+        .await?
+    else {
+        tracing::info!(device = %charger.id, transaction, "meter values for a transaction the server does not know");
+        return Ok(serde_json::json!({}));
+    };
+    let samples = samples(&req.meter_value, last)?;
+    for chunk in samples.chunks(crate::charging::MAX_SAMPLES) {
+        match hub
+            .service
+            .add_samples(tx.as_mut(), charger, &which, chunk, now)
+            .await
+        {
+            Ok(_) => {}
+            // Values that arrive after the stop add nothing.
+            Err(Error::Conflict { .. }) => break,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(serde_json::json!({}))
+}
+
+fn stop_reason(r: Option<v16::StopReason>) -> StopReason {
+    use v16::StopReason as R;
+    match r {
+        None | Some(R::Local) => StopReason::Local,
+        Some(R::Remote) => StopReason::Remote,
+        Some(R::EvDisconnected) => StopReason::EvDisconnected,
+        Some(R::PowerLoss) => StopReason::PowerLoss,
+        Some(R::Reboot | R::HardReset | R::SoftReset) => StopReason::Reboot,
+        Some(R::EmergencyStop) => StopReason::Faulted,
+        Some(R::UnlockCommand | R::DeAuthorized | R::Other) => StopReason::Other,
+    }
+}
+
+async fn stop(hub: &Hub, tx: &mut ChargerWork, charger: &Charger, body: &Value) -> CallResult {
+    let req: v16::StopTransactionRequest = payload(body)?;
+    let now = hub.service.now();
+    let which = SessionRef::Id(req.transaction_id);
+    let data = req.transaction_data.as_deref().unwrap_or_default();
+    let reading = hub
+        .service
+        .session_reading(tx.as_mut(), charger, &which)
+        .await?;
+    let tag = req
+        .id_tag
+        .as_ref()
+        .and_then(|t| TagUid::parse(t.as_str()).ok());
+    match reading {
+        Some(last) => {
+            // The transaction's own readings first; readings no meter can make are left
+            // out (the stop itself is what is billed, and checked).
+            let samples = samples(data, last)?;
+            for chunk in samples.chunks(crate::charging::MAX_SAMPLES) {
+                if let Err(e) = hub
+                    .service
+                    .add_samples(tx.as_mut(), charger, &which, chunk, now)
+                    .await
+                {
+                    if !e.is_refusal() {
+                        return Err(e.into());
+                    }
+                    tracing::info!(device = %charger.id, error = %e, "transaction data left out");
+                    break;
+                }
+            }
+            let input = StopInput {
+                which,
+                meter_stop_wh: req.meter_stop,
+                stopped_at: req.timestamp,
+                reason: stop_reason(req.reason),
+                refusable: false,
+            };
+            match hub
+                .service
+                .stop_session(tx.as_mut(), charger, input, now)
+                .await
+            {
+                Ok(_) => {}
+                // Another stop of a stopped transaction: answered, the first one stands.
+                Err(e @ Error::Conflict { .. }) => {
+                    tracing::warn!(device = %charger.id, transaction = req.transaction_id, error = %e, "a second, different stop of a transaction ignored");
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        None => {
+            let samples = samples(data, req.meter_stop)?;
+            let first = samples.first();
+            let unknown = UnknownStop {
+                reference: req.transaction_id.to_string(),
+                tag: tag.clone(),
+                meter_start_wh: first.map_or(req.meter_stop, |s| s.energy_wh),
+                started_at: first.map_or(req.timestamp, |s| s.at),
+                meter_stop_wh: req.meter_stop,
+                stopped_at: req.timestamp,
+                reason: stop_reason(req.reason),
+            };
+            hub.service
+                .record_unknown_stop(tx.as_mut(), charger, unknown, now)
+                .await?;
+        }
+    }
+    let info = match tag {
+        Some(uid) => Some(tag_info(
+            &hub.service
+                .tag_verdict(tx.as_mut(), charger, &uid, Utc::now())
+                .await?,
+        )),
+        None if req.id_tag.is_some() => Some(invalid_tag()),
+        None => None,
+    };
+    to_value(&v16::StopTransactionResponse { id_tag_info: info })
+}
