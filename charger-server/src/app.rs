@@ -36,6 +36,8 @@ pub struct App {
     /// The admin token generated on this start, to be printed once; `None` when one was
     /// configured or already existed.
     pub new_admin_token: Option<Secret>,
+    /// The OCPP edge: it serves while the app holds it.
+    pub ocpp: Arc<crate::ocpp::Hub>,
     shutdown: watch::Sender<bool>,
     server: JoinHandle<std::io::Result<()>>,
 }
@@ -480,7 +482,36 @@ impl App {
         state.max_body = usize::try_from(config.http_max_body).unwrap_or(4 << 20);
         state.body_timeout = std::time::Duration::from_millis(config.http_body_timeout_ms);
         state.https = https.is_some();
-        let router = api::router(state, crate::console::routes());
+        let ocpp = crate::ocpp::Hub::new(
+            service.clone(),
+            crate::ocpp::Settings {
+                allow_plain: config.ocpp_allow_plain,
+                tls: https.is_some(),
+                max_message_bytes: usize::try_from(config.ocpp_max_message_bytes).unwrap_or(65_536),
+                max_connections: usize::try_from(config.ocpp_max_connections)
+                    .unwrap_or(usize::MAX)
+                    // OCPP sockets draw on the chargers' share of the open files.
+                    .min(if caps.chargers > 0 {
+                        caps.chargers
+                    } else {
+                        usize::MAX
+                    }),
+                max_connections_per_source: usize::try_from(config.ocpp_max_connections_per_source)
+                    .unwrap_or(usize::MAX),
+                vendor_id: config.ocpp_vendor_id.clone(),
+                logins_per_minute: config.mqtt_logins_per_minute,
+                rate: config.mqtt_rate,
+                burst: config.mqtt_burst,
+                abuse: std::time::Duration::from_secs(config.mqtt_abuse_seconds),
+            },
+        );
+        ocpp.join(&config.database_url())
+            .await
+            .context("the OCPP relay between instances (LISTEN on the database)")?;
+        let router = api::router(
+            state,
+            crate::console::routes().merge(crate::ocpp::routes(ocpp.clone())),
+        );
         let limits = api::serve::HttpLimits {
             max_connections: caps.http,
             max_connections_per_source: usize::try_from(config.http_max_connections_per_source)
@@ -500,6 +531,7 @@ impl App {
             _dispatcher: dispatcher,
             service,
             new_admin_token,
+            ocpp,
             shutdown,
             server,
         })
@@ -514,6 +546,7 @@ impl App {
     /// Stops accepting, lets requests in flight finish, and returns.
     pub async fn stop(self) -> anyhow::Result<()> {
         let _ = self.shutdown.send(true);
+        self.ocpp.close_all().await;
         self.server.await??;
         Ok(())
     }

@@ -316,7 +316,10 @@ impl Metrics {
     /// Records one OCPP CALL taken: its action (from a bounded set, or "unknown") and
     /// outcome ("result" or the CALLERROR code).
     pub fn ocpp_message(&self, action: &'static str, outcome: &'static str) {
-        let labels = [("action", action.to_owned()), ("outcome", outcome.to_owned())];
+        let labels = [
+            ("action", action.to_owned()),
+            ("outcome", outcome.to_owned()),
+        ];
         self.recorder
             .register_counter(&key("charger_ocpp_messages_total", &labels), &METADATA)
             .increment(1);

@@ -119,15 +119,16 @@ pub trait CommandChannel: Send + Sync {
 pub trait OcppChannel: Send + Sync {
     /// Whether this instance holds the charger's socket now.
     fn holds(&self, device: &DeviceId) -> bool;
-    /// Sends the CALL `action` with `payload` to the charger (over whichever instance
-    /// holds its socket); returns its CALLRESULT's payload. 409 `device_offline` when no
-    /// instance holds it, 504 when it does not answer within `timeout`, 502 for a
-    /// CALLERROR.
-    async fn call(
+    /// Sends `command` (one of [`crate::charging::OCPP_COMMANDS`]) with its REST `data` to
+    /// the charger, over whichever instance holds its socket; returns the charger's
+    /// answer. 422 for data the command cannot take, 409 `device_offline` when no instance
+    /// holds its socket, 504 when it does not answer within `timeout`, 502 for a CALLERROR
+    /// or an answer OCPP does not define.
+    async fn command(
         &self,
         device: &DeviceId,
-        action: &str,
-        payload: serde_json::Value,
+        command: &str,
+        data: &serde_json::Value,
         timeout: Duration,
     ) -> Result<serde_json::Value>;
     /// Closes the charger's socket (its credentials changed), on whichever instance.

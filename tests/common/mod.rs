@@ -626,6 +626,18 @@ pub fn limit_hits(metrics: &str, limit: &str) -> u64 {
 }
 
 impl TestApp {
+    /// `GET path` as text (no token).
+    pub async fn get_text(&self, path: &str) -> String {
+        self.http
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .expect("GET")
+            .text()
+            .await
+            .expect("text")
+    }
+
     /// The hits of one limit so far, from `/metrics`.
     pub async fn limit_hits(&self, limit: &str) -> u64 {
         let text = self

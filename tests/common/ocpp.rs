@@ -36,3 +36,178 @@ pub fn script(name: &str) -> PathBuf {
         .join("ocpp")
         .join(name)
 }
+
+/// An OCPP 1.6J charger: `tests/ocpp/agent16.py` (PyPI `ocpp`'s `v16.ChargePoint`), driven
+/// line by line.
+pub struct Agent {
+    child: tokio::process::Child,
+    stdin: tokio::process::ChildStdin,
+    lines: tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStdout>>,
+    /// CALLs the server sent, not yet taken by [`Agent::received`].
+    received: std::collections::VecDeque<serde_json::Value>,
+    /// The close the server sent, once the socket closed.
+    pub closed: Option<serde_json::Value>,
+}
+
+/// How a connection attempt ended when it did not connect: the HTTP status (0: none).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Refused(pub u16);
+
+const AGENT_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+
+impl Agent {
+    /// Connects `id` with `password` (None: no Authorization header) offering
+    /// `subprotocol`.
+    pub async fn connect_with(
+        python: &std::path::Path,
+        url: &str,
+        id: &str,
+        password: Option<&str>,
+        subprotocol: &str,
+    ) -> Result<Agent, Refused> {
+        use tokio::io::AsyncBufReadExt as _;
+        let mut child = tokio::process::Command::new(python)
+            .arg(script("agent16.py"))
+            .args([url, id, password.unwrap_or("-"), subprotocol])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("the OCPP agent starts");
+        let stdin = child.stdin.take().expect("stdin");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut agent = Agent {
+            child,
+            stdin,
+            lines: tokio::io::BufReader::new(stdout).lines(),
+            received: Default::default(),
+            closed: None,
+        };
+        let first = agent
+            .next_line()
+            .await
+            .expect("the agent says how it connected");
+        match first["op"].as_str() {
+            Some("connected") => Ok(agent),
+            _ => Err(Refused(first["status"].as_u64().unwrap_or(0) as u16)),
+        }
+    }
+
+    /// Connects `id` with its password, offering `ocpp1.6`.
+    pub async fn connect(python: &std::path::Path, base: &str, id: &str, password: &str) -> Agent {
+        let url = format!("{}/ocpp/{id}", base.replace("http", "ws"));
+        Self::connect_with(python, &url, id, Some(password), "ocpp1.6")
+            .await
+            .expect("the charger connects")
+    }
+
+    async fn next_line(&mut self) -> Option<serde_json::Value> {
+        let line = tokio::time::timeout(AGENT_WAIT, self.lines.next_line())
+            .await
+            .expect("the agent answers in time")
+            .expect("the agent's stdout")?;
+        Some(serde_json::from_str(&line).expect("the agent writes JSON lines"))
+    }
+
+    async fn send(&mut self, cmd: serde_json::Value) {
+        use tokio::io::AsyncWriteExt as _;
+        let mut line = cmd.to_string();
+        line.push('\n');
+        self.stdin
+            .write_all(line.as_bytes())
+            .await
+            .expect("the agent takes commands");
+    }
+
+    /// The next line that is not a server CALL (those are kept for [`Agent::received`]).
+    async fn reply(&mut self) -> serde_json::Value {
+        loop {
+            let line = self.next_line().await.expect("the agent is running");
+            match line["op"].as_str() {
+                Some("received") => self.received.push_back(line),
+                Some("closed") => {
+                    self.closed = Some(line.clone());
+                    return line;
+                }
+                _ => return line,
+            }
+        }
+    }
+
+    /// Sends a CALL; its CALLRESULT payload, or the CALLERROR's (code, description).
+    pub async fn call(
+        &mut self,
+        action: &str,
+        payload: serde_json::Value,
+    ) -> Result<serde_json::Value, (String, String)> {
+        self.send(serde_json::json!({"op": "call", "action": action, "payload": payload}))
+            .await;
+        let r = self.reply().await;
+        match r["op"].as_str() {
+            Some("result") => Ok(r["payload"].clone()),
+            _ => Err((
+                r["code"].as_str().unwrap_or("closed").to_owned(),
+                r["description"].as_str().unwrap_or_default().to_owned(),
+            )),
+        }
+    }
+
+    /// Sends a frame as it is (ids must be unique); the answer frame, parsed.
+    pub async fn raw(&mut self, id: &str, text: &str) -> Option<serde_json::Value> {
+        self.send(serde_json::json!({"op": "raw", "id": id, "text": text}))
+            .await;
+        let r = self.reply().await;
+        r["text"]
+            .as_str()
+            .map(|t| serde_json::from_str(t).expect("a frame is JSON"))
+    }
+
+    /// Sets the answer to the server's next CALLs of `action`.
+    pub async fn respond(&mut self, action: &str, payload: serde_json::Value) {
+        self.send(serde_json::json!({"op": "respond", "action": action, "payload": payload}))
+            .await;
+        let r = self.reply().await;
+        assert_eq!(r["op"], "ok", "{r}");
+    }
+
+    /// The next CALL of `action` the server sent (waiting for it); its payload.
+    pub async fn received(&mut self, action: &str) -> serde_json::Value {
+        loop {
+            if let Some(i) = self.received.iter().position(|r| r["action"] == action) {
+                let r = self.received.remove(i).expect("found");
+                return r["payload"].clone();
+            }
+            let line = self.next_line().await.expect("the agent is running");
+            match line["op"].as_str() {
+                Some("received") => self.received.push_back(line),
+                Some("closed") => panic!("the socket closed while waiting for {action}: {line}"),
+                other => panic!("unexpected agent line {other:?}: {line}"),
+            }
+        }
+    }
+
+    /// Waits until the server closes the socket; the close's code.
+    pub async fn wait_closed(&mut self) -> Option<u64> {
+        if self.closed.is_none() {
+            loop {
+                match self.next_line().await {
+                    Some(line) if line["op"] == "closed" => {
+                        self.closed = Some(line);
+                        break;
+                    }
+                    Some(line) if line["op"] == "received" => self.received.push_back(line),
+                    Some(_) => {}
+                    None => break,
+                }
+            }
+        }
+        self.closed.as_ref().and_then(|c| c["code"].as_u64())
+    }
+
+    /// Closes the socket and ends the agent.
+    pub async fn close(mut self) {
+        self.send(serde_json::json!({"op": "close"})).await;
+        let _ = tokio::time::timeout(AGENT_WAIT, self.child.wait()).await;
+    }
+}

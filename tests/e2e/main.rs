@@ -16,6 +16,7 @@ mod migrations;
 mod mqtt_api;
 mod mqtt_limits;
 mod namespaces;
+mod ocpp16;
 mod ocpp_schemas;
 mod openapi;
 mod refusals;

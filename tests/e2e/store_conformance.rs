@@ -60,6 +60,7 @@ fn device(id: &str, owner: &str, connectors: i64) -> NewDevice {
         max_power_w: 22_000,
         password_hash: format!("hash-of-{id}"),
         key_version: 1,
+        protocol: Default::default(),
         created_at: t(1),
     }
 }

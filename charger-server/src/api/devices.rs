@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 use super::{ApiJson, ApiPath, ApiResult, ApiState};
 use crate::charging::CommandResult;
 use crate::devices::{
-    AssignTariffRequest, BulkCreateDevicesRequest, CreateDeviceRequest, Bundle, Device,
+    AssignTariffRequest, BulkCreateDevicesRequest, Bundle, CreateDeviceRequest, Device,
     TransferRequest, TransferView, UpdateDeviceRequest,
 };
 use crate::ids::DeviceId;

@@ -23,7 +23,6 @@ use std::time::Duration;
 
 use axum::Router;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
@@ -51,7 +50,6 @@ pub async fn serve(
     limits: HttpLimits,
     mut stop: watch::Receiver<bool>,
 ) -> std::io::Result<()> {
-    let graceful = GracefulShutdown::new();
     let slots = Arc::new(Semaphore::new(limits.max_connections));
     let sources = crate::limits::PerSource::new(limits.max_connections_per_source);
     loop {
@@ -82,7 +80,7 @@ pub async fn serve(
         };
         let _ = stream.set_nodelay(true);
         let (router, tls, limits) = (router.clone(), tls.clone(), limits.clone());
-        let watcher = graceful.watcher();
+        let watcher = stop.clone();
         tokio::spawn(async move {
             let _slots = (permit, source);
             match tls {
@@ -101,7 +99,9 @@ pub async fn serve(
         });
     }
     drop(listener);
-    if tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown())
+    // Every connection holds a slot until it ends: all back, all done.
+    let all = u32::try_from(limits.max_connections).unwrap_or(u32::MAX);
+    if tokio::time::timeout(SHUTDOWN_GRACE, slots.acquire_many(all))
         .await
         .is_err()
     {
@@ -115,7 +115,7 @@ async fn connection<S>(
     peer: std::net::SocketAddr,
     router: Router,
     limits: &HttpLimits,
-    watcher: hyper_util::server::graceful::Watcher,
+    mut stop: watch::Receiver<bool>,
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -126,22 +126,25 @@ async fn connection<S>(
         req
     });
     let service = TowerToHyperService::new(router);
-    // HTTP/1.1 only, with upgrades (an OCPP charger's WebSocket, which then lives on in
-    // its own task, outside this connection's slot).
-    let mut builder =
-        hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new())
-            .http1_only();
-    builder
-        .http1()
+    // With upgrades: an OCPP charger's WebSocket, which then lives on in its own task,
+    // outside this connection's slot.
+    let conn = hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())
         .header_read_timeout(limits.header_timeout)
-        .max_buf_size(limits.max_header_bytes.max(8192));
-    let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
-    if let Err(e) = watcher.watch(conn).await {
-        if e
-            .downcast_ref::<hyper::Error>()
-            .is_some_and(hyper::Error::is_timeout)
-        {
+        .max_buf_size(limits.max_header_bytes.max(8192))
+        .serve_connection(TokioIo::new(stream), service)
+        .with_upgrades();
+    let mut conn = std::pin::pin!(conn);
+    // Stopping: the request in flight finishes, then the connection closes.
+    let result = tokio::select! {
+        r = conn.as_mut() => r,
+        () = async { let _ = stop.wait_for(|s| *s).await; } => {
+            conn.as_mut().graceful_shutdown();
+            conn.await
+        }
+    };
+    if let Err(e) = result {
+        if e.is_timeout() {
             limit_hit(Limit::HttpHeaderTimeout);
         }
         tracing::debug!(error = %e, "HTTP connection ended with an error");

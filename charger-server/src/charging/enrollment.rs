@@ -43,6 +43,16 @@ fn local_entry(tag: &Tag) -> api::LocalListTag {
     }
 }
 
+/// A page of changes to a charger's local list (see [`Service::local_list_delta`]).
+#[derive(Debug, Clone)]
+pub struct LocalListDelta {
+    pub version: i64,
+    pub reset: bool,
+    pub more: bool,
+    pub tags: Vec<Tag>,
+    pub removed: Vec<crate::ids::TagUid>,
+}
+
 impl Service {
     pub(super) async fn tag_enroll(
         &self,
@@ -230,14 +240,55 @@ impl Service {
         data: &serde_json::Value,
     ) -> Result<Reply> {
         let req: api::LocalListRequest = parse_data(data)?;
-        if req.version < 0 {
+        let delta = self.local_list_delta(tx, charger, req.version).await?;
+        Reply::typed(
+            200,
+            &api::LocalListResponse {
+                version: delta.version,
+                reset: delta.reset,
+                more: delta.more,
+                tags: delta.tags.iter().map(local_entry).collect(),
+                removed: delta.removed.iter().map(ToString::to_string).collect(),
+            },
+        )
+    }
+
+    /// [`Service::local_list_delta`] in a transaction of its own, for a charger by id.
+    pub async fn local_list_delta_of(
+        &self,
+        device: &crate::ids::DeviceId,
+        version: i64,
+    ) -> Result<LocalListDelta> {
+        let mut tx = self.store.begin().await?;
+        let charger = tx
+            .charger(device, "")
+            .await?
+            .map(|(c, _)| c)
+            .ok_or_else(|| Error::not_found("device"))?;
+        let delta = self
+            .local_list_delta(tx.as_mut(), &charger, version)
+            .await?;
+        tx.commit().await?;
+        Ok(delta)
+    }
+
+    /// What changed in the charger's local list since `version` (at most
+    /// [`LOCAL_LIST_PAGE`] changes; `more` when there are more): the tags to hold and the
+    /// uids to drop, and the version they bring it to. `reset`: the charger must start
+    /// over from an empty list (it changed owner, or names a version its owner never had).
+    pub async fn local_list_delta(
+        &self,
+        tx: &mut dyn ChargerTx,
+        charger: &Charger,
+        version: i64,
+    ) -> Result<LocalListDelta> {
+        if version < 0 {
             return Err(Error::invalid("version", "must not be negative"));
         }
         let mut page = tx
-            .local_list(&charger.owner, req.version, LOCAL_LIST_PAGE + 1)
+            .local_list(&charger.owner, version, LOCAL_LIST_PAGE + 1)
             .await?;
-        // The charger changed owner, or names a version its owner never had: start over.
-        let reset = charger.list_reset || req.version > page.current;
+        let reset = charger.list_reset || version > page.current;
         if charger.list_reset {
             tx.clear_list_reset(&charger.id).await?;
         }
@@ -254,27 +305,24 @@ impl Service {
         };
         let mut tags = Vec::new();
         let mut removed = Vec::new();
-        for item in &page.items {
+        for item in page.items {
             match item {
                 LocalListItem::Tag(t)
                     if t.devices.is_empty() || t.devices.contains(&charger.id) =>
                 {
-                    tags.push(local_entry(t))
+                    tags.push(t)
                 }
                 // Limited to other chargers: gone from this one's list.
-                LocalListItem::Tag(t) => removed.push(t.uid.to_string()),
-                LocalListItem::Removed { uid, .. } => removed.push(uid.to_string()),
+                LocalListItem::Tag(t) => removed.push(t.uid),
+                LocalListItem::Removed { uid, .. } => removed.push(uid),
             }
         }
-        Reply::typed(
-            200,
-            &api::LocalListResponse {
-                version,
-                reset,
-                more,
-                tags,
-                removed,
-            },
-        )
+        Ok(LocalListDelta {
+            version,
+            reset,
+            more,
+            tags,
+            removed,
+        })
     }
 }

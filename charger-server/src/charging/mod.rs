@@ -36,9 +36,11 @@ pub use crate::records::charging::{
     rfc3339, Charger, LocalListItem, LocalListPage, NewSession, Resolved, Sample, Session,
     SessionRef, SessionStatus, StopReason, StopRecord, Superseded,
 };
-pub use remote::{CommandResult, COMMANDS};
+pub use enrollment::{LocalListDelta, LOCAL_LIST_PAGE};
+pub use remote::{CommandResult, COMMANDS, OCPP_COMMANDS};
 pub use sessions::{
-    tag_in, Running, StartInput, MAX_SAMPLES, StartKind, Started, StopInput, Stopped, UnknownStop, NO_TAG,
+    tag_in, Running, StartInput, StartKind, Started, StopInput, Stopped, UnknownStop, MAX_SAMPLES,
+    NO_TAG,
 };
 
 /// The prices of a session started where no tariff applies: free, in ISO 4217's "XXX"
@@ -147,8 +149,15 @@ impl Service {
         }
     }
 
-    /// Commits what a charger's message changed, durably.
-    pub async fn commit(&self, tx: ChargerWork) -> Result<()> {
+    /// Commits what a charger's message changed, durably, with the unknown tags it saw.
+    pub async fn commit(&self, mut tx: ChargerWork) -> Result<()> {
+        let notes = tx.held_notes();
+        if !notes.is_empty() {
+            let dropped = tx
+                .record_unknown_tags(&notes, self.limits.unknown_tags_per_owner)
+                .await?;
+            crate::metrics::limit_add(crate::metrics::Limit::UnknownTags, dropped);
+        }
         tx.commit().await?;
         Ok(())
     }

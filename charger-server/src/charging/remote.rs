@@ -16,8 +16,27 @@ use crate::service::{Principal, Recipient, Service};
 pub const COMMAND_TIMEOUT_DEFAULT_MS: u64 = 10_000;
 pub const COMMAND_TIMEOUT_MAX_MS: u64 = 60_000;
 
-/// The commands the server may send a charger.
+/// The commands the server may send a MyBox charger.
 pub use charger_protocol::endpoint::COMMANDS;
+
+/// The commands the server may send an OCPP 1.6J charger: the three MyBox ones (the same
+/// REST data), and the OCPP actions by name (their OCPP payload as the REST data).
+pub const OCPP_COMMANDS: &[&str] = &[
+    "remote-start",
+    "remote-stop",
+    "unlock",
+    "reset",
+    "change-availability",
+    "change-configuration",
+    "get-configuration",
+    "clear-cache",
+    "get-local-list-version",
+    "send-local-list",
+    "trigger-message",
+    "set-charging-profile",
+    "clear-charging-profile",
+    "get-composite-schedule",
+];
 
 /// Why a charger refuses a command (`reason` in its answer).
 pub const REFUSAL_REASONS: &[&str] = &[
@@ -119,7 +138,7 @@ impl Service {
             },
             Err(e) => e.code().to_owned(),
         };
-        if COMMANDS.contains(&command) {
+        if COMMANDS.contains(&command) || OCPP_COMMANDS.contains(&command) {
             self.audit(
                 who,
                 Some(&d.owner),
@@ -142,7 +161,11 @@ impl Service {
         timeout_ms: Option<u64>,
     ) -> Result<CommandResult> {
         let device = &d.id;
-        if !COMMANDS.contains(&command) {
+        let known = match d.protocol.is_ocpp() {
+            true => OCPP_COMMANDS,
+            false => COMMANDS,
+        };
+        if !known.contains(&command) {
             return Err(Error::not_found("command"));
         }
         let timeout_ms = timeout_ms.unwrap_or(COMMAND_TIMEOUT_DEFAULT_MS);
@@ -192,10 +215,31 @@ impl Service {
                     _ => return Err(Error::not_found("session")),
                 }
             }
-            _ => {
+            "unlock" => {
                 let req: api::UnlockRequest = parse_data(data)?;
                 connector_ok(req.connector)?;
             }
+            // The OCPP edge checks the OCPP commands' own payloads.
+            _ => {}
+        }
+        if d.protocol.is_ocpp() {
+            let channel = self
+                .ocpp_channel()
+                .ok_or_else(|| Error::Unavailable("the OCPP edge is not running".into()))?;
+            if !channel.holds(device) && !d.online {
+                return Err(Error::conflict(
+                    "device_offline",
+                    "the charger is not connected",
+                ));
+            }
+            let answer = channel
+                .command(device, command, data, Duration::from_millis(timeout_ms))
+                .await?;
+            return Ok(CommandResult {
+                device: device.clone(),
+                command: command.to_owned(),
+                answer,
+            });
         }
         let channel = self
             .channel()

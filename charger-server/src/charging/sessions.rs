@@ -577,7 +577,9 @@ impl Service {
                 None => TagUid::parse(NO_TAG)
                     .map_err(|e| Error::Internal(format!("the placeholder tag: {e}")))?,
             };
-            let tariff = tx.tariff_of(&charger.owner, charger.tariff.as_ref()).await?;
+            let tariff = tx
+                .tariff_of(&charger.owner, charger.tariff.as_ref())
+                .await?;
             let (tariff_id, prices) = match &tariff {
                 Some(t) => (Some(t.id.clone()), t.prices()),
                 None => (None, free_prices()),

@@ -118,11 +118,7 @@ fn check_connectors(n: i64) -> Result<()> {
 
 impl Service {
     /// Provisions one charger and returns its firmware bundle.
-    pub async fn create_device(
-        &self,
-        who: &Principal,
-        req: CreateDeviceRequest,
-    ) -> Result<Bundle> {
+    pub async fn create_device(&self, who: &Principal, req: CreateDeviceRequest) -> Result<Bundle> {
         check_connectors(req.connectors)?;
         let power = max_power(req.max_power_w)?;
         let owner = who.owner_for_new(req.owner)?;

@@ -286,11 +286,7 @@ impl Service {
 
     /// Gives a charger a new password and key (a lost or leaked bundle): the new bundle is
     /// shown once; the old credentials are refused at once and its connection closed.
-    pub async fn rotate_credentials(
-        &self,
-        who: &Principal,
-        id: &DeviceId,
-    ) -> Result<Bundle> {
+    pub async fn rotate_credentials(&self, who: &Principal, id: &DeviceId) -> Result<Bundle> {
         let device = self.get_device(who, id).await?;
         let current = self
             .store
@@ -299,6 +295,24 @@ impl Service {
             .ok_or_else(|| Error::not_found("device"))?;
         let next = current.key_version + 1;
         let password = self.password_of(id, current.protocol, next);
+        // An OCPP charger online is given the new password first (the 1.6 security
+        // extension's AuthorizationKey), so it can come back once the old one stops.
+        let pushed = match (current.protocol.is_ocpp(), self.ocpp_channel()) {
+            (true, Some(channel)) if channel.holds(id) || device.online => {
+                let data = serde_json::json!({"key": "AuthorizationKey", "value": password});
+                let answer = channel
+                    .command(
+                        id,
+                        "change-configuration",
+                        &data,
+                        std::time::Duration::from_secs(10),
+                    )
+                    .await;
+                Some(matches!(&answer, Ok(a) if a["status"] == "Accepted"))
+            }
+            (true, _) => Some(false),
+            _ => None,
+        };
         // Compare-and-swap on the version: of rotations (or a claim, a rekey) racing, one
         // wins and the others change nothing (409), so the bundle handed out is the one in
         // force.
@@ -329,6 +343,9 @@ impl Service {
         if let Some(channel) = self.channel() {
             channel.disconnect(id).await;
         }
+        if let Some(channel) = self.ocpp_channel().filter(|_| current.protocol.is_ocpp()) {
+            channel.disconnect(id).await;
+        }
         self.audit(
             who,
             Some(&device.owner),
@@ -338,7 +355,11 @@ impl Service {
             "ok",
         )
         .await;
-        Ok(self.bundle(id, &device.owner, current.protocol, password, next))
+        let mut bundle = self.bundle(id, &device.owner, current.protocol, password, next);
+        if let crate::devices::Bundle::Ocpp(b) = &mut bundle {
+            b.ocpp.pushed = pushed;
+        }
+        Ok(bundle)
     }
 }
 

@@ -13,6 +13,7 @@
 //!
 //! [`v16`] maps each 1.6 action onto the protocol-neutral charging calls of the domain.
 
+mod commands;
 mod relay;
 mod v16;
 
@@ -177,6 +178,18 @@ impl Hub {
         }
     }
 
+    /// Closes every socket (the server is stopping).
+    pub async fn close_all(&self) {
+        let mailboxes: Vec<_> = self
+            .sockets
+            .lock()
+            .map(|s| s.values().map(|h| h.tx.clone()).collect())
+            .unwrap_or_default();
+        for mailbox in mailboxes {
+            let _ = mailbox.send(Outbound::Close("the server is stopping")).await;
+        }
+    }
+
     /// Registers a new socket; the one it replaces (on this instance) is told to close.
     fn register(&self, device: &DeviceId, conn: i64, tx: mpsc::Sender<Outbound>) {
         let old = self
@@ -185,7 +198,9 @@ impl Hub {
             .ok()
             .and_then(|mut s| s.insert(device.clone(), Handle { conn, tx }));
         if let Some(old) = old {
-            let _ = old.tx.try_send(Outbound::Close("the charger connected again"));
+            let _ = old
+                .tx
+                .try_send(Outbound::Close("the charger connected again"));
         }
     }
 
@@ -204,26 +219,14 @@ impl OcppChannel for Hub {
         self.mailbox(device).is_some()
     }
 
-    async fn call(
+    async fn command(
         &self,
         device: &DeviceId,
-        action: &str,
-        payload: Value,
+        command: &str,
+        data: &Value,
         timeout: Duration,
     ) -> Result<Value> {
-        if let Some(result) = self
-            .call_local(device, action, payload.clone(), timeout)
-            .await
-        {
-            return result;
-        }
-        match self.relay.get() {
-            Some(relay) => relay.call(device, action, payload, timeout).await,
-            None => Err(Error::conflict(
-                "device_offline",
-                "the charger is not connected",
-            )),
-        }
+        self.run_command(device, command, data, timeout).await
     }
 
     async fn disconnect(&self, device: &DeviceId) {
@@ -300,7 +303,10 @@ async fn handshake(
     Path(id): Path<String>,
     Peer(peer): Peer,
     headers: HeaderMap,
-    ws: std::result::Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
+    ws: std::result::Result<
+        WebSocketUpgrade,
+        axum::extract::ws::rejection::WebSocketUpgradeRejection,
+    >,
 ) -> Response {
     let Ok(device) = DeviceId::parse(&id) else {
         return refuse(StatusCode::NOT_FOUND, "no such charger");
@@ -363,7 +369,10 @@ async fn handshake(
             Some(slot) => Some(slot),
             None => {
                 limit_hit(Limit::OcppConnectionsPerSource);
-                return refuse(StatusCode::SERVICE_UNAVAILABLE, "too many sockets from here");
+                return refuse(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "too many sockets from here",
+                );
             }
         },
         None => None,
@@ -401,8 +410,7 @@ async fn run(
     presence(&hub, &device, conn, PresenceKind::Connected).await;
     tracing::info!(device = %device, ?peer, "OCPP charger connected");
     let idle = Duration::from_secs(hub.service.heartbeat_s().saturating_mul(3).max(60));
-    let mut pending: Option<(String, oneshot::Sender<Result<Value>>, tokio::time::Instant)> =
-        None;
+    let mut pending: Option<(String, oneshot::Sender<Result<Value>>, tokio::time::Instant)> = None;
     let mut queue: VecDeque<Outbound> = VecDeque::new();
     let mut last_seen_mark = Instant::now();
     let mut over_since: Option<Instant> = None;

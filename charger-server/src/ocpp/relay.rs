@@ -71,8 +71,7 @@ impl Relay {
     /// Listens on the relay channel; None for a database that is not PostgreSQL (one
     /// instance only).
     pub async fn start(hub: Arc<Hub>, database_url: &str) -> anyhow::Result<Option<Relay>> {
-        if !(database_url.starts_with("postgres://") || database_url.starts_with("postgresql://"))
-        {
+        if !(database_url.starts_with("postgres://") || database_url.starts_with("postgresql://")) {
             return Ok(None);
         }
         let pool = PgPoolOptions::new()
@@ -190,7 +189,9 @@ impl Inner {
     }
 
     async fn take(&self, note: Note) {
-        let Some(hub) = self.hub.upgrade() else { return };
+        let Some(hub) = self.hub.upgrade() else {
+            return;
+        };
         match note {
             Note::Call {
                 id,

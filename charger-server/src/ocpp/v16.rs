@@ -74,9 +74,7 @@ pub(super) async fn handle(
         "FirmwareStatusNotification" => {
             notification::<v16::FirmwareStatusNotificationRequest>(body)
         }
-        "SecurityEventNotification" => {
-            notification::<v16::SecurityEventNotificationRequest>(body)
-        }
+        "SecurityEventNotification" => notification::<v16::SecurityEventNotificationRequest>(body),
         _ => in_transaction(hub, device, label, body).await,
     };
     (label, result)
@@ -239,12 +237,7 @@ fn invalid_tag() -> IdTagInfo {
     }
 }
 
-async fn authorize(
-    hub: &Hub,
-    tx: &mut ChargerWork,
-    charger: &Charger,
-    body: &Value,
-) -> CallResult {
+async fn authorize(hub: &Hub, tx: &mut ChargerWork, charger: &Charger, body: &Value) -> CallResult {
     let req: v16::AuthorizeRequest = payload(body)?;
     // An idTag that is no RFID uid is no tag of any owner.
     let info = match TagUid::parse(req.id_tag.as_str()) {
@@ -341,7 +334,9 @@ fn samples(values: &[MeterValue], mut last_wh: i64) -> std::result::Result<Vec<S
                 continue;
             }
             let n = number(&sv.value)?;
-            let measurand = sv.measurand.unwrap_or(Measurand::EnergyActiveImportRegister);
+            let measurand = sv
+                .measurand
+                .unwrap_or(Measurand::EnergyActiveImportRegister);
             let (slot, is_power) = match measurand {
                 Measurand::EnergyActiveImportRegister if sv.phase.is_none() => (&mut total, false),
                 Measurand::EnergyActiveImportRegister => (&mut phases, false),

@@ -381,7 +381,8 @@ pub(super) fn protocol_of(s: &str) -> StoreResult<crate::records::devices::Proto
     crate::records::devices::Protocol::parse(s).ok_or_else(|| corrupt("protocol", s))
 }
 
-const DEVICE_AUTH_COLUMNS: &str = "id, owner_id, password_hash, key_version, require_v2, protocol, \
+const DEVICE_AUTH_COLUMNS: &str =
+    "id, owner_id, password_hash, key_version, require_v2, protocol, \
      prev_password_hash, prev_owner_id, prev_endpoint, prev_until";
 
 #[derive(FromRow)]

@@ -1,0 +1,690 @@
+//! OCPP 1.6J chargers end to end: PyPI `ocpp`'s `v16.ChargePoint` (which checks every
+//! message both ways against the OCA schemas) through the WebSocket, the operator on REST.
+//! Each test is named after the OCA 1.6 CSMS test case it covers (`tc_001_...`), or after
+//! the idempotency and offline rule it proves.
+
+use std::time::Duration;
+
+use charger_e2e::ocpp::{python, Agent, Refused};
+use charger_e2e::{on_both_databases, spawn_app_on, spawn_app_with, Db, TestApp, ADMIN_TOKEN};
+use chrono::{DateTime, Duration as Span, SecondsFormat, Utc};
+use serde_json::{json, Value};
+
+on_both_databases!(spawn_app_on =>
+    tc_001_cold_boot_charge_point,
+    tc_003_004_a_regular_session_is_billed_by_the_tariff_to_the_cent,
+    tc_023_authorize_answers_invalid_expired_blocked_and_concurrent,
+    a_retried_start_transaction_gets_the_same_transaction_id,
+    a_stop_of_a_transaction_the_server_never_saw_is_recorded_disputed,
+    an_implausible_stop_closes_the_session_disputed,
+    tc_010_012_remote_start_and_stop_from_rest,
+    tc_042_043_the_local_list_is_sent_full_then_differential,
+    tc_073_rotation_pushes_the_authorization_key_first,
+    malformed_calls_get_the_callerror_the_spec_names,
+    a_charger_that_connects_again_is_served_on_the_new_socket,
+);
+
+fn ts(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+/// Owner `acme` with the default EUR tariff of the MyBox tests, tag 04A1B2C3, and OCPP
+/// charger `acme-ocpp` (2 connectors); its password.
+async fn fleet(app: &TestApp) -> String {
+    let a = app
+        .post(
+            "/api/v1/owners",
+            ADMIN_TOKEN,
+            json!({"id": "acme", "name": "Acme"}),
+        )
+        .await;
+    assert_eq!(a.status, 201, "{a:?}");
+    let a = app
+        .post(
+            "/api/v1/tariffs",
+            ADMIN_TOKEN,
+            json!({"id": "standard", "owner": "acme", "currency": "EUR",
+                   "energy_per_kwh": "0.30", "time_per_hour": "1.20", "session_fee": "0.50",
+                   "tax_rate": "0.21", "default": true}),
+        )
+        .await;
+    assert_eq!(a.status, 201, "{a:?}");
+    let a = app
+        .post(
+            "/api/v1/tags",
+            ADMIN_TOKEN,
+            json!({"uid": "04a1b2c3", "owner": "acme"}),
+        )
+        .await;
+    assert_eq!(a.status, 201, "{a:?}");
+    ocpp_charger(app, "acme-ocpp").await
+}
+
+/// Provisions an OCPP 1.6 charger of `acme`; its password.
+async fn ocpp_charger(app: &TestApp, id: &str) -> String {
+    let a = app
+        .post(
+            "/api/v1/devices",
+            ADMIN_TOKEN,
+            json!({"id": id, "owner": "acme", "connectors": 2, "protocol": "ocpp1.6"}),
+        )
+        .await;
+    assert_eq!(a.status, 201, "{a:?}");
+    assert_eq!(a.body["protocol"], "ocpp1.6", "{a:?}");
+    assert_eq!(a.body["ocpp"]["path"], format!("/ocpp/{id}"));
+    assert!(a.body.get("mqtt").is_none(), "no MQTT login: {a:?}");
+    let password = a.body["ocpp"]["password"].as_str().expect("a password");
+    assert_eq!(password.len(), 40);
+    password.to_owned()
+}
+
+async fn booted(app: &TestApp, py: &std::path::Path, password: &str) -> Agent {
+    let mut cp = Agent::connect(py, &app.base, "acme-ocpp", password).await;
+    let boot = cp
+        .call(
+            "BootNotification",
+            json!({"chargePointVendor": "Keba", "chargePointModel": "P30", "firmwareVersion": "1.2.3"}),
+        )
+        .await
+        .expect("boot answered");
+    assert_eq!(boot["status"], "Accepted", "{boot}");
+    cp
+}
+
+fn sampled(value: &str, unit: &str) -> Value {
+    json!({"value": value, "measurand": "Energy.Active.Import.Register", "unit": unit})
+}
+
+async fn tc_001_cold_boot_charge_point(app: TestApp) {
+    let Some(py) = python() else { return };
+    let password = fleet(&app).await;
+    let mut cp = Agent::connect(&py, &app.base, "acme-ocpp", &password).await;
+    let boot = cp
+        .call(
+            "BootNotification",
+            json!({"chargePointVendor": "Keba", "chargePointModel": "P30", "firmwareVersion": "1.2.3"}),
+        )
+        .await
+        .expect("boot answered");
+    assert_eq!(boot["status"], "Accepted");
+    assert_eq!(boot["interval"], 300);
+    for connector in 0..=2 {
+        let r = cp
+            .call(
+                "StatusNotification",
+                json!({"connectorId": connector, "errorCode": "NoError", "status": "Available"}),
+            )
+            .await;
+        assert_eq!(r, Ok(json!({})));
+    }
+    let r = cp
+        .call(
+            "StatusNotification",
+            json!({"connectorId": 2, "errorCode": "GroundFailure", "status": "Faulted", "info": "RCD tripped"}),
+        )
+        .await;
+    assert_eq!(r, Ok(json!({})));
+    let beat = cp.call("Heartbeat", json!({})).await.expect("heartbeat");
+    let at: DateTime<Utc> = beat["currentTime"]
+        .as_str()
+        .expect("time")
+        .parse()
+        .expect("RFC 3339");
+    assert!((Utc::now() - at).num_seconds().abs() < 60);
+
+    let d = app.wait_for_online("acme-ocpp", true).await;
+    assert_eq!(d["protocol"], "ocpp1.6");
+    assert_eq!(d["firmware"], "1.2.3");
+    assert_eq!(d["model"], "Keba P30");
+    assert_eq!(d["connectors"][0]["state"], "available");
+    assert_eq!(d["connectors"][1]["state"], "faulted");
+    assert_eq!(d["connectors"][1]["error"], "GroundFailure: RCD tripped");
+    cp.close().await;
+    app.wait_for_online("acme-ocpp", false).await;
+}
+
+async fn tc_003_004_a_regular_session_is_billed_by_the_tariff_to_the_cent(app: TestApp) {
+    let Some(py) = python() else { return };
+    let password = fleet(&app).await;
+    let mut cp = booted(&app, &py, &password).await;
+    let auth = cp
+        .call("Authorize", json!({"idTag": "04a1b2c3"}))
+        .await
+        .expect("authorize answered");
+    assert_eq!(auth["idTagInfo"]["status"], "Accepted");
+
+    let t0 = Utc::now() - Span::hours(2);
+    let started = cp
+        .call(
+            "StartTransaction",
+            json!({"connectorId": 1, "idTag": "04A1B2C3", "meterStart": 1000, "timestamp": ts(t0)}),
+        )
+        .await
+        .expect("start answered");
+    assert_eq!(started["idTagInfo"]["status"], "Accepted");
+    let tx = started["transactionId"].as_i64().expect("a transaction id");
+
+    // kWh, and the three phases summed where no total is given.
+    let r = cp
+        .call(
+            "MeterValues",
+            json!({"connectorId": 1, "transactionId": tx, "meterValue": [
+                {"timestamp": ts(t0 + Span::minutes(15)), "sampledValue": [sampled("3.5", "kWh"),
+                    {"value": "10", "measurand": "Power.Active.Import", "unit": "kW"}]},
+                {"timestamp": ts(t0 + Span::minutes(30)), "sampledValue": [
+                    {"value": "2000", "phase": "L1"}, {"value": "2000", "phase": "L2"},
+                    {"value": "2000", "phase": "L3"}]},
+            ]}),
+        )
+        .await;
+    assert_eq!(r, Ok(json!({})));
+    let s = app
+        .get(&format!("/api/v1/sessions/{tx}"), ADMIN_TOKEN)
+        .await;
+    assert_eq!(s.status, 200, "{s:?}");
+    assert_eq!(s.body["last_meter_wh"], 6000, "{s:?}");
+    assert_eq!(s.body["running_net"], "2.60", "{s:?}");
+
+    // The same numbers as the MyBox session: 12,345 Wh over 1 h 15 min 30 s.
+    let stop = cp
+        .call(
+            "StopTransaction",
+            json!({"transactionId": tx, "meterStop": 13_345, "idTag": "04A1B2C3",
+                   "timestamp": ts(t0 + Span::seconds(4_530)), "reason": "EVDisconnected",
+                   "transactionData": [{"timestamp": ts(t0 + Span::minutes(45)),
+                                        "sampledValue": [sampled("9000", "Wh")]}]}),
+        )
+        .await
+        .expect("stop answered");
+    assert_eq!(stop["idTagInfo"]["status"], "Accepted");
+    let s = app
+        .get(&format!("/api/v1/sessions/{tx}"), ADMIN_TOKEN)
+        .await;
+    assert_eq!(s.status, 200, "{s:?}");
+    assert_eq!(
+        (
+            &s.body["status"],
+            &s.body["energy_wh"],
+            &s.body["net"],
+            &s.body["tax"],
+            &s.body["total"]
+        ),
+        (
+            &json!("stopped"),
+            &json!(12_345),
+            &json!("5.71"),
+            &json!("1.20"),
+            &json!("6.91")
+        ),
+        "{s:?}"
+    );
+    assert_eq!(s.body["device"], "acme-ocpp");
+    assert_eq!(s.body["samples_total"], 3, "{s:?}");
+    // In the billing report and its CSV like any other session.
+    let from = ts(t0 - Span::hours(1));
+    let to = ts(Utc::now() + Span::hours(1));
+    let r = app
+        .get(
+            &format!("/api/v1/reports/billing?from={from}&to={to}&group_by=device"),
+            ADMIN_TOKEN,
+        )
+        .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert!(r.body.to_string().contains("acme-ocpp"), "{r:?}");
+    assert!(r.body.to_string().contains("6.91"), "{r:?}");
+    cp.close().await;
+}
+
+async fn tc_023_authorize_answers_invalid_expired_blocked_and_concurrent(app: TestApp) {
+    let Some(py) = python() else { return };
+    let password = fleet(&app).await;
+    for body in [
+        json!({"uid": "0badbad0", "owner": "acme", "status": "blocked"}),
+        json!({"uid": "0e0e0e0e", "owner": "acme", "expires_at": ts(Utc::now() - Span::days(1))}),
+        json!({"uid": "0c0c0c0c", "owner": "acme", "group": "fleet-a"}),
+    ] {
+        let a = app.post("/api/v1/tags", ADMIN_TOKEN, body).await;
+        assert_eq!(a.status, 201, "{a:?}");
+    }
+    let mut cp = booted(&app, &py, &password).await;
+    let status = |v: Result<Value, (String, String)>| v.expect("answered")["idTagInfo"].clone();
+    let unknown = status(cp.call("Authorize", json!({"idTag": "DEADBEEF"})).await);
+    assert_eq!(unknown, json!({"status": "Invalid"}));
+    let not_rfid = status(cp.call("Authorize", json!({"idTag": "not-a-card"})).await);
+    assert_eq!(not_rfid, json!({"status": "Invalid"}));
+    let blocked = status(cp.call("Authorize", json!({"idTag": "0BADBAD0"})).await);
+    assert_eq!(blocked["status"], "Blocked");
+    let expired = status(cp.call("Authorize", json!({"idTag": "0E0E0E0E"})).await);
+    assert_eq!(expired["status"], "Expired");
+    let grouped = status(cp.call("Authorize", json!({"idTag": "0C0C0C0C"})).await);
+    assert_eq!(
+        grouped,
+        json!({"status": "Accepted", "parentIdTag": "fleet-a"})
+    );
+    // Charging on connector 1, the one-session tag is ConcurrentTx elsewhere.
+    let started = cp
+        .call(
+            "StartTransaction",
+            json!({"connectorId": 1, "idTag": "04A1B2C3", "meterStart": 0, "timestamp": ts(Utc::now())}),
+        )
+        .await
+        .expect("start");
+    assert_eq!(started["idTagInfo"]["status"], "Accepted");
+    let busy = status(cp.call("Authorize", json!({"idTag": "04A1B2C3"})).await);
+    assert_eq!(busy["status"], "ConcurrentTx");
+    // The unknown card is waiting for enrollment.
+    let seen = app
+        .get("/api/v1/tags/unknown?owner=acme", ADMIN_TOKEN)
+        .await;
+    assert!(seen.body.to_string().contains("DEADBEEF"), "{seen:?}");
+    cp.close().await;
+}
+
+async fn a_retried_start_transaction_gets_the_same_transaction_id(app: TestApp) {
+    let Some(py) = python() else { return };
+    let password = fleet(&app).await;
+    let t0 = Utc::now() - Span::minutes(5);
+    let start =
+        json!({"connectorId": 2, "idTag": "04A1B2C3", "meterStart": 500, "timestamp": ts(t0)});
+    let mut cp = booted(&app, &py, &password).await;
+    let first = cp
+        .call("StartTransaction", start.clone())
+        .await
+        .expect("start");
+    cp.close().await;
+    // The answer was lost; the charger reconnects (no new boot) and retries.
+    let mut cp = Agent::connect(&py, &app.base, "acme-ocpp", &password).await;
+    let again = cp.call("StartTransaction", start).await.expect("retry");
+    assert_eq!(first["transactionId"], again["transactionId"]);
+    assert_eq!(
+        app.scalar("SELECT COUNT(*) FROM sessions WHERE device_id = 'acme-ocpp'")
+            .await,
+        1
+    );
+    cp.close().await;
+}
+
+async fn a_stop_of_a_transaction_the_server_never_saw_is_recorded_disputed(app: TestApp) {
+    let Some(py) = python() else { return };
+    let password = fleet(&app).await;
+    let mut cp = booted(&app, &py, &password).await;
+    let t0 = Utc::now() - Span::hours(1);
+    let stop = json!({"transactionId": -1, "meterStop": 8_000, "idTag": "04A1B2C3",
+                      "timestamp": ts(t0 + Span::minutes(40)),
+                      "transactionData": [{"timestamp": ts(t0),
+                          "sampledValue": [{"value": "2000", "context": "Transaction.Begin"}]}]});
+    let r = cp
+        .call("StopTransaction", stop.clone())
+        .await
+        .expect("answered");
+    assert_eq!(r["idTagInfo"]["status"], "Accepted");
+    // Repeated: the same record, not a second one.
+    cp.call("StopTransaction", stop).await.expect("answered");
+    let page = app
+        .get("/api/v1/sessions?device=acme-ocpp", ADMIN_TOKEN)
+        .await;
+    let sessions = page.body["sessions"].as_array().expect("sessions").clone();
+    assert_eq!(sessions.len(), 1, "{page:?}");
+    assert_eq!(sessions[0]["status"], "disputed");
+    assert_eq!(sessions[0]["energy_wh"], 6_000);
+    assert_eq!(sessions[0]["connector"], 0);
+    cp.close().await;
+}
+
+async fn an_implausible_stop_closes_the_session_disputed(app: TestApp) {
+    let Some(py) = python() else { return };
+    let password = fleet(&app).await;
+    let mut cp = booted(&app, &py, &password).await;
+    let t0 = Utc::now() - Span::minutes(10);
+    let started = cp
+        .call(
+            "StartTransaction",
+            json!({"connectorId": 1, "idTag": "04A1B2C3", "meterStart": 1000, "timestamp": ts(t0)}),
+        )
+        .await
+        .expect("start");
+    let tx = started["transactionId"].as_i64().expect("id");
+    // 500 kWh in ten minutes on a 22 kW connector: no meter does that. OCPP cannot be
+    // refused a stop: it is answered and the session is disputed, billed nothing.
+    let r = cp
+        .call(
+            "StopTransaction",
+            json!({"transactionId": tx, "meterStop": 501_000, "timestamp": ts(Utc::now())}),
+        )
+        .await;
+    assert!(r.is_ok(), "{r:?}");
+    let s = app
+        .get(&format!("/api/v1/sessions/{tx}"), ADMIN_TOKEN)
+        .await;
+    assert_eq!(
+        (&s.body["status"], &s.body["total"]),
+        (&json!("disputed"), &json!("0.00")),
+        "{s:?}"
+    );
+    cp.close().await;
+}
+
+async fn command(app: &TestApp, name: &str, data: Value) -> charger_e2e::Answer {
+    app.post(
+        &format!("/api/v1/devices/acme-ocpp/commands/{name}"),
+        ADMIN_TOKEN,
+        data,
+    )
+    .await
+}
+
+async fn tc_010_012_remote_start_and_stop_from_rest(app: TestApp) {
+    let Some(py) = python() else { return };
+    let password = fleet(&app).await;
+    // Offline: 409, nothing sent.
+    let a = command(
+        &app,
+        "remote-start",
+        json!({"tag": "04A1B2C3", "connector": 1}),
+    )
+    .await;
+    assert_eq!(
+        (a.status, &a.body["error"]),
+        (409, &json!("device_offline")),
+        "{a:?}"
+    );
+    let mut cp = booted(&app, &py, &password).await;
+    let rest = {
+        let app_base = app.base.clone();
+        let http = app.http.clone();
+        tokio::spawn(async move {
+            http.post(format!(
+                "{app_base}/api/v1/devices/acme-ocpp/commands/remote-start"
+            ))
+            .bearer_auth(ADMIN_TOKEN)
+            .json(&json!({"tag": "04A1B2C3", "connector": 1}))
+            .send()
+            .await
+            .expect("REST")
+            .json::<Value>()
+            .await
+            .expect("JSON")
+        })
+    };
+    let asked = cp.received("RemoteStartTransaction").await;
+    assert_eq!(asked, json!({"connectorId": 1, "idTag": "04A1B2C3"}));
+    let answered = rest.await.expect("REST task");
+    assert_eq!(
+        answered["answer"],
+        json!({"status": "Accepted"}),
+        "{answered}"
+    );
+    let started = cp
+        .call(
+            "StartTransaction",
+            json!({"connectorId": 1, "idTag": "04A1B2C3", "meterStart": 0, "timestamp": ts(Utc::now())}),
+        )
+        .await
+        .expect("start");
+    let tx = started["transactionId"].as_i64().expect("id");
+    // The server refuses to ask a start the connector cannot take.
+    let a = command(
+        &app,
+        "remote-start",
+        json!({"tag": "04A1B2C3", "connector": 1}),
+    )
+    .await;
+    assert_eq!(a.status, 409, "{a:?}");
+
+    cp.respond("RemoteStopTransaction", json!({"status": "Accepted"}))
+        .await;
+    let rest = {
+        let app_base = app.base.clone();
+        let http = app.http.clone();
+        tokio::spawn(async move {
+            http.post(format!(
+                "{app_base}/api/v1/devices/acme-ocpp/commands/remote-stop"
+            ))
+            .bearer_auth(ADMIN_TOKEN)
+            .json(&json!({"session_id": tx}))
+            .send()
+            .await
+            .expect("REST")
+            .json::<Value>()
+            .await
+            .expect("JSON")
+        })
+    };
+    assert_eq!(
+        cp.received("RemoteStopTransaction").await,
+        json!({"transactionId": tx})
+    );
+    assert_eq!(rest.await.expect("task")["answer"]["status"], "Accepted");
+    // A charger that does not answer: 504; one that answers what OCPP does not define: 502.
+    cp.respond("Reset", json!({"status": "Maybe"})).await;
+    let a = command(&app, "reset", json!({"type": "Soft"})).await;
+    assert_eq!(a.status, 502, "{a:?}");
+    let a = command(&app, "reset", json!({"type": "Sideways"})).await;
+    assert_eq!(a.status, 422, "{a:?}");
+    let a = command(&app, "format-disk", json!({})).await;
+    assert_eq!(a.status, 404, "{a:?}");
+    cp.close().await;
+}
+
+async fn tc_042_043_the_local_list_is_sent_full_then_differential(app: TestApp) {
+    let Some(py) = python() else { return };
+    let password = fleet(&app).await;
+    let mut cp = booted(&app, &py, &password).await;
+    let a = command(&app, "send-local-list", json!({})).await;
+    assert_eq!(a.status, 200, "{a:?}");
+    assert_eq!(a.body["answer"]["status"], "Accepted", "{a:?}");
+    cp.received("GetLocalListVersion").await;
+    let full = cp.received("SendLocalList").await;
+    assert_eq!(full["updateType"], "Full", "{full}");
+    assert_eq!(full["localAuthorizationList"][0]["idTag"], "04A1B2C3");
+    let v1 = full["listVersion"].as_i64().expect("version");
+    // A new tag, a blocked one: the differential carries just them.
+    let a = app
+        .post(
+            "/api/v1/tags",
+            ADMIN_TOKEN,
+            json!({"uid": "0a0a0a0a", "owner": "acme"}),
+        )
+        .await;
+    assert_eq!(a.status, 201);
+    let a = command(&app, "send-local-list", json!({})).await;
+    assert_eq!(a.status, 200, "{a:?}");
+    assert_eq!(cp.received("GetLocalListVersion").await, json!({}));
+    let diff = cp.received("SendLocalList").await;
+    assert_eq!(diff["updateType"], "Differential", "{diff}");
+    assert_eq!(
+        diff["localAuthorizationList"].as_array().map(Vec::len),
+        Some(1),
+        "{diff}"
+    );
+    assert!(diff["listVersion"].as_i64() > Some(v1));
+    // The charger's version does not match: a full list follows.
+    cp.respond("SendLocalList", json!({"status": "VersionMismatch"}))
+        .await;
+    let a = app
+        .post(
+            "/api/v1/tags",
+            ADMIN_TOKEN,
+            json!({"uid": "0b0b0b0b", "owner": "acme"}),
+        )
+        .await;
+    assert_eq!(a.status, 201);
+    let a = command(&app, "send-local-list", json!({})).await;
+    assert_eq!(a.status, 200, "{a:?}");
+    let diff = cp.received("SendLocalList").await;
+    assert_eq!(diff["updateType"], "Differential");
+    let full = cp.received("SendLocalList").await;
+    assert_eq!(full["updateType"], "Full", "{full}");
+    assert_eq!(
+        full["localAuthorizationList"].as_array().map(Vec::len),
+        Some(3)
+    );
+    cp.close().await;
+}
+
+async fn tc_073_rotation_pushes_the_authorization_key_first(app: TestApp) {
+    let Some(py) = python() else { return };
+    let password = fleet(&app).await;
+    let mut cp = booted(&app, &py, &password).await;
+    let a = app
+        .post(
+            "/api/v1/devices/acme-ocpp/credentials",
+            ADMIN_TOKEN,
+            json!({}),
+        )
+        .await;
+    assert_eq!(a.status, 201, "{a:?}");
+    let new = a.body["ocpp"]["password"]
+        .as_str()
+        .expect("password")
+        .to_owned();
+    assert_eq!(a.body["ocpp"]["pushed"], true, "{a:?}");
+    let pushed = cp.received("ChangeConfiguration").await;
+    assert_eq!(pushed, json!({"key": "AuthorizationKey", "value": new}));
+    assert_eq!(cp.wait_closed().await, Some(1000));
+    let url = format!("{}/ocpp/acme-ocpp", app.base.replace("http", "ws"));
+    let old = Agent::connect_with(&py, &url, "acme-ocpp", Some(&password), "ocpp1.6").await;
+    assert_eq!(old.err(), Some(Refused(401)));
+    let cp = Agent::connect(&py, &app.base, "acme-ocpp", &new).await;
+    cp.close().await;
+}
+
+async fn malformed_calls_get_the_callerror_the_spec_names(app: TestApp) {
+    let Some(py) = python() else { return };
+    let password = fleet(&app).await;
+    let mut cp = booted(&app, &py, &password).await;
+    let cases = [
+        (r#"[2,"m1","Teleport",{}]"#, "NotImplemented"),
+        (r#"[2,"m2","SignCertificate",{"csr":"x"}]"#, "NotSupported"),
+        (r#"[2,"m3","Authorize",{}]"#, "OccurenceConstraintViolation"),
+        (
+            r#"[2,"m4","Authorize",{"idTag":7}]"#,
+            "TypeConstraintViolation",
+        ),
+        (
+            r#"[2,"m5","Authorize",{"idTag":"04A1B2C3","x":1}]"#,
+            "FormationViolation",
+        ),
+        (
+            r#"[2,"m6","Authorize",{"idTag":"0123456789012345678901"}]"#,
+            "PropertyConstraintViolation",
+        ),
+        (
+            r#"[2,"m7","StatusNotification",{"connectorId":9,"errorCode":"NoError","status":"Available"}]"#,
+            "PropertyConstraintViolation",
+        ),
+        (
+            r#"[2,"m8","MeterValues",{"connectorId":1,"meterValue":[{"timestamp":"2026-01-01T00:00:00Z","sampledValue":[{"value":"lots"}]}]}]"#,
+            "PropertyConstraintViolation",
+        ),
+        (r#"[2,"m9","Heartbeat"]"#, "FormationViolation"),
+    ];
+    for (frame, code) in cases {
+        let id = frame.split('"').nth(1).expect("id");
+        let answer = cp.raw(id, frame).await.expect("answered");
+        assert_eq!(answer[0], 4, "{frame}: {answer}");
+        assert_eq!(answer[2], code, "{frame}: {answer}");
+    }
+    // Still served.
+    assert!(cp.call("Heartbeat", json!({})).await.is_ok());
+    let metrics = app.get_text("/metrics").await;
+    assert!(
+        metrics.contains("charger_ocpp_messages_total{action=\"Authorize\",outcome=\"OccurenceConstraintViolation\"} 1"),
+        "{metrics}"
+    );
+    cp.close().await;
+}
+
+async fn a_charger_that_connects_again_is_served_on_the_new_socket(app: TestApp) {
+    let Some(py) = python() else { return };
+    let password = fleet(&app).await;
+    let mut first = booted(&app, &py, &password).await;
+    let mut second = Agent::connect(&py, &app.base, "acme-ocpp", &password).await;
+    assert_eq!(first.wait_closed().await, Some(1000));
+    assert!(second.call("Heartbeat", json!({})).await.is_ok());
+    let a = command(&app, "unlock", json!({"connector": 1})).await;
+    assert_eq!(a.status, 200, "{a:?}");
+    assert_eq!(a.body["answer"]["status"], "Unlocked");
+    assert_eq!(
+        second.received("UnlockConnector").await,
+        json!({"connectorId": 1})
+    );
+    second.close().await;
+}
+
+/// The handshake: unknown ids 404, a MyBox charger's id 404, no or wrong Basic
+/// credentials 401, no acceptable subprotocol refused, plain ws:// only when allowed.
+#[tokio::test]
+async fn tc_085_088_the_handshake_refuses_before_the_upgrade() {
+    let Some(py) = python() else { return };
+    let app = spawn_app_on(Db::Sqlite).await.expect("app");
+    let password = fleet(&app).await;
+    app.provision("acme", 1).await;
+    let ws = app.base.replace("http", "ws");
+    let url = |id: &str| format!("{ws}/ocpp/{id}");
+    let refused = |r: Result<Agent, Refused>| r.err();
+    assert_eq!(
+        refused(
+            Agent::connect_with(&py, &url("nobody"), "nobody", Some(&password), "ocpp1.6").await
+        ),
+        Some(Refused(404))
+    );
+    assert_eq!(
+        refused(
+            Agent::connect_with(
+                &py,
+                &url("acme-00000"),
+                "acme-00000",
+                Some(&password),
+                "ocpp1.6"
+            )
+            .await
+        ),
+        Some(Refused(404))
+    );
+    assert_eq!(
+        refused(Agent::connect_with(&py, &url("acme-ocpp"), "acme-ocpp", None, "ocpp1.6").await),
+        Some(Refused(401))
+    );
+    assert_eq!(
+        refused(
+            Agent::connect_with(&py, &url("acme-ocpp"), "acme-ocpp", Some("00"), "ocpp1.6").await
+        ),
+        Some(Refused(401))
+    );
+    assert_eq!(
+        refused(
+            Agent::connect_with(
+                &py,
+                &url("acme-ocpp"),
+                "acme-ocpp",
+                Some(&password),
+                "ocpp2.0.1"
+            )
+            .await
+        ),
+        Some(Refused(400))
+    );
+    let cp = Agent::connect_with(
+        &py,
+        &url("acme-ocpp"),
+        "acme-ocpp",
+        Some(&password.to_uppercase()),
+        "ocpp1.6",
+    )
+    .await
+    .expect("the password's hex digits in either case");
+    cp.close().await;
+
+    let strict = spawn_app_with(Db::Sqlite, |c| c.ocpp_allow_plain = false)
+        .await
+        .expect("app");
+    let password = fleet(&strict).await;
+    let url = format!("{}/ocpp/acme-ocpp", strict.base.replace("http", "ws"));
+    assert_eq!(
+        refused(Agent::connect_with(&py, &url, "acme-ocpp", Some(&password), "ocpp1.6").await),
+        Some(Refused(403))
+    );
+    assert_eq!(strict.limit_hits("ocpp_plain_refused").await, 1);
+    let _ = Duration::ZERO;
+}
