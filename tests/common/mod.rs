@@ -626,6 +626,14 @@ pub fn limit_hits(metrics: &str, limit: &str) -> u64 {
 }
 
 impl TestApp {
+    /// A REST client of a server at `base`.
+    pub fn rest_of(base: String) -> Rest {
+        Rest {
+            base,
+            http: reqwest::Client::new(),
+        }
+    }
+
     /// `GET path` as text (no token).
     pub async fn get_text(&self, path: &str) -> String {
         self.http

@@ -688,3 +688,158 @@ async fn tc_085_088_the_handshake_refuses_before_the_upgrade() {
     assert_eq!(strict.limit_hits("ocpp_plain_refused").await, 1);
     let _ = Duration::ZERO;
 }
+
+/// The OCPP limits hold their identity: a message over the cap closes the socket (1009);
+/// wrong passwords do not spend the charger's handshake budget, right ones do (429 past
+/// it), whatever socket they come on.
+#[tokio::test]
+async fn ocpp_limits_are_keyed_by_the_charger() {
+    let Some(py) = python() else { return };
+    let app = spawn_app_with(Db::Sqlite, |c| {
+        c.ocpp_max_message_bytes = 2048;
+        c.mqtt_logins_per_minute = 3;
+    })
+    .await
+    .expect("app");
+    let password = fleet(&app).await;
+    let mut cp = booted(&app, &py, &password).await;
+    let big = format!(
+        r#"[2,"big","DataTransfer",{{"vendorId":"x","data":"{}"}}]"#,
+        "a".repeat(3000)
+    );
+    assert_eq!(cp.raw("big", &big).await, None);
+    assert_eq!(cp.wait_closed().await, Some(1009));
+    assert_eq!(app.limit_hits("ocpp_message_size").await, 1);
+    let url = format!("{}/ocpp/acme-ocpp", app.base.replace("http", "ws"));
+    for _ in 0..5 {
+        let r = Agent::connect_with(&py, &url, "acme-ocpp", Some("0000"), "ocpp1.6").await;
+        assert_eq!(r.err(), Some(Refused(401)));
+    }
+    for _ in 0..2 {
+        let cp = Agent::connect(&py, &app.base, "acme-ocpp", &password).await;
+        cp.close().await;
+    }
+    let r = Agent::connect_with(&py, &url, "acme-ocpp", Some(&password), "ocpp1.6").await;
+    assert_eq!(r.err(), Some(Refused(429)));
+    assert_eq!(app.limit_hits("ocpp_login_rate").await, 1);
+}
+
+/// Three instances on one PostgreSQL database: the charger's socket is on one, a REST
+/// command through another reaches it; it connects to a third and the first closes its
+/// socket; a rotation through any instance closes it wherever it is.
+#[tokio::test]
+async fn three_instances_route_commands_and_follow_the_charger() {
+    let Some(py) = python() else { return };
+    let dir = charger_e2e::TempDir::new();
+    let Some(url) = charger_e2e::fresh_database(Db::Postgres, &dir).await else {
+        return;
+    };
+    let mut apps = Vec::new();
+    for i in 0..3 {
+        let data = dir.0.join(format!("instance-{i}"));
+        std::fs::create_dir_all(&data).expect("data dir");
+        let mut config = charger_server::Config::for_tests(data);
+        config.database_url = Some(charger_server::secrets::Secret::new(url.clone()));
+        config.admin_token = Some(charger_server::secrets::Secret::new(ADMIN_TOKEN));
+        config.secret_file = Some(dir.0.join("server.secret"));
+        let app = charger_server::App::start(config)
+            .await
+            .expect("instance starts");
+        apps.push(app);
+    }
+    let rest = |i: usize| TestApp::rest_of(format!("http://{}", apps[i].http_addr));
+    let (a, b, c) = (rest(0), rest(1), rest(2));
+    let password = fleet_on(&a).await;
+    let mut first = Agent::connect(&py, &a.base, "acme-ocpp", &password).await;
+    first
+        .call(
+            "BootNotification",
+            json!({"chargePointVendor": "Keba", "chargePointModel": "P30"}),
+        )
+        .await
+        .expect("boot");
+    // Through the third instance: relayed to the first, which holds the socket.
+    let asked = tokio::spawn({
+        let c = c.base.clone();
+        async move {
+            reqwest::Client::new()
+                .post(format!("{c}/api/v1/devices/acme-ocpp/commands/unlock"))
+                .bearer_auth(ADMIN_TOKEN)
+                .json(&json!({"connector": 2}))
+                .send()
+                .await
+                .expect("REST")
+        }
+    });
+    assert_eq!(
+        first.received("UnlockConnector").await,
+        json!({"connectorId": 2})
+    );
+    let answer = asked.await.expect("task");
+    assert_eq!(answer.status(), 200);
+    let body: Value = answer.json().await.expect("JSON");
+    assert_eq!(body["answer"]["status"], "Unlocked");
+
+    // The charger comes back through the second instance: the first closes its socket.
+    let mut second = Agent::connect(&py, &b.base, "acme-ocpp", &password).await;
+    assert_eq!(first.wait_closed().await, Some(1000));
+    second.respond("Reset", json!({"status": "Accepted"})).await;
+    // Presence is written in batches: online again once the second instance's lands.
+    a.wait_for_online("acme-ocpp", true).await;
+    let r = a
+        .post(
+            "/api/v1/devices/acme-ocpp/commands/reset",
+            ADMIN_TOKEN,
+            json!({"type": "Soft"}),
+        )
+        .await;
+    assert_eq!(
+        (r.status, &r.body["answer"]["status"]),
+        (200, &json!("Accepted")),
+        "{r:?}"
+    );
+    assert_eq!(second.received("Reset").await, json!({"type": "Soft"}));
+
+    // A rotation through the third instance: pushed over the second's socket, then closed.
+    let r = c
+        .post(
+            "/api/v1/devices/acme-ocpp/credentials",
+            ADMIN_TOKEN,
+            json!({}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{r:?}");
+    assert_eq!(r.body["ocpp"]["pushed"], true, "{r:?}");
+    assert_eq!(
+        second.received("ChangeConfiguration").await["key"],
+        "AuthorizationKey"
+    );
+    assert_eq!(second.wait_closed().await, Some(1000));
+    for app in apps {
+        app.stop().await.expect("stops");
+    }
+}
+
+/// [`fleet`] through a REST client of one instance.
+async fn fleet_on(rest: &charger_e2e::Rest) -> String {
+    let a = rest
+        .post(
+            "/api/v1/owners",
+            ADMIN_TOKEN,
+            json!({"id": "acme", "name": "Acme"}),
+        )
+        .await;
+    assert_eq!(a.status, 201, "{a:?}");
+    let a = rest
+        .post(
+            "/api/v1/devices",
+            ADMIN_TOKEN,
+            json!({"id": "acme-ocpp", "owner": "acme", "connectors": 2, "protocol": "ocpp1.6"}),
+        )
+        .await;
+    assert_eq!(a.status, 201, "{a:?}");
+    a.body["ocpp"]["password"]
+        .as_str()
+        .expect("password")
+        .to_owned()
+}

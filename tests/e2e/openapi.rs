@@ -30,14 +30,18 @@ fn spec_routes() -> BTreeSet<(String, String)> {
     out
 }
 
-/// (METHOD, path) of every `.route("...", get(..).post(..))` in the API's sources; routes
-/// outside `api/mod.rs` and `api/broker_auth.rs` (the broker's, at the root) are nested
-/// under `/api/v1`.
+/// (METHOD, path) of every `.route("...", get(..).post(..))` in the API's sources and the
+/// OCPP edge's; routes outside `api/mod.rs`, `api/broker_auth.rs` (the broker's, at the
+/// root) and `ocpp/mod.rs` are nested under `/api/v1`.
 fn router_routes() -> BTreeSet<(String, String)> {
     let dir = root().join("charger-server/src/api");
     let mut out = BTreeSet::new();
-    for entry in std::fs::read_dir(&dir).expect("api dir") {
-        let path = entry.expect("entry").path();
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .expect("api dir")
+        .map(|e| e.expect("entry").path())
+        .collect();
+    files.push(root().join("charger-server/src/ocpp/mod.rs"));
+    for path in files {
         let src = std::fs::read_to_string(&path).expect("source");
         let prefix = if path.ends_with("mod.rs") || path.ends_with("broker_auth.rs") {
             ""

@@ -186,7 +186,9 @@ impl Hub {
             .map(|s| s.values().map(|h| h.tx.clone()).collect())
             .unwrap_or_default();
         for mailbox in mailboxes {
-            let _ = mailbox.send(Outbound::Close("the server is stopping")).await;
+            let _ = mailbox
+                .send(Outbound::Close("the server is stopping"))
+                .await;
         }
     }
 
@@ -334,13 +336,6 @@ async fn handshake(
         )
             .into_response();
     };
-    if !hub.logins.try_take(&device, Instant::now()) {
-        limit_hit_logged(
-            Limit::OcppLoginRate,
-            "an OCPP handshake refused: its charger is over CHARGER_MQTT_LOGINS_PER_MINUTE",
-        );
-        return refuse(StatusCode::TOO_MANY_REQUESTS, "too many attempts");
-    }
     if user != device.as_str() || !password_matches(&password, &auth.password_hash) {
         tracing::info!(device = %device, "OCPP handshake with wrong credentials refused");
         return (
@@ -349,6 +344,16 @@ async fn handshake(
             "wrong credentials",
         )
             .into_response();
+    }
+    // Only a handshake with the right password spends the charger's budget: nobody else
+    // can lock it out (guessing a 160-bit password is bounded by the REST listener's
+    // per-source limits).
+    if !hub.logins.try_take(&device, Instant::now()) {
+        limit_hit_logged(
+            Limit::OcppLoginRate,
+            "an OCPP handshake refused: its charger is over CHARGER_MQTT_LOGINS_PER_MINUTE",
+        );
+        return refuse(StatusCode::TOO_MANY_REQUESTS, "too many attempts");
     }
     let version = match auth.protocol {
         Protocol::Ocpp16 => Version::V16,
