@@ -843,3 +843,49 @@ async fn fleet_on(rest: &charger_e2e::Rest) -> String {
         .expect("password")
         .to_owned()
 }
+
+/// The console shows the protocol and the OCPP states, and sends the OCPP commands.
+#[tokio::test]
+async fn the_console_shows_and_commands_an_ocpp_charger() {
+    let Some(py) = python() else { return };
+    let app = spawn_app_on(Db::Sqlite).await.expect("app");
+    let password = fleet(&app).await;
+    let mut cp = booted(&app, &py, &password).await;
+    cp.call(
+        "StatusNotification",
+        json!({"connectorId": 1, "errorCode": "NoError", "status": "SuspendedEV"}),
+    )
+    .await
+    .expect("status");
+    let cookie = app.console_sign_in(ADMIN_TOKEN).await;
+    let (status, page) = app.console_get(&cookie, "/chargers/acme-ocpp").await;
+    assert_eq!(status, 200);
+    assert!(page.contains("OCPP 1.6J"), "{page}");
+    assert!(page.contains("suspended_ev"), "{page}");
+    assert!(page.contains("/chargers/acme-ocpp/commands/reset"), "{page}");
+    let csrf = page
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("a CSRF token")
+        .to_owned();
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let post = tokio::spawn({
+        let url = format!("{}/chargers/acme-ocpp/commands/reset", app.base);
+        async move {
+            http.post(url)
+                .header("cookie", cookie)
+                .header("origin", "http://localhost")
+                .form(&[("csrf", csrf.as_str()), ("type", "Hard")])
+                .send()
+                .await
+                .expect("form")
+        }
+    });
+    assert_eq!(cp.received("Reset").await, json!({"type": "Hard"}));
+    assert_eq!(post.await.expect("task").status(), 303);
+    cp.close().await;
+}

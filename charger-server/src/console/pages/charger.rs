@@ -84,7 +84,10 @@ async fn charger(State(state): State<ApiState>, v: Viewer, Path(id): Path<String
             dt { "Status" } dd { (online(device.online)) }
             dt { "Last seen" } dd { (time_or(device.last_seen, "never")) }
             dt { "Owner" } dd { (device.owner) }
-            dt { "Protocol" } dd { "MyBox (MQTT)" @if device.require_v2 { ", envelope v2 required" } }
+            dt { "Protocol" } dd {
+                @if device.protocol.is_ocpp() { "OCPP 1.6J (WebSocket at /ocpp/" (device.id) ")" }
+                @else { "MyBox (MQTT)" @if device.require_v2 { ", envelope v2 required" } }
+            }
             dt { "Tariff" } dd { (plain(&tariff_text)) }
             dt { "Firmware" } dd.text { (plain(device.firmware.as_deref().unwrap_or("—"))) }
             dt { "Model" } dd.text { (plain(device.model.as_deref().unwrap_or("—"))) }
@@ -139,6 +142,7 @@ async fn charger(State(state): State<ApiState>, v: Viewer, Path(id): Path<String
                 input #unlock-connector name="connector" type="number" min="1" max=(device.connector_count) value="1" required;
                 button type="submit" { "Unlock" }
             }
+            @if device.protocol.is_ocpp() { (ocpp_forms(&v.user, &device)) }
             form.card method="post" action={ "/chargers/" (device.id) "/tariff" } {
                 (csrf(&v.user))
                 h3 { "Tariff" }
@@ -156,7 +160,11 @@ async fn charger(State(state): State<ApiState>, v: Viewer, Path(id): Path<String
             form.card.danger-zone method="post" action={ "/chargers/" (device.id) "/credentials" } {
                 (csrf(&v.user))
                 h3 { "Credentials" }
-                p { "For a lost or leaked bundle: the old password and key stop working at once, and the charger needs the new bundle." }
+                @if device.protocol.is_ocpp() {
+                    p { "For a lost or leaked password: a connected charger is sent the new one first (AuthorizationKey); the old one stops working at once." }
+                } @else {
+                    p { "For a lost or leaked bundle: the old password and key stop working at once, and the charger needs the new bundle." }
+                }
                 button.danger type="submit" data-confirm="Rotate the credentials? The charger's current bundle stops working at once, and the new one is shown only once." { "Rotate credentials" }
             }
             form.card.danger-zone method="post" action={ "/chargers/" (device.id) "/transfers" } {
@@ -268,10 +276,95 @@ async fn history(
     v.live_page(format!("History of {id}"), filters, body, html! {})
 }
 
+/// The OCPP commands' forms (an OCPP charger's page only).
+fn ocpp_forms(user: &User, device: &crate::devices::Device) -> Markup {
+    let action = |command: &str| format!("/chargers/{}/commands/{command}", device.id);
+    html! {
+        form.card.danger-zone method="post" action=(action("reset")) {
+            (csrf(user))
+            h3 { "Reset" }
+            label for="reset-type" { "Kind" }
+            select #reset-type name="type" { option value="Soft" { "Soft" } option value="Hard" { "Hard" } }
+            button.danger type="submit" data-confirm="Reset the charger? Sessions in progress stop." { "Reset" }
+        }
+        form.card method="post" action=(action("change-availability")) {
+            (csrf(user))
+            h3 { "Availability" }
+            label for="avail-connector" { "Connector (0: the whole charger)" }
+            input #avail-connector name="connector" type="number" min="0" max=(device.connector_count) value="0" required;
+            label for="avail-type" { "Make it" }
+            select #avail-type name="type" { option value="Operative" { "Operative" } option value="Inoperative" { "Inoperative" } }
+            button type="submit" { "Change" }
+        }
+        form.card method="post" action=(action("trigger-message")) {
+            (csrf(user))
+            h3 { "Ask for a message" }
+            label for="trigger-message" { "Message" }
+            select #trigger-message name="message" {
+                @for m in ["StatusNotification", "Heartbeat", "MeterValues", "BootNotification", "DiagnosticsStatusNotification", "FirmwareStatusNotification"] {
+                    option value=(m) { (m) }
+                }
+            }
+            label for="trigger-connector" { "Connector (0: none)" }
+            input #trigger-connector name="connector" type="number" min="0" max=(device.connector_count) value="0";
+            button type="submit" { "Ask" }
+        }
+        form.card method="post" action=(action("send-local-list")) {
+            (csrf(user))
+            h3 { "Local list" }
+            p { "Brings the charger's list of the owner's tags up to date (the changes since its version)." }
+            button type="submit" { "Send the local list" }
+        }
+        form.card method="post" action=(action("get-configuration")) {
+            (csrf(user))
+            h3 { "Configuration" }
+            label for="config-key" { "Key (empty: all)" }
+            input #config-key name="key" maxlength="50";
+            button type="submit" { "Read" }
+        }
+        form.card method="post" action=(action("change-configuration")) {
+            (csrf(user))
+            h3 { "Change a configuration key" }
+            label for="set-key" { "Key" }
+            input #set-key name="key" required maxlength="50";
+            label for="set-value" { "Value" }
+            input #set-value name="value" required maxlength="500";
+            button type="submit" { "Change" }
+        }
+        form.card method="post" action=(action("clear-cache")) {
+            (csrf(user))
+            h3 { "Authorization cache" }
+            button type="submit" { "Clear the cache" }
+        }
+    }
+}
+
 /// `connector` and the command's data from a command form.
 fn command_data(f: &AuthedForm, command: &str) -> (serde_json::Value, i64) {
     let number = |name: &str| f.field(name).parse::<i64>().unwrap_or(0);
+    let text = |name: &str| f.field(name).trim().to_owned();
     match command {
+        "reset" => (serde_json::json!({"type": text("type")}), 0),
+        "change-availability" => (
+            serde_json::json!({"connectorId": number("connector"), "type": text("type")}),
+            0,
+        ),
+        "trigger-message" => {
+            let mut data = serde_json::json!({"requestedMessage": text("message")});
+            if number("connector") > 0 {
+                data["connectorId"] = number("connector").into();
+            }
+            (data, 0)
+        }
+        "get-configuration" => match text("key") {
+            k if k.is_empty() => (serde_json::json!({}), 0),
+            k => (serde_json::json!({"key": [k]}), 0),
+        },
+        "change-configuration" => (
+            serde_json::json!({"key": text("key"), "value": f.field("value")}),
+            0,
+        ),
+        "send-local-list" | "clear-cache" => (serde_json::json!({}), 0),
         "remote-stop" => (serde_json::json!({"session_id": number("session_id")}), 0),
         "remote-start" => (
             serde_json::json!({"tag": f.field("tag"), "connector": number("connector")}),
@@ -298,7 +391,23 @@ async fn command_outcome(
         Ok(r) => r,
         Err(e) => return Flash::bad(format!("{command} was not done: {e}")),
     };
+    // An OCPP answer (other than the three MyBox commands'), shown as the charger gave it.
+    if !matches!(command, "remote-start" | "remote-stop" | "unlock") {
+        let text: String = result.answer.to_string().chars().take(600).collect();
+        let accepted = matches!(result.answer["status"].as_str(), None | Some("Accepted"));
+        let message = format!("The charger answered {command}: {text}");
+        return if accepted {
+            Flash::ok(message)
+        } else {
+            Flash::bad(message)
+        };
+    }
     let status = result.answer["status"].as_str().unwrap_or("?");
+    // OCPP's "Accepted" and "Unlocked" are MyBox's "accepted".
+    let status = match status {
+        "Accepted" | "Unlocked" => "accepted",
+        other => other,
+    };
     if status != "accepted" {
         let reason = result.answer["reason"]
             .as_str()
