@@ -3,12 +3,14 @@
 //! - [`link`]: one charger's MQTT connection (REQ/RES, commands) on the protocol crate.
 //! - [`charger`]: the charger itself: taps, plug, energy, offline queue, local list.
 //! - [`load`]: many chargers, a request mix, a target rate, and the report.
+//! - [`ocpp`]: OCPP 1.6J chargers: the WebSocket link and a scripted charger.
 //! - [`script`]: the steps of scripted and interactive runs.
 //! - [`read_bundles`]: the firmware bundle files the server issues.
 
 pub mod charger;
 pub mod link;
 pub mod load;
+pub mod ocpp;
 pub mod script;
 
 use std::collections::BTreeMap;

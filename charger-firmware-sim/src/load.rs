@@ -339,6 +339,27 @@ pub async fn connect_all(
     concurrency: usize,
     limit: Duration,
 ) -> (Vec<Option<Link>>, Duration) {
+    let at = broker.map(str::to_owned);
+    connect_players::<Link>(bundles, at.as_deref(), concurrency, limit).await
+}
+
+/// Connects OCPP chargers to the server at `server` (`ws://host:port`), each booted,
+/// `concurrency` at a time, as [`connect_all`] does MQTT chargers.
+pub async fn connect_ocpp_all(
+    bundles: &[crate::ocpp::OcppBundle],
+    server: &str,
+    concurrency: usize,
+    limit: Duration,
+) -> (Vec<Option<crate::ocpp::OcppLink>>, Duration) {
+    connect_players::<crate::ocpp::OcppLink>(bundles, Some(server), concurrency, limit).await
+}
+
+async fn connect_players<P: Player>(
+    bundles: &[P::Bundle],
+    at: Option<&str>,
+    concurrency: usize,
+    limit: Duration,
+) -> (Vec<Option<P>>, Duration) {
     let started = Instant::now();
     let deadline = started + limit;
     let gate = Arc::new(tokio::sync::Semaphore::new(concurrency.max(1)));
@@ -347,10 +368,10 @@ pub async fn connect_all(
         .cloned()
         .map(|b| {
             let gate = gate.clone();
-            let broker = broker.map(str::to_owned);
+            let at = at.map(str::to_owned);
             tokio::spawn(async move {
                 let _permit = gate.acquire_owned().await.ok()?;
-                connect_until(&b, broker.as_deref(), deadline).await.ok()
+                player_until::<P>(&b, at.as_deref(), deadline).await.ok()
             })
         })
         .collect();
@@ -367,9 +388,17 @@ pub async fn connect_until(
     broker: Option<&str>,
     deadline: Instant,
 ) -> anyhow::Result<Link> {
+    player_until::<Link>(bundle, broker, deadline).await
+}
+
+async fn player_until<P: Player>(
+    bundle: &P::Bundle,
+    at: Option<&str>,
+    deadline: Instant,
+) -> anyhow::Result<P> {
     let mut pause = Duration::from_millis(50);
     loop {
-        match Link::connect(bundle, broker, None).await {
+        match P::connect(bundle, at).await {
             Ok(link) => return Ok(link),
             Err(e) if Instant::now() + pause >= deadline => return Err(e),
             Err(_) => {
@@ -380,9 +409,67 @@ pub async fn connect_until(
     }
 }
 
+/// A charger the load plays, over its protocol: it connects, and does one operation of
+/// the mix (recording it in `shared`).
+trait Player: Sized + Send + 'static {
+    type Bundle: Clone + Send + Sync + 'static;
+    /// Connects to the broker or server `at` (or the bundle's own).
+    fn connect(
+        bundle: &Self::Bundle,
+        at: Option<&str>,
+    ) -> impl std::future::Future<Output = anyhow::Result<Self>> + Send;
+    fn is_closed(&self) -> bool;
+    /// Does `op`; false when the run is over.
+    fn play(
+        &mut self,
+        shared: &Shared,
+        op: Op,
+        tag: &str,
+        meter_wh: &mut i64,
+    ) -> impl std::future::Future<Output = bool> + Send;
+}
+
+impl Player for Link {
+    type Bundle = FirmwareBundle;
+
+    async fn connect(bundle: &FirmwareBundle, at: Option<&str>) -> anyhow::Result<Link> {
+        Link::connect(bundle, at, None).await
+    }
+
+    fn is_closed(&self) -> bool {
+        self.closed().is_some()
+    }
+
+    async fn play(&mut self, shared: &Shared, op: Op, tag: &str, meter_wh: &mut i64) -> bool {
+        self.version = shared.config.envelope;
+        mqtt_op(shared, self, op, tag, meter_wh).await
+    }
+}
+
 /// Runs the load: connects every charger, sends the mix for the configured time, and
 /// reports. `bundles` are the chargers to play.
 pub async fn run(bundles: &[FirmwareBundle], config: LoadConfig) -> anyhow::Result<Report> {
+    run_players::<Link>(bundles, config).await
+}
+
+/// Runs the load with OCPP 1.6J chargers on the server at `config.broker` (a WebSocket
+/// base URL, e.g. `ws://127.0.0.1:8080`): `authorize` is Authorize, `session`
+/// StartTransaction then StopTransaction, `status` StatusNotification, `boot`
+/// BootNotification, `echo` Heartbeat.
+pub async fn run_ocpp(
+    bundles: &[crate::ocpp::OcppBundle],
+    config: LoadConfig,
+) -> anyhow::Result<Report> {
+    if config.broker.is_none() {
+        bail!("OCPP chargers need the server's WebSocket address (--server ws://host:port)");
+    }
+    run_players::<crate::ocpp::OcppLink>(bundles, config).await
+}
+
+async fn run_players<P: Player>(
+    bundles: &[P::Bundle],
+    config: LoadConfig,
+) -> anyhow::Result<Report> {
     if bundles.is_empty() {
         bail!("no chargers to play");
     }
@@ -390,7 +477,7 @@ pub async fn run(bundles: &[FirmwareBundle], config: LoadConfig) -> anyhow::Resu
         bail!("authorize and session need tags (--tags FILE, one uid per line)");
     }
     let connect_limit = Duration::from_secs(120);
-    let (links, connect_took) = connect_all(
+    let (links, connect_took) = connect_players::<P>(
         bundles,
         config.broker.as_deref(),
         config.connect_concurrency,
@@ -450,7 +537,7 @@ pub async fn run(bundles: &[FirmwareBundle], config: LoadConfig) -> anyhow::Resu
         .map(|(i, link)| {
             let shared = shared.clone();
             let bundle = bundles[i].clone();
-            tokio::spawn(async move { charger_loop(i, bundle, link, shared).await })
+            tokio::spawn(async move { charger_loop::<P>(i, bundle, link, shared).await })
         })
         .collect();
     for t in tasks {
@@ -489,16 +576,15 @@ pub async fn run(bundles: &[FirmwareBundle], config: LoadConfig) -> anyhow::Resu
 }
 
 /// One charger: the mix, one request at a time, reconnecting when the link drops.
-async fn charger_loop(index: usize, bundle: FirmwareBundle, mut link: Link, shared: Arc<Shared>) {
-    link.version = shared.config.envelope;
+async fn charger_loop<P: Player>(index: usize, bundle: P::Bundle, link: P, shared: Arc<Shared>) {
     let mut link = Some(link);
     let tag = (!shared.config.tags.is_empty())
         .then(|| shared.config.tags[index % shared.config.tags.len()].clone());
     let mut meter_wh: i64 = 0;
     let mut rng = rand::rngs::StdRng::from_entropy();
-    let broker = shared.config.broker.clone();
+    let at = shared.config.broker.clone();
     loop {
-        let Some(l) = link.as_mut().filter(|l| l.closed().is_none()) else {
+        let Some(l) = link.as_mut().filter(|l| !l.is_closed()) else {
             // Lost: reconnect (bounded by the run's deadline).
             shared
                 .connected
@@ -507,8 +593,7 @@ async fn charger_loop(index: usize, bundle: FirmwareBundle, mut link: Link, shar
             if Instant::now() >= shared.deadline || shared.stop.load(Ordering::Relaxed) {
                 return;
             }
-            if let Ok(mut l) = connect_until(&bundle, broker.as_deref(), shared.deadline).await {
-                l.version = shared.config.envelope;
+            if let Ok(l) = player_until::<P>(&bundle, at.as_deref(), shared.deadline).await {
                 shared.reconnects.fetch_add(1, Ordering::Relaxed);
                 shared.connected.fetch_add(1, Ordering::Relaxed);
                 link = Some(l);
@@ -520,72 +605,170 @@ async fn charger_loop(index: usize, bundle: FirmwareBundle, mut link: Link, shar
         }
         let op = shared.config.mix.pick(&mut rng);
         let tag = tag.clone().unwrap_or_default();
-        match op {
-            Op::Echo => {
-                call(&shared, l, "echo", json!({}), 200).await;
-            }
-            Op::Authorize => {
-                call(
-                    &shared,
-                    l,
-                    "authorize",
-                    to_params(&api::AuthorizeRequest {
-                        tag: tag.clone(),
-                        connector: 1,
-                        session_id: None,
-                        local_id: None,
-                    }),
-                    200,
-                )
-                .await;
-            }
-            Op::Status => {
-                call(
-                    &shared,
-                    l,
-                    "status",
-                    to_params(&api::StatusRequest {
-                        connector: 1,
-                        state: api::ConnectorState::Available,
-                        error: None,
-                    }),
-                    200,
-                )
-                .await;
-            }
-            Op::Boot => {
-                let data = to_params(&api::BootRequest {
-                    firmware: "sim-1.0".into(),
-                    model: "MyBox sim".into(),
-                    connectors: 1,
-                });
-                call(&shared, l, "boot", data, 200).await;
-            }
-            Op::Session => {
-                let start = to_params(&api::SessionStartRequest {
+        if !l.play(&shared, op, &tag, &mut meter_wh).await {
+            return;
+        }
+    }
+}
+
+/// One operation of the mix over MQTT; false when the run is over.
+async fn mqtt_op(shared: &Shared, l: &mut Link, op: Op, tag: &str, meter_wh: &mut i64) -> bool {
+    let tag = tag.to_owned();
+    match op {
+        Op::Echo => {
+            call(shared, l, "echo", json!({}), 200).await;
+        }
+        Op::Authorize => {
+            call(
+                shared,
+                l,
+                "authorize",
+                to_params(&api::AuthorizeRequest {
                     tag: tag.clone(),
                     connector: 1,
-                    meter_start_wh: meter_wh,
-                    started_at: chrono::Utc::now(),
+                    session_id: None,
                     local_id: None,
-                });
-                let Some(answer) = call(&shared, l, "session-start", start, 201).await else {
-                    continue;
-                };
-                let Some(id) = answer.body["session_id"].as_i64() else {
-                    continue;
-                };
-                // A session that lasts milliseconds: the energy a meter can report in no
-                // time (the server refuses more than the connector can deliver).
-                meter_wh += SESSION_WH;
-                if !shared.permit().await {
-                    // The run ended between the two: stop the session anyway, unmeasured,
-                    // so that the charger's connector is free for the next run.
-                    let _ = l.request("session-stop", stop_data(id, meter_wh)).await;
-                    return;
-                }
-                call(&shared, l, "session-stop", stop_data(id, meter_wh), 200).await;
+                }),
+                200,
+            )
+            .await;
+        }
+        Op::Status => {
+            call(
+                shared,
+                l,
+                "status",
+                to_params(&api::StatusRequest {
+                    connector: 1,
+                    state: api::ConnectorState::Available,
+                    error: None,
+                }),
+                200,
+            )
+            .await;
+        }
+        Op::Boot => {
+            let data = to_params(&api::BootRequest {
+                firmware: "sim-1.0".into(),
+                model: "MyBox sim".into(),
+                connectors: 1,
+            });
+            call(shared, l, "boot", data, 200).await;
+        }
+        Op::Session => {
+            let start = to_params(&api::SessionStartRequest {
+                tag: tag.clone(),
+                connector: 1,
+                meter_start_wh: *meter_wh,
+                started_at: chrono::Utc::now(),
+                local_id: None,
+            });
+            let Some(answer) = call(shared, l, "session-start", start, 201).await else {
+                return true;
+            };
+            let Some(id) = answer.body["session_id"].as_i64() else {
+                return true;
+            };
+            // A session that lasts milliseconds: the energy a meter can report in no
+            // time (the server refuses more than the connector can deliver).
+            *meter_wh += SESSION_WH;
+            if !shared.permit().await {
+                // The run ended between the two: stop the session anyway, unmeasured,
+                // so that the charger's connector is free for the next run.
+                let _ = l.request("session-stop", stop_data(id, *meter_wh)).await;
+                return false;
             }
+            call(shared, l, "session-stop", stop_data(id, *meter_wh), 200).await;
+        }
+    }
+    true
+}
+
+impl Player for crate::ocpp::OcppLink {
+    type Bundle = crate::ocpp::OcppBundle;
+
+    async fn connect(bundle: &Self::Bundle, at: Option<&str>) -> anyhow::Result<Self> {
+        let server = at.ok_or_else(|| anyhow!("no server address"))?;
+        let mut link = crate::ocpp::OcppLink::connect(server, bundle).await?;
+        link.call(
+            "BootNotification",
+            json!({"chargePointVendor": "Sim", "chargePointModel": "OCPP sim"}),
+        )
+        .await?;
+        Ok(link)
+    }
+
+    fn is_closed(&self) -> bool {
+        self.closed
+    }
+
+    async fn play(&mut self, shared: &Shared, op: Op, tag: &str, meter_wh: &mut i64) -> bool {
+        let now = || chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        match op {
+            Op::Echo => {
+                ocpp_call(shared, self, "Heartbeat", json!({})).await;
+            }
+            Op::Authorize => {
+                ocpp_call(shared, self, "Authorize", json!({"idTag": tag})).await;
+            }
+            Op::Status => {
+                let data = json!({"connectorId": 1, "errorCode": "NoError", "status": "Available"});
+                ocpp_call(shared, self, "StatusNotification", data).await;
+            }
+            Op::Boot => {
+                let data = json!({"chargePointVendor": "Sim", "chargePointModel": "OCPP sim"});
+                ocpp_call(shared, self, "BootNotification", data).await;
+            }
+            Op::Session => {
+                let start = json!({"connectorId": 1, "idTag": tag, "meterStart": *meter_wh, "timestamp": now()});
+                let Some(answer) = ocpp_call(shared, self, "StartTransaction", start).await else {
+                    return true;
+                };
+                let Some(id) = answer["transactionId"].as_i64() else {
+                    return true;
+                };
+                *meter_wh += SESSION_WH;
+                let stop = json!({"transactionId": id, "meterStop": *meter_wh, "timestamp": now()});
+                if !shared.permit().await {
+                    let _ = self.call("StopTransaction", stop).await;
+                    return false;
+                }
+                ocpp_call(shared, self, "StopTransaction", stop).await;
+            }
+        }
+        true
+    }
+}
+
+/// Sends one OCPP CALL, records its latency (a CALLERROR or a refused tag is an error).
+async fn ocpp_call(
+    shared: &Shared,
+    link: &mut crate::ocpp::OcppLink,
+    action: &'static str,
+    payload: serde_json::Value,
+) -> Option<serde_json::Value> {
+    let t = Instant::now();
+    match link.call(action, payload).await {
+        Ok(answer) => {
+            let refused = answer["idTagInfo"]["status"]
+                .as_str()
+                .filter(|s| *s != "Accepted")
+                .map(|s| format!("{action} {s}"));
+            shared.record(action, Some(t.elapsed()), refused.clone());
+            refused.is_none().then_some(answer)
+        }
+        Err(e) => {
+            let text = e.to_string();
+            let why = if text.contains("CALLERROR") {
+                format!("{action} CALLERROR")
+            } else if text.contains("no answer") {
+                "timeout".to_owned()
+            } else {
+                link.closed = true;
+                "disconnected".to_owned()
+            };
+            shared.record(action, None, Some(why));
+            None
         }
     }
 }

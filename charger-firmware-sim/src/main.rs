@@ -39,6 +39,13 @@ enum Command {
         /// The envelope: v2 (sealed requests, no key on the wire) or v1.
         #[arg(long, value_enum, default_value_t = Envelope::V2)]
         envelope: Envelope,
+        /// The charger's protocol: mybox (MQTT) or ocpp1.6 (the bundle file then holds
+        /// OCPP credentials, and --server names the server).
+        #[arg(long, value_enum, default_value_t = Protocol::Mybox)]
+        protocol: Protocol,
+        /// OCPP: the server's WebSocket address, e.g. ws://127.0.0.1:8080.
+        #[arg(long)]
+        server: Option<String>,
         /// The script; `-` or none reads standard input.
         script: Option<PathBuf>,
     },
@@ -82,7 +89,22 @@ enum Command {
         /// The envelope: v2 (sealed requests, no key on the wire) or v1.
         #[arg(long, value_enum, default_value_t = Envelope::V2)]
         envelope: Envelope,
+        /// The chargers' protocol: mybox (MQTT) or ocpp1.6 (the bundle file then holds
+        /// OCPP credentials, and --server names the server).
+        #[arg(long, value_enum, default_value_t = Protocol::Mybox)]
+        protocol: Protocol,
+        /// OCPP: the server's WebSocket address, e.g. ws://127.0.0.1:8080.
+        #[arg(long)]
+        server: Option<String>,
     },
+}
+
+/// The protocol chargers speak.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Protocol {
+    Mybox,
+    #[value(name = "ocpp1.6")]
+    Ocpp16,
 }
 
 /// The envelope version, as a flag.
@@ -107,6 +129,14 @@ fn load_bundles(path: &PathBuf) -> anyhow::Result<Vec<charger_protocol::Firmware
         .and_then(|f| charger_firmware_sim::read_bundles(std::io::BufReader::new(f)))
 }
 
+fn load_ocpp_bundles(
+    path: &PathBuf,
+) -> anyhow::Result<Vec<charger_firmware_sim::ocpp::OcppBundle>> {
+    std::fs::File::open(path)
+        .with_context(|| format!("{}", path.display()))
+        .and_then(|f| charger_firmware_sim::ocpp::read_ocpp_bundles(std::io::BufReader::new(f)))
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
@@ -119,8 +149,18 @@ fn main() -> ExitCode {
             broker,
             scale,
             envelope,
+            protocol: Protocol::Mybox,
             script,
+            ..
         } => run(&bundles, device, broker, scale, envelope.into(), script),
+        Command::Run {
+            bundles,
+            device,
+            scale,
+            server,
+            script,
+            ..
+        } => run_ocpp(&bundles, device, server, scale, script),
         Command::Load {
             bundles,
             chargers,
@@ -134,16 +174,20 @@ fn main() -> ExitCode {
             json,
             quiet,
             envelope,
+            protocol,
+            server,
         } => (|| {
-            let mut bundles = load_bundles(&bundles)?;
+            let (mut mybox, mut ocpp) = match protocol {
+                Protocol::Mybox => (load_bundles(&bundles)?, Vec::new()),
+                Protocol::Ocpp16 => (Vec::new(), load_ocpp_bundles(&bundles)?),
+            };
+            let count = mybox.len().max(ocpp.len());
             if let Some(n) = chargers {
-                if n == 0 || n > bundles.len() {
-                    anyhow::bail!(
-                        "--chargers must be 1 to {} (the file's count)",
-                        bundles.len()
-                    );
+                if n == 0 || n > count {
+                    anyhow::bail!("--chargers must be 1 to {count} (the file's count)");
                 }
-                bundles.truncate(n);
+                mybox.truncate(n);
+                ocpp.truncate(n);
             }
             if !(duration > 0.0 && duration <= 86_400.0) {
                 anyhow::bail!("--duration must be more than 0 and at most 86400 seconds");
@@ -162,7 +206,10 @@ fn main() -> ExitCode {
                 None => Vec::new(),
             };
             let config = charger_firmware_sim::load::LoadConfig {
-                broker,
+                broker: match protocol {
+                    Protocol::Mybox => broker,
+                    Protocol::Ocpp16 => server,
+                },
                 mix,
                 rate,
                 duration: std::time::Duration::from_secs_f64(duration),
@@ -173,7 +220,12 @@ fn main() -> ExitCode {
                 envelope: envelope.into(),
             };
             let rt = tokio::runtime::Runtime::new()?;
-            let report = rt.block_on(charger_firmware_sim::load::run(&bundles, config))?;
+            let report = match protocol {
+                Protocol::Mybox => rt.block_on(charger_firmware_sim::load::run(&mybox, config))?,
+                Protocol::Ocpp16 => {
+                    rt.block_on(charger_firmware_sim::load::run_ocpp(&ocpp, config))?
+                }
+            };
             if json {
                 println!("{}", serde_json::to_string_pretty(&report)?);
             } else {
@@ -234,6 +286,58 @@ fn run(
                 }
             };
             if let Err(e) = charger_firmware_sim::script::run_step(&mut charger, &step).await {
+                eprintln!("line {}: {e:#}", n + 1);
+            }
+        }
+        anyhow::Ok(())
+    })
+}
+
+/// `run --protocol ocpp1.6`: one OCPP charger, step by step.
+fn run_ocpp(
+    bundles: &PathBuf,
+    device: Option<String>,
+    server: Option<String>,
+    scale: f64,
+    script: Option<PathBuf>,
+) -> anyhow::Result<()> {
+    use std::io::BufRead;
+    let server = server.ok_or_else(|| {
+        anyhow::anyhow!("an OCPP charger needs the server's address: --server ws://host:port")
+    })?;
+    let bundles = load_ocpp_bundles(bundles)?;
+    let bundle = match &device {
+        Some(d) => bundles
+            .into_iter()
+            .find(|b| &b.device_id == d)
+            .ok_or_else(|| anyhow::anyhow!("no charger {d} in the bundle file"))?,
+        None => bundles
+            .into_iter()
+            .next()
+            .ok_or_else(|| anyhow::anyhow!("no bundles"))?,
+    };
+    let lines: Box<dyn BufRead> = match &script {
+        Some(p) if p.as_os_str() != "-" => Box::new(std::io::BufReader::new(
+            std::fs::File::open(p).with_context(|| format!("{}", p.display()))?,
+        )),
+        _ => Box::new(std::io::BufReader::new(std::io::stdin())),
+    };
+    let rt = tokio::runtime::Runtime::new()?;
+    rt.block_on(async move {
+        let mut charger = charger_firmware_sim::ocpp::OcppCharger::new(bundle, server);
+        charger.time_scale = scale;
+        charger.echo = true;
+        for (n, line) in lines.lines().enumerate() {
+            let line = line?;
+            let step = match charger_firmware_sim::script::parse_step(&line) {
+                Ok(Some(step)) => step,
+                Ok(None) => continue,
+                Err(e) => {
+                    eprintln!("line {}: {e:#}", n + 1);
+                    continue;
+                }
+            };
+            if let Err(e) = charger_firmware_sim::script::run_ocpp_step(&mut charger, &step).await {
                 eprintln!("line {}: {e:#}", n + 1);
             }
         }

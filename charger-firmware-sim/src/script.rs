@@ -106,6 +106,32 @@ pub async fn run_step(charger: &mut Charger, step: &Step) -> anyhow::Result<()> 
     }
 }
 
+/// Runs one step on an OCPP 1.6 charger (claim, rekey and sync are MyBox's only).
+pub async fn run_ocpp_step(
+    charger: &mut crate::ocpp::OcppCharger,
+    step: &Step,
+) -> anyhow::Result<()> {
+    match step {
+        Step::Online => charger.online().await,
+        Step::Offline => {
+            charger.offline().await;
+            Ok(())
+        }
+        Step::Tap(uid) => charger.tap(uid).await,
+        Step::Plug => charger.plug().await,
+        Step::Unplug => charger.unplug().await,
+        Step::Charge(t, w) => charger.charge(*t, *w).await,
+        Step::Commands(t) => charger.serve_commands(*t).await,
+        Step::Claim(_) | Step::Rekey | Step::Sync => {
+            bail!("an OCPP charger has no claim, rekey or sync step (the server pushes its list)")
+        }
+        Step::Wait(t) => {
+            tokio::time::sleep(*t).await;
+            Ok(())
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -32,10 +32,13 @@ use charger_e2e::cluster::{free_port, launch, server_command, Cluster, ClusterCo
 use charger_e2e::TempDir;
 use charger_firmware_sim::link::Link;
 use charger_firmware_sim::load::{self, LoadConfig, Mix, Op, Report};
+use charger_firmware_sim::ocpp as load_ocpp;
 use charger_protocol::FirmwareBundle;
 
 /// Chargers connected for the idle-memory and storm phases.
 const FLEET: usize = 10_000;
+/// OCPP chargers connected for the idle-memory phase.
+const OCPP_FLEET: usize = 5_000;
 /// Chargers playing the load phases (one request in flight each).
 const LOAD_CHARGERS: usize = 256;
 /// Each load phase.
@@ -122,6 +125,7 @@ async fn sqlite(dir: &TempDir, rows: &mut Vec<Row>) {
     let players = &bundles[..LOAD_CHARGERS];
     let l = measure("embedded, SQLite", &broker, players, &tags).await;
     load_rows("SQLite, 1 instance", &l, rows);
+    ocpp_load(&server.0, &tags, &l, rows).await;
 
     // Idle chargers. Let the server settle first: idle runtime threads exit.
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -173,6 +177,7 @@ async fn sqlite(dir: &TempDir, rows: &mut Vec<Row>) {
         ),
     };
     rows.push(storm_row);
+    ocpp_idle(dir, rows).await;
 
     // Mosquitto's bare echo: the same clients, a rumqttc responder in its own process.
     let responder = Responder::start(mosquitto.address);
@@ -194,6 +199,112 @@ async fn sqlite(dir: &TempDir, rows: &mut Vec<Row>) {
         ">= 1.0",
         Some(r >= 1.0),
     ));
+}
+
+/// OCPP chargers provisioned in the benchmark's owner.
+async fn provision_ocpp(server: &Instance, count: usize) -> Vec<load_ocpp::OcppBundle> {
+    let a = server
+        .rest
+        .post(
+            "/api/v1/devices/bulk",
+            charger_e2e::ADMIN_TOKEN,
+            serde_json::json!({"owner": "fleet", "prefix": "ocpp-", "count": count,
+                               "protocol": "ocpp1.6"}),
+        )
+        .await;
+    assert_eq!(a.status, 201, "{a:?}");
+    let lines: Vec<String> = a.body["devices"]
+        .as_array()
+        .expect("bundles")
+        .iter()
+        .map(serde_json::Value::to_string)
+        .collect();
+    load_ocpp::read_ocpp_bundles(lines.join("\n").as_bytes()).expect("OCPP bundles")
+}
+
+/// OCPP 1.6J beside MQTT on the same server in the same run: `Authorize` and whole
+/// transactions (StartTransaction + StopTransaction) saturated, as ratios of the MQTT
+/// figures.
+async fn ocpp_load(server: &Instance, tags: &[String], mqtt: &Load, rows: &mut Vec<Row>) {
+    let bundles = provision_ocpp(server, LOAD_CHARGERS).await;
+    let ws = server.rest.base.replace("http://", "ws://");
+    println!("\n== OCPP 1.6J, embedded, SQLite ({ws})");
+    let c = |op| LoadConfig {
+        mix: Mix::only(op),
+        ..config(&ws, tags, op, None)
+    };
+    let players = &bundles[..LOAD_CHARGERS];
+    let authorize = ocpp_phase("Authorize, saturated", players, c(Op::Authorize)).await;
+    let session = ocpp_phase("transaction, saturated", players, c(Op::Session)).await;
+    for (what, o, m) in [
+        (
+            "OCPP Authorize / MQTT authorize (throughput)",
+            &authorize,
+            &mqtt.authorize,
+        ),
+        (
+            "OCPP transaction / MQTT session (throughput)",
+            &session,
+            &mqtt.session,
+        ),
+    ] {
+        let r = o.throughput / m.throughput;
+        rows.push(row(
+            what,
+            format!("{r:.2} ({:.0}/s vs {:.0}/s)", o.throughput, m.throughput),
+            ">= 0.8",
+            Some(r >= 0.8 && o.error_count() == 0),
+        ));
+    }
+}
+
+/// Resident memory per idle OCPP charger, on a server of its own (so that no earlier
+/// phase's freed memory is counted or reused).
+async fn ocpp_idle(dir: &TempDir, rows: &mut Vec<Row>) {
+    let data = dir.0.join("sqlite-ocpp");
+    let url = format!("sqlite://{}", data.join("charger.db").display());
+    let (server, _) = embedded(&data, &url, "embedded, SQLite, OCPP").await;
+    let a = server
+        .rest
+        .post(
+            "/api/v1/owners",
+            charger_e2e::ADMIN_TOKEN,
+            serde_json::json!({"id": "fleet", "name": "fleet"}),
+        )
+        .await;
+    assert_eq!(a.status, 201, "{a:?}");
+    let bundles = provision_ocpp(&server, OCPP_FLEET).await;
+    let ws = server.rest.base.replace("http://", "ws://");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let before = rss_kib(server.pid());
+    let (links, took) = load::connect_ocpp_all(&bundles, &ws, 512, CONNECT_LIMIT).await;
+    let connected = links.iter().filter(|l| l.is_some()).count();
+    tokio::time::sleep(Duration::from_secs(12)).await;
+    let after = rss_kib(server.pid());
+    let per = after.saturating_sub(before) as f64 * 1024.0 / connected.max(1) as f64;
+    println!(
+        "idle OCPP chargers: {connected} connected in {:.2} s; server RSS {before} KiB -> {after} KiB: \
+         {per:.0} bytes per idle charger",
+        took.as_secs_f64()
+    );
+    rows.push(row(
+        format!("server memory per idle OCPP charger at {OCPP_FLEET} (RSS growth)"),
+        format!("{:.1} KB", per / 1000.0),
+        "<= 16 KB",
+        Some(connected == OCPP_FLEET && per <= 16_000.0),
+    ));
+    for link in links.into_iter().flatten() {
+        link.close().await;
+    }
+}
+
+async fn ocpp_phase(name: &str, players: &[load_ocpp::OcppBundle], config: LoadConfig) -> Report {
+    let report = load::run_ocpp(players, config).await.expect(name);
+    println!(
+        "{name:<32} {:>8.0}/s  p50 {:>6} us  p99 {:>7} us  errors {:?}",
+        report.throughput, report.latency.p50_us, report.latency.p99_us, report.errors
+    );
+    report
 }
 
 /// What one durable commit waits for at least: this disk's fsync, p50 and p99 of 2,000
@@ -393,7 +504,10 @@ async fn embedded(data: &Path, url: &str, name: &str) -> (Instance, SocketAddr) 
         // Every load charger comes from 127.0.0.1: no per-source share, no login budget.
         .env("CHARGER_MQTT_MAX_PENDING_LOGINS_PER_SOURCE", "100000")
         .env("CHARGER_MQTT_LOGINS_PER_MINUTE", "1000000")
-        .env("CHARGER_HTTP_MAX_CONNECTIONS_PER_SOURCE", "1000000");
+        .env("CHARGER_HTTP_MAX_CONNECTIONS_PER_SOURCE", "1000000")
+        // OCPP chargers over plain ws:// on loopback, all from 127.0.0.1.
+        .env("CHARGER_OCPP_ALLOW_PLAIN", "true")
+        .env("CHARGER_OCPP_MAX_CONNECTIONS_PER_SOURCE", "1000000");
     let (server, mqtt) = launch(cmd, name).await;
     (server, mqtt.expect("the embedded broker's address"))
 }

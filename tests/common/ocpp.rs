@@ -65,10 +65,31 @@ impl Agent {
         password: Option<&str>,
         subprotocol: &str,
     ) -> Result<Agent, Refused> {
+        Self::connect_trusting(python, url, id, password, subprotocol, None).await
+    }
+
+    /// [`Agent::connect_with`] over wss:// trusting the CA certificate `ca`.
+    pub async fn connect_trusting(
+        python: &std::path::Path,
+        url: &str,
+        id: &str,
+        password: Option<&str>,
+        subprotocol: &str,
+        ca: Option<&std::path::Path>,
+    ) -> Result<Agent, Refused> {
         use tokio::io::AsyncBufReadExt as _;
+        let mut args = vec![
+            url.to_owned(),
+            id.to_owned(),
+            password.unwrap_or("-").to_owned(),
+            subprotocol.to_owned(),
+        ];
+        if let Some(ca) = ca {
+            args.push(ca.display().to_string());
+        }
         let mut child = tokio::process::Command::new(python)
             .arg(script("agent16.py"))
-            .args([url, id, password.unwrap_or("-"), subprotocol])
+            .args(&args)
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::null())

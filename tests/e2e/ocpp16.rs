@@ -22,6 +22,8 @@ on_both_databases!(spawn_app_on =>
     tc_073_rotation_pushes_the_authorization_key_first,
     malformed_calls_get_the_callerror_the_spec_names,
     a_charger_that_connects_again_is_served_on_the_new_socket,
+    tc_013_to_067_operator_commands_reach_the_charger_as_ocpp_calls,
+    tc_032_037_039_transactions_made_offline_are_billed_when_the_charger_returns,
 );
 
 fn ts(t: DateTime<Utc>) -> String {
@@ -862,7 +864,10 @@ async fn the_console_shows_and_commands_an_ocpp_charger() {
     assert_eq!(status, 200);
     assert!(page.contains("OCPP 1.6J"), "{page}");
     assert!(page.contains("suspended_ev"), "{page}");
-    assert!(page.contains("/chargers/acme-ocpp/commands/reset"), "{page}");
+    assert!(
+        page.contains("/chargers/acme-ocpp/commands/reset"),
+        "{page}"
+    );
     let csrf = page
         .split("name=\"csrf\" value=\"")
         .nth(1)
@@ -887,5 +892,371 @@ async fn the_console_shows_and_commands_an_ocpp_charger() {
     });
     assert_eq!(cp.received("Reset").await, json!({"type": "Hard"}));
     assert_eq!(post.await.expect("task").status(), 303);
+    cp.close().await;
+}
+
+/// The simulator plays an OCPP 1.6 charger (`run --protocol ocpp1.6`): a session online,
+/// one made offline and replayed in order (the stop names the id the replayed start got),
+/// and a short load run of authorizations and sessions.
+#[tokio::test]
+async fn the_simulator_plays_ocpp_chargers() {
+    use charger_firmware_sim::ocpp::{read_ocpp_bundles, OcppCharger};
+    use charger_firmware_sim::script::{parse_script, run_ocpp_step};
+    let app = spawn_app_on(Db::Sqlite).await.expect("app");
+    fleet(&app).await;
+    let a = app
+        .post(
+            "/api/v1/devices/bulk",
+            ADMIN_TOKEN,
+            json!({"owner": "acme", "prefix": "sim-", "count": 3, "protocol": "ocpp1.6"}),
+        )
+        .await;
+    assert_eq!(a.status, 201, "{a:?}");
+    let lines: Vec<String> = a.body["devices"]
+        .as_array()
+        .expect("bundles")
+        .iter()
+        .map(Value::to_string)
+        .collect();
+    let bundles = read_ocpp_bundles(lines.join("\n").as_bytes()).expect("OCPP bundles");
+    let server = app.base.replace("http", "ws");
+    let mut charger = OcppCharger::new(bundles[0].clone(), server.clone());
+    charger.time_scale = 1.0;
+    let script = parse_script(
+        "online\ntap 04a1b2c3\nplug\ncharge 1s 11000\nunplug\n\
+         offline\ntap 04a1b2c3\nplug\ncharge 1s 7200\nunplug\nonline\n",
+    )
+    .expect("script");
+    for step in &script {
+        run_ocpp_step(&mut charger, step).await.expect("step");
+    }
+    let page = app
+        .get("/api/v1/sessions?device=sim-00000", ADMIN_TOKEN)
+        .await;
+    let sessions = page.body["sessions"].as_array().expect("sessions").clone();
+    assert_eq!(sessions.len(), 2, "{page:?} {:?}", charger.events);
+    for s in &sessions {
+        assert_eq!(s["status"], "stopped", "{s} {:?}", charger.events);
+        assert!(s["energy_wh"].as_i64() > Some(0), "{s}");
+    }
+
+    let config = charger_firmware_sim::load::LoadConfig {
+        broker: Some(server),
+        mix: "authorize=3,session=1,echo=1".parse().expect("mix"),
+        duration: Duration::from_secs(1),
+        tags: vec!["04A1B2C3".into()],
+        ..Default::default()
+    };
+    let a = app
+        .post(
+            "/api/v1/tags",
+            ADMIN_TOKEN,
+            json!({"uid": "be000000", "owner": "acme", "max_sessions": 100}),
+        )
+        .await;
+    assert_eq!(a.status, 201, "{a:?}");
+    let config = charger_firmware_sim::load::LoadConfig {
+        tags: vec!["BE000000".into()],
+        ..config
+    };
+    let report = charger_firmware_sim::load::run_ocpp(&bundles[1..], config)
+        .await
+        .expect("load");
+    assert_eq!(report.connected, 2);
+    assert!(report.requests > 10, "{}", report.text());
+    assert_eq!(report.error_count(), 0, "{}", report.text());
+}
+
+/// Sends `command` with `data` through REST while the charger answers; the CALL's payload
+/// the charger received and the REST answer.
+async fn round_trip(
+    app: &TestApp,
+    cp: &mut Agent,
+    command: &str,
+    action: &str,
+    data: Value,
+) -> (Value, Value) {
+    let rest = tokio::spawn({
+        let url = format!("{}/api/v1/devices/acme-ocpp/commands/{command}", app.base);
+        let http = app.http.clone();
+        let command = command.to_owned();
+        async move {
+            let r = http
+                .post(url)
+                .bearer_auth(ADMIN_TOKEN)
+                .json(&data)
+                .send()
+                .await
+                .expect("REST");
+            assert_eq!(r.status(), 200, "{command}");
+            r.json::<Value>().await.expect("JSON")
+        }
+    });
+    let got = cp.received(action).await;
+    let answer = rest.await.expect("task");
+    (got, answer["answer"].clone())
+}
+
+async fn tc_013_to_067_operator_commands_reach_the_charger_as_ocpp_calls(app: TestApp) {
+    let Some(py) = python() else { return };
+    let password = fleet(&app).await;
+    let mut cp = booted(&app, &py, &password).await;
+    // TC_013/TC_014: hard and soft reset.
+    for kind in ["Hard", "Soft"] {
+        let (got, answer) =
+            round_trip(&app, &mut cp, "reset", "Reset", json!({"type": kind})).await;
+        assert_eq!(
+            (got, answer),
+            (json!({"type": kind}), json!({"status": "Accepted"}))
+        );
+    }
+    // TC_017: unlock.
+    let (got, answer) = round_trip(
+        &app,
+        &mut cp,
+        "unlock",
+        "UnlockConnector",
+        json!({"connector": 2}),
+    )
+    .await;
+    assert_eq!(
+        (got, answer),
+        (json!({"connectorId": 2}), json!({"status": "Unlocked"}))
+    );
+    // TC_019/TC_021: configuration read and changed.
+    cp.respond(
+        "GetConfiguration",
+        json!({"configurationKey": [{"key": "HeartbeatInterval", "readonly": false, "value": "300"}]}),
+    )
+    .await;
+    let (got, answer) = round_trip(
+        &app,
+        &mut cp,
+        "get-configuration",
+        "GetConfiguration",
+        json!({"key": ["HeartbeatInterval"]}),
+    )
+    .await;
+    assert_eq!(got, json!({"key": ["HeartbeatInterval"]}));
+    assert_eq!(answer["configurationKey"][0]["value"], "300");
+    let (got, answer) = round_trip(
+        &app,
+        &mut cp,
+        "change-configuration",
+        "ChangeConfiguration",
+        json!({"key": "MeterValueSampleInterval", "value": "60"}),
+    )
+    .await;
+    assert_eq!(
+        got,
+        json!({"key": "MeterValueSampleInterval", "value": "60"})
+    );
+    assert_eq!(answer, json!({"status": "Accepted"}));
+    // Availability, cache.
+    let (got, _) = round_trip(
+        &app,
+        &mut cp,
+        "change-availability",
+        "ChangeAvailability",
+        json!({"connectorId": 0, "type": "Inoperative"}),
+    )
+    .await;
+    assert_eq!(got, json!({"connectorId": 0, "type": "Inoperative"}));
+    let (_, answer) = round_trip(&app, &mut cp, "clear-cache", "ClearCache", json!({})).await;
+    assert_eq!(answer, json!({"status": "Accepted"}));
+    // TC_054: trigger message; the charger then sends what was asked.
+    let (got, _) = round_trip(
+        &app,
+        &mut cp,
+        "trigger-message",
+        "TriggerMessage",
+        json!({"requestedMessage": "StatusNotification", "connectorId": 1}),
+    )
+    .await;
+    assert_eq!(
+        got,
+        json!({"requestedMessage": "StatusNotification", "connectorId": 1})
+    );
+    // TC_056/TC_057/TC_066/TC_067: smart charging, with charging rates in tenths.
+    let profile = json!({"connectorId": 1, "csChargingProfiles": {
+        "chargingProfileId": 7, "stackLevel": 0, "chargingProfilePurpose": "TxDefaultProfile",
+        "chargingProfileKind": "Absolute",
+        "chargingSchedule": {"chargingRateUnit": "A", "chargingSchedulePeriod": [
+            {"startPeriod": 0, "limit": 16.5}, {"startPeriod": 3600, "limit": 6}]}}});
+    let (got, answer) = round_trip(
+        &app,
+        &mut cp,
+        "set-charging-profile",
+        "SetChargingProfile",
+        profile,
+    )
+    .await;
+    assert_eq!(
+        got["csChargingProfiles"]["chargingSchedule"]["chargingSchedulePeriod"][0]["limit"],
+        16.5
+    );
+    assert_eq!(answer, json!({"status": "Accepted"}));
+    cp.respond("GetCompositeSchedule", json!({"status": "Accepted", "connectorId": 1,
+        "chargingSchedule": {"chargingRateUnit": "A", "chargingSchedulePeriod": [{"startPeriod": 0, "limit": 16.5}]}})).await;
+    let (_, answer) = round_trip(
+        &app,
+        &mut cp,
+        "get-composite-schedule",
+        "GetCompositeSchedule",
+        json!({"connectorId": 1, "duration": 3600}),
+    )
+    .await;
+    assert_eq!(
+        answer["chargingSchedule"]["chargingSchedulePeriod"][0]["limit"],
+        16.5
+    );
+    let (got, _) = round_trip(
+        &app,
+        &mut cp,
+        "clear-charging-profile",
+        "ClearChargingProfile",
+        json!({"id": 7}),
+    )
+    .await;
+    assert_eq!(got, json!({"id": 7}));
+    // A limit with more than one decimal is refused before it is sent.
+    let a = command(
+        &app,
+        "set-charging-profile",
+        json!({"connectorId": 1, "csChargingProfiles": {
+        "chargingProfileId": 8, "stackLevel": 0, "chargingProfilePurpose": "TxDefaultProfile",
+        "chargingProfileKind": "Absolute", "chargingSchedule": {"chargingRateUnit": "W",
+        "chargingSchedulePeriod": [{"startPeriod": 0, "limit": 0.123}]}}}),
+    )
+    .await;
+    assert_eq!(a.status, 422, "{a:?}");
+    // TC_064: a DataTransfer from the charger to an unknown vendor.
+    let r = cp
+        .call(
+            "DataTransfer",
+            json!({"vendorId": "com.example", "messageId": "x"}),
+        )
+        .await;
+    assert_eq!(r.expect("answered")["status"], "UnknownVendorId");
+    cp.close().await;
+}
+
+async fn tc_032_037_039_transactions_made_offline_are_billed_when_the_charger_returns(
+    app: TestApp,
+) {
+    let Some(py) = python() else { return };
+    let password = fleet(&app).await;
+    // The charger lost power and its network; it comes back and sends, in order, what it
+    // queued: a start two hours back, its values, its stop (reason PowerLoss).
+    let mut cp = Agent::connect(&py, &app.base, "acme-ocpp", &password).await;
+    let t0 = Utc::now() - Span::hours(3);
+    let started = cp
+        .call("StartTransaction", json!({"connectorId": 2, "idTag": "04A1B2C3", "meterStart": 20_000, "timestamp": ts(t0)}))
+        .await
+        .expect("start");
+    let tx = started["transactionId"].as_i64().expect("id");
+    cp.call(
+        "MeterValues",
+        json!({"connectorId": 2, "transactionId": tx, "meterValue": [
+        {"timestamp": ts(t0 + Span::minutes(30)), "sampledValue": [
+            {"value": "1.5", "measurand": "Energy.Active.Import.Interval", "unit": "kWh"}]}]}),
+    )
+    .await
+    .expect("values");
+    cp.call(
+        "StopTransaction",
+        json!({"transactionId": tx, "meterStop": 24_000,
+            "timestamp": ts(t0 + Span::hours(1)), "reason": "PowerLoss"}),
+    )
+    .await
+    .expect("stop");
+    let s = app
+        .get(&format!("/api/v1/sessions/{tx}"), ADMIN_TOKEN)
+        .await;
+    // 4 kWh over 1 h: 1.20 energy + 1.20 time + 0.50 fee = 2.90 net, 0.61 tax, 3.51 total.
+    assert_eq!(
+        (
+            &s.body["status"],
+            &s.body["energy_wh"],
+            &s.body["net"],
+            &s.body["total"],
+            &s.body["stop_reason"]
+        ),
+        (
+            &json!("stopped"),
+            &json!(4000),
+            &json!("2.90"),
+            &json!("3.51"),
+            &json!("power_loss")
+        ),
+        "{s:?}"
+    );
+    assert_eq!(s.body["samples"][0]["energy_wh"], 21_500, "{s:?}");
+    cp.close().await;
+}
+
+/// Security profile 2: with a certificate the charger connects over wss:// (trusting the
+/// server's CA), Basic auth inside TLS.
+#[tokio::test]
+async fn the_charger_connects_over_wss_with_the_servers_certificate() {
+    use charger_server::devices::{Bundle, CreateDeviceRequest, Protocol};
+    use charger_server::owners::CreateOwnerRequest;
+    use charger_server::service::Principal;
+    let Some(py) = python() else { return };
+    let ca = charger_e2e::TestCa::new();
+    let (cert, key) = (ca.cert.clone(), ca.key.clone());
+    let app = spawn_app_with(Db::Sqlite, |c| {
+        c.tls_cert = Some(cert);
+        c.tls_key = Some(key);
+        c.ocpp_allow_plain = false;
+    })
+    .await
+    .expect("app");
+    let s = &app.app.service;
+    s.create_owner(
+        &Principal::Admin,
+        CreateOwnerRequest {
+            id: charger_server::ids::OwnerId::parse("acme").expect("id"),
+            name: "Acme".into(),
+        },
+    )
+    .await
+    .expect("owner");
+    let bundle = s
+        .create_device(
+            &Principal::Admin,
+            serde_json::from_value::<CreateDeviceRequest>(
+                json!({"id": "acme-ocpp", "owner": "acme", "connectors": 1, "protocol": "ocpp1.6"}),
+            )
+            .expect("request"),
+        )
+        .await
+        .expect("device");
+    let Bundle::Ocpp(bundle) = bundle else {
+        panic!("an OCPP bundle")
+    };
+    assert_eq!(bundle.protocol, Protocol::Ocpp16);
+    let url = format!(
+        "wss://localhost:{}/ocpp/acme-ocpp",
+        app.app.http_addr.port()
+    );
+    let mut cp = Agent::connect_trusting(
+        &py,
+        &url,
+        "acme-ocpp",
+        Some(&bundle.ocpp.password),
+        "ocpp1.6",
+        Some(&ca.ca),
+    )
+    .await
+    .expect("connects over wss");
+    let boot = cp
+        .call(
+            "BootNotification",
+            json!({"chargePointVendor": "Keba", "chargePointModel": "P30"}),
+        )
+        .await
+        .expect("boot");
+    assert_eq!(boot["status"], "Accepted");
     cp.close().await;
 }

@@ -1,7 +1,7 @@
 """An OCPP 1.6J charge point for the tests: PyPI `ocpp`'s v16.ChargePoint (it checks every
 message both ways against the OCA JSON schemas), driven line by line from the test.
 
-    agent16.py <ws url> <charger id> <password or "-" for none> [subprotocol]
+    agent16.py <ws url> <charger id> <password or "-" for none> [subprotocol] [CA file for wss]
 
 Reads JSON lines on stdin:
     {"op": "call", "action": "Authorize", "payload": {...camelCase...}}
@@ -17,7 +17,9 @@ Writes {"op": "received", "action": ..., "payload": ...} for every CALL the serv
 
 import asyncio
 import base64
+import decimal
 import json
+import ssl
 import sys
 
 import websockets
@@ -61,8 +63,15 @@ DEFAULTS = {
 }
 
 
+def plain(o):
+    # The ocpp package reads decimals as Decimal (charging rates); the test reads numbers.
+    if isinstance(o, decimal.Decimal):
+        return int(o) if o == o.to_integral_value() else float(o)
+    return str(o)
+
+
 def emit(obj):
-    sys.stdout.write(json.dumps(obj) + "\n")
+    sys.stdout.write(json.dumps(obj, default=plain) + "\n")
     sys.stdout.flush()
 
 
@@ -146,6 +155,7 @@ async def control(cp, ws):
 async def main():
     url, cid, password = sys.argv[1], sys.argv[2], sys.argv[3]
     subprotocol = sys.argv[4] if len(sys.argv) > 4 else "ocpp1.6"
+    tls = ssl.create_default_context(cafile=sys.argv[5]) if len(sys.argv) > 5 else None
     headers = {}
     if password != "-":
         token = base64.b64encode(f"{cid}:{password}".encode()).decode()
@@ -157,6 +167,7 @@ async def main():
             additional_headers=headers,
             open_timeout=10,
             max_size=2**22,
+            ssl=tls,
         )
     except websockets.exceptions.InvalidStatus as e:
         emit({"op": "refused", "status": e.response.status_code})

@@ -442,7 +442,13 @@ impl<'de> Deserialize<'de> for Tenths {
             .parse()
             .or_else(|_| rust_decimal::Decimal::from_scientific(&text))
             .map_err(|_| serde::de::Error::custom("invalid value: not a number"))?;
-        let tenths = (d * rust_decimal::Decimal::TEN).round();
+        let tenths = d * rust_decimal::Decimal::TEN;
+        // The schemas' `multipleOf: 0.1`: one decimal at most, never rounded.
+        if !tenths.fract().is_zero() {
+            return Err(serde::de::Error::custom(
+                "invalid value: a rate has at most one decimal",
+            ));
+        }
         use rust_decimal::prelude::ToPrimitive as _;
         tenths
             .to_i64()

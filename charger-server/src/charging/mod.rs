@@ -149,16 +149,55 @@ impl Service {
         }
     }
 
+    /// A transaction for a group of charger messages (each finds its charger with
+    /// [`Service::charger_in`]), committed by [`Service::commit`].
+    pub async fn begin_work(&self) -> Result<ChargerWork> {
+        Ok(self.store.begin().await?)
+    }
+
+    /// A charger as its messages need it, inside `tx`.
+    pub async fn charger_in(
+        &self,
+        tx: &mut dyn ChargerTx,
+        device: &crate::ids::DeviceId,
+    ) -> Result<Option<Charger>> {
+        Ok(tx.charger(device, "").await?.map(|(c, _)| c))
+    }
+
+    /// A read-only [`ChargerWork`] for a message that changes nothing (an authorization):
+    /// no write transaction, no commit to wait for; the unknown tags it sees are held for
+    /// [`Service::commit`], which writes them in a transaction of their own.
+    pub async fn begin_charger_read(
+        &self,
+        device: &crate::ids::DeviceId,
+    ) -> Result<Option<(ChargerWork, Charger)>> {
+        let mut tx = self.store.begin_read().await?;
+        match tx.charger(device, "").await? {
+            Some((charger, _)) => Ok(Some((tx, charger))),
+            None => Ok(None),
+        }
+    }
+
     /// Commits what a charger's message changed, durably, with the unknown tags it saw.
     pub async fn commit(&self, mut tx: ChargerWork) -> Result<()> {
         let notes = tx.held_notes();
-        if !notes.is_empty() {
-            let dropped = tx
-                .record_unknown_tags(&notes, self.limits.unknown_tags_per_owner)
-                .await?;
-            crate::metrics::limit_add(crate::metrics::Limit::UnknownTags, dropped);
+        if notes.is_empty() {
+            tx.commit().await?;
+            return Ok(());
         }
-        tx.commit().await?;
+        // A read-only one cannot write them: they go in a transaction of their own.
+        let read_only = tx.is_read_only();
+        let mut w = if read_only {
+            tx.commit().await?;
+            self.store.begin().await?
+        } else {
+            tx
+        };
+        let dropped = w
+            .record_unknown_tags(&notes, self.limits.unknown_tags_per_owner)
+            .await?;
+        crate::metrics::limit_add(crate::metrics::Limit::UnknownTags, dropped);
+        w.commit().await?;
         Ok(())
     }
 

@@ -96,6 +96,8 @@ pub struct Hub {
     connected: AtomicI64,
     /// The other instances (PostgreSQL LISTEN/NOTIFY), when there can be any.
     relay: std::sync::OnceLock<Relay>,
+    /// The group commit of the CALLs that write.
+    writer: std::sync::OnceLock<mpsc::Sender<v16::Job>>,
 }
 
 impl Hub {
@@ -113,7 +115,9 @@ impl Hub {
             sockets: Mutex::new(HashMap::new()),
             connected: AtomicI64::new(0),
             relay: std::sync::OnceLock::new(),
+            writer: std::sync::OnceLock::new(),
         });
+        let _ = hub.writer.set(v16::start_writer(Arc::downgrade(&hub)));
         let channel: Arc<dyn OcppChannel> = hub.clone();
         service.set_ocpp_channel(&channel);
         hub
@@ -387,7 +391,12 @@ async fn handshake(
         return refuse(StatusCode::SERVICE_UNAVAILABLE, "too many sockets");
     };
     let max = hub.settings.max_message_bytes;
+    // Small buffers: an idle charger holds a few KB, not tungstenite's 2 x 128 KiB; a
+    // message is written out at once (an answer is never held back to fill a buffer).
     ws.protocols([version.subprotocol()])
+        .read_buffer_size(4096)
+        .write_buffer_size(0)
+        .max_write_buffer_size(max.saturating_mul(4))
         .max_message_size(max)
         .max_frame_size(max)
         .on_upgrade(move |socket| async move {

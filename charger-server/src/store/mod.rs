@@ -356,8 +356,10 @@ pub trait ChargerTx: Send {
     async fn release_savepoint(&mut self) -> StoreResult<()>;
     /// Commits the batch: durably (SQLite `synchronous=FULL`, Postgres' default).
     async fn commit(self: Box<Self>) -> StoreResult<()>;
-    /// The unknown-tag sightings a read-only one held back (empty for a transaction).
+    /// The unknown-tag sightings it held back, for the caller to record.
     fn held_notes(&mut self) -> Vec<UnknownTagNote>;
+    /// Whether it is a read-only connection (from [`Store::begin_read`]).
+    fn is_read_only(&self) -> bool;
 
     /// The charger, as its requests need it, with the answer kept for its request
     /// `request_id` (the id's JSON text), if any, and the key version it was given under

@@ -298,6 +298,10 @@ impl ChargerTx for SqlTx {
         std::mem::take(&mut self.held)
     }
 
+    fn is_read_only(&self) -> bool {
+        matches!(self.conn, Conn::Read(_))
+    }
+
     async fn charger(
         &mut self,
         id: &DeviceId,
