@@ -104,7 +104,7 @@ impl OcppLink {
         )
         .await
         .map_err(|_| anyhow!("{url}: no handshake in 10 s"))?
-        .with_context(|| format!("{url}"))?;
+        .with_context(|| url.clone())?;
         Ok(OcppLink {
             ws,
             next: 0,
