@@ -13,6 +13,9 @@
 //!    `session-start` + `session-stop` saturated; `authorize` and `echo` paced at 10 % of
 //!    their saturated rates (p99 ratio); 10,000 idle chargers (resident memory per
 //!    charger); all of them reconnecting at once, against the same storm on Mosquitto;
+//!    Beside them, OCPP 1.6J chargers on the same server (`Authorize` and whole
+//!    transactions saturated, as ratios of the MQTT figures), and 5,000 idle OCPP chargers
+//!    on a server of their own (resident memory per charger);
 //! 2. Mosquitto's bare echo: the same clients against Mosquitto, answered by a rumqttc
 //!    responder in its own process (this benchmark started again as the responder);
 //! 3. a victim's `status` p99 while another charger floods, against its p99 alone, on a
