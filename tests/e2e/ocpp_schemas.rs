@@ -1,4 +1,4 @@
-//! Our OCPP 1.6J wire types against the OCA JSON schemas that ship inside PyPI's `ocpp`
+//! Our OCPP 1.6J and 2.0.1 wire types against the OCA JSON schemas that ship inside PyPI's `ocpp`
 //! package (read from the installed package, never copied into the repository). For every
 //! message: an instance with every property, one with only the required ones, and one per
 //! value of each enum (made from the schema by `tests/ocpp/schema_instances.py`) must parse
@@ -8,7 +8,7 @@
 use std::process::Command;
 
 use charger_e2e::ocpp::{python, script};
-use charger_protocol::ocpp::v16;
+use charger_protocol::ocpp::{v16, v201};
 use serde_json::Value;
 
 /// Parses `value` as `T` and writes it back.
@@ -178,14 +178,56 @@ fn v16_types() -> Vec<(&'static str, RoundTrip)> {
 
 #[test]
 fn ocpp16_types_match_the_oca_schemas() {
+    check("v16", "1.6", &v16_types());
+}
+
+/// Every 2.0.1 message the server reads or writes, by its schema's name.
+fn v201_types() -> Vec<(&'static str, RoundTrip)> {
+    vec![
+        (
+            "BootNotificationRequest",
+            round_trip::<v201::BootNotificationRequest>,
+        ),
+        (
+            "BootNotificationResponse",
+            round_trip::<v201::BootNotificationResponse>,
+        ),
+        ("HeartbeatRequest", round_trip::<v201::Empty>),
+        ("HeartbeatResponse", round_trip::<v201::HeartbeatResponse>),
+        (
+            "StatusNotificationRequest",
+            round_trip::<v201::StatusNotificationRequest>,
+        ),
+        ("StatusNotificationResponse", round_trip::<v201::Empty>),
+        ("AuthorizeRequest", round_trip::<v201::AuthorizeRequest>),
+        ("AuthorizeResponse", round_trip::<v201::AuthorizeResponse>),
+        (
+            "TransactionEventRequest",
+            round_trip::<v201::TransactionEventRequest>,
+        ),
+        (
+            "TransactionEventResponse",
+            round_trip::<v201::TransactionEventResponse>,
+        ),
+        ("MeterValuesRequest", round_trip::<v201::MeterValuesRequest>),
+        ("MeterValuesResponse", round_trip::<v201::Empty>),
+    ]
+}
+
+#[test]
+fn ocpp201_types_match_the_oca_schemas() {
+    check("v201", "2.0.1", &v201_types());
+}
+
+/// Checks `types` against the `version` schemas (see the module's comment).
+fn check(version: &str, label: &str, types: &[(&'static str, RoundTrip)]) {
     let Some(python) = python() else {
         return;
     };
-    let types = v16_types();
     let names: Vec<&str> = types.iter().map(|(n, _)| *n).collect();
     let generated = Command::new(&python)
         .arg(script("schema_instances.py"))
-        .args(["generate", "v16"])
+        .args(["generate", version])
         .args(&names)
         .output()
         .expect("run the schema script");
@@ -199,7 +241,7 @@ fn ocpp16_types_match_the_oca_schemas() {
     let mut written = serde_json::Map::new();
     let mut failures = Vec::new();
     let mut checked = 0;
-    for (name, trip) in &types {
+    for (name, trip) in types {
         let set = &instances[*name];
         let mut back = Vec::new();
         for valid in set["valid"].as_array().expect("valid") {
@@ -218,11 +260,14 @@ fn ocpp16_types_match_the_oca_schemas() {
         written.insert((*name).to_owned(), Value::Array(back));
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
-    let file = std::env::temp_dir().join(format!("ocpp16-written-{}.json", std::process::id()));
+    let file = std::env::temp_dir().join(format!(
+        "ocpp-{version}-written-{}.json",
+        std::process::id()
+    ));
     std::fs::write(&file, Value::Object(written).to_string()).expect("write");
     let validated = Command::new(&python)
         .arg(script("schema_instances.py"))
-        .args(["validate", "v16"])
+        .args(["validate", version])
         .arg(&file)
         .output()
         .expect("run the schema script");
@@ -233,7 +278,7 @@ fn ocpp16_types_match_the_oca_schemas() {
         String::from_utf8_lossy(&validated.stdout)
     );
     println!(
-        "{checked} instances of {} OCPP 1.6 schemas: {}",
+        "{checked} instances of {} OCPP {label} schemas: {}",
         types.len(),
         String::from_utf8_lossy(&validated.stdout).trim()
     );

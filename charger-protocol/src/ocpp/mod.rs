@@ -1,11 +1,35 @@
 //! OCPP-J: the JSON-over-WebSocket framing that OCPP 1.6J and 2.0.1 share, and the message
-//! types of each version ([`v16`]).
+//! types of each version ([`v16`], [`v201`]).
 //!
 //! A frame is a JSON array: `[2, id, action, payload]` (a CALL), `[3, id, payload]` (its
 //! CALLRESULT) or `[4, id, code, description, details]` (its CALLERROR). The id is a string
 //! of at most 36 characters, unique per sender and connection. Payloads are objects.
 
+/// Declares a unit-variant enum with its exact wire texts.
+macro_rules! wire_enum {
+    ($(#[$m:meta])* $name:ident { $($variant:ident => $text:literal),+ $(,)? }) => {
+        $(#[$m])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        pub enum $name {
+            $(#[serde(rename = $text)] $variant),+
+        }
+
+        impl $name {
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+
+            pub fn as_str(self) -> &'static str {
+                match self { $($name::$variant => $text),+ }
+            }
+
+            pub fn parse(s: &str) -> Option<Self> {
+                match s { $($text => Some($name::$variant),)+ _ => None }
+            }
+        }
+    };
+}
+
 pub mod v16;
+pub mod v201;
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -454,6 +478,34 @@ impl<'de> Deserialize<'de> for Tenths {
             .to_i64()
             .map(Tenths)
             .ok_or_else(|| serde::de::Error::custom("invalid value: out of range"))
+    }
+}
+
+/// An exact decimal number on the wire (2.0.1's sampled values and costs): read from the
+/// JSON number's text, never through arithmetic on a float.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Decimal(pub rust_decimal::Decimal);
+
+impl Serialize for Decimal {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let n: serde_json::Number = self
+            .0
+            .normalize()
+            .to_string()
+            .parse()
+            .map_err(serde::ser::Error::custom)?;
+        n.serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for Decimal {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let n = serde_json::Number::deserialize(d)?;
+        let text = n.to_string();
+        text.parse()
+            .or_else(|_| rust_decimal::Decimal::from_scientific(&text))
+            .map(Decimal)
+            .map_err(|_| serde::de::Error::custom("invalid value: not a decimal number in range"))
     }
 }
 
