@@ -51,7 +51,7 @@ pub struct ProvisionArgs {
     /// what it can deliver in the elapsed time is refused.
     #[arg(long)]
     pub max_power_w: Option<i64>,
-    /// The protocol the chargers speak: mybox (the MQTT API) or ocpp1.6.
+    /// The protocol the chargers speak: mybox (the MQTT API), ocpp1.6 or ocpp2.0.1.
     #[arg(long, default_value = "mybox", value_parser = parse_protocol)]
     pub protocol: crate::records::devices::Protocol,
     /// Where to write the bundles (one JSON object per line, file mode 0600); - for stdout.
@@ -61,7 +61,7 @@ pub struct ProvisionArgs {
 
 fn parse_protocol(s: &str) -> Result<crate::records::devices::Protocol, String> {
     crate::records::devices::Protocol::parse(s)
-        .ok_or_else(|| "expected mybox or ocpp1.6".to_owned())
+        .ok_or_else(|| "expected mybox, ocpp1.6 or ocpp2.0.1".to_owned())
 }
 
 /// Whether the REST API speaks HTTPS.

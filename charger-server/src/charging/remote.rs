@@ -19,8 +19,9 @@ pub const COMMAND_TIMEOUT_MAX_MS: u64 = 60_000;
 /// The commands the server may send a MyBox charger.
 pub use charger_protocol::endpoint::COMMANDS;
 
-/// The commands the server may send an OCPP 1.6J charger: the three MyBox ones (the same
-/// REST data), and the OCPP actions by name (their OCPP payload as the REST data).
+/// The commands the server may send an OCPP charger: the three MyBox ones (the same REST
+/// data), and the OCPP actions by name (their OCPP payload as the REST data). The last
+/// five are 2.0.1's only (a 1.6 charger answers them 404).
 pub const OCPP_COMMANDS: &[&str] = &[
     "remote-start",
     "remote-stop",
@@ -36,6 +37,11 @@ pub const OCPP_COMMANDS: &[&str] = &[
     "set-charging-profile",
     "clear-charging-profile",
     "get-composite-schedule",
+    "get-variables",
+    "set-variables",
+    "get-base-report",
+    "get-charging-profiles",
+    "get-transaction-status",
 ];
 
 /// Why a charger refuses a command (`reason` in its answer).
@@ -82,6 +88,18 @@ pub struct CommandResult {
 }
 
 impl Service {
+    /// The charger's own name of one of its sessions (its `local_id`), if it gave one.
+    pub async fn session_local_id(
+        &self,
+        device: &DeviceId,
+        session: i64,
+    ) -> Result<Option<String>> {
+        match self.store.get_session(session).await? {
+            Some(s) if s.device == *device => Ok(s.local_id),
+            _ => Err(Error::not_found("session")),
+        }
+    }
+
     /// The session that a remote start of `tag` on `device`'s `connector` ended in, if one
     /// started, waiting up to `within` for it: the active session there with that tag (the
     /// start was refused unless the connector was free, so it is the one that began since;

@@ -43,7 +43,7 @@ pub struct CreateDeviceRequest {
     /// Each connector's rated power in W (default 22,000; null is refused).
     #[serde(default, deserialize_with = "crate::tags::not_null")]
     pub max_power_w: Option<i64>,
-    /// `mybox` (default) or `ocpp1.6`.
+    /// `mybox` (default), `ocpp1.6` or `ocpp2.0.1`.
     #[serde(default, deserialize_with = "crate::tags::not_null")]
     pub protocol: Option<Protocol>,
 }
@@ -64,7 +64,7 @@ pub struct BulkCreateDevicesRequest {
     /// Each connector's rated power in W (default 22,000; null is refused).
     #[serde(default, deserialize_with = "crate::tags::not_null")]
     pub max_power_w: Option<i64>,
-    /// `mybox` (default) or `ocpp1.6`.
+    /// `mybox` (default), `ocpp1.6` or `ocpp2.0.1`.
     #[serde(default, deserialize_with = "crate::tags::not_null")]
     pub protocol: Option<Protocol>,
 }
@@ -206,7 +206,7 @@ impl Service {
     pub(crate) fn password_of(&self, id: &DeviceId, protocol: Protocol, version: i64) -> String {
         match protocol {
             Protocol::Mybox => self.secret.device_password(id.as_str(), version),
-            Protocol::Ocpp16 => self.secret.ocpp_password(id.as_str(), version),
+            Protocol::Ocpp16 | Protocol::Ocpp201 => self.secret.ocpp_password(id.as_str(), version),
         }
     }
 

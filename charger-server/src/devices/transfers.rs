@@ -299,16 +299,19 @@ impl Service {
         // extension's AuthorizationKey), so it can come back once the old one stops.
         let pushed = match (current.protocol.is_ocpp(), self.ocpp_channel()) {
             (true, Some(channel)) if channel.holds(id) || device.online => {
-                let data = serde_json::json!({"key": "AuthorizationKey", "value": password});
+                // 1.6: ChangeConfiguration AuthorizationKey; 2.0.1: SetVariables
+                // SecurityCtrlr.BasicAuthPassword.
+                let data = serde_json::json!({"password": password});
                 let answer = channel
                     .command(
                         id,
-                        "change-configuration",
+                        "change-password",
                         &data,
                         std::time::Duration::from_secs(10),
                     )
                     .await;
-                Some(matches!(&answer, Ok(a) if a["status"] == "Accepted"))
+                Some(matches!(&answer, Ok(a) if a["status"] == "Accepted"
+                    || a["setVariableResult"][0]["attributeStatus"] == "Accepted"))
             }
             (true, _) => Some(false),
             _ => None,

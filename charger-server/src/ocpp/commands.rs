@@ -43,28 +43,22 @@ fn checked<T: DeserializeOwned>(answer: Value) -> Result<Value> {
 }
 
 impl Hub {
-    /// Sends one CALL (here or through the relay) and checks the answer's type.
-    async fn send<A: DeserializeOwned>(
+    /// Sends one CALL over the socket this instance holds and checks the answer's type.
+    pub(super) async fn send<A: DeserializeOwned>(
         &self,
         device: &DeviceId,
         action: &str,
         payload: Value,
         timeout: Duration,
     ) -> Result<Value> {
-        let answer = match self
-            .call_local(device, action, payload.clone(), timeout)
-            .await
-        {
+        let answer = match self.call_local(device, action, payload, timeout).await {
             Some(result) => result?,
-            None => match self.relay.get() {
-                Some(relay) => relay.call(device, action, payload, timeout).await?,
-                None => {
-                    return Err(Error::conflict(
-                        "device_offline",
-                        "the charger is not connected",
-                    ))
-                }
-            },
+            None => {
+                return Err(Error::conflict(
+                    "device_offline",
+                    "the charger disconnected",
+                ))
+            }
         };
         checked::<A>(answer)
     }
@@ -117,6 +111,21 @@ impl Hub {
                 self.send::<UnlockConnectorResponse>(
                     device,
                     "UnlockConnector",
+                    to_json(&call)?,
+                    timeout,
+                )
+                .await
+            }
+            // A rotation's new password, pushed first (the 1.6 security extension).
+            "change-password" => {
+                let call = ChangeConfigurationRequest {
+                    key: CiString::cut("AuthorizationKey"),
+                    value: CiString::new(data["password"].as_str().unwrap_or_default())
+                        .ok_or_else(|| Error::invalid("password", "is too long"))?,
+                };
+                self.send::<ChangeConfigurationResponse>(
+                    device,
+                    "ChangeConfiguration",
                     to_json(&call)?,
                     timeout,
                 )

@@ -16,6 +16,8 @@
 mod commands;
 mod relay;
 mod v16;
+mod v201;
+mod writer;
 
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
@@ -81,6 +83,8 @@ enum Outbound {
 struct Handle {
     conn: i64,
     tx: mpsc::Sender<Outbound>,
+    /// The OCPP version the socket negotiated.
+    version: Version,
 }
 
 /// The OCPP sockets this instance holds, and the limits they share.
@@ -97,7 +101,7 @@ pub struct Hub {
     /// The other instances (PostgreSQL LISTEN/NOTIFY), when there can be any.
     relay: std::sync::OnceLock<Relay>,
     /// The group commit of the CALLs that write.
-    writer: std::sync::OnceLock<mpsc::Sender<v16::Job>>,
+    writer: std::sync::OnceLock<mpsc::Sender<writer::Job>>,
 }
 
 impl Hub {
@@ -117,7 +121,7 @@ impl Hub {
             relay: std::sync::OnceLock::new(),
             writer: std::sync::OnceLock::new(),
         });
-        let _ = hub.writer.set(v16::start_writer(Arc::downgrade(&hub)));
+        let _ = hub.writer.set(writer::start_writer(Arc::downgrade(&hub)));
         let channel: Arc<dyn OcppChannel> = hub.clone();
         service.set_ocpp_channel(&channel);
         hub
@@ -141,6 +145,30 @@ impl Hub {
             .lock()
             .ok()
             .and_then(|s| s.get(device).map(|h| h.tx.clone()))
+    }
+
+    /// The version of the socket this instance holds for the charger.
+    fn version_of(&self, device: &DeviceId) -> Option<Version> {
+        self.sockets
+            .lock()
+            .ok()
+            .and_then(|s| s.get(device).map(|h| h.version))
+    }
+
+    /// Runs a REST command over the socket this instance holds, in the OCPP version it
+    /// speaks; None when this instance holds none.
+    async fn command_local(
+        &self,
+        device: &DeviceId,
+        command: &str,
+        data: &Value,
+        timeout: Duration,
+    ) -> Option<Result<Value>> {
+        let version = self.version_of(device)?;
+        Some(match version {
+            Version::V16 => self.run_command(device, command, data, timeout).await,
+            Version::V201 => v201::run_command(self, device, command, data, timeout).await,
+        })
     }
 
     /// Sends a CALL over a socket this instance holds; None when it holds none.
@@ -197,12 +225,17 @@ impl Hub {
     }
 
     /// Registers a new socket; the one it replaces (on this instance) is told to close.
-    fn register(&self, device: &DeviceId, conn: i64, tx: mpsc::Sender<Outbound>) {
-        let old = self
-            .sockets
-            .lock()
-            .ok()
-            .and_then(|mut s| s.insert(device.clone(), Handle { conn, tx }));
+    fn register(&self, device: &DeviceId, conn: i64, tx: mpsc::Sender<Outbound>, version: Version) {
+        let old = self.sockets.lock().ok().and_then(|mut s| {
+            s.insert(
+                device.clone(),
+                Handle {
+                    conn,
+                    tx,
+                    version,
+                },
+            )
+        });
         if let Some(old) = old {
             let _ = old
                 .tx
@@ -232,7 +265,16 @@ impl OcppChannel for Hub {
         data: &Value,
         timeout: Duration,
     ) -> Result<Value> {
-        self.run_command(device, command, data, timeout).await
+        if let Some(result) = self.command_local(device, command, data, timeout).await {
+            return result;
+        }
+        match self.relay.get() {
+            Some(relay) => relay.command(device, command, data, timeout).await,
+            None => Err(Error::conflict(
+                "device_offline",
+                "the charger is not connected",
+            )),
+        }
     }
 
     async fn disconnect(&self, device: &DeviceId) {
@@ -359,16 +401,22 @@ async fn handshake(
         );
         return refuse(StatusCode::TOO_MANY_REQUESTS, "too many attempts");
     }
-    let version = match auth.protocol {
-        Protocol::Ocpp16 => Version::V16,
+    // A 2.0.1 charger may also speak 1.6: 2.0.1 is preferred when both are offered.
+    let speaks: &[Version] = match auth.protocol {
+        Protocol::Ocpp16 => &[Version::V16],
+        Protocol::Ocpp201 => &[Version::V201, Version::V16],
         Protocol::Mybox => return refuse(StatusCode::NOT_FOUND, "no such charger"),
     };
-    if !offers_subprotocol(&headers, version.subprotocol()) {
+    let Some(version) = speaks
+        .iter()
+        .copied()
+        .find(|v| offers_subprotocol(&headers, v.subprotocol()))
+    else {
         return refuse(
             StatusCode::BAD_REQUEST,
-            "the WebSocket subprotocol this charger speaks (ocpp1.6) was not offered",
+            "no WebSocket subprotocol this charger speaks (ocpp1.6, or ocpp2.0.1 for a 2.0.1 charger) was offered",
         );
-    }
+    };
     let ws = match ws {
         Ok(ws) => ws,
         Err(e) => return e.into_response(),
@@ -415,7 +463,7 @@ async fn run(
 ) {
     let conn = rand::random::<i64>().abs().max(1);
     let (tx, mut rx) = mpsc::channel::<Outbound>(16);
-    hub.register(&device, conn, tx);
+    hub.register(&device, conn, tx, version);
     if let Some(relay) = hub.relay.get() {
         // Another instance may still hold an older socket of this charger.
         relay.connected(&device, conn).await;
@@ -623,13 +671,7 @@ async fn answer_call(
 ) -> Frame {
     let (label, result) = match version {
         Version::V16 => v16::handle(hub, device, action, payload).await,
-        _ => (
-            "unknown",
-            Err(CallError::new(
-                ErrorCode::NotImplemented,
-                "this OCPP version is not served",
-            )),
-        ),
+        Version::V201 => v201::handle(hub, device, action, payload).await,
     };
     match result {
         Ok(payload) => {

@@ -33,8 +33,8 @@ enum Note {
         id: String,
         from: String,
         device: String,
-        action: String,
-        payload: Value,
+        command: String,
+        data: Value,
         timeout_ms: u64,
     },
     Answer {
@@ -111,12 +111,13 @@ impl Relay {
         Ok(Some(Relay { inner }))
     }
 
-    /// Sends a CALL through the instance holding the charger's socket.
-    pub async fn call(
+    /// Runs a REST command through the instance holding the charger's socket (which
+    /// speaks the charger's OCPP version).
+    pub async fn command(
         &self,
         device: &DeviceId,
-        action: &str,
-        payload: Value,
+        command: &str,
+        data: &Value,
         timeout: Duration,
     ) -> Result<Value> {
         let id = format!("{:016x}", rand::random::<u64>());
@@ -124,8 +125,8 @@ impl Relay {
             id: id.clone(),
             from: self.inner.instance.clone(),
             device: device.to_string(),
-            action: action.to_owned(),
-            payload,
+            command: command.to_owned(),
+            data: data.clone(),
             timeout_ms: u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX),
         };
         let (reply, answer) = oneshot::channel();
@@ -197,8 +198,8 @@ impl Inner {
                 id,
                 from,
                 device,
-                action,
-                payload,
+                command,
+                data,
                 timeout_ms,
             } => {
                 let Ok(device) = DeviceId::parse(&device) else {
@@ -206,13 +207,17 @@ impl Inner {
                 };
                 let timeout = Duration::from_millis(timeout_ms.min(60_000));
                 // Only the instance holding the socket answers.
-                let Some(result) = hub.call_local(&device, &action, payload, timeout).await else {
+                let Some(result) = hub.command_local(&device, &command, &data, timeout).await
+                else {
                     return;
                 };
                 let (result, error) = match result {
                     Ok(v) => (Some(v), None),
                     Err(Error::Timeout) => (None, Some("timeout".to_owned())),
-                    Err(Error::BadAnswer(text)) => (None, Some(text)),
+                    Err(Error::BadAnswer(text)) => (None, Some(format!("bad:{text}"))),
+                    Err(Error::Invalid { field, message }) => {
+                        (None, Some(format!("invalid:{field}:{message}")))
+                    }
                     Err(_) => (None, Some("offline".to_owned())),
                 };
                 let answer = Note::Answer {
@@ -243,7 +248,16 @@ impl Inner {
                             "device_offline",
                             "the charger disconnected before it answered",
                         )),
-                        (_, Some(text)) => Err(Error::BadAnswer(text.chars().take(300).collect())),
+                        (_, Some(text)) => match text.split_once(':') {
+                            Some(("invalid", rest)) => {
+                                let (field, message) = rest.split_once(':').unwrap_or(("data", rest));
+                                Err(Error::invalid(field.to_owned(), message.to_owned()))
+                            }
+                            Some(("bad", rest)) => {
+                                Err(Error::BadAnswer(rest.chars().take(300).collect()))
+                            }
+                            _ => Err(Error::BadAnswer(text.chars().take(300).collect())),
+                        },
                     };
                     let _ = reply.send(outcome);
                 }

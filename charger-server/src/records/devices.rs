@@ -73,15 +73,19 @@ pub enum Protocol {
     /// OCPP 1.6J over a WebSocket.
     #[serde(rename = "ocpp1.6")]
     Ocpp16,
+    /// OCPP 2.0.1 over a WebSocket (it may also negotiate 1.6).
+    #[serde(rename = "ocpp2.0.1")]
+    Ocpp201,
 }
 
 impl Protocol {
-    pub const ALL: &'static [Protocol] = &[Protocol::Mybox, Protocol::Ocpp16];
+    pub const ALL: &'static [Protocol] = &[Protocol::Mybox, Protocol::Ocpp16, Protocol::Ocpp201];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Protocol::Mybox => "mybox",
             Protocol::Ocpp16 => "ocpp1.6",
+            Protocol::Ocpp201 => "ocpp2.0.1",
         }
     }
 

@@ -1,0 +1,606 @@
+//! OCPP 2.0.1: each CALL a charging station sends, mapped onto the domain's charging calls,
+//! and the REST commands as 2.0.1 CALLs.
+//!
+//! - EVSE *n* is the domain's connector *n* (one connector per EVSE); EVSE 0 is the
+//!   station as a whole (its history only).
+//! - Authorize: the owner's tag as `idTokenInfo` (the group as `groupIdToken`).
+//! - TransactionEvent cannot be refused: the station's `transactionId` names the session
+//!   (a repeat of any event finds it again); the session starts with the first event that
+//!   carries an idToken (readings of earlier events of the socket kept for its start);
+//!   meter values are added as they come, values that arrive after the end add nothing;
+//!   `Ended` stops and bills it (disputed when a reading is implausible); an `Ended` for a
+//!   transaction never seen is recorded disputed. The answer carries the running (or
+//!   final) cost as `totalCost`.
+//! - Meter values normalised to Wh: `unitOfMeasure` (`Wh`, `kWh`) with its multiplier,
+//!   per-phase rows summed when no total is given, Register or Interval.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use rust_decimal::prelude::ToPrimitive as _;
+use rust_decimal::Decimal;
+use serde_json::{json, Value};
+
+use charger_protocol::ocpp::v201::{
+    self, AuthorizationStatus, IdToken, IdTokenInfo, IdTokenKind, Measurand, MeterValue,
+    RegistrationStatus, TransactionEventKind,
+};
+use charger_protocol::ocpp::{payload, CiString, ErrorCode, Version};
+
+use super::{CallError, Hub};
+use crate::charging::{
+    Charger, ChargerWork, SessionRef, StartInput, StartKind, StopInput, UnknownStop,
+};
+use crate::error::{Error, Result};
+use crate::ids::{DeviceId, TagUid};
+use crate::records::charging::{Sample, StopReason};
+use crate::tags::Tag;
+
+type CallResult = std::result::Result<Value, CallError>;
+
+/// The actions a station sends: supported, or known and not supported.
+const STATION_ACTIONS: &[(&str, bool)] = &[
+    ("Authorize", true),
+    ("BootNotification", true),
+    ("DataTransfer", true),
+    ("FirmwareStatusNotification", true),
+    ("Heartbeat", true),
+    ("LogStatusNotification", true),
+    ("MeterValues", true),
+    ("NotifyEvent", true),
+    ("NotifyReport", true),
+    ("SecurityEventNotification", true),
+    ("StatusNotification", true),
+    ("TransactionEvent", true),
+    ("ClearedChargingLimit", false),
+    ("Get15118EVCertificate", false),
+    ("GetCertificateStatus", false),
+    ("NotifyChargingLimit", false),
+    ("NotifyCustomerInformation", false),
+    ("NotifyDisplayMessages", false),
+    ("NotifyEVChargingNeeds", false),
+    ("NotifyEVChargingSchedule", false),
+    ("NotifyMonitoringReport", false),
+    ("PublishFirmwareStatusNotification", false),
+    ("ReportChargingProfiles", false),
+    ("ReservationStatusUpdate", false),
+    ("SignCertificate", false),
+];
+
+/// Handles one CALL; returns the action's metrics label and the answer.
+pub(super) async fn handle(
+    hub: &Hub,
+    device: &DeviceId,
+    action: &str,
+    body: &Value,
+) -> (&'static str, CallResult) {
+    let Some((label, supported)) = STATION_ACTIONS
+        .iter()
+        .find(|(name, _)| *name == action)
+        .copied()
+    else {
+        return (
+            "unknown",
+            Err(CallError::new(
+                ErrorCode::NotImplemented,
+                "this action is not an OCPP 2.0.1 charging station action",
+            )),
+        );
+    };
+    if !supported {
+        return (
+            label,
+            Err(CallError::new(
+                ErrorCode::NotSupported,
+                "this server does not support this action",
+            )),
+        );
+    }
+    let result = match label {
+        "Heartbeat" => payload::<v201::Empty>(body)
+            .map_err(CallError::from)
+            .and_then(|_| {
+                to_value(&v201::HeartbeatResponse {
+                    custom_data: None,
+                    current_time: hub.service.now(),
+                })
+            }),
+        "DataTransfer" => {
+            let known = hub
+                .settings
+                .vendor_id
+                .as_deref()
+                .is_some_and(|v| body["vendorId"].as_str() == Some(v));
+            Ok(json!({"status": if known { "Accepted" } else { "UnknownVendorId" }}))
+        }
+        "FirmwareStatusNotification" | "LogStatusNotification" | "NotifyEvent"
+        | "NotifyReport" | "SecurityEventNotification" => {
+            tracing::info!(device = %device, action = label, "OCPP 2.0.1 notification");
+            Ok(json!({}))
+        }
+        _ => super::writer::in_transaction(hub, device, Version::V201, label, body).await,
+    };
+    (label, result)
+}
+
+fn to_value<T: serde::Serialize>(t: &T) -> CallResult {
+    serde_json::to_value(t).map_err(|e| {
+        tracing::error!(error = %e, "an OCPP answer that is not JSON");
+        CallError::new(ErrorCode::InternalError, "internal error")
+    })
+}
+
+pub(super) async fn dispatch(
+    hub: &Hub,
+    tx: &mut ChargerWork,
+    charger: &Charger,
+    action: &str,
+    body: &Value,
+) -> CallResult {
+    match action {
+        "BootNotification" => boot(hub, tx, charger, body).await,
+        "StatusNotification" => status(hub, tx, charger, body).await,
+        "TransactionEvent" => transaction_event(hub, tx, charger, body).await,
+        "MeterValues" => {
+            let req: v201::MeterValuesRequest = payload(body)?;
+            samples(&req.meter_value, 0)?;
+            Ok(json!({}))
+        }
+        _ => Err(CallError::new(
+            ErrorCode::NotSupported,
+            "this server does not support this action",
+        )),
+    }
+}
+
+async fn boot(hub: &Hub, tx: &mut ChargerWork, charger: &Charger, body: &Value) -> CallResult {
+    let req: v201::BootNotificationRequest = payload(body)?;
+    let station = &req.charging_station;
+    let model = format!("{} {}", station.vendor_name.as_str(), station.model.as_str());
+    let model: String = model.chars().take(100).collect();
+    let firmware = station
+        .firmware_version
+        .as_ref()
+        .map_or("unknown", CiString::as_str);
+    hub.service
+        .record_boot(tx.as_mut(), charger, firmware, &model)
+        .await?;
+    to_value(&v201::BootNotificationResponse {
+        custom_data: None,
+        current_time: hub.service.now(),
+        interval: i64::try_from(hub.service.heartbeat_s()).unwrap_or(i64::MAX),
+        status: RegistrationStatus::Accepted,
+        status_info: None,
+    })
+}
+
+async fn status(hub: &Hub, tx: &mut ChargerWork, charger: &Charger, body: &Value) -> CallResult {
+    let req: v201::StatusNotificationRequest = payload(body)?;
+    let state = match req.connector_status {
+        v201::ConnectorStatus::Available => "available",
+        v201::ConnectorStatus::Occupied => "occupied",
+        v201::ConnectorStatus::Reserved => "reserved",
+        v201::ConnectorStatus::Unavailable => "unavailable",
+        v201::ConnectorStatus::Faulted => "faulted",
+    };
+    hub.service
+        .record_status(
+            tx.as_mut(),
+            charger,
+            req.evse_id,
+            state,
+            None,
+            hub.service.now(),
+        )
+        .await?;
+    Ok(json!({}))
+}
+
+fn info(verdict: &std::result::Result<Tag, Error>) -> IdTokenInfo {
+    let (status, tag) = match verdict {
+        Ok(tag) => (AuthorizationStatus::Accepted, Some(tag)),
+        Err(e) => (
+            match e.code() {
+                "tag_blocked" => AuthorizationStatus::Blocked,
+                "tag_expired" => AuthorizationStatus::Expired,
+                "tag_busy" => AuthorizationStatus::ConcurrentTx,
+                "not_found" => AuthorizationStatus::Unknown,
+                _ => AuthorizationStatus::Invalid,
+            },
+            None,
+        ),
+    };
+    IdTokenInfo {
+        custom_data: None,
+        status,
+        cache_expiry_date_time: tag.and_then(|t| t.expires_at),
+        charging_priority: None,
+        language1: None,
+        evse_id: None,
+        group_id_token: tag.and_then(|t| t.group.as_deref()).map(|g| IdToken {
+            custom_data: None,
+            additional_info: None,
+            id_token: CiString::cut(g),
+            kind: IdTokenKind::Central,
+        }),
+        language2: None,
+        personal_message: None,
+    }
+}
+
+fn unknown_token() -> IdTokenInfo {
+    IdTokenInfo {
+        custom_data: None,
+        status: AuthorizationStatus::Unknown,
+        cache_expiry_date_time: None,
+        charging_priority: None,
+        language1: None,
+        evse_id: None,
+        group_id_token: None,
+        language2: None,
+        personal_message: None,
+    }
+}
+
+/// The tag an idToken names, when it is an RFID uid (the only tokens this server keeps).
+fn tag_of(token: &IdToken) -> Option<TagUid> {
+    TagUid::parse(token.id_token.as_str()).ok()
+}
+
+pub(super) async fn authorize(
+    hub: &Hub,
+    tx: &mut ChargerWork,
+    charger: &Charger,
+    body: &Value,
+) -> CallResult {
+    let req: v201::AuthorizeRequest = payload(body)?;
+    let token_info = match tag_of(&req.id_token) {
+        Some(uid) => info(
+            &hub.service
+                .tag_verdict(tx.as_mut(), charger, &uid, hub.service.now())
+                .await?,
+        ),
+        None => unknown_token(),
+    };
+    to_value(&v201::AuthorizeResponse {
+        custom_data: None,
+        id_token_info: token_info,
+        certificate_status: None,
+    })
+}
+
+/// Wh (or W) of a sampled value: its unit (`Wh`, `kWh`; `W`, `kW`) times ten to its
+/// multiplier; None for another unit.
+fn scaled(value: Decimal, unit: Option<&v201::UnitOfMeasure>, power: bool) -> Option<Decimal> {
+    let text = unit
+        .and_then(|u| u.unit.as_ref())
+        .map(CiString::as_str)
+        .unwrap_or(if power { "W" } else { "Wh" });
+    let base = match (text, power) {
+        ("Wh", false) | ("W", true) => Decimal::ONE,
+        ("kWh", false) | ("kW", true) => Decimal::ONE_THOUSAND,
+        _ => return None,
+    };
+    let exponent = unit.and_then(|u| u.multiplier).unwrap_or(0);
+    if !(-9..=9).contains(&exponent) {
+        return None;
+    }
+    let mut factor = base;
+    for _ in 0..exponent.unsigned_abs() {
+        factor = if exponent > 0 {
+            factor * Decimal::TEN
+        } else {
+            factor / Decimal::TEN
+        };
+    }
+    value.checked_mul(factor)
+}
+
+fn whole(value: Decimal) -> std::result::Result<i64, CallError> {
+    value
+        .round_dp_with_strategy(0, rust_decimal::RoundingStrategy::MidpointAwayFromZero)
+        .to_i64()
+        .ok_or_else(|| {
+            CallError::new(
+                ErrorCode::PropertyConstraintViolation,
+                "a sampled value is out of range",
+            )
+        })
+}
+
+/// The meter samples of 2.0.1 meter values, in Wh (as 1.6's: the import register, or the
+/// sum of its phases, else the last reading plus an interval; the import power).
+fn samples(values: &[MeterValue], mut last_wh: i64) -> std::result::Result<Vec<Sample>, CallError> {
+    let mut out = Vec::new();
+    for mv in values {
+        let (mut total, mut phases, mut interval, mut power) = (None, None, None, None);
+        for sv in &mv.sampled_value {
+            if sv.signed_meter_value.is_some() && sv.measurand.is_none() {
+                // A signed reading is also given as a plain one; take that one.
+            }
+            let measurand = sv.measurand.unwrap_or(Measurand::EnergyActiveImportRegister);
+            let (slot, is_power) = match measurand {
+                Measurand::EnergyActiveImportRegister if sv.phase.is_none() => (&mut total, false),
+                Measurand::EnergyActiveImportRegister => (&mut phases, false),
+                Measurand::EnergyActiveImportInterval => (&mut interval, false),
+                Measurand::PowerActiveImport => (&mut power, true),
+                _ => continue,
+            };
+            if let Some(v) = scaled(sv.value.0, sv.unit_of_measure.as_ref(), is_power) {
+                *slot = Some(match (sv.phase, *slot) {
+                    (Some(_), Some(sum)) => sum + v,
+                    _ => v,
+                });
+            }
+        }
+        let energy = match (total.or(phases), interval) {
+            (Some(register), _) => whole(register)?,
+            (None, Some(delta)) => last_wh.saturating_add(whole(delta)?),
+            (None, None) => continue,
+        };
+        last_wh = energy;
+        out.push(Sample {
+            at: mv.timestamp,
+            energy_wh: energy,
+            power_w: power.map(whole).transpose()?,
+        });
+    }
+    Ok(out)
+}
+
+fn stop_reason(r: Option<v201::StoppedReason>) -> StopReason {
+    use v201::StoppedReason as R;
+    match r {
+        None | Some(R::Local | R::StoppedByEv | R::MasterPass) => StopReason::Local,
+        Some(R::Remote) => StopReason::Remote,
+        Some(R::EvDisconnected) => StopReason::EvDisconnected,
+        Some(R::PowerLoss) => StopReason::PowerLoss,
+        Some(R::Reboot | R::ImmediateReset) => StopReason::Reboot,
+        Some(R::EmergencyStop | R::GroundFault | R::OvercurrentFault | R::PowerQuality) => {
+            StopReason::Faulted
+        }
+        Some(R::EnergyLimitReached | R::SocLimitReached | R::TimeLimitReached | R::LocalOutOfCredit) => {
+            StopReason::Limit
+        }
+        Some(R::DeAuthorized | R::Other | R::Timeout) => StopReason::Other,
+    }
+}
+
+/// What the events of a transaction not yet started (no idToken yet) told: its first
+/// reading and EVSE, kept per charger and transaction until the session can start.
+#[derive(Debug, Clone)]
+struct Pending {
+    first: Option<(DateTime<Utc>, i64)>,
+    evse: Option<i64>,
+    at: DateTime<Utc>,
+}
+
+/// Transactions seen before their idToken, by charger and transaction id (bounded).
+static PENDING: std::sync::LazyLock<Mutex<HashMap<(DeviceId, String), Pending>>> =
+    std::sync::LazyLock::new(|| Mutex::new(HashMap::new()));
+
+const PENDING_MAX: usize = 100_000;
+
+/// The session key of a station's transaction id.
+fn session_key(transaction: &str) -> Result<String> {
+    crate::records::charging::check_local_id(format!("t-{transaction}"))
+}
+
+async fn transaction_event(
+    hub: &Hub,
+    tx: &mut ChargerWork,
+    charger: &Charger,
+    body: &Value,
+) -> CallResult {
+    let req: v201::TransactionEventRequest = payload(body)?;
+    let now = hub.service.now();
+    let transaction = req.transaction_info.transaction_id.as_str().to_owned();
+    let key = session_key(&transaction)?;
+    let which = SessionRef::Local(key.clone());
+    let values = req.meter_value.as_deref().unwrap_or_default();
+    let known = hub
+        .service
+        .session_reading(tx.as_mut(), charger, &which)
+        .await?;
+    let readings = samples(values, known.unwrap_or(0))?;
+    let pending_key = (charger.id.clone(), transaction.clone());
+    let mut verdict = None;
+    if known.is_none() {
+        let remembered = PENDING.lock().ok().and_then(|p| p.get(&pending_key).cloned());
+        let evse = req
+            .evse
+            .as_ref()
+            .map(|e| e.id)
+            .or(remembered.as_ref().and_then(|p| p.evse));
+        let first = remembered
+            .as_ref()
+            .and_then(|p| p.first)
+            .or_else(|| readings.first().map(|s| (s.at, s.energy_wh)));
+        let started_at = remembered.as_ref().map_or(req.timestamp, |p| p.at.min(req.timestamp));
+        match req.id_token.as_ref().and_then(tag_of) {
+            Some(tag) => {
+                let (at, meter) = first.unwrap_or((started_at, readings.first().map_or(0, |s| s.energy_wh)));
+                let input = StartInput {
+                    tag,
+                    connector: evse.unwrap_or(1),
+                    meter_start_wh: meter,
+                    started_at: at.min(started_at),
+                    kind: StartKind::Reported(key.clone()),
+                };
+                let started = hub.service.start_session(tx.as_mut(), charger, input, now).await?;
+                verdict = started.verdict;
+                if let Ok(mut p) = PENDING.lock() {
+                    p.remove(&pending_key);
+                }
+            }
+            None if req.event_type == TransactionEventKind::Ended => {
+                let stop = UnknownStop {
+                    reference: transaction.clone(),
+                    tag: None,
+                    meter_start_wh: first.map_or(0, |f| f.1),
+                    started_at: first.map_or(started_at, |f| f.0),
+                    meter_stop_wh: readings.last().map_or(first.map_or(0, |f| f.1), |s| s.energy_wh),
+                    stopped_at: req.timestamp,
+                    reason: stop_reason(req.transaction_info.stopped_reason),
+                };
+                let stopped = hub.service.record_unknown_stop(tx.as_mut(), charger, stop, now).await?;
+                if let Ok(mut p) = PENDING.lock() {
+                    p.remove(&pending_key);
+                }
+                return to_value(&v201::TransactionEventResponse {
+                    total_cost: Some(charger_protocol::ocpp::Decimal(stopped.bill.total)),
+                    ..Default::default()
+                });
+            }
+            None => {
+                // Not authorized yet: what it told waits for the event that brings the
+                // idToken.
+                if let Ok(mut p) = PENDING.lock() {
+                    if p.len() < PENDING_MAX || p.contains_key(&pending_key) {
+                        p.insert(
+                            pending_key,
+                            Pending {
+                                first,
+                                evse,
+                                at: started_at,
+                            },
+                        );
+                    }
+                }
+                return Ok(json!({}));
+            }
+        }
+    }
+    // The readings, then (Ended) the stop.
+    let mut running = None;
+    for chunk in readings.chunks(crate::charging::MAX_SAMPLES) {
+        match hub.service.add_samples(tx.as_mut(), charger, &which, chunk, now).await {
+            Ok(r) => running = Some(r),
+            // After the end, or readings no meter makes (billed by the end alone).
+            Err(e) if e.is_refusal() => {
+                tracing::info!(device = %charger.id, error = %e, "transaction readings left out");
+                break;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    let mut total = running.map(|r| r.net);
+    if req.event_type == TransactionEventKind::Ended {
+        let last = hub
+            .service
+            .session_reading(tx.as_mut(), charger, &which)
+            .await?
+            .unwrap_or(0);
+        let input = StopInput {
+            which,
+            meter_stop_wh: readings.last().map_or(last, |s| s.energy_wh.max(last)),
+            stopped_at: req.timestamp,
+            reason: stop_reason(req.transaction_info.stopped_reason),
+            refusable: false,
+        };
+        match hub.service.stop_session(tx.as_mut(), charger, input, now).await {
+            Ok(stopped) => total = Some(stopped.bill.total),
+            Err(e @ Error::Conflict { .. }) => {
+                tracing::warn!(device = %charger.id, error = %e, "a second, different end of a transaction ignored");
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    let token_info = match (&verdict, req.id_token.as_ref()) {
+        (Some(v), _) => Some(info(v)),
+        (None, Some(token)) => match tag_of(token) {
+            Some(uid) => Some(info(
+                &hub.service.tag_verdict(tx.as_mut(), charger, &uid, now).await?,
+            )),
+            None => Some(unknown_token()),
+        },
+        (None, None) => None,
+    };
+    to_value(&v201::TransactionEventResponse {
+        total_cost: total.map(charger_protocol::ocpp::Decimal),
+        id_token_info: token_info,
+        ..Default::default()
+    })
+}
+
+/// A REST command as a 2.0.1 CALL over the socket this instance holds.
+pub(super) async fn run_command(
+    hub: &Hub,
+    device: &DeviceId,
+    command: &str,
+    data: &Value,
+    timeout: Duration,
+) -> Result<Value> {
+    let object = |data: &Value| -> Result<Value> {
+        if data.is_object() {
+            Ok(data.clone())
+        } else {
+            Err(Error::invalid("data", "must be a JSON object (the OCPP 2.0.1 payload)"))
+        }
+    };
+    let (action, payload) = match command {
+        "remote-start" => {
+            let req: charger_protocol::api::RemoteStartRequest = crate::devices::parse_data(data)?;
+            (
+                "RequestStartTransaction",
+                json!({"idToken": {"idToken": req.tag.to_ascii_uppercase(), "type": "ISO14443"},
+                       "evseId": req.connector,
+                       "remoteStartId": rand::random::<u32>() & 0x7fff_ffff}),
+            )
+        }
+        "remote-stop" => {
+            let req: charger_protocol::api::RemoteStopRequest = crate::devices::parse_data(data)?;
+            let key = hub
+                .service
+                .session_local_id(device, req.session_id)
+                .await?
+                .ok_or_else(|| Error::not_found("session"))?;
+            let transaction = key
+                .strip_prefix("t-")
+                .ok_or_else(|| Error::conflict("session_unknown_to_charger", "the charger did not name this session: it cannot be stopped by its id"))?;
+            ("RequestStopTransaction", json!({"transactionId": transaction}))
+        }
+        "unlock" => {
+            let req: charger_protocol::api::UnlockRequest = crate::devices::parse_data(data)?;
+            ("UnlockConnector", json!({"evseId": req.connector, "connectorId": 1}))
+        }
+        "change-password" => (
+            "SetVariables",
+            json!({"setVariableData": [{"attributeValue": data["password"],
+                   "component": {"name": "SecurityCtrlr"},
+                   "variable": {"name": "BasicAuthPassword"}}]}),
+        ),
+        "reset" => ("Reset", object(data)?),
+        "change-availability" => ("ChangeAvailability", object(data)?),
+        "trigger-message" => ("TriggerMessage", object(data)?),
+        "get-variables" => ("GetVariables", object(data)?),
+        "set-variables" => ("SetVariables", object(data)?),
+        "get-base-report" => ("GetBaseReport", object(data)?),
+        "clear-cache" => ("ClearCache", object(data)?),
+        "get-local-list-version" => ("GetLocalListVersion", object(data)?),
+        "send-local-list" => ("SendLocalList", object(data)?),
+        "set-charging-profile" => ("SetChargingProfile", object(data)?),
+        "clear-charging-profile" => ("ClearChargingProfile", object(data)?),
+        "get-charging-profiles" => ("GetChargingProfiles", object(data)?),
+        "get-composite-schedule" => ("GetCompositeSchedule", object(data)?),
+        "get-transaction-status" => ("GetTransactionStatus", object(data)?),
+        _ => return Err(Error::not_found("command")),
+    };
+    let answer = match hub.call_local(device, action, payload, timeout).await {
+        Some(result) => result?,
+        None => {
+            return Err(Error::conflict(
+                "device_offline",
+                "the charger disconnected",
+            ))
+        }
+    };
+    if !answer.is_object() {
+        return Err(Error::BadAnswer(
+            "the charger's answer is not a JSON object".to_owned(),
+        ));
+    }
+    Ok(answer)
+}
