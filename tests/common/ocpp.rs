@@ -37,7 +37,7 @@ pub fn script(name: &str) -> PathBuf {
         .join(name)
 }
 
-/// An OCPP 1.6J charger: `tests/ocpp/agent16.py` (PyPI `ocpp`'s `v16.ChargePoint`), driven
+/// An OCPP 1.6J charger: `tests/ocpp/agent.py` (PyPI `ocpp`'s `v16.ChargePoint`), driven
 /// line by line.
 pub struct Agent {
     child: tokio::process::Child,
@@ -88,7 +88,7 @@ impl Agent {
             args.push(ca.display().to_string());
         }
         let mut child = tokio::process::Command::new(python)
-            .arg(script("agent16.py"))
+            .arg(script("agent.py"))
             .args(&args)
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())

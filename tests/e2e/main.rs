@@ -17,6 +17,7 @@ mod mqtt_api;
 mod mqtt_limits;
 mod namespaces;
 mod ocpp16;
+mod ocpp201;
 mod ocpp_schemas;
 mod openapi;
 mod refusals;

@@ -298,10 +298,29 @@ async fn a_retried_start_transaction_gets_the_same_transaction_id(app: TestApp) 
     let mut cp = Agent::connect(&py, &app.base, "acme-ocpp", &password).await;
     let again = cp.call("StartTransaction", start).await.expect("retry");
     assert_eq!(first["transactionId"], again["transactionId"]);
+    // Its own session does not make the tag busy: the retry is Accepted too.
+    assert_eq!(again["idTagInfo"]["status"], "Accepted", "{again}");
+    // A new transaction on the same connector before the first one's end was reported:
+    // the first is closed disputed (its stop was lost), the new one is Accepted.
+    let next = cp
+        .call(
+            "StartTransaction",
+            json!({"connectorId": 2, "idTag": "04A1B2C3", "meterStart": 900, "timestamp": ts(Utc::now())}),
+        )
+        .await
+        .expect("next start");
+    assert_eq!(next["idTagInfo"]["status"], "Accepted", "{next}");
+    let old = app
+        .get(
+            &format!("/api/v1/sessions/{}", first["transactionId"]),
+            ADMIN_TOKEN,
+        )
+        .await;
+    assert_eq!(old.body["status"], "disputed", "{old:?}");
     assert_eq!(
         app.scalar("SELECT COUNT(*) FROM sessions WHERE device_id = 'acme-ocpp'")
             .await,
-        1
+        2
     );
     cp.close().await;
 }
@@ -463,6 +482,37 @@ async fn tc_010_012_remote_start_and_stop_from_rest(app: TestApp) {
     assert_eq!(a.status, 502, "{a:?}");
     let a = command(&app, "reset", json!({"type": "Sideways"})).await;
     assert_eq!(a.status, 422, "{a:?}");
+    // A slow charger: 504 (not offline), and the socket still serves.
+    cp.respond("Reset", json!({"status": "Accepted", "__delay": 2}))
+        .await;
+    let a = app
+        .post(
+            "/api/v1/devices/acme-ocpp/commands/reset?timeout_ms=500",
+            ADMIN_TOKEN,
+            json!({"type": "Soft"}),
+        )
+        .await;
+    assert_eq!(
+        (a.status, &a.body["error"]),
+        (504, &json!("device_timeout")),
+        "{a:?}"
+    );
+    // The password is the credentials endpoint's: never set through configuration.
+    let a = command(
+        &app,
+        "change-configuration",
+        json!({"key": "AuthorizationKey", "value": "00".repeat(20)}),
+    )
+    .await;
+    assert_eq!(a.status, 422, "{a:?}");
+    // A connector the charger does not have is refused before anything is sent.
+    let a = command(
+        &app,
+        "change-availability",
+        json!({"connectorId": 9, "type": "Inoperative"}),
+    )
+    .await;
+    assert_eq!(a.status, 422, "{a:?}");
     let a = command(&app, "format-disk", json!({})).await;
     assert_eq!(a.status, 404, "{a:?}");
     cp.close().await;
@@ -580,6 +630,10 @@ async fn malformed_calls_get_the_callerror_the_spec_names(app: TestApp) {
             "PropertyConstraintViolation",
         ),
         (r#"[2,"m9","Heartbeat"]"#, "FormationViolation"),
+        (
+            r#"[2,"m10","Authorize",{"idTag":"\ud800"}]"#,
+            "FormationViolation",
+        ),
     ];
     for (frame, code) in cases {
         let id = frame.split('"').nth(1).expect("id");

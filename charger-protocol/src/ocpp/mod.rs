@@ -186,8 +186,16 @@ impl Frame {
     /// Parses a text frame.
     pub fn parse(text: &str) -> Result<Frame, FrameError> {
         let bad = |code, d: &str| FrameError::new(None, false, code, d);
-        let value: Value = serde_json::from_str(text)
-            .map_err(|_| bad(ErrorCode::FormationViolation, "the frame is not JSON"))?;
+        let value: Value = serde_json::from_str(text).map_err(|_| match call_id_of(text) {
+            // A CALL whose start can be read is answered, whatever follows.
+            Some(id) => FrameError::new(
+                Some(id),
+                true,
+                ErrorCode::FormationViolation,
+                "the frame is not JSON (or nests too deep)",
+            ),
+            None => bad(ErrorCode::FormationViolation, "the frame is not JSON"),
+        })?;
         let Value::Array(items) = value else {
             return Err(bad(
                 ErrorCode::FormationViolation,
@@ -306,6 +314,22 @@ impl Frame {
             details: Value::Object(Default::default()),
         }
     }
+}
+
+/// The id of a frame that starts as a CALL (`[2, "<id>", ...`), read without parsing the
+/// rest: a plain string of 1 to 36 characters without escapes.
+fn call_id_of(text: &str) -> Option<String> {
+    let rest = text.trim_start().strip_prefix('[')?.trim_start();
+    let rest = rest
+        .strip_prefix('2')?
+        .trim_start()
+        .strip_prefix(',')?
+        .trim_start();
+    let rest = rest.strip_prefix('"')?;
+    let end = rest.find('"')?;
+    let id = &rest[..end];
+    let plain = !id.is_empty() && id.chars().count() <= MAX_ID_LEN && !id.contains('\\');
+    plain.then(|| id.to_owned())
 }
 
 /// A payload that does not fit its type: the CALLERROR code and a short description.

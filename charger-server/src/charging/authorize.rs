@@ -69,6 +69,32 @@ impl Service {
         }
     }
 
+    /// [`Service::tag_verdict`] for a tag that may be charging in `session` already (a
+    /// repeated start, a later event of its transaction): its own session does not make
+    /// it busy.
+    pub async fn tag_verdict_for(
+        &self,
+        tx: &mut dyn ChargerTx,
+        charger: &Charger,
+        uid: &TagUid,
+        now: DateTime<Utc>,
+        session: &SessionRef,
+    ) -> Result<std::result::Result<Tag, Error>> {
+        let verdict = self.tag_verdict(tx, charger, uid, now).await?;
+        if matches!(&verdict, Err(e) if e.code() == "tag_busy") {
+            let own = tx
+                .session(&charger.id, session)
+                .await?
+                .is_some_and(|s| s.status == SessionStatus::Active && s.tag == *uid);
+            if own {
+                if let Some(tag) = tx.tag(&charger.owner, uid).await? {
+                    return Ok(Ok(tag));
+                }
+            }
+        }
+        Ok(verdict)
+    }
+
     /// A known tag of the charger's owner, recording an unknown one (404).
     async fn known_tag(
         &self,

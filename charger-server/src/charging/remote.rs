@@ -237,8 +237,28 @@ impl Service {
                 let req: api::UnlockRequest = parse_data(data)?;
                 connector_ok(req.connector)?;
             }
-            // The OCPP edge checks the OCPP commands' own payloads.
-            _ => {}
+            // The OCPP edge checks the OCPP commands' own payloads; the server checks what
+            // only it knows: the charger's connectors, and its password (rotated only
+            // through the credentials endpoint, which changes the server's copy too).
+            _ => {
+                for field in ["connectorId", "evseId"] {
+                    if let Some(c) = data.get(field).and_then(serde_json::Value::as_i64) {
+                        if !(0..=d.connector_count).contains(&c) {
+                            return Err(Error::invalid(
+                                field,
+                                "this charger has no such connector",
+                            ));
+                        }
+                    }
+                }
+                let text = data.to_string();
+                if text.contains("AuthorizationKey") || text.contains("BasicAuthPassword") {
+                    return Err(Error::invalid(
+                        "data",
+                        "the charger's password is changed by POST /api/v1/devices/{id}/credentials, which pushes it first",
+                    ));
+                }
+            }
         }
         if d.protocol.is_ocpp() {
             let channel = self

@@ -65,7 +65,8 @@ fn nothing_billed(session: &Session, meter_stop_wh: i64, stopped_at: DateTime<Ut
     Bill {
         energy_wh: meter_stop_wh
             .checked_sub(session.meter_start_wh)
-            .unwrap_or(0),
+            .unwrap_or(0)
+            .max(0),
         duration_ms: (stopped_at - session.started_at).num_milliseconds(),
         lines: Vec::new(),
         net: rust_decimal::Decimal::ZERO,
@@ -237,7 +238,7 @@ impl Service {
             let known = SessionRef::Local(local.clone());
             if let Some(s) = tx.session(&charger.id, &known).await? {
                 let verdict = match reported {
-                    true => Some(self.tag_verdict(tx, charger, &tag, now).await?),
+                    true => Some(self.tag_verdict_for(tx, charger, &tag, now, &known).await?),
                     false => None,
                 };
                 return Ok(Started {
@@ -248,6 +249,11 @@ impl Service {
                 });
             }
             if reported {
+                // A new transaction on a connector whose last one never reported its end
+                // (its stop was lost): that one is closed, disputed, at its last reading.
+                if let Some(stale) = tx.active_session_on(&charger.id, req.connector).await? {
+                    self.close_superseded(tx, charger, stale, now).await?;
+                }
                 let v = self.tag_verdict(tx, charger, &tag, now).await?;
                 if let Err(e) = &v {
                     dispute.get_or_insert_with(|| format!("the tag was refused: {e}"));
@@ -335,6 +341,16 @@ impl Service {
             .session(&charger.id, which)
             .await?
             .map(|s| s.last_meter_wh))
+    }
+
+    /// The connector of one of this charger's sessions; None when it has no such session.
+    pub async fn session_connector(
+        &self,
+        tx: &mut dyn ChargerTx,
+        charger: &Charger,
+        which: &SessionRef,
+    ) -> Result<Option<i64>> {
+        Ok(tx.session(&charger.id, which).await?.map(|s| s.connector))
     }
 
     /// `meter-values` (MyBox): the request's fields onto [`Service::add_samples`].
@@ -552,6 +568,35 @@ impl Service {
         tx.stop_session(session.id, &stop).await?;
         tracing::info!(device = %charger.id, session = session.id, disputed = stop.dispute.is_some(), "session stopped");
         Ok(stopped)
+    }
+
+    /// Closes an active session another transaction on its connector replaced: disputed,
+    /// at its last reading and time, billed nothing, for an operator to resolve.
+    async fn close_superseded(
+        &self,
+        tx: &mut dyn ChargerTx,
+        charger: &Charger,
+        session: i64,
+        _now: DateTime<Utc>,
+    ) -> Result<()> {
+        let Some(s) = tx.session(&charger.id, &SessionRef::Id(session)).await? else {
+            return Ok(());
+        };
+        let stopped_at = s.last_sample_at.unwrap_or(s.started_at);
+        let stop = StopRecord {
+            meter_stop_wh: s.last_meter_wh,
+            stopped_at,
+            reason: crate::records::charging::StopReason::Other,
+            bill: nothing_billed(&s, s.last_meter_wh, stopped_at),
+            dispute: Some(
+                "another transaction started on its connector before its end was reported"
+                    .to_owned(),
+            ),
+            currency: s.prices.currency.clone(),
+        };
+        tx.stop_session(s.id, &stop).await?;
+        tracing::info!(device = %charger.id, session = s.id, "a session without an end closed, disputed");
+        Ok(())
     }
 
     /// Records a stop of a session the server never saw start: a disputed session (on

@@ -180,6 +180,13 @@ impl Hub {
         timeout: Duration,
     ) -> Option<Result<Value>> {
         let mailbox = self.mailbox(device)?;
+        // What the server sends is bounded as what it takes.
+        if payload.to_string().len() > self.settings.max_message_bytes {
+            return Some(Err(Error::invalid(
+                "data",
+                "is larger than CHARGER_OCPP_MAX_MESSAGE_BYTES",
+            )));
+        }
         let (reply, answer) = oneshot::channel();
         let deadline = tokio::time::Instant::now() + timeout;
         let call = Outbound::Call {
@@ -226,16 +233,11 @@ impl Hub {
 
     /// Registers a new socket; the one it replaces (on this instance) is told to close.
     fn register(&self, device: &DeviceId, conn: i64, tx: mpsc::Sender<Outbound>, version: Version) {
-        let old = self.sockets.lock().ok().and_then(|mut s| {
-            s.insert(
-                device.clone(),
-                Handle {
-                    conn,
-                    tx,
-                    version,
-                },
-            )
-        });
+        let old = self
+            .sockets
+            .lock()
+            .ok()
+            .and_then(|mut s| s.insert(device.clone(), Handle { conn, tx, version }));
         if let Some(old) = old {
             let _ = old
                 .tx
@@ -488,7 +490,11 @@ async fn run(
             else {
                 break;
             };
-            if reply.is_closed() || deadline <= tokio::time::Instant::now() {
+            if reply.is_closed() {
+                continue;
+            }
+            if deadline <= tokio::time::Instant::now() {
+                let _ = reply.send(Err(Error::Timeout));
                 continue;
             }
             let id = format!("{:016x}", rand::random::<u64>());
@@ -579,7 +585,8 @@ async fn run(
                                 None
                             }
                             Err(e) => {
-                                hub.service.metrics().ocpp_message("invalid", e.code.as_str(version));
+                                let outcome = if e.call && e.id.is_some() { e.code.as_str(version) } else { "dropped" };
+                                hub.service.metrics().ocpp_message("invalid", outcome);
                                 match (e.call, e.id) {
                                     (true, Some(id)) => Some(Frame::error(version, &id, e.code, &e.description)),
                                     // Nothing to answer to: a CALLERROR needs the id of a CALL.
@@ -626,8 +633,10 @@ async fn run(
                     None => std::future::pending().await,
                 }
             } => {
-                // The caller has given up (504): the next CALL may go.
-                pending = None;
+                // No answer in time (504): the next CALL may go.
+                if let Some((_, reply, _)) = pending.take() {
+                    let _ = reply.send(Err(Error::Timeout));
+                }
             }
         }
     };

@@ -250,7 +250,8 @@ impl Inner {
                         )),
                         (_, Some(text)) => match text.split_once(':') {
                             Some(("invalid", rest)) => {
-                                let (field, message) = rest.split_once(':').unwrap_or(("data", rest));
+                                let (field, message) =
+                                    rest.split_once(':').unwrap_or(("data", rest));
                                 Err(Error::invalid(field.to_owned(), message.to_owned()))
                             }
                             Some(("bad", rest)) => {

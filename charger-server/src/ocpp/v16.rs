@@ -330,7 +330,6 @@ fn samples(values: &[MeterValue], mut last_wh: i64) -> std::result::Result<Vec<S
             if sv.format == Some(v16::ValueFormat::SignedData) {
                 continue;
             }
-            let n = number(&sv.value)?;
             let measurand = sv
                 .measurand
                 .unwrap_or(Measurand::EnergyActiveImportRegister);
@@ -339,8 +338,10 @@ fn samples(values: &[MeterValue], mut last_wh: i64) -> std::result::Result<Vec<S
                 Measurand::EnergyActiveImportRegister => (&mut phases, false),
                 Measurand::EnergyActiveImportInterval => (&mut interval, false),
                 Measurand::PowerActiveImport => (&mut power, true),
+                // What the server does not use is not read.
                 _ => continue,
             };
+            let n = number(&sv.value)?;
             if let Some(v) = scaled(n, sv.unit, is_power) {
                 // Phases add up; anything else, the last one given counts.
                 *slot = Some(match (measurand, sv.phase, *slot) {
@@ -379,6 +380,18 @@ async fn meter_values(
         return Ok(serde_json::json!({}));
     };
     let which = SessionRef::Id(transaction);
+    if let Some(connector) = hub
+        .service
+        .session_connector(tx.as_mut(), charger, &which)
+        .await?
+    {
+        if connector != req.connector_id {
+            return Err(CallError::new(
+                ErrorCode::PropertyConstraintViolation,
+                "connectorId is not the transaction's connector",
+            ));
+        }
+    }
     let Some(last) = hub
         .service
         .session_reading(tx.as_mut(), charger, &which)
@@ -433,7 +446,10 @@ async fn stop(hub: &Hub, tx: &mut ChargerWork, charger: &Charger, body: &Value) 
         Some(last) => {
             // The transaction's own readings first; readings no meter can make are left
             // out (the stop itself is what is billed, and checked).
-            let samples = samples(data, last)?;
+            let samples = samples(data, last).unwrap_or_else(|e| {
+                tracing::info!(device = %charger.id, error = %e.description, "transaction data left out");
+                Vec::new()
+            });
             for chunk in samples.chunks(crate::charging::MAX_SAMPLES) {
                 if let Err(e) = hub
                     .service
@@ -468,7 +484,7 @@ async fn stop(hub: &Hub, tx: &mut ChargerWork, charger: &Charger, body: &Value) 
             }
         }
         None => {
-            let samples = samples(data, req.meter_stop)?;
+            let samples = samples(data, req.meter_stop).unwrap_or_default();
             let first = samples.first();
             let unknown = UnknownStop {
                 reference: req.transaction_id.to_string(),

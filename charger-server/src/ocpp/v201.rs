@@ -115,8 +115,11 @@ pub(super) async fn handle(
                 .is_some_and(|v| body["vendorId"].as_str() == Some(v));
             Ok(json!({"status": if known { "Accepted" } else { "UnknownVendorId" }}))
         }
-        "FirmwareStatusNotification" | "LogStatusNotification" | "NotifyEvent"
-        | "NotifyReport" | "SecurityEventNotification" => {
+        "FirmwareStatusNotification"
+        | "LogStatusNotification"
+        | "NotifyEvent"
+        | "NotifyReport"
+        | "SecurityEventNotification" => {
             tracing::info!(device = %device, action = label, "OCPP 2.0.1 notification");
             Ok(json!({}))
         }
@@ -158,7 +161,11 @@ pub(super) async fn dispatch(
 async fn boot(hub: &Hub, tx: &mut ChargerWork, charger: &Charger, body: &Value) -> CallResult {
     let req: v201::BootNotificationRequest = payload(body)?;
     let station = &req.charging_station;
-    let model = format!("{} {}", station.vendor_name.as_str(), station.model.as_str());
+    let model = format!(
+        "{} {}",
+        station.vendor_name.as_str(),
+        station.model.as_str()
+    );
     let model: String = model.chars().take(100).collect();
     let firmware = station
         .firmware_version
@@ -320,7 +327,9 @@ fn samples(values: &[MeterValue], mut last_wh: i64) -> std::result::Result<Vec<S
             if sv.signed_meter_value.is_some() && sv.measurand.is_none() {
                 // A signed reading is also given as a plain one; take that one.
             }
-            let measurand = sv.measurand.unwrap_or(Measurand::EnergyActiveImportRegister);
+            let measurand = sv
+                .measurand
+                .unwrap_or(Measurand::EnergyActiveImportRegister);
             let (slot, is_power) = match measurand {
                 Measurand::EnergyActiveImportRegister if sv.phase.is_none() => (&mut total, false),
                 Measurand::EnergyActiveImportRegister => (&mut phases, false),
@@ -361,9 +370,9 @@ fn stop_reason(r: Option<v201::StoppedReason>) -> StopReason {
         Some(R::EmergencyStop | R::GroundFault | R::OvercurrentFault | R::PowerQuality) => {
             StopReason::Faulted
         }
-        Some(R::EnergyLimitReached | R::SocLimitReached | R::TimeLimitReached | R::LocalOutOfCredit) => {
-            StopReason::Limit
-        }
+        Some(
+            R::EnergyLimitReached | R::SocLimitReached | R::TimeLimitReached | R::LocalOutOfCredit,
+        ) => StopReason::Limit,
         Some(R::DeAuthorized | R::Other | R::Timeout) => StopReason::Other,
     }
 }
@@ -408,7 +417,10 @@ async fn transaction_event(
     let pending_key = (charger.id.clone(), transaction.clone());
     let mut verdict = None;
     if known.is_none() {
-        let remembered = PENDING.lock().ok().and_then(|p| p.get(&pending_key).cloned());
+        let remembered = PENDING
+            .lock()
+            .ok()
+            .and_then(|p| p.get(&pending_key).cloned());
         let evse = req
             .evse
             .as_ref()
@@ -418,10 +430,13 @@ async fn transaction_event(
             .as_ref()
             .and_then(|p| p.first)
             .or_else(|| readings.first().map(|s| (s.at, s.energy_wh)));
-        let started_at = remembered.as_ref().map_or(req.timestamp, |p| p.at.min(req.timestamp));
+        let started_at = remembered
+            .as_ref()
+            .map_or(req.timestamp, |p| p.at.min(req.timestamp));
         match req.id_token.as_ref().and_then(tag_of) {
             Some(tag) => {
-                let (at, meter) = first.unwrap_or((started_at, readings.first().map_or(0, |s| s.energy_wh)));
+                let (at, meter) =
+                    first.unwrap_or((started_at, readings.first().map_or(0, |s| s.energy_wh)));
                 let input = StartInput {
                     tag,
                     connector: evse.unwrap_or(1),
@@ -429,7 +444,10 @@ async fn transaction_event(
                     started_at: at.min(started_at),
                     kind: StartKind::Reported(key.clone()),
                 };
-                let started = hub.service.start_session(tx.as_mut(), charger, input, now).await?;
+                let started = hub
+                    .service
+                    .start_session(tx.as_mut(), charger, input, now)
+                    .await?;
                 verdict = started.verdict;
                 if let Ok(mut p) = PENDING.lock() {
                     p.remove(&pending_key);
@@ -441,11 +459,16 @@ async fn transaction_event(
                     tag: None,
                     meter_start_wh: first.map_or(0, |f| f.1),
                     started_at: first.map_or(started_at, |f| f.0),
-                    meter_stop_wh: readings.last().map_or(first.map_or(0, |f| f.1), |s| s.energy_wh),
+                    meter_stop_wh: readings
+                        .last()
+                        .map_or(first.map_or(0, |f| f.1), |s| s.energy_wh),
                     stopped_at: req.timestamp,
                     reason: stop_reason(req.transaction_info.stopped_reason),
                 };
-                let stopped = hub.service.record_unknown_stop(tx.as_mut(), charger, stop, now).await?;
+                let stopped = hub
+                    .service
+                    .record_unknown_stop(tx.as_mut(), charger, stop, now)
+                    .await?;
                 if let Ok(mut p) = PENDING.lock() {
                     p.remove(&pending_key);
                 }
@@ -476,7 +499,11 @@ async fn transaction_event(
     // The readings, then (Ended) the stop.
     let mut running = None;
     for chunk in readings.chunks(crate::charging::MAX_SAMPLES) {
-        match hub.service.add_samples(tx.as_mut(), charger, &which, chunk, now).await {
+        match hub
+            .service
+            .add_samples(tx.as_mut(), charger, &which, chunk, now)
+            .await
+        {
             Ok(r) => running = Some(r),
             // After the end, or readings no meter makes (billed by the end alone).
             Err(e) if e.is_refusal() => {
@@ -500,7 +527,11 @@ async fn transaction_event(
             reason: stop_reason(req.transaction_info.stopped_reason),
             refusable: false,
         };
-        match hub.service.stop_session(tx.as_mut(), charger, input, now).await {
+        match hub
+            .service
+            .stop_session(tx.as_mut(), charger, input, now)
+            .await
+        {
             Ok(stopped) => total = Some(stopped.bill.total),
             Err(e @ Error::Conflict { .. }) => {
                 tracing::warn!(device = %charger.id, error = %e, "a second, different end of a transaction ignored");
@@ -512,7 +543,15 @@ async fn transaction_event(
         (Some(v), _) => Some(info(v)),
         (None, Some(token)) => match tag_of(token) {
             Some(uid) => Some(info(
-                &hub.service.tag_verdict(tx.as_mut(), charger, &uid, now).await?,
+                &hub.service
+                    .tag_verdict_for(
+                        tx.as_mut(),
+                        charger,
+                        &uid,
+                        now,
+                        &SessionRef::Local(key.clone()),
+                    )
+                    .await?,
             )),
             None => Some(unknown_token()),
         },
@@ -537,7 +576,10 @@ pub(super) async fn run_command(
         if data.is_object() {
             Ok(data.clone())
         } else {
-            Err(Error::invalid("data", "must be a JSON object (the OCPP 2.0.1 payload)"))
+            Err(Error::invalid(
+                "data",
+                "must be a JSON object (the OCPP 2.0.1 payload)",
+            ))
         }
     };
     let (action, payload) = match command {
@@ -557,14 +599,23 @@ pub(super) async fn run_command(
                 .session_local_id(device, req.session_id)
                 .await?
                 .ok_or_else(|| Error::not_found("session"))?;
-            let transaction = key
-                .strip_prefix("t-")
-                .ok_or_else(|| Error::conflict("session_unknown_to_charger", "the charger did not name this session: it cannot be stopped by its id"))?;
-            ("RequestStopTransaction", json!({"transactionId": transaction}))
+            let transaction = key.strip_prefix("t-").ok_or_else(|| {
+                Error::conflict(
+                    "session_unknown_to_charger",
+                    "the charger did not name this session: it cannot be stopped by its id",
+                )
+            })?;
+            (
+                "RequestStopTransaction",
+                json!({"transactionId": transaction}),
+            )
         }
         "unlock" => {
             let req: charger_protocol::api::UnlockRequest = crate::devices::parse_data(data)?;
-            ("UnlockConnector", json!({"evseId": req.connector, "connectorId": 1}))
+            (
+                "UnlockConnector",
+                json!({"evseId": req.connector, "connectorId": 1}),
+            )
         }
         "change-password" => (
             "SetVariables",

@@ -52,12 +52,7 @@ fn gone() -> CallError {
     )
 }
 
-async fn dispatch(
-    hub: &Hub,
-    tx: &mut ChargerWork,
-    charger: &Charger,
-    job: &Job,
-) -> CallResult {
+async fn dispatch(hub: &Hub, tx: &mut ChargerWork, charger: &Charger, job: &Job) -> CallResult {
     match job.version {
         Version::V16 => super::v16::dispatch(hub, tx, charger, job.action, &job.body).await,
         Version::V201 => super::v201::dispatch(hub, tx, charger, job.action, &job.body).await,

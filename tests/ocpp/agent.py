@@ -1,7 +1,11 @@
-"""An OCPP 1.6J charge point for the tests: PyPI `ocpp`'s v16.ChargePoint (it checks every
-message both ways against the OCA JSON schemas), driven line by line from the test.
+"""An OCPP charger for the tests: PyPI `ocpp`'s v16.ChargePoint, or v201.ChargePoint when the
+subprotocol is ocpp2.0.1 (it checks every message both ways against the OCA JSON schemas),
+driven line by line from the test.
 
-    agent16.py <ws url> <charger id> <password or "-" for none> [subprotocol] [CA file for wss]
+    agent.py <ws url> <charger id> <password or "-" for none> [subprotocol] [CA file for wss]
+
+With several subprotocols (comma-separated) it offers them all and speaks the one the server
+picks.
 
 Reads JSON lines on stdin:
     {"op": "call", "action": "Authorize", "payload": {...camelCase...}}
@@ -25,9 +29,53 @@ import sys
 import websockets
 from ocpp.charge_point import camel_to_snake_case, snake_to_camel_case
 from ocpp.routing import on
-from ocpp.v16 import ChargePoint, call, call_result
 
-SERVER_ACTIONS = [
+VERSION = "2.0.1" if len(sys.argv) > 4 and sys.argv[4].split(",")[0] == "ocpp2.0.1" else "1.6"
+if VERSION == "2.0.1":
+    from ocpp.v201 import ChargePoint, call, call_result
+else:
+    from ocpp.v16 import ChargePoint, call, call_result
+
+SERVER_ACTIONS_201 = [
+    "RequestStartTransaction",
+    "RequestStopTransaction",
+    "UnlockConnector",
+    "Reset",
+    "ChangeAvailability",
+    "TriggerMessage",
+    "GetVariables",
+    "SetVariables",
+    "GetBaseReport",
+    "ClearCache",
+    "GetLocalListVersion",
+    "SendLocalList",
+    "SetChargingProfile",
+    "ClearChargingProfile",
+    "GetChargingProfiles",
+    "GetCompositeSchedule",
+    "GetTransactionStatus",
+    "DataTransfer",
+]
+
+DEFAULTS_201 = {
+    "RequestStartTransaction": {"status": "Accepted"},
+    "RequestStopTransaction": {"status": "Accepted"},
+    "UnlockConnector": {"status": "Unlocked"},
+    "Reset": {"status": "Accepted"},
+    "ChangeAvailability": {"status": "Accepted"},
+    "TriggerMessage": {"status": "Accepted"},
+    "GetBaseReport": {"status": "Accepted"},
+    "ClearCache": {"status": "Accepted"},
+    "SendLocalList": {"status": "Accepted"},
+    "SetChargingProfile": {"status": "Accepted"},
+    "ClearChargingProfile": {"status": "Accepted"},
+    "GetChargingProfiles": {"status": "NoProfiles"},
+    "GetCompositeSchedule": {"status": "Rejected"},
+    "GetTransactionStatus": {"messagesInQueue": False},
+    "DataTransfer": {"status": "UnknownVendorId"},
+}
+
+SERVER_ACTIONS_16 = [
     "RemoteStartTransaction",
     "RemoteStopTransaction",
     "UnlockConnector",
@@ -45,7 +93,7 @@ SERVER_ACTIONS = [
     "DataTransfer",
 ]
 
-DEFAULTS = {
+DEFAULTS_16 = {
     "RemoteStartTransaction": {"status": "Accepted"},
     "RemoteStopTransaction": {"status": "Accepted"},
     "UnlockConnector": {"status": "Unlocked"},
@@ -70,6 +118,12 @@ def plain(o):
     return str(o)
 
 
+if VERSION == "2.0.1":
+    SERVER_ACTIONS, DEFAULTS = SERVER_ACTIONS_201, DEFAULTS_201
+else:
+    SERVER_ACTIONS, DEFAULTS = SERVER_ACTIONS_16, DEFAULTS_16
+
+
 def emit(obj):
     sys.stdout.write(json.dumps(obj, default=plain) + "\n")
     sys.stdout.flush()
@@ -85,24 +139,41 @@ class Agent(ChargePoint):
     def answer(self, action, kwargs):
         emit({"op": "received", "action": action, "payload": snake_to_camel_case(kwargs)})
         if action == "GetLocalListVersion" and action not in self.responses:
-            payload = {"listVersion": self.list_version}
+            key = "versionNumber" if VERSION == "2.0.1" else "listVersion"
+            payload = {key: self.list_version}
+        elif action == "GetVariables" and action not in self.responses:
+            payload = {"getVariableResult": [
+                {"attributeStatus": "Accepted", "component": d["component"],
+                 "variable": d["variable"], "attributeValue": "300"}
+                for d in snake_to_camel_case(kwargs)["getVariableData"]]}
+        elif action == "SetVariables" and action not in self.responses:
+            payload = {"setVariableResult": [
+                {"attributeStatus": "Accepted", "component": d["component"],
+                 "variable": d["variable"]}
+                for d in snake_to_camel_case(kwargs)["setVariableData"]]}
         else:
-            payload = self.responses[action]
+            payload = {k: v for k, v in self.responses[action].items() if k != "__delay"}
         if action == "SendLocalList" and payload.get("status") == "Accepted":
             if kwargs.get("update_type") == "Full":
                 self.list = {}
             for entry in kwargs.get("local_authorization_list") or []:
-                if entry.get("id_tag_info") is None:
-                    self.list.pop(entry["id_tag"], None)
+                tag = entry["id_tag"] if "id_tag" in entry else entry["id_token"]["id_token"]
+                info = entry.get("id_tag_info", entry.get("id_token_info"))
+                if info is None:
+                    self.list.pop(tag, None)
                 else:
-                    self.list[entry["id_tag"]] = entry["id_tag_info"]
-            self.list_version = kwargs["list_version"]
+                    self.list[tag] = info
+            self.list_version = kwargs.get("list_version", kwargs.get("version_number"))
         cls = getattr(call_result, action)
         return cls(**camel_to_snake_case(payload))
 
 
 def make_handler(action):
     async def handler(self, **kwargs):
+        delay = self.responses.get(action, {}).get("__delay")
+        if delay:
+            # A slow charger: the answer comes after the server stopped waiting.
+            await asyncio.sleep(delay)
         return self.answer(action, kwargs)
 
     handler.__name__ = "on_" + action
@@ -154,7 +225,7 @@ async def control(cp, ws):
 
 async def main():
     url, cid, password = sys.argv[1], sys.argv[2], sys.argv[3]
-    subprotocol = sys.argv[4] if len(sys.argv) > 4 else "ocpp1.6"
+    subprotocols = (sys.argv[4] if len(sys.argv) > 4 else "ocpp1.6").split(",")
     tls = ssl.create_default_context(cafile=sys.argv[5]) if len(sys.argv) > 5 else None
     headers = {}
     if password != "-":
@@ -163,7 +234,7 @@ async def main():
     try:
         ws = await websockets.connect(
             url,
-            subprotocols=[subprotocol],
+            subprotocols=subprotocols,
             additional_headers=headers,
             open_timeout=10,
             max_size=2**22,

@@ -1,0 +1,381 @@
+//! OCPP 2.0.1 chargers end to end: PyPI `ocpp`'s `v201.ChargePoint` (which checks every
+//! message both ways against the OCA 2.0.1 schemas) through the WebSocket, the operator on
+//! REST. Tests are named after the OCTT test cases they cover (`tc_b_01_...`).
+
+use charger_e2e::ocpp::{python, Agent, Refused};
+use charger_e2e::{on_both_databases, spawn_app_on, TestApp, ADMIN_TOKEN};
+use chrono::{DateTime, Duration as Span, SecondsFormat, Utc};
+use serde_json::{json, Value};
+
+on_both_databases!(spawn_app_on =>
+    tc_b_01_cold_boot_and_the_subprotocol,
+    tc_c_authorization_answers_the_201_statuses,
+    tc_e_a_transaction_is_billed_to_the_cent_like_the_others,
+    tc_e_a_transaction_whose_start_was_lost_is_recorded_from_its_other_events,
+    tc_f_remote_start_stop_reset_and_rotation_from_rest,
+);
+
+fn ts(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+/// Owner `acme` with the EUR tariff of the other tests, tag 04A1B2C3, and the 2.0.1
+/// charger `acme-201` (2 EVSEs); its password.
+async fn fleet(app: &TestApp) -> String {
+    let a = app
+        .post(
+            "/api/v1/owners",
+            ADMIN_TOKEN,
+            json!({"id": "acme", "name": "Acme"}),
+        )
+        .await;
+    assert_eq!(a.status, 201, "{a:?}");
+    let a = app
+        .post(
+            "/api/v1/tariffs",
+            ADMIN_TOKEN,
+            json!({"id": "standard", "owner": "acme", "currency": "EUR",
+                   "energy_per_kwh": "0.30", "time_per_hour": "1.20", "session_fee": "0.50",
+                   "tax_rate": "0.21", "default": true}),
+        )
+        .await;
+    assert_eq!(a.status, 201, "{a:?}");
+    let a = app
+        .post(
+            "/api/v1/tags",
+            ADMIN_TOKEN,
+            json!({"uid": "04a1b2c3", "owner": "acme", "group": "fleet-a"}),
+        )
+        .await;
+    assert_eq!(a.status, 201, "{a:?}");
+    let a = app
+        .post(
+            "/api/v1/devices",
+            ADMIN_TOKEN,
+            json!({"id": "acme-201", "owner": "acme", "connectors": 2, "protocol": "ocpp2.0.1"}),
+        )
+        .await;
+    assert_eq!(a.status, 201, "{a:?}");
+    assert_eq!(a.body["protocol"], "ocpp2.0.1");
+    a.body["ocpp"]["password"]
+        .as_str()
+        .expect("password")
+        .to_owned()
+}
+
+fn url(app: &TestApp) -> String {
+    format!("{}/ocpp/acme-201", app.base.replace("http", "ws"))
+}
+
+async fn booted(app: &TestApp, py: &std::path::Path, password: &str) -> Agent {
+    let mut cp = Agent::connect_with(py, &url(app), "acme-201", Some(password), "ocpp2.0.1")
+        .await
+        .expect("connects");
+    let boot = cp
+        .call(
+            "BootNotification",
+            json!({"reason": "PowerUp", "chargingStation": {"model": "Wallbox", "vendorName": "Alfen", "firmwareVersion": "6.1"}}),
+        )
+        .await
+        .expect("boot");
+    assert_eq!(boot["status"], "Accepted", "{boot}");
+    cp
+}
+
+fn token(uid: &str) -> Value {
+    json!({"idToken": uid, "type": "ISO14443"})
+}
+
+fn energy(wh: &str, unit: &str, at: DateTime<Utc>, context: &str) -> Value {
+    json!({"timestamp": ts(at), "sampledValue": [{"value": wh.parse::<f64>().expect("number"),
+        "context": context, "measurand": "Energy.Active.Import.Register",
+        "unitOfMeasure": {"unit": unit}}]})
+}
+
+async fn tc_b_01_cold_boot_and_the_subprotocol(app: TestApp) {
+    let Some(py) = python() else { return };
+    let password = fleet(&app).await;
+    let mut cp = booted(&app, &py, &password).await;
+    let r = cp
+        .call(
+            "StatusNotification",
+            json!({"timestamp": ts(Utc::now()), "connectorStatus": "Occupied", "evseId": 2, "connectorId": 1}),
+        )
+        .await;
+    assert!(r.is_ok(), "{r:?}");
+    let beat = cp.call("Heartbeat", json!({})).await.expect("heartbeat");
+    assert!(beat["currentTime"].is_string());
+    let d = app.wait_for_online("acme-201", true).await;
+    assert_eq!(
+        (&d["protocol"], &d["model"], &d["firmware"]),
+        (&json!("ocpp2.0.1"), &json!("Alfen Wallbox"), &json!("6.1"))
+    );
+    assert_eq!(d["connectors"][1]["state"], "occupied");
+    cp.close().await;
+    // Offered both, a 2.0.1 charger gets 2.0.1; offered only 1.6, it is served 1.6.
+    let cp = Agent::connect_with(
+        &py,
+        &url(&app),
+        "acme-201",
+        Some(&password),
+        "ocpp2.0.1,ocpp1.6",
+    )
+    .await
+    .expect("connects");
+    cp.close().await;
+    let mut cp = Agent::connect_with(&py, &url(&app), "acme-201", Some(&password), "ocpp1.6")
+        .await
+        .expect("connects with 1.6");
+    let boot = cp
+        .call(
+            "BootNotification",
+            json!({"chargePointVendor": "Alfen", "chargePointModel": "Wallbox"}),
+        )
+        .await
+        .expect("1.6 boot");
+    assert_eq!(boot["status"], "Accepted");
+    cp.close().await;
+    let r = Agent::connect_with(&py, &url(&app), "acme-201", Some(&password), "ocpp2.1").await;
+    assert_eq!(r.err(), Some(Refused(400)));
+}
+
+async fn tc_c_authorization_answers_the_201_statuses(app: TestApp) {
+    let Some(py) = python() else { return };
+    let password = fleet(&app).await;
+    let a = app
+        .post(
+            "/api/v1/tags",
+            ADMIN_TOKEN,
+            json!({"uid": "0badbad0", "owner": "acme", "status": "blocked"}),
+        )
+        .await;
+    assert_eq!(a.status, 201);
+    let mut cp = booted(&app, &py, &password).await;
+    let ok = cp
+        .call("Authorize", json!({"idToken": token("04a1b2c3")}))
+        .await
+        .expect("answered");
+    assert_eq!(ok["idTokenInfo"]["status"], "Accepted", "{ok}");
+    assert_eq!(ok["idTokenInfo"]["groupIdToken"]["idToken"], "fleet-a");
+    let blocked = cp
+        .call("Authorize", json!({"idToken": token("0BADBAD0")}))
+        .await
+        .expect("answered");
+    assert_eq!(blocked["idTokenInfo"]["status"], "Blocked");
+    let unknown = cp
+        .call("Authorize", json!({"idToken": token("DEADBEEF")}))
+        .await
+        .expect("answered");
+    assert_eq!(unknown["idTokenInfo"]["status"], "Unknown");
+    let key_code = cp
+        .call(
+            "Authorize",
+            json!({"idToken": {"idToken": "1234", "type": "KeyCode"}}),
+        )
+        .await
+        .expect("answered");
+    assert_eq!(key_code["idTokenInfo"]["status"], "Unknown");
+    cp.close().await;
+}
+
+async fn tc_e_a_transaction_is_billed_to_the_cent_like_the_others(app: TestApp) {
+    let Some(py) = python() else { return };
+    let password = fleet(&app).await;
+    let mut cp = booted(&app, &py, &password).await;
+    let t0 = Utc::now() - Span::hours(2);
+    let started = cp
+        .call(
+            "TransactionEvent",
+            json!({"eventType": "Started", "timestamp": ts(t0), "triggerReason": "Authorized",
+                   "seqNo": 0, "transactionInfo": {"transactionId": "tx-0001", "chargingState": "Charging"},
+                   "evse": {"id": 1, "connectorId": 1}, "idToken": token("04A1B2C3"),
+                   "meterValue": [energy("1000", "Wh", t0, "Transaction.Begin")]}),
+        )
+        .await
+        .expect("started");
+    assert_eq!(started["idTokenInfo"]["status"], "Accepted", "{started}");
+    let updated = cp
+        .call(
+            "TransactionEvent",
+            json!({"eventType": "Updated", "timestamp": ts(t0 + Span::minutes(30)),
+                   "triggerReason": "MeterValuePeriodic", "seqNo": 1,
+                   "transactionInfo": {"transactionId": "tx-0001"},
+                   "meterValue": [energy("6", "kWh", t0 + Span::minutes(30), "Sample.Periodic")]}),
+        )
+        .await
+        .expect("updated");
+    // 5 kWh in half an hour: 1.50 + 0.60 + 0.50.
+    assert_eq!(updated["totalCost"], 2.6, "{updated}");
+    // A repeat of an event (the same seqNo) changes nothing.
+    cp.call(
+        "TransactionEvent",
+        json!({"eventType": "Updated", "timestamp": ts(t0 + Span::minutes(30)),
+               "triggerReason": "MeterValuePeriodic", "seqNo": 1,
+               "transactionInfo": {"transactionId": "tx-0001"},
+               "meterValue": [energy("6", "kWh", t0 + Span::minutes(30), "Sample.Periodic")]}),
+    )
+    .await
+    .expect("repeat");
+    let ended = cp
+        .call(
+            "TransactionEvent",
+            json!({"eventType": "Ended", "timestamp": ts(t0 + Span::seconds(4_530)),
+                   "triggerReason": "EVDeparted", "seqNo": 2,
+                   "transactionInfo": {"transactionId": "tx-0001", "stoppedReason": "EVDisconnected"},
+                   "meterValue": [energy("13.345", "kWh", t0 + Span::seconds(4_530), "Transaction.End")]}),
+        )
+        .await
+        .expect("ended");
+    assert_eq!(ended["totalCost"], 6.91, "{ended}");
+    let page = app
+        .get("/api/v1/sessions?device=acme-201", ADMIN_TOKEN)
+        .await;
+    let s = &page.body["sessions"][0];
+    assert_eq!(
+        (
+            &s["status"],
+            &s["energy_wh"],
+            &s["total"],
+            &s["stop_reason"],
+            &s["connector"]
+        ),
+        (
+            &json!("stopped"),
+            &json!(12_345),
+            &json!("6.91"),
+            &json!("ev_disconnected"),
+            &json!(1)
+        ),
+        "{page:?}"
+    );
+    cp.close().await;
+}
+
+async fn tc_e_a_transaction_whose_start_was_lost_is_recorded_from_its_other_events(app: TestApp) {
+    let Some(py) = python() else { return };
+    let password = fleet(&app).await;
+    let mut cp = booted(&app, &py, &password).await;
+    let t0 = Utc::now() - Span::hours(3);
+    // Queued offline; its Started never arrives. An Updated brings the idToken.
+    for (seq, kind, wh, minutes) in [(1, "Updated", "2000", 10), (2, "Ended", "5000", 60)] {
+        let mut event = json!({"eventType": kind, "timestamp": ts(t0 + Span::minutes(minutes)),
+               "triggerReason": "MeterValuePeriodic", "seqNo": seq, "offline": true,
+               "transactionInfo": {"transactionId": "offline-7"},
+               "meterValue": [energy(wh, "Wh", t0 + Span::minutes(minutes), "Sample.Periodic")]});
+        if seq == 1 {
+            event["idToken"] = token("04A1B2C3");
+            event["evse"] = json!({"id": 2});
+        }
+        cp.call("TransactionEvent", event).await.expect("answered");
+    }
+    let page = app
+        .get("/api/v1/sessions?device=acme-201", ADMIN_TOKEN)
+        .await;
+    let s = &page.body["sessions"][0];
+    assert_eq!(
+        (&s["status"], &s["energy_wh"], &s["connector"]),
+        (&json!("stopped"), &json!(3000), &json!(2)),
+        "{page:?}"
+    );
+    // An Ended for a transaction never seen, without an idToken: recorded disputed.
+    cp.call(
+        "TransactionEvent",
+        json!({"eventType": "Ended", "timestamp": ts(t0 + Span::minutes(90)),
+               "triggerReason": "EVDeparted", "seqNo": 5, "offline": true,
+               "transactionInfo": {"transactionId": "ghost-1"},
+               "meterValue": [energy("9000", "Wh", t0 + Span::minutes(90), "Transaction.End")]}),
+    )
+    .await
+    .expect("answered");
+    let page = app
+        .get(
+            "/api/v1/sessions?device=acme-201&status=disputed",
+            ADMIN_TOKEN,
+        )
+        .await;
+    assert_eq!(
+        page.body["sessions"].as_array().map(Vec::len),
+        Some(1),
+        "{page:?}"
+    );
+    cp.close().await;
+}
+
+async fn tc_f_remote_start_stop_reset_and_rotation_from_rest(app: TestApp) {
+    let Some(py) = python() else { return };
+    let password = fleet(&app).await;
+    let mut cp = booted(&app, &py, &password).await;
+    let rest = |command: &'static str, data: Value| {
+        let url = format!("{}/api/v1/devices/acme-201/commands/{command}", app.base);
+        let http = app.http.clone();
+        tokio::spawn(async move {
+            let r = http
+                .post(url)
+                .bearer_auth(ADMIN_TOKEN)
+                .json(&data)
+                .send()
+                .await
+                .expect("REST");
+            (
+                r.status().as_u16(),
+                r.json::<Value>().await.unwrap_or_default(),
+            )
+        })
+    };
+    let start = rest("remote-start", json!({"tag": "04A1B2C3", "connector": 1}));
+    let asked = cp.received("RequestStartTransaction").await;
+    assert_eq!(
+        (&asked["idToken"]["idToken"], &asked["evseId"]),
+        (&json!("04A1B2C3"), &json!(1))
+    );
+    let (status, body) = start.await.expect("task");
+    assert_eq!(
+        (status, &body["answer"]["status"]),
+        (200, &json!("Accepted")),
+        "{body}"
+    );
+    let started = cp
+        .call(
+            "TransactionEvent",
+            json!({"eventType": "Started", "timestamp": ts(Utc::now()), "triggerReason": "RemoteStart",
+                   "seqNo": 0, "transactionInfo": {"transactionId": "remote-1", "remoteStartId": asked["remoteStartId"]},
+                   "evse": {"id": 1}, "idToken": token("04A1B2C3"),
+                   "meterValue": [energy("0", "Wh", Utc::now(), "Transaction.Begin")]}),
+        )
+        .await
+        .expect("started");
+    assert_eq!(started["idTokenInfo"]["status"], "Accepted");
+    let page = app
+        .get("/api/v1/sessions?device=acme-201", ADMIN_TOKEN)
+        .await;
+    let session = page.body["sessions"][0]["id"].as_i64().expect("session");
+    let stop = rest("remote-stop", json!({"session_id": session}));
+    assert_eq!(
+        cp.received("RequestStopTransaction").await,
+        json!({"transactionId": "remote-1"})
+    );
+    assert_eq!(stop.await.expect("task").0, 200);
+    let reset = rest("reset", json!({"type": "Immediate"}));
+    assert_eq!(cp.received("Reset").await, json!({"type": "Immediate"}));
+    assert_eq!(reset.await.expect("task").0, 200);
+    // A rotation: SetVariables SecurityCtrlr.BasicAuthPassword first, then the socket closes.
+    let rotated = app
+        .post(
+            "/api/v1/devices/acme-201/credentials",
+            ADMIN_TOKEN,
+            json!({}),
+        )
+        .await;
+    assert_eq!(rotated.status, 201, "{rotated:?}");
+    assert_eq!(rotated.body["ocpp"]["pushed"], true, "{rotated:?}");
+    let set = cp.received("SetVariables").await;
+    assert_eq!(
+        set["setVariableData"][0]["variable"]["name"],
+        "BasicAuthPassword"
+    );
+    assert_eq!(
+        set["setVariableData"][0]["attributeValue"],
+        rotated.body["ocpp"]["password"]
+    );
+    assert_eq!(cp.wait_closed().await, Some(1000));
+}
