@@ -379,3 +379,175 @@ async fn tc_f_remote_start_stop_reset_and_rotation_from_rest(app: TestApp) {
     );
     assert_eq!(cp.wait_closed().await, Some(1000));
 }
+
+/// Three instances on one PostgreSQL database: a 2.0.1 charger's socket on one, a remote
+/// stop through another reaches it (the holder speaks 2.0.1); it moves to a third and the
+/// first closes its socket.
+#[tokio::test]
+async fn three_instances_route_201_commands() {
+    let Some(py) = python() else { return };
+    let dir = charger_e2e::TempDir::new();
+    let Some(db) = charger_e2e::fresh_database(charger_e2e::Db::Postgres, &dir).await else {
+        return;
+    };
+    let mut apps = Vec::new();
+    for i in 0..3 {
+        let data = dir.0.join(format!("instance-{i}"));
+        std::fs::create_dir_all(&data).expect("data dir");
+        let mut config = charger_server::Config::for_tests(data);
+        config.database_url = Some(charger_server::secrets::Secret::new(db.clone()));
+        config.admin_token = Some(charger_server::secrets::Secret::new(ADMIN_TOKEN));
+        config.secret_file = Some(dir.0.join("server.secret"));
+        apps.push(
+            charger_server::App::start(config)
+                .await
+                .expect("instance starts"),
+        );
+    }
+    let rest: Vec<charger_e2e::Rest> = apps
+        .iter()
+        .map(|a| TestApp::rest_of(format!("http://{}", a.http_addr)))
+        .collect();
+    let a = rest[0]
+        .post(
+            "/api/v1/owners",
+            ADMIN_TOKEN,
+            json!({"id": "acme", "name": "Acme"}),
+        )
+        .await;
+    assert_eq!(a.status, 201);
+    let a = rest[0]
+        .post(
+            "/api/v1/tags",
+            ADMIN_TOKEN,
+            json!({"uid": "04a1b2c3", "owner": "acme"}),
+        )
+        .await;
+    assert_eq!(a.status, 201);
+    let a = rest[0]
+        .post(
+            "/api/v1/devices",
+            ADMIN_TOKEN,
+            json!({"id": "acme-201", "owner": "acme", "connectors": 1, "protocol": "ocpp2.0.1"}),
+        )
+        .await;
+    assert_eq!(a.status, 201, "{a:?}");
+    let password = a.body["ocpp"]["password"]
+        .as_str()
+        .expect("password")
+        .to_owned();
+    let ws = |i: usize| format!("{}/ocpp/acme-201", rest[i].base.replace("http", "ws"));
+    let mut first = Agent::connect_with(&py, &ws(0), "acme-201", Some(&password), "ocpp2.0.1")
+        .await
+        .expect("connects");
+    first
+        .call(
+            "TransactionEvent",
+            json!({"eventType": "Started", "timestamp": ts(Utc::now()), "triggerReason": "Authorized",
+                   "seqNo": 0, "transactionInfo": {"transactionId": "x-1"}, "evse": {"id": 1},
+                   "idToken": token("04A1B2C3"),
+                   "meterValue": [energy("0", "Wh", Utc::now(), "Transaction.Begin")]}),
+        )
+        .await
+        .expect("started");
+    let page = rest[2]
+        .get("/api/v1/sessions?device=acme-201", ADMIN_TOKEN)
+        .await;
+    let session = page.body["sessions"][0]["id"].as_i64().expect("a session");
+    let stop = tokio::spawn({
+        let url = format!(
+            "{}/api/v1/devices/acme-201/commands/remote-stop",
+            rest[2].base
+        );
+        async move {
+            reqwest::Client::new()
+                .post(url)
+                .bearer_auth(ADMIN_TOKEN)
+                .json(&json!({"session_id": session}))
+                .send()
+                .await
+                .expect("REST")
+                .status()
+                .as_u16()
+        }
+    });
+    assert_eq!(
+        first.received("RequestStopTransaction").await,
+        json!({"transactionId": "x-1"})
+    );
+    assert_eq!(stop.await.expect("task"), 200);
+    let second = Agent::connect_with(&py, &ws(1), "acme-201", Some(&password), "ocpp2.0.1")
+        .await
+        .expect("connects to another instance");
+    assert_eq!(first.wait_closed().await, Some(1000));
+    second.close().await;
+    for app in apps {
+        app.stop().await.expect("stops");
+    }
+}
+
+/// TC_D: the local list, from the owner's tags, in 2.0.1's shape: full first, then the
+/// changes since the version the station holds.
+#[tokio::test]
+async fn tc_d_the_local_list_is_sent_full_then_differential() {
+    let Some(py) = python() else { return };
+    let app = spawn_app_on(charger_e2e::Db::Sqlite).await.expect("app");
+    let password = fleet(&app).await;
+    let mut cp = booted(&app, &py, &password).await;
+    let send = |app: &TestApp| {
+        let url = format!(
+            "{}/api/v1/devices/acme-201/commands/send-local-list",
+            app.base
+        );
+        let http = app.http.clone();
+        tokio::spawn(async move {
+            let r = http
+                .post(url)
+                .bearer_auth(ADMIN_TOKEN)
+                .json(&json!({}))
+                .send()
+                .await
+                .expect("REST");
+            (
+                r.status().as_u16(),
+                r.json::<Value>().await.unwrap_or_default(),
+            )
+        })
+    };
+    let sent = send(&app);
+    assert_eq!(cp.received("GetLocalListVersion").await, json!({}));
+    let full = cp.received("SendLocalList").await;
+    assert_eq!(full["updateType"], "Full", "{full}");
+    let entry = &full["localAuthorizationList"][0];
+    assert_eq!(
+        entry["idToken"],
+        json!({"idToken": "04A1B2C3", "type": "ISO14443"})
+    );
+    assert_eq!(entry["idTokenInfo"]["status"], "Accepted");
+    assert_eq!(entry["idTokenInfo"]["groupIdToken"]["idToken"], "fleet-a");
+    let (status, body) = sent.await.expect("task");
+    assert_eq!(
+        (status, &body["answer"]["status"]),
+        (200, &json!("Accepted")),
+        "{body}"
+    );
+    let a = app
+        .post(
+            "/api/v1/tags",
+            ADMIN_TOKEN,
+            json!({"uid": "0a0a0a0a", "owner": "acme"}),
+        )
+        .await;
+    assert_eq!(a.status, 201);
+    let sent = send(&app);
+    cp.received("GetLocalListVersion").await;
+    let diff = cp.received("SendLocalList").await;
+    assert_eq!(diff["updateType"], "Differential", "{diff}");
+    assert_eq!(
+        diff["localAuthorizationList"].as_array().map(Vec::len),
+        Some(1)
+    );
+    assert!(diff["versionNumber"].as_i64() > full["versionNumber"].as_i64());
+    assert_eq!(sent.await.expect("task").0, 200);
+    cp.close().await;
+}

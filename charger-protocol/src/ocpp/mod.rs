@@ -411,6 +411,11 @@ pub mod time {
     use chrono::{DateTime, NaiveDateTime, SecondsFormat, Utc};
     use serde::{Deserialize, Deserializer, Serializer};
 
+    /// A time as OCPP writes it: RFC 3339, UTC, milliseconds.
+    pub fn text(t: DateTime<Utc>) -> String {
+        t.to_rfc3339_opts(SecondsFormat::Millis, true)
+    }
+
     pub fn parse(s: &str) -> Option<DateTime<Utc>> {
         if let Ok(t) = DateTime::parse_from_rfc3339(s) {
             return Some(t.with_timezone(&Utc));

@@ -10,7 +10,7 @@
 use std::time::Duration;
 
 use charger_protocol::ocpp::v16::{self, AuthorizationData, IdTagInfo, UpdateType};
-use charger_protocol::ocpp::{payload, CiString};
+use charger_protocol::ocpp::{payload, CiString, Version};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::Value;
@@ -161,7 +161,10 @@ impl Hub {
                 self.send::<GetLocalListVersionResponse>(device, "GetLocalListVersion", p, timeout)
                     .await
             }
-            "send-local-list" => self.sync_local_list(device, data, timeout).await,
+            "send-local-list" => {
+                self.sync_local_list(device, Version::V16, data, timeout)
+                    .await
+            }
             "trigger-message" => {
                 let p = ocpp_data::<TriggerMessageRequest>(data)?;
                 self.send::<TriggerMessageResponse>(device, "TriggerMessage", p, timeout)
@@ -200,9 +203,10 @@ impl Hub {
     /// changes since (differential), or the whole list (full) when it has none, asks for
     /// one (`{"full": true}`), changed owner, or answers VersionMismatch. Answers
     /// `{"status", "listVersion", "updates"}`.
-    async fn sync_local_list(
+    pub(super) async fn sync_local_list(
         &self,
         device: &DeviceId,
+        ocpp: Version,
         data: &Value,
         timeout: Duration,
     ) -> Result<Value> {
@@ -218,24 +222,34 @@ impl Hub {
         let held = if req.full {
             0
         } else {
-            let answer = self
-                .send::<v16::GetLocalListVersionResponse>(
-                    device,
-                    "GetLocalListVersion",
-                    serde_json::json!({}),
-                    left(),
-                )
-                .await?;
-            answer["listVersion"].as_i64().unwrap_or(0)
+            let answer = match ocpp {
+                Version::V16 => {
+                    self.send::<v16::GetLocalListVersionResponse>(
+                        device,
+                        "GetLocalListVersion",
+                        serde_json::json!({}),
+                        left(),
+                    )
+                    .await?
+                }
+                Version::V201 => {
+                    self.send::<Value>(device, "GetLocalListVersion", serde_json::json!({}), left())
+                        .await?
+                }
+            };
+            answer["listVersion"]
+                .as_i64()
+                .or(answer["versionNumber"].as_i64())
+                .unwrap_or(0)
         };
         if held < 0 {
             return Ok(
                 serde_json::json!({"status": "NotSupported", "listVersion": held, "updates": 0}),
             );
         }
-        let mut outcome = self.push_list(device, held.max(0), left).await?;
+        let mut outcome = self.push_list(device, ocpp, held.max(0), left).await?;
         if outcome.0 == "VersionMismatch" && held > 0 {
-            outcome = self.push_list(device, 0, left).await?;
+            outcome = self.push_list(device, ocpp, 0, left).await?;
         }
         Ok(serde_json::json!({
             "status": outcome.0,
@@ -249,6 +263,7 @@ impl Hub {
     async fn push_list(
         &self,
         device: &DeviceId,
+        ocpp: Version,
         from: i64,
         left: impl Fn() -> Duration,
     ) -> Result<(String, i64, usize)> {
@@ -284,14 +299,21 @@ impl Hub {
                     UpdateType::Differential
                 },
             };
-            let answer = self
-                .send::<v16::SendLocalListResponse>(
-                    device,
-                    "SendLocalList",
-                    to_json(&call)?,
-                    left(),
-                )
-                .await?;
+            let answer = match ocpp {
+                Version::V16 => {
+                    self.send::<v16::SendLocalListResponse>(
+                        device,
+                        "SendLocalList",
+                        to_json(&call)?,
+                        left(),
+                    )
+                    .await?
+                }
+                Version::V201 => {
+                    self.send::<Value>(device, "SendLocalList", as_201(&call), left())
+                        .await?
+                }
+            };
             let status = answer["status"].as_str().unwrap_or("Failed").to_owned();
             sent += entries.len();
             if status != "Accepted" || !delta.more {
@@ -301,6 +323,39 @@ impl Hub {
             full = false;
         }
     }
+}
+
+/// A 1.6 SendLocalList in 2.0.1's shape: `versionNumber`, and entries of an ISO14443
+/// `idToken` with its `idTokenInfo` (the group as `groupIdToken`).
+fn as_201(call: &v16::SendLocalListRequest) -> Value {
+    let entries: Vec<Value> = call
+        .local_authorization_list
+        .iter()
+        .flatten()
+        .map(|e| {
+            let mut entry = serde_json::json!({
+                "idToken": {"idToken": e.id_tag.as_str(), "type": "ISO14443"}
+            });
+            if let Some(info) = &e.id_tag_info {
+                let mut token_info = serde_json::json!({"status": info.status.as_str()});
+                if let Some(expiry) = info.expiry_date {
+                    token_info["cacheExpiryDateTime"] =
+                        charger_protocol::ocpp::time::text(expiry).into();
+                }
+                if let Some(group) = &info.parent_id_tag {
+                    token_info["groupIdToken"] =
+                        serde_json::json!({"idToken": group.as_str(), "type": "Central"});
+                }
+                entry["idTokenInfo"] = token_info;
+            }
+            entry
+        })
+        .collect();
+    serde_json::json!({
+        "versionNumber": call.list_version,
+        "updateType": call.update_type.as_str(),
+        "localAuthorizationList": entries,
+    })
 }
 
 /// A tag as a local list entry (a tag with no uid OCPP can carry is left out).

@@ -631,7 +631,11 @@ pub(super) async fn run_command(
         "get-base-report" => ("GetBaseReport", object(data)?),
         "clear-cache" => ("ClearCache", object(data)?),
         "get-local-list-version" => ("GetLocalListVersion", object(data)?),
-        "send-local-list" => ("SendLocalList", object(data)?),
+        "send-local-list" => {
+            return hub
+                .sync_local_list(device, Version::V201, data, timeout)
+                .await
+        }
         "set-charging-profile" => ("SetChargingProfile", object(data)?),
         "clear-charging-profile" => ("ClearChargingProfile", object(data)?),
         "get-charging-profiles" => ("GetChargingProfiles", object(data)?),
