@@ -13,6 +13,7 @@ on_both_databases!(spawn_app_on =>
     tc_e_a_transaction_is_billed_to_the_cent_like_the_others,
     tc_e_a_transaction_whose_start_was_lost_is_recorded_from_its_other_events,
     tc_f_remote_start_stop_reset_and_rotation_from_rest,
+    tc_b_02_b_30_pending_then_accepted_and_nothing_before,
 );
 
 fn ts(t: DateTime<Utc>) -> String {
@@ -71,15 +72,31 @@ async fn booted(app: &TestApp, py: &std::path::Path, password: &str) -> Agent {
     let mut cp = Agent::connect_with(py, &url(app), "acme-201", Some(password), "ocpp2.0.1")
         .await
         .expect("connects");
+    register(&mut cp).await;
+    cp
+}
+
+fn boot_request() -> Value {
+    json!({"reason": "PowerUp", "chargingStation": {"model": "Wallbox", "vendorName": "Alfen", "firmwareVersion": "6.1"}})
+}
+
+/// Boots a station: the first boot is Pending (the server asks for its configuration),
+/// the next Accepted.
+async fn register(cp: &mut Agent) {
     let boot = cp
-        .call(
-            "BootNotification",
-            json!({"reason": "PowerUp", "chargingStation": {"model": "Wallbox", "vendorName": "Alfen", "firmwareVersion": "6.1"}}),
-        )
+        .call("BootNotification", boot_request())
         .await
         .expect("boot");
-    assert_eq!(boot["status"], "Accepted", "{boot}");
-    cp
+    if boot["status"] == "Pending" {
+        cp.received("GetBaseReport").await;
+        let boot = cp
+            .call("BootNotification", boot_request())
+            .await
+            .expect("boot");
+        assert_eq!(boot["status"], "Accepted", "{boot}");
+    } else {
+        assert_eq!(boot["status"], "Accepted", "{boot}");
+    }
 }
 
 fn token(uid: &str) -> Value {
@@ -440,6 +457,7 @@ async fn three_instances_route_201_commands() {
     let mut first = Agent::connect_with(&py, &ws(0), "acme-201", Some(&password), "ocpp2.0.1")
         .await
         .expect("connects");
+    register(&mut first).await;
     first
         .call(
             "TransactionEvent",
@@ -550,4 +568,56 @@ async fn tc_d_the_local_list_is_sent_full_then_differential() {
     assert!(diff["versionNumber"].as_i64() > full["versionNumber"].as_i64());
     assert_eq!(sent.await.expect("task").0, 200);
     cp.close().await;
+}
+
+async fn tc_b_02_b_30_pending_then_accepted_and_nothing_before(app: TestApp) {
+    let Some(py) = python() else { return };
+    let password = fleet(&app).await;
+    let mut cp = Agent::connect_with(&py, &url(&app), "acme-201", Some(&password), "ocpp2.0.1")
+        .await
+        .expect("connects");
+    // TC_B_30: nothing but BootNotification before the registration is accepted.
+    let early = cp.call("Heartbeat", json!({})).await;
+    assert_eq!(early.err().map(|e| e.0), Some("SecurityError".to_owned()));
+    // TC_B_02: the first boot is Pending; the server reads the configuration meanwhile.
+    let boot = cp
+        .call("BootNotification", boot_request())
+        .await
+        .expect("boot");
+    assert_eq!(
+        (&boot["status"], &boot["interval"]),
+        (&json!("Pending"), &json!(10)),
+        "{boot}"
+    );
+    let asked = cp.received("GetBaseReport").await;
+    assert_eq!(asked["reportBase"], "ConfigurationInventory");
+    let report = cp
+        .call(
+            "NotifyReport",
+            json!({"requestId": asked["requestId"], "generatedAt": ts(Utc::now()), "seqNo": 0,
+                   "reportData": [{"component": {"name": "OCPPCommCtrlr"},
+                                   "variable": {"name": "HeartbeatInterval"},
+                                   "variableAttribute": [{"value": "300"}]}]}),
+        )
+        .await;
+    assert!(r_ok(&report), "{report:?}");
+    let pending = cp.call("Heartbeat", json!({})).await;
+    assert_eq!(pending.err().map(|e| e.0), Some("SecurityError".to_owned()));
+    let boot = cp
+        .call("BootNotification", boot_request())
+        .await
+        .expect("boot");
+    assert_eq!(boot["status"], "Accepted", "{boot}");
+    assert!(cp.call("Heartbeat", json!({})).await.is_ok());
+    cp.close().await;
+    // Registered: a station that reconnects without booting is served.
+    let mut cp = Agent::connect_with(&py, &url(&app), "acme-201", Some(&password), "ocpp2.0.1")
+        .await
+        .expect("connects");
+    assert!(cp.call("Heartbeat", json!({})).await.is_ok());
+    cp.close().await;
+}
+
+fn r_ok(r: &Result<Value, (String, String)>) -> bool {
+    r.is_ok()
 }

@@ -311,6 +311,12 @@ impl Service {
         Reply::typed(200, &api::Empty {})
     }
 
+    /// Registers an OCPP station; whether this was its first registration (then its boot
+    /// is answered Pending while the server reads its configuration).
+    pub async fn register_ocpp(&self, tx: &mut dyn ChargerTx, charger: &Charger) -> Result<bool> {
+        Ok(tx.register_ocpp(&charger.id).await?)
+    }
+
     /// A charger booted with this firmware and model.
     pub async fn record_boot(
         &self,

@@ -441,6 +441,9 @@ async fn handshake(
         return refuse(StatusCode::SERVICE_UNAVAILABLE, "too many sockets");
     };
     let max = hub.settings.max_message_bytes;
+    // A 1.6 charger is registered by its provisioning; a 2.0.1 station once its first boot
+    // was answered (Pending, then Accepted).
+    let registered = version == Version::V16 || auth.ocpp_registered;
     // Small buffers: an idle charger holds a few KB, not tungstenite's 2 x 128 KiB; a
     // message is written out at once (an answer is never held back to fill a buffer).
     ws.protocols([version.subprotocol()])
@@ -450,7 +453,16 @@ async fn handshake(
         .max_message_size(max)
         .max_frame_size(max)
         .on_upgrade(move |socket| async move {
-            run(hub, device, version, socket, (permit, source), peer).await;
+            run(
+                hub,
+                device,
+                version,
+                socket,
+                (permit, source),
+                peer,
+                registered,
+            )
+            .await;
         })
 }
 
@@ -462,8 +474,12 @@ async fn run(
     mut socket: WebSocket,
     _slots: (OwnedSemaphorePermit, Option<SourceSlot>),
     peer: Option<IpAddr>,
+    registered: bool,
 ) {
     let conn = rand::random::<i64>().abs().max(1);
+    // Whether the station may send more than BootNotification (2.0.1: not before its
+    // registration is accepted; a registered one that reconnects without booting is).
+    let mut accepted = registered;
     let (tx, mut rx) = mpsc::channel::<Outbound>(16);
     hub.register(&device, conn, tx, version);
     if let Some(relay) = hub.relay.get() {
@@ -560,7 +576,21 @@ async fn run(
                                 } else {
                                     over_since = None;
                                 }
-                                Some(answer_call(&hub, &device, version, id, &action, &payload).await)
+                                if !accepted && !matches!(action.as_str(), "BootNotification" | "NotifyReport") {
+                                    hub.service.metrics().ocpp_message("before_acceptance", ErrorCode::SecurityError.as_str(version));
+                                    Some(Frame::error(version, &id, ErrorCode::SecurityError, "the station's registration is not accepted: send BootNotification"))
+                                } else {
+                                    let frame = answer_call(&hub, &device, version, id, &action, &payload).await;
+                                    if action == "BootNotification" {
+                                        if let Frame::CallResult { payload, .. } = &frame {
+                                            accepted = payload["status"] == "Accepted";
+                                            if payload["status"] == "Pending" {
+                                                read_configuration(&hub, &device);
+                                            }
+                                        }
+                                    }
+                                    Some(frame)
+                                }
                             }
                             Ok(Frame::CallResult { id, payload }) => {
                                 match pending.take() {
@@ -650,6 +680,28 @@ async fn run(
     hub.connected.fetch_sub(1, Ordering::Relaxed);
     presence(&hub, &device, conn, PresenceKind::Disconnected).await;
     tracing::info!(device = %device, end, "OCPP charger disconnected");
+}
+
+/// While a station is Pending: asks for its configuration (GetBaseReport), which it
+/// reports in NotifyReport messages.
+fn read_configuration(hub: &Arc<Hub>, device: &DeviceId) {
+    let (hub, device) = (hub.clone(), device.clone());
+    tokio::spawn(async move {
+        let request = serde_json::json!({
+            "requestId": rand::random::<u32>() & 0x7fff_ffff,
+            "reportBase": "ConfigurationInventory",
+        });
+        match hub
+            .call_local(&device, "GetBaseReport", request, Duration::from_secs(30))
+            .await
+        {
+            Some(Ok(answer)) => {
+                tracing::info!(device = %device, status = %answer["status"], "configuration asked for")
+            }
+            Some(Err(e)) => tracing::info!(device = %device, error = %e, "configuration not read"),
+            None => {}
+        }
+    });
 }
 
 fn is_capacity(e: &axum::Error) -> bool {

@@ -40,6 +40,9 @@ use crate::tags::Tag;
 
 type CallResult = std::result::Result<Value, CallError>;
 
+/// How long a Pending station waits before it boots again, in seconds.
+pub const PENDING_INTERVAL_S: i64 = 10;
+
 /// The actions a station sends: supported, or known and not supported.
 const STATION_ACTIONS: &[(&str, bool)] = &[
     ("Authorize", true),
@@ -174,11 +177,22 @@ async fn boot(hub: &Hub, tx: &mut ChargerWork, charger: &Charger, body: &Value) 
     hub.service
         .record_boot(tx.as_mut(), charger, firmware, &model)
         .await?;
+    // Its first boot is Pending: the server reads its configuration, and the station boots
+    // again after the interval, then Accepted.
+    let first = hub.service.register_ocpp(tx.as_mut(), charger).await?;
+    let (status, interval) = if first {
+        (RegistrationStatus::Pending, PENDING_INTERVAL_S)
+    } else {
+        (
+            RegistrationStatus::Accepted,
+            i64::try_from(hub.service.heartbeat_s()).unwrap_or(i64::MAX),
+        )
+    };
     to_value(&v201::BootNotificationResponse {
         custom_data: None,
         current_time: hub.service.now(),
-        interval: i64::try_from(hub.service.heartbeat_s()).unwrap_or(i64::MAX),
-        status: RegistrationStatus::Accepted,
+        interval,
+        status,
         status_info: None,
     })
 }

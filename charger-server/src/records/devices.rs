@@ -320,6 +320,8 @@ pub struct DeviceAuth {
     /// It speaks envelope v2 only (server commands go to it in v2).
     pub require_v2: bool,
     pub protocol: Protocol,
+    /// An OCPP 2.0.1 station whose registration was accepted (its first boot is Pending).
+    pub ocpp_registered: bool,
     /// The password a claim or rekey replaced, while it may still repeat that exchange.
     pub superseded: Option<SupersededLogin>,
 }

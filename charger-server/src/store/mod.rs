@@ -518,6 +518,8 @@ pub trait ChargerTx: Send {
     ) -> StoreResult<Option<Tariff>>;
     /// The charger has been told to start its local list over.
     async fn clear_list_reset(&mut self, device: &DeviceId) -> StoreResult<()>;
+    /// Marks an OCPP station registered; whether it was not before (its first boot).
+    async fn register_ocpp(&mut self, device: &DeviceId) -> StoreResult<bool>;
     /// The owner's list version and up to `limit` changes after `since`, oldest first.
     async fn local_list(
         &mut self,

@@ -382,7 +382,7 @@ pub(super) fn protocol_of(s: &str) -> StoreResult<crate::records::devices::Proto
 }
 
 const DEVICE_AUTH_COLUMNS: &str =
-    "id, owner_id, password_hash, key_version, require_v2, protocol, \
+    "id, owner_id, password_hash, key_version, require_v2, protocol, ocpp_registered, \
      prev_password_hash, prev_owner_id, prev_endpoint, prev_until";
 
 #[derive(FromRow)]
@@ -393,6 +393,7 @@ struct DeviceAuthRow {
     key_version: i64,
     require_v2: i64,
     protocol: String,
+    ocpp_registered: i64,
     prev_password_hash: Option<String>,
     prev_owner_id: Option<String>,
     prev_endpoint: Option<String>,
@@ -425,6 +426,7 @@ impl DeviceAuthRow {
                 key_version: self.key_version,
                 require_v2: self.require_v2 != 0,
                 protocol: protocol_of(&self.protocol)?,
+                ocpp_registered: self.ocpp_registered != 0,
                 superseded,
             },
         ))

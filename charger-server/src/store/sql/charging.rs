@@ -1014,6 +1014,16 @@ impl ChargerTx for SqlTx {
         Ok(())
     }
 
+    async fn register_ocpp(&mut self, device: &DeviceId) -> StoreResult<bool> {
+        let done = sqlx::query(
+            "UPDATE devices SET ocpp_registered = 1 WHERE id = $1 AND ocpp_registered = 0",
+        )
+        .bind(device.as_str())
+        .execute(self.w()?)
+        .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
     async fn local_list(
         &mut self,
         owner: &OwnerId,
