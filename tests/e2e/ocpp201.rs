@@ -14,6 +14,7 @@ on_both_databases!(spawn_app_on =>
     tc_e_a_transaction_whose_start_was_lost_is_recorded_from_its_other_events,
     tc_f_remote_start_stop_reset_and_rotation_from_rest,
     tc_b_02_b_30_pending_then_accepted_and_nothing_before,
+    tc_e_53_events_replayed_out_of_order_bill_from_the_first_seq_no,
 );
 
 fn ts(t: DateTime<Utc>) -> String {
@@ -620,4 +621,98 @@ async fn tc_b_02_b_30_pending_then_accepted_and_nothing_before(app: TestApp) {
 
 fn r_ok(r: &Result<Value, (String, String)>) -> bool {
     r.is_ok()
+}
+
+async fn tc_e_53_events_replayed_out_of_order_bill_from_the_first_seq_no(app: TestApp) {
+    let Some(py) = python() else { return };
+    let password = fleet(&app).await;
+    let mut cp = booted(&app, &py, &password).await;
+    let t0 = Utc::now() - Span::hours(4);
+    let event = |seq: i64, kind: &str, wh: &str, minutes: i64| {
+        json!({"eventType": kind, "timestamp": ts(t0 + Span::minutes(minutes)),
+               "triggerReason": "MeterValuePeriodic", "seqNo": seq, "offline": true,
+               "transactionInfo": {"transactionId": "ooo-1"}, "evse": {"id": 1},
+               "idToken": token("04A1B2C3"),
+               "meterValue": [energy(wh, "Wh", t0 + Span::minutes(minutes), "Sample.Periodic")]})
+    };
+    // Replayed after an outage in the order 1, 0, 1 (again), 2.
+    for e in [
+        event(1, "Updated", "5000", 30),
+        event(0, "Started", "2000", 0),
+        event(1, "Updated", "5000", 30),
+        event(2, "Ended", "8000", 60),
+    ] {
+        cp.call("TransactionEvent", e).await.expect("answered");
+    }
+    let page = app
+        .get("/api/v1/sessions?device=acme-201", ADMIN_TOKEN)
+        .await;
+    let sessions = page.body["sessions"].as_array().expect("sessions").clone();
+    assert_eq!(sessions.len(), 1, "{page:?}");
+    let s = &sessions[0];
+    assert_eq!(
+        (&s["status"], &s["energy_wh"]),
+        (&json!("stopped"), &json!(6000)),
+        "{s}"
+    );
+    let started: DateTime<Utc> = s["started_at"]
+        .as_str()
+        .expect("start")
+        .parse()
+        .expect("time");
+    assert_eq!(started.timestamp_millis(), (t0).timestamp_millis(), "{s}");
+    cp.close().await;
+}
+
+/// The console shows a 2.0.1 station and sends its commands in 2.0.1's terms.
+#[tokio::test]
+async fn the_console_commands_a_201_station() {
+    let Some(py) = python() else { return };
+    let app = spawn_app_on(charger_e2e::Db::Sqlite).await.expect("app");
+    let password = fleet(&app).await;
+    let mut cp = booted(&app, &py, &password).await;
+    let cookie = app.console_sign_in(ADMIN_TOKEN).await;
+    let (status, page) = app.console_get(&cookie, "/chargers/acme-201").await;
+    assert_eq!(status, 200);
+    assert!(page.contains("OCPP 2.0.1"), "{page}");
+    assert!(page.contains("OnIdle"), "{page}");
+    assert!(!page.contains("/commands/change-configuration"), "{page}");
+    let csrf = page
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("a CSRF token")
+        .to_owned();
+    let post = tokio::spawn({
+        let url = format!(
+            "{}/chargers/acme-201/commands/change-availability",
+            app.base
+        );
+        async move {
+            reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .expect("client")
+                .post(url)
+                .header("cookie", cookie)
+                .header("origin", "http://localhost")
+                .form(&[
+                    ("csrf", csrf.as_str()),
+                    ("ocpp", "2.0.1"),
+                    ("connector", "1"),
+                    ("type", "Inoperative"),
+                ])
+                .send()
+                .await
+                .expect("form")
+                .status()
+                .as_u16()
+        }
+    });
+    assert_eq!(
+        cp.received("ChangeAvailability").await,
+        json!({"operationalStatus": "Inoperative", "evse": {"id": 1}})
+    );
+    assert_eq!(post.await.expect("task"), 303);
+    cp.close().await;
 }

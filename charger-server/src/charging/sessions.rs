@@ -343,6 +343,43 @@ impl Service {
             .map(|s| s.last_meter_wh))
     }
 
+    /// A reported session's start, moved back to an earlier reading (a station's start
+    /// event replayed after its later events): only for an active session named by the
+    /// charger, to a time and reading before its own start and both plausible; anything
+    /// else changes nothing. Whether it moved.
+    pub async fn amend_reported_start(
+        &self,
+        tx: &mut dyn ChargerTx,
+        charger: &Charger,
+        which: &SessionRef,
+        at: DateTime<Utc>,
+        meter_wh: i64,
+        now: DateTime<Utc>,
+    ) -> Result<bool> {
+        let Some(s) = tx.session(&charger.id, which).await? else {
+            return Ok(false);
+        };
+        let earlier = at < s.started_at && meter_wh <= s.meter_start_wh;
+        if s.status != SessionStatus::Active || s.local_id.is_none() || !earlier {
+            return Ok(false);
+        }
+        if check_reading("meter_start_wh", meter_wh).is_err()
+            || check_time("started_at", at, now).is_err()
+            || check_energy(
+                "meter_start_wh",
+                s.last_meter_wh - meter_wh,
+                charger.max_power_w,
+                at,
+                s.last_sample_at.unwrap_or(s.started_at),
+            )
+            .is_err()
+        {
+            return Ok(false);
+        }
+        tx.amend_session_start(s.id, at, meter_wh).await?;
+        Ok(true)
+    }
+
     /// The connector of one of this charger's sessions; None when it has no such session.
     pub async fn session_connector(
         &self,

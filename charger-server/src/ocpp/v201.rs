@@ -510,6 +510,15 @@ async fn transaction_event(
             }
         }
     }
+    // A start event replayed after later ones moves the session's start back to its
+    // reading (applied in seqNo order, whatever the arrival order).
+    if known.is_some() {
+        if let Some(first) = readings.first() {
+            hub.service
+                .amend_reported_start(tx.as_mut(), charger, &which, first.at, first.energy_wh, now)
+                .await?;
+        }
+    }
     // The readings, then (Ended) the stop.
     let mut running = None;
     for chunk in readings.chunks(crate::charging::MAX_SAMPLES) {

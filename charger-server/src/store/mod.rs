@@ -474,6 +474,14 @@ pub trait ChargerTx: Send {
     /// Closes a session with its bill and cost lines (as `disputed`, billed nothing, when
     /// the stop names a dispute).
     async fn stop_session(&mut self, session: i64, stop: &StopRecord) -> StoreResult<()>;
+    /// Moves an active session's start back to an earlier time and reading (a station's
+    /// start event that arrived after later ones).
+    async fn amend_session_start(
+        &mut self,
+        session: i64,
+        started_at: DateTime<Utc>,
+        meter_start_wh: i64,
+    ) -> StoreResult<()>;
     /// The receiving owner of an accepted, unexpired offer of `device` with this code
     /// (a read: nothing changes).
     async fn claim_target(

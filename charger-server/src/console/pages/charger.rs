@@ -85,7 +85,8 @@ async fn charger(State(state): State<ApiState>, v: Viewer, Path(id): Path<String
             dt { "Last seen" } dd { (time_or(device.last_seen, "never")) }
             dt { "Owner" } dd { (device.owner) }
             dt { "Protocol" } dd {
-                @if device.protocol.is_ocpp() { "OCPP 1.6J (WebSocket at /ocpp/" (device.id) ")" }
+                @if device.protocol == crate::devices::Protocol::Ocpp201 { "OCPP 2.0.1 (WebSocket at /ocpp/" (device.id) ")" }
+                @else if device.protocol.is_ocpp() { "OCPP 1.6J (WebSocket at /ocpp/" (device.id) ")" }
                 @else { "MyBox (MQTT)" @if device.require_v2 { ", envelope v2 required" } }
             }
             dt { "Tariff" } dd { (plain(&tariff_text)) }
@@ -276,21 +277,49 @@ async fn history(
     v.live_page(format!("History of {id}"), filters, body, html! {})
 }
 
-/// The OCPP commands' forms (an OCPP charger's page only).
+/// The OCPP commands' forms (an OCPP charger's page only), in its version's terms.
 fn ocpp_forms(user: &User, device: &crate::devices::Device) -> Markup {
     let action = |command: &str| format!("/chargers/{}/commands/{command}", device.id);
+    let v201 = device.protocol == crate::devices::Protocol::Ocpp201;
+    let version = if v201 { "2.0.1" } else { "1.6" };
+    let resets: &[&str] = if v201 {
+        &["Immediate", "OnIdle"]
+    } else {
+        &["Soft", "Hard"]
+    };
+    let triggers: &[&str] = if v201 {
+        &[
+            "StatusNotification",
+            "Heartbeat",
+            "MeterValues",
+            "BootNotification",
+            "TransactionEvent",
+            "FirmwareStatusNotification",
+        ]
+    } else {
+        &[
+            "StatusNotification",
+            "Heartbeat",
+            "MeterValues",
+            "BootNotification",
+            "DiagnosticsStatusNotification",
+            "FirmwareStatusNotification",
+        ]
+    };
     html! {
         form.card.danger-zone method="post" action=(action("reset")) {
             (csrf(user))
+            input type="hidden" name="ocpp" value=(version);
             h3 { "Reset" }
             label for="reset-type" { "Kind" }
-            select #reset-type name="type" { option value="Soft" { "Soft" } option value="Hard" { "Hard" } }
+            select #reset-type name="type" { @for r in resets { option value=(r) { (r) } } }
             button.danger type="submit" data-confirm="Reset the charger? Sessions in progress stop." { "Reset" }
         }
         form.card method="post" action=(action("change-availability")) {
             (csrf(user))
+            input type="hidden" name="ocpp" value=(version);
             h3 { "Availability" }
-            label for="avail-connector" { "Connector (0: the whole charger)" }
+            label for="avail-connector" { @if v201 { "EVSE (0: the whole station)" } @else { "Connector (0: the whole charger)" } }
             input #avail-connector name="connector" type="number" min="0" max=(device.connector_count) value="0" required;
             label for="avail-type" { "Make it" }
             select #avail-type name="type" { option value="Operative" { "Operative" } option value="Inoperative" { "Inoperative" } }
@@ -298,14 +327,13 @@ fn ocpp_forms(user: &User, device: &crate::devices::Device) -> Markup {
         }
         form.card method="post" action=(action("trigger-message")) {
             (csrf(user))
+            input type="hidden" name="ocpp" value=(version);
             h3 { "Ask for a message" }
             label for="trigger-message" { "Message" }
             select #trigger-message name="message" {
-                @for m in ["StatusNotification", "Heartbeat", "MeterValues", "BootNotification", "DiagnosticsStatusNotification", "FirmwareStatusNotification"] {
-                    option value=(m) { (m) }
-                }
+                @for m in triggers { option value=(m) { (m) } }
             }
-            label for="trigger-connector" { "Connector (0: none)" }
+            label for="trigger-connector" { @if v201 { "EVSE (0: none)" } @else { "Connector (0: none)" } }
             input #trigger-connector name="connector" type="number" min="0" max=(device.connector_count) value="0";
             button type="submit" { "Ask" }
         }
@@ -315,21 +343,23 @@ fn ocpp_forms(user: &User, device: &crate::devices::Device) -> Markup {
             p { "Brings the charger's list of the owner's tags up to date (the changes since its version)." }
             button type="submit" { "Send the local list" }
         }
-        form.card method="post" action=(action("get-configuration")) {
-            (csrf(user))
-            h3 { "Configuration" }
-            label for="config-key" { "Key (empty: all)" }
-            input #config-key name="key" maxlength="50";
-            button type="submit" { "Read" }
-        }
-        form.card method="post" action=(action("change-configuration")) {
-            (csrf(user))
-            h3 { "Change a configuration key" }
-            label for="set-key" { "Key" }
-            input #set-key name="key" required maxlength="50";
-            label for="set-value" { "Value" }
-            input #set-value name="value" required maxlength="500";
-            button type="submit" { "Change" }
+        @if !v201 {
+            form.card method="post" action=(action("get-configuration")) {
+                (csrf(user))
+                h3 { "Configuration" }
+                label for="config-key" { "Key (empty: all)" }
+                input #config-key name="key" maxlength="50";
+                button type="submit" { "Read" }
+            }
+            form.card method="post" action=(action("change-configuration")) {
+                (csrf(user))
+                h3 { "Change a configuration key" }
+                label for="set-key" { "Key" }
+                input #set-key name="key" required maxlength="50";
+                label for="set-value" { "Value" }
+                input #set-value name="value" required maxlength="500";
+                button type="submit" { "Change" }
+            }
         }
         form.card method="post" action=(action("clear-cache")) {
             (csrf(user))
@@ -343,8 +373,16 @@ fn ocpp_forms(user: &User, device: &crate::devices::Device) -> Markup {
 fn command_data(f: &AuthedForm, command: &str) -> (serde_json::Value, i64) {
     let number = |name: &str| f.field(name).parse::<i64>().unwrap_or(0);
     let text = |name: &str| f.field(name).trim().to_owned();
+    let v201 = f.field("ocpp") == "2.0.1";
     match command {
         "reset" => (serde_json::json!({"type": text("type")}), 0),
+        "change-availability" if v201 => {
+            let mut data = serde_json::json!({"operationalStatus": text("type")});
+            if number("connector") > 0 {
+                data["evse"] = serde_json::json!({"id": number("connector")});
+            }
+            (data, 0)
+        }
         "change-availability" => (
             serde_json::json!({"connectorId": number("connector"), "type": text("type")}),
             0,
@@ -352,7 +390,11 @@ fn command_data(f: &AuthedForm, command: &str) -> (serde_json::Value, i64) {
         "trigger-message" => {
             let mut data = serde_json::json!({"requestedMessage": text("message")});
             if number("connector") > 0 {
-                data["connectorId"] = number("connector").into();
+                if v201 {
+                    data["evse"] = serde_json::json!({"id": number("connector")});
+                } else {
+                    data["connectorId"] = number("connector").into();
+                }
             }
             (data, 0)
         }

@@ -829,6 +829,24 @@ impl ChargerTx for SqlTx {
         row.map(SessionRow::into_session).transpose()
     }
 
+    async fn amend_session_start(
+        &mut self,
+        session: i64,
+        started_at: DateTime<Utc>,
+        meter_start_wh: i64,
+    ) -> StoreResult<()> {
+        sqlx::query(
+            "UPDATE sessions SET started_at = $2, meter_start_wh = $3
+             WHERE id = $1 AND status = 'active'",
+        )
+        .bind(session)
+        .bind(to_millis(started_at))
+        .bind(meter_start_wh)
+        .execute(self.w()?)
+        .await?;
+        Ok(())
+    }
+
     async fn add_meter_samples(
         &mut self,
         session: i64,
