@@ -56,6 +56,9 @@ async fn every_refused_charger_request_and_command_changes_nothing() {
         assert_eq!(a.status, 201, "{a:?}");
     }
     let mut c = Charger::connect(&app, b).await;
+    // Its connection is recorded (with its history event) before the snapshots start:
+    // presence is written in batches, after the CONNACK.
+    app.wait_for_online(&b.device_id, true).await;
     let t0 = Utc::now() - Span::minutes(10);
     let (code, body) = c
         .call("session-start", start("04A1B2C3", 1, 1_000, t0))
@@ -366,6 +369,7 @@ async fn every_refused_rest_call_changes_nothing() {
     };
     // A disputed session: an offline start older than the window.
     let mut c = Charger::connect(&app, &bundles[0]).await;
+    app.wait_for_online(&bundles[0].device_id, true).await;
     let old = Utc::now() - Span::days(91);
     let mut begin = start("04A1B2C3", 1, 0, old);
     begin["local_id"] = json!("old-1");
