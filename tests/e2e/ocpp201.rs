@@ -376,6 +376,32 @@ async fn tc_f_remote_start_stop_reset_and_rotation_from_rest(app: TestApp) {
     let reset = rest("reset", json!({"type": "Immediate"}));
     assert_eq!(cp.received("Reset").await, json!({"type": "Immediate"}));
     assert_eq!(reset.await.expect("task").0, 200);
+    // Command data is checked against 2.0.1's type before anything is sent: 422 naming it.
+    for bad in [
+        json!({"type": "Sometimes"}),
+        json!({"type": "Immediate", "evse": 1}),
+        json!({}),
+    ] {
+        let (status, body) = rest("reset", bad).await.expect("task");
+        assert_eq!(status, 422, "{body}");
+        assert_eq!(body["error"], "invalid_input", "{body}");
+        assert!(
+            body["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("data: ")),
+            "{body}"
+        );
+    }
+    let (status, body) = rest(
+        "set-charging-profile",
+        json!({"evseId": 1, "chargingProfile": {"id": 1, "stackLevel": 0,
+               "chargingProfilePurpose": "TxDefaultProfile", "chargingProfileKind": "Absolute",
+               "chargingSchedule": [{"id": 1, "chargingRateUnit": "A",
+                                     "chargingSchedulePeriod": [{"startPeriod": 0, "limit": "sixteen"}]}]}}),
+    )
+    .await
+    .expect("task");
+    assert_eq!(status, 422, "{body}");
     // A rotation: SetVariables SecurityCtrlr.BasicAuthPassword first, then the socket closes.
     let rotated = app
         .post(
@@ -592,16 +618,58 @@ async fn tc_b_02_b_30_pending_then_accepted_and_nothing_before(app: TestApp) {
     );
     let asked = cp.received("GetBaseReport").await;
     assert_eq!(asked["reportBase"], "ConfigurationInventory");
+    // The report comes in two parts; the server keeps the variables it uses (the
+    // station's, or one of its EVSEs'), the Actual value only.
     let report = cp
         .call(
             "NotifyReport",
             json!({"requestId": asked["requestId"], "generatedAt": ts(Utc::now()), "seqNo": 0,
+                   "tbc": true,
                    "reportData": [{"component": {"name": "OCPPCommCtrlr"},
                                    "variable": {"name": "HeartbeatInterval"},
-                                   "variableAttribute": [{"value": "300"}]}]}),
+                                   "variableAttribute": [{"value": "300"},
+                                                         {"type": "MaxSet", "value": "9999"}]},
+                                  {"component": {"name": "SecurityCtrlr"},
+                                   "variable": {"name": "OrganizationName"},
+                                   "variableAttribute": [{"value": "NotKeptOrg"}]}]}),
         )
         .await;
     assert!(r_ok(&report), "{report:?}");
+    let report = cp
+        .call(
+            "NotifyReport",
+            json!({"requestId": asked["requestId"], "generatedAt": ts(Utc::now()), "seqNo": 1,
+                   "reportData": [{"component": {"name": "EVSE", "evse": {"id": 2}},
+                                   "variable": {"name": "PhaseRotation"},
+                                   "variableAttribute": [{"value": "TRS"}]},
+                                  {"component": {"name": "EVSE", "evse": {"id": 9}},
+                                   "variable": {"name": "PhaseRotation"},
+                                   "variableAttribute": [{"value": "SRT"}]},
+                                  {"component": {"name": "AuthCtrlr"},
+                                   "variable": {"name": "LocalAuthorizeOffline"},
+                                   "variableAttribute": [{"type": "Actual", "value": "true"}]}]}),
+        )
+        .await;
+    assert!(r_ok(&report), "{report:?}");
+    let cookie = app.console_sign_in(ADMIN_TOKEN).await;
+    let (status, page) = app.console_get(&cookie, "/chargers/acme-201").await;
+    assert_eq!(status, 200);
+    let config = page
+        .split("Station configuration")
+        .nth(1)
+        .expect("the station's configuration is shown");
+    for shown in [
+        "HeartbeatInterval",
+        "300",
+        "PhaseRotation",
+        "TRS",
+        "LocalAuthorizeOffline",
+    ] {
+        assert!(config.contains(shown), "{shown} in {config}");
+    }
+    for hidden in ["9999", "NotKeptOrg", "SRT"] {
+        assert!(!page.contains(hidden), "{hidden} in {page}");
+    }
     let pending = cp.call("Heartbeat", json!({})).await;
     assert_eq!(pending.err().map(|e| e.0), Some("SecurityError".to_owned()));
     let boot = cp
@@ -628,13 +696,15 @@ async fn tc_e_53_events_replayed_out_of_order_bill_from_the_first_seq_no(app: Te
     let password = fleet(&app).await;
     let mut cp = booted(&app, &py, &password).await;
     let t0 = Utc::now() - Span::hours(4);
-    let event = |seq: i64, kind: &str, wh: &str, minutes: i64| {
+    let event_of = |transaction: &str, seq: i64, kind: &str, wh: &str, minutes: i64| {
         json!({"eventType": kind, "timestamp": ts(t0 + Span::minutes(minutes)),
                "triggerReason": "MeterValuePeriodic", "seqNo": seq, "offline": true,
-               "transactionInfo": {"transactionId": "ooo-1"}, "evse": {"id": 1},
+               "transactionInfo": {"transactionId": transaction}, "evse": {"id": 1},
                "idToken": token("04A1B2C3"),
                "meterValue": [energy(wh, "Wh", t0 + Span::minutes(minutes), "Sample.Periodic")]})
     };
+    let event =
+        |seq: i64, kind: &str, wh: &str, minutes: i64| event_of("ooo-1", seq, kind, wh, minutes);
     // Replayed after an outage in the order 1, 0, 1 (again), 2.
     for e in [
         event(1, "Updated", "5000", 30),
@@ -654,6 +724,48 @@ async fn tc_e_53_events_replayed_out_of_order_bill_from_the_first_seq_no(app: Te
         (&s["status"], &s["energy_wh"]),
         (&json!("stopped"), &json!(6000)),
         "{s}"
+    );
+    let started: DateTime<Utc> = s["started_at"]
+        .as_str()
+        .expect("start")
+        .parse()
+        .expect("time");
+    assert_eq!(started.timestamp_millis(), (t0).timestamp_millis(), "{s}");
+    // The same transaction replayed as 1, 2, 0, 2: its start arrives after its end, and the
+    // stopped session is billed again from seqNo 0's reading, to the cent of the first.
+    let first_total = s["total"].clone();
+    for e in [
+        event_of("ooo-2", 1, "Updated", "5000", 30),
+        event_of("ooo-2", 2, "Ended", "8000", 60),
+        event_of("ooo-2", 0, "Started", "2000", 0),
+    ] {
+        cp.call("TransactionEvent", e).await.expect("answered");
+    }
+    let again = cp
+        .call(
+            "TransactionEvent",
+            event_of("ooo-2", 2, "Ended", "8000", 60),
+        )
+        .await
+        .expect("answered");
+    let page = app
+        .get("/api/v1/sessions?device=acme-201", ADMIN_TOKEN)
+        .await;
+    let sessions = page.body["sessions"].as_array().expect("sessions").clone();
+    assert_eq!(sessions.len(), 2, "{page:?}");
+    let s = sessions
+        .iter()
+        .max_by_key(|s| s["id"].as_i64())
+        .expect("the second session");
+    assert_eq!(
+        (&s["status"], &s["energy_wh"], &s["total"]),
+        (&json!("stopped"), &json!(6000), &first_total),
+        "{s}"
+    );
+    assert_eq!(
+        again["totalCost"].to_string(),
+        first_total.as_str().expect("a total").to_owned(),
+        "{again}"
     );
     let started: DateTime<Utc> = s["started_at"]
         .as_str()

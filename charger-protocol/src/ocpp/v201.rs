@@ -523,3 +523,623 @@ pub struct MeterValuesRequest {
     pub evse_id: i64,
     pub meter_value: Vec<MeterValue>,
 }
+
+// --- The device model: NotifyReport ------------------------------------------------------
+
+wire_enum!(AttributeKind {
+    Actual => "Actual",
+    Target => "Target",
+    MinSet => "MinSet",
+    MaxSet => "MaxSet",
+});
+
+wire_enum!(Mutability { ReadOnly => "ReadOnly", WriteOnly => "WriteOnly", ReadWrite => "ReadWrite" });
+
+wire_enum!(DataKind {
+    String => "string",
+    Decimal => "decimal",
+    Integer => "integer",
+    DateTime => "dateTime",
+    Boolean => "boolean",
+    OptionList => "OptionList",
+    SequenceList => "SequenceList",
+    MemberList => "MemberList",
+});
+
+/// A part of the station (a controller, an EVSE, a connector...), maybe on one EVSE.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Component {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub custom_data: Option<CustomData>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub evse: Option<Evse>,
+    pub name: CiString<50>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance: Option<CiString<50>>,
+}
+
+/// A variable of a component.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Variable {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub custom_data: Option<CustomData>,
+    pub name: CiString<50>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance: Option<CiString<50>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct VariableAttribute {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub custom_data: Option<CustomData>,
+    /// `Actual` when absent.
+    #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
+    pub kind: Option<AttributeKind>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<CiString<2500>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mutability: Option<Mutability>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub persistent: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub constant: Option<bool>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct VariableCharacteristics {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub custom_data: Option<CustomData>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unit: Option<CiString<16>>,
+    pub data_type: DataKind,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_limit: Option<Decimal>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_limit: Option<Decimal>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub values_list: Option<CiString<1000>>,
+    pub supports_monitoring: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ReportData {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub custom_data: Option<CustomData>,
+    pub component: Component,
+    pub variable: Variable,
+    pub variable_attribute: Vec<VariableAttribute>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub variable_characteristics: Option<VariableCharacteristics>,
+}
+
+/// One part of a report (`tbc`: more parts follow).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct NotifyReportRequest {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub custom_data: Option<CustomData>,
+    pub request_id: i64,
+    #[serde(with = "time")]
+    pub generated_at: DateTime<Utc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub report_data: Option<Vec<ReportData>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tbc: Option<bool>,
+    pub seq_no: i64,
+}
+
+// --- What the CSMS sends (the REST commands) ------------------------------------------------
+
+/// The many answers that are a status and maybe why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct StatusResponse<S> {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub custom_data: Option<CustomData>,
+    pub status: S,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status_info: Option<StatusInfo>,
+}
+
+wire_enum!(ResetKind { Immediate => "Immediate", OnIdle => "OnIdle" });
+wire_enum!(ResetStatus { Accepted => "Accepted", Rejected => "Rejected", Scheduled => "Scheduled" });
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ResetRequest {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub custom_data: Option<CustomData>,
+    #[serde(rename = "type")]
+    pub kind: ResetKind,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub evse_id: Option<i64>,
+}
+
+wire_enum!(OperationalStatus { Inoperative => "Inoperative", Operative => "Operative" });
+wire_enum!(ChangeAvailabilityStatus {
+    Accepted => "Accepted",
+    Rejected => "Rejected",
+    Scheduled => "Scheduled",
+});
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ChangeAvailabilityRequest {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub custom_data: Option<CustomData>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub evse: Option<Evse>,
+    pub operational_status: OperationalStatus,
+}
+
+wire_enum!(MessageTrigger {
+    BootNotification => "BootNotification",
+    LogStatusNotification => "LogStatusNotification",
+    FirmwareStatusNotification => "FirmwareStatusNotification",
+    Heartbeat => "Heartbeat",
+    MeterValues => "MeterValues",
+    SignChargingStationCertificate => "SignChargingStationCertificate",
+    SignV2gCertificate => "SignV2GCertificate",
+    StatusNotification => "StatusNotification",
+    TransactionEvent => "TransactionEvent",
+    SignCombinedCertificate => "SignCombinedCertificate",
+    PublishFirmwareStatusNotification => "PublishFirmwareStatusNotification",
+});
+wire_enum!(TriggerMessageStatus {
+    Accepted => "Accepted",
+    Rejected => "Rejected",
+    NotImplemented => "NotImplemented",
+});
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TriggerMessageRequest {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub custom_data: Option<CustomData>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub evse: Option<Evse>,
+    pub requested_message: MessageTrigger,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct GetVariableData {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub custom_data: Option<CustomData>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attribute_type: Option<AttributeKind>,
+    pub component: Component,
+    pub variable: Variable,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct GetVariablesRequest {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub custom_data: Option<CustomData>,
+    pub get_variable_data: Vec<GetVariableData>,
+}
+
+wire_enum!(GetVariableStatus {
+    Accepted => "Accepted",
+    Rejected => "Rejected",
+    UnknownComponent => "UnknownComponent",
+    UnknownVariable => "UnknownVariable",
+    NotSupportedAttributeType => "NotSupportedAttributeType",
+});
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct GetVariableResult {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub custom_data: Option<CustomData>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attribute_status_info: Option<StatusInfo>,
+    pub attribute_status: GetVariableStatus,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attribute_type: Option<AttributeKind>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attribute_value: Option<CiString<2500>>,
+    pub component: Component,
+    pub variable: Variable,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct GetVariablesResponse {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub custom_data: Option<CustomData>,
+    pub get_variable_result: Vec<GetVariableResult>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SetVariableData {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub custom_data: Option<CustomData>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attribute_type: Option<AttributeKind>,
+    pub attribute_value: CiString<1000>,
+    pub component: Component,
+    pub variable: Variable,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SetVariablesRequest {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub custom_data: Option<CustomData>,
+    pub set_variable_data: Vec<SetVariableData>,
+}
+
+wire_enum!(SetVariableStatus {
+    Accepted => "Accepted",
+    Rejected => "Rejected",
+    UnknownComponent => "UnknownComponent",
+    UnknownVariable => "UnknownVariable",
+    NotSupportedAttributeType => "NotSupportedAttributeType",
+    RebootRequired => "RebootRequired",
+});
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SetVariableResult {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub custom_data: Option<CustomData>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attribute_type: Option<AttributeKind>,
+    pub attribute_status: SetVariableStatus,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attribute_status_info: Option<StatusInfo>,
+    pub component: Component,
+    pub variable: Variable,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SetVariablesResponse {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub custom_data: Option<CustomData>,
+    pub set_variable_result: Vec<SetVariableResult>,
+}
+
+wire_enum!(ReportBase {
+    ConfigurationInventory => "ConfigurationInventory",
+    FullInventory => "FullInventory",
+    SummaryInventory => "SummaryInventory",
+});
+wire_enum!(DeviceModelStatus {
+    Accepted => "Accepted",
+    Rejected => "Rejected",
+    NotSupported => "NotSupported",
+    EmptyResultSet => "EmptyResultSet",
+});
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct GetBaseReportRequest {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub custom_data: Option<CustomData>,
+    pub request_id: i64,
+    pub report_base: ReportBase,
+}
+
+wire_enum!(AcceptedRejected { Accepted => "Accepted", Rejected => "Rejected" });
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct GetLocalListVersionResponse {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub custom_data: Option<CustomData>,
+    pub version_number: i64,
+}
+
+wire_enum!(ChargingProfileKind { Absolute => "Absolute", Recurring => "Recurring", Relative => "Relative" });
+wire_enum!(ChargingProfilePurpose {
+    ChargingStationExternalConstraints => "ChargingStationExternalConstraints",
+    ChargingStationMaxProfile => "ChargingStationMaxProfile",
+    TxDefaultProfile => "TxDefaultProfile",
+    TxProfile => "TxProfile",
+});
+wire_enum!(ChargingRateUnit { W => "W", A => "A" });
+wire_enum!(RecurrencyKind { Daily => "Daily", Weekly => "Weekly" });
+wire_enum!(CostKind {
+    CarbonDioxideEmission => "CarbonDioxideEmission",
+    RelativePricePercentage => "RelativePricePercentage",
+    RenewableGenerationPercentage => "RenewableGenerationPercentage",
+});
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ChargingSchedulePeriod {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub custom_data: Option<CustomData>,
+    /// Seconds from the schedule's start.
+    pub start_period: i64,
+    /// In the schedule's unit (A or W), exact.
+    pub limit: Decimal,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub number_phases: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase_to_use: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RelativeTimeInterval {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub custom_data: Option<CustomData>,
+    pub start: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Cost {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub custom_data: Option<CustomData>,
+    pub cost_kind: CostKind,
+    pub amount: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub amount_multiplier: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ConsumptionCost {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub custom_data: Option<CustomData>,
+    pub start_value: Decimal,
+    pub cost: Vec<Cost>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SalesTariffEntry {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub custom_data: Option<CustomData>,
+    pub relative_time_interval: RelativeTimeInterval,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub e_price_level: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consumption_cost: Option<Vec<ConsumptionCost>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SalesTariff {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub custom_data: Option<CustomData>,
+    pub id: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sales_tariff_description: Option<CiString<32>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub num_e_price_levels: Option<i64>,
+    pub sales_tariff_entry: Vec<SalesTariffEntry>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ChargingSchedule {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub custom_data: Option<CustomData>,
+    pub id: i64,
+    #[serde(
+        default,
+        with = "time::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub start_schedule: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration: Option<i64>,
+    pub charging_rate_unit: ChargingRateUnit,
+    pub charging_schedule_period: Vec<ChargingSchedulePeriod>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_charging_rate: Option<Decimal>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sales_tariff: Option<SalesTariff>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ChargingProfile {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub custom_data: Option<CustomData>,
+    pub id: i64,
+    pub stack_level: i64,
+    pub charging_profile_purpose: ChargingProfilePurpose,
+    pub charging_profile_kind: ChargingProfileKind,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recurrency_kind: Option<RecurrencyKind>,
+    #[serde(
+        default,
+        with = "time::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub valid_from: Option<DateTime<Utc>>,
+    #[serde(
+        default,
+        with = "time::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub valid_to: Option<DateTime<Utc>>,
+    pub charging_schedule: Vec<ChargingSchedule>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transaction_id: Option<CiString<36>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SetChargingProfileRequest {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub custom_data: Option<CustomData>,
+    pub evse_id: i64,
+    pub charging_profile: ChargingProfile,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ClearChargingProfileCriteria {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub custom_data: Option<CustomData>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub evse_id: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub charging_profile_purpose: Option<ChargingProfilePurpose>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stack_level: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ClearChargingProfileRequest {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub custom_data: Option<CustomData>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub charging_profile_id: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub charging_profile_criteria: Option<ClearChargingProfileCriteria>,
+}
+
+wire_enum!(ClearChargingProfileStatus { Accepted => "Accepted", Unknown => "Unknown" });
+wire_enum!(ChargingLimitSource { Ems => "EMS", Other => "Other", So => "SO", Cso => "CSO" });
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ChargingProfileCriterion {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub custom_data: Option<CustomData>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub charging_profile_purpose: Option<ChargingProfilePurpose>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stack_level: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub charging_profile_id: Option<Vec<i64>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub charging_limit_source: Option<Vec<ChargingLimitSource>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct GetChargingProfilesRequest {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub custom_data: Option<CustomData>,
+    pub request_id: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub evse_id: Option<i64>,
+    pub charging_profile: ChargingProfileCriterion,
+}
+
+wire_enum!(GetChargingProfileStatus { Accepted => "Accepted", NoProfiles => "NoProfiles" });
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct GetCompositeScheduleRequest {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub custom_data: Option<CustomData>,
+    pub duration: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub charging_rate_unit: Option<ChargingRateUnit>,
+    pub evse_id: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CompositeSchedule {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub custom_data: Option<CustomData>,
+    pub charging_schedule_period: Vec<ChargingSchedulePeriod>,
+    pub evse_id: i64,
+    pub duration: i64,
+    #[serde(with = "time")]
+    pub schedule_start: DateTime<Utc>,
+    pub charging_rate_unit: ChargingRateUnit,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct GetCompositeScheduleResponse {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub custom_data: Option<CustomData>,
+    pub status: AcceptedRejected,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status_info: Option<StatusInfo>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<CompositeSchedule>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct GetTransactionStatusRequest {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub custom_data: Option<CustomData>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transaction_id: Option<CiString<36>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct GetTransactionStatusResponse {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub custom_data: Option<CustomData>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ongoing_indicator: Option<bool>,
+    pub messages_in_queue: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RequestStartTransactionRequest {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub custom_data: Option<CustomData>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub evse_id: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group_id_token: Option<IdToken>,
+    pub id_token: IdToken,
+    pub remote_start_id: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub charging_profile: Option<ChargingProfile>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RequestStartTransactionResponse {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub custom_data: Option<CustomData>,
+    pub status: AcceptedRejected,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status_info: Option<StatusInfo>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transaction_id: Option<CiString<36>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RequestStopTransactionRequest {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub custom_data: Option<CustomData>,
+    pub transaction_id: CiString<36>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct UnlockConnectorRequest {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub custom_data: Option<CustomData>,
+    pub evse_id: i64,
+    pub connector_id: i64,
+}
+
+wire_enum!(UnlockStatus {
+    Unlocked => "Unlocked",
+    UnlockFailed => "UnlockFailed",
+    OngoingAuthorizedTransaction => "OngoingAuthorizedTransaction",
+    UnknownConnector => "UnknownConnector",
+});

@@ -317,6 +317,17 @@ impl Service {
         Ok(tx.register_ocpp(&charger.id).await?)
     }
 
+    /// An OCPP 2.0.1 station reported these configuration variables (its base report).
+    pub async fn record_station_variables(
+        &self,
+        tx: &mut dyn ChargerTx,
+        charger: &Charger,
+        variables: &[crate::records::devices::StationVariable],
+    ) -> Result<()> {
+        tx.set_station_variables(&charger.id, variables).await?;
+        Ok(())
+    }
+
     /// A charger booted with this firmware and model.
     pub async fn record_boot(
         &self,

@@ -344,9 +344,10 @@ impl Service {
     }
 
     /// A reported session's start, moved back to an earlier reading (a station's start
-    /// event replayed after its later events): only for an active session named by the
-    /// charger, to a time and reading before its own start and both plausible; anything
-    /// else changes nothing. Whether it moved.
+    /// event replayed after its later events): only for a session named by the charger,
+    /// active or stopped (then billed again from the earlier reading; a disputed one is
+    /// the operator's), to a time and reading before its own start and both plausible;
+    /// anything else changes nothing. Whether it moved.
     pub async fn amend_reported_start(
         &self,
         tx: &mut dyn ChargerTx,
@@ -360,24 +361,48 @@ impl Service {
             return Ok(false);
         };
         let earlier = at < s.started_at && meter_wh <= s.meter_start_wh;
-        if s.status != SessionStatus::Active || s.local_id.is_none() || !earlier {
+        let open = matches!(s.status, SessionStatus::Active | SessionStatus::Stopped);
+        if !open || s.local_id.is_none() || !earlier {
             return Ok(false);
         }
+        let (end_wh, end_at) = match (s.meter_stop_wh, s.stopped_at) {
+            (Some(wh), Some(stopped)) => (wh, stopped),
+            _ => (s.last_meter_wh, s.last_sample_at.unwrap_or(s.started_at)),
+        };
         if check_reading("meter_start_wh", meter_wh).is_err()
             || check_time("started_at", at, now).is_err()
             || check_energy(
                 "meter_start_wh",
-                s.last_meter_wh - meter_wh,
+                end_wh - meter_wh,
                 charger.max_power_w,
                 at,
-                s.last_sample_at.unwrap_or(s.started_at),
+                end_at,
             )
             .is_err()
         {
             return Ok(false);
         }
-        tx.amend_session_start(s.id, at, meter_wh).await?;
-        Ok(true)
+        if s.status == SessionStatus::Active {
+            tx.amend_session_start(s.id, at, meter_wh).await?;
+            return Ok(true);
+        }
+        let Ok(bill) = cost::bill(&s.prices, meter_wh, end_wh, at, end_at) else {
+            return Ok(false);
+        };
+        let c = &s.prices.currency;
+        if [bill.net, bill.tax, bill.total]
+            .into_iter()
+            .any(|a| crate::billing::to_minor(a, c).is_none())
+        {
+            return Ok(false);
+        }
+        let moved = tx
+            .rebill_session_start(s.id, at, meter_wh, &bill, c)
+            .await?;
+        if moved {
+            tracing::info!(device = %charger.id, session = s.id, "a stopped session billed again from its start event, replayed after its end");
+        }
+        Ok(moved)
     }
 
     /// The connector of one of this charger's sessions; None when it has no such session.

@@ -259,6 +259,16 @@ impl Service {
         }
     }
 
+    /// An OCPP 2.0.1 station's configuration as the server keeps it (the variables it uses).
+    pub async fn station_variables(
+        &self,
+        who: &Principal,
+        id: &DeviceId,
+    ) -> Result<Vec<crate::records::devices::StationVariable>> {
+        self.get_device(who, id).await?;
+        Ok(self.store.station_variables(id).await?)
+    }
+
     pub async fn list_devices(&self, who: &Principal) -> Result<Vec<Device>> {
         Ok(self.store.list_devices(who.owner_filter()).await?)
     }

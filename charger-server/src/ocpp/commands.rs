@@ -22,12 +22,12 @@ use crate::tags::{Tag, TagStatus};
 use charger_protocol::api;
 
 /// A REST command's data as an OCPP payload: 422 naming what is wrong.
-fn ocpp_data<T: DeserializeOwned + Serialize>(data: &Value) -> Result<Value> {
+pub(super) fn ocpp_data<T: DeserializeOwned + Serialize>(data: &Value) -> Result<Value> {
     let t: T = payload(data).map_err(|e| Error::invalid("data", e.description))?;
     to_json(&t)
 }
 
-fn to_json<T: Serialize>(t: &T) -> Result<Value> {
+pub(super) fn to_json<T: Serialize>(t: &T) -> Result<Value> {
     serde_json::to_value(t).map_err(|e| Error::Internal(format!("a payload that is not JSON: {e}")))
 }
 
@@ -36,7 +36,7 @@ fn checked<T: DeserializeOwned>(answer: Value) -> Result<Value> {
     match payload::<T>(&answer) {
         Ok(_) => Ok(answer),
         Err(e) => Err(Error::BadAnswer(format!(
-            "the charger's answer is not what OCPP 1.6 defines: {}",
+            "the charger's answer is not what OCPP defines for this action: {}",
             e.description
         ))),
     }

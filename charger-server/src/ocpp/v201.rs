@@ -36,6 +36,7 @@ use crate::charging::{
 use crate::error::{Error, Result};
 use crate::ids::{DeviceId, TagUid};
 use crate::records::charging::{Sample, StopReason};
+use crate::records::devices::StationVariable;
 use crate::tags::Tag;
 
 type CallResult = std::result::Result<Value, CallError>;
@@ -121,7 +122,6 @@ pub(super) async fn handle(
         "FirmwareStatusNotification"
         | "LogStatusNotification"
         | "NotifyEvent"
-        | "NotifyReport"
         | "SecurityEventNotification" => {
             tracing::info!(device = %device, action = label, "OCPP 2.0.1 notification");
             Ok(json!({}))
@@ -149,6 +149,7 @@ pub(super) async fn dispatch(
         "BootNotification" => boot(hub, tx, charger, body).await,
         "StatusNotification" => status(hub, tx, charger, body).await,
         "TransactionEvent" => transaction_event(hub, tx, charger, body).await,
+        "NotifyReport" => report(hub, tx, charger, body).await,
         "MeterValues" => {
             let req: v201::MeterValuesRequest = payload(body)?;
             samples(&req.meter_value, 0)?;
@@ -159,6 +160,76 @@ pub(super) async fn dispatch(
             "this server does not support this action",
         )),
     }
+}
+
+/// The configuration variables the server keeps of a station's reports (component,
+/// variable): the ones it uses or an operator needs to see. Never a secret (the password
+/// is write-only anyway).
+pub const KEPT_VARIABLES: &[(&str, &str)] = &[
+    ("AlignedDataCtrlr", "Interval"),
+    ("AlignedDataCtrlr", "Measurands"),
+    ("AuthCacheCtrlr", "Enabled"),
+    ("AuthCtrlr", "AuthorizeRemoteStart"),
+    ("AuthCtrlr", "Enabled"),
+    ("AuthCtrlr", "LocalAuthorizeOffline"),
+    ("AuthCtrlr", "LocalPreAuthorize"),
+    ("AuthCtrlr", "MasterPassGroupId"),
+    ("AuthCtrlr", "OfflineTxForUnknownIdEnabled"),
+    ("ChargingStation", "PhaseRotation"),
+    ("ChargingStation", "SupplyPhases"),
+    ("Connector", "PhaseRotation"),
+    ("Connector", "SupplyPhases"),
+    ("EVSE", "PhaseRotation"),
+    ("EVSE", "SupplyPhases"),
+    ("LocalAuthListCtrlr", "Enabled"),
+    ("OCPPCommCtrlr", "HeartbeatInterval"),
+    ("SampledDataCtrlr", "TxEndedInterval"),
+    ("SampledDataCtrlr", "TxEndedMeasurands"),
+    ("SampledDataCtrlr", "TxStartedMeasurands"),
+    ("SampledDataCtrlr", "TxUpdatedInterval"),
+    ("SampledDataCtrlr", "TxUpdatedMeasurands"),
+    ("SecurityCtrlr", "SecurityProfile"),
+    ("SmartChargingCtrlr", "Enabled"),
+    ("SmartChargingCtrlr", "RateUnit"),
+    ("TxCtrlr", "EVConnectionTimeOut"),
+    ("TxCtrlr", "StopTxOnInvalidId"),
+    ("TxCtrlr", "TxStartPoint"),
+    ("TxCtrlr", "TxStopPoint"),
+];
+
+/// A part of a base report: the Actual values of the kept variables (of the station, or
+/// of one of its EVSEs; instances are not kept), each part as it arrives.
+async fn report(hub: &Hub, tx: &mut ChargerWork, charger: &Charger, body: &Value) -> CallResult {
+    let req: v201::NotifyReportRequest = payload(body)?;
+    let now = hub.service.now();
+    let kept: Vec<StationVariable> = req
+        .report_data
+        .iter()
+        .flatten()
+        .filter(|d| d.component.instance.is_none() && d.variable.instance.is_none())
+        .filter(|d| KEPT_VARIABLES.contains(&(d.component.name.as_str(), d.variable.name.as_str())))
+        .filter_map(|d| {
+            let evse = d.component.evse.as_ref().map_or(0, |e| e.id);
+            if !(0..=charger.connectors).contains(&evse) {
+                return None;
+            }
+            let actual = d
+                .variable_attribute
+                .iter()
+                .find(|a| matches!(a.kind, None | Some(v201::AttributeKind::Actual)))?;
+            Some(StationVariable {
+                component: d.component.name.as_str().to_owned(),
+                evse,
+                variable: d.variable.name.as_str().to_owned(),
+                value: actual.value.as_ref()?.as_str().to_owned(),
+                updated_at: now,
+            })
+        })
+        .collect();
+    hub.service
+        .record_station_variables(tx.as_mut(), charger, &kept)
+        .await?;
+    Ok(json!({}))
 }
 
 async fn boot(hub: &Hub, tx: &mut ChargerWork, charger: &Charger, body: &Value) -> CallResult {
@@ -587,7 +658,9 @@ async fn transaction_event(
     })
 }
 
-/// A REST command as a 2.0.1 CALL over the socket this instance holds.
+/// A REST command as a 2.0.1 CALL over the socket this instance holds: its data checked
+/// against the action's type before it is sent (422 naming what is wrong), the station's
+/// answer against the response's type (502 otherwise).
 pub(super) async fn run_command(
     hub: &Hub,
     device: &DeviceId,
@@ -595,25 +668,33 @@ pub(super) async fn run_command(
     data: &Value,
     timeout: Duration,
 ) -> Result<Value> {
-    let object = |data: &Value| -> Result<Value> {
-        if data.is_object() {
-            Ok(data.clone())
-        } else {
-            Err(Error::invalid(
-                "data",
-                "must be a JSON object (the OCPP 2.0.1 payload)",
-            ))
-        }
-    };
-    let (action, payload) = match command {
+    use super::commands::{ocpp_data, to_json};
+    use v201::*;
+    type Status<S> = StatusResponse<S>;
+    match command {
         "remote-start" => {
             let req: charger_protocol::api::RemoteStartRequest = crate::devices::parse_data(data)?;
-            (
+            let call = RequestStartTransactionRequest {
+                custom_data: None,
+                evse_id: Some(req.connector),
+                group_id_token: None,
+                id_token: IdToken {
+                    custom_data: None,
+                    additional_info: None,
+                    id_token: CiString::new(req.tag.to_ascii_uppercase())
+                        .ok_or_else(|| Error::invalid("tag", "is too long"))?,
+                    kind: IdTokenKind::Iso14443,
+                },
+                remote_start_id: i64::from(rand::random::<u32>() & 0x7fff_ffff),
+                charging_profile: None,
+            };
+            hub.send::<RequestStartTransactionResponse>(
+                device,
                 "RequestStartTransaction",
-                json!({"idToken": {"idToken": req.tag.to_ascii_uppercase(), "type": "ISO14443"},
-                       "evseId": req.connector,
-                       "remoteStartId": rand::random::<u32>() & 0x7fff_ffff}),
+                to_json(&call)?,
+                timeout,
             )
+            .await
         }
         "remote-stop" => {
             let req: charger_protocol::api::RemoteStopRequest = crate::devices::parse_data(data)?;
@@ -622,63 +703,138 @@ pub(super) async fn run_command(
                 .session_local_id(device, req.session_id)
                 .await?
                 .ok_or_else(|| Error::not_found("session"))?;
-            let transaction = key.strip_prefix("t-").ok_or_else(|| {
-                Error::conflict(
-                    "session_unknown_to_charger",
-                    "the charger did not name this session: it cannot be stopped by its id",
-                )
-            })?;
-            (
+            let transaction = key
+                .strip_prefix("t-")
+                .and_then(|t| CiString::new(t.to_owned()))
+                .ok_or_else(|| {
+                    Error::conflict(
+                        "session_unknown_to_charger",
+                        "the charger did not name this session: it cannot be stopped by its id",
+                    )
+                })?;
+            let call = RequestStopTransactionRequest {
+                custom_data: None,
+                transaction_id: transaction,
+            };
+            hub.send::<Status<AcceptedRejected>>(
+                device,
                 "RequestStopTransaction",
-                json!({"transactionId": transaction}),
+                to_json(&call)?,
+                timeout,
             )
+            .await
         }
         "unlock" => {
             let req: charger_protocol::api::UnlockRequest = crate::devices::parse_data(data)?;
-            (
-                "UnlockConnector",
-                json!({"evseId": req.connector, "connectorId": 1}),
-            )
-        }
-        "change-password" => (
-            "SetVariables",
-            json!({"setVariableData": [{"attributeValue": data["password"],
-                   "component": {"name": "SecurityCtrlr"},
-                   "variable": {"name": "BasicAuthPassword"}}]}),
-        ),
-        "reset" => ("Reset", object(data)?),
-        "change-availability" => ("ChangeAvailability", object(data)?),
-        "trigger-message" => ("TriggerMessage", object(data)?),
-        "get-variables" => ("GetVariables", object(data)?),
-        "set-variables" => ("SetVariables", object(data)?),
-        "get-base-report" => ("GetBaseReport", object(data)?),
-        "clear-cache" => ("ClearCache", object(data)?),
-        "get-local-list-version" => ("GetLocalListVersion", object(data)?),
-        "send-local-list" => {
-            return hub
-                .sync_local_list(device, Version::V201, data, timeout)
+            let call = UnlockConnectorRequest {
+                custom_data: None,
+                evse_id: req.connector,
+                connector_id: 1,
+            };
+            hub.send::<Status<UnlockStatus>>(device, "UnlockConnector", to_json(&call)?, timeout)
                 .await
         }
-        "set-charging-profile" => ("SetChargingProfile", object(data)?),
-        "clear-charging-profile" => ("ClearChargingProfile", object(data)?),
-        "get-charging-profiles" => ("GetChargingProfiles", object(data)?),
-        "get-composite-schedule" => ("GetCompositeSchedule", object(data)?),
-        "get-transaction-status" => ("GetTransactionStatus", object(data)?),
-        _ => return Err(Error::not_found("command")),
-    };
-    let answer = match hub.call_local(device, action, payload, timeout).await {
-        Some(result) => result?,
-        None => {
-            return Err(Error::conflict(
-                "device_offline",
-                "the charger disconnected",
-            ))
+        // A rotation's new password, pushed first.
+        "change-password" => {
+            let call = SetVariablesRequest {
+                custom_data: None,
+                set_variable_data: vec![SetVariableData {
+                    custom_data: None,
+                    attribute_type: None,
+                    attribute_value: CiString::new(
+                        data["password"].as_str().unwrap_or_default().to_owned(),
+                    )
+                    .ok_or_else(|| Error::invalid("password", "is too long"))?,
+                    component: Component {
+                        custom_data: None,
+                        evse: None,
+                        name: CiString::cut("SecurityCtrlr"),
+                        instance: None,
+                    },
+                    variable: Variable {
+                        custom_data: None,
+                        name: CiString::cut("BasicAuthPassword"),
+                        instance: None,
+                    },
+                }],
+            };
+            hub.send::<SetVariablesResponse>(device, "SetVariables", to_json(&call)?, timeout)
+                .await
         }
-    };
-    if !answer.is_object() {
-        return Err(Error::BadAnswer(
-            "the charger's answer is not a JSON object".to_owned(),
-        ));
+        "reset" => {
+            let p = ocpp_data::<ResetRequest>(data)?;
+            hub.send::<Status<ResetStatus>>(device, "Reset", p, timeout)
+                .await
+        }
+        "change-availability" => {
+            let p = ocpp_data::<ChangeAvailabilityRequest>(data)?;
+            hub.send::<Status<ChangeAvailabilityStatus>>(device, "ChangeAvailability", p, timeout)
+                .await
+        }
+        "trigger-message" => {
+            let p = ocpp_data::<TriggerMessageRequest>(data)?;
+            hub.send::<Status<TriggerMessageStatus>>(device, "TriggerMessage", p, timeout)
+                .await
+        }
+        "get-variables" => {
+            let p = ocpp_data::<GetVariablesRequest>(data)?;
+            hub.send::<GetVariablesResponse>(device, "GetVariables", p, timeout)
+                .await
+        }
+        "set-variables" => {
+            let p = ocpp_data::<SetVariablesRequest>(data)?;
+            hub.send::<SetVariablesResponse>(device, "SetVariables", p, timeout)
+                .await
+        }
+        "get-base-report" => {
+            let p = ocpp_data::<GetBaseReportRequest>(data)?;
+            hub.send::<Status<DeviceModelStatus>>(device, "GetBaseReport", p, timeout)
+                .await
+        }
+        "clear-cache" => {
+            let p = ocpp_data::<Empty>(data)?;
+            hub.send::<Status<AcceptedRejected>>(device, "ClearCache", p, timeout)
+                .await
+        }
+        "get-local-list-version" => {
+            let p = ocpp_data::<Empty>(data)?;
+            hub.send::<GetLocalListVersionResponse>(device, "GetLocalListVersion", p, timeout)
+                .await
+        }
+        "send-local-list" => {
+            hub.sync_local_list(device, Version::V201, data, timeout)
+                .await
+        }
+        "set-charging-profile" => {
+            let p = ocpp_data::<SetChargingProfileRequest>(data)?;
+            hub.send::<Status<AcceptedRejected>>(device, "SetChargingProfile", p, timeout)
+                .await
+        }
+        "clear-charging-profile" => {
+            let p = ocpp_data::<ClearChargingProfileRequest>(data)?;
+            hub.send::<Status<ClearChargingProfileStatus>>(
+                device,
+                "ClearChargingProfile",
+                p,
+                timeout,
+            )
+            .await
+        }
+        "get-charging-profiles" => {
+            let p = ocpp_data::<GetChargingProfilesRequest>(data)?;
+            hub.send::<Status<GetChargingProfileStatus>>(device, "GetChargingProfiles", p, timeout)
+                .await
+        }
+        "get-composite-schedule" => {
+            let p = ocpp_data::<GetCompositeScheduleRequest>(data)?;
+            hub.send::<GetCompositeScheduleResponse>(device, "GetCompositeSchedule", p, timeout)
+                .await
+        }
+        "get-transaction-status" => {
+            let p = ocpp_data::<GetTransactionStatusRequest>(data)?;
+            hub.send::<GetTransactionStatusResponse>(device, "GetTransactionStatus", p, timeout)
+                .await
+        }
+        _ => Err(Error::not_found("command")),
     }
-    Ok(answer)
 }

@@ -207,6 +207,17 @@ pub struct FleetCounts {
     pub faulted: i64,
 }
 
+/// A variable of an OCPP 2.0.1 station's configuration (its Actual value), as its report
+/// gave it; `evse` 0 is the station as a whole.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StationVariable {
+    pub component: String,
+    pub evse: i64,
+    pub variable: String,
+    pub value: String,
+    pub updated_at: DateTime<Utc>,
+}
+
 /// A connector's last reported error.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Fault {

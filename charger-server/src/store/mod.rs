@@ -268,6 +268,11 @@ pub trait Store: Send + Sync + 'static {
         owner: Option<&OwnerId>,
     ) -> StoreResult<crate::records::devices::FleetCounts>;
     /// The connectors' latest reported errors, newest first.
+    /// An OCPP 2.0.1 station's kept configuration variables, by component, EVSE, variable.
+    async fn station_variables(
+        &self,
+        device: &DeviceId,
+    ) -> StoreResult<Vec<crate::records::devices::StationVariable>>;
     async fn recent_faults(
         &self,
         owner: Option<&OwnerId>,
@@ -476,6 +481,16 @@ pub trait ChargerTx: Send {
     async fn stop_session(&mut self, session: i64, stop: &StopRecord) -> StoreResult<()>;
     /// Moves an active session's start back to an earlier time and reading (a station's
     /// start event that arrived after later ones).
+    /// A stopped (not disputed) session's start moved back, billed again with this bill
+    /// (its cost lines replaced); false when it is not stopped any more.
+    async fn rebill_session_start(
+        &mut self,
+        session: i64,
+        started_at: DateTime<Utc>,
+        meter_start_wh: i64,
+        bill: &crate::records::cost::Bill,
+        currency: &crate::records::money::Currency,
+    ) -> StoreResult<bool>;
     async fn amend_session_start(
         &mut self,
         session: i64,
@@ -526,6 +541,12 @@ pub trait ChargerTx: Send {
     ) -> StoreResult<Option<Tariff>>;
     /// The charger has been told to start its local list over.
     async fn clear_list_reset(&mut self, device: &DeviceId) -> StoreResult<()>;
+    /// Keeps (replaces) these configuration variables of an OCPP 2.0.1 station.
+    async fn set_station_variables(
+        &mut self,
+        device: &DeviceId,
+        variables: &[crate::records::devices::StationVariable],
+    ) -> StoreResult<()>;
     /// Marks an OCPP station registered; whether it was not before (its first boot).
     async fn register_ocpp(&mut self, device: &DeviceId) -> StoreResult<bool>;
     /// The owner's list version and up to `limit` changes after `since`, oldest first.

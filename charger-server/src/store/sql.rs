@@ -1376,6 +1376,13 @@ impl Store for SqlStore {
         self.fleet_counts_of(owner).await
     }
 
+    async fn station_variables(
+        &self,
+        device: &DeviceId,
+    ) -> StoreResult<Vec<crate::records::devices::StationVariable>> {
+        self.station_variables_of(device).await
+    }
+
     async fn recent_faults(
         &self,
         owner: Option<&OwnerId>,

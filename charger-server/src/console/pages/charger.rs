@@ -61,6 +61,14 @@ async fn charger(State(state): State<ApiState>, v: Viewer, Path(id): Path<String
         Ok(a) => a,
         Err(e) => return v.error(&e),
     };
+    let variables = if device.protocol == crate::devices::Protocol::Ocpp201 {
+        match s.station_variables(&v.user.who, &id).await {
+            Ok(vars) => Some(vars),
+            Err(e) => return v.error(&e),
+        }
+    } else {
+        None
+    };
     let tariffs = match s.list_tariffs(&v.user.who).await {
         Ok(t) => t
             .into_iter()
@@ -176,6 +184,7 @@ async fn charger(State(state): State<ApiState>, v: Viewer, Path(id): Path<String
                 button.danger type="submit" data-confirm="Offer this charger to another owner? If they accept and claim it, it leaves your fleet." { "Offer the charger" }
             }
         }
+        @if let Some(vars) = &variables { (station_variables(vars)) }
         h2 { "Recent sessions" }
         (super::sessions::table(&sessions))
         h2 { "Recent actions" }
@@ -183,6 +192,31 @@ async fn charger(State(state): State<ApiState>, v: Viewer, Path(id): Path<String
         p { a href={ "/chargers/" (device.id) "/history" } { "The charger's history: connections, status changes, requests, commands" } }
     };
     v.live_page(format!("Charger {}", device.id), html! {}, live, after)
+}
+
+/// An OCPP 2.0.1 station's configuration as its base report gave it.
+fn station_variables(vars: &[crate::records::devices::StationVariable]) -> Markup {
+    html! {
+        h2 { "Station configuration" }
+        @if vars.is_empty() {
+            p { "Not reported yet: the station reports it after its first boot (GetBaseReport)." }
+        } @else {
+            div.scroll { table.variables {
+                thead { tr { th { "Component" } th { "EVSE" } th { "Variable" } th { "Value" } th { "Reported" } } }
+                tbody {
+                    @for var in vars {
+                        tr {
+                            td { (plain(&var.component)) }
+                            td { @if var.evse == 0 { "station" } @else { (var.evse) } }
+                            td { (plain(&var.variable)) }
+                            td.text { (plain(&var.value)) }
+                            td { (time(var.updated_at)) }
+                        }
+                    }
+                }
+            } }
+        }
+    }
 }
 
 /// A charger's recent actions (commands and their results, rotations, offers, settings).

@@ -829,6 +829,39 @@ impl ChargerTx for SqlTx {
         row.map(SessionRow::into_session).transpose()
     }
 
+    async fn rebill_session_start(
+        &mut self,
+        session: i64,
+        started_at: DateTime<Utc>,
+        meter_start_wh: i64,
+        bill: &crate::records::cost::Bill,
+        currency: &crate::records::money::Currency,
+    ) -> StoreResult<bool> {
+        let done = sqlx::query(
+            "UPDATE sessions SET started_at = $2, meter_start_wh = $3, energy_wh = $4,
+                 net_minor = $5, tax_minor = $6, total_minor = $7
+             WHERE id = $1 AND status = 'stopped'",
+        )
+        .bind(session)
+        .bind(to_millis(started_at))
+        .bind(meter_start_wh)
+        .bind(bill.energy_wh)
+        .bind(minor(bill.net, currency)?)
+        .bind(minor(bill.tax, currency)?)
+        .bind(minor(bill.total, currency)?)
+        .execute(self.w()?)
+        .await?;
+        if done.rows_affected() != 1 {
+            return Ok(false);
+        }
+        sqlx::query("DELETE FROM session_cost_lines WHERE session_id = $1")
+            .bind(session)
+            .execute(self.w()?)
+            .await?;
+        insert_cost_lines(self.w()?, session, bill).await?;
+        Ok(true)
+    }
+
     async fn amend_session_start(
         &mut self,
         session: i64,
@@ -1029,6 +1062,31 @@ impl ChargerTx for SqlTx {
             .bind(device.as_str())
             .execute(self.w()?)
             .await?;
+        Ok(())
+    }
+
+    async fn set_station_variables(
+        &mut self,
+        device: &DeviceId,
+        variables: &[crate::records::devices::StationVariable],
+    ) -> StoreResult<()> {
+        for v in variables {
+            sqlx::query(
+                "INSERT INTO station_variables
+                     (device_id, component, evse_id, variable, value, updated_at)
+                 VALUES ($1, $2, $3, $4, $5, $6)
+                 ON CONFLICT (device_id, component, evse_id, variable)
+                 DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+            )
+            .bind(device.as_str())
+            .bind(&v.component)
+            .bind(v.evse)
+            .bind(&v.variable)
+            .bind(&v.value)
+            .bind(to_millis(v.updated_at))
+            .execute(self.w()?)
+            .await?;
+        }
         Ok(())
     }
 

@@ -124,6 +124,30 @@ impl SqlStore {
             .collect()
     }
 
+    pub(super) async fn station_variables_of(
+        &self,
+        device: &DeviceId,
+    ) -> StoreResult<Vec<crate::records::devices::StationVariable>> {
+        let rows: Vec<(String, i64, String, String, i64)> = sqlx::query_as(
+            "SELECT component, evse_id, variable, value, updated_at FROM station_variables
+             WHERE device_id = $1 ORDER BY component, evse_id, variable",
+        )
+        .bind(device.as_str())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter()
+            .map(|(component, evse, variable, value, at)| {
+                Ok(crate::records::devices::StationVariable {
+                    component,
+                    evse,
+                    variable,
+                    value,
+                    updated_at: from_millis(at)?,
+                })
+            })
+            .collect()
+    }
+
     /// A charger's history, newest first: its events (connects, disconnects, status
     /// changes) and its answered requests of the query's kind and times, `limit` of each
     /// at most.
