@@ -690,11 +690,10 @@ impl Player for crate::ocpp::OcppLink {
     async fn connect(bundle: &Self::Bundle, at: Option<&str>) -> anyhow::Result<Self> {
         let server = at.ok_or_else(|| anyhow!("no server address"))?;
         let mut link = crate::ocpp::OcppLink::connect(server, bundle).await?;
-        link.call(
-            "BootNotification",
-            json!({"chargePointVendor": "Sim", "chargePointModel": "OCPP sim"}),
-        )
-        .await?;
+        let boot = link.boot().await?;
+        if boot["status"] != "Accepted" {
+            bail!("BootNotification: {}", boot["status"]);
+        }
         Ok(link)
     }
 
@@ -703,6 +702,9 @@ impl Player for crate::ocpp::OcppLink {
     }
 
     async fn play(&mut self, shared: &Shared, op: Op, tag: &str, meter_wh: &mut i64) -> bool {
+        if self.v201 {
+            return play_201(self, shared, op, tag, meter_wh).await;
+        }
         let now = || chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
         match op {
             Op::Echo => {
@@ -740,6 +742,63 @@ impl Player for crate::ocpp::OcppLink {
     }
 }
 
+/// One operation of an OCPP 2.0.1 station: a transaction is a TransactionEvent Started
+/// (with the idToken and the meter's register) and an Ended one.
+async fn play_201(
+    link: &mut crate::ocpp::OcppLink,
+    shared: &Shared,
+    op: Op,
+    tag: &str,
+    meter_wh: &mut i64,
+) -> bool {
+    let now = || chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let token = json!({"idToken": tag, "type": "ISO14443"});
+    match op {
+        Op::Echo => {
+            ocpp_call(shared, link, "Heartbeat", json!({})).await;
+        }
+        Op::Authorize => {
+            ocpp_call(shared, link, "Authorize", json!({"idToken": token})).await;
+        }
+        Op::Status => {
+            let data = json!({"timestamp": now(), "connectorStatus": "Available",
+                              "evseId": 1, "connectorId": 1});
+            ocpp_call(shared, link, "StatusNotification", data).await;
+        }
+        Op::Boot => {
+            let data = json!({"reason": "PowerUp",
+                              "chargingStation": {"vendorName": "Sim", "model": "OCPP 2.0.1 sim"}});
+            ocpp_call(shared, link, "BootNotification", data).await;
+        }
+        Op::Session => {
+            let transaction = format!("sim-{:016x}", rand::random::<u64>());
+            let event = |kind: &str, seq: i64, wh: i64, context: &str| {
+                json!({"eventType": kind, "timestamp": now(), "triggerReason": "Authorized",
+                       "seqNo": seq, "transactionInfo": {"transactionId": transaction},
+                       "evse": {"id": 1, "connectorId": 1}, "idToken": token,
+                       "meterValue": [{"timestamp": now(), "sampledValue": [
+                           {"value": wh, "context": context,
+                            "measurand": "Energy.Active.Import.Register"}]}]})
+            };
+            let start = event("Started", 0, *meter_wh, "Transaction.Begin");
+            if ocpp_call(shared, link, "TransactionEvent", start)
+                .await
+                .is_none()
+            {
+                return true;
+            }
+            *meter_wh += SESSION_WH;
+            let end = event("Ended", 1, *meter_wh, "Transaction.End");
+            if !shared.permit().await {
+                let _ = link.call("TransactionEvent", end).await;
+                return false;
+            }
+            ocpp_call(shared, link, "TransactionEvent", end).await;
+        }
+    }
+    true
+}
+
 /// Sends one OCPP CALL, records its latency (a CALLERROR or a refused tag is an error).
 async fn ocpp_call(
     shared: &Shared,
@@ -752,6 +811,7 @@ async fn ocpp_call(
         Ok(answer) => {
             let refused = answer["idTagInfo"]["status"]
                 .as_str()
+                .or(answer["idTokenInfo"]["status"].as_str())
                 .filter(|s| *s != "Accepted")
                 .map(|s| format!("{action} {s}"));
             shared.record(action, Some(t.elapsed()), refused.clone());

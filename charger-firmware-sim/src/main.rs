@@ -39,8 +39,9 @@ enum Command {
         /// The envelope: v2 (sealed requests, no key on the wire) or v1.
         #[arg(long, value_enum, default_value_t = Envelope::V2)]
         envelope: Envelope,
-        /// The charger's protocol: mybox (MQTT) or ocpp1.6 (the bundle file then holds
-        /// OCPP credentials, and --server names the server).
+        /// The charger's protocol: mybox (MQTT) or ocpp (also ocpp1.6, ocpp2.0.1: the bundle
+        /// file then holds OCPP credentials, the charger speaks 1.6, and --server names the
+        /// server).
         #[arg(long, value_enum, default_value_t = Protocol::Mybox)]
         protocol: Protocol,
         /// OCPP: the server's WebSocket address, e.g. ws://127.0.0.1:8080.
@@ -89,8 +90,9 @@ enum Command {
         /// The envelope: v2 (sealed requests, no key on the wire) or v1.
         #[arg(long, value_enum, default_value_t = Envelope::V2)]
         envelope: Envelope,
-        /// The chargers' protocol: mybox (MQTT) or ocpp1.6 (the bundle file then holds
-        /// OCPP credentials, and --server names the server).
+        /// The chargers' protocol: mybox (MQTT) or ocpp (also ocpp1.6, ocpp2.0.1: the bundle
+        /// file then holds OCPP credentials, each charger offers its bundle's subprotocol,
+        /// and --server names the server).
         #[arg(long, value_enum, default_value_t = Protocol::Mybox)]
         protocol: Protocol,
         /// OCPP: the server's WebSocket address, e.g. ws://127.0.0.1:8080.
@@ -103,8 +105,10 @@ enum Command {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 enum Protocol {
     Mybox,
-    #[value(name = "ocpp1.6")]
-    Ocpp16,
+    /// OCPP: each charger offers its bundle's subprotocol (ocpp1.6 or ocpp2.0.1) in load
+    /// runs; `run` plays 1.6 (a 2.0.1 station may negotiate it).
+    #[value(name = "ocpp", alias = "ocpp1.6", alias = "ocpp2.0.1")]
+    Ocpp,
 }
 
 /// The envelope version, as a flag.
@@ -179,7 +183,7 @@ fn main() -> ExitCode {
         } => (|| {
             let (mut mybox, mut ocpp) = match protocol {
                 Protocol::Mybox => (load_bundles(&bundles)?, Vec::new()),
-                Protocol::Ocpp16 => (Vec::new(), load_ocpp_bundles(&bundles)?),
+                Protocol::Ocpp => (Vec::new(), load_ocpp_bundles(&bundles)?),
             };
             let count = mybox.len().max(ocpp.len());
             if let Some(n) = chargers {
@@ -208,7 +212,7 @@ fn main() -> ExitCode {
             let config = charger_firmware_sim::load::LoadConfig {
                 broker: match protocol {
                     Protocol::Mybox => broker,
-                    Protocol::Ocpp16 => server,
+                    Protocol::Ocpp => server,
                 },
                 mix,
                 rate,
@@ -222,7 +226,7 @@ fn main() -> ExitCode {
             let rt = tokio::runtime::Runtime::new()?;
             let report = match protocol {
                 Protocol::Mybox => rt.block_on(charger_firmware_sim::load::run(&mybox, config))?,
-                Protocol::Ocpp16 => {
+                Protocol::Ocpp => {
                     rt.block_on(charger_firmware_sim::load::run_ocpp(&ocpp, config))?
                 }
             };

@@ -205,14 +205,23 @@ async fn sqlite(dir: &TempDir, rows: &mut Vec<Row>) {
 }
 
 /// OCPP chargers provisioned in the benchmark's owner.
-async fn provision_ocpp(server: &Instance, count: usize) -> Vec<load_ocpp::OcppBundle> {
+async fn provision_ocpp(
+    server: &Instance,
+    count: usize,
+    protocol: &str,
+) -> Vec<load_ocpp::OcppBundle> {
+    let prefix = if protocol == "ocpp1.6" {
+        "ocpp-"
+    } else {
+        "ocpp201-"
+    };
     let a = server
         .rest
         .post(
             "/api/v1/devices/bulk",
             charger_e2e::ADMIN_TOKEN,
-            serde_json::json!({"owner": "fleet", "prefix": "ocpp-", "count": count,
-                               "protocol": "ocpp1.6"}),
+            serde_json::json!({"owner": "fleet", "prefix": prefix, "count": count,
+                               "protocol": protocol}),
         )
         .await;
     assert_eq!(a.status, 201, "{a:?}");
@@ -225,13 +234,26 @@ async fn provision_ocpp(server: &Instance, count: usize) -> Vec<load_ocpp::OcppB
     load_ocpp::read_ocpp_bundles(lines.join("\n").as_bytes()).expect("OCPP bundles")
 }
 
-/// OCPP 1.6J beside MQTT on the same server in the same run: `Authorize` and whole
-/// transactions (StartTransaction + StopTransaction) saturated, as ratios of the MQTT
-/// figures.
+/// OCPP 1.6J and 2.0.1 beside MQTT on the same server in the same run: `Authorize` and
+/// whole transactions (1.6: StartTransaction + StopTransaction; 2.0.1: TransactionEvent
+/// Started + Ended) saturated, as ratios of the MQTT figures.
 async fn ocpp_load(server: &Instance, tags: &[String], mqtt: &Load, rows: &mut Vec<Row>) {
-    let bundles = provision_ocpp(server, LOAD_CHARGERS).await;
+    for (protocol, name) in [("ocpp1.6", "OCPP 1.6J"), ("ocpp2.0.1", "OCPP 2.0.1")] {
+        ocpp_load_of(server, tags, mqtt, rows, protocol, name).await;
+    }
+}
+
+async fn ocpp_load_of(
+    server: &Instance,
+    tags: &[String],
+    mqtt: &Load,
+    rows: &mut Vec<Row>,
+    protocol: &str,
+    name: &str,
+) {
+    let bundles = provision_ocpp(server, LOAD_CHARGERS, protocol).await;
     let ws = server.rest.base.replace("http://", "ws://");
-    println!("\n== OCPP 1.6J, embedded, SQLite ({ws})");
+    println!("\n== {name}, embedded, SQLite ({ws})");
     let c = |op| LoadConfig {
         mix: Mix::only(op),
         ..config(&ws, tags, op, None)
@@ -241,12 +263,12 @@ async fn ocpp_load(server: &Instance, tags: &[String], mqtt: &Load, rows: &mut V
     let session = ocpp_phase("transaction, saturated", players, c(Op::Session)).await;
     for (what, o, m) in [
         (
-            "OCPP Authorize / MQTT authorize (throughput)",
+            format!("{name} Authorize / MQTT authorize (throughput)"),
             &authorize,
             &mqtt.authorize,
         ),
         (
-            "OCPP transaction / MQTT session (throughput)",
+            format!("{name} transaction / MQTT session (throughput)"),
             &session,
             &mqtt.session,
         ),
@@ -276,7 +298,7 @@ async fn ocpp_idle(dir: &TempDir, rows: &mut Vec<Row>) {
         )
         .await;
     assert_eq!(a.status, 201, "{a:?}");
-    let bundles = provision_ocpp(&server, OCPP_FLEET).await;
+    let bundles = provision_ocpp(&server, OCPP_FLEET, "ocpp1.6").await;
     let ws = server.rest.base.replace("http://", "ws://");
     tokio::time::sleep(Duration::from_secs(2)).await;
     let before = rss_kib(server.pid());

@@ -6,6 +6,7 @@ use charger_e2e::ocpp::{python, Agent, Refused};
 use charger_e2e::{on_both_databases, spawn_app_on, TestApp, ADMIN_TOKEN};
 use chrono::{DateTime, Duration as Span, SecondsFormat, Utc};
 use serde_json::{json, Value};
+use std::time::Duration;
 
 on_both_databases!(spawn_app_on =>
     tc_b_01_cold_boot_and_the_subprotocol,
@@ -15,6 +16,7 @@ on_both_databases!(spawn_app_on =>
     tc_f_remote_start_stop_reset_and_rotation_from_rest,
     tc_b_02_b_30_pending_then_accepted_and_nothing_before,
     tc_e_53_events_replayed_out_of_order_bill_from_the_first_seq_no,
+    tc_b_03_rejected_by_the_operator_then_accepted,
 );
 
 fn ts(t: DateTime<Utc>) -> String {
@@ -800,6 +802,8 @@ async fn the_console_commands_a_201_station() {
             "{}/chargers/acme-201/commands/change-availability",
             app.base
         );
+        let cookie = cookie.clone();
+        let csrf = csrf.clone();
         async move {
             reqwest::Client::builder()
                 .redirect(reqwest::redirect::Policy::none())
@@ -826,5 +830,179 @@ async fn the_console_commands_a_201_station() {
         json!({"operationalStatus": "Inoperative", "evse": {"id": 1}})
     );
     assert_eq!(post.await.expect("task"), 303);
+    // The operator rejects it from its page: its socket closes, and the page says so.
+    assert!(page.contains("Reject the charger"), "{page}");
+    let rejected = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client")
+        .post(format!("{}/chargers/acme-201/registration", app.base))
+        .header("cookie", &cookie)
+        .header("origin", "http://localhost")
+        .form(&[("csrf", csrf.as_str()), ("registration", "rejected")])
+        .send()
+        .await
+        .expect("form");
+    assert_eq!(rejected.status(), 303);
+    assert!(cp.wait_closed().await.is_some());
+    let (_, page) = app.console_get(&cookie, "/chargers/acme-201").await;
+    assert!(page.contains("Accept the charger"), "{page}");
+}
+
+/// The simulator's load runs play 2.0.1 stations (the bundle's subprotocol): each boots
+/// (Pending, the base report asked for, then Accepted), authorizes and runs transactions
+/// as TransactionEvent Started and Ended, with no error, each billed.
+#[tokio::test]
+async fn the_simulator_plays_201_stations_in_load_runs() {
+    let app = spawn_app_on(charger_e2e::Db::Sqlite).await.expect("app");
+    fleet(&app).await;
+    let a = app
+        .post(
+            "/api/v1/devices/bulk",
+            ADMIN_TOKEN,
+            json!({"owner": "acme", "prefix": "sim-", "count": 2, "protocol": "ocpp2.0.1"}),
+        )
+        .await;
+    assert_eq!(a.status, 201, "{a:?}");
+    let lines: Vec<String> = a.body["devices"]
+        .as_array()
+        .expect("bundles")
+        .iter()
+        .map(Value::to_string)
+        .collect();
+    let bundles = charger_firmware_sim::ocpp::read_ocpp_bundles(lines.join("\n").as_bytes())
+        .expect("OCPP bundles");
+    assert_eq!(bundles[0].ocpp.subprotocol, "ocpp2.0.1");
+    let a = app
+        .post(
+            "/api/v1/tags",
+            ADMIN_TOKEN,
+            json!({"uid": "be000000", "owner": "acme", "max_sessions": 100}),
+        )
+        .await;
+    assert_eq!(a.status, 201, "{a:?}");
+    let config = charger_firmware_sim::load::LoadConfig {
+        broker: Some(app.base.replace("http", "ws")),
+        mix: "authorize=3,session=1,echo=1,status=1"
+            .parse()
+            .expect("mix"),
+        duration: Duration::from_secs(1),
+        tags: vec!["BE000000".into()],
+        ..Default::default()
+    };
+    let report = charger_firmware_sim::load::run_ocpp(&bundles, config)
+        .await
+        .expect("load");
+    assert_eq!(report.connected, 2);
+    assert!(report.requests > 10, "{}", report.text());
+    assert_eq!(report.error_count(), 0, "{}", report.text());
+    let page = app
+        .get("/api/v1/sessions?device=sim-00000&limit=200", ADMIN_TOKEN)
+        .await;
+    let sessions = page.body["sessions"].as_array().expect("sessions").clone();
+    assert!(!sessions.is_empty(), "{page:?}");
+    for s in &sessions {
+        assert_eq!(
+            (&s["status"], &s["energy_wh"]),
+            (
+                &json!("stopped"),
+                &json!(charger_firmware_sim::load::SESSION_WH)
+            ),
+            "{s}"
+        );
+    }
+}
+
+/// TC_B_03 (the CSMS's side): an operator rejects a registered station over REST; its
+/// socket closes, its next boot is Rejected (with the retry interval), nothing else it
+/// sends is taken (SecurityError) and no command is sent to it (409); accepted again,
+/// its next boot is Accepted. A MyBox charger has no registration (422).
+async fn tc_b_03_rejected_by_the_operator_then_accepted(app: TestApp) {
+    let Some(py) = python() else { return };
+    let password = fleet(&app).await;
+    let cp = booted(&app, &py, &password).await;
+    let a = app
+        .patch(
+            "/api/v1/devices/acme-201",
+            ADMIN_TOKEN,
+            json!({"registration": "rejected"}),
+        )
+        .await;
+    assert_eq!(a.status, 200, "{a:?}");
+    assert_eq!(a.body["registration"], "rejected", "{a:?}");
+    let mut cp = cp;
+    assert!(cp.wait_closed().await.is_some());
+    let mut cp = Agent::connect_with(&py, &url(&app), "acme-201", Some(&password), "ocpp2.0.1")
+        .await
+        .expect("connects");
+    let early = cp.call("Heartbeat", json!({})).await;
+    assert_eq!(early.err().map(|e| e.0), Some("SecurityError".to_owned()));
+    let boot = cp
+        .call("BootNotification", boot_request())
+        .await
+        .expect("boot");
+    assert_eq!(
+        (&boot["status"], &boot["interval"]),
+        (&json!("Rejected"), &json!(300)),
+        "{boot}"
+    );
+    let after = cp
+        .call(
+            "StatusNotification",
+            json!({"timestamp": ts(Utc::now()),
+        "connectorStatus": "Available", "evseId": 1, "connectorId": 1}),
+        )
+        .await;
+    assert_eq!(after.err().map(|e| e.0), Some("SecurityError".to_owned()));
+    let refused = app
+        .post(
+            "/api/v1/devices/acme-201/commands/reset",
+            ADMIN_TOKEN,
+            json!({"type": "Immediate"}),
+        )
+        .await;
+    assert_eq!(refused.status, 409, "{refused:?}");
+    assert_eq!(
+        refused.body["error"], "registration_rejected",
+        "{refused:?}"
+    );
+    let a = app
+        .patch(
+            "/api/v1/devices/acme-201",
+            ADMIN_TOKEN,
+            json!({"registration": "accepted"}),
+        )
+        .await;
+    assert_eq!(a.status, 200, "{a:?}");
+    let boot = cp
+        .call("BootNotification", boot_request())
+        .await
+        .expect("boot");
+    assert_eq!(boot["status"], "Accepted", "{boot}");
+    assert!(cp.call("Heartbeat", json!({})).await.is_ok());
     cp.close().await;
+    let a = app
+        .post(
+            "/api/v1/devices",
+            ADMIN_TOKEN,
+            json!({"id": "acme-mybox", "owner": "acme", "connectors": 1}),
+        )
+        .await;
+    assert_eq!(a.status, 201, "{a:?}");
+    let a = app
+        .patch(
+            "/api/v1/devices/acme-mybox",
+            ADMIN_TOKEN,
+            json!({"registration": "rejected"}),
+        )
+        .await;
+    assert_eq!(a.status, 422, "{a:?}");
+    let a = app
+        .patch(
+            "/api/v1/devices/acme-201",
+            ADMIN_TOKEN,
+            json!({"registration": "sometimes"}),
+        )
+        .await;
+    assert_eq!(a.status, 422, "{a:?}");
 }

@@ -311,9 +311,13 @@ impl Service {
         Reply::typed(200, &api::Empty {})
     }
 
-    /// Registers an OCPP station; whether this was its first registration (then its boot
-    /// is answered Pending while the server reads its configuration).
-    pub async fn register_ocpp(&self, tx: &mut dyn ChargerTx, charger: &Charger) -> Result<bool> {
+    /// An OCPP charger booted: its registration before this boot (Pending: its first, then
+    /// registered; Rejected: an operator refused it, and it stays so).
+    pub async fn register_ocpp(
+        &self,
+        tx: &mut dyn ChargerTx,
+        charger: &Charger,
+    ) -> Result<crate::records::devices::Registration> {
         Ok(tx.register_ocpp(&charger.id).await?)
     }
 

@@ -77,6 +77,10 @@ pub struct UpdateDeviceRequest {
     pub max_power_w: Option<i64>,
     #[serde(default, deserialize_with = "crate::tags::not_null")]
     pub require_v2: Option<bool>,
+    /// OCPP chargers: `rejected` refuses its boots (and closes its socket), `accepted`
+    /// takes it back, `pending` reads its configuration again at its next boot (2.0.1).
+    #[serde(default, deserialize_with = "crate::tags::not_null")]
+    pub registration: Option<crate::records::devices::Registration>,
 }
 
 fn one() -> i64 {
@@ -285,9 +289,16 @@ impl Service {
         if let Some(w) = req.max_power_w {
             check_max_power("max_power_w", w)?;
         }
+        if req.registration.is_some() && !device.protocol.is_ocpp() {
+            return Err(Error::invalid(
+                "registration",
+                "only OCPP chargers have a registration",
+            ));
+        }
         let settings = DeviceSettings {
             max_power_w: req.max_power_w,
             require_v2: req.require_v2,
+            registration: req.registration,
         };
         if !self
             .store
@@ -305,6 +316,12 @@ impl Service {
             "ok",
         )
         .await;
+        if req.registration == Some(crate::records::devices::Registration::Rejected) {
+            // Its socket closes now: it boots again and is told Rejected.
+            if let Some(channel) = self.ocpp_channel() {
+                channel.disconnect(id).await;
+            }
+        }
         self.get_device(who, id).await
     }
 

@@ -41,6 +41,10 @@ use crate::api::{ApiState, Peer};
 use crate::devices::{PresenceChange, PresenceKind, Protocol};
 use crate::error::{Error, Result};
 use crate::ids::DeviceId;
+use crate::records::devices::Registration;
+
+/// How long a rejected charger waits before it boots again, in seconds.
+pub const REJECTED_INTERVAL_S: i64 = 300;
 use crate::limits::{Buckets, PerSource, SourceSlot};
 use crate::metrics::{limit_hit, limit_hit_logged, Limit};
 use crate::service::{OcppChannel, Service};
@@ -442,8 +446,12 @@ async fn handshake(
     };
     let max = hub.settings.max_message_bytes;
     // A 1.6 charger is registered by its provisioning; a 2.0.1 station once its first boot
-    // was answered (Pending, then Accepted).
-    let registered = version == Version::V16 || auth.ocpp_registered;
+    // was answered (Pending, then Accepted); a rejected one is not.
+    let registered = match auth.registration {
+        Registration::Accepted => true,
+        Registration::Pending => version == Version::V16,
+        Registration::Rejected => false,
+    };
     // Small buffers: an idle charger holds a few KB, not tungstenite's 2 x 128 KiB; a
     // message is written out at once (an answer is never held back to fill a buffer).
     ws.protocols([version.subprotocol()])
@@ -460,7 +468,7 @@ async fn handshake(
                 socket,
                 (permit, source),
                 peer,
-                registered,
+                (registered, auth.registration == Registration::Rejected),
             )
             .await;
         })
@@ -474,12 +482,13 @@ async fn run(
     mut socket: WebSocket,
     _slots: (OwnedSemaphorePermit, Option<SourceSlot>),
     peer: Option<IpAddr>,
-    registered: bool,
+    (registered, rejected): (bool, bool),
 ) {
     let conn = rand::random::<i64>().abs().max(1);
     // Whether the station may send more than BootNotification (2.0.1: not before its
     // registration is accepted; a registered one that reconnects without booting is).
     let mut accepted = registered;
+    let mut rejected = rejected;
     let (tx, mut rx) = mpsc::channel::<Outbound>(16);
     hub.register(&device, conn, tx, version);
     if let Some(relay) = hub.relay.get() {
@@ -584,6 +593,7 @@ async fn run(
                                     if action == "BootNotification" {
                                         if let Frame::CallResult { payload, .. } = &frame {
                                             accepted = payload["status"] == "Accepted";
+                                            rejected = payload["status"] == "Rejected";
                                             if payload["status"] == "Pending" {
                                                 read_configuration(&hub, &device);
                                             }
@@ -646,6 +656,13 @@ async fn run(
             }
             out = rx.recv() => {
                 match out {
+                    // Nothing is sent to a rejected charger.
+                    Some(Outbound::Call { reply, .. }) if rejected => {
+                        let _ = reply.send(Err(Error::conflict(
+                            "registration_rejected",
+                            "the charger's registration is rejected: nothing is sent to it",
+                        )));
+                    }
                     Some(call @ Outbound::Call { .. }) => queue.push_back(call),
                     Some(Outbound::Close(why)) => {
                         let _ = socket.send(Message::Close(Some(CloseFrame {

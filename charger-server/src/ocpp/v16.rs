@@ -153,11 +153,22 @@ async fn boot(hub: &Hub, tx: &mut ChargerWork, charger: &Charger, body: &Value) 
     hub.service
         .record_boot(tx.as_mut(), charger, firmware, &model)
         .await?;
-    // A provisioned charger is registered: provisioning is its registration.
+    // A provisioned charger is registered at its first boot (1.6 has no Pending here),
+    // unless an operator rejected it.
+    let rejected = hub.service.register_ocpp(tx.as_mut(), charger).await?
+        == crate::records::devices::Registration::Rejected;
     to_value(&v16::BootNotificationResponse {
-        status: RegistrationStatus::Accepted,
+        status: if rejected {
+            RegistrationStatus::Rejected
+        } else {
+            RegistrationStatus::Accepted
+        },
         current_time: hub.service.now(),
-        interval: i64::try_from(hub.service.heartbeat_s()).unwrap_or(i64::MAX),
+        interval: if rejected {
+            super::REJECTED_INTERVAL_S
+        } else {
+            i64::try_from(hub.service.heartbeat_s()).unwrap_or(i64::MAX)
+        },
     })
 }
 

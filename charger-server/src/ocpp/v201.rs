@@ -36,7 +36,7 @@ use crate::charging::{
 use crate::error::{Error, Result};
 use crate::ids::{DeviceId, TagUid};
 use crate::records::charging::{Sample, StopReason};
-use crate::records::devices::StationVariable;
+use crate::records::devices::{Registration, StationVariable};
 use crate::tags::Tag;
 
 type CallResult = std::result::Result<Value, CallError>;
@@ -250,14 +250,13 @@ async fn boot(hub: &Hub, tx: &mut ChargerWork, charger: &Charger, body: &Value) 
         .await?;
     // Its first boot is Pending: the server reads its configuration, and the station boots
     // again after the interval, then Accepted.
-    let first = hub.service.register_ocpp(tx.as_mut(), charger).await?;
-    let (status, interval) = if first {
-        (RegistrationStatus::Pending, PENDING_INTERVAL_S)
-    } else {
-        (
+    let (status, interval) = match hub.service.register_ocpp(tx.as_mut(), charger).await? {
+        Registration::Pending => (RegistrationStatus::Pending, PENDING_INTERVAL_S),
+        Registration::Rejected => (RegistrationStatus::Rejected, super::REJECTED_INTERVAL_S),
+        Registration::Accepted => (
             RegistrationStatus::Accepted,
             i64::try_from(hub.service.heartbeat_s()).unwrap_or(i64::MAX),
-        )
+        ),
     };
     to_value(&v201::BootNotificationResponse {
         custom_data: None,

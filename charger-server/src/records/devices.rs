@@ -111,6 +111,9 @@ pub struct Device {
     pub require_v2: bool,
     /// The protocol it speaks.
     pub protocol: Protocol,
+    /// OCPP chargers only: what their boot is answered.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub registration: Option<Registration>,
     pub connectors: Vec<Connector>,
     pub tariff: Option<TariffId>,
     pub firmware: Option<String>,
@@ -322,6 +325,39 @@ pub struct NewDevice {
     pub created_at: DateTime<Utc>,
 }
 
+/// An OCPP charger's registration: what its BootNotification is answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Registration {
+    /// Never booted (a 2.0.1 station's next boot is Pending while its configuration is
+    /// read), or told by an operator to boot as if new.
+    Pending,
+    /// Booted and accepted.
+    Accepted,
+    /// Refused by an operator: its boot is Rejected, nothing else it sends is taken, and
+    /// nothing is sent to it.
+    Rejected,
+}
+
+impl Registration {
+    /// As stored (`devices.ocpp_registered`).
+    pub fn code(self) -> i64 {
+        match self {
+            Registration::Pending => 0,
+            Registration::Accepted => 1,
+            Registration::Rejected => 2,
+        }
+    }
+
+    pub fn from_code(code: i64) -> Registration {
+        match code {
+            0 => Registration::Pending,
+            2 => Registration::Rejected,
+            _ => Registration::Accepted,
+        }
+    }
+}
+
 /// What the broker checks a CONNECT against.
 #[derive(Debug, Clone)]
 pub struct DeviceAuth {
@@ -331,8 +367,8 @@ pub struct DeviceAuth {
     /// It speaks envelope v2 only (server commands go to it in v2).
     pub require_v2: bool,
     pub protocol: Protocol,
-    /// An OCPP 2.0.1 station whose registration was accepted (its first boot is Pending).
-    pub ocpp_registered: bool,
+    /// An OCPP charger's registration (a 2.0.1 station's first boot is Pending).
+    pub registration: Registration,
     /// The password a claim or rekey replaced, while it may still repeat that exchange.
     pub superseded: Option<SupersededLogin>,
 }
@@ -362,6 +398,8 @@ pub struct DeviceLogin {
 pub struct DeviceSettings {
     pub max_power_w: Option<i64>,
     pub require_v2: Option<bool>,
+    /// OCPP chargers only.
+    pub registration: Option<Registration>,
 }
 
 /// A charger's account on an external broker (Mosquitto's dynamic security).

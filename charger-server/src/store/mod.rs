@@ -547,8 +547,12 @@ pub trait ChargerTx: Send {
         device: &DeviceId,
         variables: &[crate::records::devices::StationVariable],
     ) -> StoreResult<()>;
-    /// Marks an OCPP station registered; whether it was not before (its first boot).
-    async fn register_ocpp(&mut self, device: &DeviceId) -> StoreResult<bool>;
+    /// An OCPP charger booted: marks it registered when it was Pending; its registration
+    /// before this boot (Pending: its first boot; Rejected stays so).
+    async fn register_ocpp(
+        &mut self,
+        device: &DeviceId,
+    ) -> StoreResult<crate::records::devices::Registration>;
     /// The owner's list version and up to `limit` changes after `since`, oldest first.
     async fn local_list(
         &mut self,

@@ -268,6 +268,7 @@ struct DeviceRow {
     online: i64,
     last_seen: Option<i64>,
     created_at: i64,
+    ocpp_registered: i64,
 }
 
 #[derive(FromRow)]
@@ -299,6 +300,8 @@ impl DeviceRow {
             max_power_w: self.max_power_w,
             require_v2: self.require_v2 != 0,
             protocol: protocol_of(&self.protocol)?,
+            registration: (self.protocol != "mybox")
+                .then(|| crate::records::devices::Registration::from_code(self.ocpp_registered)),
             connectors,
             tariff: self
                 .tariff_id
@@ -426,7 +429,9 @@ impl DeviceAuthRow {
                 key_version: self.key_version,
                 require_v2: self.require_v2 != 0,
                 protocol: protocol_of(&self.protocol)?,
-                ocpp_registered: self.ocpp_registered != 0,
+                registration: crate::records::devices::Registration::from_code(
+                    self.ocpp_registered,
+                ),
                 superseded,
             },
         ))
@@ -435,7 +440,7 @@ impl DeviceAuthRow {
 
 const DEVICE_COLUMNS: &str =
     "id, owner_id, connectors, max_power_w, require_v2, protocol, tariff_id, firmware, model, online, \
-     last_seen, created_at";
+     last_seen, created_at, ocpp_registered";
 const TAG_COLUMNS: &str = "uid, owner_id, role, status, expires_at, group_name, max_sessions, \
                            label, list_version, created_at, updated_at";
 const TARIFF_COLUMNS: &str = "id, owner_id, currency, energy_per_kwh, time_per_hour, \
@@ -923,13 +928,15 @@ impl Store for SqlStore {
     ) -> StoreResult<bool> {
         let done = sqlx::query(
             "UPDATE devices SET max_power_w = COALESCE($2, max_power_w),
-                                require_v2 = COALESCE($3, require_v2)
+                                require_v2 = COALESCE($3, require_v2),
+                                ocpp_registered = COALESCE($5, ocpp_registered)
              WHERE id = $1 AND owner_id = $4",
         )
         .bind(id.as_str())
         .bind(settings.max_power_w)
         .bind(settings.require_v2.map(i64::from))
         .bind(owner.as_str())
+        .bind(settings.registration.map(|r| r.code()))
         .execute(&self.pool)
         .await?;
         Ok(done.rows_affected() == 1)

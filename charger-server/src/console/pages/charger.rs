@@ -32,6 +32,47 @@ pub fn routes() -> Router<ApiState> {
         .route("/chargers/{id}/credentials", post(rotate))
         .route("/chargers/{id}/transfers", post(offer))
         .route("/chargers/{id}/tariff", post(assign_tariff))
+        .route("/chargers/{id}/registration", post(registration))
+}
+
+/// An OCPP charger's registration: rejected (its socket closes, its boots are Rejected)
+/// or accepted again.
+async fn registration(
+    State(state): State<ApiState>,
+    Path(id): Path<String>,
+    f: AuthedForm,
+) -> Response {
+    use crate::records::devices::Registration;
+    let Ok(id) = DeviceId::parse(&id) else {
+        return f.failed("/", &Error::not_found("device"));
+    };
+    let registration = match f.field("registration") {
+        "accepted" => Registration::Accepted,
+        "rejected" => Registration::Rejected,
+        _ => {
+            return f.failed(
+                &page_of(&id),
+                &Error::invalid("registration", "must be accepted or rejected"),
+            )
+        }
+    };
+    let req = crate::devices::UpdateDeviceRequest {
+        max_power_w: None,
+        require_v2: None,
+        registration: Some(registration),
+    };
+    match state.service.update_device(&f.user.who, &id, req).await {
+        Ok(_) => f.done(
+            &page_of(&id),
+            Flash::ok(match registration {
+                Registration::Rejected => {
+                    "The charger is rejected: its connection was closed, and its boots are refused."
+                }
+                _ => "The charger is accepted: its next boot is Accepted.",
+            }),
+        ),
+        Err(e) => f.failed(&page_of(&id), &e),
+    }
 }
 
 fn page_of(id: &DeviceId) -> String {
@@ -96,6 +137,13 @@ async fn charger(State(state): State<ApiState>, v: Viewer, Path(id): Path<String
                 @if device.protocol == crate::devices::Protocol::Ocpp201 { "OCPP 2.0.1 (WebSocket at /ocpp/" (device.id) ")" }
                 @else if device.protocol.is_ocpp() { "OCPP 1.6J (WebSocket at /ocpp/" (device.id) ")" }
                 @else { "MyBox (MQTT)" @if device.require_v2 { ", envelope v2 required" } }
+            }
+            @if let Some(r) = device.registration {
+                dt { "Registration" } dd { (match r {
+                    crate::records::devices::Registration::Pending => "pending (its next boot: its configuration is read)",
+                    crate::records::devices::Registration::Accepted => "accepted",
+                    crate::records::devices::Registration::Rejected => "rejected: its boots are refused, nothing is sent to it",
+                }) }
             }
             dt { "Tariff" } dd { (plain(&tariff_text)) }
             dt { "Firmware" } dd.text { (plain(device.firmware.as_deref().unwrap_or("—"))) }
@@ -175,6 +223,23 @@ async fn charger(State(state): State<ApiState>, v: Viewer, Path(id): Path<String
                     p { "For a lost or leaked bundle: the old password and key stop working at once, and the charger needs the new bundle." }
                 }
                 button.danger type="submit" data-confirm="Rotate the credentials? The charger's current bundle stops working at once, and the new one is shown only once." { "Rotate credentials" }
+            }
+            @if device.registration == Some(crate::records::devices::Registration::Rejected) {
+                form.card method="post" action={ "/chargers/" (device.id) "/registration" } {
+                    (csrf(&v.user))
+                    h3 { "Registration" }
+                    p { "Rejected: its boots are refused." }
+                    input type="hidden" name="registration" value="accepted";
+                    button type="submit" { "Accept the charger" }
+                }
+            } @else if device.registration.is_some() {
+                form.card.danger-zone method="post" action={ "/chargers/" (device.id) "/registration" } {
+                    (csrf(&v.user))
+                    h3 { "Registration" }
+                    p { "To keep a charger off the network: its connection closes, and its boots are Rejected until it is accepted again." }
+                    input type="hidden" name="registration" value="rejected";
+                    button.danger type="submit" data-confirm="Reject the charger? It is disconnected and cannot charge online until accepted again." { "Reject the charger" }
+                }
             }
             form.card.danger-zone method="post" action={ "/chargers/" (device.id) "/transfers" } {
                 (csrf(&v.user))

@@ -1090,14 +1090,24 @@ impl ChargerTx for SqlTx {
         Ok(())
     }
 
-    async fn register_ocpp(&mut self, device: &DeviceId) -> StoreResult<bool> {
+    async fn register_ocpp(
+        &mut self,
+        device: &DeviceId,
+    ) -> StoreResult<crate::records::devices::Registration> {
         let done = sqlx::query(
             "UPDATE devices SET ocpp_registered = 1 WHERE id = $1 AND ocpp_registered = 0",
         )
         .bind(device.as_str())
         .execute(self.w()?)
         .await?;
-        Ok(done.rows_affected() > 0)
+        if done.rows_affected() > 0 {
+            return Ok(crate::records::devices::Registration::Pending);
+        }
+        let code: i64 = sqlx::query_scalar("SELECT ocpp_registered FROM devices WHERE id = $1")
+            .bind(device.as_str())
+            .fetch_one(self.c())
+            .await?;
+        Ok(crate::records::devices::Registration::from_code(code))
     }
 
     async fn local_list(
