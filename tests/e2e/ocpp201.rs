@@ -17,6 +17,7 @@ on_both_databases!(spawn_app_on =>
     tc_b_02_b_30_pending_then_accepted_and_nothing_before,
     tc_e_53_events_replayed_out_of_order_bill_from_the_first_seq_no,
     tc_b_03_rejected_by_the_operator_then_accepted,
+    tc_e_replays_in_any_order_and_tokens_of_other_kinds,
 );
 
 fn ts(t: DateTime<Utc>) -> String {
@@ -224,8 +225,9 @@ async fn tc_e_a_transaction_is_billed_to_the_cent_like_the_others(app: TestApp) 
         )
         .await
         .expect("updated");
-    // 5 kWh in half an hour: 1.50 + 0.60 + 0.50.
-    assert_eq!(updated["totalCost"], 2.6, "{updated}");
+    // 5 kWh in half an hour: 1.50 + 0.60 + 0.50 = 2.60, with 21 % tax (0.55): the running
+    // cost as the final one will be.
+    assert_eq!(updated["totalCost"], 3.15, "{updated}");
     // A repeat of an event (the same seqNo) changes nothing.
     cp.call(
         "TransactionEvent",
@@ -1005,4 +1007,117 @@ async fn tc_b_03_rejected_by_the_operator_then_accepted(app: TestApp) {
         )
         .await;
     assert_eq!(a.status, 422, "{a:?}");
+}
+
+/// Events replayed in other orders, and tokens that are no tag: (A) 1 without the token,
+/// then 0 with it, then 2: billed from seqNo 0's reading; (B) the Ended first, without a
+/// token, then 0 and 1: one session for the transaction, disputed and closed, its tag not
+/// left busy; (C) a token of another kind (Central, or an eMAID shaped like a uid): the
+/// answer says Unknown, the transaction is still recorded (disputed), and its end carries
+/// no totalCost (0 would say it was free).
+async fn tc_e_replays_in_any_order_and_tokens_of_other_kinds(app: TestApp) {
+    let Some(py) = python() else { return };
+    let password = fleet(&app).await;
+    let mut cp = booted(&app, &py, &password).await;
+    let t0 = Utc::now() - Span::hours(3);
+    let event = |tx: &str, seq: i64, kind: &str, token: Option<Value>, wh: i64, minutes: i64| {
+        let mut e = json!({"eventType": kind, "timestamp": ts(t0 + Span::minutes(minutes)),
+               "triggerReason": "MeterValuePeriodic", "seqNo": seq, "offline": true,
+               "transactionInfo": {"transactionId": tx}, "evse": {"id": 1},
+               "meterValue": [energy(&wh.to_string(), "Wh", t0 + Span::minutes(minutes), "Sample.Periodic")]});
+        if let Some(t) = token {
+            e["idToken"] = t;
+        }
+        e
+    };
+    // (A)
+    for e in [
+        event("a", 1, "Updated", None, 21_000, 30),
+        event("a", 0, "Started", Some(token("04A1B2C3")), 20_000, 0),
+        event("a", 2, "Ended", None, 23_000, 60),
+    ] {
+        cp.call("TransactionEvent", e).await.expect("answered");
+    }
+    let all = sessions(&app).await;
+    let a = all
+        .iter()
+        .find(|s| s["local_id"] == "t-a")
+        .expect("session a");
+    assert_eq!(
+        (&a["status"], &a["meter_start_wh"], &a["energy_wh"]),
+        (&json!("stopped"), &json!(20_000), &json!(3_000)),
+        "{a}"
+    );
+    // (B)
+    let ended = cp
+        .call(
+            "TransactionEvent",
+            event("b", 2, "Ended", None, 33_000, 120),
+        )
+        .await
+        .expect("answered");
+    assert!(ended["totalCost"].is_null(), "{ended}");
+    for e in [
+        event("b", 0, "Started", Some(token("04A1B2C3")), 30_000, 65),
+        event("b", 1, "Updated", None, 31_000, 90),
+    ] {
+        cp.call("TransactionEvent", e).await.expect("answered");
+    }
+    let all = sessions(&app).await;
+    let b: Vec<&Value> = all.iter().filter(|s| s["local_id"] == "t-b").collect();
+    assert_eq!(b.len(), 1, "{all:?}");
+    assert_eq!(b[0]["status"], "disputed", "{all:?}");
+    assert!(
+        all.iter().all(|s| s["status"] != "active"),
+        "nothing is left open: {all:?}"
+    );
+    let auth = cp
+        .call("Authorize", json!({"idToken": token("04A1B2C3")}))
+        .await
+        .expect("authorize");
+    assert_eq!(auth["idTokenInfo"]["status"], "Accepted", "{auth}");
+    // (C)
+    let emaid = cp
+        .call(
+            "Authorize",
+            json!({"idToken": {"idToken": "04A1B2C3", "type": "eMAID"}}),
+        )
+        .await
+        .expect("authorize");
+    assert_eq!(emaid["idTokenInfo"]["status"], "Unknown", "{emaid}");
+    let central = json!({"idToken": "not-a-uid", "type": "Central"});
+    let started = cp
+        .call(
+            "TransactionEvent",
+            event("c", 0, "Started", Some(central.clone()), 40_000, 130),
+        )
+        .await
+        .expect("answered");
+    assert_eq!(started["idTokenInfo"]["status"], "Unknown", "{started}");
+    let ended = cp
+        .call(
+            "TransactionEvent",
+            event("c", 1, "Ended", Some(central), 41_000, 150),
+        )
+        .await
+        .expect("answered");
+    assert!(ended["totalCost"].is_null(), "{ended}");
+    let all = sessions(&app).await;
+    let c = all
+        .iter()
+        .find(|s| s["local_id"] == "t-c")
+        .expect("session c");
+    assert_eq!(
+        (&c["status"], &c["energy_wh"]),
+        (&json!("disputed"), &json!(1_000)),
+        "{c}"
+    );
+    cp.close().await;
+}
+
+async fn sessions(app: &TestApp) -> Vec<Value> {
+    let page = app
+        .get("/api/v1/sessions?device=acme-201&limit=50", ADMIN_TOKEN)
+        .await;
+    page.body["sessions"].as_array().expect("sessions").clone()
 }

@@ -115,6 +115,10 @@ pub struct Running {
     pub session_id: i64,
     pub energy_wh: i64,
     pub net: rust_decimal::Decimal,
+    /// With tax.
+    pub total: rust_decimal::Decimal,
+    /// Disputed: nothing is billed until an operator resolves it.
+    pub disputed: bool,
     pub currency: crate::billing::Currency,
 }
 
@@ -145,6 +149,9 @@ pub struct Stopped {
 pub struct UnknownStop {
     /// What the charger called it (its `transactionId`).
     pub reference: String,
+    /// The session's key, when the charger names its transactions for good (2.0.1): later
+    /// events of the transaction find this session. Otherwise one is made of the stop.
+    pub key: Option<String>,
     /// The tag, when the stop names one.
     pub tag: Option<TagUid>,
     pub meter_start_wh: i64,
@@ -498,22 +505,25 @@ impl Service {
         let (last, latest_at) = (prev_wh, prev_at);
         tx.add_meter_samples(session.id, samples, last, latest_at)
             .await?;
-        let net = if session.dispute.is_some() {
-            rust_decimal::Decimal::ZERO
+        let (net, total) = if session.dispute.is_some() {
+            (rust_decimal::Decimal::ZERO, rust_decimal::Decimal::ZERO)
         } else {
-            cost::running_net(
+            let b = cost::bill(
                 &session.prices,
                 session.meter_start_wh,
                 last,
                 session.started_at,
-                latest_at,
+                latest_at.max(session.started_at),
             )
-            .map_err(billing_error)?
+            .map_err(billing_error)?;
+            (b.net, b.total)
         };
         Ok(Running {
             session_id: session.id,
             energy_wh: last - session.meter_start_wh,
             net,
+            total,
+            disputed: session.dispute.is_some(),
             currency: session.prices.currency.clone(),
         })
     }
@@ -671,12 +681,15 @@ impl Service {
         stop: UnknownStop,
         now: DateTime<Utc>,
     ) -> Result<Stopped> {
-        let key = check_local_id(format!(
-            "stop:{}:{}:{}",
-            stop.reference,
-            stop.stopped_at.timestamp_millis(),
-            stop.meter_stop_wh
-        ))?;
+        let key = match stop.key {
+            Some(key) => check_local_id(key)?,
+            None => check_local_id(format!(
+                "stop:{}:{}:{}",
+                stop.reference,
+                stop.stopped_at.timestamp_millis(),
+                stop.meter_stop_wh
+            ))?,
+        };
         let which = SessionRef::Local(key.clone());
         if tx.session(&charger.id, &which).await?.is_none() {
             let tag = match stop.tag {

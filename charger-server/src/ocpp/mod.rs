@@ -14,6 +14,7 @@
 //! [`v16`] maps each 1.6 action onto the protocol-neutral charging calls of the domain.
 
 mod commands;
+mod meter;
 mod relay;
 mod v16;
 mod v201;

@@ -13,7 +13,6 @@
 //!   unknown transaction is recorded as a disputed session.
 
 use chrono::Utc;
-use rust_decimal::prelude::ToPrimitive as _;
 use rust_decimal::Decimal;
 use serde_json::Value;
 use std::str::FromStr as _;
@@ -24,6 +23,7 @@ use charger_protocol::ocpp::v16::{
 };
 use charger_protocol::ocpp::{payload, CiString, ErrorCode, Version};
 
+use super::meter::{Kind, Reading};
 use super::{CallError, Hub};
 use crate::charging::{
     Charger, ChargerWork, SessionRef, StartInput, StartKind, StopInput, UnknownStop,
@@ -318,63 +318,37 @@ fn scaled(value: Decimal, unit: Option<UnitOfMeasure>, power: bool) -> Option<De
     }
 }
 
-fn whole(value: Decimal) -> std::result::Result<i64, CallError> {
-    value
-        .round_dp_with_strategy(0, rust_decimal::RoundingStrategy::MidpointAwayFromZero)
-        .to_i64()
-        .ok_or_else(|| {
-            CallError::new(
-                ErrorCode::PropertyConstraintViolation,
-                "a sampled value is out of range",
-            )
-        })
-}
-
-/// The meter samples of 1.6 meter values, in Wh: the active import register (the total,
-/// or the sum of its phases when no total is given), else the last reading plus an
-/// interval; power from the active import power. A value with no energy is no sample.
-fn samples(values: &[MeterValue], mut last_wh: i64) -> std::result::Result<Vec<Sample>, CallError> {
-    let mut out = Vec::new();
+/// The samples of 1.6 meter values (see [`super::meter`]); signed data is left out.
+fn samples(values: &[MeterValue], last_wh: i64) -> std::result::Result<Vec<Sample>, CallError> {
+    let mut given = Vec::with_capacity(values.len());
     for mv in values {
-        let (mut total, mut phases, mut interval, mut power) = (None, None, None, None);
+        let mut readings = Vec::new();
         for sv in &mv.sampled_value {
             if sv.format == Some(v16::ValueFormat::SignedData) {
                 continue;
             }
-            let measurand = sv
+            let kind = match sv
                 .measurand
-                .unwrap_or(Measurand::EnergyActiveImportRegister);
-            let (slot, is_power) = match measurand {
-                Measurand::EnergyActiveImportRegister if sv.phase.is_none() => (&mut total, false),
-                Measurand::EnergyActiveImportRegister => (&mut phases, false),
-                Measurand::EnergyActiveImportInterval => (&mut interval, false),
-                Measurand::PowerActiveImport => (&mut power, true),
+                .unwrap_or(Measurand::EnergyActiveImportRegister)
+            {
+                Measurand::EnergyActiveImportRegister => Kind::Register,
+                Measurand::EnergyActiveImportInterval => Kind::Interval,
+                Measurand::PowerActiveImport => Kind::Power,
                 // What the server does not use is not read.
                 _ => continue,
             };
             let n = number(&sv.value)?;
-            if let Some(v) = scaled(n, sv.unit, is_power) {
-                // Phases add up; anything else, the last one given counts.
-                *slot = Some(match (measurand, sv.phase, *slot) {
-                    (Measurand::EnergyActiveImportRegister, Some(_), Some(sum)) => sum + v,
-                    (Measurand::PowerActiveImport, Some(_), Some(sum)) => sum + v,
-                    _ => v,
+            if let Some(value) = scaled(n, sv.unit, kind == Kind::Power) {
+                readings.push(Reading {
+                    kind,
+                    phased: sv.phase.is_some(),
+                    value,
                 });
             }
         }
-        let energy = match (total.or(phases), interval) {
-            (Some(register), _) => whole(register)?,
-            (None, Some(delta)) => last_wh.saturating_add(whole(delta)?),
-            (None, None) => continue,
-        };
-        last_wh = energy;
-        out.push(Sample {
-            at: mv.timestamp,
-            energy_wh: energy,
-            power_w: power.map(whole).transpose()?,
-        });
+        given.push((mv.timestamp, readings));
     }
-    Ok(out)
+    super::meter::samples(given, last_wh)
 }
 
 async fn meter_values(
@@ -498,6 +472,7 @@ async fn stop(hub: &Hub, tx: &mut ChargerWork, charger: &Charger, body: &Value) 
             let samples = samples(data, req.meter_stop).unwrap_or_default();
             let first = samples.first();
             let unknown = UnknownStop {
+                key: None,
                 reference: req.transaction_id.to_string(),
                 tag: tag.clone(),
                 meter_start_wh: first.map_or(req.meter_stop, |s| s.energy_wh),

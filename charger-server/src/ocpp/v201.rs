@@ -19,7 +19,6 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use rust_decimal::prelude::ToPrimitive as _;
 use rust_decimal::Decimal;
 use serde_json::{json, Value};
 
@@ -29,6 +28,7 @@ use charger_protocol::ocpp::v201::{
 };
 use charger_protocol::ocpp::{payload, CiString, ErrorCode, Version};
 
+use super::meter::{Kind, Reading};
 use super::{CallError, Hub};
 use crate::charging::{
     Charger, ChargerWork, SessionRef, StartInput, StartKind, StopInput, UnknownStop,
@@ -336,8 +336,12 @@ fn unknown_token() -> IdTokenInfo {
 }
 
 /// The tag an idToken names, when it is an RFID uid (the only tokens this server keeps).
+/// The backend's tag an idToken names: an RFID card's (ISO 14443 or 15693) uid; any other
+/// kind of token (a key code, an eMAID, NoAuthorization...) names none.
 fn tag_of(token: &IdToken) -> Option<TagUid> {
-    TagUid::parse(token.id_token.as_str()).ok()
+    matches!(token.kind, IdTokenKind::Iso14443 | IdTokenKind::Iso15693)
+        .then(|| TagUid::parse(token.id_token.as_str()).ok())
+        .flatten()
 }
 
 pub(super) async fn authorize(
@@ -389,58 +393,34 @@ fn scaled(value: Decimal, unit: Option<&v201::UnitOfMeasure>, power: bool) -> Op
     value.checked_mul(factor)
 }
 
-fn whole(value: Decimal) -> std::result::Result<i64, CallError> {
-    value
-        .round_dp_with_strategy(0, rust_decimal::RoundingStrategy::MidpointAwayFromZero)
-        .to_i64()
-        .ok_or_else(|| {
-            CallError::new(
-                ErrorCode::PropertyConstraintViolation,
-                "a sampled value is out of range",
-            )
-        })
-}
-
-/// The meter samples of 2.0.1 meter values, in Wh (as 1.6's: the import register, or the
-/// sum of its phases, else the last reading plus an interval; the import power).
-fn samples(values: &[MeterValue], mut last_wh: i64) -> std::result::Result<Vec<Sample>, CallError> {
-    let mut out = Vec::new();
-    for mv in values {
-        let (mut total, mut phases, mut interval, mut power) = (None, None, None, None);
-        for sv in &mv.sampled_value {
-            if sv.signed_meter_value.is_some() && sv.measurand.is_none() {
-                // A signed reading is also given as a plain one; take that one.
-            }
-            let measurand = sv
-                .measurand
-                .unwrap_or(Measurand::EnergyActiveImportRegister);
-            let (slot, is_power) = match measurand {
-                Measurand::EnergyActiveImportRegister if sv.phase.is_none() => (&mut total, false),
-                Measurand::EnergyActiveImportRegister => (&mut phases, false),
-                Measurand::EnergyActiveImportInterval => (&mut interval, false),
-                Measurand::PowerActiveImport => (&mut power, true),
-                _ => continue,
-            };
-            if let Some(v) = scaled(sv.value.0, sv.unit_of_measure.as_ref(), is_power) {
-                *slot = Some(match (sv.phase, *slot) {
-                    (Some(_), Some(sum)) => sum + v,
-                    _ => v,
-                });
-            }
-        }
-        let energy = match (total.or(phases), interval) {
-            (Some(register), _) => whole(register)?,
-            (None, Some(delta)) => last_wh.saturating_add(whole(delta)?),
-            (None, None) => continue,
-        };
-        last_wh = energy;
-        out.push(Sample {
-            at: mv.timestamp,
-            energy_wh: energy,
-            power_w: power.map(whole).transpose()?,
-        });
-    }
-    Ok(out)
+/// The samples of 2.0.1 meter values (see [`super::meter`]): `unitOfMeasure` with its
+/// multiplier.
+fn samples(values: &[MeterValue], last_wh: i64) -> std::result::Result<Vec<Sample>, CallError> {
+    let given = values.iter().map(|mv| {
+        let readings = mv
+            .sampled_value
+            .iter()
+            .filter_map(|sv| {
+                let kind = match sv
+                    .measurand
+                    .unwrap_or(Measurand::EnergyActiveImportRegister)
+                {
+                    Measurand::EnergyActiveImportRegister => Kind::Register,
+                    Measurand::EnergyActiveImportInterval => Kind::Interval,
+                    Measurand::PowerActiveImport => Kind::Power,
+                    _ => return None,
+                };
+                let value = scaled(sv.value.0, sv.unit_of_measure.as_ref(), kind == Kind::Power)?;
+                Some(Reading {
+                    kind,
+                    phased: sv.phase.is_some(),
+                    value,
+                })
+            })
+            .collect();
+        (mv.timestamp, readings)
+    });
+    super::meter::samples(given, last_wh)
 }
 
 fn stop_reason(r: Option<v201::StoppedReason>) -> StopReason {
@@ -510,14 +490,29 @@ async fn transaction_event(
             .as_ref()
             .map(|e| e.id)
             .or(remembered.as_ref().and_then(|p| p.evse));
-        let first = remembered
-            .as_ref()
-            .and_then(|p| p.first)
-            .or_else(|| readings.first().map(|s| (s.at, s.energy_wh)));
+        // The earliest reading told so far (events may arrive in any order).
+        let first = [
+            remembered.as_ref().and_then(|p| p.first),
+            readings.first().map(|s| (s.at, s.energy_wh)),
+        ]
+        .into_iter()
+        .flatten()
+        .min();
         let started_at = remembered
             .as_ref()
             .map_or(req.timestamp, |p| p.at.min(req.timestamp));
-        match req.id_token.as_ref().and_then(tag_of) {
+        // A token that is no tag of this backend (another type, or not a uid) still
+        // starts the session the station reports, under the placeholder tag: disputed.
+        let tag = req.id_token.as_ref().map(|t| {
+            tag_of(t).map_or_else(
+                || {
+                    TagUid::parse(crate::charging::NO_TAG)
+                        .map_err(|e| Error::Internal(e.to_string()))
+                },
+                Ok,
+            )
+        });
+        match tag.transpose()? {
             Some(tag) => {
                 let (at, meter) =
                     first.unwrap_or((started_at, readings.first().map_or(0, |s| s.energy_wh)));
@@ -540,6 +535,7 @@ async fn transaction_event(
             None if req.event_type == TransactionEventKind::Ended => {
                 let stop = UnknownStop {
                     reference: transaction.clone(),
+                    key: Some(key.clone()),
                     tag: None,
                     meter_start_wh: first.map_or(0, |f| f.1),
                     started_at: first.map_or(started_at, |f| f.0),
@@ -557,7 +553,8 @@ async fn transaction_event(
                     p.remove(&pending_key);
                 }
                 return to_value(&v201::TransactionEventResponse {
-                    total_cost: Some(charger_protocol::ocpp::Decimal(stopped.bill.total)),
+                    total_cost: (!stopped.disputed)
+                        .then_some(charger_protocol::ocpp::Decimal(stopped.bill.total)),
                     ..Default::default()
                 });
             }
@@ -606,7 +603,9 @@ async fn transaction_event(
             Err(e) => return Err(e.into()),
         }
     }
-    let mut total = running.map(|r| r.net);
+    // The running cost with tax (I02), then the final one; none while disputed (0 would
+    // say it is free).
+    let mut total = running.filter(|r| !r.disputed).map(|r| r.total);
     if req.event_type == TransactionEventKind::Ended {
         let last = hub
             .service
@@ -625,7 +624,7 @@ async fn transaction_event(
             .stop_session(tx.as_mut(), charger, input, now)
             .await
         {
-            Ok(stopped) => total = Some(stopped.bill.total),
+            Ok(stopped) => total = (!stopped.disputed).then_some(stopped.bill.total),
             Err(e @ Error::Conflict { .. }) => {
                 tracing::warn!(device = %charger.id, error = %e, "a second, different end of a transaction ignored");
             }
