@@ -380,6 +380,36 @@ async fn tc_f_remote_start_stop_reset_and_rotation_from_rest(app: TestApp) {
     let reset = rest("reset", json!({"type": "Immediate"}));
     assert_eq!(cp.received("Reset").await, json!({"type": "Immediate"}));
     assert_eq!(reset.await.expect("task").0, 200);
+    // The password is never set through commands, whatever the names' case (OCPP names are
+    // case-insensitive); an EVSE the station does not have is refused wherever it is named.
+    for (command, data) in [
+        (
+            "set-variables",
+            json!({"setVariableData": [{"attributeValue": "x".repeat(20),
+                   "component": {"name": "securityctrlr"},
+                   "variable": {"name": "basicAUTHpassword"}}]}),
+        ),
+        (
+            "change-availability",
+            json!({"operationalStatus": "Inoperative", "evse": {"id": 9}}),
+        ),
+        (
+            "trigger-message",
+            json!({"requestedMessage": "MeterValues", "evse": {"id": 9, "connectorId": 1}}),
+        ),
+        (
+            "clear-charging-profile",
+            json!({"chargingProfileCriteria": {"evseId": 9}}),
+        ),
+        (
+            "get-variables",
+            json!({"getVariableData": [{"component": {"name": "EVSE", "evse": {"id": 9}},
+                   "variable": {"name": "Power"}}]}),
+        ),
+    ] {
+        let (status, body) = rest(command, data).await.expect("task");
+        assert_eq!(status, 422, "{command}: {body}");
+    }
     // Command data is checked against 2.0.1's type before anything is sent: 422 naming it.
     for bad in [
         json!({"type": "Sometimes"}),
@@ -676,6 +706,45 @@ async fn tc_b_02_b_30_pending_then_accepted_and_nothing_before(app: TestApp) {
     }
     let pending = cp.call("Heartbeat", json!({})).await;
     assert_eq!(pending.err().map(|e| e.0), Some("SecurityError".to_owned()));
+    // B02: while Pending, the station is only asked for its configuration (409 for the
+    // rest, nothing sent), and what the server triggers is taken from it (B02.FR.09).
+    let start = app
+        .post(
+            "/api/v1/devices/acme-201/commands/remote-start",
+            ADMIN_TOKEN,
+            json!({"tag": "04A1B2C3", "connector": 1}),
+        )
+        .await;
+    assert_eq!(start.status, 409, "{start:?}");
+    assert_eq!(start.body["error"], "registration_pending", "{start:?}");
+    let trigger = tokio::spawn({
+        let url = format!(
+            "{}/api/v1/devices/acme-201/commands/trigger-message",
+            app.base
+        );
+        let http = app.http.clone();
+        async move {
+            http.post(url)
+                .bearer_auth(ADMIN_TOKEN)
+                .json(&json!({"requestedMessage": "StatusNotification"}))
+                .send()
+                .await
+                .expect("REST")
+                .status()
+                .as_u16()
+        }
+    });
+    assert_eq!(
+        cp.received("TriggerMessage").await["requestedMessage"],
+        "StatusNotification"
+    );
+    assert_eq!(trigger.await.expect("task"), 200);
+    let status = json!({"timestamp": ts(Utc::now()), "connectorStatus": "Available",
+                        "evseId": 1, "connectorId": 1});
+    assert!(cp.call("StatusNotification", status.clone()).await.is_ok());
+    // Once: the next one is not triggered.
+    let again = cp.call("StatusNotification", status).await;
+    assert_eq!(again.err().map(|e| e.0), Some("SecurityError".to_owned()));
     let boot = cp
         .call("BootNotification", boot_request())
         .await

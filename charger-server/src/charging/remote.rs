@@ -241,18 +241,12 @@ impl Service {
             // only it knows: the charger's connectors, and its password (rotated only
             // through the credentials endpoint, which changes the server's copy too).
             _ => {
-                for field in ["connectorId", "evseId"] {
-                    if let Some(c) = data.get(field).and_then(serde_json::Value::as_i64) {
-                        if !(0..=d.connector_count).contains(&c) {
-                            return Err(Error::invalid(
-                                field,
-                                "this charger has no such connector",
-                            ));
-                        }
-                    }
+                if let Some(field) = connector_out_of_range(data, d.connector_count, 0) {
+                    return Err(Error::invalid(field, "this charger has no such connector"));
                 }
-                let text = data.to_string();
-                if text.contains("AuthorizationKey") || text.contains("BasicAuthPassword") {
+                // Names are case-insensitive in OCPP.
+                let text = data.to_string().to_ascii_lowercase();
+                if text.contains("authorizationkey") || text.contains("basicauthpassword") {
                     return Err(Error::invalid(
                         "data",
                         "the charger's password is changed by POST /api/v1/devices/{id}/credentials, which pushes it first",
@@ -316,5 +310,39 @@ impl Service {
             command: command.to_owned(),
             answer,
         })
+    }
+}
+
+/// The first connector or EVSE an OCPP payload names that the charger does not have
+/// (`connectorId`, `evseId`, or an `evse` object's `id`, at any depth), by its field name.
+fn connector_out_of_range(
+    data: &serde_json::Value,
+    connectors: i64,
+    depth: usize,
+) -> Option<&'static str> {
+    use serde_json::Value;
+    if depth > 16 {
+        return None;
+    }
+    let outside = |v: &Value| v.as_i64().is_some_and(|c| !(0..=connectors).contains(&c));
+    match data {
+        Value::Object(map) => {
+            for (key, value) in map {
+                match key.as_str() {
+                    "connectorId" if outside(value) => return Some("connectorId"),
+                    "evseId" if outside(value) => return Some("evseId"),
+                    "evse" if value.get("id").is_some_and(outside) => return Some("evse"),
+                    _ => {}
+                }
+                if let Some(field) = connector_out_of_range(value, connectors, depth + 1) {
+                    return Some(field);
+                }
+            }
+            None
+        }
+        Value::Array(items) => items
+            .iter()
+            .find_map(|v| connector_out_of_range(v, connectors, depth + 1)),
+        _ => None,
     }
 }

@@ -44,6 +44,15 @@ use crate::error::{Error, Result};
 use crate::ids::DeviceId;
 use crate::records::devices::Registration;
 
+/// What the server may send a station whose registration is not accepted yet.
+const PENDING_ACTIONS: &[&str] = &[
+    "GetBaseReport",
+    "GetReport",
+    "GetVariables",
+    "SetVariables",
+    "TriggerMessage",
+];
+
 /// How long a rejected charger waits before it boots again, in seconds.
 pub const REJECTED_INTERVAL_S: i64 = 300;
 use crate::limits::{Buckets, PerSource, SourceSlot};
@@ -490,6 +499,8 @@ async fn run(
     // registration is accepted; a registered one that reconnects without booting is).
     let mut accepted = registered;
     let mut rejected = rejected;
+    // Messages the server triggered before the registration was accepted (B02.FR.09).
+    let mut triggered: Vec<String> = Vec::new();
     let (tx, mut rx) = mpsc::channel::<Outbound>(16);
     hub.register(&device, conn, tx, version);
     if let Some(relay) = hub.relay.get() {
@@ -522,6 +533,21 @@ async fn run(
             if deadline <= tokio::time::Instant::now() {
                 let _ = reply.send(Err(Error::Timeout));
                 continue;
+            }
+            // Before its registration is accepted (2.0.1 B02), a station is only asked
+            // for its configuration and to send messages: what it is triggered to send
+            // is taken from it then.
+            if !accepted && !PENDING_ACTIONS.contains(&action.as_str()) {
+                let _ = reply.send(Err(Error::conflict(
+                    "registration_pending",
+                    "the charger's registration is not accepted yet: it is only asked for its configuration",
+                )));
+                continue;
+            }
+            if !accepted && action == "TriggerMessage" && triggered.len() < 8 {
+                if let Some(m) = payload["requestedMessage"].as_str() {
+                    triggered.push(m.to_owned());
+                }
             }
             let id = format!("{:016x}", rand::random::<u64>());
             let frame = Frame::Call {
@@ -586,7 +612,9 @@ async fn run(
                                 } else {
                                     over_since = None;
                                 }
-                                if !accepted && !matches!(action.as_str(), "BootNotification" | "NotifyReport") {
+                                let was_triggered = !accepted
+                                    && triggered.iter().position(|t| *t == action).map(|i| triggered.swap_remove(i)).is_some();
+                                if !accepted && !was_triggered && !matches!(action.as_str(), "BootNotification" | "NotifyReport") {
                                     hub.service.metrics().ocpp_message("before_acceptance", ErrorCode::SecurityError.as_str(version));
                                     Some(Frame::error(version, &id, ErrorCode::SecurityError, "the station's registration is not accepted: send BootNotification"))
                                 } else {
