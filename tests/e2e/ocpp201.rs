@@ -411,12 +411,48 @@ async fn tc_f_remote_start_stop_reset_and_rotation_from_rest(app: TestApp) {
         assert_eq!(status, 422, "{command}: {body}");
     }
     // Command data is checked against 2.0.1's type before anything is sent: 422 naming it.
-    for bad in [
-        json!({"type": "Sometimes"}),
-        json!({"type": "Immediate", "evse": 1}),
-        json!({}),
+    let profile = |schedules: Value| {
+        json!({"evseId": 1, "chargingProfile": {"id": 1, "stackLevel": 0,
+               "chargingProfilePurpose": "TxDefaultProfile", "chargingProfileKind": "Absolute",
+               "chargingSchedule": schedules}})
+    };
+    let schedule = |limit: Value| {
+        json!({"id": 1, "chargingRateUnit": "A",
+               "chargingSchedulePeriod": [{"startPeriod": 0, "limit": limit}]})
+    };
+    for (command, bad) in [
+        ("reset", json!({"type": "Sometimes"})),
+        ("reset", json!({"type": "Immediate", "evse": 1})),
+        ("reset", json!({})),
+        // customData needs its vendorId.
+        (
+            "reset",
+            json!({"type": "Immediate", "customData": {"x": 1}}),
+        ),
+        // Arrays within the schemas' minItems and maxItems.
+        ("get-variables", json!({"getVariableData": []})),
+        ("set-variables", json!({"setVariableData": []})),
+        ("set-charging-profile", profile(json!([]))),
+        (
+            "set-charging-profile",
+            profile(json!([
+                schedule(json!(16)),
+                schedule(json!(16)),
+                schedule(json!(16)),
+                schedule(json!(16))
+            ])),
+        ),
+        // A limit has one decimal at most.
+        (
+            "set-charging-profile",
+            profile(json!([schedule(json!(16.25))])),
+        ),
+        (
+            "get-charging-profiles",
+            json!({"requestId": 1, "chargingProfile": {"chargingProfileId": []}}),
+        ),
     ] {
-        let (status, body) = rest("reset", bad).await.expect("task");
+        let (status, body) = rest(command, bad).await.expect("task");
         assert_eq!(status, 422, "{body}");
         assert_eq!(body["error"], "invalid_input", "{body}");
         assert!(
@@ -1189,4 +1225,134 @@ async fn sessions(app: &TestApp) -> Vec<Value> {
         .get("/api/v1/sessions?device=acme-201&limit=50", ADMIN_TOKEN)
         .await;
     page.body["sessions"].as_array().expect("sessions").clone()
+}
+
+/// A station played frame by frame: a malformed answer to the server's CALL is 502 at
+/// once (not a wait for the deadline); meter values of an EVSE it lacks, and customData
+/// without its vendorId, are CALLERRORs; its Close is answered with a Close (RFC 6455).
+#[tokio::test]
+async fn raw_frames_malformed_answers_and_the_close_handshake() {
+    use base64::Engine as _;
+    use futures_util::{SinkExt as _, StreamExt as _};
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
+    use tokio_tungstenite::tungstenite::Message;
+    let app = spawn_app_on(charger_e2e::Db::Sqlite).await.expect("app");
+    let password = fleet(&app).await;
+    let mut request = url(&app).into_client_request().expect("request");
+    let basic = base64::engine::general_purpose::STANDARD.encode(format!("acme-201:{password}"));
+    request.headers_mut().insert(
+        "Authorization",
+        format!("Basic {basic}").parse().expect("header"),
+    );
+    request.headers_mut().insert(
+        "Sec-WebSocket-Protocol",
+        "ocpp2.0.1".parse().expect("header"),
+    );
+    let (mut ws, _) = tokio_tungstenite::connect_async(request)
+        .await
+        .expect("connects");
+    async fn next_text(
+        ws: &mut tokio_tungstenite::WebSocketStream<
+            tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+        >,
+    ) -> Value {
+        loop {
+            let m = tokio::time::timeout(Duration::from_secs(10), ws.next())
+                .await
+                .expect("a frame in time")
+                .expect("open")
+                .expect("frame");
+            if let Message::Text(t) = m {
+                return serde_json::from_str(t.as_str()).expect("JSON");
+            }
+        }
+    }
+    let boot = json!([2, "b1", "BootNotification", boot_request()]).to_string();
+    ws.send(Message::Text(boot.clone().into()))
+        .await
+        .expect("send");
+    // Pending, and the server asks for the base report (in either order).
+    let mut got_answer = false;
+    let mut got_call = false;
+    while !(got_answer && got_call) {
+        let f = next_text(&mut ws).await;
+        if f[0] == 3 {
+            assert_eq!(f[2]["status"], "Pending", "{f}");
+            got_answer = true;
+        } else {
+            assert_eq!(f[2], "GetBaseReport", "{f}");
+            let answer = json!([3, f[1], {"status": "Accepted"}]).to_string();
+            ws.send(Message::Text(answer.into())).await.expect("send");
+            got_call = true;
+        }
+    }
+    let boot = json!([2, "b2", "BootNotification", boot_request()]).to_string();
+    ws.send(Message::Text(boot.into())).await.expect("send");
+    assert_eq!(next_text(&mut ws).await[2]["status"], "Accepted");
+    // A command whose answer is malformed: 502, well before the 10 s deadline.
+    let started = std::time::Instant::now();
+    let reset = tokio::spawn({
+        let url = format!("{}/api/v1/devices/acme-201/commands/reset", app.base);
+        let http = app.http.clone();
+        async move {
+            let r = http
+                .post(url)
+                .bearer_auth(ADMIN_TOKEN)
+                .json(&json!({"type": "Immediate"}))
+                .send()
+                .await
+                .expect("REST");
+            (
+                r.status().as_u16(),
+                r.json::<Value>().await.unwrap_or_default(),
+            )
+        }
+    });
+    let call = next_text(&mut ws).await;
+    assert_eq!(call[2], "Reset", "{call}");
+    let bad = json!([3, call[1]]).to_string();
+    ws.send(Message::Text(bad.into())).await.expect("send");
+    let (status, body) = reset.await.expect("task");
+    assert_eq!(status, 502, "{body}");
+    assert!(
+        started.elapsed() < Duration::from_secs(9),
+        "not the deadline"
+    );
+    // The station's own CALLs are checked as the schemas say.
+    for (id, action, payload, code) in [
+        (
+            "m1",
+            "MeterValues",
+            json!({"evseId": 7, "meterValue": [{"timestamp": ts(Utc::now()),
+                   "sampledValue": [{"value": 1}]}]}),
+            "PropertyConstraintViolation",
+        ),
+        (
+            "m2",
+            "MeterValues",
+            json!({"evseId": 1, "meterValue": []}),
+            "",
+        ),
+        ("h1", "Heartbeat", json!({"customData": {"x": 1}}), ""),
+    ] {
+        let frame = json!([2, id, action, payload]).to_string();
+        ws.send(Message::Text(frame.into())).await.expect("send");
+        let f = next_text(&mut ws).await;
+        assert_eq!((&f[0], &f[1]), (&json!(4), &json!(id)), "{f}");
+        if !code.is_empty() {
+            assert_eq!(f[2], code, "{f}");
+        }
+    }
+    ws.send(Message::Close(None)).await.expect("close");
+    let answered = tokio::time::timeout(Duration::from_secs(5), async {
+        while let Some(Ok(m)) = ws.next().await {
+            if let Message::Close(_) = m {
+                return true;
+            }
+        }
+        false
+    })
+    .await
+    .unwrap_or(false);
+    assert!(answered, "the server answers a Close with a Close");
 }

@@ -462,6 +462,61 @@ pub mod time {
     }
 }
 
+/// An array of at least `MIN` and at most `MAX` items (the schemas' `minItems` and
+/// `maxItems`), read as a `Vec` and refused outside its bounds.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Items<T, const MIN: usize, const MAX: usize = { usize::MAX }>(pub Vec<T>);
+
+/// An array with one item at least.
+pub type NonEmpty<T> = Items<T, 1>;
+
+impl<T, const MIN: usize, const MAX: usize> std::ops::Deref for Items<T, MIN, MAX> {
+    type Target = [T];
+    fn deref(&self) -> &[T] {
+        &self.0
+    }
+}
+
+impl<'a, T, const MIN: usize, const MAX: usize> IntoIterator for &'a Items<T, MIN, MAX> {
+    type Item = &'a T;
+    type IntoIter = std::slice::Iter<'a, T>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.iter()
+    }
+}
+
+impl<T, const MIN: usize, const MAX: usize> From<Vec<T>> for Items<T, MIN, MAX> {
+    fn from(items: Vec<T>) -> Self {
+        Items(items)
+    }
+}
+
+impl<T: Serialize, const MIN: usize, const MAX: usize> Serialize for Items<T, MIN, MAX> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.0.serialize(s)
+    }
+}
+
+impl<'de, T: Deserialize<'de>, const MIN: usize, const MAX: usize> Deserialize<'de>
+    for Items<T, MIN, MAX>
+{
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let items = Vec::<T>::deserialize(d)?;
+        if items.len() < MIN || items.len() > MAX {
+            let bound = if MAX == usize::MAX {
+                format!("at least {MIN}")
+            } else {
+                format!("{MIN} to {MAX}")
+            };
+            return Err(serde::de::Error::custom(format!(
+                "invalid length {}: an array of {bound} items",
+                items.len()
+            )));
+        }
+        Ok(Items(items))
+    }
+}
+
 /// A rate or current with one decimal (`multipleOf: 0.1`), kept as an integer number of
 /// tenths: never a float past the wire.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]

@@ -10,10 +10,16 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::{time, CiString, Decimal};
+use super::{time, CiString, Decimal, Items, NonEmpty, Tenths};
 
-/// A vendor's extension of any object (`vendorId` and whatever the vendor adds).
-pub type CustomData = Value;
+/// A vendor's extension of any object: its `vendorId` and whatever the vendor adds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CustomData {
+    pub vendor_id: CiString<255>,
+    #[serde(flatten)]
+    pub rest: serde_json::Map<String, Value>,
+}
 
 /// A payload with no fields but `customData`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -53,7 +59,7 @@ pub struct IdToken {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub custom_data: Option<CustomData>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub additional_info: Option<Vec<AdditionalInfo>>,
+    pub additional_info: Option<NonEmpty<AdditionalInfo>>,
     pub id_token: CiString<36>,
     #[serde(rename = "type")]
     pub kind: IdTokenKind,
@@ -103,7 +109,7 @@ pub struct IdTokenInfo {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub language1: Option<CiString<8>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub evse_id: Option<Vec<i64>>,
+    pub evse_id: Option<NonEmpty<i64>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub group_id_token: Option<IdToken>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -245,7 +251,7 @@ pub struct SampledValue {
 pub struct MeterValue {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub custom_data: Option<CustomData>,
-    pub sampled_value: Vec<SampledValue>,
+    pub sampled_value: NonEmpty<SampledValue>,
     #[serde(with = "time")]
     pub timestamp: DateTime<Utc>,
 }
@@ -371,7 +377,7 @@ pub struct AuthorizeRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub certificate: Option<CiString<5500>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub iso15118_certificate_hash_data: Option<Vec<OcspRequestData>>,
+    pub iso15118_certificate_hash_data: Option<Items<OcspRequestData, 1, 4>>,
 }
 
 wire_enum!(AuthorizeCertificateStatus {
@@ -479,7 +485,7 @@ pub struct TransactionEventRequest {
     pub custom_data: Option<CustomData>,
     pub event_type: TransactionEventKind,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub meter_value: Option<Vec<MeterValue>>,
+    pub meter_value: Option<NonEmpty<MeterValue>>,
     #[serde(with = "time")]
     pub timestamp: DateTime<Utc>,
     pub trigger_reason: TriggerReason,
@@ -521,7 +527,7 @@ pub struct MeterValuesRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub custom_data: Option<CustomData>,
     pub evse_id: i64,
-    pub meter_value: Vec<MeterValue>,
+    pub meter_value: NonEmpty<MeterValue>,
 }
 
 // --- The device model: NotifyReport ------------------------------------------------------
@@ -612,7 +618,7 @@ pub struct ReportData {
     pub custom_data: Option<CustomData>,
     pub component: Component,
     pub variable: Variable,
-    pub variable_attribute: Vec<VariableAttribute>,
+    pub variable_attribute: Items<VariableAttribute, 1, 4>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub variable_characteristics: Option<VariableCharacteristics>,
 }
@@ -627,7 +633,7 @@ pub struct NotifyReportRequest {
     #[serde(with = "time")]
     pub generated_at: DateTime<Utc>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub report_data: Option<Vec<ReportData>>,
+    pub report_data: Option<NonEmpty<ReportData>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tbc: Option<bool>,
     pub seq_no: i64,
@@ -722,7 +728,7 @@ pub struct GetVariableData {
 pub struct GetVariablesRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub custom_data: Option<CustomData>,
-    pub get_variable_data: Vec<GetVariableData>,
+    pub get_variable_data: NonEmpty<GetVariableData>,
 }
 
 wire_enum!(GetVariableStatus {
@@ -754,7 +760,7 @@ pub struct GetVariableResult {
 pub struct GetVariablesResponse {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub custom_data: Option<CustomData>,
-    pub get_variable_result: Vec<GetVariableResult>,
+    pub get_variable_result: NonEmpty<GetVariableResult>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -774,7 +780,7 @@ pub struct SetVariableData {
 pub struct SetVariablesRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub custom_data: Option<CustomData>,
-    pub set_variable_data: Vec<SetVariableData>,
+    pub set_variable_data: NonEmpty<SetVariableData>,
 }
 
 wire_enum!(SetVariableStatus {
@@ -805,7 +811,7 @@ pub struct SetVariableResult {
 pub struct SetVariablesResponse {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub custom_data: Option<CustomData>,
-    pub set_variable_result: Vec<SetVariableResult>,
+    pub set_variable_result: NonEmpty<SetVariableResult>,
 }
 
 wire_enum!(ReportBase {
@@ -861,8 +867,8 @@ pub struct ChargingSchedulePeriod {
     pub custom_data: Option<CustomData>,
     /// Seconds from the schedule's start.
     pub start_period: i64,
-    /// In the schedule's unit (A or W), exact.
-    pub limit: Decimal,
+    /// In the schedule's unit (A or W), with one decimal at most.
+    pub limit: Tenths,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub number_phases: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -896,7 +902,7 @@ pub struct ConsumptionCost {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub custom_data: Option<CustomData>,
     pub start_value: Decimal,
-    pub cost: Vec<Cost>,
+    pub cost: Items<Cost, 1, 3>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -908,7 +914,7 @@ pub struct SalesTariffEntry {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub e_price_level: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub consumption_cost: Option<Vec<ConsumptionCost>>,
+    pub consumption_cost: Option<Items<ConsumptionCost, 1, 3>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -921,7 +927,7 @@ pub struct SalesTariff {
     pub sales_tariff_description: Option<CiString<32>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub num_e_price_levels: Option<i64>,
-    pub sales_tariff_entry: Vec<SalesTariffEntry>,
+    pub sales_tariff_entry: Items<SalesTariffEntry, 1, 1024>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -939,9 +945,9 @@ pub struct ChargingSchedule {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub duration: Option<i64>,
     pub charging_rate_unit: ChargingRateUnit,
-    pub charging_schedule_period: Vec<ChargingSchedulePeriod>,
+    pub charging_schedule_period: Items<ChargingSchedulePeriod, 1, 1024>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub min_charging_rate: Option<Decimal>,
+    pub min_charging_rate: Option<Tenths>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sales_tariff: Option<SalesTariff>,
 }
@@ -969,7 +975,7 @@ pub struct ChargingProfile {
         skip_serializing_if = "Option::is_none"
     )]
     pub valid_to: Option<DateTime<Utc>>,
-    pub charging_schedule: Vec<ChargingSchedule>,
+    pub charging_schedule: Items<ChargingSchedule, 1, 3>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub transaction_id: Option<CiString<36>>,
 }
@@ -1020,9 +1026,9 @@ pub struct ChargingProfileCriterion {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stack_level: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub charging_profile_id: Option<Vec<i64>>,
+    pub charging_profile_id: Option<NonEmpty<i64>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub charging_limit_source: Option<Vec<ChargingLimitSource>>,
+    pub charging_limit_source: Option<Items<ChargingLimitSource, 1, 4>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -1054,7 +1060,7 @@ pub struct GetCompositeScheduleRequest {
 pub struct CompositeSchedule {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub custom_data: Option<CustomData>,
-    pub charging_schedule_period: Vec<ChargingSchedulePeriod>,
+    pub charging_schedule_period: NonEmpty<ChargingSchedulePeriod>,
     pub evse_id: i64,
     pub duration: i64,
     #[serde(with = "time")]

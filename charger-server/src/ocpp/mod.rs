@@ -658,6 +658,17 @@ async fn run(
                                 hub.service.metrics().ocpp_message("invalid", outcome);
                                 match (e.call, e.id) {
                                     (true, Some(id)) => Some(Frame::error(version, &id, e.code, &e.description)),
+                                    // A malformed answer to the server's CALL: 502 now,
+                                    // not a wait for the deadline.
+                                    (false, Some(id)) if pending.as_ref().is_some_and(|(want, _, _)| *want == id) => {
+                                        if let Some((_, reply, _)) = pending.take() {
+                                            let _ = reply.send(Err(Error::BadAnswer(format!(
+                                                "the charger's answer is not an OCPP frame: {}",
+                                                e.description
+                                            ))));
+                                        }
+                                        None
+                                    }
                                     // Nothing to answer to: a CALLERROR needs the id of a CALL.
                                     _ => {
                                         tracing::debug!(device = %device, "an OCPP frame that cannot be answered dropped");
@@ -679,7 +690,12 @@ async fn run(
                         }))).await;
                         break "a binary frame";
                     }
-                    Message::Close(_) => break "closed by the charger",
+                    Message::Close(_) => {
+                        // The close handshake's answer (RFC 6455 5.5.1): the WebSocket
+                        // queued it, and the next read writes it out.
+                        let _ = tokio::time::timeout(Duration::from_secs(1), socket.recv()).await;
+                        break "closed by the charger";
+                    }
                     Message::Ping(_) | Message::Pong(_) => {}
                 }
             }

@@ -152,6 +152,12 @@ pub(super) async fn dispatch(
         "NotifyReport" => report(hub, tx, charger, body).await,
         "MeterValues" => {
             let req: v201::MeterValuesRequest = payload(body)?;
+            if !(0..=charger.connectors).contains(&req.evse_id) {
+                return Err(CallError::new(
+                    ErrorCode::PropertyConstraintViolation,
+                    "this charger has no such EVSE",
+                ));
+            }
             samples(&req.meter_value, 0)?;
             Ok(json!({}))
         }
@@ -667,6 +673,7 @@ pub(super) async fn run_command(
     timeout: Duration,
 ) -> Result<Value> {
     use super::commands::{ocpp_data, to_json};
+    use charger_protocol::ocpp::Items;
     use v201::*;
     type Status<S> = StatusResponse<S>;
     match command {
@@ -736,7 +743,7 @@ pub(super) async fn run_command(
         "change-password" => {
             let call = SetVariablesRequest {
                 custom_data: None,
-                set_variable_data: vec![SetVariableData {
+                set_variable_data: Items(vec![SetVariableData {
                     custom_data: None,
                     attribute_type: None,
                     attribute_value: CiString::new(
@@ -754,7 +761,7 @@ pub(super) async fn run_command(
                         name: CiString::cut("BasicAuthPassword"),
                         instance: None,
                     },
-                }],
+                }]),
             };
             hub.send::<SetVariablesResponse>(device, "SetVariables", to_json(&call)?, timeout)
                 .await
