@@ -336,6 +336,21 @@ impl Service {
         })
     }
 
+    /// Where one of this charger's sessions starts and stands, whatever its status: its
+    /// start time, its start reading and its last reading; None when it has no such
+    /// session.
+    pub async fn session_span(
+        &self,
+        tx: &mut dyn ChargerTx,
+        charger: &Charger,
+        which: &SessionRef,
+    ) -> Result<Option<(DateTime<Utc>, i64, i64)>> {
+        Ok(tx
+            .session(&charger.id, which)
+            .await?
+            .map(|s| (s.started_at, s.meter_start_wh, s.last_meter_wh)))
+    }
+
     /// The last meter reading of one of this charger's sessions, whatever its status;
     /// None when it has no such session.
     pub async fn session_reading(

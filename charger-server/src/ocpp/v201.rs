@@ -479,11 +479,14 @@ async fn transaction_event(
     let key = session_key(&transaction)?;
     let which = SessionRef::Local(key.clone());
     let values = req.meter_value.as_deref().unwrap_or_default();
-    let known = hub
+    let span = hub
         .service
-        .session_reading(tx.as_mut(), charger, &which)
+        .session_span(tx.as_mut(), charger, &which)
         .await?;
-    let readings = samples(values, known.unwrap_or(0))?;
+    let known = span.map(|(_, _, last)| last);
+    let mut readings = samples(values, known.unwrap_or(0))?;
+    // The reading the session started from, when this event starts it.
+    let mut started_from = None;
     let pending_key = (charger.id.clone(), transaction.clone());
     let mut verdict = None;
     if known.is_none() {
@@ -529,11 +532,15 @@ async fn transaction_event(
                     started_at: at.min(started_at),
                     kind: StartKind::Reported(key.clone()),
                 };
+                let start_at = input.started_at;
                 let started = hub
                     .service
                     .start_session(tx.as_mut(), charger, input, now)
                     .await?;
                 verdict = started.verdict;
+                // The start's own reading is the session's start, not a sample of it.
+                readings.retain(|s| s.at > start_at);
+                started_from = Some(meter);
                 if let Ok(mut p) = PENDING.lock() {
                     p.remove(&pending_key);
                 }
@@ -585,8 +592,8 @@ async fn transaction_event(
     }
     // A start event replayed after later ones moves the session's start back to its
     // reading (applied in seqNo order, whatever the arrival order).
-    if known.is_some() {
-        if let Some(first) = readings.first() {
+    if let (Some((started_at, meter_start, _)), Some(first)) = (span, readings.first()) {
+        if first.at < started_at && first.energy_wh <= meter_start {
             hub.service
                 .amend_reported_start(tx.as_mut(), charger, &which, first.at, first.energy_wh, now)
                 .await?;
@@ -613,11 +620,9 @@ async fn transaction_event(
     // say it is free).
     let mut total = running.filter(|r| !r.disputed).map(|r| r.total);
     if req.event_type == TransactionEventKind::Ended {
-        let last = hub
-            .service
-            .session_reading(tx.as_mut(), charger, &which)
-            .await?
-            .unwrap_or(0);
+        // The last reading before this event's (a reading the session refused does not
+        // lower it).
+        let last = known.or(started_from).unwrap_or(0);
         let input = StopInput {
             which,
             meter_stop_wh: readings.last().map_or(last, |s| s.energy_wh.max(last)),
