@@ -215,23 +215,7 @@ async fn provision_ocpp(
     } else {
         "ocpp201-"
     };
-    let a = server
-        .rest
-        .post(
-            "/api/v1/devices/bulk",
-            charger_e2e::ADMIN_TOKEN,
-            serde_json::json!({"owner": "fleet", "prefix": prefix, "count": count,
-                               "protocol": protocol}),
-        )
-        .await;
-    assert_eq!(a.status, 201, "{a:?}");
-    let lines: Vec<String> = a.body["devices"]
-        .as_array()
-        .expect("bundles")
-        .iter()
-        .map(serde_json::Value::to_string)
-        .collect();
-    load_ocpp::read_ocpp_bundles(lines.join("\n").as_bytes()).expect("OCPP bundles")
+    charger_e2e::ocpp::bulk_bundles(&server.rest, "fleet", prefix, count, protocol).await
 }
 
 /// OCPP 1.6J and 2.0.1 beside MQTT on the same server in the same run: `Authorize` and

@@ -232,3 +232,56 @@ impl Agent {
         let _ = tokio::time::timeout(AGENT_WAIT, self.child.wait()).await;
     }
 }
+
+/// Provisions `count` OCPP chargers of `owner` (ids `<prefix>00000`, ...) that speak
+/// `protocol`, in one bulk call; their credentials as the simulator reads them.
+pub async fn bulk_bundles(
+    rest: &crate::Rest,
+    owner: &str,
+    prefix: &str,
+    count: usize,
+    protocol: &str,
+) -> Vec<charger_firmware_sim::ocpp::OcppBundle> {
+    let a = rest
+        .post(
+            "/api/v1/devices/bulk",
+            crate::ADMIN_TOKEN,
+            serde_json::json!({"owner": owner, "prefix": prefix, "count": count,
+                               "protocol": protocol}),
+        )
+        .await;
+    assert_eq!(a.status, 201, "{a:?}");
+    let lines: Vec<String> = a.body["devices"]
+        .as_array()
+        .expect("bundles")
+        .iter()
+        .map(serde_json::Value::to_string)
+        .collect();
+    charger_firmware_sim::ocpp::read_ocpp_bundles(lines.join("\n").as_bytes())
+        .expect("OCPP bundles")
+}
+
+/// Sends a REST command to `device` in the background, so that the test's charger can
+/// answer meanwhile: the status and body of its answer.
+pub fn spawn_command(
+    rest: &crate::Rest,
+    device: &str,
+    command: &str,
+    data: serde_json::Value,
+) -> tokio::task::JoinHandle<(u16, serde_json::Value)> {
+    let url = format!("{}/api/v1/devices/{device}/commands/{command}", rest.base);
+    let http = rest.http.clone();
+    tokio::spawn(async move {
+        let r = http
+            .post(url)
+            .bearer_auth(crate::ADMIN_TOKEN)
+            .json(&data)
+            .send()
+            .await
+            .expect("REST");
+        (
+            r.status().as_u16(),
+            r.json::<serde_json::Value>().await.unwrap_or_default(),
+        )
+    })
+}

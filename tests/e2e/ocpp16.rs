@@ -954,25 +954,11 @@ async fn the_console_shows_and_commands_an_ocpp_charger() {
 /// and a short load run of authorizations and sessions.
 #[tokio::test]
 async fn the_simulator_plays_ocpp_chargers() {
-    use charger_firmware_sim::ocpp::{read_ocpp_bundles, OcppCharger};
+    use charger_firmware_sim::ocpp::OcppCharger;
     use charger_firmware_sim::script::{parse_script, run_ocpp_step};
     let app = spawn_app_on(Db::Sqlite).await.expect("app");
     fleet(&app).await;
-    let a = app
-        .post(
-            "/api/v1/devices/bulk",
-            ADMIN_TOKEN,
-            json!({"owner": "acme", "prefix": "sim-", "count": 3, "protocol": "ocpp1.6"}),
-        )
-        .await;
-    assert_eq!(a.status, 201, "{a:?}");
-    let lines: Vec<String> = a.body["devices"]
-        .as_array()
-        .expect("bundles")
-        .iter()
-        .map(Value::to_string)
-        .collect();
-    let bundles = read_ocpp_bundles(lines.join("\n").as_bytes()).expect("OCPP bundles");
+    let bundles = charger_e2e::ocpp::bulk_bundles(&app, "acme", "sim-", 3, "ocpp1.6").await;
     let server = app.base.replace("http", "ws");
     let mut charger = OcppCharger::new(bundles[0].clone(), server.clone());
     charger.time_scale = 1.0;

@@ -2,7 +2,7 @@
 //! message both ways against the OCA 2.0.1 schemas) through the WebSocket, the operator on
 //! REST. Tests are named after the OCTT test cases they cover (`tc_b_01_...`).
 
-use charger_e2e::ocpp::{python, Agent, Refused};
+use charger_e2e::ocpp::{bulk_bundles, python, spawn_command, Agent, Refused};
 use charger_e2e::{on_both_databases, spawn_app_on, TestApp, ADMIN_TOKEN};
 use chrono::{DateTime, Duration as Span, SecondsFormat, Utc};
 use serde_json::{json, Value};
@@ -327,23 +327,7 @@ async fn tc_f_remote_start_stop_reset_and_rotation_from_rest(app: TestApp) {
     let Some(py) = python() else { return };
     let password = fleet(&app).await;
     let mut cp = booted(&app, &py, &password).await;
-    let rest = |command: &'static str, data: Value| {
-        let url = format!("{}/api/v1/devices/acme-201/commands/{command}", app.base);
-        let http = app.http.clone();
-        tokio::spawn(async move {
-            let r = http
-                .post(url)
-                .bearer_auth(ADMIN_TOKEN)
-                .json(&data)
-                .send()
-                .await
-                .expect("REST");
-            (
-                r.status().as_u16(),
-                r.json::<Value>().await.unwrap_or_default(),
-            )
-        })
-    };
+    let rest = |command: &str, data: Value| spawn_command(&app, "acme-201", command, data);
     let start = rest("remote-start", json!({"tag": "04A1B2C3", "connector": 1}));
     let asked = cp.received("RequestStartTransaction").await;
     assert_eq!(
@@ -569,28 +553,17 @@ async fn three_instances_route_201_commands() {
         .get("/api/v1/sessions?device=acme-201", ADMIN_TOKEN)
         .await;
     let session = page.body["sessions"][0]["id"].as_i64().expect("a session");
-    let stop = tokio::spawn({
-        let url = format!(
-            "{}/api/v1/devices/acme-201/commands/remote-stop",
-            rest[2].base
-        );
-        async move {
-            reqwest::Client::new()
-                .post(url)
-                .bearer_auth(ADMIN_TOKEN)
-                .json(&json!({"session_id": session}))
-                .send()
-                .await
-                .expect("REST")
-                .status()
-                .as_u16()
-        }
-    });
+    let stop = spawn_command(
+        &rest[2],
+        "acme-201",
+        "remote-stop",
+        json!({"session_id": session}),
+    );
     assert_eq!(
         first.received("RequestStopTransaction").await,
         json!({"transactionId": "x-1"})
     );
-    assert_eq!(stop.await.expect("task"), 200);
+    assert_eq!(stop.await.expect("task").0, 200);
     let second = Agent::connect_with(&py, &ws(1), "acme-201", Some(&password), "ocpp2.0.1")
         .await
         .expect("connects to another instance");
@@ -609,26 +582,7 @@ async fn tc_d_the_local_list_is_sent_full_then_differential() {
     let app = spawn_app_on(charger_e2e::Db::Sqlite).await.expect("app");
     let password = fleet(&app).await;
     let mut cp = booted(&app, &py, &password).await;
-    let send = |app: &TestApp| {
-        let url = format!(
-            "{}/api/v1/devices/acme-201/commands/send-local-list",
-            app.base
-        );
-        let http = app.http.clone();
-        tokio::spawn(async move {
-            let r = http
-                .post(url)
-                .bearer_auth(ADMIN_TOKEN)
-                .json(&json!({}))
-                .send()
-                .await
-                .expect("REST");
-            (
-                r.status().as_u16(),
-                r.json::<Value>().await.unwrap_or_default(),
-            )
-        })
-    };
+    let send = |app: &TestApp| spawn_command(app, "acme-201", "send-local-list", json!({}));
     let sent = send(&app);
     assert_eq!(cp.received("GetLocalListVersion").await, json!({}));
     let full = cp.received("SendLocalList").await;
@@ -753,28 +707,17 @@ async fn tc_b_02_b_30_pending_then_accepted_and_nothing_before(app: TestApp) {
         .await;
     assert_eq!(start.status, 409, "{start:?}");
     assert_eq!(start.body["error"], "registration_pending", "{start:?}");
-    let trigger = tokio::spawn({
-        let url = format!(
-            "{}/api/v1/devices/acme-201/commands/trigger-message",
-            app.base
-        );
-        let http = app.http.clone();
-        async move {
-            http.post(url)
-                .bearer_auth(ADMIN_TOKEN)
-                .json(&json!({"requestedMessage": "StatusNotification"}))
-                .send()
-                .await
-                .expect("REST")
-                .status()
-                .as_u16()
-        }
-    });
+    let trigger = spawn_command(
+        &app,
+        "acme-201",
+        "trigger-message",
+        json!({"requestedMessage": "StatusNotification"}),
+    );
     assert_eq!(
         cp.received("TriggerMessage").await["requestedMessage"],
         "StatusNotification"
     );
-    assert_eq!(trigger.await.expect("task"), 200);
+    assert_eq!(trigger.await.expect("task").0, 200);
     let status = json!({"timestamp": ts(Utc::now()), "connectorStatus": "Available",
                         "evseId": 1, "connectorId": 1});
     assert!(cp.call("StatusNotification", status.clone()).await.is_ok());
@@ -963,22 +906,7 @@ async fn the_console_commands_a_201_station() {
 async fn the_simulator_plays_201_stations_in_load_runs() {
     let app = spawn_app_on(charger_e2e::Db::Sqlite).await.expect("app");
     fleet(&app).await;
-    let a = app
-        .post(
-            "/api/v1/devices/bulk",
-            ADMIN_TOKEN,
-            json!({"owner": "acme", "prefix": "sim-", "count": 2, "protocol": "ocpp2.0.1"}),
-        )
-        .await;
-    assert_eq!(a.status, 201, "{a:?}");
-    let lines: Vec<String> = a.body["devices"]
-        .as_array()
-        .expect("bundles")
-        .iter()
-        .map(Value::to_string)
-        .collect();
-    let bundles = charger_firmware_sim::ocpp::read_ocpp_bundles(lines.join("\n").as_bytes())
-        .expect("OCPP bundles");
+    let bundles = bulk_bundles(&app, "acme", "sim-", 2, "ocpp2.0.1").await;
     assert_eq!(bundles[0].ocpp.subprotocol, "ocpp2.0.1");
     let a = app
         .post(
@@ -1291,23 +1219,7 @@ async fn raw_frames_malformed_answers_and_the_close_handshake() {
     assert_eq!(next_text(&mut ws).await[2]["status"], "Accepted");
     // A command whose answer is malformed: 502, well before the 10 s deadline.
     let started = std::time::Instant::now();
-    let reset = tokio::spawn({
-        let url = format!("{}/api/v1/devices/acme-201/commands/reset", app.base);
-        let http = app.http.clone();
-        async move {
-            let r = http
-                .post(url)
-                .bearer_auth(ADMIN_TOKEN)
-                .json(&json!({"type": "Immediate"}))
-                .send()
-                .await
-                .expect("REST");
-            (
-                r.status().as_u16(),
-                r.json::<Value>().await.unwrap_or_default(),
-            )
-        }
-    });
+    let reset = spawn_command(&app, "acme-201", "reset", json!({"type": "Immediate"}));
     let call = next_text(&mut ws).await;
     assert_eq!(call[2], "Reset", "{call}");
     let bad = json!([3, call[1]]).to_string();
