@@ -45,6 +45,7 @@ pub mod records;
 pub mod requests;
 pub mod secrets;
 pub mod service;
+pub mod sites;
 pub mod store;
 pub mod tags;
 pub mod telemetry;
