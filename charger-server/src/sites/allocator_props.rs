@@ -351,12 +351,12 @@ proptest! {
                 }
             }
         }
-        for (n, node) in site.nodes.iter().enumerate() {
-            for p in 0..3 {
-                prop_assert!(load[n][p] <= node.limit[p]);
+        for (node, on_node) in site.nodes.iter().zip(&load) {
+            for (l, limit) in on_node.iter().zip(node.limit) {
+                prop_assert!(*l <= limit);
             }
             if let Some(cap) = node.power_cap_w {
-                prop_assert!(load[n].iter().sum::<i64>() <= deciamps_of_watts(cap, PHASE_VOLTS));
+                prop_assert!(on_node.iter().sum::<i64>() <= deciamps_of_watts(cap, PHASE_VOLTS));
             }
         }
     }
