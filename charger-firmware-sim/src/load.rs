@@ -773,10 +773,11 @@ async fn play_201(
         Op::Session => {
             let transaction = format!("sim-{:016x}", rand::random::<u64>());
             let event = |kind: &str, seq: i64, wh: i64, context: &str| {
-                json!({"eventType": kind, "timestamp": now(), "triggerReason": "Authorized",
+                let at = now();
+                json!({"eventType": kind, "timestamp": at, "triggerReason": "Authorized",
                        "seqNo": seq, "transactionInfo": {"transactionId": transaction},
                        "evse": {"id": 1, "connectorId": 1}, "idToken": token,
-                       "meterValue": [{"timestamp": now(), "sampledValue": [
+                       "meterValue": [{"timestamp": at, "sampledValue": [
                            {"value": wh, "context": context,
                             "measurand": "Energy.Active.Import.Register"}]}]})
             };

@@ -332,6 +332,10 @@ fn v201_types() -> Vec<(&'static str, RoundTrip)> {
             round_trip::<v201::UnlockConnectorRequest>,
         ),
         (
+            "SendLocalListResponse",
+            round_trip::<v201::StatusResponse<v201::SendLocalListStatus>>,
+        ),
+        (
             "UnlockConnectorResponse",
             round_trip::<v201::StatusResponse<v201::UnlockStatus>>,
         ),

@@ -836,6 +836,11 @@ pub struct GetBaseReportRequest {
 }
 
 wire_enum!(AcceptedRejected { Accepted => "Accepted", Rejected => "Rejected" });
+wire_enum!(SendLocalListStatus {
+    Accepted => "Accepted",
+    Failed => "Failed",
+    VersionMismatch => "VersionMismatch",
+});
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]

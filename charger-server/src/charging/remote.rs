@@ -244,9 +244,14 @@ impl Service {
                 if let Some(field) = connector_out_of_range(data, d.connector_count, 0) {
                     return Err(Error::invalid(field, "this charger has no such connector"));
                 }
-                // Names are case-insensitive in OCPP.
-                let text = data.to_string().to_ascii_lowercase();
-                if text.contains("authorizationkey") || text.contains("basicauthpassword") {
+                // Names are case-insensitive in OCPP, and a station may fold Unicode case
+                // (U+017F folds to s, the Kelvin sign to k): both foldings are checked.
+                let text = data.to_string();
+                let (lower, upper) = (text.to_lowercase(), text.to_uppercase());
+                let named = |name: &str| {
+                    lower.contains(&name.to_lowercase()) || upper.contains(&name.to_uppercase())
+                };
+                if named("AuthorizationKey") || named("BasicAuthPassword") {
                     return Err(Error::invalid(
                         "data",
                         "the charger's password is changed by POST /api/v1/devices/{id}/credentials, which pushes it first",

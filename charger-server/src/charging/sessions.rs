@@ -97,6 +97,12 @@ pub struct StartInput {
     pub meter_start_wh: i64,
     pub started_at: DateTime<Utc>,
     pub kind: StartKind,
+    /// A reported start whose token is no tag of this backend (why): recorded under
+    /// [`NO_TAG`], disputed, with no tag check and no unknown-tag sighting.
+    pub unidentified: Option<String>,
+    /// A reported start the edge doubts (why, such as a start reading it was never told):
+    /// recorded, disputed.
+    pub doubt: Option<String>,
 }
 
 /// A started (or found again) session.
@@ -183,6 +189,8 @@ impl Service {
                 Some(local) => StartKind::Offline(check_local_id(local)?),
                 None => StartKind::Live,
             },
+            unidentified: None,
+            doubt: None,
         };
         let s = self.start_session(tx, charger, input, now).await?;
         Reply::typed(201, &start_body(s.session_id, s.tariff.as_ref(), &s.prices))
@@ -239,14 +247,17 @@ impl Service {
             None => (charger.owner.clone(), charger.tariff.clone()),
         };
         let mut verdict = None;
-        let mut dispute = dispute;
+        let mut dispute = dispute.or_else(|| req.doubt.clone());
         if let Some(local) = &local_id {
             // A repeated offline or reported start (the charger retried).
             let known = SessionRef::Local(local.clone());
             if let Some(s) = tx.session(&charger.id, &known).await? {
-                let verdict = match reported {
-                    true => Some(self.tag_verdict_for(tx, charger, &tag, now, &known).await?),
-                    false => None,
+                let verdict = match (reported, &req.unidentified) {
+                    (true, Some(_)) => Some(Err(Error::not_found("tag"))),
+                    (true, None) => {
+                        Some(self.tag_verdict_for(tx, charger, &tag, now, &known).await?)
+                    }
+                    (false, _) => None,
                 };
                 return Ok(Started {
                     session_id: s.id,
@@ -261,7 +272,13 @@ impl Service {
                 if let Some(stale) = tx.active_session_on(&charger.id, req.connector).await? {
                     self.close_superseded(tx, charger, stale, now).await?;
                 }
-                let v = self.tag_verdict(tx, charger, &tag, now).await?;
+                let v = match &req.unidentified {
+                    Some(why) => {
+                        dispute.get_or_insert_with(|| why.clone());
+                        Err(Error::not_found("tag"))
+                    }
+                    None => self.tag_verdict(tx, charger, &tag, now).await?,
+                };
                 if let Err(e) = &v {
                     dispute.get_or_insert_with(|| format!("the tag was refused: {e}"));
                 }
@@ -367,9 +384,10 @@ impl Service {
 
     /// A reported session's start, moved back to an earlier reading (a station's start
     /// event replayed after its later events): only for a session named by the charger,
-    /// active or stopped (then billed again from the earlier reading; a disputed one is
-    /// the operator's), to a time and reading before its own start and both plausible;
-    /// anything else changes nothing. Whether it moved.
+    /// to a time and reading before its own start that pass the rules of a reported start
+    /// (the offline window) and plausibility. An active session's start moves; a stopped
+    /// one's bill was given already, so it is not billed again: it becomes disputed, for
+    /// an operator to correct. Anything else changes nothing. Whether it changed.
     pub async fn amend_reported_start(
         &self,
         tx: &mut dyn ChargerTx,
@@ -391,8 +409,7 @@ impl Service {
             (Some(wh), Some(stopped)) => (wh, stopped),
             _ => (s.last_meter_wh, s.last_sample_at.unwrap_or(s.started_at)),
         };
-        if check_reading("meter_start_wh", meter_wh).is_err()
-            || check_time("started_at", at, now).is_err()
+        if self.check_start(meter_wh, at, true, now).is_err()
             || check_energy(
                 "meter_start_wh",
                 end_wh - meter_wh,
@@ -408,23 +425,16 @@ impl Service {
             tx.amend_session_start(s.id, at, meter_wh).await?;
             return Ok(true);
         }
-        let Ok(bill) = cost::bill(&s.prices, meter_wh, end_wh, at, end_at) else {
-            return Ok(false);
-        };
-        let c = &s.prices.currency;
-        if [bill.net, bill.tax, bill.total]
-            .into_iter()
-            .any(|a| crate::billing::to_minor(a, c).is_none())
-        {
-            return Ok(false);
+        let reason = format!(
+            "a start event replayed after its end puts its start at {} ({meter_wh} Wh): \
+             the bill given at its end is for an operator to correct",
+            at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+        );
+        let disputed = tx.dispute_stopped_session(s.id, &reason).await?;
+        if disputed {
+            tracing::info!(device = %charger.id, session = s.id, "a stopped session disputed: its start event came after its end");
         }
-        let moved = tx
-            .rebill_session_start(s.id, at, meter_wh, &bill, c)
-            .await?;
-        if moved {
-            tracing::info!(device = %charger.id, session = s.id, "a stopped session billed again from its start event, replayed after its end");
-        }
-        Ok(moved)
+        Ok(disputed)
     }
 
     /// The connector of one of this charger's sessions; None when it has no such session.

@@ -10,6 +10,7 @@
 use std::time::Duration;
 
 use charger_protocol::ocpp::v16::{self, AuthorizationData, IdTagInfo, UpdateType};
+use charger_protocol::ocpp::v201;
 use charger_protocol::ocpp::{payload, CiString, Version};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -233,8 +234,13 @@ impl Hub {
                     .await?
                 }
                 Version::V201 => {
-                    self.send::<Value>(device, "GetLocalListVersion", serde_json::json!({}), left())
-                        .await?
+                    self.send::<v201::GetLocalListVersionResponse>(
+                        device,
+                        "GetLocalListVersion",
+                        serde_json::json!({}),
+                        left(),
+                    )
+                    .await?
                 }
             };
             answer["listVersion"]
@@ -310,8 +316,13 @@ impl Hub {
                     .await?
                 }
                 Version::V201 => {
-                    self.send::<Value>(device, "SendLocalList", as_201(&call), left())
-                        .await?
+                    self.send::<v201::StatusResponse<v201::SendLocalListStatus>>(
+                        device,
+                        "SendLocalList",
+                        as_201(&call),
+                        left(),
+                    )
+                    .await?
                 }
             };
             let status = answer["status"].as_str().unwrap_or("Failed").to_owned();

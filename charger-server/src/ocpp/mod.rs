@@ -459,7 +459,9 @@ async fn handshake(
     // was answered (Pending, then Accepted); a rejected one is not.
     let registered = match auth.registration {
         Registration::Accepted => true,
-        Registration::Pending => version == Version::V16,
+        // A 1.6 charger is registered by its provisioning; a 2.0.1 station that connects
+        // on 1.6 boots first all the same.
+        Registration::Pending => version == Version::V16 && auth.protocol == Protocol::Ocpp16,
         Registration::Rejected => false,
     };
     // Small buffers: an idle charger holds a few KB, not tungstenite's 2 x 128 KiB; a
@@ -501,6 +503,8 @@ async fn run(
     let mut rejected = rejected;
     // Messages the server triggered before the registration was accepted (B02.FR.09).
     let mut triggered: Vec<String> = Vec::new();
+    // The server asked it for a report (before acceptance, only then may it send one).
+    let mut report_asked = false;
     let (tx, mut rx) = mpsc::channel::<Outbound>(16);
     hub.register(&device, conn, tx, version);
     if let Some(relay) = hub.relay.get() {
@@ -543,6 +547,9 @@ async fn run(
                     "the charger's registration is not accepted yet: it is only asked for its configuration",
                 )));
                 continue;
+            }
+            if !accepted && matches!(action.as_str(), "GetBaseReport" | "GetReport") {
+                report_asked = true;
             }
             if !accepted && action == "TriggerMessage" && triggered.len() < 8 {
                 if let Some(m) = payload["requestedMessage"].as_str() {
@@ -614,7 +621,11 @@ async fn run(
                                 }
                                 let was_triggered = !accepted
                                     && triggered.iter().position(|t| *t == action).map(|i| triggered.swap_remove(i)).is_some();
-                                if !accepted && !was_triggered && !matches!(action.as_str(), "BootNotification" | "NotifyReport") {
+                                // Before acceptance: its boot, the report the server asked
+                                // for (never while rejected), and what it was triggered to send.
+                                let allowed = action == "BootNotification"
+                                    || (action == "NotifyReport" && report_asked && !rejected);
+                                if !accepted && !was_triggered && !allowed {
                                     hub.service.metrics().ocpp_message("before_acceptance", ErrorCode::SecurityError.as_str(version));
                                     Some(Frame::error(version, &id, ErrorCode::SecurityError, "the station's registration is not accepted: send BootNotification"))
                                 } else {

@@ -283,6 +283,8 @@ async fn start(hub: &Hub, tx: &mut ChargerWork, charger: &Charger, body: &Value)
         meter_start_wh: req.meter_start,
         started_at: req.timestamp,
         kind: StartKind::Reported(key),
+        unidentified: None,
+        doubt: None,
     };
     let started = hub
         .service

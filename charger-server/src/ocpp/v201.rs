@@ -456,11 +456,59 @@ struct Pending {
     at: DateTime<Utc>,
 }
 
-/// Transactions seen before their idToken, by charger and transaction id (bounded).
-static PENDING: std::sync::LazyLock<Mutex<HashMap<(DeviceId, String), Pending>>> =
-    std::sync::LazyLock::new(|| Mutex::new(HashMap::new()));
+/// Transactions seen before their idToken, per charger: at most [`PENDING_PER_CHARGER`]
+/// each (the oldest goes first), for [`PENDING_KEEP`] at most, and at most
+/// [`PENDING_CHARGERS`] chargers, so that no station can crowd out another's. Kept in
+/// memory only: after a restart, or on another instance, a transaction's start is taken
+/// from the event that brings its idToken (docs/ocpp.md).
+struct PendingTransactions {
+    by_charger: HashMap<DeviceId, Vec<(String, Pending, std::time::Instant)>>,
+}
 
-const PENDING_MAX: usize = 100_000;
+const PENDING_PER_CHARGER: usize = 16;
+const PENDING_CHARGERS: usize = 20_000;
+const PENDING_KEEP: Duration = Duration::from_secs(24 * 3600);
+
+impl PendingTransactions {
+    fn get(&mut self, device: &DeviceId, transaction: &str) -> Option<Pending> {
+        let list = self.by_charger.get_mut(device)?;
+        list.retain(|(_, _, since)| since.elapsed() < PENDING_KEEP);
+        list.iter()
+            .find(|(t, _, _)| t == transaction)
+            .map(|(_, p, _)| p.clone())
+    }
+
+    fn remove(&mut self, device: &DeviceId, transaction: &str) {
+        if let Some(list) = self.by_charger.get_mut(device) {
+            list.retain(|(t, _, _)| t != transaction);
+            if list.is_empty() {
+                self.by_charger.remove(device);
+            }
+        }
+    }
+
+    fn insert(&mut self, device: &DeviceId, transaction: String, pending: Pending) {
+        if !self.by_charger.contains_key(device) && self.by_charger.len() >= PENDING_CHARGERS {
+            self.by_charger
+                .retain(|_, list| list.iter().any(|(_, _, s)| s.elapsed() < PENDING_KEEP));
+            if self.by_charger.len() >= PENDING_CHARGERS {
+                return;
+            }
+        }
+        let list = self.by_charger.entry(device.clone()).or_default();
+        list.retain(|(t, _, since)| *t != transaction && since.elapsed() < PENDING_KEEP);
+        if list.len() >= PENDING_PER_CHARGER {
+            list.remove(0);
+        }
+        list.push((transaction, pending, std::time::Instant::now()));
+    }
+}
+
+static PENDING: std::sync::LazyLock<Mutex<PendingTransactions>> = std::sync::LazyLock::new(|| {
+    Mutex::new(PendingTransactions {
+        by_charger: HashMap::new(),
+    })
+});
 
 /// The session key of a station's transaction id.
 fn session_key(transaction: &str) -> Result<String> {
@@ -487,13 +535,13 @@ async fn transaction_event(
     let mut readings = samples(values, known.unwrap_or(0))?;
     // The reading the session started from, when this event starts it.
     let mut started_from = None;
-    let pending_key = (charger.id.clone(), transaction.clone());
+
     let mut verdict = None;
     if known.is_none() {
         let remembered = PENDING
             .lock()
             .ok()
-            .and_then(|p| p.get(&pending_key).cloned());
+            .and_then(|mut p| p.get(&charger.id, &transaction));
         let evse = req
             .evse
             .as_ref()
@@ -510,27 +558,38 @@ async fn transaction_event(
         let started_at = remembered
             .as_ref()
             .map_or(req.timestamp, |p| p.at.min(req.timestamp));
-        // A token that is no tag of this backend (another type, or not a uid) still
-        // starts the session the station reports, under the placeholder tag: disputed.
-        let tag = req.id_token.as_ref().map(|t| {
-            tag_of(t).map_or_else(
-                || {
+        // A token that is no tag of this backend (another kind, or not a uid) still
+        // starts the session the station reports: under the placeholder tag, disputed.
+        let tag = match req.id_token.as_ref() {
+            None => None,
+            Some(t) => Some(match tag_of(t) {
+                Some(tag) => (tag, None),
+                None => (
                     TagUid::parse(crate::charging::NO_TAG)
-                        .map_err(|e| Error::Internal(e.to_string()))
-                },
-                Ok,
-            )
-        });
-        match tag.transpose()? {
-            Some(tag) => {
-                let (at, meter) =
-                    first.unwrap_or((started_at, readings.first().map_or(0, |s| s.energy_wh)));
+                        .map_err(|e| Error::Internal(e.to_string()))?,
+                    Some(format!(
+                        "the station's idToken (of kind {}) is no tag of this backend",
+                        t.kind.as_str()
+                    )),
+                ),
+            }),
+        };
+        match tag {
+            Some((tag, unidentified)) => {
+                // With no reading told for its start (lost with a restart, or never sent),
+                // its energy is unknown: recorded from 0, disputed.
+                let doubt = first.is_none().then(|| {
+                    "the station told no meter reading for the transaction's start".to_owned()
+                });
+                let (at, meter) = first.unwrap_or((started_at, 0));
                 let input = StartInput {
                     tag,
                     connector: evse.unwrap_or(1),
                     meter_start_wh: meter,
                     started_at: at.min(started_at),
                     kind: StartKind::Reported(key.clone()),
+                    unidentified,
+                    doubt,
                 };
                 let start_at = input.started_at;
                 let started = hub
@@ -542,7 +601,7 @@ async fn transaction_event(
                 readings.retain(|s| s.at > start_at);
                 started_from = Some(meter);
                 if let Ok(mut p) = PENDING.lock() {
-                    p.remove(&pending_key);
+                    p.remove(&charger.id, &transaction);
                 }
             }
             None if req.event_type == TransactionEventKind::Ended => {
@@ -563,7 +622,7 @@ async fn transaction_event(
                     .record_unknown_stop(tx.as_mut(), charger, stop, now)
                     .await?;
                 if let Ok(mut p) = PENDING.lock() {
-                    p.remove(&pending_key);
+                    p.remove(&charger.id, &transaction);
                 }
                 return to_value(&v201::TransactionEventResponse {
                     total_cost: (!stopped.disputed)
@@ -575,16 +634,15 @@ async fn transaction_event(
                 // Not authorized yet: what it told waits for the event that brings the
                 // idToken.
                 if let Ok(mut p) = PENDING.lock() {
-                    if p.len() < PENDING_MAX || p.contains_key(&pending_key) {
-                        p.insert(
-                            pending_key,
-                            Pending {
-                                first,
-                                evse,
-                                at: started_at,
-                            },
-                        );
-                    }
+                    p.insert(
+                        &charger.id,
+                        transaction.clone(),
+                        Pending {
+                            first,
+                            evse,
+                            at: started_at,
+                        },
+                    );
                 }
                 return Ok(json!({}));
             }
@@ -623,10 +681,14 @@ async fn transaction_event(
         // The last reading before this event's (a reading the session refused does not
         // lower it).
         let last = known.or(started_from).unwrap_or(0);
+        // It cannot have ended before its own last reading (a station may stamp the event
+        // a moment before the meter value it carries).
         let input = StopInput {
             which,
             meter_stop_wh: readings.last().map_or(last, |s| s.energy_wh.max(last)),
-            stopped_at: req.timestamp,
+            stopped_at: readings
+                .last()
+                .map_or(req.timestamp, |s| s.at.max(req.timestamp)),
             reason: stop_reason(req.transaction_info.stopped_reason),
             refusable: false,
         };

@@ -481,16 +481,9 @@ pub trait ChargerTx: Send {
     async fn stop_session(&mut self, session: i64, stop: &StopRecord) -> StoreResult<()>;
     /// Moves an active session's start back to an earlier time and reading (a station's
     /// start event that arrived after later ones).
-    /// A stopped (not disputed) session's start moved back, billed again with this bill
-    /// (its cost lines replaced); false when it is not stopped any more.
-    async fn rebill_session_start(
-        &mut self,
-        session: i64,
-        started_at: DateTime<Utc>,
-        meter_start_wh: i64,
-        bill: &crate::records::cost::Bill,
-        currency: &crate::records::money::Currency,
-    ) -> StoreResult<bool>;
+    /// A stopped session made disputed for this reason: nothing billed (its cost lines
+    /// gone) until an operator resolves it; false when it is not stopped any more.
+    async fn dispute_stopped_session(&mut self, session: i64, reason: &str) -> StoreResult<bool>;
     async fn amend_session_start(
         &mut self,
         session: i64,

@@ -134,6 +134,12 @@ impl Service {
             };
             let uid =
                 TagUid::parse(cell("uid").unwrap_or("")).map_err(|e| bad("uid", e.to_string()))?;
+            if uid.as_str() == crate::charging::NO_TAG {
+                return Err(bad(
+                    "uid",
+                    "00000000 is reserved: it stands for no tag".into(),
+                ));
+            }
             if !seen.insert(uid.clone()) {
                 return Err(bad("uid", "appears twice in the file".into()));
             }

@@ -136,6 +136,12 @@ impl Service {
     }
 
     pub async fn create_tag(&self, who: &Principal, req: CreateTagRequest) -> Result<Tag> {
+        if req.uid.as_str() == crate::charging::NO_TAG {
+            return Err(Error::invalid(
+                "uid",
+                "00000000 is reserved: it stands for no tag",
+            ));
+        }
         let owner = who.owner_for_new(req.owner)?;
         self.require_owner(&owner).await?;
         let devices = self.check_tag_devices(&owner, &req.devices).await?;

@@ -829,26 +829,14 @@ impl ChargerTx for SqlTx {
         row.map(SessionRow::into_session).transpose()
     }
 
-    async fn rebill_session_start(
-        &mut self,
-        session: i64,
-        started_at: DateTime<Utc>,
-        meter_start_wh: i64,
-        bill: &crate::records::cost::Bill,
-        currency: &crate::records::money::Currency,
-    ) -> StoreResult<bool> {
+    async fn dispute_stopped_session(&mut self, session: i64, reason: &str) -> StoreResult<bool> {
         let done = sqlx::query(
-            "UPDATE sessions SET started_at = $2, meter_start_wh = $3, energy_wh = $4,
-                 net_minor = $5, tax_minor = $6, total_minor = $7
+            "UPDATE sessions SET status = 'disputed', dispute = $2,
+                 net_minor = 0, tax_minor = 0, total_minor = 0
              WHERE id = $1 AND status = 'stopped'",
         )
         .bind(session)
-        .bind(to_millis(started_at))
-        .bind(meter_start_wh)
-        .bind(bill.energy_wh)
-        .bind(minor(bill.net, currency)?)
-        .bind(minor(bill.tax, currency)?)
-        .bind(minor(bill.total, currency)?)
+        .bind(reason)
         .execute(self.w()?)
         .await?;
         if done.rows_affected() != 1 {
@@ -858,7 +846,6 @@ impl ChargerTx for SqlTx {
             .bind(session)
             .execute(self.w()?)
             .await?;
-        insert_cost_lines(self.w()?, session, bill).await?;
         Ok(true)
     }
 
