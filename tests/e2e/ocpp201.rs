@@ -380,6 +380,12 @@ async fn tc_f_remote_start_stop_reset_and_rotation_from_rest(app: TestApp) {
                    "variable": {"name": "BasicAuthPa\u{17f}\u{17f}word"}}]}),
         ),
         (
+            "set-variables",
+            json!({"setVariableData": [{"attributeValue": "x".repeat(20),
+                   "component": {"name": "SecurityCtrlr"},
+                   "variable": {"name": "B\u{430}sicAuthPassword"}}]}),
+        ),
+        (
             "change-availability",
             json!({"operationalStatus": "Inoperative", "evse": {"id": 9}}),
         ),

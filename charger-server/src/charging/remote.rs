@@ -244,6 +244,12 @@ impl Service {
                 if let Some(field) = connector_out_of_range(data, d.connector_count, 0) {
                     return Err(Error::invalid(field, "this charger has no such connector"));
                 }
+                if let Some(field) = name_not_ascii(data, 0) {
+                    return Err(Error::invalid(
+                        field,
+                        "OCPP names are printable ASCII (CiString)",
+                    ));
+                }
                 // Names are case-insensitive in OCPP, and a station may fold Unicode case
                 // (U+017F folds to s, the Kelvin sign to k): both foldings are checked.
                 let text = data.to_string();
@@ -348,6 +354,29 @@ fn connector_out_of_range(
         Value::Array(items) => items
             .iter()
             .find_map(|v| connector_out_of_range(v, connectors, depth + 1)),
+        _ => None,
+    }
+}
+
+/// The first OCPP name (a `name` or a configuration `key`, at any depth) that is not
+/// printable ASCII, as OCPP's CiString requires: a look-alike of a name the server guards
+/// (the password's) could mean that name to a station that normalises what it reads.
+fn name_not_ascii(data: &serde_json::Value, depth: usize) -> Option<&'static str> {
+    use serde_json::Value;
+    if depth > 16 {
+        return None;
+    }
+    let bad = |v: &Value| {
+        v.as_str()
+            .is_some_and(|t| t.chars().any(|c| !(' '..='~').contains(&c)))
+    };
+    match data {
+        Value::Object(map) => map.iter().find_map(|(key, value)| match key.as_str() {
+            "name" if bad(value) => Some("name"),
+            "key" if bad(value) => Some("key"),
+            _ => name_not_ascii(value, depth + 1),
+        }),
+        Value::Array(items) => items.iter().find_map(|v| name_not_ascii(v, depth + 1)),
         _ => None,
     }
 }
