@@ -491,8 +491,8 @@ async fn tc_f_remote_start_stop_reset_and_rotation_from_rest(app: TestApp) {
 }
 
 /// Three instances on one PostgreSQL database: a 2.0.1 charger's socket on one, a remote
-/// stop through another reaches it (the holder speaks 2.0.1); it moves to a third and the
-/// first closes its socket.
+/// stop, a reset, unavailability and a trigger through the others reach it (the holder
+/// speaks 2.0.1); it moves to another and the first closes its socket.
 #[tokio::test]
 async fn three_instances_route_201_commands() {
     let Some(py) = python() else { return };
@@ -576,6 +576,27 @@ async fn three_instances_route_201_commands() {
         json!({"transactionId": "x-1"})
     );
     assert_eq!(stop.await.expect("task").0, 200);
+    // Reset, unavailability and a trigger through the two instances that do not hold it.
+    for (via, command, action, data) in [
+        (1, "reset", "Reset", json!({"type": "OnIdle"})),
+        (
+            2,
+            "change-availability",
+            "ChangeAvailability",
+            json!({"operationalStatus": "Inoperative", "evse": {"id": 1}}),
+        ),
+        (
+            1,
+            "trigger-message",
+            "TriggerMessage",
+            json!({"requestedMessage": "Heartbeat"}),
+        ),
+    ] {
+        let sent = spawn_command(&rest[via], "acme-201", command, data.clone());
+        assert_eq!(first.received(action).await, data, "{command}");
+        let (status, body) = sent.await.expect("task");
+        assert_eq!(status, 200, "{command}: {body}");
+    }
     let second = Agent::connect_with(&py, &ws(1), "acme-201", Some(&password), "ocpp2.0.1")
         .await
         .expect("connects to another instance");
