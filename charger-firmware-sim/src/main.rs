@@ -255,49 +255,24 @@ fn run(
     envelope: charger_protocol::Version,
     script: Option<PathBuf>,
 ) -> anyhow::Result<()> {
-    use std::io::BufRead;
-    let bundles = load_bundles(bundles)?;
-    let bundle = match &device {
-        Some(d) => bundles
-            .into_iter()
-            .find(|b| &b.device_id == d)
-            .ok_or_else(|| anyhow::anyhow!("no charger {d} in the bundle file"))?,
-        None => bundles
-            .into_iter()
-            .next()
-            .ok_or_else(|| anyhow::anyhow!("no bundles"))?,
-    };
-    let lines: Box<dyn BufRead> = match &script {
-        Some(p) if p.as_os_str() != "-" => Box::new(std::io::BufReader::new(
-            std::fs::File::open(p).with_context(|| format!("{}", p.display()))?,
-        )),
-        _ => Box::new(std::io::BufReader::new(std::io::stdin())),
-    };
+    let bundle = pick(load_bundles(bundles)?, device.as_deref(), |b| &b.device_id)?;
+    let lines = script_lines(script.as_ref())?;
     let rt = tokio::runtime::Runtime::new()?;
     rt.block_on(async move {
         let mut charger = charger_firmware_sim::charger::Charger::new(bundle, broker);
         charger.time_scale = scale;
         charger.envelope = envelope;
         charger.echo = true;
-        for (n, line) in lines.lines().enumerate() {
-            let line = line?;
-            let step = match charger_firmware_sim::script::parse_step(&line) {
-                Ok(Some(step)) => step,
-                Ok(None) => continue,
-                Err(e) => {
-                    eprintln!("line {}: {e:#}", n + 1);
-                    continue;
-                }
-            };
+        for (n, step) in steps(lines) {
             if let Err(e) = charger_firmware_sim::script::run_step(&mut charger, &step).await {
-                eprintln!("line {}: {e:#}", n + 1);
+                eprintln!("line {n}: {e:#}");
             }
         }
         anyhow::Ok(())
     })
 }
 
-/// `run --protocol ocpp1.6`: one OCPP charger, step by step.
+/// `run --protocol ocpp`: one OCPP charger, step by step.
 fn run_ocpp(
     bundles: &PathBuf,
     device: Option<String>,
@@ -305,46 +280,69 @@ fn run_ocpp(
     scale: f64,
     script: Option<PathBuf>,
 ) -> anyhow::Result<()> {
-    use std::io::BufRead;
     let server = server.ok_or_else(|| {
         anyhow::anyhow!("an OCPP charger needs the server's address: --server ws://host:port")
     })?;
-    let bundles = load_ocpp_bundles(bundles)?;
-    let bundle = match &device {
-        Some(d) => bundles
-            .into_iter()
-            .find(|b| &b.device_id == d)
-            .ok_or_else(|| anyhow::anyhow!("no charger {d} in the bundle file"))?,
-        None => bundles
-            .into_iter()
-            .next()
-            .ok_or_else(|| anyhow::anyhow!("no bundles"))?,
-    };
-    let lines: Box<dyn BufRead> = match &script {
-        Some(p) if p.as_os_str() != "-" => Box::new(std::io::BufReader::new(
-            std::fs::File::open(p).with_context(|| format!("{}", p.display()))?,
-        )),
-        _ => Box::new(std::io::BufReader::new(std::io::stdin())),
-    };
+    let bundle = pick(load_ocpp_bundles(bundles)?, device.as_deref(), |b| {
+        &b.device_id
+    })?;
+    let lines = script_lines(script.as_ref())?;
     let rt = tokio::runtime::Runtime::new()?;
     rt.block_on(async move {
         let mut charger = charger_firmware_sim::ocpp::OcppCharger::new(bundle, server);
         charger.time_scale = scale;
         charger.echo = true;
-        for (n, line) in lines.lines().enumerate() {
-            let line = line?;
-            let step = match charger_firmware_sim::script::parse_step(&line) {
-                Ok(Some(step)) => step,
-                Ok(None) => continue,
-                Err(e) => {
-                    eprintln!("line {}: {e:#}", n + 1);
-                    continue;
-                }
-            };
+        for (n, step) in steps(lines) {
             if let Err(e) = charger_firmware_sim::script::run_ocpp_step(&mut charger, &step).await {
-                eprintln!("line {}: {e:#}", n + 1);
+                eprintln!("line {n}: {e:#}");
             }
         }
         anyhow::Ok(())
     })
+}
+
+/// The bundle of `device`, or the file's first.
+fn pick<B>(bundles: Vec<B>, device: Option<&str>, id: impl Fn(&B) -> &String) -> anyhow::Result<B> {
+    match device {
+        Some(d) => bundles
+            .into_iter()
+            .find(|b| id(b) == d)
+            .ok_or_else(|| anyhow::anyhow!("no charger {d} in the bundle file")),
+        None => bundles
+            .into_iter()
+            .next()
+            .ok_or_else(|| anyhow::anyhow!("no bundles")),
+    }
+}
+
+/// The script's lines: its file, or standard input for `-` or none.
+fn script_lines(script: Option<&PathBuf>) -> anyhow::Result<Box<dyn std::io::BufRead>> {
+    Ok(match script {
+        Some(p) if p.as_os_str() != "-" => Box::new(std::io::BufReader::new(
+            std::fs::File::open(p).with_context(|| format!("{}", p.display()))?,
+        )),
+        _ => Box::new(std::io::BufReader::new(std::io::stdin())),
+    })
+}
+
+/// The script's steps as they are read, with their line numbers; a line that is no step
+/// is reported and skipped, and reading stops at the end or at a read error.
+fn steps(
+    lines: Box<dyn std::io::BufRead>,
+) -> impl Iterator<Item = (usize, charger_firmware_sim::script::Step)> {
+    std::io::BufRead::lines(lines)
+        .map_while(|line| {
+            line.map_err(|e| eprintln!("the script cannot be read: {e}"))
+                .ok()
+        })
+        .enumerate()
+        .filter_map(
+            |(n, line)| match charger_firmware_sim::script::parse_step(&line) {
+                Ok(step) => step.map(|s| (n + 1, s)),
+                Err(e) => {
+                    eprintln!("line {}: {e:#}", n + 1);
+                    None
+                }
+            },
+        )
 }

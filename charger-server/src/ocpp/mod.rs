@@ -44,6 +44,10 @@ use crate::error::{Error, Result};
 use crate::ids::DeviceId;
 use crate::records::devices::Registration;
 
+use crate::limits::{Buckets, PerSource, SourceSlot};
+use crate::metrics::{limit_hit, limit_hit_logged, Limit};
+use crate::service::{OcppChannel, Service};
+
 /// What the server may send a station whose registration is not accepted yet.
 const PENDING_ACTIONS: &[&str] = &[
     "GetBaseReport",
@@ -55,9 +59,33 @@ const PENDING_ACTIONS: &[&str] = &[
 
 /// How long a rejected charger waits before it boots again, in seconds.
 pub const REJECTED_INTERVAL_S: i64 = 300;
-use crate::limits::{Buckets, PerSource, SourceSlot};
-use crate::metrics::{limit_hit, limit_hit_logged, Limit};
-use crate::service::{OcppChannel, Service};
+
+/// An action a charger sends, by its version's table of (name, supported): its metrics
+/// label (from a bounded set), or the CALLERROR with that label: NotImplemented for an
+/// action the version does not have, NotSupported for one this server does not take.
+fn known_action(
+    table: &[(&'static str, bool)],
+    action: &str,
+    sender: &str,
+) -> std::result::Result<&'static str, (&'static str, std::result::Result<Value, CallError>)> {
+    match table.iter().find(|(name, _)| *name == action) {
+        Some((label, true)) => Ok(label),
+        Some((label, false)) => Err((
+            label,
+            Err(CallError::new(
+                ErrorCode::NotSupported,
+                "this server does not support this action",
+            )),
+        )),
+        None => Err((
+            "unknown",
+            Err(CallError::new(
+                ErrorCode::NotImplemented,
+                format!("this action is not {sender} action"),
+            )),
+        )),
+    }
+}
 
 pub use relay::Relay;
 

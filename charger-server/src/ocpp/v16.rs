@@ -43,28 +43,14 @@ pub(super) async fn handle(
     action: &str,
     body: &Value,
 ) -> (&'static str, CallResult) {
-    let Some((label, supported)) = v16::CHARGE_POINT_ACTIONS
-        .iter()
-        .find(|(name, _)| *name == action)
-        .copied()
-    else {
-        return (
-            "unknown",
-            Err(CallError::new(
-                ErrorCode::NotImplemented,
-                "this action is not an OCPP 1.6 charge point action",
-            )),
-        );
+    let label = match super::known_action(
+        v16::CHARGE_POINT_ACTIONS,
+        action,
+        "an OCPP 1.6 charge point",
+    ) {
+        Ok(label) => label,
+        Err(refused) => return refused,
     };
-    if !supported {
-        return (
-            label,
-            Err(CallError::new(
-                ErrorCode::NotSupported,
-                "this server does not support this action",
-            )),
-        );
-    }
     let result = match label {
         "Heartbeat" => heartbeat(hub, body),
         "DataTransfer" => data_transfer(hub, body),

@@ -80,28 +80,11 @@ pub(super) async fn handle(
     action: &str,
     body: &Value,
 ) -> (&'static str, CallResult) {
-    let Some((label, supported)) = STATION_ACTIONS
-        .iter()
-        .find(|(name, _)| *name == action)
-        .copied()
-    else {
-        return (
-            "unknown",
-            Err(CallError::new(
-                ErrorCode::NotImplemented,
-                "this action is not an OCPP 2.0.1 charging station action",
-            )),
-        );
+    let label = match super::known_action(STATION_ACTIONS, action, "an OCPP 2.0.1 charging station")
+    {
+        Ok(label) => label,
+        Err(refused) => return refused,
     };
-    if !supported {
-        return (
-            label,
-            Err(CallError::new(
-                ErrorCode::NotSupported,
-                "this server does not support this action",
-            )),
-        );
-    }
     let result = match label {
         "Heartbeat" => payload::<v201::Empty>(body)
             .map_err(CallError::from)
