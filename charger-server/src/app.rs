@@ -488,6 +488,8 @@ impl App {
                 allow_plain: config.ocpp_allow_plain,
                 tls: https.is_some(),
                 max_message_bytes: usize::try_from(config.ocpp_max_message_bytes).unwrap_or(65_536),
+                pending_transactions: usize::try_from(config.ocpp_pending_transactions)
+                    .unwrap_or(16),
                 max_connections: usize::try_from(config.ocpp_max_connections)
                     .unwrap_or(usize::MAX)
                     // OCPP sockets draw on the chargers' share of the open files.

@@ -324,6 +324,17 @@ pub struct Config {
     )]
     pub ocpp_max_message_bytes: u32,
 
+    /// OCPP 2.0.1 transactions a station may have told of before their idToken (kept in
+    /// memory for their start); beyond, its oldest is forgotten (it then starts from the event with its idToken).
+    #[arg(
+        long,
+        env = "CHARGER_OCPP_PENDING_TRANSACTIONS",
+        default_value_t = 16,
+        value_parser = clap::value_parser!(u32).range(1..=1024),
+        global = true
+    )]
+    pub ocpp_pending_transactions: u32,
+
     /// OCPP WebSockets open at once; a handshake beyond is refused 503.
     #[arg(
         long,
@@ -669,6 +680,7 @@ impl Config {
             mqtt_max_inflight: 32,
             ocpp_allow_plain: true,
             ocpp_max_message_bytes: 65_536,
+            ocpp_pending_transactions: 16,
             ocpp_max_connections: 10_000,
             ocpp_max_connections_per_source: 1_000,
             ocpp_vendor_id: None,

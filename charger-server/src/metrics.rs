@@ -86,6 +86,9 @@ pub enum Limit {
     OcppRate,
     /// An OCPP charger disconnected: over its rate for `CHARGER_MQTT_ABUSE_SECONDS`.
     OcppRateDisconnect,
+    /// What an OCPP 2.0.1 station told of a transaction before its idToken forgotten: over
+    /// `CHARGER_OCPP_PENDING_TRANSACTIONS` for the station, or too many stations.
+    OcppPendingTransactions,
 }
 
 impl Limit {
@@ -118,6 +121,7 @@ impl Limit {
         Limit::OcppMessageSize,
         Limit::OcppRate,
         Limit::OcppRateDisconnect,
+        Limit::OcppPendingTransactions,
     ];
 
     /// The `limit` label.
@@ -148,6 +152,7 @@ impl Limit {
             Limit::OcppLoginRate => "ocpp_login_rate",
             Limit::OcppPlain => "ocpp_plain_refused",
             Limit::OcppMessageSize => "ocpp_message_size",
+            Limit::OcppPendingTransactions => "ocpp_pending_transactions",
             Limit::OcppRate => "ocpp_rate",
             Limit::OcppRateDisconnect => "ocpp_rate_disconnect",
         }

@@ -1219,6 +1219,43 @@ async fn tc_e_replays_in_any_order_and_tokens_of_other_kinds(app: TestApp) {
         )
         .await;
     assert_eq!(reserved.status, 422, "{reserved:?}");
+    // (E) What a station tells before its tokens is kept for 16 transactions at most
+    // (CHARGER_OCPP_PENDING_TRANSACTIONS): the 17th makes it forget the oldest, counted;
+    // that transaction starts from the event that brings its token, as after a restart.
+    for n in 0..17 {
+        let tx = format!("e-{n}");
+        cp.call(
+            "TransactionEvent",
+            event(&tx, 0, "Started", None, 60_000, 175),
+        )
+        .await
+        .expect("answered");
+    }
+    // (The counter is the process's: the other database's run may count too.)
+    let metrics = app.get_text("/metrics").await;
+    let hits = metrics
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("charger_limit_hits_total{limit=\"ocpp_pending_transactions\"} ")
+        })
+        .and_then(|n| n.trim().parse::<u64>().ok());
+    assert!(hits.is_some_and(|n| n >= 1), "{metrics}");
+    for tx in ["e-0", "e-16"] {
+        cp.call(
+            "TransactionEvent",
+            event(tx, 1, "Ended", Some(token("04A1B2C3")), 61_000, 235),
+        )
+        .await
+        .expect("answered");
+    }
+    let all = sessions(&app).await;
+    let start = |tx: &str| {
+        all.iter()
+            .find(|s| s["local_id"] == format!("t-{tx}"))
+            .map(|s| s["meter_start_wh"].clone())
+    };
+    assert_eq!(start("e-0"), Some(json!(61_000)), "forgotten: {all:?}");
+    assert_eq!(start("e-16"), Some(json!(60_000)), "kept: {all:?}");
     // (D) A start whose reading was never told (lost with a restart, or never sent): the
     // transaction is recorded, but its energy is unknown, so it is disputed, never billed
     // from 0.

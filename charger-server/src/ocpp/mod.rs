@@ -97,6 +97,9 @@ pub struct Settings {
     /// The listener speaks TLS (wss://, profile 2).
     pub tls: bool,
     pub max_message_bytes: usize,
+    /// 2.0.1 transactions kept per station before their idToken
+    /// (`CHARGER_OCPP_PENDING_TRANSACTIONS`).
+    pub pending_transactions: usize,
     pub max_connections: usize,
     pub max_connections_per_source: usize,
     /// The DataTransfer vendorId answered Accepted.
@@ -144,6 +147,8 @@ pub struct Hub {
     relay: std::sync::OnceLock<Relay>,
     /// The group commit of the CALLs that write.
     writer: std::sync::OnceLock<mpsc::Sender<writer::Job>>,
+    /// 2.0.1 transactions seen before their idToken, per station.
+    pending: Mutex<v201::PendingTransactions>,
 }
 
 impl Hub {
@@ -160,6 +165,7 @@ impl Hub {
             settings,
             sockets: Mutex::new(HashMap::new()),
             connected: AtomicI64::new(0),
+            pending: Mutex::new(v201::PendingTransactions::default()),
             relay: std::sync::OnceLock::new(),
             writer: std::sync::OnceLock::new(),
         });

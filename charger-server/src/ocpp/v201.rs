@@ -15,7 +15,6 @@
 //!   per-phase rows summed when no total is given, Register or Interval.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -439,16 +438,17 @@ struct Pending {
     at: DateTime<Utc>,
 }
 
-/// Transactions seen before their idToken, per charger: at most [`PENDING_PER_CHARGER`]
-/// each (the oldest goes first), for [`PENDING_KEEP`] at most, and at most
+/// Transactions seen before their idToken, per charger: at most
+/// `CHARGER_OCPP_PENDING_TRANSACTIONS` each (the oldest goes first), for [`PENDING_KEEP`]
+/// at most, and at most
 /// [`PENDING_CHARGERS`] chargers, so that no station can crowd out another's. Kept in
 /// memory only: after a restart, or on another instance, a transaction's start is taken
 /// from the event that brings its idToken (docs/ocpp.md).
-struct PendingTransactions {
+#[derive(Default)]
+pub(super) struct PendingTransactions {
     by_charger: HashMap<DeviceId, Vec<(String, Pending, std::time::Instant)>>,
 }
 
-const PENDING_PER_CHARGER: usize = 16;
 const PENDING_CHARGERS: usize = 20_000;
 const PENDING_KEEP: Duration = Duration::from_secs(24 * 3600);
 
@@ -470,28 +470,24 @@ impl PendingTransactions {
         }
     }
 
-    fn insert(&mut self, device: &DeviceId, transaction: String, pending: Pending) {
+    fn insert(&mut self, device: &DeviceId, transaction: String, pending: Pending, per: usize) {
         if !self.by_charger.contains_key(device) && self.by_charger.len() >= PENDING_CHARGERS {
             self.by_charger
                 .retain(|_, list| list.iter().any(|(_, _, s)| s.elapsed() < PENDING_KEEP));
             if self.by_charger.len() >= PENDING_CHARGERS {
+                crate::metrics::limit_hit(crate::metrics::Limit::OcppPendingTransactions);
                 return;
             }
         }
         let list = self.by_charger.entry(device.clone()).or_default();
         list.retain(|(t, _, since)| *t != transaction && since.elapsed() < PENDING_KEEP);
-        if list.len() >= PENDING_PER_CHARGER {
+        if list.len() >= per.max(1) {
+            crate::metrics::limit_hit(crate::metrics::Limit::OcppPendingTransactions);
             list.remove(0);
         }
         list.push((transaction, pending, std::time::Instant::now()));
     }
 }
-
-static PENDING: std::sync::LazyLock<Mutex<PendingTransactions>> = std::sync::LazyLock::new(|| {
-    Mutex::new(PendingTransactions {
-        by_charger: HashMap::new(),
-    })
-});
 
 /// The session key of a station's transaction id.
 fn session_key(transaction: &str) -> Result<String> {
@@ -521,7 +517,8 @@ async fn transaction_event(
 
     let mut verdict = None;
     if known.is_none() {
-        let remembered = PENDING
+        let remembered = hub
+            .pending
             .lock()
             .ok()
             .and_then(|mut p| p.get(&charger.id, &transaction));
@@ -583,7 +580,7 @@ async fn transaction_event(
                 // The start's own reading is the session's start, not a sample of it.
                 readings.retain(|s| s.at > start_at);
                 started_from = Some(meter);
-                if let Ok(mut p) = PENDING.lock() {
+                if let Ok(mut p) = hub.pending.lock() {
                     p.remove(&charger.id, &transaction);
                 }
             }
@@ -604,7 +601,7 @@ async fn transaction_event(
                     .service
                     .record_unknown_stop(tx.as_mut(), charger, stop, now)
                     .await?;
-                if let Ok(mut p) = PENDING.lock() {
+                if let Ok(mut p) = hub.pending.lock() {
                     p.remove(&charger.id, &transaction);
                 }
                 return to_value(&v201::TransactionEventResponse {
@@ -616,7 +613,7 @@ async fn transaction_event(
             None => {
                 // Not authorized yet: what it told waits for the event that brings the
                 // idToken.
-                if let Ok(mut p) = PENDING.lock() {
+                if let Ok(mut p) = hub.pending.lock() {
                     p.insert(
                         &charger.id,
                         transaction.clone(),
@@ -625,6 +622,7 @@ async fn transaction_event(
                             evse,
                             at: started_at,
                         },
+                        hub.settings.pending_transactions,
                     );
                 }
                 return Ok(json!({}));
