@@ -62,7 +62,12 @@ pub struct Charger {
     pub echo: bool,
     /// The firmware version it reports at boot.
     pub firmware: String,
+    /// The last `charging-limit` (site load management), and when its lease ends.
+    pub limit: Option<(api::ChargingLimitRequest, std::time::Instant)>,
 }
+
+/// Volts per phase, for the current a power draws.
+const PHASE_V: i64 = 230;
 
 /// A request's params as JSON, from its wire type.
 fn params<T: serde::Serialize>(req: &T) -> Value {
@@ -91,6 +96,7 @@ impl Charger {
             events: Vec::new(),
             echo: false,
             firmware: "sim-1.0".into(),
+            limit: None,
         }
     }
 
@@ -379,6 +385,13 @@ impl Charger {
             bail!("no session to charge");
         }
         tokio::time::sleep(real).await;
+        // Three phases; a site's limit caps the current (its failsafe once the lease ends).
+        let mut per_phase_a = power_w / (PHASE_V * 3);
+        if let Some(limit) = self.limit_a() {
+            per_phase_a = per_phase_a.min(i64::from(limit));
+        }
+        let power_w = power_w.min(per_phase_a * PHASE_V * 3);
+        let current = u32::try_from(per_phase_a).unwrap_or(0);
         let hours = real.as_secs_f64() * self.time_scale / 3600.0;
         self.meter_wh += (power_w as f64 * hours).round() as i64;
         let Some(active) = self.session.clone() else {
@@ -392,6 +405,7 @@ impl Charger {
                 at: chrono::Utc::now(),
                 energy_wh: self.meter_wh,
                 power_w: Some(power_w),
+                current_a: Some([current; 3]),
             }],
         };
         if let Some(a) = self.send_or_queue("meter-values", params(&req)).await? {
@@ -403,6 +417,18 @@ impl Charger {
             ));
         }
         Ok(())
+    }
+
+    /// The current per phase a site allows now: its limit until the lease ends, then its
+    /// failsafe; None when it was never given one.
+    pub fn limit_a(&self) -> Option<u32> {
+        let (limit, until) = self.limit.as_ref()?;
+        let most = limit.limits_a.iter().copied().max().unwrap_or(0);
+        Some(if std::time::Instant::now() < *until {
+            most
+        } else {
+            limit.failsafe_a
+        })
     }
 
     /// The cable is pulled: a running session stops.
@@ -551,6 +577,18 @@ impl Charger {
                     .is_some_and(|id| command.data["session_id"] == id),
                 "remote-start" => self.session.is_none(),
                 "unlock" => true,
+                "charging-limit" => {
+                    match serde_json::from_value::<api::ChargingLimitRequest>(command.data.clone())
+                    {
+                        Ok(limit) => {
+                            let until = std::time::Instant::now()
+                                + Duration::from_secs(u64::from(limit.lease_s));
+                            self.limit = Some((limit, until));
+                            true
+                        }
+                        Err(_) => false,
+                    }
+                }
                 _ => false,
             };
             let answer = api::CommandResponse {

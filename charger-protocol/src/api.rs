@@ -308,6 +308,9 @@ pub struct MeterSample {
     pub energy_wh: i64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub power_w: Option<i64>,
+    /// The current drawn on each of the charger's phases (L1, L2, L3), in whole A.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub current_a: Option<[u32; 3]>,
 }
 
 /// `meter-values` (name the session by `session_id` or `local_id`).
@@ -506,6 +509,22 @@ pub struct RemoteStopRequest {
 #[serde(deny_unknown_fields)]
 pub struct UnlockRequest {
     pub connector: i64,
+}
+
+/// Command `charging-limit` (site load management): the most current the charger may
+/// draw on each of its phases, until `lease_s` seconds from now; then `failsafe_a` on each
+/// phase, until the next `charging-limit`. Whole amperes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChargingLimitRequest {
+    /// The connector it applies to; absent: every connector (the charger's default, which
+    /// a session started later also keeps).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connector: Option<i64>,
+    /// Per phase of the charger (its L1, L2, L3), in A; 0 pauses charging.
+    pub limits_a: [u32; 3],
+    pub lease_s: u32,
+    pub failsafe_a: u32,
 }
 
 /// Whether the charger does what a command asks.

@@ -23,7 +23,7 @@ pub const ENDPOINTS: &[&str] = &[
 pub const OFFLINE: &str = "offline";
 
 /// Commands the server sends a charger.
-pub const COMMANDS: &[&str] = &["remote-start", "remote-stop", "unlock"];
+pub const COMMANDS: &[&str] = &["remote-start", "remote-stop", "unlock", "charging-limit"];
 
 /// The diagnostic endpoint (answered only when the server runs with `CHARGER_MQTT_ECHO`).
 pub const ECHO: &str = "echo";

@@ -97,6 +97,8 @@ async fn open_service_with_port(config: &Config, mqtt_port: u16) -> anyhow::Resu
             transfers_per_receiver: config.transfers_per_receiver,
             transfers_per_pair: config.transfers_per_pair,
             console_sessions_per_token: config.console_sessions_per_token,
+            site_tick_ms: config.site_tick_ms,
+            site_rotate_s: config.site_rotate_s,
         }),
     )
 }
@@ -463,6 +465,7 @@ impl App {
             None => (None, None),
         };
         tokio::spawn(housekeeping(service.clone()));
+        tokio::spawn(crate::sites::balancer::run(service.clone()));
 
         let new_admin_token = match &config.admin_token {
             Some(_) => None,

@@ -473,6 +473,28 @@ pub struct Config {
     )]
     pub console_sessions_per_token: u32,
 
+    /// Time between the site balancer's runs when nothing happens, in ms (leases are
+    /// renewed, offline chargers' leases run out, paused sessions take their turn).
+    #[arg(
+        long,
+        env = "CHARGER_SITE_TICK_MS",
+        default_value_t = 5_000,
+        value_parser = clap::value_parser!(u64).range(100..=600_000),
+        global = true
+    )]
+    pub site_tick_ms: u64,
+
+    /// How long an admitted session on a full site keeps its current before a paused one
+    /// of its priority takes its turn, in s.
+    #[arg(
+        long,
+        env = "CHARGER_SITE_ROTATE_S",
+        default_value_t = 300,
+        value_parser = clap::value_parser!(u64).range(1..=86_400),
+        global = true
+    )]
+    pub site_rotate_s: u64,
+
     /// How long the audit log of operators' actions on chargers is kept, in days.
     #[arg(
         long,
@@ -666,6 +688,8 @@ impl Config {
             transfers_per_receiver: 100,
             transfers_per_pair: 10,
             console_sessions_per_token: 20,
+            site_tick_ms: 5_000,
+            site_rotate_s: 300,
             audit_log_days: 400,
             request_log_days: 30,
             unknown_tags_per_owner: 1000,

@@ -23,6 +23,14 @@ pub fn db_error() {
     DB_ERRORS.fetch_add(1, Ordering::Relaxed);
 }
 
+/// Site limits the balancer sent, acknowledged and not.
+static SITE_COMMANDS: [AtomicU64; 2] = [AtomicU64::new(0), AtomicU64::new(0)];
+
+/// Counts one site limit sent to a charger, acknowledged or not.
+pub fn site_command(acknowledged: bool) {
+    SITE_COMMANDS[usize::from(acknowledged)].fetch_add(1, Ordering::Relaxed);
+}
+
 /// A limit that refused, cut or slowed something: each has a setting (README,
 /// docs/operations.md) and is counted in `charger_limit_hits_total{limit="..."}`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -380,6 +388,13 @@ impl Metrics {
             &[],
             DB_ERRORS.load(Ordering::Relaxed),
         );
+        for (i, outcome) in ["unacknowledged", "acknowledged"].iter().enumerate() {
+            self.counter(
+                "charger_site_limits_total",
+                &[("outcome", (*outcome).to_owned())],
+                SITE_COMMANDS[i].load(Ordering::Relaxed),
+            );
+        }
         if let Some(n) = sessions_active {
             self.gauge("charger_sessions_active", n as f64);
         }

@@ -165,6 +165,11 @@ pub struct Limits {
     pub transfers_per_pair: u32,
     /// Console sessions one token may hold at once (the oldest beyond are ended).
     pub console_sessions_per_token: u32,
+    /// Time between the site balancer's runs when nothing happens, in ms.
+    pub site_tick_ms: u64,
+    /// How long an admitted session keeps its current before a paused one of its
+    /// priority takes its turn, in s.
+    pub site_rotate_s: u64,
 }
 
 impl Default for Limits {
@@ -180,6 +185,8 @@ impl Default for Limits {
             transfers_per_receiver: 100,
             transfers_per_pair: 10,
             console_sessions_per_token: 20,
+            site_tick_ms: crate::sites::balancer::TICK_MS_DEFAULT,
+            site_rotate_s: crate::sites::balancer::ROTATE_S_DEFAULT,
         }
     }
 }
@@ -201,6 +208,8 @@ pub struct Service {
     /// When each token's last use was written (see `owners`).
     pub(crate) token_uses:
         Arc<std::sync::Mutex<std::collections::HashMap<String, std::time::Instant>>>,
+    /// The site balancer's state in this instance.
+    pub(crate) sites: Arc<crate::sites::balancer::Runtime>,
 }
 
 impl Service {
@@ -214,6 +223,7 @@ impl Service {
             metrics: Arc::new(crate::metrics::Metrics::default()),
             limits: Arc::new(Limits::default()),
             token_uses: Arc::default(),
+            sites: Arc::default(),
         }
     }
 

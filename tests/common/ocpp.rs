@@ -208,6 +208,16 @@ impl Agent {
         }
     }
 
+    /// The next CALL of `action` the server sent within `wait`, if one came.
+    pub async fn received_within(
+        &mut self,
+        action: &str,
+        wait: std::time::Duration,
+    ) -> Option<serde_json::Value> {
+        // `received` keeps what it read before it is cut short (lines are read whole).
+        tokio::time::timeout(wait, self.received(action)).await.ok()
+    }
+
     /// Waits until the server closes the socket; the close's code.
     pub async fn wait_closed(&mut self) -> Option<u64> {
         if self.closed.is_none() {

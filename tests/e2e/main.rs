@@ -26,5 +26,6 @@ mod retention;
 mod scale_out;
 mod sessions_reports;
 mod simulator;
+mod sites;
 mod store_conformance;
 mod transfers;

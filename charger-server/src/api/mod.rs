@@ -10,6 +10,7 @@ mod devices;
 mod owners;
 pub mod serve;
 mod sessions;
+mod sites;
 mod tags;
 mod tariffs;
 mod transfers;
@@ -167,7 +168,8 @@ pub fn router(state: ApiState, pages: Router<ApiState>) -> Router {
         .merge(tags::routes())
         .merge(tariffs::routes())
         .merge(transfers::routes())
-        .merge(sessions::routes());
+        .merge(sessions::routes())
+        .merge(sites::routes());
     Router::new()
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))

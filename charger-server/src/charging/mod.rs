@@ -341,6 +341,8 @@ impl Service {
         model: &str,
     ) -> Result<()> {
         tx.set_device_boot(&charger.id, firmware, model).await?;
+        // A charger on a site is given its default limit again.
+        self.sites_changed();
         Ok(())
     }
 

@@ -170,7 +170,9 @@ impl Service {
         result
     }
 
-    async fn command_to(
+    /// [`Service::send_command`] without the audit entry (the site balancer's limits,
+    /// renewed every few minutes, are not an operator's commands).
+    pub(crate) async fn command_to(
         &self,
         _who: &Principal,
         d: &crate::devices::Device,
@@ -236,6 +238,19 @@ impl Service {
             "unlock" => {
                 let req: api::UnlockRequest = parse_data(data)?;
                 connector_ok(req.connector)?;
+            }
+            "charging-limit" => {
+                let req: api::ChargingLimitRequest = parse_data(data)?;
+                if let Some(c) = req.connector {
+                    connector_ok(c)?;
+                }
+                let most = crate::sites::MAX_CHARGER_A;
+                if req.limits_a.iter().any(|a| *a > most) || req.failsafe_a > most {
+                    return Err(Error::invalid("limits_a", "must be 0 to 500 A"));
+                }
+                if !(1..=86_400).contains(&req.lease_s) {
+                    return Err(Error::invalid("lease_s", "must be 1 to 86400 s"));
+                }
             }
             // The OCPP edge checks the OCPP commands' own payloads; the server checks what
             // only it knows: the charger's connectors, and its password (rotated only

@@ -206,6 +206,8 @@ impl Service {
     ) -> Result<Started> {
         let tag = req.tag.clone();
         check_connector(charger, req.connector)?;
+        // Its site (if any) shares its connection out again once this is committed.
+        self.sites_changed();
         let (local_id, reported) = match &req.kind {
             StartKind::Live => (None, false),
             StartKind::Offline(l) => (Some(l.clone()), false),
@@ -585,6 +587,7 @@ impl Service {
         req: StopInput,
         now: DateTime<Utc>,
     ) -> Result<Stopped> {
+        self.sites_changed();
         let session = self.session_of(tx, charger, &req.which).await?;
         if session.status != SessionStatus::Active {
             // The same stop again (an offline charger's retry) gets the same answer.

@@ -66,6 +66,7 @@ pub(super) fn samples(
             at,
             energy_wh: energy,
             power_w: power.map(whole).transpose()?,
+            current_a: None,
         });
     }
     Ok(out)

@@ -11,4 +11,5 @@ pub mod cost;
 pub mod devices;
 pub mod money;
 pub mod owners;
+pub mod sites;
 pub mod tags;

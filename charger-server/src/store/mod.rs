@@ -23,6 +23,7 @@ use crate::records::devices::{
     Device, DeviceAuth, DeviceSettings, NewDevice, PresenceChange, TransferOffer, TransferStatus,
 };
 use crate::records::owners::{NewToken, Owner, TokenInfo, TokenScope};
+use crate::records::sites::{AllocationRow, Failsafe, Placement, Site, SiteLoad, SiteNode};
 use crate::records::tags::{Tag, UnknownTag};
 
 pub use sql::{connect, Backend, SqlStore};
@@ -267,12 +268,12 @@ pub trait Store: Send + Sync + 'static {
         &self,
         owner: Option<&OwnerId>,
     ) -> StoreResult<crate::records::devices::FleetCounts>;
-    /// The connectors' latest reported errors, newest first.
     /// An OCPP 2.0.1 station's kept configuration variables, by component, EVSE, variable.
     async fn station_variables(
         &self,
         device: &DeviceId,
     ) -> StoreResult<Vec<crate::records::devices::StationVariable>>;
+    /// The connectors' latest reported errors, newest first.
     async fn recent_faults(
         &self,
         owner: Option<&OwnerId>,
@@ -306,6 +307,59 @@ pub trait Store: Send + Sync + 'static {
 
     /// Opens the transaction a batch of charger requests runs in (on SQLite it takes the
     /// write lock at once: `BEGIN IMMEDIATE`).
+    /// A site for `owner`, with its connection (the root node) at `root`'s limits (dA) and
+    /// power cap (W).
+    async fn create_site(
+        &self,
+        owner: &OwnerId,
+        name: &str,
+        failsafe: Failsafe,
+        lease_s: i64,
+        root: ([i64; 3], Option<i64>),
+        now: DateTime<Utc>,
+    ) -> StoreResult<Site>;
+    /// Sites (of one owner, or all), by id.
+    async fn sites(&self, owner: Option<&OwnerId>) -> StoreResult<Vec<Site>>;
+    async fn get_site(&self, id: i64) -> StoreResult<Option<Site>>;
+    /// A site's nodes, parents before children.
+    async fn site_nodes(&self, site: i64) -> StoreResult<Vec<SiteNode>>;
+    /// A node under `parent`, which must be one of `site`'s (None otherwise).
+    async fn add_site_node(
+        &self,
+        site: i64,
+        parent: i64,
+        name: &str,
+        limit: [i64; 3],
+        cap: Option<i64>,
+    ) -> StoreResult<Option<SiteNode>>;
+    /// Changes a node's name, limits and cap; false when it is not its site's.
+    async fn set_site_node(&self, node: &SiteNode) -> StoreResult<bool>;
+    /// Places a charger on one of `site`'s nodes (its default limit is given again); false
+    /// unless the charger and the site have one owner, checked in the write.
+    async fn place_charger(&self, site: i64, placement: &Placement) -> StoreResult<bool>;
+    /// Takes a charger off its site; false when it was on none.
+    async fn unplace_charger(&self, device: &DeviceId) -> StoreResult<bool>;
+    /// A charger's placement and its site.
+    async fn placement(&self, device: &DeviceId) -> StoreResult<Option<(Placement, i64)>>;
+    /// Everything the allocator reads of a site.
+    async fn site_load(&self, site: i64) -> StoreResult<Option<SiteLoad>>;
+    /// Takes or keeps the right to allocate `site` until `until` (false: another instance
+    /// holds it now).
+    async fn claim_site(
+        &self,
+        site: i64,
+        instance: &str,
+        until: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool>;
+    /// The sites with a charger on them.
+    async fn sites_with_chargers(&self) -> StoreResult<Vec<i64>>;
+    /// Writes what a running session was given.
+    async fn write_allocation(&self, site: i64, row: &AllocationRow) -> StoreResult<()>;
+    /// Notes the default limit a charger was given since its boot.
+    async fn set_default_limit(&self, device: &DeviceId, da: Option<i64>) -> StoreResult<()>;
+    /// Forgets the allocations of a site's sessions that are no longer running.
+    async fn prune_allocations(&self, site: i64) -> StoreResult<u64>;
     async fn begin(&self) -> StoreResult<Box<dyn ChargerTx>>;
     /// A read-only [`ChargerTx`] outside any transaction, for requests that change
     /// nothing (`authorize`): its writes are refused, except unknown-tag sightings,

@@ -5,6 +5,7 @@
 mod access;
 mod charging;
 mod console;
+mod sites;
 mod transfers;
 
 use std::collections::HashMap;
@@ -1462,6 +1463,102 @@ impl Store for SqlStore {
                 .fetch_one(&self.pool)
                 .await?,
         )
+    }
+
+    async fn create_site(
+        &self,
+        owner: &OwnerId,
+        name: &str,
+        failsafe: crate::records::sites::Failsafe,
+        lease_s: i64,
+        root: ([i64; 3], Option<i64>),
+        now: DateTime<Utc>,
+    ) -> StoreResult<crate::records::sites::Site> {
+        self.insert_site(owner, name, failsafe, lease_s, root, now)
+            .await
+    }
+
+    async fn sites(
+        &self,
+        owner: Option<&OwnerId>,
+    ) -> StoreResult<Vec<crate::records::sites::Site>> {
+        self.sites_of(owner).await
+    }
+
+    async fn get_site(&self, id: i64) -> StoreResult<Option<crate::records::sites::Site>> {
+        self.site_by_id(id).await
+    }
+
+    async fn site_nodes(&self, site: i64) -> StoreResult<Vec<crate::records::sites::SiteNode>> {
+        self.nodes_of(site).await
+    }
+
+    async fn add_site_node(
+        &self,
+        site: i64,
+        parent: i64,
+        name: &str,
+        limit: [i64; 3],
+        cap: Option<i64>,
+    ) -> StoreResult<Option<crate::records::sites::SiteNode>> {
+        self.insert_site_node(site, parent, name, limit, cap).await
+    }
+
+    async fn set_site_node(&self, node: &crate::records::sites::SiteNode) -> StoreResult<bool> {
+        self.update_site_node(node).await
+    }
+
+    async fn place_charger(
+        &self,
+        site: i64,
+        placement: &crate::records::sites::Placement,
+    ) -> StoreResult<bool> {
+        self.upsert_placement(site, placement).await
+    }
+
+    async fn unplace_charger(&self, device: &DeviceId) -> StoreResult<bool> {
+        self.delete_placement(device).await
+    }
+
+    async fn placement(
+        &self,
+        device: &DeviceId,
+    ) -> StoreResult<Option<(crate::records::sites::Placement, i64)>> {
+        self.placement_of(device).await
+    }
+
+    async fn site_load(&self, site: i64) -> StoreResult<Option<crate::records::sites::SiteLoad>> {
+        self.load_of_site(site).await
+    }
+
+    async fn claim_site(
+        &self,
+        site: i64,
+        instance: &str,
+        until: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool> {
+        self.claim_site_for(site, instance, until, now).await
+    }
+
+    async fn sites_with_chargers(&self) -> StoreResult<Vec<i64>> {
+        self.sites_with_chargers_now().await
+    }
+
+    async fn write_allocation(
+        &self,
+        site: i64,
+        row: &crate::records::sites::AllocationRow,
+    ) -> StoreResult<()> {
+        self.upsert_allocation(site, row).await
+    }
+
+    async fn set_default_limit(&self, device: &DeviceId, da: Option<i64>) -> StoreResult<()> {
+        self.update_default_limit(device, da).await
+    }
+
+    async fn prune_allocations(&self, site: i64) -> StoreResult<u64> {
+        self.prune_site_allocations(site).await
     }
 
     async fn begin(&self) -> StoreResult<Box<dyn super::ChargerTx>> {

@@ -506,6 +506,11 @@ impl ChargerTx for SqlTx {
             .bind(model)
             .execute(self.w()?)
             .await?;
+        // A boot forgets the default limit a site gave it: it is given again.
+        sqlx::query("UPDATE site_chargers SET default_da = NULL WHERE device_id = $1")
+            .bind(id.as_str())
+            .execute(self.w()?)
+            .await?;
         Ok(())
     }
 
@@ -992,6 +997,11 @@ impl ChargerTx for SqlTx {
         .bind(to.as_str())
         .execute(self.w()?)
         .await?;
+        // The old owner's site is not the new owner's: the charger leaves it.
+        sqlx::query("DELETE FROM site_chargers WHERE device_id = $1")
+            .bind(device.as_str())
+            .execute(self.w()?)
+            .await?;
         // The old owner's tags limited to this charger lose it: a list change for them.
         let limited: Vec<(String, String)> =
             sqlx::query_as("SELECT uid, owner_id FROM tag_devices WHERE device_id = $1")

@@ -1,0 +1,522 @@
+//! Runs the allocator for each site and tells the chargers: on every start, stop and
+//! placement change (a poke), and on a tick (leases are refreshed, offline chargers'
+//! leases run out, paused sessions take their turn).
+//!
+//! One instance at a time allocates a site (a lease on the site's row). What each running
+//! session was last given lives in the database (`site_allocations`), so another instance
+//! takes over where a stopped one left off. A change is written before it is sent and
+//! counts at the higher of its old and new current until the charger acknowledges it.
+//! Decreases are sent, and answered, before any increase.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde_json::json;
+
+use super::allocator::{self, DeciAmps};
+use crate::error::Result;
+use crate::ids::DeviceId;
+use crate::records::devices::Protocol;
+use crate::records::sites::{AllocationRow, Failsafe, PlacedCharger, SiteLoad};
+use crate::service::{Principal, Service};
+
+/// Default time between runs with nothing happening, in ms.
+pub const TICK_MS_DEFAULT: u64 = 5_000;
+/// Default time an admitted session keeps its current before a paused one of its
+/// priority may take its turn, in s.
+pub const ROTATE_S_DEFAULT: u64 = 300;
+/// How long the balancer waits for a charger's answer.
+const ANSWER_WAIT: Duration = Duration::from_secs(10);
+
+/// The balancer's state in one instance: who it is, and the poke.
+pub struct Runtime {
+    /// This instance's name in `sites.allocator`.
+    pub instance: String,
+    poke: tokio::sync::Notify,
+}
+
+impl Default for Runtime {
+    fn default() -> Self {
+        let mut bytes = [0u8; 8];
+        rand::RngCore::fill_bytes(&mut rand::thread_rng(), &mut bytes);
+        Self {
+            instance: bytes.iter().map(|b| format!("{b:02x}")).collect(),
+            poke: tokio::sync::Notify::new(),
+        }
+    }
+}
+
+/// A site as the allocator sees it, with which load point (charger and connector) each
+/// of the allocator's chargers is.
+pub struct Plan {
+    pub input: allocator::Site,
+    pub points: Vec<(DeviceId, i64)>,
+    /// Each point's failsafe current, in dA.
+    pub failsafe: Vec<DeciAmps>,
+    /// The default limit each charger holds with no session profile, in dA.
+    pub defaults: Vec<(DeviceId, DeciAmps)>,
+}
+
+impl Plan {
+    /// The allocator's input for `load` now (rotation: admitted sessions keep their turn
+    /// for `rotate_ms`).
+    pub fn of(load: &SiteLoad) -> Plan {
+        Self::at(load, Utc::now(), ROTATE_S_DEFAULT as i64 * 1000)
+    }
+
+    pub fn at(load: &SiteLoad, now: DateTime<Utc>, rotate_ms: i64) -> Plan {
+        let index: std::collections::HashMap<i64, usize> = load
+            .nodes
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (n.id, i))
+            .collect();
+        let nodes = load
+            .nodes
+            .iter()
+            .map(|n| allocator::Node {
+                parent: n.parent.and_then(|p| index.get(&p).copied()),
+                limit: n.limit_da,
+                power_cap_w: n.power_cap_w,
+            })
+            .collect::<Vec<_>>();
+        // Each connector is a load point on its charger's node, wired as the charger.
+        let mut points = Vec::new();
+        let mut chargers = Vec::new();
+        for c in &load.chargers {
+            let Some(&node) = index.get(&c.placement.node) else {
+                continue;
+            };
+            for connector in 1..=c.connector_count.max(1) {
+                points.push((c.placement.device.clone(), connector));
+                chargers.push(allocator::Charger {
+                    node,
+                    rotation: c
+                        .placement
+                        .rotation
+                        .iter()
+                        .map(|p| usize::from(p.saturating_sub(1)))
+                        .collect(),
+                });
+            }
+        }
+        let failsafe = allocator::failsafe_currents(&nodes, &chargers);
+        let charger_of =
+            |device: &DeviceId| load.chargers.iter().find(|c| &c.placement.device == device);
+        let default_of = |c: &PlacedCharger, fs: DeciAmps| match load.site.failsafe {
+            Failsafe::Zero => 0,
+            Failsafe::Reserve => fs.min(c.placement.max_current_da),
+        };
+        let now_ms = now.timestamp_millis();
+        let mut sessions = Vec::new();
+        let mut fixed = Vec::new();
+        let mut offline = Vec::new();
+        for (i, (device, connector)) in points.iter().enumerate() {
+            let Some(c) = charger_of(device) else {
+                continue;
+            };
+            let default = default_of(c, failsafe[i]);
+            let session = load
+                .sessions
+                .iter()
+                .find(|s| &s.device == device && s.connector == *connector);
+            let row = session.and_then(|s| load.allocations.iter().find(|a| a.session == s.id));
+            match (c.online, session) {
+                (true, Some(s)) => {
+                    let held = row
+                        .filter(|r| !r.acked)
+                        .map(|r| r.current_da.max(r.previous_da));
+                    let switched = row.map_or(now_ms, |r| r.served_at.timestamp_millis());
+                    let last_served = match row {
+                        // Admitted, within its turn: kept.
+                        Some(r) if r.current_da > 0 && now_ms - switched < rotate_ms => i64::MIN,
+                        // Admitted past its turn: the most recently served.
+                        Some(r) if r.current_da > 0 => now_ms,
+                        // Paused (or new): waiting since then.
+                        _ => switched,
+                    };
+                    sessions.push(allocator::Session {
+                        id: u64::try_from(s.id).unwrap_or(0),
+                        charger: i,
+                        min: allocator::MIN_CURRENT,
+                        max: c.placement.max_current_da,
+                        step: 10,
+                        priority: c.placement.priority,
+                        last_served,
+                        phases_used: None,
+                        held,
+                    });
+                }
+                (true, None) => fixed.push(allocator::Fixed {
+                    charger: i,
+                    current: default,
+                }),
+                (false, Some(_)) => offline.push(allocator::Offline {
+                    charger: i,
+                    reserved: row.map_or(default, |r| r.current_da.max(r.previous_da)),
+                    lease_until: row.map_or(0, |r| r.lease_until.timestamp_millis()),
+                    failsafe: failsafe[i],
+                }),
+                (false, None) => offline.push(allocator::Offline {
+                    charger: i,
+                    reserved: default,
+                    lease_until: 0,
+                    failsafe: default,
+                }),
+            }
+        }
+        let defaults = load
+            .chargers
+            .iter()
+            .map(|c| {
+                let fs = points
+                    .iter()
+                    .position(|(d, _)| *d == c.placement.device)
+                    .map_or(0, |i| failsafe[i]);
+                (c.placement.device.clone(), default_of(c, fs))
+            })
+            .collect();
+        Plan {
+            input: allocator::Site {
+                nodes,
+                chargers,
+                sessions,
+                fixed,
+                offline,
+                base_load: Vec::new(),
+                now: now_ms,
+            },
+            points,
+            failsafe,
+            defaults,
+        }
+    }
+
+    /// The failsafe current of a charger's connector, in dA (0 when it is not placed).
+    pub fn failsafe_of(&self, device: &DeviceId, connector: i64) -> DeciAmps {
+        self.points
+            .iter()
+            .position(|(d, c)| d == device && *c == connector)
+            .map_or(0, |i| self.failsafe[i])
+    }
+}
+
+impl Service {
+    /// Something changed on some site (a start, a stop, a placement): run the balancer
+    /// soon.
+    pub(crate) fn sites_changed(&self) {
+        self.sites.poke.notify_one();
+    }
+
+    /// Runs every site this instance may allocate, once.
+    pub async fn balance_sites(&self) -> Result<()> {
+        for site in self.store.sites_with_chargers().await? {
+            if let Err(e) = self.balance_site(site).await {
+                tracing::warn!(site, error = %e, "cannot balance a site");
+            }
+        }
+        Ok(())
+    }
+
+    /// Allocates one site and tells its chargers, if no other instance holds it.
+    pub async fn balance_site(&self, site: i64) -> Result<()> {
+        let now = self.now();
+        let tick = Duration::from_millis(self.limits.site_tick_ms.max(100));
+        let hold = chrono::Duration::from_std(tick * 3).unwrap_or(chrono::Duration::seconds(15));
+        if !self
+            .store
+            .claim_site(site, &self.sites.instance, now + hold, now)
+            .await?
+        {
+            return Ok(());
+        }
+        self.store.prune_allocations(site).await?;
+        let Some(load) = self.store.site_load(site).await? else {
+            return Ok(());
+        };
+        let rotate_ms =
+            i64::try_from(self.limits.site_rotate_s.saturating_mul(1000)).unwrap_or(i64::MAX);
+        let plan = Plan::at(&load, now, rotate_ms);
+        let lease_s = load.site.lease_s;
+        // Default limits first: what an idle connector (and a session the server has not
+        // seen yet) holds.
+        for c in load.chargers.iter().filter(|c| c.online) {
+            let want = plan
+                .defaults
+                .iter()
+                .find(|(d, _)| *d == c.placement.device)
+                .map_or(0, |(_, v)| *v);
+            if c.placement.default_da != Some(want) {
+                let data = default_limit(c.protocol, want, lease_s);
+                if self.tell(&c.placement.device, c.protocol, data).await {
+                    self.store
+                        .set_default_limit(&c.placement.device, Some(want))
+                        .await?;
+                }
+            }
+        }
+        let allocation = allocator::allocate(&plan.input);
+        let old: Vec<(u64, DeciAmps)> = plan
+            .input
+            .sessions
+            .iter()
+            .map(|s| {
+                let id = i64::try_from(s.id).unwrap_or(0);
+                let was = load
+                    .allocations
+                    .iter()
+                    .find(|a| a.session == id)
+                    .map(|a| a.current_da);
+                (
+                    s.id,
+                    was.unwrap_or_else(|| plan.failsafe_default(s.charger)),
+                )
+            })
+            .collect();
+        let held: Vec<u64> = plan
+            .input
+            .sessions
+            .iter()
+            .filter(|s| s.held.is_some())
+            .map(|s| s.id)
+            .collect();
+        let changes: Vec<(u64, DeciAmps)> = allocator::send_order(&old, &allocation.currents)
+            .into_iter()
+            .filter(|(id, _)| !held.contains(id))
+            .collect();
+        let lease = chrono::Duration::seconds(lease_s);
+        let mut refresh: Vec<(u64, DeciAmps)> = Vec::new();
+        for row in &load.allocations {
+            let id = u64::try_from(row.session).unwrap_or(0);
+            let live = plan.input.sessions.iter().any(|s| s.id == id);
+            let changing = changes.iter().any(|(c, _)| *c == id);
+            // An unacknowledged change is sent again; a lease past its half is renewed.
+            if live && !changing && (!row.acked || row.lease_until - now < lease / 2) {
+                refresh.push((id, row.current_da));
+            }
+        }
+        let mut decreases_failed = false;
+        for (id, current) in changes.iter().chain(refresh.iter()) {
+            let was = old.iter().find(|(o, _)| o == id).map_or(0, |(_, c)| *c);
+            let increase = *current > was;
+            if increase && decreases_failed {
+                continue;
+            }
+            let ok = self
+                .send_allocation(&load, &plan, *id, *current, was, now)
+                .await?;
+            if !ok && !increase {
+                decreases_failed = true;
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes a session's new current, tells its charger, and notes the answer; whether
+    /// the charger acknowledged it.
+    async fn send_allocation(
+        &self,
+        load: &SiteLoad,
+        plan: &Plan,
+        id: u64,
+        current: DeciAmps,
+        was: DeciAmps,
+        now: DateTime<Utc>,
+    ) -> Result<bool> {
+        let sid = i64::try_from(id).unwrap_or(0);
+        let Some(session) = load.sessions.iter().find(|s| s.id == sid) else {
+            return Ok(false);
+        };
+        let Some(c) = load
+            .chargers
+            .iter()
+            .find(|c| c.placement.device == session.device)
+        else {
+            return Ok(false);
+        };
+        let row = load.allocations.iter().find(|a| a.session == sid);
+        let switched = match row {
+            Some(r) if (r.current_da > 0) == (current > 0) => r.served_at,
+            _ => now,
+        };
+        let previous = row.map_or(was, |r| {
+            if r.acked {
+                r.current_da
+            } else {
+                r.current_da.max(r.previous_da)
+            }
+        });
+        let mut new = AllocationRow {
+            session: sid,
+            current_da: current,
+            previous_da: previous,
+            acked: false,
+            lease_until: now + chrono::Duration::seconds(load.site.lease_s),
+            served_at: switched,
+        };
+        self.store.write_allocation(load.site.id, &new).await?;
+        let failsafe = plan.failsafe_of(&session.device, session.connector);
+        let data = session_limit(
+            c.protocol,
+            session,
+            current,
+            failsafe,
+            load.site.lease_s,
+            now,
+        );
+        if self.tell(&session.device, c.protocol, data).await {
+            new.acked = true;
+            new.previous_da = current;
+            self.store.write_allocation(load.site.id, &new).await?;
+            return Ok(true);
+        }
+        Ok(false)
+    }
+
+    /// Sends a limit to a charger; whether it accepted it.
+    async fn tell(&self, device: &DeviceId, protocol: Protocol, data: serde_json::Value) -> bool {
+        let command = match protocol {
+            Protocol::Mybox => "charging-limit",
+            Protocol::Ocpp16 | Protocol::Ocpp201 => "set-charging-profile",
+        };
+        let Ok(Some(d)) = self.store.get_device(device).await else {
+            return false;
+        };
+        let timeout = u64::try_from(ANSWER_WAIT.as_millis()).ok();
+        match self
+            .command_to(&Principal::Admin, &d, command, &data, timeout)
+            .await
+        {
+            Ok(r) => {
+                let ok = r.answer["status"]
+                    .as_str()
+                    .is_some_and(|s| s.eq_ignore_ascii_case("accepted"));
+                crate::metrics::site_command(ok);
+                ok
+            }
+            Err(e) => {
+                tracing::debug!(device = %device, error = %e, "a site limit was not delivered");
+                crate::metrics::site_command(false);
+                false
+            }
+        }
+    }
+}
+
+impl Plan {
+    /// What a session's load point held before the server gave it anything: its
+    /// charger's default.
+    fn failsafe_default(&self, point: usize) -> DeciAmps {
+        let device = &self.points[point].0;
+        self.defaults
+            .iter()
+            .find(|(d, _)| d == device)
+            .map_or(0, |(_, v)| *v)
+    }
+}
+
+/// Whole amperes of a current in dA (currents the balancer sends are whole amperes).
+fn amps(da: DeciAmps) -> i64 {
+    da.max(0) / 10
+}
+
+/// The default limit a charger holds with no session profile, as its protocol says it.
+fn default_limit(protocol: Protocol, da: DeciAmps, lease_s: i64) -> serde_json::Value {
+    let a = amps(da);
+    match protocol {
+        Protocol::Mybox => json!({
+            "limits_a": [a, a, a], "lease_s": lease_s, "failsafe_a": a
+        }),
+        Protocol::Ocpp16 => json!({
+            "connectorId": 0,
+            "csChargingProfiles": {
+                "chargingProfileId": 1, "stackLevel": 0,
+                "chargingProfilePurpose": "TxDefaultProfile",
+                "chargingProfileKind": "Relative",
+                "chargingSchedule": {
+                    "chargingRateUnit": "A",
+                    "chargingSchedulePeriod": [{"startPeriod": 0, "limit": a}]
+                }
+            }
+        }),
+        Protocol::Ocpp201 => json!({
+            "evseId": 0,
+            "chargingProfile": {
+                "id": 1, "stackLevel": 0,
+                "chargingProfilePurpose": "TxDefaultProfile",
+                "chargingProfileKind": "Relative",
+                "chargingSchedule": [{
+                    "id": 1, "chargingRateUnit": "A",
+                    "chargingSchedulePeriod": [{"startPeriod": 0, "limit": a}]
+                }]
+            }
+        }),
+    }
+}
+
+/// A running session's limit until the lease ends, then the failsafe, as its charger's
+/// protocol says it.
+fn session_limit(
+    protocol: Protocol,
+    session: &crate::records::sites::SiteSession,
+    da: DeciAmps,
+    failsafe: DeciAmps,
+    lease_s: i64,
+    now: DateTime<Utc>,
+) -> serde_json::Value {
+    let (a, f) = (amps(da), amps(failsafe));
+    // Profile 1 is the default; a session's is 2 and up.
+    let profile = 2 + session.id.rem_euclid(2_000_000_000);
+    let start = now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let periods = json!([{"startPeriod": 0, "limit": a}, {"startPeriod": lease_s, "limit": f}]);
+    match protocol {
+        Protocol::Mybox => json!({
+            "connector": session.connector,
+            "limits_a": [a, a, a], "lease_s": lease_s, "failsafe_a": f
+        }),
+        Protocol::Ocpp16 => json!({
+            "connectorId": session.connector,
+            "csChargingProfiles": {
+                "chargingProfileId": profile, "transactionId": session.id, "stackLevel": 0,
+                "chargingProfilePurpose": "TxProfile",
+                "chargingProfileKind": "Absolute",
+                "chargingSchedule": {
+                    "startSchedule": start, "chargingRateUnit": "A",
+                    "chargingSchedulePeriod": periods
+                }
+            }
+        }),
+        Protocol::Ocpp201 => json!({
+            "evseId": session.connector,
+            "chargingProfile": {
+                "id": profile, "stackLevel": 0,
+                "chargingProfilePurpose": "TxProfile",
+                "chargingProfileKind": "Absolute",
+                "transactionId": session.local_id.clone().unwrap_or_default(),
+                "chargingSchedule": [{
+                    "id": 1, "startSchedule": start, "chargingRateUnit": "A",
+                    "chargingSchedulePeriod": periods
+                }]
+            }
+        }),
+    }
+}
+
+/// Runs the balancer: at every poke (after a short pause, so that a burst of starts is
+/// one run) and every tick.
+pub async fn run(service: Service) {
+    let tick = Duration::from_millis(service.limits.site_tick_ms.max(100));
+    let runtime = Arc::clone(&service.sites);
+    loop {
+        tokio::select! {
+            () = runtime.poke.notified() => {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            () = tokio::time::sleep(tick) => {}
+        }
+        if let Err(e) = service.balance_sites().await {
+            tracing::warn!(error = %e, "cannot balance sites");
+        }
+    }
+}

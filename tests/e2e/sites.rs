@@ -1,0 +1,402 @@
+//! Site load management through the real doors: sites over REST, OCPP 1.6J chargers
+//! (PyPI `ocpp`'s `v16.ChargePoint`) that receive their limits as charging profiles, and
+//! MyBox chargers that receive `charging-limit`. Every check of a fuse is made from the
+//! chargers' side: the limits they were sent.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use charger_e2e::ocpp::{python, Agent};
+use charger_e2e::{on_both_databases, spawn_app_with, Db, TestApp, ADMIN_TOKEN};
+use chrono::{SecondsFormat, Utc};
+use serde_json::{json, Value};
+
+on_both_databases!(spawn_fast =>
+    five_ocpp_chargers_share_a_32_a_circuit_and_a_stop_frees_its_share,
+    sites_are_the_owners_own_and_bad_input_is_refused,
+);
+
+/// The server with the balancer ticking every 200 ms.
+async fn spawn_fast(db: Db) -> Option<TestApp> {
+    spawn_app_with(db, |c| c.site_tick_ms = 200).await
+}
+
+/// Owner `acme` with a default tariff and tags `04a1b2c0`..`04a1b2c9`.
+async fn owner(app: &TestApp) {
+    let a = app
+        .post(
+            "/api/v1/owners",
+            ADMIN_TOKEN,
+            json!({"id": "acme", "name": "Acme"}),
+        )
+        .await;
+    assert_eq!(a.status, 201, "{a:?}");
+    let a = app
+        .post(
+            "/api/v1/tariffs",
+            ADMIN_TOKEN,
+            json!({"id": "standard", "owner": "acme", "currency": "EUR",
+                   "energy_per_kwh": "0.30", "time_per_hour": "0", "session_fee": "0",
+                   "tax_rate": "0.21", "default": true}),
+        )
+        .await;
+    assert_eq!(a.status, 201, "{a:?}");
+    for i in 0..10 {
+        let a = app
+            .post(
+                "/api/v1/tags",
+                ADMIN_TOKEN,
+                json!({"uid": format!("04a1b2c{i}"), "owner": "acme"}),
+            )
+            .await;
+        assert_eq!(a.status, 201, "{a:?}");
+    }
+}
+
+/// A site of `acme` on a 3×`connection` A connection with one circuit of 3×`circuit` A;
+/// (site id, circuit node id).
+async fn site(app: &TestApp, connection: u32, circuit: u32, failsafe: &str) -> (i64, i64) {
+    let s = app
+        .post(
+            "/api/v1/sites",
+            ADMIN_TOKEN,
+            json!({"owner": "acme", "name": "Car park", "limits_a": [connection, connection, connection],
+                   "failsafe": failsafe, "lease_s": 120}),
+        )
+        .await;
+    assert_eq!(s.status, 201, "{s:?}");
+    let id = s.body["id"].as_i64().expect("a site id");
+    let v = app.get(&format!("/api/v1/sites/{id}"), ADMIN_TOKEN).await;
+    assert_eq!(v.status, 200, "{v:?}");
+    let root = v.body["nodes"][0]["id"].as_i64().expect("the connection");
+    let n = app
+        .post(
+            &format!("/api/v1/sites/{id}/nodes"),
+            ADMIN_TOKEN,
+            json!({"parent": root, "name": "Circuit A", "limits_a": [circuit, circuit, circuit]}),
+        )
+        .await;
+    assert_eq!(n.status, 201, "{n:?}");
+    assert_eq!(
+        n.body["limit_da"],
+        json!([circuit * 10, circuit * 10, circuit * 10]),
+        "{n:?}"
+    );
+    (id, n.body["id"].as_i64().expect("a node id"))
+}
+
+/// Provisions OCPP 1.6 charger `id` (one connector) and places it; its password.
+async fn placed_ocpp(app: &TestApp, id: &str, site: i64, node: i64) -> String {
+    let a = app
+        .post(
+            "/api/v1/devices",
+            ADMIN_TOKEN,
+            json!({"id": id, "owner": "acme", "connectors": 1, "protocol": "ocpp1.6"}),
+        )
+        .await;
+    assert_eq!(a.status, 201, "{a:?}");
+    let p = app
+        .put(
+            &format!("/api/v1/devices/{id}/site"),
+            ADMIN_TOKEN,
+            json!({"site": site, "node": node, "rotation": ["L1", "L2", "L3"],
+                   "max_current_a": 32}),
+        )
+        .await;
+    assert_eq!(p.status, 200, "{p:?}");
+    assert_eq!(p.body["rotation"], json!(["L1", "L2", "L3"]), "{p:?}");
+    a.body["ocpp"]["password"]
+        .as_str()
+        .expect("a password")
+        .to_owned()
+}
+
+/// The limit of a 1.6 profile's first period, and of the period after its lease (if any).
+fn limits(profile: &Value) -> (i64, Option<(i64, i64)>) {
+    let periods = &profile["csChargingProfiles"]["chargingSchedule"]["chargingSchedulePeriod"];
+    let limit = |p: &Value| p["limit"].as_f64().expect("a limit") as i64;
+    let first = limit(&periods[0]);
+    let after = periods
+        .get(1)
+        .map(|p| (p["startPeriod"].as_i64().expect("a start"), limit(p)));
+    (first, after)
+}
+
+/// Reads every profile the chargers were sent until `settled` holds of the latest TxProfile
+/// limit of each (or 20 s pass); checks after each one that the latest limits never sum
+/// above `fuse`. The latest limits.
+async fn until(
+    agents: &mut [(String, Agent)],
+    latest: &mut HashMap<String, i64>,
+    fuse: i64,
+    settled: impl Fn(&HashMap<String, i64>) -> bool,
+) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while !settled(latest) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "not settled: {latest:?}"
+        );
+        for (id, cp) in agents.iter_mut() {
+            while let Some(p) = cp
+                .received_within("SetChargingProfile", Duration::from_millis(20))
+                .await
+            {
+                let purpose = &p["csChargingProfiles"]["chargingProfilePurpose"];
+                if purpose == "TxProfile" {
+                    let (first, after) = limits(&p);
+                    latest.insert(id.clone(), first);
+                    // After the lease, the failsafe: 32 A shared by five, whole amperes.
+                    assert_eq!(after, Some((120, 6)), "{p}");
+                } else {
+                    assert_eq!(purpose, "TxDefaultProfile", "{p}");
+                    assert_eq!(p["connectorId"], 0, "{p}");
+                    assert_eq!(limits(&p).0, 0, "failsafe zero: {p}");
+                }
+            }
+            let sum: i64 = latest.values().sum();
+            assert!(
+                sum <= fuse,
+                "the chargers were given {sum} A on a {fuse} A fuse: {latest:?}"
+            );
+        }
+    }
+}
+
+async fn five_ocpp_chargers_share_a_32_a_circuit_and_a_stop_frees_its_share(app: TestApp) {
+    let Some(py) = python() else { return };
+    owner(&app).await;
+    let (site_id, circuit) = site(&app, 100, 32, "zero").await;
+    let mut agents = Vec::new();
+    for i in 0..5 {
+        let id = format!("cp-{i}");
+        let password = placed_ocpp(&app, &id, site_id, circuit).await;
+        let mut cp = Agent::connect(&py, &app.base, &id, &password).await;
+        let boot = cp
+            .call(
+                "BootNotification",
+                json!({"chargePointVendor": "Keba", "chargePointModel": "P30"}),
+            )
+            .await
+            .expect("boot answered");
+        assert_eq!(boot["status"], "Accepted", "{boot}");
+        // Placed on a site: its default profile holds it at 0 A without the server.
+        let d = cp.received("SetChargingProfile").await;
+        assert_eq!(
+            d["csChargingProfiles"]["chargingProfilePurpose"], "TxDefaultProfile",
+            "{d}"
+        );
+        assert_eq!(limits(&d).0, 0, "{d}");
+        agents.push((id, cp));
+    }
+    let mut tx = HashMap::new();
+    let now = Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true);
+    for (i, (id, cp)) in agents.iter_mut().enumerate() {
+        let started = cp
+            .call(
+                "StartTransaction",
+                json!({"connectorId": 1, "idTag": format!("04A1B2C{i}"), "meterStart": 0,
+                       "timestamp": now}),
+            )
+            .await
+            .expect("start answered");
+        assert_eq!(started["idTagInfo"]["status"], "Accepted", "{started}");
+        tx.insert(
+            id.clone(),
+            started["transactionId"].as_i64().expect("an id"),
+        );
+    }
+    // 32 A among five: 7, 7, 6, 6, 6; never more than 32 A on the chargers' side.
+    let mut latest = HashMap::new();
+    until(&mut agents, &mut latest, 32, |l| {
+        l.len() == 5 && l.values().sum::<i64>() == 32
+    })
+    .await;
+    let mut got: Vec<i64> = latest.values().copied().collect();
+    got.sort_unstable();
+    assert_eq!(got, vec![6, 6, 6, 7, 7]);
+    let view = app
+        .get(&format!("/api/v1/sites/{site_id}"), ADMIN_TOKEN)
+        .await;
+    assert_eq!(view.status, 200, "{view:?}");
+    let sessions = view.body["sessions"].as_array().expect("sessions");
+    assert_eq!(sessions.len(), 5, "{view:?}");
+    assert!(sessions
+        .iter()
+        .all(|s| s["acked"] == true && s["paused"] == false));
+    assert_eq!(view.body["chargers"][0]["failsafe_da"], 60, "{view:?}");
+
+    // One stops: the four left share the circuit, 8 A each, within a tick or two.
+    let (gone, cp) = &mut agents[0];
+    let stop = cp
+        .call(
+            "StopTransaction",
+            json!({"transactionId": tx[gone.as_str()], "meterStop": 1000,
+                   "timestamp": Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true)}),
+        )
+        .await
+        .expect("stop answered");
+    assert!(stop.get("idTagInfo").is_none_or(Value::is_null), "{stop}");
+    let gone = gone.clone();
+    latest.remove(&gone);
+    let mut rest: Vec<(String, Agent)> = agents.split_off(1);
+    until(&mut rest, &mut latest, 32, |l| {
+        l.len() == 4 && l.values().all(|a| *a == 8)
+    })
+    .await;
+    for (_, cp) in agents.into_iter().chain(rest) {
+        cp.close().await;
+    }
+}
+
+async fn sites_are_the_owners_own_and_bad_input_is_refused(app: TestApp) {
+    owner(&app).await;
+    let (site_id, circuit) = site(&app, 63, 32, "reserve").await;
+    let a = app
+        .post(
+            "/api/v1/owners",
+            ADMIN_TOKEN,
+            json!({"id": "other", "name": "Other"}),
+        )
+        .await;
+    assert_eq!(a.status, 201, "{a:?}");
+    let t = app
+        .post("/api/v1/owners/other/tokens", ADMIN_TOKEN, Value::Null)
+        .await;
+    assert_eq!(t.status, 201, "{t:?}");
+    let other = t.body["token"].as_str().expect("a token").to_owned();
+    // Another owner sees no such site, and cannot add to it.
+    let v = app.get(&format!("/api/v1/sites/{site_id}"), &other).await;
+    assert_eq!(v.status, 404, "{v:?}");
+    let l = app.get("/api/v1/sites", &other).await;
+    assert_eq!(l.body, json!([]), "{l:?}");
+    let n = app
+        .post(
+            &format!("/api/v1/sites/{site_id}/nodes"),
+            &other,
+            json!({"parent": circuit, "name": "x", "limits_a": [10, 10, 10]}),
+        )
+        .await;
+    assert_eq!(n.status, 404, "{n:?}");
+    // Its own charger cannot go on acme's site, nor acme's on its own.
+    let d = app
+        .post(
+            "/api/v1/devices",
+            ADMIN_TOKEN,
+            json!({"id": "theirs", "owner": "other", "connectors": 1, "protocol": "ocpp1.6"}),
+        )
+        .await;
+    assert_eq!(d.status, 201, "{d:?}");
+    let place = json!({"site": site_id, "node": circuit, "rotation": ["L1"], "max_current_a": 16});
+    let p = app
+        .put("/api/v1/devices/theirs/site", &other, place.clone())
+        .await;
+    assert_eq!(p.status, 404, "{p:?}");
+    let p = app
+        .put("/api/v1/devices/theirs/site", ADMIN_TOKEN, place.clone())
+        .await;
+    assert_eq!(p.status, 404, "{p:?}");
+    // Bad input names its field.
+    for (body, field) in [
+        (
+            json!({"owner": "acme", "name": "x", "limits_a": [7000, 1, 1], "failsafe": "zero"}),
+            "limits_a",
+        ),
+        (
+            json!({"owner": "acme", "name": "", "limits_a": [1, 1, 1], "failsafe": "zero"}),
+            "name",
+        ),
+        (
+            json!({"owner": "acme", "name": "x", "limits_a": [1, 1, 1], "failsafe": "zero", "lease_s": 5}),
+            "lease_s",
+        ),
+        (
+            json!({"owner": "acme", "name": "x", "limits_a": [1, 1, 1], "failsafe": "zero", "derating_percent": 0}),
+            "derating_percent",
+        ),
+    ] {
+        let r = app.post("/api/v1/sites", ADMIN_TOKEN, body).await;
+        assert_eq!(r.status, 422, "{r:?}");
+        let message = r.body["message"].as_str().unwrap_or_default();
+        assert!(message.starts_with(&format!("{field}: ")), "{r:?}");
+    }
+    let r = app
+        .post(
+            "/api/v1/sites",
+            ADMIN_TOKEN,
+            json!({"owner": "acme", "name": "x", "limits_a": [1, 1, 1], "failsafe": "maybe"}),
+        )
+        .await;
+    assert_eq!(r.status, 422, "{r:?}");
+    let d = app
+        .post(
+            "/api/v1/devices",
+            ADMIN_TOKEN,
+            json!({"id": "mine", "owner": "acme", "connectors": 1}),
+        )
+        .await;
+    assert_eq!(d.status, 201, "{d:?}");
+    for (body, field) in [
+        (
+            json!({"site": site_id, "node": circuit, "rotation": ["L1", "L1"], "max_current_a": 16}),
+            "rotation",
+        ),
+        (
+            json!({"site": site_id, "node": circuit, "rotation": ["L4"], "max_current_a": 16}),
+            "rotation",
+        ),
+        (
+            json!({"site": site_id, "node": circuit, "rotation": ["L1"], "max_current_a": 5}),
+            "max_current_a",
+        ),
+        (
+            json!({"site": site_id, "node": 999_999, "rotation": ["L1"], "max_current_a": 16}),
+            "node",
+        ),
+    ] {
+        let r = app
+            .put("/api/v1/devices/mine/site", ADMIN_TOKEN, body)
+            .await;
+        assert_eq!(r.status, 422, "{r:?}");
+        let message = r.body["message"].as_str().unwrap_or_default();
+        assert!(message.starts_with(&format!("{field}: ")), "{r:?}");
+    }
+    // Derating rounds down: 25 A at 80 % is 20 A.
+    let n = app
+        .post(
+            &format!("/api/v1/sites/{site_id}/nodes"),
+            ADMIN_TOKEN,
+            json!({"parent": circuit, "name": "Sub", "limits_a": [25, 25, 25], "derating_percent": 80}),
+        )
+        .await;
+    assert_eq!(n.status, 201, "{n:?}");
+    assert_eq!(n.body["limit_da"], json!([200, 200, 200]), "{n:?}");
+    // A node moves nowhere; its limits change.
+    let node = n.body["id"].as_i64().expect("id");
+    let u = app
+        .patch(
+            &format!("/api/v1/sites/{site_id}/nodes/{node}"),
+            ADMIN_TOKEN,
+            json!({"name": "Sub", "limits_a": [16, 16, 16]}),
+        )
+        .await;
+    assert_eq!(u.status, 200, "{u:?}");
+    assert_eq!(u.body["limit_da"], json!([160, 160, 160]), "{u:?}");
+    let p = app
+        .put(
+            "/api/v1/devices/mine/site",
+            ADMIN_TOKEN,
+            json!({"site": site_id, "node": node, "rotation": ["L2"], "max_current_a": 16}),
+        )
+        .await;
+    assert_eq!(p.status, 200, "{p:?}");
+    let v = app
+        .get(&format!("/api/v1/sites/{site_id}"), ADMIN_TOKEN)
+        .await;
+    assert_eq!(v.body["chargers"][0]["device"], "mine", "{v:?}");
+    assert_eq!(v.body["chargers"][0]["rotation"], json!(["L2"]), "{v:?}");
+    let r = app.delete("/api/v1/devices/mine/site", ADMIN_TOKEN).await;
+    assert_eq!(r.status, 204, "{r:?}");
+    let r = app.delete("/api/v1/devices/mine/site", ADMIN_TOKEN).await;
+    assert_eq!(r.status, 404, "{r:?}");
+}
