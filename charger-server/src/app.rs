@@ -465,7 +465,6 @@ impl App {
             None => (None, None),
         };
         tokio::spawn(housekeeping(service.clone()));
-        tokio::spawn(crate::sites::balancer::run(service.clone()));
 
         let new_admin_token = match &config.admin_token {
             Some(_) => None,
@@ -526,6 +525,8 @@ impl App {
         };
         let (shutdown, stop) = watch::channel(false);
         let tls_on = https.is_some();
+        // The site balancer stops with the server (as the server killed would).
+        tokio::spawn(crate::sites::balancer::run(service.clone(), stop.clone()));
         let server = tokio::spawn(api::serve::serve(http, router, https, limits, stop));
         tracing::info!(%http_addr, https = tls_on, "REST API listening");
         Ok(App {

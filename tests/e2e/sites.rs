@@ -14,6 +14,7 @@ use serde_json::{json, Value};
 on_both_databases!(spawn_fast =>
     five_ocpp_chargers_share_a_32_a_circuit_and_a_stop_frees_its_share,
     sites_are_the_owners_own_and_bad_input_is_refused,
+    a_silent_charger_keeps_its_share_until_its_lease_ends_then_its_failsafe,
 );
 
 /// The server with the balancer ticking every 200 ms.
@@ -56,12 +57,23 @@ async fn owner(app: &TestApp) {
 /// A site of `acme` on a 3×`connection` A connection with one circuit of 3×`circuit` A;
 /// (site id, circuit node id).
 async fn site(app: &TestApp, connection: u32, circuit: u32, failsafe: &str) -> (i64, i64) {
+    site_leased(app, connection, circuit, failsafe, 120).await
+}
+
+/// [`site`] with a lease of `lease_s`.
+async fn site_leased(
+    app: &TestApp,
+    connection: u32,
+    circuit: u32,
+    failsafe: &str,
+    lease_s: i64,
+) -> (i64, i64) {
     let s = app
         .post(
             "/api/v1/sites",
             ADMIN_TOKEN,
             json!({"owner": "acme", "name": "Car park", "limits_a": [connection, connection, connection],
-                   "failsafe": failsafe, "lease_s": 120}),
+                   "failsafe": failsafe, "lease_s": lease_s}),
         )
         .await;
     assert_eq!(s.status, 201, "{s:?}");
@@ -131,6 +143,17 @@ async fn until(
     fuse: i64,
     settled: impl Fn(&HashMap<String, i64>) -> bool,
 ) {
+    until_leased(agents, latest, fuse, (120, 6), settled).await;
+}
+
+/// [`until`] for a site whose lease and failsafe are `after`.
+async fn until_leased(
+    agents: &mut [(String, Agent)],
+    latest: &mut HashMap<String, i64>,
+    fuse: i64,
+    after: (i64, i64),
+    settled: impl Fn(&HashMap<String, i64>) -> bool,
+) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     while !settled(latest) {
         assert!(
@@ -144,10 +167,10 @@ async fn until(
             {
                 let purpose = &p["csChargingProfiles"]["chargingProfilePurpose"];
                 if purpose == "TxProfile" {
-                    let (first, after) = limits(&p);
+                    let (first, then) = limits(&p);
                     latest.insert(id.clone(), first);
-                    // After the lease, the failsafe: 32 A shared by five, whole amperes.
-                    assert_eq!(after, Some((120, 6)), "{p}");
+                    // After the lease, the failsafe: the fuse shared by all, whole amperes.
+                    assert_eq!(then, Some(after), "{p}");
                 } else {
                     assert_eq!(purpose, "TxDefaultProfile", "{p}");
                     assert_eq!(p["connectorId"], 0, "{p}");
@@ -399,4 +422,198 @@ async fn sites_are_the_owners_own_and_bad_input_is_refused(app: TestApp) {
     assert_eq!(r.status, 204, "{r:?}");
     let r = app.delete("/api/v1/devices/mine/site", ADMIN_TOKEN).await;
     assert_eq!(r.status, 404, "{r:?}");
+}
+
+/// Five chargers as in the first scenario, started; (site, agents, latest limits, tx ids).
+async fn five_charging(
+    app: &TestApp,
+    py: &std::path::Path,
+    lease_s: i64,
+) -> (
+    i64,
+    Vec<(String, Agent)>,
+    HashMap<String, i64>,
+    HashMap<String, i64>,
+) {
+    owner(app).await;
+    let (site_id, circuit) = site_leased(app, 100, 32, "zero", lease_s).await;
+    let mut agents = Vec::new();
+    for i in 0..5 {
+        let id = format!("cp-{i}");
+        let password = placed_ocpp(app, &id, site_id, circuit).await;
+        let mut cp = Agent::connect(py, &app.base, &id, &password).await;
+        let boot = cp
+            .call(
+                "BootNotification",
+                json!({"chargePointVendor": "Keba", "chargePointModel": "P30"}),
+            )
+            .await
+            .expect("boot answered");
+        assert_eq!(boot["status"], "Accepted", "{boot}");
+        agents.push((id, cp));
+    }
+    let mut tx = HashMap::new();
+    let now = Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true);
+    for (i, (id, cp)) in agents.iter_mut().enumerate() {
+        let started = cp
+            .call(
+                "StartTransaction",
+                json!({"connectorId": 1, "idTag": format!("04A1B2C{i}"), "meterStart": 0,
+                       "timestamp": now}),
+            )
+            .await
+            .expect("start answered");
+        tx.insert(
+            id.clone(),
+            started["transactionId"].as_i64().expect("an id"),
+        );
+    }
+    let mut latest = HashMap::new();
+    until_leased(&mut agents, &mut latest, 32, (lease_s, 6), |l| {
+        l.len() == 5 && l.values().sum::<i64>() == 32
+    })
+    .await;
+    (site_id, agents, latest, tx)
+}
+
+async fn a_silent_charger_keeps_its_share_until_its_lease_ends_then_its_failsafe(app: TestApp) {
+    let Some(py) = python() else { return };
+    let lease_s = 10;
+    let (site_id, mut agents, mut latest, _) = five_charging(&app, &py, lease_s).await;
+    // cp-0 goes silent (its socket drops) while charging at its share.
+    let silent = agents.remove(0);
+    let held = latest.remove(&silent.0).expect("its share");
+    let gone_at = tokio::time::Instant::now();
+    silent.1.close().await;
+    app.wait_for_online(&silent.0, false).await;
+    // Until its lease ends nobody else is raised: it may still draw its share.
+    let lease_end = gone_at + Duration::from_secs(u64::try_from(lease_s).expect("lease"));
+    while tokio::time::Instant::now() + Duration::from_millis(1500) < lease_end {
+        for (id, cp) in agents.iter_mut() {
+            if let Some(p) = cp
+                .received_within("SetChargingProfile", Duration::from_millis(50))
+                .await
+            {
+                let (first, _) = limits(&p);
+                let before = latest[id.as_str()];
+                assert!(
+                    first <= before,
+                    "{id} raised from {before} to {first} A while cp-0 may still draw {held} A"
+                );
+                latest.insert(id.clone(), first);
+            }
+        }
+    }
+    // Then it holds its failsafe (6 A): the four others share 26 A, never more.
+    until_leased(&mut agents, &mut latest, 32 - 6, (lease_s, 6), |l| {
+        l.values().sum::<i64>() == 26
+    })
+    .await;
+    let view = app
+        .get(&format!("/api/v1/sites/{site_id}"), ADMIN_TOKEN)
+        .await;
+    let offline = view.body["chargers"]
+        .as_array()
+        .expect("chargers")
+        .iter()
+        .find(|c| c["device"] == "cp-0")
+        .expect("cp-0");
+    assert_eq!(offline["online"], false, "{view:?}");
+    for (_, cp) in agents {
+        cp.close().await;
+    }
+}
+
+/// Three MyBox chargers (the simulator) on a 3×20 A circuit: each gets `charging-limit`,
+/// the sum of their limits stays under the fuse, and with the server gone each falls to
+/// its failsafe when its lease ends, still under the fuse.
+#[tokio::test]
+async fn mybox_chargers_take_charging_limit_and_fall_to_their_failsafe_without_the_server() {
+    use charger_firmware_sim::charger::Charger;
+    let app = spawn_fast(Db::Sqlite).await.expect("server");
+    let bundles = app.provision("acme", 3).await;
+    let a = app
+        .post(
+            "/api/v1/tariffs",
+            ADMIN_TOKEN,
+            json!({"id": "std", "owner": "acme", "currency": "EUR", "energy_per_kwh": "0.40",
+                   "time_per_hour": "0", "session_fee": "0", "tax_rate": "0.2", "default": true}),
+        )
+        .await;
+    assert_eq!(a.status, 201, "{a:?}");
+    let lease_s = 10;
+    let (site_id, circuit) = site_leased(&app, 100, 20, "zero", lease_s).await;
+    let mut chargers = Vec::new();
+    for (i, b) in bundles.into_iter().enumerate() {
+        let uid = format!("04A1B2D{i}");
+        let a = app
+            .post(
+                "/api/v1/tags",
+                ADMIN_TOKEN,
+                json!({"uid": uid, "owner": "acme"}),
+            )
+            .await;
+        assert_eq!(a.status, 201, "{a:?}");
+        let p = app
+            .put(
+                &format!("/api/v1/devices/{}/site", b.device_id),
+                ADMIN_TOKEN,
+                json!({"site": site_id, "node": circuit, "rotation": ["L1", "L2", "L3"],
+                       "max_current_a": 32}),
+            )
+            .await;
+        assert_eq!(p.status, 200, "{p:?}");
+        let mut c = Charger::new(b, Some(app.app.mqtt_addr.to_string()));
+        c.online().await.expect("online");
+        c.tap(&uid).await.expect("tap");
+        c.plug().await.expect("plug");
+        assert!(c.session_id().is_some(), "{:#?}", c.events);
+        chargers.push(c);
+    }
+    // 20 A among three: 7, 7, 6, acknowledged; never more than 20 A on the chargers' side.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        for c in chargers.iter_mut() {
+            c.serve_commands(Duration::from_millis(100))
+                .await
+                .expect("commands");
+        }
+        let got: Vec<u32> = chargers.iter().map(|c| c.limit_a().unwrap_or(0)).collect();
+        assert!(got.iter().sum::<u32>() <= 20, "{got:?}");
+        let mut sorted = got.clone();
+        sorted.sort_unstable();
+        if sorted == [6, 7, 7] {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "not settled: {got:?}"
+        );
+    }
+    for c in &chargers {
+        assert!(
+            c.events
+                .iter()
+                .any(|e| e == "command charging-limit accepted"),
+            "{:#?}",
+            c.events
+        );
+        let (limit, _) = c.limit.as_ref().expect("a limit");
+        assert_eq!(limit.lease_s, 10);
+        // The failsafe: 20 A shared by three, in whole amperes.
+        assert_eq!(limit.failsafe_a, 6);
+        assert_eq!(limit.connector, Some(1));
+    }
+    let view = app
+        .get(&format!("/api/v1/sites/{site_id}"), ADMIN_TOKEN)
+        .await;
+    let sessions = view.body["sessions"].as_array().expect("sessions");
+    assert_eq!(sessions.len(), 3, "{view:?}");
+    assert!(sessions.iter().all(|s| s["acked"] == true), "{view:?}");
+
+    // The server stops: within the lease every charger falls to its failsafe, 18 A in all.
+    app.app.stop().await.expect("stops");
+    tokio::time::sleep(Duration::from_secs(11)).await;
+    let got: Vec<u32> = chargers.iter().map(|c| c.limit_a().unwrap_or(99)).collect();
+    assert_eq!(got, vec![6, 6, 6]);
 }

@@ -504,8 +504,8 @@ fn session_limit(
 }
 
 /// Runs the balancer: at every poke (after a short pause, so that a burst of starts is
-/// one run) and every tick.
-pub async fn run(service: Service) {
+/// one run) and every tick, until `stop` turns true.
+pub async fn run(service: Service, mut stop: tokio::sync::watch::Receiver<bool>) {
     let tick = Duration::from_millis(service.limits.site_tick_ms.max(100));
     let runtime = Arc::clone(&service.sites);
     loop {
@@ -514,6 +514,10 @@ pub async fn run(service: Service) {
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
             () = tokio::time::sleep(tick) => {}
+            _ = stop.changed() => return,
+        }
+        if *stop.borrow() {
+            return;
         }
         if let Err(e) = service.balance_sites().await {
             tracing::warn!(error = %e, "cannot balance sites");

@@ -23,7 +23,7 @@ pub const MAX_LIMIT_A: u32 = 6300;
 /// Default lease: how long a charger holds its allocation without the server, in s.
 pub const LEASE_S_DEFAULT: i64 = 300;
 /// Shortest and longest lease, in s.
-pub const LEASE_S_RANGE: std::ops::RangeInclusive<i64> = 60..=3600;
+pub const LEASE_S_RANGE: std::ops::RangeInclusive<i64> = 10..=3600;
 /// The largest current a charger's connector may be given, in A.
 pub const MAX_CHARGER_A: u32 = 500;
 
@@ -185,7 +185,7 @@ impl Service {
         .deciamps()?;
         let lease_s = req.lease_s.unwrap_or(LEASE_S_DEFAULT);
         if !LEASE_S_RANGE.contains(&lease_s) {
-            return Err(Error::invalid("lease_s", "must be 60 to 3600 s"));
+            return Err(Error::invalid("lease_s", "must be 10 to 3600 s"));
         }
         let site = self
             .store
