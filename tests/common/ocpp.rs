@@ -194,10 +194,27 @@ impl Agent {
 
     /// The next CALL of `action` the server sent (waiting for it); its payload.
     pub async fn received(&mut self, action: &str) -> serde_json::Value {
+        self.received_line(action).await["payload"].take()
+    }
+
+    /// The next CALL of `action` the server sent within `wait`, if one came, with when the
+    /// charger took it (seconds since 1970, the charger's clock: one machine's in tests).
+    pub async fn received_at_within(
+        &mut self,
+        action: &str,
+        wait: std::time::Duration,
+    ) -> Option<(f64, serde_json::Value)> {
+        let mut line = tokio::time::timeout(wait, self.received_line(action))
+            .await
+            .ok()?;
+        let at = line["at"].as_f64().expect("a time");
+        Some((at, line["payload"].take()))
+    }
+
+    async fn received_line(&mut self, action: &str) -> serde_json::Value {
         loop {
             if let Some(i) = self.received.iter().position(|r| r["action"] == action) {
-                let r = self.received.remove(i).expect("found");
-                return r["payload"].clone();
+                return self.received.remove(i).expect("found");
             }
             let line = self.next_line().await.expect("the agent is running");
             match line["op"].as_str() {

@@ -15,6 +15,7 @@ on_both_databases!(spawn_fast =>
     five_ocpp_chargers_share_a_32_a_circuit_and_a_stop_frees_its_share,
     sites_are_the_owners_own_and_bad_input_is_refused,
     a_silent_charger_keeps_its_share_until_its_lease_ends_then_its_failsafe,
+    a_201_station_gets_its_default_and_transaction_profiles_and_loses_them_off_the_site,
 );
 
 /// The server with the balancer ticking every 200 ms.
@@ -135,8 +136,8 @@ fn limits(profile: &Value) -> (i64, Option<(i64, i64)>) {
 }
 
 /// Reads every profile the chargers were sent until `settled` holds of the latest TxProfile
-/// limit of each (or 20 s pass); checks after each one that the latest limits never sum
-/// above `fuse`. The latest limits.
+/// limit of each (or 20 s pass). Then replays every limit they took, in the order they
+/// took them, and checks that the latest limits never summed above `fuse`.
 async fn until(
     agents: &mut [(String, Agent)],
     latest: &mut HashMap<String, i64>,
@@ -155,20 +156,23 @@ async fn until_leased(
     settled: impl Fn(&HashMap<String, i64>) -> bool,
 ) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    while !settled(latest) {
+    let start = latest.clone();
+    let mut taken: Vec<(f64, String, i64)> = Vec::new();
+    let mut now = latest.clone();
+    while !settled(&now) {
         assert!(
             tokio::time::Instant::now() < deadline,
-            "not settled: {latest:?}"
+            "not settled: {now:?}"
         );
         for (id, cp) in agents.iter_mut() {
-            while let Some(p) = cp
-                .received_within("SetChargingProfile", Duration::from_millis(20))
+            while let Some((at, p)) = cp
+                .received_at_within("SetChargingProfile", Duration::from_millis(20))
                 .await
             {
                 let purpose = &p["csChargingProfiles"]["chargingProfilePurpose"];
                 if purpose == "TxProfile" {
                     let (first, then) = limits(&p);
-                    latest.insert(id.clone(), first);
+                    taken.push((at, id.clone(), first));
                     // After the lease, the failsafe: the fuse shared by all, whole amperes.
                     assert_eq!(then, Some(after), "{p}");
                 } else {
@@ -177,13 +181,23 @@ async fn until_leased(
                     assert_eq!(limits(&p).0, 0, "failsafe zero: {p}");
                 }
             }
-            let sum: i64 = latest.values().sum();
-            assert!(
-                sum <= fuse,
-                "the chargers were given {sum} A on a {fuse} A fuse: {latest:?}"
-            );
+        }
+        taken.sort_by(|a, b| a.0.total_cmp(&b.0));
+        now = start.clone();
+        for (_, id, limit) in &taken {
+            now.insert(id.clone(), *limit);
         }
     }
+    let mut replay = start;
+    for (at, id, limit) in &taken {
+        replay.insert(id.clone(), *limit);
+        let sum: i64 = replay.values().sum();
+        assert!(
+            sum <= fuse,
+            "at {at} the chargers held {sum} A on a {fuse} A fuse: {replay:?}"
+        );
+    }
+    *latest = now;
 }
 
 async fn five_ocpp_chargers_share_a_32_a_circuit_and_a_stop_frees_its_share(app: TestApp) {
@@ -616,4 +630,91 @@ async fn mybox_chargers_take_charging_limit_and_fall_to_their_failsafe_without_t
     tokio::time::sleep(Duration::from_secs(11)).await;
     let got: Vec<u32> = chargers.iter().map(|c| c.limit_a().unwrap_or(99)).collect();
     assert_eq!(got, vec![6, 6, 6]);
+}
+
+async fn a_201_station_gets_its_default_and_transaction_profiles_and_loses_them_off_the_site(
+    app: TestApp,
+) {
+    let Some(py) = python() else { return };
+    owner(&app).await;
+    // Reserve: with the server gone, an idle connector may start at its failsafe, which is
+    // therefore kept free for it while the server runs.
+    let (site_id, circuit) = site(&app, 100, 16, "reserve").await;
+    let a = app
+        .post(
+            "/api/v1/devices",
+            ADMIN_TOKEN,
+            json!({"id": "st-201", "owner": "acme", "connectors": 2, "protocol": "ocpp2.0.1"}),
+        )
+        .await;
+    assert_eq!(a.status, 201, "{a:?}");
+    let password = a.body["ocpp"]["password"]
+        .as_str()
+        .expect("password")
+        .to_owned();
+    let p = app
+        .put(
+            "/api/v1/devices/st-201/site",
+            ADMIN_TOKEN,
+            json!({"site": site_id, "node": circuit, "rotation": ["L1"], "max_current_a": 16}),
+        )
+        .await;
+    assert_eq!(p.status, 200, "{p:?}");
+    let url = format!("{}/ocpp/st-201", app.base.replace("http", "ws"));
+    let mut cp = Agent::connect_with(&py, &url, "st-201", Some(&password), "ocpp2.0.1")
+        .await
+        .expect("connects");
+    let boot = json!({"reason": "PowerUp", "chargingStation": {"model": "W", "vendorName": "A"}});
+    let mut answer = cp
+        .call("BootNotification", boot.clone())
+        .await
+        .expect("boot");
+    if answer["status"] == "Pending" {
+        cp.received("GetBaseReport").await;
+        answer = cp.call("BootNotification", boot).await.expect("boot");
+    }
+    assert_eq!(answer["status"], "Accepted", "{answer}");
+    // 16 A single-phase for two connectors: a failsafe of 8 A each, the default.
+    let d = cp.received("SetChargingProfile").await;
+    assert_eq!(d["evseId"], 0, "{d}");
+    let profile = &d["chargingProfile"];
+    assert_eq!(profile["chargingProfilePurpose"], "TxDefaultProfile", "{d}");
+    assert_eq!(
+        profile["chargingSchedule"][0]["chargingRateUnit"], "A",
+        "{d}"
+    );
+    assert_eq!(
+        profile["chargingSchedule"][0]["chargingSchedulePeriod"][0]["limit"], 8.0,
+        "{d}"
+    );
+    let now = Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true);
+    let started = cp
+        .call(
+            "TransactionEvent",
+            json!({"eventType": "Started", "timestamp": now, "triggerReason": "Authorized",
+                   "seqNo": 0, "transactionInfo": {"transactionId": "tx-site-1"},
+                   "evse": {"id": 1, "connectorId": 1},
+                   "idToken": {"idToken": "04A1B2C0", "type": "ISO14443"},
+                   "meterValue": [{"timestamp": now, "sampledValue": [{"value": 0,
+                       "context": "Transaction.Begin"}]}]}),
+        )
+        .await
+        .expect("started");
+    assert_eq!(started["idTokenInfo"]["status"], "Accepted", "{started}");
+    // The other connector's failsafe (8 A) stays reserved: this session gets 8 A, with
+    // its own failsafe after the lease.
+    let t = cp.received("SetChargingProfile").await;
+    assert_eq!(t["evseId"], 1, "{t}");
+    let profile = &t["chargingProfile"];
+    assert_eq!(profile["chargingProfilePurpose"], "TxProfile", "{t}");
+    assert_eq!(profile["transactionId"], "tx-site-1", "{t}");
+    let periods = &profile["chargingSchedule"][0]["chargingSchedulePeriod"];
+    assert_eq!(periods[0]["limit"], 8.0, "{t}");
+    assert_eq!(periods[1], json!({"startPeriod": 120, "limit": 8.0}), "{t}");
+    // Off the site, its default profile is cleared: it charges unconstrained again.
+    let r = app.delete("/api/v1/devices/st-201/site", ADMIN_TOKEN).await;
+    assert_eq!(r.status, 204, "{r:?}");
+    let c = cp.received("ClearChargingProfile").await;
+    assert_eq!(c["chargingProfileId"], 1, "{c}");
+    cp.close().await;
 }

@@ -25,6 +25,7 @@ import decimal
 import json
 import ssl
 import sys
+import time
 
 import websockets
 from ocpp.charge_point import camel_to_snake_case, snake_to_camel_case
@@ -137,7 +138,8 @@ class Agent(ChargePoint):
         self.list = {}
 
     def answer(self, action, kwargs):
-        emit({"op": "received", "action": action, "payload": snake_to_camel_case(kwargs)})
+        emit({"op": "received", "action": action, "payload": snake_to_camel_case(kwargs),
+              "at": time.time()})
         if action == "GetLocalListVersion" and action not in self.responses:
             key = "versionNumber" if VERSION == "2.0.1" else "listVersion"
             payload = {key: self.list_version}

@@ -342,7 +342,7 @@ impl Service {
     ) -> Result<()> {
         tx.set_device_boot(&charger.id, firmware, model).await?;
         // A charger on a site is given its default limit again.
-        self.sites_changed();
+        self.charger_changed(&charger.id);
         Ok(())
     }
 

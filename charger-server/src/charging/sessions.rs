@@ -207,7 +207,7 @@ impl Service {
         let tag = req.tag.clone();
         check_connector(charger, req.connector)?;
         // Its site (if any) shares its connection out again once this is committed.
-        self.sites_changed();
+        self.charger_changed(&charger.id);
         let (local_id, reported) = match &req.kind {
             StartKind::Live => (None, false),
             StartKind::Offline(l) => (Some(l.clone()), false),
@@ -587,7 +587,7 @@ impl Service {
         req: StopInput,
         now: DateTime<Utc>,
     ) -> Result<Stopped> {
-        self.sites_changed();
+        self.charger_changed(&charger.id);
         let session = self.session_of(tx, charger, &req.which).await?;
         if session.status != SessionStatus::Active {
             // The same stop again (an offline charger's retry) gets the same answer.

@@ -491,7 +491,8 @@ impl PendingTransactions {
 
 /// The session key of a station's transaction id.
 fn session_key(transaction: &str) -> Result<String> {
-    crate::records::charging::check_local_id(format!("t-{transaction}"))
+    use crate::records::charging::STATION_TRANSACTION_PREFIX as T;
+    crate::records::charging::check_local_id(format!("{T}{transaction}"))
 }
 
 async fn transaction_event(
@@ -756,8 +757,7 @@ pub(super) async fn run_command(
                 .session_local_id(device, req.session_id)
                 .await?
                 .ok_or_else(|| Error::not_found("session"))?;
-            let transaction = key
-                .strip_prefix("t-")
+            let transaction = crate::records::charging::station_transaction(&key)
                 .and_then(|t| CiString::new(t.to_owned()))
                 .ok_or_else(|| {
                     Error::conflict(

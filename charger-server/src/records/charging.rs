@@ -163,6 +163,14 @@ impl SessionRef {
 /// Longest `local_id` accepted in any form, in bytes.
 pub const MAX_LOCAL_ID_BYTES: usize = 256;
 
+/// How an OCPP 2.0.1 station's transaction id is kept as a session's `local_id`.
+pub const STATION_TRANSACTION_PREFIX: &str = "t-";
+
+/// The station's own transaction id of a session kept under `local_id`, if it named one.
+pub fn station_transaction(local_id: &str) -> Option<&str> {
+    local_id.strip_prefix(STATION_TRANSACTION_PREFIX)
+}
+
 /// A device-made session id. The documented form is `[A-Za-z0-9_-]{1,64}`; another
 /// (non-empty, at most 256 bytes) is not refused, since refusing an offline start loses a
 /// session the car has charged: it is kept as `h-` and 40 hex digits of its SHA-256, the

@@ -29,11 +29,19 @@ pub const ROTATE_S_DEFAULT: u64 = 300;
 /// How long the balancer waits for a charger's answer.
 const ANSWER_WAIT: Duration = Duration::from_secs(10);
 
-/// The balancer's state in one instance: who it is, and the poke.
+/// The balancer's state in one instance: who it is, and what changed since its last run.
 pub struct Runtime {
     /// This instance's name in `sites.allocator`.
     pub instance: String,
     poke: tokio::sync::Notify,
+    /// Chargers whose sessions changed, and sites that changed, since the last run.
+    dirty: std::sync::Mutex<Dirty>,
+}
+
+#[derive(Default)]
+struct Dirty {
+    chargers: std::collections::HashSet<DeviceId>,
+    sites: std::collections::BTreeSet<i64>,
 }
 
 impl Default for Runtime {
@@ -43,6 +51,16 @@ impl Default for Runtime {
         Self {
             instance: bytes.iter().map(|b| format!("{b:02x}")).collect(),
             poke: tokio::sync::Notify::new(),
+            dirty: std::sync::Mutex::new(Dirty::default()),
+        }
+    }
+}
+
+impl Runtime {
+    fn take(&self) -> Dirty {
+        match self.dirty.lock() {
+            Ok(mut d) => std::mem::take(&mut *d),
+            Err(_) => Dirty::default(),
         }
     }
 }
@@ -203,10 +221,38 @@ impl Plan {
 }
 
 impl Service {
-    /// Something changed on some site (a start, a stop, a placement): run the balancer
-    /// soon.
-    pub(crate) fn sites_changed(&self) {
+    /// A charger's sessions changed (a start, a stop, a boot): its site, if any, is run
+    /// again soon.
+    pub(crate) fn charger_changed(&self, device: &DeviceId) {
+        if let Ok(mut d) = self.sites.dirty.lock() {
+            d.chargers.insert(device.clone());
+        }
         self.sites.poke.notify_one();
+    }
+
+    /// A site changed (its tree, its chargers): it is run again soon.
+    pub(crate) fn site_changed(&self, site: i64) {
+        if let Ok(mut d) = self.sites.dirty.lock() {
+            d.sites.insert(site);
+        }
+        self.sites.poke.notify_one();
+    }
+
+    /// Runs the sites that changed since the last run.
+    async fn balance_changed(&self) -> Result<()> {
+        let dirty = self.sites.take();
+        let mut sites = dirty.sites;
+        for device in &dirty.chargers {
+            if let Some((_, site)) = self.store.placement(device).await? {
+                sites.insert(site);
+            }
+        }
+        for site in sites {
+            if let Err(e) = self.balance_site(site).await {
+                tracing::warn!(site, error = %e, "cannot balance a site");
+            }
+        }
+        Ok(())
     }
 
     /// Runs every site this instance may allocate, once.
@@ -287,6 +333,15 @@ impl Service {
             .collect();
         let lease = chrono::Duration::seconds(lease_s);
         let mut refresh: Vec<(u64, DeciAmps)> = Vec::new();
+        // A session never given a limit gets one even when its default was already that
+        // much: its own profile carries its lease and failsafe.
+        for (id, current) in &allocation.currents {
+            let sid = i64::try_from(*id).unwrap_or(0);
+            let known = load.allocations.iter().any(|a| a.session == sid);
+            if !known && !held.contains(id) && !changes.iter().any(|(c, _)| c == id) {
+                refresh.push((*id, *current));
+            }
+        }
         for row in &load.allocations {
             let id = u64::try_from(row.session).unwrap_or(0);
             let live = plan.input.sessions.iter().any(|s| s.id == id);
@@ -372,6 +427,32 @@ impl Service {
             return Ok(true);
         }
         Ok(false)
+    }
+
+    /// Lifts the default limit of a charger taken off its site: OCPP chargers' default
+    /// profile is cleared, a MyBox charger is given its largest limit.
+    pub(crate) async fn lift_default_limit(&self, device: &DeviceId) {
+        let Ok(Some(d)) = self.store.get_device(device).await else {
+            return;
+        };
+        let (command, data) = match d.protocol {
+            Protocol::Mybox => {
+                let most = super::MAX_CHARGER_A;
+                (
+                    "charging-limit",
+                    json!({"limits_a": [most, most, most], "lease_s": 86_400, "failsafe_a": most}),
+                )
+            }
+            Protocol::Ocpp16 => ("clear-charging-profile", json!({"id": 1})),
+            Protocol::Ocpp201 => ("clear-charging-profile", json!({"chargingProfileId": 1})),
+        };
+        let timeout = u64::try_from(ANSWER_WAIT.as_millis()).ok();
+        if let Err(e) = self
+            .command_to(&Principal::Admin, &d, command, &data, timeout)
+            .await
+        {
+            tracing::info!(device = %device, error = %e, "a charger taken off its site was not told");
+        }
     }
 
     /// Sends a limit to a charger; whether it accepted it.
@@ -493,7 +574,11 @@ fn session_limit(
                 "id": profile, "stackLevel": 0,
                 "chargingProfilePurpose": "TxProfile",
                 "chargingProfileKind": "Absolute",
-                "transactionId": session.local_id.clone().unwrap_or_default(),
+                "transactionId": session
+                    .local_id
+                    .as_deref()
+                    .and_then(crate::records::charging::station_transaction)
+                    .unwrap_or_default(),
                 "chargingSchedule": [{
                     "id": 1, "startSchedule": start, "chargingRateUnit": "A",
                     "chargingSchedulePeriod": periods
@@ -508,18 +593,27 @@ fn session_limit(
 pub async fn run(service: Service, mut stop: tokio::sync::watch::Receiver<bool>) {
     let tick = Duration::from_millis(service.limits.site_tick_ms.max(100));
     let runtime = Arc::clone(&service.sites);
+    let mut next_tick = tokio::time::Instant::now() + tick;
     loop {
-        tokio::select! {
+        let poked = tokio::select! {
             () = runtime.poke.notified() => {
+                // A burst of starts is one run; what is committed by then is seen.
                 tokio::time::sleep(Duration::from_millis(50)).await;
+                true
             }
-            () = tokio::time::sleep(tick) => {}
+            () = tokio::time::sleep_until(next_tick) => false,
             _ = stop.changed() => return,
-        }
+        };
         if *stop.borrow() {
             return;
         }
-        if let Err(e) = service.balance_sites().await {
+        let done = if poked {
+            service.balance_changed().await
+        } else {
+            next_tick = tokio::time::Instant::now() + tick;
+            service.balance_sites().await
+        };
+        if let Err(e) = done {
             tracing::warn!(error = %e, "cannot balance sites");
         }
     }

@@ -304,7 +304,7 @@ impl Service {
             "created",
         )
         .await;
-        self.sites_changed();
+        self.site_changed(site);
         Ok(node)
     }
 
@@ -347,7 +347,7 @@ impl Service {
             "updated",
         )
         .await;
-        self.sites_changed();
+        self.site_changed(site);
         Ok(new)
     }
 
@@ -405,13 +405,14 @@ impl Service {
             "placed",
         )
         .await;
-        self.sites_changed();
+        self.site_changed(req.site);
         Ok(placement)
     }
 
     /// Takes a charger off its site (it keeps what it was last given until its lease).
     pub async fn unplace_charger(&self, who: &Principal, device: &DeviceId) -> Result<()> {
         let d = self.get_device(who, device).await?;
+        let site = self.store.placement(device).await?.map(|(_, s)| s);
         if !self.store.unplace_charger(device).await? {
             return Err(Error::not_found("placement"));
         }
@@ -424,7 +425,13 @@ impl Service {
             "removed",
         )
         .await;
-        self.sites_changed();
+        if let Some(site) = site {
+            self.site_changed(site);
+        }
+        // Off the site, it charges unconstrained again: its default limit is lifted.
+        let service = self.clone();
+        let device = device.clone();
+        tokio::spawn(async move { service.lift_default_limit(&device).await });
         Ok(())
     }
 }
