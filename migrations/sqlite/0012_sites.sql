@@ -47,7 +47,9 @@ CREATE INDEX site_chargers_node ON site_chargers (node_id);
 
 -- What each running session on a site was last given: the current (dA), the one before
 -- it (an unacknowledged change counts at the higher of the two), whether the charger
--- acknowledged it, until when its lease holds, and when it was last given current (ms).
+-- acknowledged it, until when its lease holds, when it last went from paused to given
+-- current or back (ms), and the most current per phase the car last drew (dA; NULL: the
+-- charger did not say since its limit was last raised).
 CREATE TABLE site_allocations (
     session_id  BIGINT PRIMARY KEY REFERENCES sessions(id) ON DELETE CASCADE,
     site_id     BIGINT NOT NULL REFERENCES sites(id) ON DELETE CASCADE,
@@ -55,6 +57,7 @@ CREATE TABLE site_allocations (
     previous_da BIGINT NOT NULL,
     acked       BIGINT NOT NULL,
     lease_until BIGINT NOT NULL,
-    served_at   BIGINT NOT NULL
+    served_at   BIGINT NOT NULL,
+    drawn_da    BIGINT
 );
 CREATE INDEX site_allocations_site ON site_allocations (site_id);

@@ -538,14 +538,16 @@ async fn a_silent_charger_keeps_its_share_until_its_lease_ends_then_its_failsafe
     }
 }
 
-/// Three MyBox chargers (the simulator) on a 3×20 A circuit: each gets `charging-limit`,
-/// the sum of their limits stays under the fuse, and with the server gone each falls to
-/// its failsafe when its lease ends, still under the fuse.
-#[tokio::test]
-async fn mybox_chargers_take_charging_limit_and_fall_to_their_failsafe_without_the_server() {
+/// `n` MyBox chargers (the simulator) of `acme` on a circuit of 3×`circuit` A, online and
+/// charging; the site's id and the chargers.
+async fn mybox_site(
+    app: &TestApp,
+    n: usize,
+    circuit: u32,
+    lease_s: i64,
+) -> (i64, Vec<charger_firmware_sim::charger::Charger>) {
     use charger_firmware_sim::charger::Charger;
-    let app = spawn_fast(Db::Sqlite).await.expect("server");
-    let bundles = app.provision("acme", 3).await;
+    let bundles = app.provision("acme", n).await;
     let a = app
         .post(
             "/api/v1/tariffs",
@@ -555,8 +557,7 @@ async fn mybox_chargers_take_charging_limit_and_fall_to_their_failsafe_without_t
         )
         .await;
     assert_eq!(a.status, 201, "{a:?}");
-    let lease_s = 10;
-    let (site_id, circuit) = site_leased(&app, 100, 20, "zero", lease_s).await;
+    let (site_id, node) = site_leased(app, 100, circuit, "zero", lease_s).await;
     let mut chargers = Vec::new();
     for (i, b) in bundles.into_iter().enumerate() {
         let uid = format!("04A1B2D{i}");
@@ -572,7 +573,7 @@ async fn mybox_chargers_take_charging_limit_and_fall_to_their_failsafe_without_t
             .put(
                 &format!("/api/v1/devices/{}/site", b.device_id),
                 ADMIN_TOKEN,
-                json!({"site": site_id, "node": circuit, "rotation": ["L1", "L2", "L3"],
+                json!({"site": site_id, "node": node, "rotation": ["L1", "L2", "L3"],
                        "max_current_a": 32}),
             )
             .await;
@@ -584,7 +585,16 @@ async fn mybox_chargers_take_charging_limit_and_fall_to_their_failsafe_without_t
         assert!(c.session_id().is_some(), "{:#?}", c.events);
         chargers.push(c);
     }
-    // 20 A among three: 7, 7, 6, acknowledged; never more than 20 A on the chargers' side.
+    (site_id, chargers)
+}
+
+/// Serves the chargers' commands until their limits (sorted) are `want`, checking after
+/// each round that they never sum above `fuse`.
+async fn mybox_until(
+    chargers: &mut [charger_firmware_sim::charger::Charger],
+    fuse: u32,
+    want: &[u32],
+) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     loop {
         for c in chargers.iter_mut() {
@@ -593,17 +603,28 @@ async fn mybox_chargers_take_charging_limit_and_fall_to_their_failsafe_without_t
                 .expect("commands");
         }
         let got: Vec<u32> = chargers.iter().map(|c| c.limit_a().unwrap_or(0)).collect();
-        assert!(got.iter().sum::<u32>() <= 20, "{got:?}");
+        assert!(got.iter().sum::<u32>() <= fuse, "{got:?}");
         let mut sorted = got.clone();
         sorted.sort_unstable();
-        if sorted == [6, 7, 7] {
-            break;
+        if sorted == want {
+            return;
         }
         assert!(
             tokio::time::Instant::now() < deadline,
-            "not settled: {got:?}"
+            "not settled: {got:?}, want {want:?}"
         );
     }
+}
+
+/// Three MyBox chargers (the simulator) on a 3×20 A circuit: each gets `charging-limit`,
+/// the sum of their limits stays under the fuse, and with the server gone each falls to
+/// its failsafe when its lease ends, still under the fuse.
+#[tokio::test]
+async fn mybox_chargers_take_charging_limit_and_fall_to_their_failsafe_without_the_server() {
+    let app = spawn_fast(Db::Sqlite).await.expect("server");
+    let (site_id, mut chargers) = mybox_site(&app, 3, 20, 10).await;
+    // 20 A among three: 7, 7, 6, acknowledged; never more than 20 A on the chargers' side.
+    mybox_until(&mut chargers, 20, &[6, 7, 7]).await;
     for c in &chargers {
         assert!(
             c.events
@@ -630,6 +651,54 @@ async fn mybox_chargers_take_charging_limit_and_fall_to_their_failsafe_without_t
     tokio::time::sleep(Duration::from_secs(11)).await;
     let got: Vec<u32> = chargers.iter().map(|c| c.limit_a().unwrap_or(99)).collect();
     assert_eq!(got, vec![6, 6, 6]);
+}
+
+/// Two MyBox chargers on 3×20 A: 10 A each. One car draws 3 A: its limit falls to 6 A
+/// (what it draws plus 3 A, at least the minimum) and the other gets 14 A; when the car
+/// draws up to its limit again, the two share evenly again.
+#[tokio::test]
+async fn a_car_that_draws_less_leaves_its_headroom_to_others_until_it_rises() {
+    let app = spawn_fast(Db::Sqlite).await.expect("server");
+    let (site_id, mut chargers) = mybox_site(&app, 2, 20, 60).await;
+    mybox_until(&mut chargers, 20, &[10, 10]).await;
+    // 3 A per phase: 2,070 W.
+    chargers[0]
+        .charge(Duration::from_millis(10), 3 * 230 * 3)
+        .await
+        .expect("charge");
+    assert!(
+        chargers[0]
+            .events
+            .iter()
+            .any(|e| e.starts_with("meter-values -> 200")),
+        "{:#?}",
+        chargers[0].events
+    );
+    mybox_until(&mut chargers, 20, &[6, 14]).await;
+    assert_eq!(chargers[0].limit_a(), Some(6));
+    // It draws all it may (6 A): the cap is lifted, the two share again.
+    chargers[0]
+        .charge(Duration::from_millis(10), 22_000)
+        .await
+        .expect("charge");
+    mybox_until(&mut chargers, 20, &[10, 10]).await;
+    // What it drew under its lower limit is forgotten once it is raised: no swing back.
+    for _ in 0..5 {
+        for c in chargers.iter_mut() {
+            c.serve_commands(Duration::from_millis(100))
+                .await
+                .expect("commands");
+        }
+        let got: Vec<u32> = chargers.iter().map(|c| c.limit_a().unwrap_or(0)).collect();
+        assert_eq!(got, vec![10, 10]);
+    }
+    let view = app
+        .get(&format!("/api/v1/sites/{site_id}"), ADMIN_TOKEN)
+        .await;
+    assert!(
+        view.body["sessions"][0].get("drawn_da").is_none(),
+        "{view:?}"
+    );
 }
 
 async fn a_201_station_gets_its_default_and_transaction_profiles_and_loses_them_off_the_site(

@@ -520,6 +520,11 @@ impl Service {
             if let Some(p) = s.power_w {
                 check_power(&field("power_w"), p, charger.max_power_w)?;
             }
+            if s.current_a
+                .is_some_and(|c| c.iter().any(|a| *a > crate::sites::MAX_CHARGER_A))
+            {
+                return Err(Error::invalid(field("current_a"), "must be 0 to 500 A"));
+            }
             check_energy(
                 &field("energy_wh"),
                 s.energy_wh - session.meter_start_wh,
@@ -532,6 +537,11 @@ impl Service {
         let (last, latest_at) = (prev_wh, prev_at);
         tx.add_meter_samples(session.id, samples, last, latest_at)
             .await?;
+        // What the car draws now, for its site (a car drawing less leaves room to others).
+        if let Some(current) = samples.last().and_then(|s| s.current_a) {
+            let most = current.iter().copied().max().unwrap_or(0);
+            tx.note_drawn(session.id, i64::from(most) * 10).await?;
+        }
         let (net, total) = if session.dispute.is_some() {
             (rust_decimal::Decimal::ZERO, rust_decimal::Decimal::ZERO)
         } else {

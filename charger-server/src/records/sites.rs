@@ -105,7 +105,11 @@ pub struct AllocationRow {
     /// The charger acknowledged `current_da`.
     pub acked: bool,
     pub lease_until: DateTime<Utc>,
+    /// When it last went from paused to given current, or back.
     pub served_at: DateTime<Utc>,
+    /// The most current per phase the car last drew, in dA (None: not told).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub drawn_da: Option<i64>,
 }
 
 /// Everything the allocator reads of one site.

@@ -26,6 +26,9 @@ pub const TICK_MS_DEFAULT: u64 = 5_000;
 /// Default time an admitted session keeps its current before a paused one of its
 /// priority may take its turn, in s.
 pub const ROTATE_S_DEFAULT: u64 = 300;
+/// How far above what a car draws its limit stays when it draws less than it was given
+/// (dA): the rest goes to others until the car draws close to its limit again.
+pub const RECLAIM_MARGIN_DA: DeciAmps = 30;
 /// How long the balancer waits for a charger's answer.
 const ANSWER_WAIT: Duration = Duration::from_secs(10);
 
@@ -154,11 +157,21 @@ impl Plan {
                         // Paused (or new): waiting since then.
                         _ => switched,
                     };
+                    // A car that draws under what it was given (by more than 1 A) is held
+                    // near what it draws (never raised by that); once it draws all it is
+                    // given, the cap is lifted.
+                    let max = match row.and_then(|r| r.drawn_da.map(|d| (r.current_da, d))) {
+                        Some((given, drawn)) if given > 0 && drawn + 10 < given => (drawn
+                            + RECLAIM_MARGIN_DA)
+                            .min(given)
+                            .clamp(allocator::MIN_CURRENT, c.placement.max_current_da),
+                        _ => c.placement.max_current_da,
+                    };
                     sessions.push(allocator::Session {
                         id: u64::try_from(s.id).unwrap_or(0),
                         charger: i,
                         min: allocator::MIN_CURRENT,
-                        max: c.placement.max_current_da,
+                        max,
                         step: 10,
                         priority: c.placement.priority,
                         last_served,
@@ -303,6 +316,7 @@ impl Service {
             }
         }
         let allocation = allocator::allocate(&plan.input);
+        tracing::debug!(site, currents = ?allocation.currents, "site allocated");
         let old: Vec<(u64, DeciAmps)> = plan
             .input
             .sessions
@@ -403,6 +417,7 @@ impl Service {
             }
         });
         let mut new = AllocationRow {
+            drawn_da: None,
             session: sid,
             current_da: current,
             previous_da: previous,

@@ -151,6 +151,9 @@ pub struct SessionAllocation {
     /// The charger acknowledged it.
     pub acked: bool,
     pub lease_until: Option<chrono::DateTime<chrono::Utc>>,
+    /// The most current per phase the car last drew, in dA, when its charger says.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub drawn_da: Option<i64>,
     /// Why it is paused, when it is.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub why: Option<&'static str>,
@@ -259,6 +262,7 @@ impl Service {
                     paused,
                     acked: row.is_some_and(|a| a.acked),
                     lease_until: row.map(|a| a.lease_until),
+                    drawn_da: row.and_then(|a| a.drawn_da),
                     why: match (paused, online) {
                         (true, false) => Some("the charger is offline"),
                         (true, true) => Some(

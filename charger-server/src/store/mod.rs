@@ -588,6 +588,8 @@ pub trait ChargerTx: Send {
     ) -> StoreResult<Option<Tariff>>;
     /// The charger has been told to start its local list over.
     async fn clear_list_reset(&mut self, device: &DeviceId) -> StoreResult<()>;
+    /// Notes the most current per phase a session's car drew (dA), for its site.
+    async fn note_drawn(&mut self, session: i64, drawn_da: i64) -> StoreResult<()>;
     /// Keeps (replaces) these configuration variables of an OCPP 2.0.1 station.
     async fn set_station_variables(
         &mut self,

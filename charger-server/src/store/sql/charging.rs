@@ -1062,6 +1062,15 @@ impl ChargerTx for SqlTx {
         Ok(())
     }
 
+    async fn note_drawn(&mut self, session: i64, drawn_da: i64) -> StoreResult<()> {
+        sqlx::query("UPDATE site_allocations SET drawn_da = $2 WHERE session_id = $1")
+            .bind(session)
+            .bind(drawn_da)
+            .execute(self.w()?)
+            .await?;
+        Ok(())
+    }
+
     async fn set_station_variables(
         &mut self,
         device: &DeviceId,

@@ -22,6 +22,8 @@ type NodeRow = (i64, i64, Option<i64>, String, i64, i64, i64, Option<i64>);
 type PlacementRow = (String, i64, String, i64, i64, Option<i64>);
 /// A placement, then its site.
 type PlacementSiteRow = (String, i64, String, i64, i64, Option<i64>, i64);
+/// session, current, previous, acked, lease end, served at, drawn.
+type AllocationSqlRow = (i64, i64, i64, i64, i64, i64, Option<i64>);
 /// A placement, then its charger's protocol, presence and connector count.
 type PlacedRow = (String, i64, String, i64, i64, Option<i64>, String, i64, i64);
 
@@ -263,8 +265,8 @@ impl SqlStore {
                 })
             })
             .collect::<StoreResult<Vec<_>>>()?;
-        let rows: Vec<(i64, i64, i64, i64, i64, i64)> = sqlx::query_as(
-            "SELECT session_id, current_da, previous_da, acked, lease_until, served_at
+        let rows: Vec<AllocationSqlRow> = sqlx::query_as(
+            "SELECT session_id, current_da, previous_da, acked, lease_until, served_at, drawn_da
              FROM site_allocations WHERE site_id = $1 ORDER BY session_id",
         )
         .bind(id)
@@ -280,6 +282,7 @@ impl SqlStore {
                     acked: r.3 != 0,
                     lease_until: from_millis(r.4)?,
                     served_at: from_millis(r.5)?,
+                    drawn_da: r.6,
                 })
             })
             .collect::<StoreResult<Vec<_>>>()?;
@@ -337,7 +340,9 @@ impl SqlStore {
              ON CONFLICT (session_id) DO UPDATE SET
                  site_id = excluded.site_id, current_da = excluded.current_da,
                  previous_da = excluded.previous_da, acked = excluded.acked,
-                 lease_until = excluded.lease_until, served_at = excluded.served_at",
+                 lease_until = excluded.lease_until, served_at = excluded.served_at,
+                 drawn_da = CASE WHEN excluded.current_da <= site_allocations.current_da
+                                 THEN site_allocations.drawn_da END",
         )
         .bind(row.session)
         .bind(site)
