@@ -735,3 +735,109 @@ async fn a_form_without_its_csrf_token_is_refused() {
         .expect("bad login");
     assert_eq!(bad.status(), 401);
 }
+
+/// An owner sets a site up from the console (a site, a circuit, a charger placed on it) and
+/// reads it at a desk and on a phone: its tree with each node's limit and what is given per
+/// phase, its chargers with their failsafe, its sessions with their allocation.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_owner_sets_a_site_up_and_reads_its_load_in_the_console() {
+    let Some(browser) = Browser::start_in(ZONE).await else {
+        return;
+    };
+    let app = spawn_app().await;
+    let (acme, chargers, foreign) = setup(&app).await;
+    let base = app.base.clone();
+    let c = &browser.client;
+    c.set_window_size(DESKTOP.0, DESKTOP.1)
+        .await
+        .expect("desktop size");
+    sign_in(&browser, &base, &acme).await;
+    goto(&browser, &base, "/sites").await;
+    type_into(c, "#site-name", "Car park").await;
+    for p in ["L1", "L2", "L3"] {
+        type_into(c, &format!("#site-{p}"), "100").await;
+    }
+    type_into(c, "#site-derating", "80").await;
+    click(c, "form.card button[type=submit]").await;
+    let page = browser
+        .wait_for_source(WAIT, |s| s.contains("Site Car park created"))
+        .await;
+    assert!(
+        page.contains("L1 0 A of 80 A"),
+        "derated connection: {page}"
+    );
+    let site_path = path_now(c).await;
+    assert!(site_path.starts_with("/sites/"), "{site_path}");
+
+    // A circuit under the connection.
+    type_into(c, "#node-name", "Circuit A").await;
+    for p in ["L1", "L2", "L3"] {
+        type_into(c, &format!("#node-{p}"), "32").await;
+    }
+    click(c, "form[action$='/nodes'] button[type=submit]").await;
+    browser
+        .wait_for_source(WAIT, |s| s.contains("Circuit A added"))
+        .await;
+    // A charger on it (the circuit is the last node); another owner's is not found.
+    let circuit = c
+        .execute(
+            "const o = document.querySelectorAll('#place-node option'); return o[o.length - 1].value;",
+            vec![],
+        )
+        .await
+        .expect("the circuit");
+    let pick = format!(
+        "document.querySelector('#place-node').value = '{}';",
+        circuit.as_str().expect("a value")
+    );
+    for (device, ok) in [
+        (chargers[0].device_id.as_str(), true),
+        (foreign.as_str(), false),
+    ] {
+        type_into(c, "#place-device", device).await;
+        c.execute(&pick, vec![]).await.expect("pick the circuit");
+        click(c, "form[action$='/place'] button[type=submit]").await;
+        let page = browser
+            .wait_for_source(WAIT, |s| s.contains("placed.") || s.contains("not found"))
+            .await;
+        assert_eq!(page.contains(&format!("{device} placed.")), ok, "{page}");
+    }
+    let view = app.get(&format!("/api/v1{site_path}"), ADMIN_TOKEN).await;
+    assert_eq!(
+        view.body["chargers"][0]["device"],
+        chargers[0].device_id.as_str(),
+        "{view:?}"
+    );
+    assert_eq!(
+        view.body["chargers"].as_array().map(Vec::len),
+        Some(1),
+        "{view:?}"
+    );
+    let page = goto(&browser, &base, &site_path).await;
+    assert!(
+        page.contains("L1 0 A of 32 A"),
+        "the circuit's bars: {page}"
+    );
+    assert!(page.contains("No session is running"), "{page}");
+    assert!(page.contains(">32 A<"), "the charger's failsafe: {page}");
+
+    for ((w, h), suffix) in [(DESKTOP, ""), (PHONE, "-phone")] {
+        c.set_window_size(w, h).await.expect("window size");
+        for (name, path) in [("sites", "/sites".to_owned()), ("site", site_path.clone())] {
+            goto(&browser, &base, &path).await;
+            let overflow = c
+                .execute(
+                    "return document.documentElement.scrollWidth - document.documentElement.clientWidth;",
+                    vec![],
+                )
+                .await
+                .expect("widths");
+            assert_eq!(
+                overflow.as_i64(),
+                Some(0),
+                "{name} scrolls sideways at {w}x{h}"
+            );
+            browser.screenshot(&format!("{name}{suffix}")).await;
+        }
+    }
+}

@@ -34,6 +34,7 @@ fn nav(u: &User, current: &str) -> Markup {
         ("/billing", "Billing"),
         ("/tags", "Tags"),
         ("/tariffs", "Tariffs"),
+        ("/sites", "Sites"),
         ("/transfers", "Transfers"),
     ];
     match &u.who {
@@ -97,6 +98,7 @@ fn section_of(title: &str) -> &str {
         "Disputed" => "Disputes",
         "Tag" | "Tags" => "Tags",
         "Tariff" | "Tariffs" => "Tariffs",
+        "Site" | "Sites" => "Sites",
         "Owner" | "Owners" => "Owners",
         other => other,
     }

@@ -121,9 +121,17 @@ pub struct PlaceRequest {
 pub struct SiteView {
     #[serde(flatten)]
     pub site: Site,
-    pub nodes: Vec<SiteNode>,
+    pub nodes: Vec<NodeView>,
     pub chargers: Vec<PlacementView>,
     pub sessions: Vec<SessionAllocation>,
+}
+
+/// A node with what its sessions are given now, per site phase (dA).
+#[derive(Debug, Clone, Serialize)]
+pub struct NodeView {
+    #[serde(flatten)]
+    pub node: SiteNode,
+    pub given_da: [i64; 3],
 }
 
 /// A charger on a site.
@@ -273,9 +281,40 @@ impl Service {
                 }
             })
             .collect();
+        // What the sessions are given, on every node above them and every phase they load.
+        let mut given = vec![[0i64; 3]; load.nodes.len()];
+        for s in &load.sessions {
+            let Some(row) = load.allocations.iter().find(|a| a.session == s.id) else {
+                continue;
+            };
+            let Some(c) = load
+                .chargers
+                .iter()
+                .find(|c| c.placement.device == s.device)
+            else {
+                continue;
+            };
+            let mut node = load.nodes.iter().position(|n| n.id == c.placement.node);
+            while let Some(i) = node {
+                for p in &c.placement.rotation {
+                    if let Some(slot) = given[i].get_mut(usize::from(p.saturating_sub(1))) {
+                        *slot += row.current_da.max(row.previous_da * i64::from(!row.acked));
+                    }
+                }
+                node = load.nodes[i]
+                    .parent
+                    .and_then(|p| load.nodes.iter().position(|n| n.id == p));
+            }
+        }
+        let nodes = load
+            .nodes
+            .into_iter()
+            .zip(given)
+            .map(|(node, given_da)| NodeView { node, given_da })
+            .collect();
         Ok(SiteView {
             site: load.site,
-            nodes: load.nodes,
+            nodes,
             chargers,
             sessions,
         })

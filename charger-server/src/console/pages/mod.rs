@@ -5,6 +5,7 @@ mod billing;
 mod charger;
 mod fleet;
 mod sessions;
+mod sites;
 mod tags;
 mod tariffs;
 mod transfers;
@@ -25,6 +26,7 @@ pub fn routes() -> Router<ApiState> {
         .merge(billing::routes())
         .merge(tags::routes())
         .merge(tariffs::routes())
+        .merge(sites::routes())
         .merge(transfers::routes())
         .merge(access::routes())
 }
