@@ -8,59 +8,7 @@
 
 use std::time::{Duration, Instant};
 
-use charger_server::sites::allocator::{allocate, Charger, Node, Session, Site};
-
-fn site(chargers: usize) -> Site {
-    let mut nodes = vec![Node {
-        parent: None,
-        limit: [4_000; 3],
-        power_cap_w: Some(2_500_000),
-    }];
-    for _ in 0..10 {
-        nodes.push(Node {
-            parent: Some(0),
-            limit: [1_000; 3],
-            power_cap_w: None,
-        });
-    }
-    for c in 0..chargers.div_ceil(10) {
-        nodes.push(Node {
-            parent: Some(1 + c % 10),
-            limit: [320; 3],
-            power_cap_w: None,
-        });
-    }
-    let rotations = [vec![0, 1, 2], vec![1, 2, 0], vec![2, 0, 1]];
-    let chargers_v: Vec<Charger> = (0..chargers)
-        .map(|i| Charger {
-            node: 11 + i / 10,
-            rotation: if i % 5 == 4 {
-                vec![i % 3]
-            } else {
-                rotations[i % 3].clone()
-            },
-        })
-        .collect();
-    let sessions = (0..chargers)
-        .map(|i| Session {
-            id: i as u64,
-            charger: i,
-            min: 60,
-            max: 320,
-            step: if i % 2 == 0 { 10 } else { 1 },
-            priority: (i % 3) as i32,
-            last_served: (i * 7 % 100) as i64,
-            phases_used: None,
-            held: None,
-        })
-        .collect();
-    Site {
-        nodes,
-        chargers: chargers_v,
-        sessions,
-        ..Site::default()
-    }
-}
+use charger_server::sites::allocator::{allocate, bench_site as site};
 
 fn main() {
     let site = site(1_000);
