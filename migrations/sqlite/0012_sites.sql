@@ -33,15 +33,18 @@ CREATE INDEX site_nodes_site ON site_nodes (site_id);
 
 -- Where a charger hangs: its node, its phase rotation onto the site ('123', '231', '1',
 -- ...: the site phase each of its own phases is wired to), its maximum per connector in
--- dA, its sessions' priority, and the default limit it was last given (dA; NULL: none
--- since its last boot).
+-- dA, its sessions' priority, the default limit it was last given (dA; NULL: none since
+-- its last boot), and what its composite schedule showed once it held a session's
+-- profile ('ok', 'wrong': it would draw more than it was given, 'unknown'; NULL: not
+-- checked since its boot or placement).
 CREATE TABLE site_chargers (
     device_id      TEXT PRIMARY KEY REFERENCES devices(id) ON DELETE CASCADE,
     node_id        BIGINT NOT NULL REFERENCES site_nodes(id) ON DELETE CASCADE,
     rotation       TEXT NOT NULL,
     max_current_da BIGINT NOT NULL,
     priority       BIGINT NOT NULL,
-    default_da     BIGINT
+    default_da     BIGINT,
+    schedule_check TEXT
 );
 CREATE INDEX site_chargers_node ON site_chargers (node_id);
 

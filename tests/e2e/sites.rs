@@ -16,6 +16,7 @@ on_both_databases!(spawn_fast =>
     sites_are_the_owners_own_and_bad_input_is_refused,
     a_silent_charger_keeps_its_share_until_its_lease_ends_then_its_failsafe,
     a_201_station_gets_its_default_and_transaction_profiles_and_loses_them_off_the_site,
+    a_charger_whose_composite_schedule_allows_more_than_given_is_flagged,
 );
 
 /// The server with the balancer ticking every 200 ms.
@@ -786,4 +787,68 @@ async fn a_201_station_gets_its_default_and_transaction_profiles_and_loses_them_
     let c = cp.received("ClearChargingProfile").await;
     assert_eq!(c["chargingProfileId"], 1, "{c}");
     cp.close().await;
+}
+
+async fn a_charger_whose_composite_schedule_allows_more_than_given_is_flagged(app: TestApp) {
+    let Some(py) = python() else { return };
+    owner(&app).await;
+    let (site_id, circuit) = site(&app, 100, 16, "zero").await;
+    let mut agents = Vec::new();
+    // cp-0 shows 8 A (what it will be given); cp-1 shows 16 A: a profile of its own wins.
+    for (i, shown) in [8, 16].into_iter().enumerate() {
+        let id = format!("cp-{i}");
+        let password = placed_ocpp(&app, &id, site_id, circuit).await;
+        let mut cp = Agent::connect(&py, &app.base, &id, &password).await;
+        cp.respond(
+            "GetCompositeSchedule",
+            json!({"status": "Accepted", "connectorId": 1,
+                   "scheduleStart": Utc::now().to_rfc3339_opts(SecondsFormat::Secs, true),
+                   "chargingSchedule": {"chargingRateUnit": "A",
+                       "chargingSchedulePeriod": [{"startPeriod": 0, "limit": shown}]}}),
+        )
+        .await;
+        let boot = cp
+            .call(
+                "BootNotification",
+                json!({"chargePointVendor": "Keba", "chargePointModel": "P30"}),
+            )
+            .await
+            .expect("boot answered");
+        assert_eq!(boot["status"], "Accepted", "{boot}");
+        let started = cp
+            .call(
+                "StartTransaction",
+                json!({"connectorId": 1, "idTag": format!("04A1B2C{i}"), "meterStart": 0,
+                       "timestamp": Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true)}),
+            )
+            .await
+            .expect("start answered");
+        assert_eq!(started["idTagInfo"]["status"], "Accepted", "{started}");
+        agents.push(cp);
+    }
+    for cp in agents.iter_mut() {
+        let asked = cp.received("GetCompositeSchedule").await;
+        assert_eq!(asked["connectorId"], 1, "{asked}");
+        assert_eq!(asked["chargingRateUnit"], "A", "{asked}");
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let view = app
+            .get(&format!("/api/v1/sites/{site_id}"), ADMIN_TOKEN)
+            .await;
+        let checks: Vec<Value> = view.body["chargers"]
+            .as_array()
+            .expect("chargers")
+            .iter()
+            .map(|c| c["schedule_check"].clone())
+            .collect();
+        if checks == [json!("ok"), json!("wrong")] {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{view:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for cp in agents {
+        cp.close().await;
+    }
 }

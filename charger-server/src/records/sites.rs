@@ -75,6 +75,11 @@ pub struct Placement {
     /// The default limit it was last given since its boot, in dA.
     #[serde(skip)]
     pub default_da: Option<i64>,
+    /// What its composite schedule showed (OCPP): `ok`, `wrong` (it would draw more than
+    /// it was given: its profiles stack otherwise than the server's), `unknown`; None: not
+    /// checked since its boot or placement.
+    #[serde(skip)]
+    pub schedule_check: Option<String>,
 }
 
 /// A placed charger as the allocator needs it.

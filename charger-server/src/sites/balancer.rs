@@ -379,6 +379,61 @@ impl Service {
                 decreases_failed = true;
             }
         }
+        self.check_one_schedule(&load).await?;
+        Ok(())
+    }
+
+    /// Asks one OCPP charger of the site that holds an acknowledged session profile and
+    /// was not checked since its boot or placement for its composite schedule: a first
+    /// period above what its session was given means its profiles stack otherwise than
+    /// the server's (another profile of a higher stack level, a TxDefault it kept): it is
+    /// flagged `wrong` (logged, shown on the site). One charger a run.
+    async fn check_one_schedule(&self, load: &SiteLoad) -> Result<()> {
+        let candidate = load.sessions.iter().find_map(|s| {
+            let c = load.chargers.iter().find(|c| {
+                c.placement.device == s.device
+                    && c.online
+                    && c.protocol.is_ocpp()
+                    && c.placement.schedule_check.is_none()
+            })?;
+            let row = load
+                .allocations
+                .iter()
+                .find(|a| a.session == s.id && a.acked)?;
+            Some((c, s, row.current_da))
+        });
+        let Some((c, s, given)) = candidate else {
+            return Ok(());
+        };
+        let data = match c.protocol {
+            Protocol::Ocpp201 => json!({"evseId": s.connector, "duration": load.site.lease_s,
+                                        "chargingRateUnit": "A"}),
+            _ => json!({"connectorId": s.connector, "duration": load.site.lease_s,
+                        "chargingRateUnit": "A"}),
+        };
+        let Ok(Some(d)) = self.store.get_device(&s.device).await else {
+            return Ok(());
+        };
+        let timeout = u64::try_from(ANSWER_WAIT.as_millis()).ok();
+        let answer = match self
+            .command_to(
+                &Principal::Admin,
+                &d,
+                "get-composite-schedule",
+                &data,
+                timeout,
+            )
+            .await
+        {
+            Ok(r) => r.answer,
+            // Not answered: asked again on a later run.
+            Err(_) => return Ok(()),
+        };
+        let check = schedule_check(&answer, given);
+        if check == "wrong" {
+            tracing::warn!(device = %s.device, given_da = given, "a charger's composite schedule allows more than it was given: check its charging profiles");
+        }
+        self.store.set_schedule_check(&s.device, check).await?;
         Ok(())
     }
 
@@ -509,6 +564,33 @@ impl Plan {
             .iter()
             .find(|(d, _)| d == device)
             .map_or(0, |(_, v)| *v)
+    }
+}
+
+/// What a GetCompositeSchedule answer shows against `given` (dA): `ok` when its first
+/// period's limit (in A) is at most that, `wrong` when above, `unknown` when it has no
+/// schedule in amperes (Rejected, or in W).
+fn schedule_check(answer: &serde_json::Value, given: DeciAmps) -> &'static str {
+    use std::str::FromStr as _;
+    let schedule = if answer.get("schedule").is_some() {
+        &answer["schedule"]
+    } else {
+        &answer["chargingSchedule"]
+    };
+    if !answer["status"]
+        .as_str()
+        .is_some_and(|s| s.eq_ignore_ascii_case("accepted"))
+        || schedule["chargingRateUnit"] != "A"
+    {
+        return "unknown";
+    }
+    let limit = schedule["chargingSchedulePeriod"][0]["limit"]
+        .as_number()
+        .and_then(|n| rust_decimal::Decimal::from_str(&n.to_string()).ok());
+    match limit {
+        Some(a) if a * rust_decimal::Decimal::TEN <= rust_decimal::Decimal::from(given) => "ok",
+        Some(_) => "wrong",
+        None => "unknown",
     }
 }
 

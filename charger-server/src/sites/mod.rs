@@ -145,6 +145,10 @@ pub struct PlacementView {
     pub online: bool,
     /// What it holds with the server gone (dA, per phase it loads).
     pub failsafe_da: i64,
+    /// OCPP: what its composite schedule showed once it held a session's profile: `ok`,
+    /// `wrong` (it would draw more than it was given), `unknown`; absent: not checked yet.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub schedule_check: Option<String>,
 }
 
 /// What a running session on a site is given.
@@ -250,6 +254,7 @@ impl Service {
                 priority: c.placement.priority,
                 online: c.online,
                 failsafe_da: plan.failsafe_of(&c.placement.device, 1),
+                schedule_check: c.placement.schedule_check.clone(),
             })
             .collect();
         let sessions = load
@@ -435,6 +440,7 @@ impl Service {
             max_current_da: i64::from(req.max_current_a) * 10,
             priority: req.priority,
             default_da: None,
+            schedule_check: None,
         };
         if !self.store.place_charger(req.site, &placement).await? {
             return Err(Error::invalid("node", "is not a node of this site"));

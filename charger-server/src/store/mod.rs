@@ -356,6 +356,8 @@ pub trait Store: Send + Sync + 'static {
     async fn sites_with_chargers(&self) -> StoreResult<Vec<i64>>;
     /// Writes what a running session was given.
     async fn write_allocation(&self, site: i64, row: &AllocationRow) -> StoreResult<()>;
+    /// Notes what a charger's composite schedule showed (`ok`, `wrong`, `unknown`).
+    async fn set_schedule_check(&self, device: &DeviceId, check: &str) -> StoreResult<()>;
     /// Notes the default limit a charger was given since its boot.
     async fn set_default_limit(&self, device: &DeviceId, da: Option<i64>) -> StoreResult<()>;
     /// Forgets the allocations of a site's sessions that are no longer running.

@@ -1553,6 +1553,10 @@ impl Store for SqlStore {
         self.upsert_allocation(site, row).await
     }
 
+    async fn set_schedule_check(&self, device: &DeviceId, check: &str) -> StoreResult<()> {
+        self.update_schedule_check(device, check).await
+    }
+
     async fn set_default_limit(&self, device: &DeviceId, da: Option<i64>) -> StoreResult<()> {
         self.update_default_limit(device, da).await
     }

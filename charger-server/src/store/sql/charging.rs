@@ -507,7 +507,9 @@ impl ChargerTx for SqlTx {
             .execute(self.w()?)
             .await?;
         // A boot forgets the default limit a site gave it: it is given again.
-        sqlx::query("UPDATE site_chargers SET default_da = NULL WHERE device_id = $1")
+        sqlx::query(
+            "UPDATE site_chargers SET default_da = NULL, schedule_check = NULL WHERE device_id = $1",
+        )
             .bind(id.as_str())
             .execute(self.w()?)
             .await?;

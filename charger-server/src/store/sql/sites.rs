@@ -18,14 +18,34 @@ const NODE_COLUMNS: &str =
 
 type SiteRow = (i64, String, String, String, i64, i64);
 type NodeRow = (i64, i64, Option<i64>, String, i64, i64, i64, Option<i64>);
-/// device, node, rotation, max current, priority, default limit.
-type PlacementRow = (String, i64, String, i64, i64, Option<i64>);
+/// device, node, rotation, max current, priority, default limit, schedule check.
+type PlacementRow = (String, i64, String, i64, i64, Option<i64>, Option<String>);
 /// A placement, then its site.
-type PlacementSiteRow = (String, i64, String, i64, i64, Option<i64>, i64);
+type PlacementSiteRow = (
+    String,
+    i64,
+    String,
+    i64,
+    i64,
+    Option<i64>,
+    Option<String>,
+    i64,
+);
 /// session, current, previous, acked, lease end, served at, drawn.
 type AllocationSqlRow = (i64, i64, i64, i64, i64, i64, Option<i64>);
 /// A placement, then its charger's protocol, presence and connector count.
-type PlacedRow = (String, i64, String, i64, i64, Option<i64>, String, i64, i64);
+type PlacedRow = (
+    String,
+    i64,
+    String,
+    i64,
+    i64,
+    Option<i64>,
+    Option<String>,
+    String,
+    i64,
+    i64,
+);
 
 fn site_of(r: SiteRow) -> StoreResult<Site> {
     Ok(Site {
@@ -175,7 +195,7 @@ impl SqlStore {
              ON CONFLICT (device_id) DO UPDATE SET
                  node_id = excluded.node_id, rotation = excluded.rotation,
                  max_current_da = excluded.max_current_da, priority = excluded.priority,
-                 default_da = NULL",
+                 default_da = NULL, schedule_check = NULL",
         )
         .bind(p.device.as_str())
         .bind(p.node)
@@ -203,7 +223,7 @@ impl SqlStore {
     ) -> StoreResult<Option<(Placement, i64)>> {
         let row: Option<PlacementSiteRow> = sqlx::query_as(
             "SELECT c.device_id, c.node_id, c.rotation, c.max_current_da, c.priority,
-                    c.default_da, n.site_id
+                    c.default_da, c.schedule_check, n.site_id
              FROM site_chargers c JOIN site_nodes n ON n.id = c.node_id
              WHERE c.device_id = $1",
         )
@@ -211,8 +231,8 @@ impl SqlStore {
         .fetch_optional(&self.pool)
         .await?;
         row.map(|r| {
-            let site = r.6;
-            Ok((placement_of_row((r.0, r.1, r.2, r.3, r.4, r.5))?, site))
+            let site = r.7;
+            Ok((placement_of_row((r.0, r.1, r.2, r.3, r.4, r.5, r.6))?, site))
         })
         .transpose()
     }
@@ -224,7 +244,7 @@ impl SqlStore {
         let nodes = self.nodes_of(id).await?;
         let rows: Vec<PlacedRow> = sqlx::query_as(
             "SELECT c.device_id, c.node_id, c.rotation, c.max_current_da, c.priority,
-                        c.default_da, d.protocol, d.online, d.connectors
+                        c.default_da, c.schedule_check, d.protocol, d.online, d.connectors
                  FROM site_chargers c
                  JOIN site_nodes n ON n.id = c.node_id
                  JOIN devices d ON d.id = c.device_id
@@ -237,10 +257,10 @@ impl SqlStore {
             .into_iter()
             .map(|r| {
                 Ok(PlacedCharger {
-                    placement: placement_of_row((r.0, r.1, r.2, r.3, r.4, r.5))?,
-                    protocol: Protocol::parse(&r.6).ok_or_else(|| corrupt("protocol", &r.6))?,
-                    online: r.7 != 0,
-                    connector_count: r.8,
+                    placement: placement_of_row((r.0, r.1, r.2, r.3, r.4, r.5, r.6))?,
+                    protocol: Protocol::parse(&r.7).ok_or_else(|| corrupt("protocol", &r.7))?,
+                    online: r.8 != 0,
+                    connector_count: r.9,
                 })
             })
             .collect::<StoreResult<Vec<_>>>()?;
@@ -356,6 +376,19 @@ impl SqlStore {
         Ok(())
     }
 
+    pub(super) async fn update_schedule_check(
+        &self,
+        device: &DeviceId,
+        check: &str,
+    ) -> StoreResult<()> {
+        sqlx::query("UPDATE site_chargers SET schedule_check = $2 WHERE device_id = $1")
+            .bind(device.as_str())
+            .bind(check)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
     pub(super) async fn update_default_limit(
         &self,
         device: &DeviceId,
@@ -390,5 +423,6 @@ fn placement_of_row(r: PlacementRow) -> StoreResult<Placement> {
         max_current_da: r.3,
         priority: i32::try_from(r.4).map_err(|_| corrupt("priority", r.4))?,
         default_da: r.5,
+        schedule_check: r.6,
     })
 }
