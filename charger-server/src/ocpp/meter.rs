@@ -24,6 +24,8 @@ pub(super) enum Kind {
     Interval,
     /// `Power.Active.Import`, in W.
     Power,
+    /// `Current.Import`, in A (of one phase, or of each when no phase is named).
+    Current,
 }
 
 /// One sampled value, scaled to Wh (or W).
@@ -32,6 +34,8 @@ pub(super) struct Reading {
     pub kind: Kind,
     /// Of one phase (phases add up; otherwise the last value given counts).
     pub phased: bool,
+    /// Which site phase of the charger (0 to 2: L1, L2, L3, to neutral or not), if one.
+    pub phase: Option<usize>,
     pub value: Decimal,
 }
 
@@ -44,8 +48,19 @@ pub(super) fn samples(
     let mut out = Vec::new();
     for (at, readings) in values {
         let (mut total, mut phases, mut interval, mut power) = (None, None, None, None);
+        let mut current: Option<[u32; 3]> = None;
         for r in readings {
             let slot = match (r.kind, r.phased) {
+                (Kind::Current, _) => {
+                    let amps = whole(r.value)?.clamp(0, i64::from(u32::MAX));
+                    let amps = u32::try_from(amps).unwrap_or(u32::MAX);
+                    let c = current.get_or_insert([0; 3]);
+                    match r.phase {
+                        Some(p) if p < 3 => c[p] = amps,
+                        _ => *c = [amps; 3],
+                    }
+                    continue;
+                }
                 (Kind::Register, false) => &mut total,
                 (Kind::Register, true) => &mut phases,
                 (Kind::Interval, _) => &mut interval,
@@ -66,7 +81,7 @@ pub(super) fn samples(
             at,
             energy_wh: energy,
             power_w: power.map(whole).transpose()?,
-            current_a: None,
+            current_a: current,
         });
     }
     Ok(out)
@@ -92,6 +107,7 @@ mod tests {
         Reading {
             kind,
             phased,
+            phase: None,
             value: Decimal::from(value),
         }
     }
@@ -131,6 +147,7 @@ mod tests {
         let half = Reading {
             kind: Kind::Register,
             phased: false,
+            phase: None,
             value: Decimal::new(25, 1),
         };
         let got = samples([(t, vec![half])], 0).expect("samples");
@@ -138,8 +155,39 @@ mod tests {
         let huge = Reading {
             kind: Kind::Register,
             phased: false,
+            phase: None,
             value: Decimal::MAX,
         };
         assert!(samples([(t, vec![huge])], 0).is_err());
+    }
+
+    #[test]
+    fn currents_are_kept_per_phase_and_an_unphased_one_for_all() {
+        let t = Utc::now();
+        let current = |phase: Option<usize>, a: i64| Reading {
+            kind: Kind::Current,
+            phased: phase.is_some(),
+            phase,
+            value: Decimal::from(a),
+        };
+        let got = samples(
+            [
+                (
+                    t,
+                    vec![
+                        r(Kind::Register, false, 10),
+                        current(Some(0), 16),
+                        current(Some(2), 7),
+                    ],
+                ),
+                (t, vec![r(Kind::Register, false, 20), current(None, 9)]),
+                (t, vec![r(Kind::Register, false, 30)]),
+            ],
+            0,
+        )
+        .expect("samples");
+        assert_eq!(got[0].current_a, Some([16, 0, 7]));
+        assert_eq!(got[1].current_a, Some([9, 9, 9]));
+        assert_eq!(got[2].current_a, None);
     }
 }

@@ -322,14 +322,26 @@ fn samples(values: &[MeterValue], last_wh: i64) -> std::result::Result<Vec<Sampl
                 Measurand::EnergyActiveImportRegister => Kind::Register,
                 Measurand::EnergyActiveImportInterval => Kind::Interval,
                 Measurand::PowerActiveImport => Kind::Power,
+                Measurand::CurrentImport => Kind::Current,
                 // What the server does not use is not read.
                 _ => continue,
             };
             let n = number(&sv.value)?;
-            if let Some(value) = scaled(n, sv.unit, kind == Kind::Power) {
+            let value = match kind {
+                Kind::Current => matches!(sv.unit, None | Some(UnitOfMeasure::A)).then_some(n),
+                _ => scaled(n, sv.unit, kind == Kind::Power),
+            };
+            if let Some(value) = value {
+                use v16::Phase as P;
                 readings.push(Reading {
                     kind,
                     phased: sv.phase.is_some(),
+                    phase: match sv.phase {
+                        Some(P::L1 | P::L1N) => Some(0),
+                        Some(P::L2 | P::L2N) => Some(1),
+                        Some(P::L3 | P::L3N) => Some(2),
+                        _ => None,
+                    },
                     value,
                 });
             }

@@ -396,12 +396,28 @@ fn samples(values: &[MeterValue], last_wh: i64) -> std::result::Result<Vec<Sampl
                     Measurand::EnergyActiveImportRegister => Kind::Register,
                     Measurand::EnergyActiveImportInterval => Kind::Interval,
                     Measurand::PowerActiveImport => Kind::Power,
+                    Measurand::CurrentImport => Kind::Current,
                     _ => return None,
                 };
-                let value = scaled(sv.value.0, sv.unit_of_measure.as_ref(), kind == Kind::Power)?;
+                let value = match kind {
+                    Kind::Current => {
+                        let unit = sv.unit_of_measure.as_ref();
+                        let text = unit.and_then(|u| u.unit.as_ref()).map(CiString::as_str);
+                        let plain = unit.and_then(|u| u.multiplier).unwrap_or(0) == 0;
+                        (matches!(text, None | Some("A")) && plain).then_some(sv.value.0)?
+                    }
+                    _ => scaled(sv.value.0, sv.unit_of_measure.as_ref(), kind == Kind::Power)?,
+                };
+                use v201::Phase as P;
                 Some(Reading {
                     kind,
                     phased: sv.phase.is_some(),
+                    phase: match sv.phase {
+                        Some(P::L1 | P::L1N) => Some(0),
+                        Some(P::L2 | P::L2N) => Some(1),
+                        Some(P::L3 | P::L3N) => Some(2),
+                        _ => None,
+                    },
                     value,
                 })
             })
