@@ -17,6 +17,7 @@ on_both_databases!(spawn_fast =>
     a_silent_charger_keeps_its_share_until_its_lease_ends_then_its_failsafe,
     a_201_station_gets_its_default_and_transaction_profiles_and_loses_them_off_the_site,
     a_charger_whose_composite_schedule_allows_more_than_given_is_flagged,
+    a_start_storm_and_a_stop_storm_on_mixed_phases_stay_under_every_phase,
 );
 
 /// The server with the balancer ticking every 200 ms.
@@ -849,6 +850,202 @@ async fn a_charger_whose_composite_schedule_allows_more_than_given_is_flagged(ap
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     for cp in agents {
+        cp.close().await;
+    }
+}
+
+/// The latest TxProfile limit each charger took, replayed in the order they took them
+/// (`taken`: when, which, how much); `check` is asked of every state on the way.
+fn replay(
+    taken: &mut [(f64, String, i64)],
+    check: impl Fn(&HashMap<String, i64>) -> Result<(), String>,
+) -> HashMap<String, i64> {
+    taken.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let mut now = HashMap::new();
+    for (at, id, limit) in taken.iter() {
+        now.insert(id.clone(), *limit);
+        if let Err(e) = check(&now) {
+            panic!("at {at}: {e}: {now:?}");
+        }
+    }
+    now
+}
+
+async fn a_start_storm_and_a_stop_storm_on_mixed_phases_stay_under_every_phase(app: TestApp) {
+    let Some(py) = python() else { return };
+    owner(&app).await;
+    // A 3×25 A site: three single-phase chargers (one per phase) and three three-phase
+    // chargers in the three rotations, all on the connection itself.
+    let s = app
+        .post(
+            "/api/v1/sites",
+            ADMIN_TOKEN,
+            json!({"owner": "acme", "name": "Yard", "limits_a": [25, 25, 25], "failsafe": "zero"}),
+        )
+        .await;
+    assert_eq!(s.status, 201, "{s:?}");
+    let site_id = s.body["id"].as_i64().expect("id");
+    let v = app
+        .get(&format!("/api/v1/sites/{site_id}"), ADMIN_TOKEN)
+        .await;
+    let root = v.body["nodes"][0]["id"].as_i64().expect("root");
+    let wiring: [(&str, &[&str]); 6] = [
+        ("one-l1", &["L1"]),
+        ("one-l2", &["L2"]),
+        ("one-l3", &["L3"]),
+        ("three-a", &["L1", "L2", "L3"]),
+        ("three-b", &["L2", "L3", "L1"]),
+        ("three-c", &["L3", "L1", "L2"]),
+    ];
+    let mut agents = Vec::new();
+    for (id, rotation) in wiring {
+        let a = app
+            .post(
+                "/api/v1/devices",
+                ADMIN_TOKEN,
+                json!({"id": id, "owner": "acme", "connectors": 1, "protocol": "ocpp1.6"}),
+            )
+            .await;
+        assert_eq!(a.status, 201, "{a:?}");
+        let p = app
+            .put(
+                &format!("/api/v1/devices/{id}/site"),
+                ADMIN_TOKEN,
+                json!({"site": site_id, "node": root, "rotation": rotation, "max_current_a": 32}),
+            )
+            .await;
+        assert_eq!(p.status, 200, "{p:?}");
+        let password = a.body["ocpp"]["password"]
+            .as_str()
+            .expect("password")
+            .to_owned();
+        let mut cp = Agent::connect(&py, &app.base, id, &password).await;
+        let boot = cp
+            .call(
+                "BootNotification",
+                json!({"chargePointVendor": "K", "chargePointModel": "P"}),
+            )
+            .await
+            .expect("boot");
+        assert_eq!(boot["status"], "Accepted", "{boot}");
+        agents.push((id.to_owned(), cp));
+    }
+    let phases_of = |id: &str| -> Vec<usize> {
+        match id {
+            "one-l1" => vec![0],
+            "one-l2" => vec![1],
+            "one-l3" => vec![2],
+            _ => vec![0, 1, 2],
+        }
+    };
+    let under_every_phase = |now: &HashMap<String, i64>| {
+        let mut load = [0i64; 3];
+        for (id, a) in now {
+            for p in phases_of(id) {
+                load[p] += a;
+            }
+        }
+        match load.iter().all(|l| *l <= 25) {
+            true => Ok(()),
+            false => Err(format!("phases at {load:?} A on 25 A")),
+        }
+    };
+    // The start storm: all six at once.
+    let now = Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true);
+    let starts = agents.iter_mut().enumerate().map(|(i, (_, cp))| {
+        let now = now.clone();
+        async move {
+            cp.call(
+                "StartTransaction",
+                json!({"connectorId": 1, "idTag": format!("04A1B2C{i}"), "meterStart": 0,
+                       "timestamp": now}),
+            )
+            .await
+            .expect("start answered")["transactionId"]
+                .as_i64()
+                .expect("an id")
+        }
+    });
+    let tx: Vec<i64> = futures_util::future::join_all(starts).await;
+    let mut taken: Vec<(f64, String, i64)> = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        for (id, cp) in agents.iter_mut() {
+            while let Some((at, p)) = cp
+                .received_at_within("SetChargingProfile", Duration::from_millis(20))
+                .await
+            {
+                if p["csChargingProfiles"]["chargingProfilePurpose"] == "TxProfile" {
+                    taken.push((at, id.clone(), limits(&p).0));
+                }
+            }
+        }
+        // (Checked once settled: a decrease still unread in another charger's pipe would
+        // look like an overlap now.)
+        let now = replay(&mut taken, |_| Ok(()));
+        // Every session admitted at 6 A at least, and no phase has a whole ampere left
+        // that one of its loads could take.
+        let load = |p: usize| -> i64 {
+            now.iter()
+                .filter(|(id, _)| phases_of(id).contains(&p))
+                .map(|(_, a)| a)
+                .sum()
+        };
+        if now.len() == 6 && now.values().all(|a| *a >= 6) && (0..3).all(|p| load(p) >= 24) {
+            replay(&mut taken, under_every_phase);
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "not settled: {now:?}"
+        );
+    }
+    // The stop storm: the three three-phase chargers stop at once; each single-phase one
+    // then gets its whole phase (25 A).
+    let stop_at = Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true);
+    let stops = agents
+        .iter_mut()
+        .zip(&tx)
+        .filter(|((id, _), _)| id.starts_with("three"))
+        .map(|((_, cp), t)| {
+            let stop_at = stop_at.clone();
+            async move {
+                cp.call(
+                    "StopTransaction",
+                    json!({"transactionId": t, "meterStop": 10, "timestamp": stop_at}),
+                )
+                .await
+                .expect("stop answered");
+            }
+        });
+    futures_util::future::join_all(stops).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        for (id, cp) in agents.iter_mut() {
+            while let Some((at, p)) = cp
+                .received_at_within("SetChargingProfile", Duration::from_millis(20))
+                .await
+            {
+                if p["csChargingProfiles"]["chargingProfilePurpose"] == "TxProfile" {
+                    taken.push((at, id.clone(), limits(&p).0));
+                }
+            }
+        }
+        // Stopped chargers draw nothing: they leave the sums.
+        let mut now = replay(&mut taken, |_| Ok(()));
+        now.retain(|id, _| id.starts_with("one"));
+        if now.values().all(|a| *a == 25) && now.len() == 3 {
+            // Stopped chargers draw nothing once stopped: the replay counts them at their
+            // last limit, which is stricter still.
+            let _ = replay(&mut taken, |_| Ok(()));
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "not settled: {now:?}"
+        );
+    }
+    for (_, cp) in agents {
         cp.close().await;
     }
 }
