@@ -36,7 +36,8 @@ CREATE INDEX site_nodes_site ON site_nodes (site_id);
 -- dA, its sessions' priority, the default limit it was last given (dA; NULL: none since
 -- its last boot), and what its composite schedule showed once it held a session's
 -- profile ('ok', 'wrong': it would draw more than it was given, 'unknown'; NULL: not
--- checked since its boot or placement).
+-- checked since its boot or placement). leaving = 1: taken off its site (or sold), its
+-- limits not lifted yet; the row goes once they are.
 CREATE TABLE site_chargers (
     device_id      TEXT PRIMARY KEY REFERENCES devices(id) ON DELETE CASCADE,
     node_id        BIGINT NOT NULL REFERENCES site_nodes(id) ON DELETE CASCADE,
@@ -44,7 +45,8 @@ CREATE TABLE site_chargers (
     max_current_da BIGINT NOT NULL,
     priority       BIGINT NOT NULL,
     default_da     BIGINT,
-    schedule_check TEXT
+    schedule_check TEXT,
+    leaving        BIGINT NOT NULL DEFAULT 0
 );
 CREATE INDEX site_chargers_node ON site_chargers (node_id);
 
@@ -52,7 +54,8 @@ CREATE INDEX site_chargers_node ON site_chargers (node_id);
 -- it (an unacknowledged change counts at the higher of the two), whether the charger
 -- acknowledged it, until when its lease holds, when it last went from paused to given
 -- current or back (ms), and the most current per phase the car last drew (dA; NULL: the
--- charger did not say since its limit was last raised).
+-- charger did not say since its limit was last raised), and what the profile sent holds
+-- once its lease ends (dA: never more than the current it gives).
 CREATE TABLE site_allocations (
     session_id  BIGINT PRIMARY KEY REFERENCES sessions(id) ON DELETE CASCADE,
     site_id     BIGINT NOT NULL REFERENCES sites(id) ON DELETE CASCADE,
@@ -61,6 +64,7 @@ CREATE TABLE site_allocations (
     acked       BIGINT NOT NULL,
     lease_until BIGINT NOT NULL,
     served_at   BIGINT NOT NULL,
-    drawn_da    BIGINT
+    drawn_da    BIGINT,
+    failsafe_da BIGINT NOT NULL DEFAULT 0
 );
 CREATE INDEX site_allocations_site ON site_allocations (site_id);

@@ -18,6 +18,7 @@ on_both_databases!(spawn_fast =>
     a_201_station_gets_its_default_and_transaction_profiles_and_loses_them_off_the_site,
     a_charger_whose_composite_schedule_allows_more_than_given_is_flagged,
     a_start_storm_and_a_stop_storm_on_mixed_phases_stay_under_every_phase,
+    a_charger_that_refuses_its_profiles_is_counted_at_its_rating,
 );
 
 /// The server with the balancer ticking every 200 ms.
@@ -175,6 +176,9 @@ async fn until_leased(
                 if purpose == "TxProfile" {
                     let (first, then) = limits(&p);
                     taken.push((at, id.clone(), first));
+                    // Never a step up after the lease: with the server gone, nobody rises
+                    // while others are still above their failsafe.
+                    assert!(then.is_some_and(|(_, a)| a <= first), "{p}");
                     // After the lease, the failsafe: the fuse shared by all, whole amperes.
                     assert_eq!(then, Some(after), "{p}");
                 } else {
@@ -786,7 +790,29 @@ async fn a_201_station_gets_its_default_and_transaction_profiles_and_loses_them_
     let r = app.delete("/api/v1/devices/st-201/site", ADMIN_TOKEN).await;
     assert_eq!(r.status, 204, "{r:?}");
     let c = cp.received("ClearChargingProfile").await;
-    assert_eq!(c["chargingProfileId"], 1, "{c}");
+    assert_eq!(
+        c["chargingProfileCriteria"]["chargingProfilePurpose"], "TxDefaultProfile",
+        "{c}"
+    );
+    let c = cp.received("ClearChargingProfile").await;
+    assert_eq!(
+        c["chargingProfileCriteria"]["chargingProfilePurpose"], "TxProfile",
+        "{c}"
+    );
+    // Lifted: the site forgets it.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let p = app.delete("/api/v1/devices/st-201/site", ADMIN_TOKEN).await;
+        assert_eq!(p.status, 404, "{p:?}");
+        let v = app
+            .get(&format!("/api/v1/sites/{site_id}"), ADMIN_TOKEN)
+            .await;
+        if v.body["chargers"] == json!([]) {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{v:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     cp.close().await;
 }
 
@@ -1043,6 +1069,77 @@ async fn a_start_storm_and_a_stop_storm_on_mixed_phases_stay_under_every_phase(a
         assert!(
             tokio::time::Instant::now() < deadline,
             "not settled: {now:?}"
+        );
+    }
+    for (_, cp) in agents {
+        cp.close().await;
+    }
+}
+
+/// A charger that refuses every profile (no Smart Charging) charges at its rating: the
+/// site counts it so, and the others on its circuit get what is left (nothing here).
+async fn a_charger_that_refuses_its_profiles_is_counted_at_its_rating(app: TestApp) {
+    let Some(py) = python() else { return };
+    owner(&app).await;
+    let (site_id, circuit) = site(&app, 100, 32, "zero").await;
+    let mut agents = Vec::new();
+    for i in 0..3 {
+        let id = format!("cp-{i}");
+        let password = placed_ocpp(&app, &id, site_id, circuit).await;
+        let mut cp = Agent::connect(&py, &app.base, &id, &password).await;
+        if i == 0 {
+            cp.respond("SetChargingProfile", json!({"status": "Rejected"}))
+                .await;
+        }
+        let boot = cp
+            .call(
+                "BootNotification",
+                json!({"chargePointVendor": "K", "chargePointModel": "P"}),
+            )
+            .await
+            .expect("boot");
+        assert_eq!(boot["status"], "Accepted", "{boot}");
+        let started = cp
+            .call(
+                "StartTransaction",
+                json!({"connectorId": 1, "idTag": format!("04A1B2C{i}"), "meterStart": 0,
+                       "timestamp": Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true)}),
+            )
+            .await
+            .expect("start");
+        assert_eq!(started["idTagInfo"]["status"], "Accepted", "{started}");
+        agents.push((id, cp));
+    }
+    // cp-0 holds no profile: 32 A. Nothing is left for the two others, whatever they were
+    // told on the way: the latest limit each took is 0 A.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let mut latest: HashMap<String, i64> = HashMap::new();
+    loop {
+        for (id, cp) in agents.iter_mut().skip(1) {
+            while let Some(p) = cp
+                .received_within("SetChargingProfile", Duration::from_millis(20))
+                .await
+            {
+                if p["csChargingProfiles"]["chargingProfilePurpose"] == "TxProfile" {
+                    latest.insert(id.clone(), limits(&p).0);
+                }
+            }
+        }
+        let view = app
+            .get(&format!("/api/v1/sites/{site_id}"), ADMIN_TOKEN)
+            .await;
+        let paused = view.body["sessions"]
+            .as_array()
+            .expect("sessions")
+            .iter()
+            .filter(|s| s["device"] != "cp-0" && s["paused"] == true && s["acked"] == true)
+            .count();
+        if paused == 2 && latest.values().all(|a| *a == 0) {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{latest:?} {view:?}"
         );
     }
     for (_, cp) in agents {

@@ -115,6 +115,8 @@ pub struct AllocationRow {
     /// The most current per phase the car last drew, in dA (None: not told).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub drawn_da: Option<i64>,
+    /// What the limit sent holds once its lease ends, in dA (at most `current_da`).
+    pub failsafe_da: i64,
 }
 
 /// Everything the allocator reads of one site.

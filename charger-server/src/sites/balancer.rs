@@ -39,6 +39,8 @@ pub struct Runtime {
     poke: tokio::sync::Notify,
     /// Chargers whose sessions changed, and sites that changed, since the last run.
     dirty: std::sync::Mutex<Dirty>,
+    /// Sites being run now.
+    running: std::sync::Mutex<std::collections::HashSet<i64>>,
 }
 
 #[derive(Default)]
@@ -55,6 +57,7 @@ impl Default for Runtime {
             instance: bytes.iter().map(|b| format!("{b:02x}")).collect(),
             poke: tokio::sync::Notify::new(),
             dirty: std::sync::Mutex::new(Dirty::default()),
+            running: std::sync::Mutex::new(std::collections::HashSet::new()),
         }
     }
 }
@@ -75,8 +78,11 @@ pub struct Plan {
     pub points: Vec<(DeviceId, i64)>,
     /// Each point's failsafe current, in dA.
     pub failsafe: Vec<DeciAmps>,
-    /// The default limit each charger holds with no session profile, in dA.
+    /// The default limit each charger is to hold with no session profile, in dA.
     pub defaults: Vec<(DeviceId, DeciAmps)>,
+    /// What each charger may hold now with no session profile (its acknowledged default,
+    /// or its rating), in dA.
+    pub holds: Vec<(DeviceId, DeciAmps)>,
 }
 
 impl Plan {
@@ -129,6 +135,15 @@ impl Plan {
             Failsafe::Zero => 0,
             Failsafe::Reserve => fs.min(c.placement.max_current_da),
         };
+        // What a charger holds with no session profile now: the default it acknowledged,
+        // or its rating when it never acknowledged one (it charges unconstrained); while a
+        // new default is on its way, the higher of the two.
+        let hold_of = |c: &PlacedCharger, fs: DeciAmps| {
+            c.placement
+                .default_da
+                .unwrap_or(c.placement.max_current_da)
+                .max(default_of(c, fs))
+        };
         let now_ms = now.timestamp_millis();
         let mut sessions = Vec::new();
         let mut fixed = Vec::new();
@@ -137,7 +152,7 @@ impl Plan {
             let Some(c) = charger_of(device) else {
                 continue;
             };
-            let default = default_of(c, failsafe[i]);
+            let hold = hold_of(c, failsafe[i]);
             let session = load
                 .sessions
                 .iter()
@@ -181,32 +196,56 @@ impl Plan {
                 }
                 (true, None) => fixed.push(allocator::Fixed {
                     charger: i,
-                    current: default,
+                    current: hold,
                 }),
-                (false, Some(_)) => offline.push(allocator::Offline {
-                    charger: i,
-                    reserved: row.map_or(default, |r| r.current_da.max(r.previous_da)),
-                    lease_until: row.map_or(0, |r| r.lease_until.timestamp_millis()),
-                    failsafe: failsafe[i],
+                // Offline with a session: what it was last sent until that lease ends, then
+                // what that limit holds after its lease (never more than before). Not
+                // acknowledged: the previous limit may be the one it holds.
+                (false, Some(_)) => offline.push(match row {
+                    Some(r) => allocator::Offline {
+                        charger: i,
+                        reserved: if r.acked {
+                            r.current_da
+                        } else {
+                            r.current_da.max(r.previous_da)
+                        },
+                        lease_until: r.lease_until.timestamp_millis(),
+                        failsafe: if r.acked {
+                            r.failsafe_da
+                        } else {
+                            r.failsafe_da.max(r.previous_da)
+                        },
+                    },
+                    None => allocator::Offline {
+                        charger: i,
+                        reserved: hold,
+                        lease_until: 0,
+                        failsafe: hold,
+                    },
                 }),
                 (false, None) => offline.push(allocator::Offline {
                     charger: i,
-                    reserved: default,
+                    reserved: hold,
                     lease_until: 0,
-                    failsafe: default,
+                    failsafe: hold,
                 }),
             }
         }
+        let fs_of = |c: &PlacedCharger| {
+            points
+                .iter()
+                .position(|(d, _)| *d == c.placement.device)
+                .map_or(0, |i| failsafe[i])
+        };
         let defaults = load
             .chargers
             .iter()
-            .map(|c| {
-                let fs = points
-                    .iter()
-                    .position(|(d, _)| *d == c.placement.device)
-                    .map_or(0, |i| failsafe[i]);
-                (c.placement.device.clone(), default_of(c, fs))
-            })
+            .map(|c| (c.placement.device.clone(), default_of(c, fs_of(c))))
+            .collect();
+        let holds = load
+            .chargers
+            .iter()
+            .map(|c| (c.placement.device.clone(), hold_of(c, fs_of(c))))
             .collect();
         Plan {
             input: allocator::Site {
@@ -221,6 +260,7 @@ impl Plan {
             points,
             failsafe,
             defaults,
+            holds,
         }
     }
 
@@ -261,18 +301,48 @@ impl Service {
             }
         }
         for site in sites {
-            if let Err(e) = self.balance_site(site).await {
-                tracing::warn!(site, error = %e, "cannot balance a site");
-            }
+            self.spawn_site(site);
         }
-        Ok(())
+        self.lift_leaving().await
     }
 
-    /// Runs every site this instance may allocate, once.
+    /// Runs every site this instance may allocate (each in a task of its own, so that a
+    /// slow charger on one site delays no other), and lifts the limits of chargers that
+    /// left their sites.
     pub async fn balance_sites(&self) -> Result<()> {
         for site in self.store.sites_with_chargers().await? {
-            if let Err(e) = self.balance_site(site).await {
+            self.spawn_site(site);
+        }
+        self.lift_leaving().await
+    }
+
+    /// Runs `site` in a task of its own, unless a run of it is under way.
+    fn spawn_site(&self, site: i64) {
+        match self.sites.running.lock() {
+            Ok(mut running) => {
+                if !running.insert(site) {
+                    return;
+                }
+            }
+            Err(_) => return,
+        }
+        let service = self.clone();
+        tokio::spawn(async move {
+            if let Err(e) = service.balance_site(site).await {
                 tracing::warn!(site, error = %e, "cannot balance a site");
+            }
+            if let Ok(mut running) = service.sites.running.lock() {
+                running.remove(&site);
+            }
+        });
+    }
+
+    /// Lifts the limits of the chargers that left their sites and are connected; forgets
+    /// them once done (a charger offline now is tried again on a later run).
+    async fn lift_leaving(&self) -> Result<()> {
+        for device in self.store.leaving_chargers().await? {
+            if self.lift_limits(&device).await {
+                self.store.forget_leaving(&device).await?;
             }
         }
         Ok(())
@@ -282,7 +352,9 @@ impl Service {
     pub async fn balance_site(&self, site: i64) -> Result<()> {
         let now = self.now();
         let tick = Duration::from_millis(self.limits.site_tick_ms.max(100));
-        let hold = chrono::Duration::from_std(tick * 3).unwrap_or(chrono::Duration::seconds(15));
+        // Long enough for a run whose chargers answer slowly (decreases, then increases).
+        let hold = chrono::Duration::from_std(tick * 3 + ANSWER_WAIT * 3)
+            .unwrap_or(chrono::Duration::seconds(45));
         if !self
             .store
             .claim_site(site, &self.sites.instance, now + hold, now)
@@ -300,20 +372,24 @@ impl Service {
         let lease_s = load.site.lease_s;
         // Default limits first: what an idle connector (and a session the server has not
         // seen yet) holds.
-        for c in load.chargers.iter().filter(|c| c.online) {
+        let defaults = load.chargers.iter().filter(|c| c.online).filter_map(|c| {
             let want = plan
                 .defaults
                 .iter()
                 .find(|(d, _)| *d == c.placement.device)
                 .map_or(0, |(_, v)| *v);
-            if c.placement.default_da != Some(want) {
+            (c.placement.default_da != Some(want)).then_some(async move {
                 let data = default_limit(c.protocol, want, lease_s);
                 if self.tell(&c.placement.device, c.protocol, data).await {
                     self.store
                         .set_default_limit(&c.placement.device, Some(want))
                         .await?;
                 }
-            }
+                Ok::<(), crate::error::Error>(())
+            })
+        });
+        for done in futures_util::future::join_all(defaults).await {
+            done?;
         }
         let allocation = allocator::allocate(&plan.input);
         tracing::debug!(site, currents = ?allocation.currents, "site allocated");
@@ -328,10 +404,7 @@ impl Service {
                     .iter()
                     .find(|a| a.session == id)
                     .map(|a| a.current_da);
-                (
-                    s.id,
-                    was.unwrap_or_else(|| plan.failsafe_default(s.charger)),
-                )
+                (s.id, was.unwrap_or_else(|| plan.holding(s.charger)))
             })
             .collect();
         let held: Vec<u64> = plan
@@ -358,25 +431,38 @@ impl Service {
         }
         for row in &load.allocations {
             let id = u64::try_from(row.session).unwrap_or(0);
-            let live = plan.input.sessions.iter().any(|s| s.id == id);
+            let Some(s) = plan.input.sessions.iter().find(|s| s.id == id) else {
+                continue;
+            };
             let changing = changes.iter().any(|(c, _)| *c == id);
-            // An unacknowledged change is sent again; a lease past its half is renewed.
-            if live && !changing && (!row.acked || row.lease_until - now < lease / 2) {
+            // An unacknowledged change is sent again; a lease past its half is renewed; a
+            // failsafe that changed with the site is sent at once.
+            let failsafe = row.current_da.min(plan.failsafe[s.charger]);
+            let stale = row.failsafe_da != failsafe;
+            if !changing && (!row.acked || stale || row.lease_until - now < lease / 2) {
                 refresh.push((id, row.current_da));
             }
         }
-        let mut decreases_failed = false;
-        for (id, current) in changes.iter().chain(refresh.iter()) {
-            let was = old.iter().find(|(o, _)| o == id).map_or(0, |(_, c)| *c);
-            let increase = *current > was;
-            if increase && decreases_failed {
-                continue;
-            }
-            let ok = self
-                .send_allocation(&load, &plan, *id, *current, was, now)
-                .await?;
-            if !ok && !increase {
-                decreases_failed = true;
+        // Decreases (and renewals) first, all at once; increases only once every one of
+        // them was acknowledged.
+        let was_of = |id: u64| old.iter().find(|(o, _)| *o == id).map_or(0, |(_, c)| *c);
+        let (increases, decreases): (Vec<_>, Vec<_>) = changes
+            .iter()
+            .chain(refresh.iter())
+            .partition(|(id, current)| *current > was_of(*id));
+        let sent = decreases.iter().map(|(id, current)| {
+            self.send_allocation(&load, &plan, *id, *current, was_of(*id), now)
+        });
+        let mut all_acked = true;
+        for done in futures_util::future::join_all(sent).await {
+            all_acked &= done?;
+        }
+        if all_acked {
+            let sent = increases.iter().map(|(id, current)| {
+                self.send_allocation(&load, &plan, *id, *current, was_of(*id), now)
+            });
+            for done in futures_util::future::join_all(sent).await {
+                done?;
             }
         }
         self.check_one_schedule(&load).await?;
@@ -399,7 +485,7 @@ impl Service {
             let row = load
                 .allocations
                 .iter()
-                .find(|a| a.session == s.id && a.acked)?;
+                .find(|a| a.session == s.id && a.acked && a.current_da > 0)?;
             Some((c, s, row.current_da))
         });
         let Some((c, s, given)) = candidate else {
@@ -471,8 +557,12 @@ impl Service {
                 r.current_da.max(r.previous_da)
             }
         });
+        // What it holds after the lease: its failsafe, but never more than it is given now,
+        // so that no charger steps up while others are still above their failsafe.
+        let failsafe = current.min(plan.failsafe_of(&session.device, session.connector));
         let mut new = AllocationRow {
             drawn_da: None,
+            failsafe_da: failsafe,
             session: sid,
             current_da: current,
             previous_da: previous,
@@ -481,7 +571,6 @@ impl Service {
             served_at: switched,
         };
         self.store.write_allocation(load.site.id, &new).await?;
-        let failsafe = plan.failsafe_of(&session.device, session.connector);
         let data = session_limit(
             c.protocol,
             session,
@@ -499,30 +588,57 @@ impl Service {
         Ok(false)
     }
 
-    /// Lifts the default limit of a charger taken off its site: OCPP chargers' default
-    /// profile is cleared, a MyBox charger is given its largest limit.
-    pub(crate) async fn lift_default_limit(&self, device: &DeviceId) {
+    /// Lifts the limits of a charger taken off its site: an OCPP charger's default and
+    /// session profiles are cleared (by purpose), a MyBox charger is given its largest
+    /// limit; whether the charger took it (it is tried again on a later run otherwise).
+    pub(crate) async fn lift_limits(&self, device: &DeviceId) -> bool {
         let Ok(Some(d)) = self.store.get_device(device).await else {
-            return;
+            // Gone altogether: nothing to lift.
+            return true;
         };
-        let (command, data) = match d.protocol {
-            Protocol::Mybox => {
-                let most = super::MAX_CHARGER_A;
-                (
-                    "charging-limit",
-                    json!({"limits_a": [most, most, most], "lease_s": 86_400, "failsafe_a": most}),
-                )
-            }
-            Protocol::Ocpp16 => ("clear-charging-profile", json!({"id": 1})),
-            Protocol::Ocpp201 => ("clear-charging-profile", json!({"chargingProfileId": 1})),
+        let most = super::MAX_CHARGER_A;
+        let calls = match d.protocol {
+            Protocol::Mybox => vec![(
+                "charging-limit",
+                json!({"limits_a": [most, most, most], "lease_s": 86_400, "failsafe_a": most}),
+            )],
+            Protocol::Ocpp16 => ["TxDefaultProfile", "TxProfile"]
+                .map(|p| {
+                    (
+                        "clear-charging-profile",
+                        json!({"chargingProfilePurpose": p}),
+                    )
+                })
+                .to_vec(),
+            Protocol::Ocpp201 => ["TxDefaultProfile", "TxProfile"]
+                .map(|p| {
+                    (
+                        "clear-charging-profile",
+                        json!({"chargingProfileCriteria": {"chargingProfilePurpose": p}}),
+                    )
+                })
+                .to_vec(),
         };
         let timeout = u64::try_from(ANSWER_WAIT.as_millis()).ok();
-        if let Err(e) = self
-            .command_to(&Principal::Admin, &d, command, &data, timeout)
-            .await
-        {
-            tracing::info!(device = %device, error = %e, "a charger taken off its site was not told");
+        for (command, data) in calls {
+            match self
+                .command_to(&Principal::Admin, &d, command, &data, timeout)
+                .await
+            {
+                // Unknown: there was no such profile.
+                Ok(r)
+                    if matches!(
+                        r.answer["status"].as_str(),
+                        Some("accepted" | "Accepted" | "Unknown")
+                    ) => {}
+                Ok(_) => return false,
+                Err(e) => {
+                    tracing::debug!(device = %device, error = %e, "a charger off its site was not told yet");
+                    return false;
+                }
+            }
         }
+        true
     }
 
     /// Sends a limit to a charger; whether it accepted it.
@@ -556,11 +672,11 @@ impl Service {
 }
 
 impl Plan {
-    /// What a session's load point held before the server gave it anything: its
-    /// charger's default.
-    fn failsafe_default(&self, point: usize) -> DeciAmps {
+    /// What a session's load point may hold before the server gave it anything: its
+    /// charger's acknowledged default, or its rating.
+    fn holding(&self, point: usize) -> DeciAmps {
         let device = &self.points[point].0;
-        self.defaults
+        self.holds
             .iter()
             .find(|(d, _)| d == device)
             .map_or(0, |(_, v)| *v)

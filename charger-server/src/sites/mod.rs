@@ -442,6 +442,7 @@ impl Service {
             default_da: None,
             schedule_check: None,
         };
+        let before = self.store.placement(device).await?.map(|(_, s)| s);
         if !self.store.place_charger(req.site, &placement).await? {
             return Err(Error::invalid("node", "is not a node of this site"));
         }
@@ -455,6 +456,10 @@ impl Service {
         )
         .await;
         self.site_changed(req.site);
+        // Moved: the site it left runs again too.
+        if let Some(old) = before.filter(|s| *s != req.site) {
+            self.site_changed(old);
+        }
         Ok(placement)
     }
 
@@ -477,10 +482,8 @@ impl Service {
         if let Some(site) = site {
             self.site_changed(site);
         }
-        // Off the site, it charges unconstrained again: its default limit is lifted.
-        let service = self.clone();
-        let device = device.clone();
-        tokio::spawn(async move { service.lift_default_limit(&device).await });
+        // Off the site, it charges unconstrained again: the balancer lifts its limits
+        // (now if it is connected, otherwise once it is).
         Ok(())
     }
 }

@@ -337,7 +337,8 @@ pub trait Store: Send + Sync + 'static {
     /// Places a charger on one of `site`'s nodes (its default limit is given again); false
     /// unless the charger and the site have one owner, checked in the write.
     async fn place_charger(&self, site: i64, placement: &Placement) -> StoreResult<bool>;
-    /// Takes a charger off its site; false when it was on none.
+    /// Takes a charger off its site (its limits are lifted later: it is leaving); false
+    /// when it was on none.
     async fn unplace_charger(&self, device: &DeviceId) -> StoreResult<bool>;
     /// A charger's placement and its site.
     async fn placement(&self, device: &DeviceId) -> StoreResult<Option<(Placement, i64)>>;
@@ -356,6 +357,10 @@ pub trait Store: Send + Sync + 'static {
     async fn sites_with_chargers(&self) -> StoreResult<Vec<i64>>;
     /// Writes what a running session was given.
     async fn write_allocation(&self, site: i64, row: &AllocationRow) -> StoreResult<()>;
+    /// Chargers taken off their site (or sold) whose limits are not lifted yet.
+    async fn leaving_chargers(&self) -> StoreResult<Vec<DeviceId>>;
+    /// Forgets a charger that left its site, once its limits were lifted.
+    async fn forget_leaving(&self, device: &DeviceId) -> StoreResult<()>;
     /// Notes what a charger's composite schedule showed (`ok`, `wrong`, `unknown`).
     async fn set_schedule_check(&self, device: &DeviceId, check: &str) -> StoreResult<()>;
     /// Notes the default limit a charger was given since its boot.

@@ -1553,6 +1553,14 @@ impl Store for SqlStore {
         self.upsert_allocation(site, row).await
     }
 
+    async fn leaving_chargers(&self) -> StoreResult<Vec<DeviceId>> {
+        self.leaving_now().await
+    }
+
+    async fn forget_leaving(&self, device: &DeviceId) -> StoreResult<()> {
+        self.delete_leaving(device).await
+    }
+
     async fn set_schedule_check(&self, device: &DeviceId, check: &str) -> StoreResult<()> {
         self.update_schedule_check(device, check).await
     }

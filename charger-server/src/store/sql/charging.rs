@@ -999,8 +999,9 @@ impl ChargerTx for SqlTx {
         .bind(to.as_str())
         .execute(self.w()?)
         .await?;
-        // The old owner's site is not the new owner's: the charger leaves it.
-        sqlx::query("DELETE FROM site_chargers WHERE device_id = $1")
+        // The old owner's site is not the new owner's: the charger leaves it (its limits
+        // are lifted by the site balancer).
+        sqlx::query("UPDATE site_chargers SET leaving = 1 WHERE device_id = $1")
             .bind(device.as_str())
             .execute(self.w()?)
             .await?;

@@ -31,8 +31,8 @@ type PlacementSiteRow = (
     Option<String>,
     i64,
 );
-/// session, current, previous, acked, lease end, served at, drawn.
-type AllocationSqlRow = (i64, i64, i64, i64, i64, i64, Option<i64>);
+/// session, current, previous, acked, lease end, served at, drawn, failsafe.
+type AllocationSqlRow = (i64, i64, i64, i64, i64, i64, Option<i64>, i64);
 /// A placement, then its charger's protocol, presence and connector count.
 type PlacedRow = (
     String,
@@ -195,7 +195,7 @@ impl SqlStore {
              ON CONFLICT (device_id) DO UPDATE SET
                  node_id = excluded.node_id, rotation = excluded.rotation,
                  max_current_da = excluded.max_current_da, priority = excluded.priority,
-                 default_da = NULL, schedule_check = NULL",
+                 default_da = NULL, schedule_check = NULL, leaving = 0",
         )
         .bind(p.device.as_str())
         .bind(p.node)
@@ -209,10 +209,12 @@ impl SqlStore {
     }
 
     pub(super) async fn delete_placement(&self, device: &DeviceId) -> StoreResult<bool> {
-        let done = sqlx::query("DELETE FROM site_chargers WHERE device_id = $1")
-            .bind(device.as_str())
-            .execute(&self.pool)
-            .await?;
+        let done = sqlx::query(
+            "UPDATE site_chargers SET leaving = 1 WHERE device_id = $1 AND leaving = 0",
+        )
+        .bind(device.as_str())
+        .execute(&self.pool)
+        .await?;
         Ok(done.rows_affected() == 1)
     }
 
@@ -225,7 +227,7 @@ impl SqlStore {
             "SELECT c.device_id, c.node_id, c.rotation, c.max_current_da, c.priority,
                     c.default_da, c.schedule_check, n.site_id
              FROM site_chargers c JOIN site_nodes n ON n.id = c.node_id
-             WHERE c.device_id = $1",
+             WHERE c.device_id = $1 AND c.leaving = 0",
         )
         .bind(device.as_str())
         .fetch_optional(&self.pool)
@@ -248,7 +250,7 @@ impl SqlStore {
                  FROM site_chargers c
                  JOIN site_nodes n ON n.id = c.node_id
                  JOIN devices d ON d.id = c.device_id
-                 WHERE n.site_id = $1 ORDER BY c.device_id",
+                 WHERE n.site_id = $1 AND c.leaving = 0 ORDER BY c.device_id",
         )
         .bind(id)
         .fetch_all(&self.pool)
@@ -269,7 +271,7 @@ impl SqlStore {
              FROM sessions s
              JOIN site_chargers c ON c.device_id = s.device_id
              JOIN site_nodes n ON n.id = c.node_id
-             WHERE n.site_id = $1 AND s.status = 'active' ORDER BY s.id",
+             WHERE n.site_id = $1 AND c.leaving = 0 AND s.status = 'active' ORDER BY s.id",
         )
         .bind(id)
         .fetch_all(&self.pool)
@@ -286,8 +288,16 @@ impl SqlStore {
             })
             .collect::<StoreResult<Vec<_>>>()?;
         let rows: Vec<AllocationSqlRow> = sqlx::query_as(
-            "SELECT session_id, current_da, previous_da, acked, lease_until, served_at, drawn_da
-             FROM site_allocations WHERE site_id = $1 ORDER BY session_id",
+            // By session, not by the site that wrote it: a charger moved between sites
+            // (or while offline) keeps what it was last sent.
+            "SELECT a.session_id, a.current_da, a.previous_da, a.acked, a.lease_until,
+                    a.served_at, a.drawn_da, a.failsafe_da
+             FROM site_allocations a
+             JOIN sessions s ON s.id = a.session_id
+             JOIN site_chargers c ON c.device_id = s.device_id
+             JOIN site_nodes n ON n.id = c.node_id
+             WHERE n.site_id = $1 AND c.leaving = 0 AND s.status = 'active'
+             ORDER BY a.session_id",
         )
         .bind(id)
         .fetch_all(&self.pool)
@@ -303,6 +313,7 @@ impl SqlStore {
                     lease_until: from_millis(r.4)?,
                     served_at: from_millis(r.5)?,
                     drawn_da: r.6,
+                    failsafe_da: r.7,
                 })
             })
             .collect::<StoreResult<Vec<_>>>()?;
@@ -341,7 +352,7 @@ impl SqlStore {
     pub(super) async fn sites_with_chargers_now(&self) -> StoreResult<Vec<i64>> {
         let rows: Vec<(i64,)> = sqlx::query_as(
             "SELECT DISTINCT n.site_id FROM site_chargers c
-             JOIN site_nodes n ON n.id = c.node_id ORDER BY n.site_id",
+             JOIN site_nodes n ON n.id = c.node_id WHERE c.leaving = 0 ORDER BY n.site_id",
         )
         .fetch_all(&self.pool)
         .await?;
@@ -355,12 +366,14 @@ impl SqlStore {
     ) -> StoreResult<()> {
         sqlx::query(
             "INSERT INTO site_allocations
-                 (session_id, site_id, current_da, previous_da, acked, lease_until, served_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7)
+                 (session_id, site_id, current_da, previous_da, acked, lease_until, served_at,
+                  failsafe_da)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
              ON CONFLICT (session_id) DO UPDATE SET
                  site_id = excluded.site_id, current_da = excluded.current_da,
                  previous_da = excluded.previous_da, acked = excluded.acked,
                  lease_until = excluded.lease_until, served_at = excluded.served_at,
+                 failsafe_da = excluded.failsafe_da,
                  drawn_da = CASE WHEN excluded.current_da <= site_allocations.current_da
                                  THEN site_allocations.drawn_da END",
         )
@@ -371,8 +384,31 @@ impl SqlStore {
         .bind(i64::from(row.acked))
         .bind(to_millis(row.lease_until))
         .bind(to_millis(row.served_at))
+        .bind(row.failsafe_da)
         .execute(&self.pool)
         .await?;
+        Ok(())
+    }
+
+    /// Chargers taken off their site whose limits are not lifted yet.
+    pub(super) async fn leaving_now(&self) -> StoreResult<Vec<DeviceId>> {
+        let rows: Vec<(String,)> = sqlx::query_as(
+            "SELECT device_id FROM site_chargers WHERE leaving = 1 ORDER BY device_id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter()
+            .map(|(d,)| DeviceId::parse(&d).map_err(|e| corrupt("device id", e)))
+            .collect()
+    }
+
+    /// Forgets a charger that left its site once its limits were lifted (unless it was
+    /// placed again meanwhile).
+    pub(super) async fn delete_leaving(&self, device: &DeviceId) -> StoreResult<()> {
+        sqlx::query("DELETE FROM site_chargers WHERE device_id = $1 AND leaving = 1")
+            .bind(device.as_str())
+            .execute(&self.pool)
+            .await?;
         Ok(())
     }
 
