@@ -62,8 +62,12 @@ pub struct Charger {
     pub echo: bool,
     /// The firmware version it reports at boot.
     pub firmware: String,
-    /// The last `charging-limit` (site load management), and when its lease ends.
+    /// The last `charging-limit` for its connector (site load management), and when its
+    /// lease ends; it ends with the session.
     pub limit: Option<(api::ChargingLimitRequest, std::time::Instant)>,
+    /// The last `charging-limit` without a connector: the default, for a connector with
+    /// no limit of its own (kept across restarts, as firmware keeps it in flash).
+    pub default_limit: Option<(api::ChargingLimitRequest, std::time::Instant)>,
 }
 
 /// Volts per phase, for the current a power draws.
@@ -97,6 +101,7 @@ impl Charger {
             echo: false,
             firmware: "sim-1.0".into(),
             limit: None,
+            default_limit: None,
         }
     }
 
@@ -387,10 +392,13 @@ impl Charger {
         tokio::time::sleep(real).await;
         // Three phases; a site's limit caps the current (its failsafe once the lease ends).
         let mut per_phase_a = power_w / (PHASE_V * 3);
-        if let Some(limit) = self.limit_a() {
-            per_phase_a = per_phase_a.min(i64::from(limit));
+        let mut power_w = power_w;
+        if let Some(limit) = self.limit_a().map(i64::from) {
+            if per_phase_a > limit {
+                per_phase_a = limit;
+                power_w = limit * PHASE_V * 3;
+            }
         }
-        let power_w = power_w.min(per_phase_a * PHASE_V * 3);
         let current = u32::try_from(per_phase_a).unwrap_or(0);
         let hours = real.as_secs_f64() * self.time_scale / 3600.0;
         self.meter_wh += (power_w as f64 * hours).round() as i64;
@@ -422,7 +430,7 @@ impl Charger {
     /// The current per phase a site allows now: its limit until the lease ends, then its
     /// failsafe; None when it was never given one.
     pub fn limit_a(&self) -> Option<u32> {
-        let (limit, until) = self.limit.as_ref()?;
+        let (limit, until) = self.limit.as_ref().or(self.default_limit.as_ref())?;
         let most = limit.limits_a.iter().copied().max().unwrap_or(0);
         Some(if std::time::Instant::now() < *until {
             most
@@ -444,6 +452,8 @@ impl Charger {
     }
 
     async fn stop(&mut self, reason: api::StopReason) -> anyhow::Result<()> {
+        // A connector's own limit ends with its session.
+        self.limit = None;
         let Some(active) = self.session.take() else {
             return Ok(());
         };
@@ -583,7 +593,15 @@ impl Charger {
                         Ok(limit) => {
                             let until = std::time::Instant::now()
                                 + Duration::from_secs(u64::from(limit.lease_s));
-                            self.limit = Some((limit, until));
+                            self.events.push(format!(
+                                "limit {:?} connector {:?} failsafe {}",
+                                limit.limits_a, limit.connector, limit.failsafe_a
+                            ));
+                            if limit.connector.is_some() {
+                                self.limit = Some((limit, until));
+                            } else {
+                                self.default_limit = Some((limit, until));
+                            }
                             true
                         }
                         Err(_) => false,

@@ -609,7 +609,11 @@ async fn mybox_until(
                 .expect("commands");
         }
         let got: Vec<u32> = chargers.iter().map(|c| c.limit_a().unwrap_or(0)).collect();
-        assert!(got.iter().sum::<u32>() <= fuse, "{got:?}");
+        assert!(
+            got.iter().sum::<u32>() <= fuse,
+            "{got:?}: {:#?}",
+            chargers.iter().map(|c| &c.events).collect::<Vec<_>>()
+        );
         let mut sorted = got.clone();
         sorted.sort_unstable();
         if sorted == want {

@@ -380,17 +380,30 @@ impl Service {
                 .map_or(0, |(_, v)| *v);
             (c.placement.default_da != Some(want)).then_some(async move {
                 let data = default_limit(c.protocol, want, lease_s);
-                if self.tell(&c.placement.device, c.protocol, data).await {
+                let took = self.tell(&c.placement.device, c.protocol, data).await;
+                if took {
                     self.store
                         .set_default_limit(&c.placement.device, Some(want))
                         .await?;
                 }
-                Ok::<(), crate::error::Error>(())
+                Ok::<bool, crate::error::Error>(took)
             })
         });
+        let mut told = false;
         for done in futures_util::future::join_all(defaults).await {
-            done?;
+            told |= done?;
         }
+        // A charger that took its default holds it now, not its rating: read the site again
+        // so that what each holds is right (a start from there is an increase).
+        let (load, plan) = if told {
+            let Some(load) = self.store.site_load(site).await? else {
+                return Ok(());
+            };
+            let plan = Plan::at(&load, now, rotate_ms);
+            (load, plan)
+        } else {
+            (load, plan)
+        };
         let allocation = allocator::allocate(&plan.input);
         tracing::debug!(site, currents = ?allocation.currents, "site allocated");
         let old: Vec<(u64, DeciAmps)> = plan
