@@ -19,6 +19,8 @@ on_both_databases!(spawn_fast =>
     a_charger_whose_composite_schedule_allows_more_than_given_is_flagged,
     a_start_storm_and_a_stop_storm_on_mixed_phases_stay_under_every_phase,
     a_charger_that_refuses_its_profiles_is_counted_at_its_rating,
+    a_silent_charger_on_one_site_delays_no_other_site,
+    a_charger_moved_while_offline_counts_at_what_it_was_last_sent,
 );
 
 /// The server with the balancer ticking every 200 ms.
@@ -1147,6 +1149,160 @@ async fn a_charger_that_refuses_its_profiles_is_counted_at_its_rating(app: TestA
         );
     }
     for (_, cp) in agents {
+        cp.close().await;
+    }
+}
+
+/// A second site of `acme` with one circuit of 3×`circuit` A; (site, circuit).
+async fn another_site(app: &TestApp, circuit: u32) -> (i64, i64) {
+    let s = app
+        .post(
+            "/api/v1/sites",
+            ADMIN_TOKEN,
+            json!({"owner": "acme", "name": "Other", "limits_a": [100, 100, 100],
+                   "failsafe": "zero", "lease_s": 120}),
+        )
+        .await;
+    assert_eq!(s.status, 201, "{s:?}");
+    let id = s.body["id"].as_i64().expect("id");
+    let v = app.get(&format!("/api/v1/sites/{id}"), ADMIN_TOKEN).await;
+    let root = v.body["nodes"][0]["id"].as_i64().expect("root");
+    let n = app
+        .post(
+            &format!("/api/v1/sites/{id}/nodes"),
+            ADMIN_TOKEN,
+            json!({"parent": root, "name": "B", "limits_a": [circuit, circuit, circuit]}),
+        )
+        .await;
+    assert_eq!(n.status, 201, "{n:?}");
+    (id, n.body["id"].as_i64().expect("node"))
+}
+
+/// Boots a placed 1.6 charger and starts a transaction with tag `04A1B2C<i>`; its agent.
+async fn charging(
+    app: &TestApp,
+    py: &std::path::Path,
+    id: &str,
+    password: &str,
+    i: usize,
+) -> Agent {
+    let mut cp = Agent::connect(py, &app.base, id, password).await;
+    let boot = cp
+        .call(
+            "BootNotification",
+            json!({"chargePointVendor": "K", "chargePointModel": "P"}),
+        )
+        .await
+        .expect("boot");
+    assert_eq!(boot["status"], "Accepted", "{boot}");
+    let started = cp
+        .call(
+            "StartTransaction",
+            json!({"connectorId": 1, "idTag": format!("04A1B2C{i}"), "meterStart": 0,
+                   "timestamp": Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true)}),
+        )
+        .await
+        .expect("start");
+    assert_eq!(started["idTagInfo"]["status"], "Accepted", "{started}");
+    cp
+}
+
+async fn a_silent_charger_on_one_site_delays_no_other_site(app: TestApp) {
+    let Some(py) = python() else { return };
+    owner(&app).await;
+    // Site 1: a charger that takes 30 s to answer any profile (its socket stays open).
+    let (site_a, circuit_a) = site(&app, 100, 32, "zero").await;
+    let password = placed_ocpp(&app, "slow", site_a, circuit_a).await;
+    let mut slow = Agent::connect(&py, &app.base, "slow", &password).await;
+    slow.respond(
+        "SetChargingProfile",
+        json!({"status": "Accepted", "__delay": 30}),
+    )
+    .await;
+    let boot = slow
+        .call(
+            "BootNotification",
+            json!({"chargePointVendor": "K", "chargePointModel": "P"}),
+        )
+        .await
+        .expect("boot");
+    assert_eq!(boot["status"], "Accepted", "{boot}");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Site 2: a charger that starts meanwhile gets its default and its profile at once.
+    let (site_b, circuit_b) = another_site(&app, 16).await;
+    let password = placed_ocpp(&app, "quick", site_b, circuit_b).await;
+    let asked = tokio::time::Instant::now();
+    let mut quick = charging(&app, &py, "quick", &password, 1).await;
+    let deadline = asked + Duration::from_secs(5);
+    loop {
+        let p = quick
+            .received_within("SetChargingProfile", Duration::from_millis(100))
+            .await;
+        if p.is_some_and(|p| p["csChargingProfiles"]["chargingProfilePurpose"] == "TxProfile") {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the other site's charger waited for the silent one"
+        );
+    }
+    quick.close().await;
+    slow.close().await;
+}
+
+async fn a_charger_moved_while_offline_counts_at_what_it_was_last_sent(app: TestApp) {
+    let Some(py) = python() else { return };
+    owner(&app).await;
+    let (site_a, circuit_a) = site(&app, 100, 32, "zero").await;
+    let (site_b, circuit_b) = another_site(&app, 32).await;
+    // M charges alone on site A: 32 A, for 120 s.
+    let password = placed_ocpp(&app, "mover", site_a, circuit_a).await;
+    let mut m = charging(&app, &py, "mover", &password, 0).await;
+    loop {
+        let p = m.received("SetChargingProfile").await;
+        if p["csChargingProfiles"]["chargingProfilePurpose"] == "TxProfile" {
+            assert_eq!(limits(&p).0, 32, "{p}");
+            break;
+        }
+    }
+    // It goes offline and is moved onto site B's circuit, where two chargers charge.
+    m.close().await;
+    app.wait_for_online("mover", false).await;
+    let p = app
+        .put(
+            "/api/v1/devices/mover/site",
+            ADMIN_TOKEN,
+            json!({"site": site_b, "node": circuit_b, "rotation": ["L1", "L2", "L3"],
+                   "max_current_a": 32}),
+        )
+        .await;
+    assert_eq!(p.status, 200, "{p:?}");
+    let mut others = Vec::new();
+    for (i, id) in ["k1", "k2"].iter().enumerate() {
+        let password = placed_ocpp(&app, id, site_b, circuit_b).await;
+        others.push((
+            id.to_string(),
+            charging(&app, &py, id, &password, i + 1).await,
+        ));
+    }
+    // M may still draw its 32 A until its lease ends: the two others get nothing.
+    let until = tokio::time::Instant::now() + Duration::from_secs(3);
+    let mut latest: HashMap<String, i64> = HashMap::new();
+    while tokio::time::Instant::now() < until {
+        for (id, cp) in others.iter_mut() {
+            while let Some(p) = cp
+                .received_within("SetChargingProfile", Duration::from_millis(50))
+                .await
+            {
+                if p["csChargingProfiles"]["chargingProfilePurpose"] == "TxProfile" {
+                    latest.insert(id.clone(), limits(&p).0);
+                }
+            }
+        }
+    }
+    assert_eq!(latest.values().sum::<i64>(), 0, "{latest:?}");
+    assert_eq!(latest.len(), 2, "{latest:?}");
+    for (_, cp) in others {
         cp.close().await;
     }
 }
