@@ -19,6 +19,8 @@ on_both_databases!(spawn_fast =>
     a_charger_whose_composite_schedule_allows_more_than_given_is_flagged,
     a_start_storm_and_a_stop_storm_on_mixed_phases_stay_under_every_phase,
     a_charger_that_refuses_its_profiles_is_counted_at_its_rating,
+    a_refusing_charger_leaves_no_failsafe_to_reserve,
+    a_silent_charger_delays_no_decrease_on_its_own_site,
     a_silent_charger_on_one_site_delays_no_other_site,
     a_charger_moved_while_offline_counts_at_what_it_was_last_sent,
 );
@@ -181,9 +183,12 @@ async fn until_leased(
                     // Never a step up after the lease: with the server gone, nobody rises
                     // while others are still above their failsafe.
                     assert!(then.is_some_and(|(_, a)| a <= first), "{p}");
-                    // After the lease, the failsafe (the fuse shared by all, whole amperes),
-                    // or its current when that is lower.
-                    assert_eq!(then, Some((after.0, after.1.min(first))), "{p}");
+                    // After the lease, at most the failsafe (the fuse shared by all, whole
+                    // amperes; less while a charger that may draw its rating is counted)
+                    // and at most its current.
+                    let (lease, held) = then.expect("a period after the lease");
+                    assert_eq!(lease, after.0, "{p}");
+                    assert!(held <= after.1.min(first), "{p}");
                 } else {
                     assert_eq!(purpose, "TxDefaultProfile", "{p}");
                     assert_eq!(p["connectorId"], 0, "{p}");
@@ -503,9 +508,23 @@ async fn a_silent_charger_keeps_its_share_until_its_lease_ends_then_its_failsafe
     let Some(py) = python() else { return };
     let lease_s = 10;
     let (site_id, mut agents, mut latest, _) = five_charging(&app, &py, lease_s).await;
-    // cp-0 goes silent (its socket drops) while charging at its share.
+    // cp-0 goes silent (its socket drops) while charging at its share; after its lease its
+    // profile holds its failsafe (6 A, or less if it was sent while a charger that might
+    // draw its rating was counted).
     let silent = agents.remove(0);
     let held = latest.remove(&silent.0).expect("its share");
+    let view = app
+        .get(&format!("/api/v1/sites/{site_id}"), ADMIN_TOKEN)
+        .await;
+    let after_lease = view.body["sessions"]
+        .as_array()
+        .expect("sessions")
+        .iter()
+        .find(|s| s["device"] == "cp-0")
+        .and_then(|s| s["failsafe_da"].as_i64())
+        .expect("cp-0's failsafe")
+        / 10;
+    assert!(after_lease <= 6, "{view:?}");
     let gone_at = tokio::time::Instant::now();
     silent.1.close().await;
     app.wait_for_online(&silent.0, false).await;
@@ -527,10 +546,14 @@ async fn a_silent_charger_keeps_its_share_until_its_lease_ends_then_its_failsafe
             }
         }
     }
-    // Then it holds its failsafe (6 A): the four others share 26 A, never more.
-    until_leased(&mut agents, &mut latest, 32 - 6, (lease_s, 6), |l| {
-        l.values().sum::<i64>() == 26
-    })
+    // Then it holds that: the four others share the rest, never more.
+    until_leased(
+        &mut agents,
+        &mut latest,
+        32 - after_lease,
+        (lease_s, 6),
+        |l| l.values().sum::<i64>() == 32 - after_lease,
+    )
     .await;
     let view = app
         .get(&format!("/api/v1/sites/{site_id}"), ADMIN_TOKEN)
@@ -638,6 +661,23 @@ async fn mybox_chargers_take_charging_limit_and_fall_to_their_failsafe_without_t
     let (site_id, mut chargers) = mybox_site(&app, 3, 20, 10).await;
     // 20 A among three: 7, 7, 6, acknowledged; never more than 20 A on the chargers' side.
     mybox_until(&mut chargers, 20, &[6, 7, 7]).await;
+    // The failsafe: 20 A shared by three, in whole amperes (while a charger was placed but
+    // not connected yet it was less: that one might have drawn its rating).
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while !chargers
+        .iter()
+        .all(|c| c.limit.as_ref().is_some_and(|(l, _)| l.failsafe_a == 6))
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "failsafes not sent again"
+        );
+        for c in chargers.iter_mut() {
+            c.serve_commands(Duration::from_millis(100))
+                .await
+                .expect("commands");
+        }
+    }
     for c in &chargers {
         assert!(
             c.events
@@ -1084,11 +1124,22 @@ async fn a_start_storm_and_a_stop_storm_on_mixed_phases_stay_under_every_phase(a
 }
 
 /// A charger that refuses every profile (no Smart Charging) charges at its rating: the
-/// site counts it so, and the others on its circuit get what is left (nothing here).
+/// site counts it so, and the others on its circuit get what is left (nothing here), in a
+/// site of either failsafe.
 async fn a_charger_that_refuses_its_profiles_is_counted_at_its_rating(app: TestApp) {
+    refusing_charger(app, "zero").await;
+}
+
+/// In a `reserve` site, the others' failsafe (their default while idle) is shared out of
+/// what the refusing charger leaves: here 0 A.
+async fn a_refusing_charger_leaves_no_failsafe_to_reserve(app: TestApp) {
+    refusing_charger(app, "reserve").await;
+}
+
+async fn refusing_charger(app: TestApp, failsafe: &str) {
     let Some(py) = python() else { return };
     owner(&app).await;
-    let (site_id, circuit) = site(&app, 100, 32, "zero").await;
+    let (site_id, circuit) = site(&app, 100, 32, failsafe).await;
     let mut agents = Vec::new();
     for i in 0..3 {
         let id = format!("cp-{i}");
@@ -1127,8 +1178,13 @@ async fn a_charger_that_refuses_its_profiles_is_counted_at_its_rating(app: TestA
                 .received_within("SetChargingProfile", Duration::from_millis(20))
                 .await
             {
+                let (first, after) = limits(&p);
                 if p["csChargingProfiles"]["chargingProfilePurpose"] == "TxProfile" {
-                    latest.insert(id.clone(), limits(&p).0);
+                    latest.insert(id.clone(), first);
+                    // Nothing left for a failsafe either.
+                    assert_eq!(after.map(|a| a.1), Some(0), "{p}");
+                } else {
+                    latest.insert(format!("{id} default"), first);
                 }
             }
         }
@@ -1378,4 +1434,72 @@ async fn three_instances_share_a_site_out_once() {
     for app in apps {
         app.stop().await.expect("stops");
     }
+}
+
+async fn a_silent_charger_delays_no_decrease_on_its_own_site(app: TestApp) {
+    let Some(py) = python() else { return };
+    owner(&app).await;
+    let (site_id, circuit) = site(&app, 100, 32, "zero").await;
+    let v = app
+        .get(&format!("/api/v1/sites/{site_id}"), ADMIN_TOKEN)
+        .await;
+    let root = v.body["nodes"][0]["id"].as_i64().expect("root");
+    let n = app
+        .post(
+            &format!("/api/v1/sites/{site_id}/nodes"),
+            ADMIN_TOKEN,
+            json!({"parent": root, "name": "B", "limits_a": [32, 32, 32]}),
+        )
+        .await;
+    assert_eq!(n.status, 201, "{n:?}");
+    let other = n.body["id"].as_i64().expect("node");
+    // An idle charger on the other circuit that answers no profile for 30 s.
+    let password = placed_ocpp(&app, "slow", site_id, other).await;
+    let mut slow = Agent::connect(&py, &app.base, "slow", &password).await;
+    slow.respond(
+        "SetChargingProfile",
+        json!({"status": "Accepted", "__delay": 30}),
+    )
+    .await;
+    let boot = slow
+        .call(
+            "BootNotification",
+            json!({"chargePointVendor": "K", "chargePointModel": "P"}),
+        )
+        .await
+        .expect("boot");
+    assert_eq!(boot["status"], "Accepted", "{boot}");
+    let password = placed_ocpp(&app, "hi", site_id, circuit).await;
+    let mut hi = charging(&app, &py, "hi", &password, 1).await;
+    loop {
+        let p = hi.received("SetChargingProfile").await;
+        if p["csChargingProfiles"]["chargingProfilePurpose"] == "TxProfile" {
+            assert_eq!(limits(&p).0, 32, "{p}");
+            break;
+        }
+    }
+    // Its circuit is lowered to 16 A: the decrease reaches it at once.
+    let changed = tokio::time::Instant::now();
+    let u = app
+        .patch(
+            &format!("/api/v1/sites/{site_id}/nodes/{circuit}"),
+            ADMIN_TOKEN,
+            json!({"name": "Circuit A", "limits_a": [16, 16, 16]}),
+        )
+        .await;
+    assert_eq!(u.status, 200, "{u:?}");
+    loop {
+        let p = hi
+            .received_within("SetChargingProfile", Duration::from_millis(100))
+            .await;
+        if p.is_some_and(|p| limits(&p).0 == 16) {
+            break;
+        }
+        assert!(
+            changed.elapsed() < Duration::from_secs(5),
+            "the decrease waited for the silent charger"
+        );
+    }
+    hi.close().await;
+    slow.close().await;
 }

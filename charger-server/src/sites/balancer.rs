@@ -12,6 +12,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use futures_util::future::BoxFuture;
+use futures_util::FutureExt as _;
 use serde_json::json;
 
 use super::allocator::{self, DeciAmps};
@@ -29,6 +31,9 @@ pub const ROTATE_S_DEFAULT: u64 = 300;
 /// How far above what a car draws its limit stays when it draws less than it was given
 /// (dA): the rest goes to others until the car draws close to its limit again.
 pub const RECLAIM_MARGIN_DA: DeciAmps = 30;
+/// How long a run waits for a charger's answer before it goes on (the answer is still
+/// taken when it comes, within [`ANSWER_WAIT`]).
+const PHASE_WAIT: Duration = Duration::from_secs(2);
 /// How long the balancer waits for a charger's answer.
 const ANSWER_WAIT: Duration = Duration::from_secs(10);
 
@@ -41,6 +46,8 @@ pub struct Runtime {
     dirty: std::sync::Mutex<Dirty>,
     /// Sites being run now.
     running: std::sync::Mutex<std::collections::HashSet<i64>>,
+    /// Limits on their way to a charger (its connector; 0: its default), not answered yet.
+    sending: std::sync::Mutex<std::collections::HashSet<(DeviceId, i64)>>,
 }
 
 #[derive(Default)]
@@ -58,11 +65,23 @@ impl Default for Runtime {
             poke: tokio::sync::Notify::new(),
             dirty: std::sync::Mutex::new(Dirty::default()),
             running: std::sync::Mutex::new(std::collections::HashSet::new()),
+            sending: std::sync::Mutex::new(std::collections::HashSet::new()),
         }
     }
 }
 
 impl Runtime {
+    /// Marks a limit to `key` as on its way; false when one already is.
+    fn start_sending(&self, key: &(DeviceId, i64)) -> bool {
+        self.sending.lock().is_ok_and(|mut s| s.insert(key.clone()))
+    }
+
+    fn done_sending(&self, key: &(DeviceId, i64)) {
+        if let Ok(mut s) = self.sending.lock() {
+            s.remove(key);
+        }
+    }
+
     fn take(&self) -> Dirty {
         match self.dirty.lock() {
             Ok(mut d) => std::mem::take(&mut *d),
@@ -83,6 +102,9 @@ pub struct Plan {
     /// What each charger may hold now with no session profile (its acknowledged default,
     /// or its rating), in dA.
     pub holds: Vec<(DeviceId, DeciAmps)>,
+    /// The least each may hold now with no session profile (its new default may be in
+    /// force already), in dA.
+    pub lows: Vec<(DeviceId, DeciAmps)>,
 }
 
 impl Plan {
@@ -128,9 +150,14 @@ impl Plan {
                 });
             }
         }
-        let failsafe = allocator::failsafe_currents(&nodes, &chargers);
         let charger_of =
             |device: &DeviceId| load.chargers.iter().find(|c| &c.placement.device == device);
+        let failsafe = failsafe_of_points(&nodes, &chargers, |i| {
+            // A charger that has not taken its default may draw its rating.
+            charger_of(&points[i].0)
+                .filter(|c| c.placement.default_da.is_none())
+                .map(|c| c.placement.max_current_da)
+        });
         let default_of = |c: &PlacedCharger, fs: DeciAmps| match load.site.failsafe {
             Failsafe::Zero => 0,
             Failsafe::Reserve => fs.min(c.placement.max_current_da),
@@ -247,6 +274,18 @@ impl Plan {
             .iter()
             .map(|c| (c.placement.device.clone(), hold_of(c, fs_of(c))))
             .collect();
+        // The least it may hold: the default it was sent may be in force already.
+        let lows = load
+            .chargers
+            .iter()
+            .map(|c| {
+                let held = c.placement.default_da.unwrap_or(c.placement.max_current_da);
+                (
+                    c.placement.device.clone(),
+                    held.min(default_of(c, fs_of(c))),
+                )
+            })
+            .collect();
         Plan {
             input: allocator::Site {
                 nodes,
@@ -261,6 +300,7 @@ impl Plan {
             failsafe,
             defaults,
             holds,
+            lows,
         }
     }
 
@@ -372,40 +412,25 @@ impl Service {
         let lease_s = load.site.lease_s;
         // Default limits first: what an idle connector (and a session the server has not
         // seen yet) holds.
-        let defaults = load.chargers.iter().filter(|c| c.online).filter_map(|c| {
-            let want = plan
-                .defaults
-                .iter()
-                .find(|(d, _)| *d == c.placement.device)
-                .map_or(0, |(_, v)| *v);
-            (c.placement.default_da != Some(want)).then_some(async move {
-                let data = default_limit(c.protocol, want, lease_s);
-                let took = self.tell(&c.placement.device, c.protocol, data).await;
-                if took {
-                    self.store
-                        .set_default_limit(&c.placement.device, Some(want))
-                        .await?;
-                }
-                Ok::<bool, crate::error::Error>(took)
+        // Default limits (what an idle connector, and a session not seen yet, holds) go
+        // with the sessions' limits: a lower one with the decreases, a higher one with the
+        // increases. Until taken, a charger counts at the higher of its old and new default.
+        let defaults: Vec<(&PlacedCharger, DeciAmps, bool)> = load
+            .chargers
+            .iter()
+            .filter(|c| c.online)
+            .filter_map(|c| {
+                let want = plan
+                    .defaults
+                    .iter()
+                    .find(|(d, _)| *d == c.placement.device)
+                    .map_or(0, |(_, v)| *v);
+                let holds = c.placement.default_da.unwrap_or(c.placement.max_current_da);
+                (c.placement.default_da != Some(want)).then_some((c, want, want > holds))
             })
-        });
-        let mut told = false;
-        for done in futures_util::future::join_all(defaults).await {
-            told |= done?;
-        }
-        // A charger that took its default holds it now, not its rating: read the site again
-        // so that what each holds is right (a start from there is an increase).
-        let (load, plan) = if told {
-            let Some(load) = self.store.site_load(site).await? else {
-                return Ok(());
-            };
-            let plan = Plan::at(&load, now, rotate_ms);
-            (load, plan)
-        } else {
-            (load, plan)
-        };
+            .collect();
         let allocation = allocator::allocate(&plan.input);
-        tracing::debug!(site, currents = ?allocation.currents, "site allocated");
+        tracing::debug!(site, currents = ?allocation.currents, input = ?plan.input.sessions.iter().map(|s| (s.id, s.held)).collect::<Vec<_>>(), fixed = ?plan.input.fixed, offline = ?plan.input.offline, "site allocated");
         let old: Vec<(u64, DeciAmps)> = plan
             .input
             .sessions
@@ -457,23 +482,71 @@ impl Service {
             }
         }
         // Decreases (and renewals) first, all at once; increases only once every one of
-        // them was acknowledged.
+        // them was acknowledged. A limit is a decrease only if it is no more than the least
+        // the charger may hold now (an unacknowledged limit or default may or may not be in
+        // force).
         let was_of = |id: u64| old.iter().find(|(o, _)| *o == id).map_or(0, |(_, c)| *c);
+        let low_of = |id: u64| {
+            let sid = i64::try_from(id).unwrap_or(0);
+            match load.allocations.iter().find(|a| a.session == sid) {
+                Some(r) if r.acked => r.current_da,
+                Some(r) => r.current_da.min(r.previous_da),
+                None => plan
+                    .input
+                    .sessions
+                    .iter()
+                    .find(|s| s.id == id)
+                    .map_or(0, |s| plan.lowest(s.charger)),
+            }
+        };
         let (increases, decreases): (Vec<_>, Vec<_>) = changes
             .iter()
             .chain(refresh.iter())
-            .partition(|(id, current)| *current > was_of(*id));
-        let sent = decreases.iter().map(|(id, current)| {
-            self.send_allocation(&load, &plan, *id, *current, was_of(*id), now)
-        });
+            .partition(|(id, current)| *current > low_of(*id));
+        let sent: Vec<BoxFuture<'_, Result<bool>>> = decreases
+            .iter()
+            .map(|(id, current)| {
+                self.send_allocation(&load, &plan, *id, *current, was_of(*id), now)
+                    .boxed()
+            })
+            .chain(
+                defaults
+                    .iter()
+                    .filter(|(_, _, up)| !up)
+                    .map(|(c, want, _)| self.tell_default(c, *want, lease_s)),
+            )
+            .collect();
+        // The allocation counted idle connectors at the most they may hold and unchanged
+        // sessions as they were: only the sessions' own decreases are what the increases
+        // rely on (a silent charger's default or renewal holds up no increase).
+        let relied: Vec<bool> = decreases
+            .iter()
+            .map(|(id, current)| *current < was_of(*id))
+            .chain(defaults.iter().filter(|(_, _, up)| !up).map(|_| false))
+            .collect();
         let mut all_acked = true;
-        for done in futures_util::future::join_all(sent).await {
-            all_acked &= done?;
+        for (done, relied) in futures_util::future::join_all(sent)
+            .await
+            .into_iter()
+            .zip(relied)
+        {
+            let acked = done?;
+            all_acked &= acked || !relied;
         }
         if all_acked {
-            let sent = increases.iter().map(|(id, current)| {
-                self.send_allocation(&load, &plan, *id, *current, was_of(*id), now)
-            });
+            let sent: Vec<BoxFuture<'_, Result<bool>>> = increases
+                .iter()
+                .map(|(id, current)| {
+                    self.send_allocation(&load, &plan, *id, *current, was_of(*id), now)
+                        .boxed()
+                })
+                .chain(
+                    defaults
+                        .iter()
+                        .filter(|(_, _, up)| *up)
+                        .map(|(c, want, _)| self.tell_default(c, *want, lease_s)),
+                )
+                .collect();
             for done in futures_util::future::join_all(sent).await {
                 done?;
             }
@@ -536,6 +609,30 @@ impl Service {
         Ok(())
     }
 
+    /// Gives a charger its default limit and notes it once taken; whether it took it.
+    fn tell_default<'a>(
+        &'a self,
+        c: &'a PlacedCharger,
+        want: DeciAmps,
+        lease_s: i64,
+    ) -> BoxFuture<'a, Result<bool>> {
+        let data = default_limit(c.protocol, want, lease_s);
+        let key = (c.placement.device.clone(), 0);
+        async move {
+            if !self.sites.start_sending(&key) {
+                return Ok(false);
+            }
+            let device = key.0.clone();
+            Ok(self
+                .send_bounded(key, c.protocol, data, move |service| {
+                    async move { service.store.set_default_limit(&device, Some(want)).await }
+                        .boxed()
+                })
+                .await)
+        }
+        .boxed()
+    }
+
     /// Writes a session's new current, tells its charger, and notes the answer; whether
     /// the charger acknowledged it.
     async fn send_allocation(
@@ -573,7 +670,7 @@ impl Service {
         // What it holds after the lease: its failsafe, but never more than it is given now,
         // so that no charger steps up while others are still above their failsafe.
         let failsafe = current.min(plan.failsafe_of(&session.device, session.connector));
-        let mut new = AllocationRow {
+        let new = AllocationRow {
             drawn_da: None,
             failsafe_da: failsafe,
             session: sid,
@@ -583,7 +680,17 @@ impl Service {
             lease_until: now + chrono::Duration::seconds(load.site.lease_s),
             served_at: switched,
         };
-        self.store.write_allocation(load.site.id, &new).await?;
+        let key = (session.device.clone(), session.connector);
+        tracing::debug!(session = sid, current, was, previous, "site limit");
+        if !self.sites.start_sending(&key) {
+            tracing::debug!(session = sid, "site limit still on its way: not sent");
+            // Its last limit is still on its way: counted as it is, sent again next run.
+            return Ok(false);
+        }
+        if let Err(e) = self.store.write_allocation(load.site.id, &new).await {
+            self.sites.done_sending(&key);
+            return Err(e.into());
+        }
         let data = session_limit(
             c.protocol,
             session,
@@ -592,13 +699,43 @@ impl Service {
             load.site.lease_s,
             now,
         );
-        if self.tell(&session.device, c.protocol, data).await {
-            new.acked = true;
-            new.previous_da = current;
-            self.store.write_allocation(load.site.id, &new).await?;
-            return Ok(true);
-        }
-        Ok(false)
+        let (protocol, lease_until) = (c.protocol, new.lease_until);
+        Ok(self
+            .send_bounded(key, protocol, data, move |service| {
+                async move {
+                    // Only the limit sent is acknowledged (a newer one may have been written).
+                    service
+                        .store
+                        .ack_allocation(sid, current, lease_until)
+                        .await
+                }
+                .boxed()
+            })
+            .await)
+    }
+
+    /// Sends `data` to a charger in a task of its own and waits for its answer at most
+    /// [`PHASE_WAIT`]: a charger that answers later (or never) holds up no run. `ack` runs
+    /// when the charger accepts, whenever that is. Whether it accepted within the wait.
+    async fn send_bounded(
+        &self,
+        key: (DeviceId, i64),
+        protocol: Protocol,
+        data: serde_json::Value,
+        ack: impl FnOnce(Service) -> BoxFuture<'static, crate::store::StoreResult<()>> + Send + 'static,
+    ) -> bool {
+        let service = self.clone();
+        let task = tokio::spawn(async move {
+            let ok = service.tell(&key.0, protocol, data).await;
+            if ok {
+                if let Err(e) = ack(service.clone()).await {
+                    tracing::warn!(device = %key.0, error = %e, "a site limit's acknowledgement was not written");
+                }
+            }
+            service.sites.done_sending(&key);
+            ok
+        });
+        matches!(tokio::time::timeout(PHASE_WAIT, task).await, Ok(Ok(true)))
     }
 
     /// Lifts the limits of a charger taken off its site: an OCPP charger's default and
@@ -687,6 +824,14 @@ impl Service {
 impl Plan {
     /// What a session's load point may hold before the server gave it anything: its
     /// charger's acknowledged default, or its rating.
+    fn lowest(&self, point: usize) -> DeciAmps {
+        let device = &self.points[point].0;
+        self.lows
+            .iter()
+            .find(|(d, _)| d == device)
+            .map_or(0, |(_, v)| *v)
+    }
+
     fn holding(&self, point: usize) -> DeciAmps {
         let device = &self.points[point].0;
         self.holds
@@ -694,6 +839,60 @@ impl Plan {
             .find(|(d, _)| d == device)
             .map_or(0, |(_, v)| *v)
     }
+}
+
+/// The failsafe current of each load point: each node shared among the points under it
+/// ([`allocator::failsafe_currents`]), after taking out on every node above it the rating
+/// of each point that may draw it (`rating_of` is Some: a charger that has not taken its
+/// default). Those points keep the share they will have once they take it.
+fn failsafe_of_points(
+    nodes: &[allocator::Node],
+    chargers: &[allocator::Charger],
+    rating_of: impl Fn(usize) -> Option<DeciAmps>,
+) -> Vec<DeciAmps> {
+    let all = allocator::failsafe_currents(nodes, chargers);
+    let ratings: Vec<Option<DeciAmps>> = (0..chargers.len()).map(&rating_of).collect();
+    if ratings.iter().all(Option::is_none) {
+        return all;
+    }
+    let mut left = nodes.to_vec();
+    for (ch, rating) in chargers.iter().zip(&ratings) {
+        let Some(rating) = rating else { continue };
+        let phases = allocator::phases_of(ch, None);
+        let loaded = phases.iter().filter(|p| **p).count();
+        let watts = allocator::watts_of_deciamps(
+            rating.saturating_mul(i64::try_from(loaded).unwrap_or(3)),
+            allocator::PHASE_VOLTS,
+        );
+        let mut node = Some(ch.node);
+        while let Some(k) = node {
+            let Some(n) = left.get_mut(k) else { break };
+            for (p, on) in phases.iter().enumerate() {
+                if *on {
+                    n.limit[p] = (n.limit[p] - rating).max(0);
+                }
+            }
+            if let Some(cap) = n.power_cap_w.as_mut() {
+                *cap = (*cap - watts).max(0);
+            }
+            node = n.parent;
+        }
+    }
+    let taking: Vec<allocator::Charger> = chargers
+        .iter()
+        .zip(&ratings)
+        .filter(|(_, r)| r.is_none())
+        .map(|(c, _)| c.clone())
+        .collect();
+    let mut shares = allocator::failsafe_currents(&left, &taking).into_iter();
+    ratings
+        .iter()
+        .zip(all)
+        .map(|(r, share)| match r {
+            Some(_) => share,
+            None => shares.next().unwrap_or(0),
+        })
+        .collect()
 }
 
 /// What a GetCompositeSchedule answer shows against `given` (dA): `ok` when its first

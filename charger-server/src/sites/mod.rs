@@ -163,6 +163,9 @@ pub struct SessionAllocation {
     /// The charger acknowledged it.
     pub acked: bool,
     pub lease_until: Option<chrono::DateTime<chrono::Utc>>,
+    /// What its limit holds once the lease ends (dA): without the server, from then on.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failsafe_da: Option<i64>,
     /// The most current per phase the car last drew, in dA, when its charger says.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub drawn_da: Option<i64>,
@@ -275,6 +278,7 @@ impl Service {
                     paused,
                     acked: row.is_some_and(|a| a.acked),
                     lease_until: row.map(|a| a.lease_until),
+                    failsafe_da: row.map(|a| a.failsafe_da),
                     drawn_da: row.and_then(|a| a.drawn_da),
                     why: match (paused, online) {
                         (true, false) => Some("the charger is offline"),

@@ -355,6 +355,14 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<bool>;
     /// The sites with a charger on them.
     async fn sites_with_chargers(&self) -> StoreResult<Vec<i64>>;
+    /// Notes that a session's charger accepted the limit sent with `current_da` and
+    /// `lease_until` (not a newer one written since).
+    async fn ack_allocation(
+        &self,
+        session: i64,
+        current_da: i64,
+        lease_until: DateTime<Utc>,
+    ) -> StoreResult<()>;
     /// Writes what a running session was given.
     async fn write_allocation(&self, site: i64, row: &AllocationRow) -> StoreResult<()>;
     /// Chargers taken off their site (or sold) whose limits are not lifted yet.

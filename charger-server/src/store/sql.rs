@@ -1565,6 +1565,16 @@ impl Store for SqlStore {
         self.update_schedule_check(device, check).await
     }
 
+    async fn ack_allocation(
+        &self,
+        session: i64,
+        current_da: i64,
+        lease_until: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        self.ack_allocation_sent(session, current_da, lease_until)
+            .await
+    }
+
     async fn set_default_limit(&self, device: &DeviceId, da: Option<i64>) -> StoreResult<()> {
         self.update_default_limit(device, da).await
     }

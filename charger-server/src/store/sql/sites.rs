@@ -425,6 +425,24 @@ impl SqlStore {
         Ok(())
     }
 
+    pub(super) async fn ack_allocation_sent(
+        &self,
+        session: i64,
+        current_da: i64,
+        lease_until: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        sqlx::query(
+            "UPDATE site_allocations SET acked = 1, previous_da = current_da
+             WHERE session_id = $1 AND current_da = $2 AND lease_until = $3",
+        )
+        .bind(session)
+        .bind(current_da)
+        .bind(to_millis(lease_until))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
     pub(super) async fn update_default_limit(
         &self,
         device: &DeviceId,
