@@ -467,12 +467,14 @@ impl Service {
         Ok(placement)
     }
 
-    /// Takes a charger off its site (it keeps what it was last given until its lease).
+    /// Takes a charger off its site (its limits are lifted by the balancer); a charger on
+    /// no site is already off it (no error).
     pub async fn unplace_charger(&self, who: &Principal, device: &DeviceId) -> Result<()> {
         let d = self.get_device(who, device).await?;
         let site = self.store.placement(device).await?.map(|(_, s)| s);
+        // Idempotent: a charger on no site is already off it.
         if !self.store.unplace_charger(device).await? {
-            return Err(Error::not_found("placement"));
+            return Ok(());
         }
         self.audit(
             who,
