@@ -704,9 +704,20 @@ async fn mybox_chargers_take_charging_limit_and_fall_to_their_failsafe_without_t
 
     // The server stops: within the lease every charger falls to its failsafe, 18 A in all.
     app.app.stop().await.expect("stops");
-    tokio::time::sleep(Duration::from_secs(11)).await;
-    let got: Vec<u32> = chargers.iter().map(|c| c.limit_a().unwrap_or(99)).collect();
-    assert_eq!(got, vec![6, 6, 6]);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10 + 3);
+    loop {
+        let got: Vec<u32> = chargers.iter().map(|c| c.limit_a().unwrap_or(99)).collect();
+        assert!(got.iter().sum::<u32>() <= 20, "{got:?}");
+        if got == [6, 6, 6] {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "not at the failsafe within the lease: {got:?}"
+        );
+        // The simulator's limit follows its clock: look again shortly.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 /// Two MyBox chargers on 3×20 A: 10 A each. One car draws 3 A: its limit falls to 6 A
@@ -1285,7 +1296,6 @@ async fn a_silent_charger_on_one_site_delays_no_other_site(app: TestApp) {
         .await
         .expect("boot");
     assert_eq!(boot["status"], "Accepted", "{boot}");
-    tokio::time::sleep(Duration::from_millis(500)).await;
     // Site 2: a charger that starts meanwhile gets its default and its profile at once.
     let (site_b, circuit_b) = another_site(&app, 16).await;
     let password = placed_ocpp(&app, "quick", site_b, circuit_b).await;

@@ -503,56 +503,43 @@ impl Service {
             .iter()
             .chain(refresh.iter())
             .partition(|(id, current)| *current > low_of(*id));
-        let sent: Vec<BoxFuture<'_, Result<bool>>> = decreases
-            .iter()
-            .map(|(id, current)| {
-                self.send_allocation(&load, &plan, *id, *current, was_of(*id), now)
-                    .boxed()
-            })
-            .chain(
-                defaults
-                    .iter()
-                    .filter(|(_, _, up)| !up)
-                    .map(|(c, want, _)| self.tell_default(c, *want, lease_s)),
-            )
-            .collect();
-        // The allocation counted idle connectors at the most they may hold and unchanged
-        // sessions as they were: only the sessions' own decreases are what the increases
-        // rely on (a silent charger's default or renewal holds up no increase).
-        let relied: Vec<bool> = decreases
-            .iter()
-            .map(|(id, current)| *current < was_of(*id))
-            .chain(defaults.iter().filter(|(_, _, up)| !up).map(|_| false))
-            .collect();
+        // One batch: the sessions' limits and the defaults going the same way, each with
+        // whether the increases rely on it. The allocation counted idle connectors at the
+        // most they may hold and unchanged sessions as they were: only the sessions' own
+        // decreases are relied on (a silent charger's default or renewal holds up nothing).
+        let batch = |items: &[&(u64, DeciAmps)], up: bool| {
+            let sessions = items.iter().map(|(id, current)| {
+                let sent: BoxFuture<'_, Result<bool>> = self
+                    .send_allocation(&load, &plan, *id, *current, was_of(*id), now)
+                    .boxed();
+                (sent, *current < was_of(*id))
+            });
+            let defaults = defaults
+                .iter()
+                .filter(move |(_, _, u)| *u == up)
+                .map(|(c, want, _)| (self.tell_default(c, *want, lease_s), false));
+            sessions.chain(defaults).collect::<Vec<_>>()
+        };
+        if self.send_batch(batch(&decreases, false)).await? {
+            self.send_batch(batch(&increases, true)).await?;
+        }
+        self.check_one_schedule(&load).await?;
+        Ok(())
+    }
+
+    /// Sends a batch of limits at once; whether every one the next batch relies on was
+    /// acknowledged.
+    async fn send_batch(&self, batch: Vec<(BoxFuture<'_, Result<bool>>, bool)>) -> Result<bool> {
+        let (sent, relied): (Vec<_>, Vec<_>) = batch.into_iter().unzip();
         let mut all_acked = true;
         for (done, relied) in futures_util::future::join_all(sent)
             .await
             .into_iter()
             .zip(relied)
         {
-            let acked = done?;
-            all_acked &= acked || !relied;
+            all_acked &= done? || !relied;
         }
-        if all_acked {
-            let sent: Vec<BoxFuture<'_, Result<bool>>> = increases
-                .iter()
-                .map(|(id, current)| {
-                    self.send_allocation(&load, &plan, *id, *current, was_of(*id), now)
-                        .boxed()
-                })
-                .chain(
-                    defaults
-                        .iter()
-                        .filter(|(_, _, up)| *up)
-                        .map(|(c, want, _)| self.tell_default(c, *want, lease_s)),
-                )
-                .collect();
-            for done in futures_util::future::join_all(sent).await {
-                done?;
-            }
-        }
-        self.check_one_schedule(&load).await?;
-        Ok(())
+        Ok(all_acked)
     }
 
     /// Asks one OCPP charger of the site that holds an acknowledged session profile and
