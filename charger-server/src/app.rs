@@ -68,6 +68,9 @@ async fn open_service_with_port(config: &Config, mqtt_port: u16) -> anyhow::Resu
     let store = store::connect(&database_url)
         .await
         .map_err(|e| anyhow!("DATABASE_URL: {e}"))?;
+    store
+        .read_model()
+        .set_cap(usize::try_from(config.read_model_entries).unwrap_or(0));
     let fingerprint = secret.fingerprint();
     let in_force = store
         .init_meta(SECRET_FINGERPRINT_KEY, &fingerprint)

@@ -404,6 +404,18 @@ pub struct Config {
     )]
     pub unknown_tags_per_owner: u32,
 
+    /// Chargers and tags kept in the authorize read model (docs/storage.md,
+    /// "Authorize from memory"); past it, authorize reads the database for the rest. 0
+    /// turns the read model off.
+    #[arg(
+        long,
+        env = "CHARGER_READ_MODEL_ENTRIES",
+        default_value_t = 200_000,
+        value_parser = clap::value_parser!(u32).range(0..=10_000_000),
+        global = true
+    )]
+    pub read_model_entries: u32,
+
     /// Oldest offline session start (a `session-start` with a `local_id`) accepted without
     /// dispute, in days; an older one is recorded as disputed, billed nothing.
     #[arg(
@@ -693,6 +705,7 @@ impl Config {
             audit_log_days: 400,
             request_log_days: 30,
             unknown_tags_per_owner: 1000,
+            read_model_entries: 200_000,
             mqtt_max_connect_bytes: 4096,
             mqtt_max_pending_logins: 1024,
             mqtt_max_pending_logins_per_source: 128,

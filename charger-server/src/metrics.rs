@@ -31,6 +31,24 @@ pub fn site_command(acknowledged: bool) {
     SITE_COMMANDS[usize::from(acknowledged)].fetch_add(1, Ordering::Relaxed);
 }
 
+/// Answers of the authorize read model: "hit" (made from memory), "miss" (an entry it
+/// lacked: the database path), "stale" (made from memory, refused by its batch's check:
+/// the database path again), "full" (an entry not kept: `CHARGER_READ_MODEL_ENTRIES`).
+static READ_MODEL: [AtomicU64; 4] = [const { AtomicU64::new(0) }; 4];
+const READ_MODEL_OUTCOMES: [&str; 4] = ["hit", "miss", "stale", "full"];
+
+/// Counts one outcome of the read model (one of [`READ_MODEL_OUTCOMES`]).
+pub fn read_model(outcome: &str) {
+    if outcome == "full" {
+        limit_hit(Limit::ReadModelEntries);
+    }
+    if let Some(i) = READ_MODEL_OUTCOMES.iter().position(|o| *o == outcome) {
+        if let Some(c) = READ_MODEL.get(i) {
+            c.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
 /// A limit that refused, cut or slowed something: each has a setting (README,
 /// docs/operations.md) and is counted in `charger_limit_hits_total{limit="..."}`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -97,6 +115,9 @@ pub enum Limit {
     /// What an OCPP 2.0.1 station told of a transaction before its idToken forgotten: over
     /// `CHARGER_OCPP_PENDING_TRANSACTIONS` for the station, or too many stations.
     OcppPendingTransactions,
+    /// An entry of the authorize read model not kept: it holds
+    /// `CHARGER_READ_MODEL_ENTRIES` (that authorize reads the database).
+    ReadModelEntries,
 }
 
 impl Limit {
@@ -130,6 +151,7 @@ impl Limit {
         Limit::OcppRate,
         Limit::OcppRateDisconnect,
         Limit::OcppPendingTransactions,
+        Limit::ReadModelEntries,
     ];
 
     /// The `limit` label.
@@ -163,6 +185,7 @@ impl Limit {
             Limit::OcppPendingTransactions => "ocpp_pending_transactions",
             Limit::OcppRate => "ocpp_rate",
             Limit::OcppRateDisconnect => "ocpp_rate_disconnect",
+            Limit::ReadModelEntries => "read_model_entries",
         }
     }
 }
@@ -230,6 +253,10 @@ const DURATION: &str = "charger_mqtt_request_duration_seconds";
 
 /// Every metric's name and HELP text.
 const DESCRIPTIONS: &[(&str, &str)] = &[
+    (
+        "charger_read_model_total",
+        "Authorize answers of the read model, by outcome: hit (from memory), miss, stale (its batch's check refused it), full.",
+    ),
     (
         "charger_limit_hits_total",
         "Times a limit refused, cut or slowed something, by limit (each is a setting).",
@@ -393,6 +420,13 @@ impl Metrics {
                 "charger_site_limits_total",
                 &[("outcome", (*outcome).to_owned())],
                 SITE_COMMANDS[i].load(Ordering::Relaxed),
+            );
+        }
+        for (i, outcome) in READ_MODEL_OUTCOMES.iter().enumerate() {
+            self.counter(
+                "charger_read_model_total",
+                &[("outcome", (*outcome).to_owned())],
+                READ_MODEL[i].load(Ordering::Relaxed),
             );
         }
         if let Some(n) = sessions_active {

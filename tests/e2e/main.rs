@@ -20,6 +20,7 @@ mod ocpp16;
 mod ocpp201;
 mod ocpp_schemas;
 mod openapi;
+mod read_model;
 mod refusals;
 mod rest_provisioning;
 mod retention;

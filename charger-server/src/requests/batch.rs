@@ -31,7 +31,9 @@ use crate::charging::ENDPOINTS;
 use crate::error::Error;
 use crate::ids::DeviceId;
 use crate::service::Service;
-use crate::store::{Backend, ChargerTx, KeptResult, StoreError, StoredResult, UnknownTagNote};
+use crate::store::{
+    Backend, Basis, ChargerTx, KeptResult, StoreError, StoredResult, UnknownTagNote,
+};
 
 /// Most requests in one transaction.
 pub const MAX_BATCH: usize = 256;
@@ -60,6 +62,9 @@ struct Kept {
     key_version: i64,
     notes: Vec<UnknownTagNote>,
     seal: Sealer,
+    /// Made from the read model: what it relied on, for the batch to check, and the
+    /// request, to run in the batch instead should that not hold.
+    check: Option<Box<(Basis, Job)>>,
 }
 
 /// What sealing an answer needs.
@@ -133,6 +138,27 @@ impl Writers {
             queue(&self.queues, Work::Run(job)).await;
             return;
         }
+        // From memory first: no database read at all. What the read model cannot answer
+        // (an entry it lacks, a refusal, a stop's session) goes to the database.
+        if let Some(mut memory) = self.service.store().begin_memory() {
+            if let Ok(Step::Computed(c)) = answer(
+                &self.service,
+                self.marks.as_deref(),
+                memory.as_mut(),
+                job.clone(),
+            )
+            .await
+            {
+                if let (true, Some(basis)) = (c.code < 500, memory.basis()) {
+                    queue(
+                        &self.queues,
+                        Work::Keep(c.kept(Some(Box::new((basis, job))))),
+                    )
+                    .await;
+                    return;
+                }
+            }
+        }
         let Ok(permit) = self.readers.clone().acquire_owned().await else {
             return;
         };
@@ -153,21 +179,7 @@ impl Writers {
                         publish(&service, &publisher, d).await;
                     }
                 }
-                Ok(Step::Computed(c)) => {
-                    let kept = Kept {
-                        device: c.device,
-                        request_id: c.request_id,
-                        endpoint: c.endpoint,
-                        result: StoredResult {
-                            code: c.code,
-                            body: c.body.to_string(),
-                        },
-                        key_version: c.key_version,
-                        notes: c.notes,
-                        seal: c.seal,
-                    };
-                    queue(&queues, Work::Keep(kept)).await;
-                }
+                Ok(Step::Computed(c)) => queue(&queues, Work::Keep(c.kept(None))).await,
                 Err(e) => {
                     crate::metrics::db_error();
                     tracing::error!(error = %e, "read path failed; answered 503");
@@ -222,11 +234,24 @@ pub(super) fn start(
             let marks = marks.clone();
             tokio::spawn(async move {
                 let mut work = Vec::with_capacity(MAX_BATCH);
-                while rx.recv_many(&mut work, MAX_BATCH).await > 0 {
-                    let done = run_batch(&service, marks.as_deref(), &mut work).await;
+                loop {
+                    if work.is_empty() {
+                        if rx.recv_many(&mut work, MAX_BATCH).await == 0 {
+                            break;
+                        }
+                    } else {
+                        // Requests a batch sent back (answers from memory that did not
+                        // hold) go first, with whatever else is waiting.
+                        while work.len() < MAX_BATCH {
+                            let Ok(w) = rx.try_recv() else { break };
+                            work.push(w);
+                        }
+                    }
+                    let (done, again) = run_batch(&service, marks.as_deref(), &mut work).await;
                     for d in done {
                         publish(&service, &transport, d).await;
                     }
+                    work.extend(again.into_iter().map(Work::Run));
                 }
             });
             tx
@@ -259,7 +284,11 @@ struct Done {
 /// instance kept an answer to it first, or it is repeated within the batch), the whole
 /// transaction is rolled back and the batch runs again, each request in a savepoint with
 /// its answer kept at once.
-async fn run_batch(service: &Service, marks: Option<&Marks>, work: &mut Vec<Work>) -> Vec<Done> {
+async fn run_batch(
+    service: &Service,
+    marks: Option<&Marks>,
+    work: &mut Vec<Work>,
+) -> (Vec<Done>, Vec<Job>) {
     let count = work.len();
     let heads: Vec<Head> = work.iter().map(Head::of).collect();
     let items = std::mem::take(work);
@@ -272,7 +301,7 @@ async fn run_batch(service: &Service, marks: Option<&Marks>, work: &mut Vec<Work
         outcome = attempt(service, marks, items, Savepoints::On).await;
     }
     match outcome {
-        Ok(done) => done,
+        Ok(answered) => answered,
         Err(failure) => {
             crate::metrics::db_error();
             match failure {
@@ -286,7 +315,10 @@ async fn run_batch(service: &Service, marks: Option<&Marks>, work: &mut Vec<Work
                     );
                 }
             }
-            heads.into_iter().map(Head::unavailable).collect()
+            (
+                heads.into_iter().map(Head::unavailable).collect(),
+                Vec::new(),
+            )
         }
     }
 }
@@ -307,12 +339,14 @@ enum Failure {
 }
 
 /// One try at a batch: its transaction, its requests, the read path's answers, the commit.
+/// Returns what to publish, and the requests answered from memory whose basis did not
+/// hold, to run in the next batch.
 async fn attempt(
     service: &Service,
     marks: Option<&Marks>,
     items: Vec<Work>,
     savepoints: Savepoints,
-) -> Result<Vec<Done>, Failure> {
+) -> Result<(Vec<Done>, Vec<Job>), Failure> {
     let store = |what| move |e| Failure::Store(what, e);
     let mut tx = service
         .store()
@@ -368,12 +402,12 @@ async fn attempt(
             }
         })
         .collect();
-    let answers = keep(service, tx.as_mut(), kept)
+    let (answers, again) = keep(service, tx.as_mut(), kept)
         .await
         .map_err(store("batch failed"))?;
     done.extend(answers);
     tx.commit().await.map_err(store("batch commit failed"))?;
-    Ok(done)
+    Ok((done, again))
 }
 
 /// A request's answer within its batch.
@@ -466,17 +500,38 @@ impl Head {
 
 /// Keeps the read path's answers of one batch, in one statement (a repeat that got there
 /// first wins), with the unknown-tag sightings they held back.
+///
+/// An answer made from memory is kept only if its basis holds in this transaction
+/// ([`ChargerTx::check_bases`]); one whose basis does not hold, or whose request has an
+/// answer kept already (which the database path reads with its key version), is returned
+/// to run in the next batch instead, and nothing of it is published.
 async fn keep(
     service: &Service,
     tx: &mut dyn ChargerTx,
     kept: Vec<Kept>,
-) -> Result<Vec<Done>, StoreError> {
+) -> Result<(Vec<Done>, Vec<Job>), StoreError> {
     if kept.is_empty() {
-        return Ok(Vec::new());
+        return Ok((Vec::new(), Vec::new()));
     }
-    let notes: Vec<UnknownTagNote> = kept.iter().flat_map(|k| k.notes.clone()).collect();
+    let bases: Vec<Basis> = kept
+        .iter()
+        .filter_map(|k| k.check.as_ref().map(|c| c.0.clone()))
+        .collect();
+    let mut holds = tx.check_bases(&bases).await?.into_iter();
+    let mut again = Vec::new();
+    let mut fresh = Vec::with_capacity(kept.len());
+    for k in kept {
+        match k.check {
+            Some(check) if !holds.next().unwrap_or(false) => {
+                crate::metrics::read_model("stale");
+                again.push(check.1);
+            }
+            _ => fresh.push(k),
+        }
+    }
+    let notes: Vec<UnknownTagNote> = fresh.iter().flat_map(|k| k.notes.clone()).collect();
     record_notes(service, tx, &notes).await?;
-    let (rows, seals): (Vec<KeptResult>, Vec<Sealer>) = kept
+    let (rows, rest): (Vec<KeptResult>, Vec<(Sealer, Option<Job>)>) = fresh
         .into_iter()
         .map(|k| {
             let row = KeptResult {
@@ -486,19 +541,24 @@ async fn keep(
                 result: k.result,
                 key_version: k.key_version,
             };
-            (row, k.seal)
+            (row, (k.seal, k.check.map(|c| c.1)))
         })
         .unzip();
     let saved = tx.save_request_results(&rows, service.now()).await?;
-    Ok(rows
-        .into_iter()
-        .zip(saved)
-        .zip(seals)
-        .filter_map(|((row, saved), seal)| {
-            let result = saved.unwrap_or(row.result);
-            seal.done(result.code, &result.body, None)
-        })
-        .collect())
+    let mut done = Vec::with_capacity(rows.len());
+    for ((row, saved), (seal, memory)) in rows.into_iter().zip(saved).zip(rest) {
+        match (saved, memory) {
+            (Some(_), Some(job)) => again.push(job),
+            (saved, memory) => {
+                if memory.is_some() {
+                    service.store().read_model().note_answered();
+                }
+                let result = saved.unwrap_or(row.result);
+                done.extend(seal.done(result.code, &result.body, None));
+            }
+        }
+    }
+    Ok((done, again))
 }
 
 /// Records unknown-tag sightings a request held back (whatever its outcome), within the
@@ -540,6 +600,25 @@ struct Computed {
     claimed: bool,
     notes: Vec<UnknownTagNote>,
     seal: Sealer,
+}
+
+impl Computed {
+    /// The answer, to keep in the batch; `check`: made from memory.
+    fn kept(self, check: Option<Box<(Basis, Job)>>) -> Kept {
+        Kept {
+            device: self.device,
+            request_id: self.request_id,
+            endpoint: self.endpoint,
+            result: StoredResult {
+                code: self.code,
+                body: self.body.to_string(),
+            },
+            key_version: self.key_version,
+            notes: self.notes,
+            seal: self.seal,
+            check,
+        }
+    }
 }
 
 /// Whose key a request opened under.
@@ -687,6 +766,8 @@ async fn answer(
         };
         match answer {
             Ok(reply) => (reply.code, reply.body, reply.revoke),
+            // The read model lacked something (a tag, a session): the database answers.
+            Err(Error::Internal(_)) if tx.basis().is_some() => return Err(StoreError::Miss),
             Err(e) => {
                 let (code, body) = error_body(&e);
                 (code, body, false)

@@ -7,6 +7,7 @@
 //! share: `BIGINT` (times in UTC milliseconds, energy in Wh, money in minor units) and
 //! `TEXT` (ids, states, decimal prices). The scheme of `DATABASE_URL` picks the backend.
 
+mod memory;
 mod sql;
 
 use async_trait::async_trait;
@@ -26,6 +27,7 @@ use crate::records::owners::{NewToken, Owner, TokenInfo, TokenScope};
 use crate::records::sites::{AllocationRow, Failsafe, Placement, Site, SiteLoad, SiteNode};
 use crate::records::tags::{Tag, UnknownTag};
 
+pub use memory::{Basis, ReadModel};
 pub use sql::{connect, Backend, SqlStore};
 
 /// What the store can fail with. Unique-constraint violations are `Conflict`.
@@ -40,6 +42,10 @@ pub enum StoreError {
     /// A write on a read-only [`ChargerTx`] (a bug: such requests write nothing).
     #[error("a write on a read-only connection")]
     ReadOnly,
+    /// The read model cannot answer this (an entry it lacks, or a read it does not
+    /// serve): the request goes to the database.
+    #[error("not in the read model")]
+    Miss,
 }
 
 /// A store error as the domain's: the one place it is mapped.
@@ -62,7 +68,7 @@ impl From<StoreError> for crate::error::Error {
                 Error::Internal(format!("database: {e}"))
             }
             StoreError::Corrupt(message) => Error::Internal(format!("stored data: {message}")),
-            StoreError::ReadOnly => Error::Internal(e.to_string()),
+            StoreError::ReadOnly | StoreError::Miss => Error::Internal(e.to_string()),
         }
     }
 }
@@ -380,6 +386,11 @@ pub trait Store: Send + Sync + 'static {
     /// nothing (`authorize`): its writes are refused, except unknown-tag sightings,
     /// which it holds back for [`ChargerTx::held_notes`].
     async fn begin_read(&self) -> StoreResult<Box<dyn ChargerTx>>;
+    /// A read-only [`ChargerTx`] over the authorize read model ([`ReadModel`]), which
+    /// answers [`StoreError::Miss`] for anything it does not hold; None when it is off.
+    fn begin_memory(&self) -> Option<Box<dyn ChargerTx>>;
+    /// The authorize read model (its size is a setting).
+    fn read_model(&self) -> &ReadModel;
 }
 
 /// What became of a new transfer offer.
@@ -434,6 +445,12 @@ pub trait ChargerTx: Send {
     fn held_notes(&mut self) -> Vec<UnknownTagNote>;
     /// Whether it is a read-only connection (from [`Store::begin_read`]).
     fn is_read_only(&self) -> bool;
+    /// What its answers relied on, when it answered from memory ([`Store::begin_memory`]).
+    fn basis(&self) -> Option<Basis>;
+    /// Whether each basis still holds in this transaction: the database's `authz_epoch`
+    /// is the one it was read at, and each tag it looked at has the active sessions it
+    /// counted. Brings the read model up to what it read.
+    async fn check_bases(&mut self, bases: &[Basis]) -> StoreResult<Vec<bool>>;
 
     /// The charger, as its requests need it, with the answer kept for its request
     /// `request_id` (the id's JSON text), if any, and the key version it was given under

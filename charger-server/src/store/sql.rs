@@ -154,7 +154,11 @@ pub async fn connect(url: &str) -> Result<SqlStore, ConnectError> {
         .connect(url)
         .await
         .map_err(open_err)?;
-    Ok(SqlStore { pool, backend })
+    Ok(SqlStore {
+        pool,
+        backend,
+        model: std::sync::Arc::new(super::ReadModel::default()),
+    })
 }
 
 /// Creates an empty database file readable by this user only (0600) when there is none;
@@ -196,6 +200,8 @@ pub fn redact_url(url: &str) -> String {
 pub struct SqlStore {
     pool: AnyPool,
     backend: Backend,
+    /// The authorize read model, filled by the read path's reads.
+    model: std::sync::Arc<super::ReadModel>,
 }
 
 impl SqlStore {
@@ -1590,11 +1596,22 @@ impl Store for SqlStore {
             Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
             Backend::Postgres => self.pool.begin().await?,
         };
-        Ok(Box::new(charging::SqlTx::new(tx)))
+        Ok(Box::new(charging::SqlTx::new(tx, self.model.clone())))
     }
 
     async fn begin_read(&self) -> StoreResult<Box<dyn super::ChargerTx>> {
-        Ok(Box::new(charging::SqlTx::read(self.pool.acquire().await?)))
+        Ok(Box::new(charging::SqlTx::read(
+            self.pool.acquire().await?,
+            self.model.clone(),
+        )))
+    }
+
+    fn read_model(&self) -> &super::ReadModel {
+        &self.model
+    }
+
+    fn begin_memory(&self) -> Option<Box<dyn super::ChargerTx>> {
+        (!self.model.is_off()).then(|| Box::new(self.model.tx()) as Box<dyn super::ChargerTx>)
     }
 }
 

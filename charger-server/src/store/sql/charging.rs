@@ -19,13 +19,15 @@ use crate::records::cost::Prices;
 use crate::records::money::{to_minor, Currency};
 use crate::records::tags::Tag;
 use crate::store::{
-    from_millis, to_millis, ChargerTx, KeptResult, StoreError, StoreResult, StoredResult,
-    UnknownTagNote,
+    from_millis, to_millis, Basis, ChargerTx, KeptResult, ReadModel, StoreError, StoreResult,
+    StoredResult, UnknownTagNote,
 };
 
 /// One open transaction of a batch of charger requests, or a read-only connection.
 pub(super) struct SqlTx {
     conn: Conn,
+    /// The authorize read model: a read-only connection fills it with what it reads.
+    model: Option<std::sync::Arc<ReadModel>>,
     /// Unknown-tag sightings held back for the request path to record.
     held: Vec<UnknownTagNote>,
     /// Statements that changed data so far.
@@ -38,18 +40,23 @@ enum Conn {
 }
 
 impl SqlTx {
-    pub(super) fn new(tx: Transaction<'static, Any>) -> Self {
+    /// A batch's transaction; `model` is emptied when a basis it checks is stale.
+    pub(super) fn new(tx: Transaction<'static, Any>, model: std::sync::Arc<ReadModel>) -> Self {
         Self {
             conn: Conn::Tx(tx),
+            model: Some(model),
             held: Vec::new(),
             writes: 0,
         }
     }
 
-    /// Reads outside a transaction; [`ChargerTx::note_unknown_tag`] is held back.
-    pub(super) fn read(conn: PoolConnection<Any>) -> Self {
+    /// Reads outside a transaction; [`ChargerTx::note_unknown_tag`] is held back. What it
+    /// reads of chargers and tags goes into the read model (never what a transaction
+    /// reads: it may be undone).
+    pub(super) fn read(conn: PoolConnection<Any>, model: std::sync::Arc<ReadModel>) -> Self {
         Self {
             conn: Conn::Read(conn),
+            model: Some(model),
             held: Vec::new(),
             writes: 0,
         }
@@ -302,6 +309,62 @@ impl ChargerTx for SqlTx {
         matches!(self.conn, Conn::Read(_))
     }
 
+    fn basis(&self) -> Option<Basis> {
+        None
+    }
+
+    async fn check_bases(&mut self, bases: &[Basis]) -> StoreResult<Vec<bool>> {
+        // Pairs per statement: two parameters each.
+        const CHUNK: usize = 200;
+        if bases.is_empty() {
+            return Ok(Vec::new());
+        }
+        let (epoch,): (i64,) = sqlx::query_as("SELECT epoch FROM authz_epoch WHERE id = 1")
+            .fetch_one(self.c())
+            .await?;
+        if bases.iter().any(|b| b.epoch != epoch) {
+            if let Some(model) = &self.model {
+                model.forget_before(epoch);
+            }
+        }
+        let mut pairs: Vec<(&OwnerId, &TagUid)> = bases
+            .iter()
+            .filter(|b| b.epoch == epoch)
+            .flat_map(|b| b.counts.iter().map(|(o, u, _)| (o, u)))
+            .collect();
+        pairs.sort();
+        pairs.dedup();
+        let mut active = std::collections::HashMap::new();
+        for chunk in pairs.chunks(CHUNK) {
+            let wheres = (0..chunk.len())
+                .map(|i| format!("(owner_id = ${} AND tag_uid = ${})", 2 * i + 1, 2 * i + 2))
+                .collect::<Vec<_>>()
+                .join(" OR ");
+            let sql = format!(
+                "SELECT owner_id, tag_uid, COUNT(*) FROM sessions
+                 WHERE status = 'active' AND ({wheres})
+                 GROUP BY owner_id, tag_uid"
+            );
+            let mut query = sqlx::query_as::<_, (String, String, i64)>(&sql);
+            for (owner, uid) in chunk {
+                query = query.bind(owner.as_str()).bind(uid.as_str());
+            }
+            for (owner, uid, n) in query.fetch_all(self.c()).await? {
+                active.insert((owner, uid), n);
+            }
+        }
+        Ok(bases
+            .iter()
+            .map(|b| {
+                b.epoch == epoch
+                    && b.counts.iter().all(|(owner, uid, n)| {
+                        let key = (owner.as_str().to_owned(), uid.as_str().to_owned());
+                        active.get(&key).copied().unwrap_or(0) == *n
+                    })
+            })
+            .collect())
+    }
+
     async fn charger(
         &mut self,
         id: &DeviceId,
@@ -324,12 +387,14 @@ impl ChargerTx for SqlTx {
             code: Option<i64>,
             body: Option<String>,
             kept_key_version: Option<i64>,
+            epoch: i64,
         }
         let row: Option<Row> = sqlx::query_as(
             "SELECT d.owner_id, d.connectors, d.tariff_id, d.key_version, d.list_reset,
                     d.max_power_w, d.require_v2, d.prev_key_version, d.prev_owner_id,
                     d.prev_request_id, d.prev_endpoint, d.prev_until, r.code, r.body,
-                    r.key_version AS kept_key_version
+                    r.key_version AS kept_key_version,
+                    (SELECT epoch FROM authz_epoch WHERE id = 1) AS epoch
              FROM devices d
              LEFT JOIN mqtt_requests r ON r.device_id = d.id AND r.request_id = $2
              WHERE d.id = $1",
@@ -381,6 +446,9 @@ impl ChargerTx for SqlTx {
             )),
             _ => None,
         };
+        if let (Conn::Read(_), Some(model)) = (&self.conn, &self.model) {
+            model.fill_charger(r.epoch, &charger);
+        }
         Ok(Some((charger, kept)))
     }
 
@@ -569,11 +637,13 @@ impl ChargerTx for SqlTx {
             tag: TagRow,
             device_id: Option<String>,
             active: i64,
+            epoch: i64,
         }
         let rows: Vec<Row> = sqlx::query_as(&format!(
             "SELECT t.*, td.device_id,
                     (SELECT COUNT(*) FROM sessions s
-                     WHERE s.owner_id = $1 AND s.tag_uid = $2 AND s.status = 'active') AS active
+                     WHERE s.owner_id = $1 AND s.tag_uid = $2 AND s.status = 'active') AS active,
+                    (SELECT epoch FROM authz_epoch WHERE id = 1) AS epoch
              FROM (SELECT {TAG_COLUMNS} FROM tags WHERE owner_id = $1 AND uid = $2) t
              LEFT JOIN tag_devices td ON td.owner_id = $1 AND td.uid = $2
              ORDER BY td.device_id"
@@ -592,7 +662,11 @@ impl ChargerTx for SqlTx {
             .chain(rows.filter_map(|r| r.device_id))
             .map(|d| DeviceId::parse(&d).map_err(|e| corrupt("device id", e)))
             .collect::<StoreResult<Vec<_>>>()?;
-        Ok(Some((first.tag.into_tag(devices)?, first.active)))
+        let tag = first.tag.into_tag(devices)?;
+        if let (Conn::Read(_), Some(model)) = (&self.conn, &self.model) {
+            model.fill_tag(first.epoch, &tag, first.active);
+        }
+        Ok(Some((tag, first.active)))
     }
 
     async fn lock_start(
