@@ -65,7 +65,12 @@ async fn open_service_with_port(config: &Config, mqtt_port: u16) -> anyhow::Resu
     }
     let secret = ServerSecret::load_or_create(&secret_path)
         .with_context(|| format!("CHARGER_SECRET_FILE: cannot use {}", secret_path.display()))?;
-    let store = store::connect(&database_url)
+    let options = store::DbOptions {
+        statement_timeout_ms: config.pg_statement_timeout_ms,
+        lock_timeout_ms: config.pg_lock_timeout_ms,
+        idle_in_transaction_ms: config.pg_idle_in_transaction_ms,
+    };
+    let store = store::connect_with(&database_url, &options)
         .await
         .map_err(|e| anyhow!("DATABASE_URL: {e}"))?;
     store
@@ -387,6 +392,7 @@ fn external_config(
             group: config.mqtt_share_group.clone(),
             acl: config.mqtt_broker_acl,
             dispatcher,
+            keep_alive: std::time::Duration::from_secs(u64::from(config.mqtt_broker_keep_alive_s)),
         },
         port,
     ))

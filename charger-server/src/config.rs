@@ -145,6 +145,52 @@ pub struct Config {
     )]
     pub mqtt_broker_password: Option<Secret>,
 
+    /// Keep-alive of each instance's connection to the external broker, in seconds: a
+    /// hung instance (stopped, not dead) is dropped by the broker after 1.5 times this,
+    /// and its share of the requests goes to the others.
+    #[arg(
+        long,
+        env = "CHARGER_MQTT_BROKER_KEEP_ALIVE_S",
+        default_value_t = 5,
+        value_parser = clap::value_parser!(u16).range(5..=300),
+        global = true
+    )]
+    pub mqtt_broker_keep_alive_s: u16,
+
+    /// PostgreSQL: longest statement, in ms (`statement_timeout` of every connection);
+    /// a longer one fails (503, or its batch retried).
+    #[arg(
+        long,
+        env = "CHARGER_PG_STATEMENT_TIMEOUT_MS",
+        default_value_t = 60_000,
+        value_parser = clap::value_parser!(u32).range(100..=3_600_000),
+        global = true
+    )]
+    pub pg_statement_timeout_ms: u32,
+
+    /// PostgreSQL: longest wait for a lock, in ms (`lock_timeout`): a batch blocked by a
+    /// hung instance's locks gives up and is retried instead of waiting with it.
+    #[arg(
+        long,
+        env = "CHARGER_PG_LOCK_TIMEOUT_MS",
+        default_value_t = 5_000,
+        value_parser = clap::value_parser!(u32).range(100..=3_600_000),
+        global = true
+    )]
+    pub pg_lock_timeout_ms: u32,
+
+    /// PostgreSQL: longest a session may sit in an open transaction doing nothing, in ms
+    /// (`idle_in_transaction_session_timeout`): a hung instance's transaction is ended,
+    /// and its locks released, after this.
+    #[arg(
+        long,
+        env = "CHARGER_PG_IDLE_IN_TRANSACTION_MS",
+        default_value_t = 5_000,
+        value_parser = clap::value_parser!(u32).range(100..=3_600_000),
+        global = true
+    )]
+    pub pg_idle_in_transaction_ms: u32,
+
     /// PEM CA certificate to verify an mqtts:// external broker with.
     #[arg(long, env = "CHARGER_MQTT_BROKER_CA", global = true)]
     pub mqtt_broker_ca: Option<PathBuf>,
@@ -519,8 +565,9 @@ pub struct Config {
 
     /// Answer REQs on the `echo` endpoint by publishing the payload back unchanged on the
     /// RES topic, with no envelope check, crypto or database: the broker's own round
-    /// trip, which the load benchmark uses as its baseline. Off by default (then `echo`
-    /// is an unknown endpoint, 404).
+    /// trip, which the load benchmark uses as its baseline. Off by default: then `echo`
+    /// is an ordinary request to an unknown endpoint, checked like any other (401 unless
+    /// it opens under the charger's key, then 404).
     #[arg(
         long,
         env = "CHARGER_MQTT_ECHO",
@@ -683,6 +730,10 @@ impl Config {
             mqtt_broker_url: None,
             mqtt_broker_username: None,
             mqtt_broker_password: None,
+            mqtt_broker_keep_alive_s: 5,
+            pg_statement_timeout_ms: 60_000,
+            pg_lock_timeout_ms: 5_000,
+            pg_idle_in_transaction_ms: 5_000,
             mqtt_broker_ca: None,
             mqtt_share_group: "mybox".to_owned(),
             mqtt_broker_acl: BrokerAcl::Dynsec,

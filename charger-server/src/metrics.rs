@@ -18,6 +18,15 @@ use metrics_exporter_prometheus::{
 /// Database errors seen anywhere (queries, transactions, commits).
 pub static DB_ERRORS: AtomicU64 = AtomicU64::new(0);
 
+/// Batches run again because the database was busy (a deadlock, a lock or statement
+/// time-out, a serialization failure) instead of answering 503.
+pub static DB_RETRIES: AtomicU64 = AtomicU64::new(0);
+
+/// Counts one batch run again on a busy database.
+pub fn db_retry() {
+    DB_RETRIES.fetch_add(1, Ordering::Relaxed);
+}
+
 /// Counts one database error.
 pub fn db_error() {
     DB_ERRORS.fetch_add(1, Ordering::Relaxed);
@@ -279,6 +288,10 @@ const DESCRIPTIONS: &[(&str, &str)] = &[
         "charger_db_errors_total",
         "Database errors (queries, transactions, commits).",
     ),
+    (
+        "charger_db_retries_total",
+        "Charger request batches run again because the database was busy (deadlock, lock or statement time-out).",
+    ),
     ("charger_mqtt_connections", "Chargers connected now."),
     (
         "charger_mqtt_connections_total",
@@ -414,6 +427,11 @@ impl Metrics {
             "charger_db_errors_total",
             &[],
             DB_ERRORS.load(Ordering::Relaxed),
+        );
+        self.counter(
+            "charger_db_retries_total",
+            &[],
+            DB_RETRIES.load(Ordering::Relaxed),
         );
         for (i, outcome) in ["unacknowledged", "acknowledged"].iter().enumerate() {
             self.counter(

@@ -884,3 +884,69 @@ async fn a_claim_moves_the_chargers_broker_account_to_its_new_owner() {
             .await
     );
 }
+
+/// Completed sessions in the database now (every charger's).
+async fn completed(c: &Cluster) -> i64 {
+    use sqlx::Connection as _;
+    let mut conn = sqlx::PgConnection::connect(&c.database_url)
+        .await
+        .expect("connect");
+    let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM sessions WHERE status = 'stopped'")
+        .fetch_one(&mut conn)
+        .await
+        .expect("count");
+    let _ = conn.close().await;
+    n
+}
+
+/// Sends `signal` (STOP, CONT) to an instance's process.
+fn signal(pid: u32, signal: &str) {
+    let status = std::process::Command::new("kill")
+        .args([format!("-{signal}"), pid.to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(status.success(), "kill -{signal} {pid}");
+}
+
+/// One instance frozen (SIGSTOP, not killed) under load: within seconds the broker drops it
+/// (its keep-alive, `CHARGER_MQTT_BROKER_KEEP_ALIVE_S`, 5 s: dropped after 7.5 s) and
+/// PostgreSQL ends its open transaction (`CHARGER_PG_IDLE_IN_TRANSACTION_MS`), so the
+/// others serve the fleet at their pace again, not after 45 s (the keep-alive was 30 s);
+/// resumed, it answers nothing that contradicts them, and what was answered is exactly
+/// what the database holds.
+#[tokio::test]
+async fn a_frozen_instance_holds_the_fleet_up_for_seconds_only() {
+    let Some(c) = cluster().await else { return };
+    let bundles = load_fleet(&c, 12).await;
+    let load = load_under_way(&c, &bundles, Duration::from_secs(40)).await;
+    // The pace before: sessions completed a second, over 3 s.
+    let before = completed(&c).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let pace = (completed(&c).await - before) / 3;
+    assert!(pace > 0, "no load");
+    let frozen = c.instances[0].pid();
+    signal(frozen, "STOP");
+    // Each second, the sessions completed in it, until the pace is a quarter of what it
+    // was (two instances of three; the machine is shared) for two seconds running.
+    let mut seconds = Vec::new();
+    let mut last = completed(&c).await;
+    let frozen_at = tokio::time::Instant::now();
+    while frozen_at.elapsed() < Duration::from_secs(25) {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let now = completed(&c).await;
+        seconds.push(now - last);
+        last = now;
+        if seconds.len() >= 2 && seconds.iter().rev().take(2).all(|n| n * 4 >= pace) {
+            break;
+        }
+    }
+    let recovered = frozen_at.elapsed();
+    signal(frozen, "CONT");
+    assert!(
+        recovered < Duration::from_secs(15),
+        "the fleet was held up {recovered:?} after an instance froze: {pace}/s before, \
+         then {seconds:?}"
+    );
+    let answered = load.await.expect("load");
+    assert_eq!(stored(&c.instances[2]).await, answered);
+}

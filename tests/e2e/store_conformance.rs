@@ -809,3 +809,112 @@ async fn fleet_and_tags_are_paged_searched_and_counted_in_the_database(fixture: 
         2
     );
 }
+
+/// One instance at a time does an exclusive job (the broker's reconciliation): a second
+/// store on the same PostgreSQL database is refused while the first holds it, and gets it
+/// once the first lets go, or once its connection is gone (a killed instance).
+#[tokio::test]
+async fn one_instance_at_a_time_holds_an_exclusive_job() {
+    use charger_server::store::Exclusive;
+    let dir = TempDir::new();
+    let Some(url) = charger_e2e::fresh_database(Db::Postgres, &dir).await else {
+        return;
+    };
+    let a = charger_server::store::connect(&url).await.expect("a store");
+    let b = charger_server::store::connect(&url)
+        .await
+        .expect("a second store");
+    let held = a
+        .try_exclusive(Exclusive::BrokerReconcile)
+        .await
+        .expect("asks")
+        .expect("the first gets it");
+    assert!(b
+        .try_exclusive(Exclusive::BrokerReconcile)
+        .await
+        .expect("asks")
+        .is_none());
+    drop(held);
+    let mut got = None;
+    for _ in 0..50 {
+        got = b
+            .try_exclusive(Exclusive::BrokerReconcile)
+            .await
+            .expect("asks");
+        if got.is_some() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(got.is_some(), "the lock outlived its holder");
+    // SQLite has one instance: always granted.
+    let (s, _dir) = test_store(Db::Sqlite).await.expect("sqlite");
+    let one = s
+        .try_exclusive(Exclusive::BrokerReconcile)
+        .await
+        .expect("asks");
+    let two = s
+        .try_exclusive(Exclusive::BrokerReconcile)
+        .await
+        .expect("asks");
+    assert!(one.is_some() && two.is_some());
+}
+
+/// What a busy PostgreSQL fails with (a deadlock broken by failing one transaction, a lock
+/// time-out) is transient: a batch runs again instead of answering, and the domain maps it
+/// to 503 (retry), never 500.
+#[tokio::test]
+async fn a_deadlock_and_a_lock_time_out_are_transient_never_internal() {
+    use charger_server::error::Error;
+    use sqlx::Connection as _;
+    let dir = TempDir::new();
+    let Some(url) = charger_e2e::fresh_database(Db::Postgres, &dir).await else {
+        return;
+    };
+    let mut a = sqlx::PgConnection::connect(&url).await.expect("a");
+    let mut b = sqlx::PgConnection::connect(&url).await.expect("b");
+    for statement in [
+        "CREATE TABLE t (id INT PRIMARY KEY, v INT)",
+        "INSERT INTO t VALUES (1, 0), (2, 0)",
+    ] {
+        sqlx::query(statement).execute(&mut a).await.expect("setup");
+    }
+    let check = |e: sqlx::Error| {
+        let e = StoreError::Database(e);
+        assert!(e.is_transient(), "{e}");
+        assert!(matches!(Error::from(e), Error::Unavailable(_)));
+    };
+    // A lock time-out: b waits on a's row lock for 100 ms at most.
+    sqlx::query("BEGIN").execute(&mut a).await.expect("begin");
+    sqlx::query("UPDATE t SET v = 1 WHERE id = 1")
+        .execute(&mut a)
+        .await
+        .expect("a locks 1");
+    sqlx::query("SET lock_timeout = 100")
+        .execute(&mut b)
+        .await
+        .expect("set");
+    let timed_out = sqlx::query("UPDATE t SET v = 2 WHERE id = 1")
+        .execute(&mut b)
+        .await
+        .expect_err("b times out");
+    check(timed_out);
+    sqlx::query("SET lock_timeout = 0")
+        .execute(&mut b)
+        .await
+        .expect("set");
+    // A deadlock: a holds 1 and wants 2, b holds 2 and wants 1.
+    sqlx::query("BEGIN").execute(&mut b).await.expect("begin");
+    sqlx::query("UPDATE t SET v = 2 WHERE id = 2")
+        .execute(&mut b)
+        .await
+        .expect("b locks 2");
+    let (ra, rb) = tokio::join!(
+        sqlx::query("UPDATE t SET v = 1 WHERE id = 2").execute(&mut a),
+        sqlx::query("UPDATE t SET v = 2 WHERE id = 1").execute(&mut b),
+    );
+    match (ra, rb) {
+        (Err(e), Ok(_)) | (Ok(_), Err(e)) => check(e),
+        other => panic!("no deadlock: {other:?}"),
+    }
+}

@@ -498,6 +498,15 @@ impl Service {
             .map(|auth| self.broker_account(device.clone(), auth)))
     }
 
+    /// The right to reconcile the broker's accounts, alone among the instances; None
+    /// while another instance does.
+    pub async fn reconcile_alone(&self) -> Result<Option<crate::store::ExclusiveGuard>> {
+        Ok(self
+            .store
+            .try_exclusive(crate::store::Exclusive::BrokerReconcile)
+            .await?)
+    }
+
     /// Every charger's broker account (start-up reconciliation).
     pub async fn broker_accounts(&self) -> Result<Vec<BrokerAccount>> {
         Ok(self

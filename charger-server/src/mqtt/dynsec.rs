@@ -289,6 +289,21 @@ impl Dynsec {
                 have.insert(name.to_owned(), d.to_owned());
             }
         }
+        // A broker that holds none of the chargers' accounts lost its state (an emptied
+        // dynamic-security file, a fresh install): said loudly before it is restored.
+        let expected = accounts.iter().filter(|a| a.password.is_some()).count();
+        let present = accounts
+            .iter()
+            .filter(|a| have.contains_key(a.device.as_str()))
+            .count();
+        if expected >= 10 && present == 0 {
+            tracing::error!(
+                chargers = expected,
+                "the broker holds none of the chargers' accounts: its dynamic-security file \
+                 was lost, emptied or replaced; restoring every account now (restore the file \
+                 from its copy, docs/operations.md)"
+            );
+        }
         let mut changed = 0;
         let mut stale = 0;
         for account in &accounts {

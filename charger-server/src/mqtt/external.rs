@@ -41,6 +41,8 @@ const REVOKE_GRACE: Duration = Duration::from_millis(500);
 /// How often the chargers' accounts are reconciled with the database (besides at start
 /// and after each reconnect): catches chargers provisioned by the `provision` command.
 const RECONCILE_EVERY: Duration = Duration::from_secs(300);
+/// How soon an instance that found another reconciling tries again.
+const RECONCILE_RETRY: Duration = Duration::from_secs(30);
 
 /// How to reach the external broker.
 #[derive(Debug, Clone)]
@@ -54,6 +56,8 @@ pub struct ExternalConfig {
     pub group: String,
     pub acl: BrokerAcl,
     pub dispatcher: DispatcherConfig,
+    /// The connection's keep-alive (`CHARGER_MQTT_BROKER_KEEP_ALIVE_S`).
+    pub keep_alive: Duration,
 }
 
 struct External {
@@ -160,7 +164,7 @@ fn options(config: &ExternalConfig) -> anyhow::Result<MqttOptions> {
     );
     let mut o = MqttOptions::new(id, host, port);
     o.set_credentials(config.username.clone(), config.password.expose())
-        .set_keep_alive(Duration::from_secs(30))
+        .set_keep_alive(config.keep_alive.max(Duration::from_secs(5)))
         .set_clean_start(true)
         .set_manual_acks(true)
         .set_receive_maximum(Some(RECEIVE_MAXIMUM))
@@ -314,14 +318,29 @@ pub async fn start_external(service: Service, config: ExternalConfig) -> anyhow:
         let service = service.clone();
         tokio::spawn(async move {
             loop {
-                match dynsec.reconcile(&service).await {
-                    Ok(0) => tracing::info!("broker accounts agree with the database"),
-                    Ok(n) => {
-                        tracing::info!(changed = n, "broker accounts reconciled with the database")
+                // One instance at a time: after a broker restart every instance reconnects,
+                // and all of them restoring every account at once doubled the broker's
+                // time to recover. One that finds another at it tries again soon.
+                let mut wait = RECONCILE_EVERY;
+                match service.reconcile_alone().await {
+                    Ok(Some(_alone)) => match dynsec.reconcile(&service).await {
+                        Ok(0) => tracing::info!("broker accounts agree with the database"),
+                        Ok(n) => tracing::info!(
+                            changed = n,
+                            "broker accounts reconciled with the database"
+                        ),
+                        Err(e) => tracing::error!(error = %e, "broker accounts not reconciled"),
+                    },
+                    Ok(None) => {
+                        tracing::info!("another instance reconciles the broker's accounts");
+                        wait = RECONCILE_RETRY;
                     }
-                    Err(e) => tracing::error!(error = %e, "broker accounts not reconciled"),
+                    Err(e) => {
+                        tracing::error!(error = %e, "broker accounts not reconciled");
+                        wait = RECONCILE_RETRY;
+                    }
                 }
-                let _ = tokio::time::timeout(RECONCILE_EVERY, connected.changed()).await;
+                let _ = tokio::time::timeout(wait, connected.changed()).await;
             }
         });
     }

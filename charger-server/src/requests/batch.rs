@@ -292,14 +292,38 @@ async fn run_batch(
     let count = work.len();
     let heads: Vec<Head> = work.iter().map(Head::of).collect();
     let items = std::mem::take(work);
-    let retry = items
-        .iter()
-        .any(|w| matches!(w, Work::Run(_)))
-        .then(|| items.clone());
-    let mut outcome = attempt(service, marks, items, Savepoints::Off).await;
-    if let (Err(Failure::Rollback), Some(items)) = (&outcome, retry) {
-        outcome = attempt(service, marks, items, Savepoints::On).await;
-    }
+    let outcome = if items.iter().any(|w| matches!(w, Work::Run(_))) {
+        // A busy database (a deadlock with another instance's batch, a lock held by a hung
+        // one) fails the whole transaction: the batch runs again, a few times, before
+        // anything is answered 503.
+        let mut tries = 0;
+        loop {
+            let last = tries == BUSY_RETRIES;
+            let mut outcome = attempt(service, marks, items.clone(), Savepoints::Off).await;
+            if let Err(Failure::Rollback) = &outcome {
+                let mode = if last {
+                    Savepoints::Last
+                } else {
+                    Savepoints::On
+                };
+                outcome = attempt(service, marks, items.clone(), mode).await;
+            }
+            let busy = match &outcome {
+                Err(Failure::Busy) => true,
+                Err(Failure::Store(_, e)) => e.is_transient(),
+                _ => false,
+            };
+            if !busy || last {
+                break outcome;
+            }
+            tries += 1;
+            crate::metrics::db_retry();
+            let pause = rand::random::<u64>() % (25 * tries as u64) + 5;
+            tokio::time::sleep(std::time::Duration::from_millis(pause)).await;
+        }
+    } else {
+        attempt(service, marks, items, Savepoints::Off).await
+    };
     match outcome {
         Ok(answered) => answered,
         Err(failure) => {
@@ -308,7 +332,7 @@ async fn run_batch(
                 Failure::Store(what, e) => {
                     tracing::error!(error = %e, requests = count, "{what}; answered 503");
                 }
-                Failure::Rollback => {
+                Failure::Rollback | Failure::Busy => {
                     tracing::error!(
                         requests = count,
                         "a request could not be undone; answered 503"
@@ -323,11 +347,17 @@ async fn run_batch(
     }
 }
 
+/// How often a batch that met a busy database runs again before answering 503.
+const BUSY_RETRIES: usize = 3;
+
 /// Whether each request of a batch runs in a savepoint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Savepoints {
     Off,
+    /// In savepoints; a request that met a busy database sends the batch round again.
     On,
+    /// In savepoints, on the batch's last try: such a request is answered 503.
+    Last,
 }
 
 /// Why a batch's transaction did not commit.
@@ -336,6 +366,8 @@ enum Failure {
     Store(&'static str, StoreError),
     /// A request needs its own rollback, and the batch ran without savepoints.
     Rollback,
+    /// A request met a busy database (503): the batch runs again.
+    Busy,
 }
 
 /// One try at a batch: its transaction, its requests, the read path's answers, the commit.
@@ -815,7 +847,7 @@ async fn one(
     savepoints: Savepoints,
 ) -> Result<Option<Answered>, Failure> {
     let store = |e| Failure::Store("batch failed", e);
-    let on = savepoints == Savepoints::On;
+    let on = savepoints != Savepoints::Off;
     if on {
         tx.savepoint().await.map_err(store)?;
     }
@@ -837,6 +869,9 @@ async fn one(
         // Undone and not kept: the charger may retry and succeed.
         if !on {
             return Err(Failure::Rollback);
+        }
+        if c.code == 503 && savepoints == Savepoints::On {
+            return Err(Failure::Busy);
         }
         tx.rollback_to_savepoint().await.map_err(store)?;
         record_notes(service, tx, &c.notes).await.map_err(store)?;

@@ -28,7 +28,7 @@ use crate::records::sites::{AllocationRow, Failsafe, Placement, Site, SiteLoad, 
 use crate::records::tags::{Tag, UnknownTag};
 
 pub use memory::{Basis, ReadModel};
-pub use sql::{connect, Backend, SqlStore};
+pub use sql::{connect, connect_with, Backend, DbOptions, SqlStore};
 
 /// What the store can fail with. Unique-constraint violations are `Conflict`.
 #[derive(Debug, thiserror::Error)]
@@ -48,6 +48,21 @@ pub enum StoreError {
     Miss,
 }
 
+impl StoreError {
+    /// The database was busy, not broken: a deadlock broken by failing this transaction,
+    /// a serialization failure, a lock or statement time-out (`CHARGER_PG_*`). The same
+    /// work run again will most likely succeed.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            StoreError::Database(sqlx::Error::Database(e)) => matches!(
+                e.code().as_deref(),
+                Some("40P01" | "40001" | "55P03" | "57014")
+            ),
+            _ => false,
+        }
+    }
+}
+
 /// A store error as the domain's: the one place it is mapped.
 impl From<StoreError> for crate::error::Error {
     fn from(e: StoreError) -> Self {
@@ -62,6 +77,11 @@ impl From<StoreError> for crate::error::Error {
                 crate::metrics::db_error();
                 tracing::warn!(error = %e, "the database is unreachable");
                 Error::Unavailable("the database is unreachable; retry later".to_owned())
+            }
+            e if e.is_transient() => {
+                crate::metrics::db_error();
+                tracing::warn!(error = %e, "the database was busy");
+                Error::Unavailable("the database was busy; retry".to_owned())
             }
             StoreError::Database(e) => {
                 crate::metrics::db_error();
@@ -391,6 +411,40 @@ pub trait Store: Send + Sync + 'static {
     fn begin_memory(&self) -> Option<Box<dyn ChargerTx>>;
     /// The authorize read model (its size is a setting).
     fn read_model(&self) -> &ReadModel;
+    /// Holds, until the guard is dropped, the right to do `job` alone among every instance
+    /// on this database (on PostgreSQL a session advisory lock, released with its
+    /// connection even if the holder is killed; SQLite has one instance); None when another
+    /// instance holds it.
+    async fn try_exclusive(&self, job: Exclusive) -> StoreResult<Option<ExclusiveGuard>>;
+}
+
+/// Jobs that one instance at a time does ([`Store::try_exclusive`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exclusive {
+    /// Making the external broker's accounts agree with the database.
+    BrokerReconcile,
+}
+
+impl Exclusive {
+    /// Its advisory lock key (fixed: every instance must use the same).
+    pub(crate) fn key(self) -> i64 {
+        match self {
+            // "mybox" in ASCII, then the job's number.
+            Exclusive::BrokerReconcile => 0x6d79_626f_7800_0001,
+        }
+    }
+}
+
+/// The right to do an [`Exclusive`] job; dropping it gives the right up.
+pub struct ExclusiveGuard {
+    /// The connection that holds the lock (closed on drop, which releases it).
+    _held: Option<sqlx::AnyConnection>,
+}
+
+impl ExclusiveGuard {
+    pub(crate) fn new(held: Option<sqlx::AnyConnection>) -> Self {
+        Self { _held: held }
+    }
 }
 
 /// What became of a new transfer offer.

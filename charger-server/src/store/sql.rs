@@ -66,9 +66,36 @@ pub enum ConnectError {
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/sqlite");
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/postgres");
 
+/// Bounds on every PostgreSQL session, so that a hung instance cannot hold the others up
+/// for longer than they say (docs/operations.md, "A hung instance").
+#[derive(Debug, Clone)]
+pub struct DbOptions {
+    /// `statement_timeout`, ms.
+    pub statement_timeout_ms: u32,
+    /// `lock_timeout`, ms.
+    pub lock_timeout_ms: u32,
+    /// `idle_in_transaction_session_timeout`, ms.
+    pub idle_in_transaction_ms: u32,
+}
+
+impl Default for DbOptions {
+    fn default() -> Self {
+        Self {
+            statement_timeout_ms: 60_000,
+            lock_timeout_ms: 5_000,
+            idle_in_transaction_ms: 5_000,
+        }
+    }
+}
+
+/// [`connect_with`] the default [`DbOptions`].
+pub async fn connect(url: &str) -> Result<SqlStore, ConnectError> {
+    connect_with(url, &DbOptions::default()).await
+}
+
 /// Opens the database named by `url`, creates a SQLite file if needed, applies the
 /// migrations, and returns the store.
-pub async fn connect(url: &str) -> Result<SqlStore, ConnectError> {
+pub async fn connect_with(url: &str, options: &DbOptions) -> Result<SqlStore, ConnectError> {
     let shown = redact_url(url);
     let backend = Backend::from_url(url).ok_or_else(|| ConnectError::Scheme(shown.clone()))?;
     let open_err = |source| ConnectError::Open {
@@ -122,6 +149,7 @@ pub async fn connect(url: &str) -> Result<SqlStore, ConnectError> {
         }
     }
     sqlx::any::install_default_drivers();
+    let pg_options = options.clone();
     let pool = AnyPoolOptions::new()
         .max_connections(match backend {
             Backend::Sqlite => 16,
@@ -133,7 +161,21 @@ pub async fn connect(url: &str) -> Result<SqlStore, ConnectError> {
         // ping was one more round trip on every request's path.
         .test_before_acquire(false)
         .after_connect(move |conn, _meta| {
+            let bounds = [
+                ("statement_timeout", pg_options.statement_timeout_ms),
+                ("lock_timeout", pg_options.lock_timeout_ms),
+                (
+                    "idle_in_transaction_session_timeout",
+                    pg_options.idle_in_transaction_ms,
+                ),
+            ]
+            .map(|(name, ms)| format!("SET {name} = {ms}"));
             Box::pin(async move {
+                if backend == Backend::Postgres {
+                    for bound in &bounds {
+                        conn.execute(bound.as_str()).await?;
+                    }
+                }
                 if backend == Backend::Sqlite {
                     // WAL is a property of the file (set above); these are per connection.
                     // synchronous=FULL: a commit survives power loss before it is answered.
@@ -1608,6 +1650,22 @@ impl Store for SqlStore {
 
     fn read_model(&self) -> &super::ReadModel {
         &self.model
+    }
+
+    async fn try_exclusive(
+        &self,
+        job: super::Exclusive,
+    ) -> StoreResult<Option<super::ExclusiveGuard>> {
+        if self.backend == Backend::Sqlite {
+            return Ok(Some(super::ExclusiveGuard::new(None)));
+        }
+        // A connection of its own, out of the pool: the lock lives as long as it does.
+        let mut conn = self.pool.acquire().await?.detach();
+        let (got,): (bool,) = sqlx::query_as("SELECT pg_try_advisory_lock($1)")
+            .bind(job.key())
+            .fetch_one(&mut conn)
+            .await?;
+        Ok(got.then(|| super::ExclusiveGuard::new(Some(conn))))
     }
 
     fn begin_memory(&self) -> Option<Box<dyn super::ChargerTx>> {
