@@ -393,6 +393,11 @@ fn external_config(
             acl: config.mqtt_broker_acl,
             dispatcher,
             keep_alive: std::time::Duration::from_secs(u64::from(config.mqtt_broker_keep_alive_s)),
+            budget: crate::mqtt::Budget {
+                rate: f64::from(config.mqtt_rate),
+                burst: f64::from(config.mqtt_burst),
+                abuse_after: std::time::Duration::from_secs(config.mqtt_abuse_seconds),
+            },
         },
         port,
     ))

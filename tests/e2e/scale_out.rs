@@ -950,3 +950,74 @@ async fn a_frozen_instance_holds_the_fleet_up_for_seconds_only() {
     let answered = load.await.expect("load");
     assert_eq!(stored(&c.instances[2]).await, answered);
 }
+
+/// Behind Mosquitto the instances keep each charger's request budget: a charger that floods
+/// gets its rate and no more (the rest held, then dropped), it is disconnected through the
+/// broker's API once it has been over its rate for `CHARGER_MQTT_ABUSE_SECONDS`, and
+/// another charger is served meanwhile.
+#[tokio::test]
+async fn a_flooding_charger_behind_the_broker_gets_its_rate_and_is_cut_off() {
+    use charger_e2e::mqtt::Seen;
+    let env = [
+        ("CHARGER_MQTT_RATE", "5"),
+        ("CHARGER_MQTT_BURST", "5"),
+        ("CHARGER_MQTT_ABUSE_SECONDS", "3"),
+    ]
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .to_vec();
+    let Some(c) = Cluster::start(ClusterConfig {
+        instances: 1,
+        env,
+        ..ClusterConfig::default()
+    })
+    .await
+    else {
+        return;
+    };
+    let bundles = load_fleet(&c, 2).await;
+    let (b, calm_b) = (&bundles[0], &bundles[1]);
+    let mut flood = Raw::connect(&c, b).await;
+    let data = json!({"tag": tag_of(b), "connector": 1});
+    let started = tokio::time::Instant::now();
+    let (mut sent, mut answered, mut closed) = (0, 0, false);
+    'flood: while started.elapsed() < Duration::from_secs(10) {
+        for _ in 0..10 {
+            sent += 1;
+            flood.send("authorize", &json!(sent), &data).await;
+        }
+        let until = tokio::time::Instant::now() + Duration::from_millis(100);
+        while let Ok(Some(seen)) = tokio::time::timeout_at(until, flood.probe.next(WAIT)).await {
+            match seen {
+                Seen::Publish { topic, .. } if topic.ends_with("/authorize") => answered += 1,
+                Seen::Closed(_) => {
+                    closed = true;
+                    break 'flood;
+                }
+                _ => {}
+            }
+        }
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    assert!(
+        closed,
+        "a charger {sent} requests over its rate was never cut off"
+    );
+    // Its burst, its rate, and what was held when it was cut (2 s at most), with slack.
+    let most = 5.0 + 5.0 * elapsed + 10.0 + 5.0;
+    assert!(
+        f64::from(answered) <= most,
+        "{answered} of {sent} answered in {elapsed:.1} s at 5/s"
+    );
+    assert!(answered >= 5, "only {answered} answered");
+    // Another charger is served as usual.
+    let mut calm = Raw::connect(&c, calm_b).await;
+    calm.send(
+        "authorize",
+        &json!("calm-1"),
+        &json!({"tag": tag_of(calm_b), "connector": 1}),
+    )
+    .await;
+    let got = calm.answers("authorize", 1, WAIT).await;
+    assert_eq!(got.first().map(|(_, code, _)| *code), Some(200), "{got:?}");
+    assert!(c.instances[0].logged("disconnected through the broker"));
+}

@@ -267,6 +267,20 @@ impl Dynsec {
         Ok(())
     }
 
+    /// Disconnects `device`'s connection (disabling its account kicks it), and lets it
+    /// log in again: its request budget, not a ban, keeps it in check.
+    pub async fn kick(&self, device: &DeviceId) {
+        for command in ["disableClient", "enableClient"] {
+            if let Err(e) = self
+                .run(json!({"command": command, "username": device.as_str()}))
+                .await
+            {
+                tracing::warn!(%device, error = %e, "cannot disconnect a charger at the broker");
+                return;
+            }
+        }
+    }
+
     /// Makes the broker agree with the database, changing only what differs; returns how
     /// many accounts were changed.
     pub async fn reconcile(&self, service: &Service) -> anyhow::Result<usize> {

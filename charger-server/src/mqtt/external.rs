@@ -13,6 +13,7 @@
 //!   and (with dynsec) reconciles the chargers' accounts.
 //! - Presence comes from requests and wills ([`Presence::Heartbeat`]).
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -58,6 +59,96 @@ pub struct ExternalConfig {
     pub dispatcher: DispatcherConfig,
     /// The connection's keep-alive (`CHARGER_MQTT_BROKER_KEEP_ALIVE_S`).
     pub keep_alive: Duration,
+    /// Each charger's request budget (`CHARGER_MQTT_RATE`, `CHARGER_MQTT_BURST`,
+    /// `CHARGER_MQTT_ABUSE_SECONDS`), kept by this instance for the requests it takes.
+    pub budget: Budget,
+}
+
+/// A charger's request budget behind an external broker.
+#[derive(Debug, Clone)]
+pub struct Budget {
+    /// Requests a second.
+    pub rate: f64,
+    /// Requests at once.
+    pub burst: f64,
+    /// Over its rate this long, the charger is disconnected through the broker's API.
+    pub abuse_after: Duration,
+}
+
+/// Longest a request over its charger's rate is held before it is handled; one that would
+/// wait longer is dropped (unanswered: the charger floods, or it would not be this far
+/// over). Bounds what a flooder holds of the broker's in-flight window.
+const MAX_HOLD: Duration = Duration::from_secs(2);
+
+/// What to do with a request, by its charger's budget.
+enum Admit {
+    Now,
+    After(Duration),
+    Drop,
+    /// Over its rate for too long: drop it and disconnect the charger.
+    Cut,
+}
+
+/// The per-charger budget of the requests this instance takes (the embedded broker's
+/// limit, enforced behind the broker): over its rate a charger's requests are held, too
+/// far over they are dropped, and over it for `abuse_after` it is disconnected (once per
+/// `abuse_after`).
+struct Budgets {
+    buckets: crate::limits::Buckets<DeviceId>,
+    abuse_after: Duration,
+    cut: std::sync::Mutex<HashMap<DeviceId, std::time::Instant>>,
+}
+
+impl Budgets {
+    fn new(budget: &Budget) -> Self {
+        Self {
+            buckets: crate::limits::Buckets::new(budget.rate, budget.burst),
+            abuse_after: budget.abuse_after,
+            cut: std::sync::Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn admit(&self, device: &DeviceId) -> Admit {
+        let now = std::time::Instant::now();
+        let (rate, burst) = (self.buckets.rate, self.buckets.burst);
+        let (wait, over_since) = self
+            .buckets
+            .with(device, now, |b| (b.take(rate, burst, now), b.over_since))
+            .unwrap_or_default();
+        if wait.is_zero() {
+            return Admit::Now;
+        }
+        crate::metrics::limit_hit(crate::metrics::Limit::MqttRate);
+        if over_since.is_some_and(|t| now.saturating_duration_since(t) >= self.abuse_after) {
+            let Ok(mut cut) = self.cut.lock() else {
+                return Admit::Drop;
+            };
+            if cut.len() >= 1024 {
+                let abuse_after = self.abuse_after;
+                cut.retain(|_, at| now.saturating_duration_since(*at) < abuse_after);
+            }
+            let recent = cut
+                .get(device)
+                .is_some_and(|at| now.saturating_duration_since(*at) < self.abuse_after);
+            if !recent {
+                cut.insert(device.clone(), now);
+                return Admit::Cut;
+            }
+            return Admit::Drop;
+        }
+        if wait > MAX_HOLD {
+            Admit::Drop
+        } else {
+            Admit::After(wait)
+        }
+    }
+}
+
+/// The charger a request's topic names (None: not a charger's request topic).
+fn device_of(topic: &[u8]) -> Option<DeviceId> {
+    let topic = std::str::from_utf8(topic).ok()?;
+    let t = charger_protocol::Topic::parse(topic).ok()?;
+    DeviceId::parse(t.device).ok()
 }
 
 struct External {
@@ -290,8 +381,55 @@ pub async fn start_external(service: Service, config: ExternalConfig) -> anyhow:
         let service = service.clone();
         let transport = transport.clone();
         let dispatcher = config.dispatcher.clone();
+        let budgets = Budgets::new(&config.budget);
+        let dynsec = dynsec.clone();
         tokio::spawn(async move {
             while let Some(p) = queued.recv().await {
+                let admit = device_of(&p.topic).map(|d| (budgets.admit(&d), d));
+                match admit {
+                    None | Some((Admit::Now, _)) => {}
+                    Some((Admit::After(wait), _)) => {
+                        // Held apart, so that the other chargers' requests go on.
+                        let (client, service, pipeline, transport, dispatcher) = (
+                            client.clone(),
+                            service.clone(),
+                            pipeline.clone(),
+                            transport.clone(),
+                            dispatcher.clone(),
+                        );
+                        tokio::spawn(async move {
+                            tokio::time::sleep(wait).await;
+                            let to = Handler {
+                                config: &dispatcher,
+                                service: &service,
+                                pipeline: &pipeline,
+                                transport: transport.as_ref(),
+                            };
+                            to.handle(None, &p.topic, &p.payload, Commands::AnswersOnly)
+                                .await;
+                            let _ = client.ack(&p).await;
+                        });
+                        continue;
+                    }
+                    Some((Admit::Drop, _)) => {
+                        let _ = client.ack(&p).await;
+                        continue;
+                    }
+                    Some((Admit::Cut, device)) => {
+                        crate::metrics::limit_hit(crate::metrics::Limit::MqttRateDisconnect);
+                        tracing::warn!(
+                            %device,
+                            "over its request rate (CHARGER_MQTT_RATE) for too long: \
+                             disconnected through the broker"
+                        );
+                        if let Some(d) = &dynsec {
+                            let d = d.clone();
+                            tokio::spawn(async move { d.kick(&device).await });
+                        }
+                        let _ = client.ack(&p).await;
+                        continue;
+                    }
+                }
                 let to = Handler {
                     config: &dispatcher,
                     service: &service,

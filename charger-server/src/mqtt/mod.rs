@@ -26,7 +26,7 @@ use crate::requests::{
 };
 use crate::service::Service;
 
-pub use external::{start_external, ExternalConfig};
+pub use external::{start_external, Budget, ExternalConfig};
 
 /// The filter of every device's requests.
 pub use charger_protocol::topic::REQUEST_FILTER;
