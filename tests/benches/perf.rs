@@ -100,6 +100,9 @@ fn main() {
         rows.push(fsync_row(&dir));
         rows.push(allocator_row());
         sqlite(&dir, &mut rows).await;
+        if std::env::var("PERF_ONLY").is_ok_and(|v| v == "sqlite") {
+            return rows;
+        }
         victim_row(&dir, &mut rows).await;
         postgres(&dir, &mut rows).await;
         rows
@@ -156,6 +159,10 @@ async fn sqlite(dir: &TempDir, rows: &mut Vec<Row>) {
     let players = &bundles[..LOAD_CHARGERS];
     let l = measure("embedded, SQLite", &broker, players, &tags).await;
     load_rows("SQLite, 1 instance", &l, rows);
+    if std::env::var("PERF_ONLY").is_ok_and(|v| v == "sqlite") {
+        // The SQLite load rows only (a quick look while working on the durable path).
+        return;
+    }
     ocpp_load(&server.0, &tags, &l, rows).await;
 
     // Idle chargers. Let the server settle first: idle runtime threads exit.
