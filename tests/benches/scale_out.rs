@@ -115,6 +115,10 @@ async fn external(n: usize) -> Row {
         env: vec![
             ("CHARGER_MQTT_ECHO".into(), "true".into()),
             ("RUST_LOG".into(), "warn,charger_server::app=info".into()),
+            // The chargers are load generators: no per-charger rate limit (the instances
+            // keep one behind the broker too).
+            ("CHARGER_MQTT_RATE".into(), "1000000".into()),
+            ("CHARGER_MQTT_BURST".into(), "1000000".into()),
         ],
         ..ClusterConfig::default()
     })

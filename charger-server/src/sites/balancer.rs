@@ -335,10 +335,11 @@ impl Service {
     async fn balance_changed(&self) -> Result<()> {
         let dirty = self.sites.take();
         let mut sites = dirty.sites;
-        for device in &dirty.chargers {
-            if let Some((_, site)) = self.store.placement(device).await? {
-                sites.insert(site);
-            }
+        if !dirty.chargers.is_empty() {
+            // One query for every charger whose sessions changed since the last run (one
+            // per charger was a query per session start and stop, sites or none).
+            let chargers: Vec<DeviceId> = dirty.chargers.into_iter().collect();
+            sites.extend(self.store.sites_of(&chargers).await?);
         }
         for site in sites {
             self.spawn_site(site);

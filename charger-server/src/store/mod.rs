@@ -381,6 +381,9 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<bool>;
     /// The sites with a charger on them.
     async fn sites_with_chargers(&self) -> StoreResult<Vec<i64>>;
+    /// The sites these chargers are placed on (not leaving), each once: one query for a
+    /// whole run's worth of chargers whose sessions changed.
+    async fn sites_of(&self, devices: &[DeviceId]) -> StoreResult<Vec<i64>>;
     /// Notes that a session's charger accepted the limit sent with `current_da` and
     /// `lease_until` (not a newer one written since).
     async fn ack_allocation(

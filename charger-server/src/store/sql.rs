@@ -1593,6 +1593,10 @@ impl Store for SqlStore {
         self.sites_with_chargers_now().await
     }
 
+    async fn sites_of(&self, devices: &[DeviceId]) -> StoreResult<Vec<i64>> {
+        self.sites_of_chargers(devices).await
+    }
+
     async fn write_allocation(
         &self,
         site: i64,

@@ -239,6 +239,31 @@ impl SqlStore {
         .transpose()
     }
 
+    pub(super) async fn sites_of_chargers(&self, devices: &[DeviceId]) -> StoreResult<Vec<i64>> {
+        // Ids per statement (one parameter each).
+        const CHUNK: usize = 200;
+        let mut sites = Vec::new();
+        for chunk in devices.chunks(CHUNK) {
+            let list = (1..=chunk.len())
+                .map(|i| format!("${i}"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let sql = format!(
+                "SELECT DISTINCT n.site_id
+                 FROM site_chargers c JOIN site_nodes n ON n.id = c.node_id
+                 WHERE c.leaving = 0 AND c.device_id IN ({list})"
+            );
+            let mut query = sqlx::query_as::<_, (i64,)>(&sql);
+            for d in chunk {
+                query = query.bind(d.as_str());
+            }
+            sites.extend(query.fetch_all(&self.pool).await?.into_iter().map(|(s,)| s));
+        }
+        sites.sort_unstable();
+        sites.dedup();
+        Ok(sites)
+    }
+
     pub(super) async fn load_of_site(&self, id: i64) -> StoreResult<Option<SiteLoad>> {
         let Some(site) = self.site_by_id(id).await? else {
             return Ok(None);
