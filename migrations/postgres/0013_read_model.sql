@@ -6,7 +6,12 @@
 -- deletion, and every change to tags and to the chargers a tag is limited to. Triggers
 -- raise it, so no write path can forget to. An instance answers from memory only while
 -- the counter stands where it stood when the entries were read; a batch reads it before
--- it keeps such an answer. Statement triggers: a bulk import raises it once.
+-- it keeps such an answer.
+--
+-- The triggers are deferred to the commit (constraint triggers): the counter's row is
+-- locked only while a transaction commits, so a long transaction (a bulk tag import)
+-- does not hold every other writer that changes a tag or a key behind it, and the lock
+-- is the last one a transaction takes (no deadlock can go through it).
 CREATE TABLE authz_epoch (
     id    BIGINT PRIMARY KEY,
     epoch BIGINT NOT NULL
@@ -20,7 +25,8 @@ BEGIN
 END;
 $$;
 
-CREATE TRIGGER authz_devices_update AFTER UPDATE ON devices
+CREATE CONSTRAINT TRIGGER authz_devices_update AFTER UPDATE ON devices
+DEFERRABLE INITIALLY DEFERRED
 FOR EACH ROW
 WHEN (OLD.owner_id IS DISTINCT FROM NEW.owner_id
   OR OLD.connectors IS DISTINCT FROM NEW.connectors
@@ -33,11 +39,14 @@ WHEN (OLD.owner_id IS DISTINCT FROM NEW.owner_id
   OR OLD.prev_until IS DISTINCT FROM NEW.prev_until)
 EXECUTE FUNCTION authz_bump();
 
-CREATE TRIGGER authz_devices_delete AFTER DELETE ON devices
-FOR EACH STATEMENT EXECUTE FUNCTION authz_bump();
+CREATE CONSTRAINT TRIGGER authz_devices_delete AFTER DELETE ON devices
+DEFERRABLE INITIALLY DEFERRED
+FOR EACH ROW EXECUTE FUNCTION authz_bump();
 
-CREATE TRIGGER authz_tags AFTER INSERT OR UPDATE OR DELETE ON tags
-FOR EACH STATEMENT EXECUTE FUNCTION authz_bump();
+CREATE CONSTRAINT TRIGGER authz_tags AFTER INSERT OR UPDATE OR DELETE ON tags
+DEFERRABLE INITIALLY DEFERRED
+FOR EACH ROW EXECUTE FUNCTION authz_bump();
 
-CREATE TRIGGER authz_tag_devices AFTER INSERT OR UPDATE OR DELETE ON tag_devices
-FOR EACH STATEMENT EXECUTE FUNCTION authz_bump();
+CREATE CONSTRAINT TRIGGER authz_tag_devices AFTER INSERT OR UPDATE OR DELETE ON tag_devices
+DEFERRABLE INITIALLY DEFERRED
+FOR EACH ROW EXECUTE FUNCTION authz_bump();

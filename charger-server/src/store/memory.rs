@@ -35,6 +35,10 @@ use crate::records::tags::Tag;
 /// Entries kept at most, chargers and tags together (`CHARGER_READ_MODEL_ENTRIES`).
 pub const DEFAULT_ENTRIES: usize = 200_000;
 
+/// A tag limited to more chargers than this is not kept (its `authorize` reads the
+/// database): the cap counts entries, and this keeps each one small.
+const MAX_TAG_DEVICES: usize = 32;
+
 /// What an answer made from memory relied on, to check in the batch that keeps it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Basis {
@@ -130,6 +134,9 @@ impl ReadModel {
 
     /// A tag and its active sessions, read at `epoch`.
     pub(crate) fn fill_tag(&self, epoch: i64, tag: &Tag, active: i64) {
+        if tag.devices.len() > MAX_TAG_DEVICES {
+            return;
+        }
         let cap = self.cap.load(Ordering::Relaxed);
         let mut inner = self.lock();
         let key = (tag.owner.clone(), tag.uid.clone());
@@ -478,5 +485,61 @@ impl ChargerTx for MemoryTx {
         _limit: usize,
     ) -> StoreResult<LocalListPage> {
         Err(StoreError::Miss)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::records::tags::{TagRole, TagStatus};
+
+    fn tag(uid: &str, devices: usize) -> Tag {
+        let now = chrono::Utc::now();
+        Tag {
+            uid: TagUid::parse(uid).expect("uid"),
+            owner: OwnerId::parse("acme").expect("owner"),
+            role: TagRole::Driver,
+            status: TagStatus::Active,
+            expires_at: None,
+            group: None,
+            devices: (0..devices)
+                .map(|i| DeviceId::parse(&format!("d-{i}")).expect("device"))
+                .collect(),
+            max_sessions: 1,
+            label: None,
+            list_version: 0,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+
+    fn has_tag(model: &ReadModel, t: &Tag) -> bool {
+        model
+            .lock()
+            .tags
+            .contains_key(&(t.owner.clone(), t.uid.clone()))
+    }
+
+    #[test]
+    fn entries_are_of_one_epoch_bounded_and_small() {
+        let model = ReadModel::default();
+        let (a, b) = (tag("0000000A", 2), tag("0000000B", 0));
+        model.fill_tag(5, &a, 0);
+        assert!(has_tag(&model, &a));
+        // An earlier epoch's read is not kept; a later one's empties the model first.
+        model.fill_tag(4, &b, 0);
+        assert!(!has_tag(&model, &b));
+        model.fill_tag(6, &b, 0);
+        assert!(has_tag(&model, &b) && !has_tag(&model, &a));
+        // A tag limited to many chargers is not kept (each entry stays small).
+        let wide = tag("0000000C", MAX_TAG_DEVICES + 1);
+        model.fill_tag(6, &wide, 0);
+        assert!(!has_tag(&model, &wide));
+        // The cap: a new entry beyond it is not kept; 0 turns the model off.
+        model.set_cap(1);
+        model.fill_tag(6, &a, 0);
+        assert!(!has_tag(&model, &a));
+        model.set_cap(0);
+        assert!(model.is_off() && model.is_empty());
     }
 }
