@@ -1406,10 +1406,16 @@ async fn three_instances_share_a_site_out_once() {
         .collect();
     owner(&rest[0]).await;
     let (site_id, circuit) = site(&rest[0], 100, 32, "zero").await;
-    let mut agents = Vec::new();
+    // All three placed first: a profile sent while fewer were placed would carry that
+    // moment's larger failsafe share, and the bounds below are the final ones.
+    let mut passwords = Vec::new();
     for (i, instance) in rest.iter().enumerate() {
         let id = format!("cp-{i}");
-        let password = placed_ocpp(instance, &id, site_id, circuit).await;
+        passwords.push(placed_ocpp(instance, &id, site_id, circuit).await);
+    }
+    let mut agents = Vec::new();
+    for ((i, instance), password) in rest.iter().enumerate().zip(passwords) {
+        let id = format!("cp-{i}");
         let mut cp = Agent::connect(&py, &instance.base, &id, &password).await;
         let boot = cp
             .call(
