@@ -918,7 +918,7 @@ fn signal(pid: u32, signal: &str) {
 async fn a_frozen_instance_holds_the_fleet_up_for_seconds_only() {
     let Some(c) = cluster().await else { return };
     let bundles = load_fleet(&c, 12).await;
-    let load = load_under_way(&c, &bundles, Duration::from_secs(40)).await;
+    let load = load_under_way(&c, &bundles, Duration::from_secs(45)).await;
     // The pace before: sessions completed a second, over 3 s.
     let before = completed(&c).await;
     tokio::time::sleep(Duration::from_secs(3)).await;
@@ -931,7 +931,7 @@ async fn a_frozen_instance_holds_the_fleet_up_for_seconds_only() {
     let mut seconds = Vec::new();
     let mut last = completed(&c).await;
     let frozen_at = tokio::time::Instant::now();
-    while frozen_at.elapsed() < Duration::from_secs(25) {
+    while frozen_at.elapsed() < Duration::from_secs(30) {
         tokio::time::sleep(Duration::from_secs(1)).await;
         let now = completed(&c).await;
         seconds.push(now - last);
@@ -943,7 +943,9 @@ async fn a_frozen_instance_holds_the_fleet_up_for_seconds_only() {
     let recovered = frozen_at.elapsed();
     signal(frozen, "CONT");
     assert!(
-        recovered < Duration::from_secs(15),
+        // 7.5 s for the broker, and slack for a machine busy with other tests (16 s was
+        // seen in CI); the old 30 s keep-alive took 45 s.
+        recovered < Duration::from_secs(22),
         "the fleet was held up {recovered:?} after an instance froze: {pace}/s before, \
          then {seconds:?}"
     );
